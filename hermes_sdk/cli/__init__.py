@@ -1,0 +1,19 @@
+"""The `hermes` command line: demo, serve, sim, bench, graph.
+
+Each sub-command lives in its own module and registers itself on the shared typer app; importing
+this package registers them all.
+"""
+
+from __future__ import annotations
+
+from hermes_sdk.cli import version as _version
+from hermes_sdk.cli._app import app
+
+__all__ = ["app", "main"]
+
+_COMMANDS = (_version,)
+
+
+def main() -> None:
+    """Entry point of the `hermes` console script."""
+    app()

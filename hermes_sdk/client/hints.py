@@ -1,0 +1,95 @@
+"""Scheduling hints for one running unit, and their encodings (HTTP headers, engine priority).
+
+A rank is in seconds (1 / Gittins index, or slack for LSTF), so one fixed log-scale bucketing
+gives every process, and every engine, the same priority scale without coordination.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Final, Literal
+
+Engine = Literal["vllm", "sglang", "openai"]
+
+PRIORITY_LEVELS: Final = 64
+"""Default number of distinct engine priority values."""
+RANK_FLOOR_S: Final = 0.01
+"""Ranks at or below this many seconds map to the most urgent level."""
+RANK_CEIL_S: Final = 10_000.0
+"""Ranks at or above this many seconds map to the least urgent level."""
+
+
+def rank_to_level(rank_s: float | None, levels: int = PRIORITY_LEVELS) -> int:
+    """Map a rank in seconds to ``0..levels-1`` (0 = most urgent) on a log scale.
+
+    Monotone: a lower rank never gets a higher level. ``None`` (no hint) and NaN map to the
+    middle level so unhinted requests neither jump nor starve the queue.
+    """
+    if levels < 1:
+        raise ValueError(f"levels must be >= 1, got {levels}")
+    if rank_s is None or math.isnan(rank_s):
+        return levels // 2
+    if rank_s <= RANK_FLOOR_S:
+        return 0
+    if rank_s >= RANK_CEIL_S:
+        return levels - 1
+    span = math.log(RANK_CEIL_S / RANK_FLOOR_S)
+    level = int(math.log(rank_s / RANK_FLOOR_S) / span * levels)
+    return min(max(level, 0), levels - 1)
+
+
+def rank_to_priority(
+    rank_s: float | None,
+    engine: Engine | str,
+    *,
+    levels: int = PRIORITY_LEVELS,
+    higher_first: bool | None = None,
+) -> int:
+    """The engine-native ``priority`` value for a rank in seconds.
+
+    vLLM schedules lower values first; SGLang higher values first by default. Pass
+    ``higher_first`` to override an engine's convention (e.g. SGLang started with
+    ``--schedule-low-priority-values-first``).
+    """
+    level = rank_to_level(rank_s, levels)
+    if higher_first is None:
+        higher_first = engine == "sglang"
+    return levels - 1 - level if higher_first else level
+
+
+@dataclass(frozen=True, slots=True)
+class Hints:
+    """What the scheduler knows about the unit now running; attach it to backend requests.
+
+    ``rank_s`` is the run's rank in seconds (lower runs first); ``remaining_p50_s`` and
+    ``remaining_p95_s`` summarise its predicted remaining demand; ``deadline_s`` is the
+    run's relative deadline in seconds from its start.
+    """
+
+    app: str
+    run_id: str
+    unit: str | None = None
+    kind: str | None = None
+    deadline_s: float | None = None
+    rank_s: float | None = None
+    remaining_p50_s: float | None = None
+    remaining_p95_s: float | None = None
+    predicted_output_tokens: int | None = None
+
+    def headers(self) -> dict[str, str]:
+        """The ``X-Hermes-*`` HTTP headers the gateway reads (only fields that are set)."""
+        out = {"X-Hermes-App": self.app, "X-Hermes-Run": self.run_id}
+        if self.unit is not None:
+            out["X-Hermes-Unit"] = self.unit
+        if self.kind is not None:
+            out["X-Hermes-Kind"] = self.kind
+        if self.deadline_s is not None:
+            out["X-Hermes-Deadline"] = f"{self.deadline_s:.6g}"
+        if self.rank_s is not None:
+            out["X-Hermes-Rank"] = f"{self.rank_s:.6g}"
+        return out
+
+    def engine_priority(self, engine: Engine | str, *, levels: int = PRIORITY_LEVELS) -> int:
+        """This unit's priority in ``engine``'s native convention (see :func:`rank_to_priority`)."""
+        return rank_to_priority(self.rank_s, engine, levels=levels)
