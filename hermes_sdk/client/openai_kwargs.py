@@ -1,0 +1,57 @@
+"""Hint encoding for users who call an OpenAI-compatible engine directly (no gateway).
+
+``client.chat.completions.create(..., **openai_kwargs())`` with the official ``openai`` client, or
+``ChatOpenAI(..., **openai_kwargs())`` with LangChain (both accept ``extra_headers`` and
+``extra_body``), attaches the unit's ``X-Hermes-*`` headers and the engine-native ``priority``.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TypedDict
+
+from hermes_sdk.client.hints import PRIORITY_LEVELS, Engine, Hints
+
+
+class OpenAIKwargs(TypedDict):
+    """Keyword arguments understood by ``openai`` ``create(...)`` calls and ``ChatOpenAI``."""
+
+    extra_headers: dict[str, str]
+    extra_body: dict[str, int]
+
+
+def _current_hints() -> Hints | None:
+    """The running unit's hints from the instrumentation, if it is installed and active."""
+    try:
+        module = importlib.import_module("hermes_sdk.instrument")
+    except ImportError:
+        return None
+    current = getattr(module, "current_hints", None)
+    if current is None:
+        return None
+    hints = current()
+    return hints if isinstance(hints, Hints) else None
+
+
+def openai_kwargs(
+    hints: Hints | None = None,
+    *,
+    engine: Engine | str = "vllm",
+    levels: int = PRIORITY_LEVELS,
+) -> OpenAIKwargs:
+    """``extra_headers`` (``X-Hermes-*``) and ``extra_body`` (``{"priority": int}``) for one call.
+
+    Uses ``hints`` if given, else the instrumentation's ``current_hints()``. Without hints the
+    result is empty (no headers, no priority), so the call is unchanged. The priority follows
+    ``engine``'s convention (vLLM lower first, SGLang higher first; a hint without a rank gets the
+    middle level so it neither jumps nor starves); for ``engine="openai"`` (a server without a
+    priority field) only the headers are set.
+    """
+    if hints is None:
+        hints = _current_hints()
+    if hints is None:
+        return {"extra_headers": {}, "extra_body": {}}
+    body: dict[str, int] = {}
+    if engine != "openai":
+        body["priority"] = hints.engine_priority(engine, levels=levels)
+    return {"extra_headers": hints.headers(), "extra_body": body}

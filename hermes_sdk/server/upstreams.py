@@ -1,0 +1,173 @@
+"""Gateway upstreams: the OpenAI-compatible engines `hermes serve` forwards LLM requests to.
+
+Given in ``hermes.toml`` (``[[upstreams]]`` tables) or on the command line as a repeatable
+``--upstream NAME=URL[,engine=vllm][,max_inflight=N][,models=m1|m2][,priority_levels=N]
+[,higher_first=true|false]``. Requests are routed by their ``model``: to the upstream listing it,
+else (one upstream only, or a model learned from an upstream's ``/v1/models``) to that upstream.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from typing import Final, get_args
+
+from hermes_sdk.client.hints import PRIORITY_LEVELS, Engine, rank_to_priority
+from hermes_sdk.errors import ConfigError
+from hermes_sdk.graph.records import check_name
+
+ENGINES: Final[frozenset[str]] = frozenset(get_args(Engine))
+
+
+@dataclass(frozen=True, slots=True)
+class UpstreamConfig:
+    """One upstream engine.
+
+    ``url`` is its OpenAI base URL (``http://host:8000/v1``; a URL without a path gets ``/v1``).
+    ``engine`` decides the native priority field: ``vllm`` (lower first), ``sglang`` (higher
+    first unless ``higher_first=False``) or ``openai`` (no priority field is sent).
+    ``max_inflight`` requests are forwarded at once; the rest wait in the admission queue.
+    ``models`` lists the model names routed here (empty: learned from ``/v1/models``).
+    """
+
+    name: str
+    url: str
+    engine: str = "openai"
+    max_inflight: int = 8
+    priority_levels: int = PRIORITY_LEVELS
+    higher_first: bool | None = None
+    models: tuple[str, ...] = ()
+    timeout_s: float = 600.0
+    """Longest a forwarded request may take, in seconds (streams included)."""
+
+    def __post_init__(self) -> None:
+        try:
+            check_name(self.name, "upstream name")
+        except ValueError as exc:
+            raise ConfigError(str(exc)) from None
+        if not isinstance(self.url, str) or not self.url.startswith(("http://", "https://")):
+            raise ConfigError(
+                f"upstream {self.name!r}: url must be http(s)://..., got {self.url!r}"
+            )
+        if self.engine not in ENGINES:
+            raise ConfigError(
+                f"upstream {self.name!r}: engine must be one of {sorted(ENGINES)}, "
+                f"got {self.engine!r}"
+            )
+        for what, value in (
+            ("max_inflight", self.max_inflight),
+            ("priority_levels", self.priority_levels),
+        ):
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ConfigError(f"upstream {self.name!r}: {what} must be an integer >= 1")
+        if self.higher_first is not None and not isinstance(self.higher_first, bool):
+            raise ConfigError(f"upstream {self.name!r}: higher_first must be a boolean")
+        if not isinstance(self.models, tuple) or not all(
+            isinstance(m, str) and m for m in self.models
+        ):
+            raise ConfigError(f"upstream {self.name!r}: models must be non-empty strings")
+        timeout = self.timeout_s
+        if isinstance(timeout, bool) or not isinstance(timeout, (int, float)):
+            raise ConfigError(f"upstream {self.name!r}: timeout_s must be a number")
+        if not math.isfinite(timeout) or timeout <= 0:
+            raise ConfigError(f"upstream {self.name!r}: timeout_s must be > 0")
+
+    @property
+    def base_url(self) -> str:
+        """The URL that ``/chat/completions`` etc. are appended to (ends in ``/v1`` by default)."""
+        url = self.url.rstrip("/")
+        scheme_end = url.index("//") + 2
+        return url if "/" in url[scheme_end:] else url + "/v1"
+
+    def priority(self, rank_s: float | None) -> int | None:
+        """The engine-native ``priority`` for a server-side rank, or None for ``openai``."""
+        if self.engine == "openai":
+            return None
+        return rank_to_priority(
+            rank_s, self.engine, levels=self.priority_levels, higher_first=self.higher_first
+        )
+
+
+_BOOLS: Final[Mapping[str, bool]] = {
+    "true": True,
+    "1": True,
+    "yes": True,
+    "false": False,
+    "0": False,
+    "no": False,
+}
+
+
+def parse_upstream_flag(flag: str) -> UpstreamConfig:
+    """Parse ``NAME=URL[,engine=E][,max_inflight=N][,models=m1|m2][,priority_levels=N]
+    [,higher_first=BOOL][,timeout_s=S]`` (the ``--upstream`` command-line form)."""
+    name, sep, rest = flag.partition("=")
+    if not sep or not name or not rest:
+        raise ConfigError(f"--upstream wants NAME=URL[,key=value...], got {flag!r}")
+    url, *options = rest.split(",")
+    fields: dict[str, object] = {"name": name.strip(), "url": url.strip()}
+    for option in options:
+        key, sep, value = option.partition("=")
+        key, value = key.strip(), value.strip()
+        if not sep:
+            raise ConfigError(f"--upstream {name}: option {option!r} is not key=value")
+        if key == "engine":
+            fields[key] = value
+        elif key in ("max_inflight", "priority_levels"):
+            try:
+                fields[key] = int(value)
+            except ValueError:
+                raise ConfigError(f"--upstream {name}: {key} must be an integer") from None
+        elif key == "timeout_s":
+            try:
+                fields[key] = float(value)
+            except ValueError:
+                raise ConfigError(f"--upstream {name}: timeout_s must be a number") from None
+        elif key == "higher_first":
+            if value.lower() not in _BOOLS:
+                raise ConfigError(f"--upstream {name}: higher_first must be true or false")
+            fields[key] = _BOOLS[value.lower()]
+        elif key == "models":
+            fields[key] = tuple(m.strip() for m in value.split("|") if m.strip())
+        else:
+            raise ConfigError(f"--upstream {name}: unknown option {key!r}")
+    return UpstreamConfig(**fields)  # type: ignore[arg-type]
+
+
+class UpstreamRouter:
+    """Maps a request's ``model`` to its upstream.
+
+    Explicit ``models`` lists win; models an upstream reported at ``/v1/models`` come next; with a
+    single upstream every model goes to it (the upstream answers for models it does not serve).
+    """
+
+    def __init__(self, upstreams: Iterable[UpstreamConfig]) -> None:
+        self.upstreams: tuple[UpstreamConfig, ...] = tuple(upstreams)
+        names = [u.name for u in self.upstreams]
+        if len(set(names)) != len(names):
+            raise ConfigError(f"upstream names must be unique, got {names}")
+        self._explicit: dict[str, UpstreamConfig] = {}
+        for upstream in self.upstreams:
+            for model in upstream.models:
+                if model in self._explicit:
+                    raise ConfigError(f"model {model!r} is listed by two upstreams")
+                self._explicit[model] = upstream
+        self._learned: dict[str, UpstreamConfig] = {}
+
+    def learn(self, upstream: UpstreamConfig, models: Iterable[str]) -> None:
+        """Record models an upstream serves (from its ``/v1/models``); explicit lists win."""
+        for model in models:
+            self._learned.setdefault(model, upstream)
+
+    def route(self, model: str) -> UpstreamConfig | None:
+        """The upstream serving ``model``, or None if no upstream does."""
+        found = self._explicit.get(model) or self._learned.get(model)
+        if found is None and len(self.upstreams) == 1:
+            return self.upstreams[0]
+        return found
+
+    def models(self) -> list[tuple[str, UpstreamConfig]]:
+        """Every known (model, upstream) pair, explicit ones first, sorted by model."""
+        known = {**self._learned, **self._explicit}
+        return sorted(known.items(), key=lambda item: item[0])

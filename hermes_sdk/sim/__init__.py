@@ -1,0 +1,1 @@
+"""Simulation: discrete-event simulator, workloads and a simulated OpenAI-compatible engine."""

@@ -1,0 +1,536 @@
+"""A simulated OpenAI-compatible LLM engine on aiohttp, for loopback tests, demos and benchmarks.
+
+It models what matters for scheduling: continuous batching (every step decodes one token for each
+running request; a step takes ``step_base_s + step_per_request_s * batch + prefill_per_token_s *
+new prompt tokens``), a bounded batch, a waiting queue that is FCFS or ordered by the request's
+``priority`` field (vLLM semantics: lower first, FCFS ties, preemption of worse running requests;
+or higher first like SGLang), deterministic output lengths (``max_tokens``, else seeded from the
+prompt), real SSE streaming with ``usage``, and an optional cold start after idle. Every request it
+saw is listed at ``GET /debug/requests`` so tests can assert on order and priority.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import hashlib
+import heapq
+import itertools
+import json
+import math
+import random
+import struct
+import time
+from collections import deque
+from collections.abc import AsyncIterator, Mapping
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from typing import Final
+
+from aiohttp import web
+
+_WORDS: Final = (
+    "the of and to in is that it for on as with was by at be this from or an are not have "
+    "which one all were when we there can more their if will about out so what up has into"
+)
+_VOCAB: Final = tuple(_WORDS.split())
+
+
+@dataclass(frozen=True, slots=True)
+class SimEngineConfig:
+    """Knobs of the simulated engine; all durations in seconds.
+
+    ``priority_scheduling`` orders the waiting queue by the request ``priority`` (lower first, as
+    vLLM with ``--scheduling-policy priority``; ``higher_priority_first`` flips it, as SGLang's
+    default). Without it the queue is FCFS and ``priority`` is only recorded. The engine starts
+    cold; with ``cold_start_s > 0`` work arriving after ``keep_alive_s`` of idle waits that long.
+    """
+
+    model: str = "sim-model"
+    step_base_s: float = 0.002
+    step_per_request_s: float = 0.0001
+    prefill_per_token_s: float = 0.00001
+    max_batch: int = 64
+    priority_scheduling: bool = False
+    higher_priority_first: bool = False
+    preempt: bool = True
+    cold_start_s: float = 0.0
+    keep_alive_s: float = 60.0
+    seed: int = 0
+    min_output_tokens: int = 8
+    max_output_tokens: int = 64
+    embedding_dim: int = 16
+    max_records: int = 100_000
+
+    def __post_init__(self) -> None:
+        if self.max_batch < 1 or self.min_output_tokens < 1:
+            raise ValueError("max_batch and min_output_tokens must be >= 1")
+        if self.max_output_tokens < self.min_output_tokens:
+            raise ValueError("max_output_tokens must be >= min_output_tokens")
+        for name in ("step_base_s", "step_per_request_s", "prefill_per_token_s", "cold_start_s"):
+            value = getattr(self, name)
+            if not math.isfinite(value) or value < 0:
+                raise ValueError(f"{name} must be finite and >= 0, got {value!r}")
+
+
+def count_tokens(text: str) -> int:
+    """Deterministic stand-in tokenizer: each whitespace word is ceil(len / 4) tokens (>= 1)."""
+    return sum(max(1, math.ceil(len(word) / 4)) for word in text.split())
+
+
+@dataclass(slots=True, eq=False)
+class SimRequest:
+    """One generation request inside the engine (mutable: the batching loop advances it)."""
+
+    request_id: str
+    endpoint: str
+    priority: int
+    seq: int
+    prompt_tokens: int
+    target_tokens: int
+    arrival_s: float
+    hermes_headers: dict[str, str] = field(default_factory=dict)
+    generated_tokens: int = 0
+    start_s: float | None = None
+    first_token_s: float | None = None
+    finish_s: float | None = None
+    cold_start_s: float = 0.0
+    preemptions: int = 0
+    aborted: bool = False
+    tokens: asyncio.Queue[int | None] = field(default_factory=asyncio.Queue)
+
+    def record(self) -> dict[str, object]:
+        """JSON form for ``GET /debug/requests`` (times are ``time.monotonic`` seconds)."""
+        return {
+            "id": self.request_id,
+            "endpoint": self.endpoint,
+            "priority": self.priority,
+            "seq": self.seq,
+            "prompt_tokens": self.prompt_tokens,
+            "completion_tokens": self.generated_tokens,
+            "arrival_s": self.arrival_s,
+            "start_s": self.start_s,
+            "first_token_s": self.first_token_s,
+            "finish_s": self.finish_s,
+            "cold_start_s": self.cold_start_s,
+            "preemptions": self.preemptions,
+            "aborted": self.aborted,
+            "headers": self.hermes_headers,
+        }
+
+
+class BatchingEngine:
+    """The continuous-batching core: a waiting heap, a running batch and one stepping task."""
+
+    def __init__(self, config: SimEngineConfig) -> None:
+        self.config = config
+        self.records: deque[SimRequest] = deque(maxlen=config.max_records)
+        self._waiting: list[tuple[int, int, SimRequest]] = []
+        self._running: list[SimRequest] = []
+        self._seq = itertools.count()
+        self._wake = asyncio.Event()
+        self._last_busy_s: float | None = None
+        self._task: asyncio.Task[None] | None = None
+
+    def start(self) -> None:
+        """Start the stepping task on the running loop."""
+        self._task = asyncio.get_running_loop().create_task(self._loop(), name="sim-engine")
+
+    async def stop(self) -> None:
+        """Cancel the stepping task and wait for it."""
+        if self._task is not None:
+            self._task.cancel()
+            await asyncio.gather(self._task, return_exceptions=True)
+
+    def next_seq(self) -> int:
+        """Arrival sequence number (FCFS tie-break)."""
+        return next(self._seq)
+
+    def submit(self, req: SimRequest) -> None:
+        """Queue a request; its tokens arrive on ``req.tokens`` (``None`` marks the end)."""
+        self.records.append(req)
+        heapq.heappush(self._waiting, (self._key(req.priority), req.seq, req))
+        self._wake.set()
+
+    def abort(self, req: SimRequest) -> None:
+        """Drop a request (client went away); the loop frees its batch slot on the next step."""
+        if req.finish_s is None:
+            req.aborted = True
+            req.finish_s = time.monotonic()
+
+    async def cold_start_wait(self) -> float:
+        """Sleep ``cold_start_s`` if the engine has been idle past keep-alive; seconds waited."""
+        cfg = self.config
+        now = time.monotonic()
+        cold = self._last_busy_s is None or now - self._last_busy_s > cfg.keep_alive_s
+        if cfg.cold_start_s <= 0 or not cold:
+            return 0.0
+        await asyncio.sleep(cfg.cold_start_s)
+        self._last_busy_s = time.monotonic()
+        return cfg.cold_start_s
+
+    def _key(self, priority: int) -> int:
+        if not self.config.priority_scheduling:
+            return 0
+        return -priority if self.config.higher_priority_first else priority
+
+    def _admit(self, now: float) -> int:
+        """Move waiting requests into the batch; returns the prompt tokens to prefill."""
+        prefill_tokens = 0
+        while self._waiting and len(self._running) < self.config.max_batch:
+            _, _, req = heapq.heappop(self._waiting)
+            if req.aborted:
+                continue
+            if req.start_s is None:
+                req.start_s = now
+            prefill_tokens += req.prompt_tokens + req.generated_tokens
+            self._running.append(req)
+        if self.config.priority_scheduling and self.config.preempt:
+            prefill_tokens += self._preempt(now)
+        return prefill_tokens
+
+    def _preempt(self, now: float) -> int:
+        """vLLM-style: swap the worst running request for a strictly better waiting one."""
+        prefill_tokens = 0
+        while self._waiting and self._running:
+            best_key, _, best = self._waiting[0]
+            worst = max(self._running, key=lambda r: (self._key(r.priority), r.seq))
+            if best.aborted:
+                heapq.heappop(self._waiting)
+                continue
+            if best_key >= self._key(worst.priority):
+                break
+            heapq.heappop(self._waiting)
+            self._running.remove(worst)
+            worst.preemptions += 1
+            heapq.heappush(self._waiting, (self._key(worst.priority), worst.seq, worst))
+            if best.start_s is None:
+                best.start_s = now
+            prefill_tokens += best.prompt_tokens + best.generated_tokens
+            self._running.append(best)
+        return prefill_tokens
+
+    async def _loop(self) -> None:
+        cfg = self.config
+        while True:
+            self._running = [r for r in self._running if not r.aborted]
+            if not self._running and not self._waiting:
+                self._wake.clear()
+                await self._wake.wait()
+                waited = await self.cold_start_wait()
+                for _, _, req in self._waiting:
+                    req.cold_start_s = waited
+                continue
+            prefill_tokens = self._admit(time.monotonic())
+            batch = len(self._running)
+            step_s = (
+                cfg.step_base_s
+                + cfg.step_per_request_s * batch
+                + cfg.prefill_per_token_s * prefill_tokens
+            )
+            await asyncio.sleep(step_s)
+            now = time.monotonic()
+            self._last_busy_s = now
+            still_running = []
+            for req in self._running:
+                if req.aborted:
+                    continue
+                req.generated_tokens += 1
+                if req.first_token_s is None:
+                    req.first_token_s = now
+                req.tokens.put_nowait(req.generated_tokens)
+                if req.generated_tokens >= req.target_tokens:
+                    req.finish_s = now
+                    req.tokens.put_nowait(None)
+                else:
+                    still_running.append(req)
+            self._running = still_running
+
+
+ENGINE: Final = web.AppKey("hermes_sim_engine", BatchingEngine)
+_FAULTS: Final = web.AppKey("hermes_sim_faults", list)  # list[tuple[int, dict[str, object]]]
+
+
+def _error(status: int, message: str, err_type: str = "invalid_request_error") -> web.Response:
+    body = {"error": {"message": message, "type": err_type, "param": None, "code": status}}
+    return web.json_response(body, status=status)
+
+
+def _prompt_text(body: Mapping[str, object], endpoint: str) -> str | None:
+    """The prompt as one string, or None if the body has no usable prompt."""
+    if endpoint == "chat":
+        messages = body.get("messages")
+        if not isinstance(messages, list) or not messages:
+            return None
+        parts: list[str] = []
+        for msg in messages:
+            if not isinstance(msg, dict):
+                return None
+            content = msg.get("content")
+            if isinstance(content, list):
+                content = " ".join(str(p.get("text", "")) for p in content if isinstance(p, dict))
+            parts.append(f"{msg.get('role', 'user')}: {content or ''}")
+        return "\n".join(parts)
+    prompt = body.get("prompt" if endpoint == "completion" else "input")
+    if isinstance(prompt, str):
+        return prompt
+    if isinstance(prompt, list) and prompt:
+        return "\n".join(p if isinstance(p, str) else " ".join(map(str, p)) for p in prompt)
+    return None
+
+
+def _hermes_headers(request: web.Request) -> dict[str, str]:
+    return {k.lower(): v for k, v in request.headers.items() if k.lower().startswith("x-hermes-")}
+
+
+def _digest(seed: int, text: str) -> int:
+    return int.from_bytes(hashlib.blake2b(f"{seed}\x00{text}".encode(), digest_size=8).digest())
+
+
+def _token_text(digest: int, index: int) -> str:
+    return " " + _VOCAB[(digest + index * 7919) % len(_VOCAB)]
+
+
+def _usage(prompt_tokens: int, completion_tokens: int) -> dict[str, int]:
+    return {
+        "prompt_tokens": prompt_tokens,
+        "completion_tokens": completion_tokens,
+        "total_tokens": prompt_tokens + completion_tokens,
+    }
+
+
+async def _parse(request: web.Request) -> dict[str, object] | web.Response:
+    """Decoded JSON object, or an OpenAI-style error response (400/404/injected fault)."""
+    faults: list[tuple[int, dict[str, object]]] = request.app[_FAULTS]
+    if faults:
+        status, body = faults.pop(0)
+        return web.json_response(body, status=status)
+    try:
+        body = json.loads(await request.read())
+    except (ValueError, UnicodeDecodeError):
+        return _error(400, "request body is not valid JSON")
+    if not isinstance(body, dict):
+        return _error(400, "request body must be a JSON object")
+    model = request.app[ENGINE].config.model
+    if body.get("model") != model:
+        return _error(404, f"The model `{body.get('model')}` does not exist.", "NotFoundError")
+    return body
+
+
+async def _generate(request: web.Request) -> web.StreamResponse:
+    endpoint = "chat" if request.path.endswith("chat/completions") else "completion"
+    parsed = await _parse(request)
+    if isinstance(parsed, web.Response):
+        return parsed
+    engine = request.app[ENGINE]
+    cfg = engine.config
+    text = _prompt_text(parsed, endpoint)
+    if text is None:
+        return _error(
+            400, "missing or malformed " + ("messages" if endpoint == "chat" else "prompt")
+        )
+    max_tokens = parsed.get("max_completion_tokens", parsed.get("max_tokens"))
+    priority = parsed.get("priority", 0)
+    if max_tokens is not None and (not isinstance(max_tokens, int) or max_tokens < 1):
+        return _error(400, f"max_tokens must be a positive integer, got {max_tokens!r}")
+    if not isinstance(priority, int) or isinstance(priority, bool):
+        return _error(400, f"priority must be an integer, got {priority!r}")
+    digest = _digest(cfg.seed, text)
+    if max_tokens is None:
+        rng = random.Random(digest)
+        target = rng.randint(cfg.min_output_tokens, cfg.max_output_tokens)
+    else:
+        target = max_tokens
+    seq = engine.next_seq()
+    req = SimRequest(
+        request_id=f"{'chatcmpl' if endpoint == 'chat' else 'cmpl'}-sim{seq}",
+        endpoint=endpoint,
+        priority=priority,
+        seq=seq,
+        prompt_tokens=count_tokens(text),
+        target_tokens=target,
+        arrival_s=time.monotonic(),
+        hermes_headers={
+            k: v for k, v in request.headers.items() if k.lower().startswith("x-hermes-")
+        },
+    )
+    engine.submit(req)
+    stream_options = parsed.get("stream_options")
+    include_usage = isinstance(stream_options, dict) and bool(stream_options.get("include_usage"))
+    finish_reason = "length" if max_tokens is not None else "stop"
+    common = {"id": req.request_id, "created": int(time.time()), "model": cfg.model}
+    try:
+        if parsed.get("stream"):
+            return await _stream(request, req, digest, common, include_usage, finish_reason)
+        pieces = []
+        while (index := await req.tokens.get()) is not None:
+            pieces.append(_token_text(digest, index))
+    finally:
+        engine.abort(req)
+    text_out = "".join(pieces)
+    choice: dict[str, object] = {"index": 0, "logprobs": None, "finish_reason": finish_reason}
+    if endpoint == "chat":
+        choice["message"] = {"role": "assistant", "content": text_out}
+        obj = "chat.completion"
+    else:
+        choice["text"] = text_out
+        obj = "text_completion"
+    body = {
+        **common,
+        "object": obj,
+        "choices": [choice],
+        "usage": _usage(req.prompt_tokens, target),
+    }
+    return web.json_response(body)
+
+
+async def _stream(
+    request: web.Request,
+    req: SimRequest,
+    digest: int,
+    common: dict[str, object],
+    include_usage: bool,
+    finish_reason: str,
+) -> web.StreamResponse:
+    """Write one SSE event per token as the batching loop produces it."""
+    chat = req.endpoint == "chat"
+    obj = "chat.completion.chunk" if chat else "text_completion"
+    response = web.StreamResponse(
+        headers={"Content-Type": "text/event-stream", "Cache-Control": "no-cache"}
+    )
+    await response.prepare(request)
+
+    async def send(choices: list[dict[str, object]], usage: object = None) -> None:
+        chunk: dict[str, object] = {**common, "object": obj, "choices": choices}
+        if include_usage:
+            chunk["usage"] = usage
+        await response.write(b"data: " + json.dumps(chunk).encode() + b"\n\n")
+
+    def choice(text: str, finish: str | None, first: bool = False) -> dict[str, object]:
+        out: dict[str, object] = {"index": 0, "logprobs": None, "finish_reason": finish}
+        if chat:
+            out["delta"] = {"role": "assistant", "content": text} if first else {"content": text}
+        else:
+            out["text"] = text
+        return out
+
+    if chat:
+        await send([choice("", None, first=True)])
+    while (index := await req.tokens.get()) is not None:
+        await send([choice(_token_text(digest, index), None)])
+    await send([{**choice("", finish_reason), **({"delta": {}} if chat else {})}])
+    if include_usage:
+        await send([], _usage(req.prompt_tokens, req.generated_tokens))
+    await response.write(b"data: [DONE]\n\n")
+    await response.write_eof()
+    return response
+
+
+async def _embeddings(request: web.Request) -> web.StreamResponse:
+    parsed = await _parse(request)
+    if isinstance(parsed, web.Response):
+        return parsed
+    engine = request.app[ENGINE]
+    cfg = engine.config
+    raw = parsed.get("input")
+    inputs = [raw] if isinstance(raw, str) else raw
+    if not isinstance(inputs, list) or not inputs:
+        return _error(400, "input must be a string or a non-empty list")
+    texts = [i if isinstance(i, str) else " ".join(map(str, i)) for i in inputs]
+    tokens = sum(count_tokens(t) for t in texts)
+    priority = parsed.get("priority", 0)
+    seq = engine.next_seq()
+    req = SimRequest(
+        f"embd-sim{seq}",
+        "embedding",
+        priority if isinstance(priority, int) else 0,
+        seq,
+        tokens,
+        0,
+        time.monotonic(),
+        hermes_headers={
+            k: v for k, v in request.headers.items() if k.lower().startswith("x-hermes-")
+        },
+    )
+    engine.records.append(req)
+    req.cold_start_s = await engine.cold_start_wait()
+    req.start_s = time.monotonic()
+    await asyncio.sleep(cfg.step_base_s + cfg.prefill_per_token_s * tokens)
+    req.finish_s = time.monotonic()
+    data = []
+    for i, text in enumerate(texts):
+        rng = random.Random(_digest(cfg.seed, text))
+        vec = [rng.gauss(0.0, 1.0) for _ in range(cfg.embedding_dim)]
+        norm = math.sqrt(sum(v * v for v in vec)) or 1.0
+        vec = [v / norm for v in vec]
+        embedding: object = vec
+        if parsed.get("encoding_format") == "base64":
+            embedding = base64.b64encode(struct.pack(f"<{len(vec)}f", *vec)).decode()
+        data.append({"object": "embedding", "index": i, "embedding": embedding})
+    usage = {"prompt_tokens": tokens, "total_tokens": tokens}
+    return web.json_response({"object": "list", "data": data, "model": cfg.model, "usage": usage})
+
+
+async def _models(request: web.Request) -> web.Response:
+    model = request.app[ENGINE].config.model
+    card = {"id": model, "object": "model", "created": 0, "owned_by": "hermes-sim"}
+    return web.json_response({"object": "list", "data": [card]})
+
+
+async def _health(request: web.Request) -> web.Response:
+    return web.Response(status=200)
+
+
+async def _debug_requests(request: web.Request) -> web.Response:
+    engine = request.app[ENGINE]
+    if request.method == "DELETE":
+        engine.records.clear()
+        return web.json_response({"cleared": True})
+    return web.json_response({"requests": [r.record() for r in engine.records]})
+
+
+async def _debug_faults(request: web.Request) -> web.Response:
+    """Inject ``count`` error responses ``{"status", "body"}`` before the next generations."""
+    body = await request.json()
+    status = int(body.get("status", 500))
+    err = body.get("body") or {"error": {"message": "injected fault", "type": "server_error"}}
+    request.app[_FAULTS].extend([(status, err)] * int(body.get("count", 1)))
+    return web.json_response({"queued": len(request.app[_FAULTS])})
+
+
+def create_engine_app(config: SimEngineConfig) -> web.Application:
+    """The simulated engine as an aiohttp application (stepping task tied to its lifetime)."""
+    app = web.Application(client_max_size=64 * 1024 * 1024)
+    app[ENGINE] = BatchingEngine(config)
+    app[_FAULTS] = []
+
+    async def lifetime(app: web.Application) -> AsyncIterator[None]:
+        app[ENGINE].start()
+        yield
+        await app[ENGINE].stop()
+
+    app.cleanup_ctx.append(lifetime)
+    app.router.add_post("/v1/chat/completions", _generate)
+    app.router.add_post("/v1/completions", _generate)
+    app.router.add_post("/v1/embeddings", _embeddings)
+    app.router.add_get("/v1/models", _models)
+    app.router.add_get("/health", _health)
+    app.router.add_route("*", "/debug/requests", _debug_requests)
+    app.router.add_post("/debug/faults", _debug_faults)
+    return app
+
+
+@asynccontextmanager
+async def serve_sim_engine(
+    config: SimEngineConfig, *, host: str = "127.0.0.1", port: int = 0
+) -> AsyncIterator[str]:
+    """Run the engine on ``host:port`` (0 = a free port) and yield its base URL (``.../v1``)."""
+    runner = web.AppRunner(create_engine_app(config), access_log=None)
+    await runner.setup()
+    site = web.TCPSite(runner, host, port)
+    await site.start()
+    try:
+        sock_host, sock_port = runner.addresses[0][:2]
+        yield f"http://{sock_host}:{sock_port}/v1"
+    finally:
+        await runner.cleanup()
