@@ -1,0 +1,67 @@
+"""Build a policy by name: the one place the CLI, the server and the simulator resolve names."""
+
+from __future__ import annotations
+
+from typing import Final
+
+from hermes_sdk.errors import ConfigError
+from hermes_sdk.policy.base import DemandModel, Policy
+from hermes_sdk.policy.baselines import (
+    AppFCFSPolicy,
+    FCFSPolicy,
+    LASPolicy,
+    ProcessorSharingPolicy,
+    SJFMeanPolicy,
+    SRPTOraclePolicy,
+)
+from hermes_sdk.policy.deadline import EDFPolicy, LSTFPolicy
+from hermes_sdk.policy.gittins import GittinsBlindPolicy, GittinsPolicy
+
+POLICY_NAMES: Final = (
+    "gittins",
+    "gittins_blind",
+    "lstf",
+    "fcfs",
+    "app_fcfs",
+    "las",
+    "sjf_mean",
+    "edf",
+    "ps",
+    "srpt_oracle",
+)
+"""Every name :func:`make_policy` accepts."""
+MODEL_POLICIES: Final = frozenset({"gittins", "gittins_blind", "lstf", "sjf_mean"})
+"""Policies that need a :class:`DemandModel`."""
+
+
+def make_policy(name: str, model: DemandModel | None = None, *, n: int = 1000) -> Policy:
+    """The policy called ``name`` (see :data:`POLICY_NAMES`); predictive ones use ``model``.
+
+    ``n`` is the number of remaining-demand samples a predictive policy asks for per rank.
+    Raises :class:`ConfigError` for an unknown name or a predictive policy without a model.
+    """
+    if name not in POLICY_NAMES:
+        raise ConfigError(f"unknown policy {name!r}; choose one of {', '.join(POLICY_NAMES)}")
+    if name in MODEL_POLICIES and model is None:
+        raise ConfigError(f"policy {name!r} needs a demand model (e.g. a GraphRegistry)")
+    if name == "gittins":
+        assert model is not None
+        return GittinsPolicy(model, n=n)
+    if name == "gittins_blind":
+        assert model is not None
+        return GittinsBlindPolicy(model, n=n)
+    if name == "lstf":
+        assert model is not None
+        return LSTFPolicy(model, n=n)
+    if name == "sjf_mean":
+        assert model is not None
+        return SJFMeanPolicy(model, n=n)
+    simple: dict[str, type[Policy]] = {
+        "fcfs": FCFSPolicy,
+        "app_fcfs": AppFCFSPolicy,
+        "las": LASPolicy,
+        "edf": EDFPolicy,
+        "ps": ProcessorSharingPolicy,
+        "srpt_oracle": SRPTOraclePolicy,
+    }
+    return simple[name]()

@@ -1,0 +1,131 @@
+"""The Gittins index of an empirical size distribution, and the policies that rank by it.
+
+For a job whose size ``R`` is only known as a distribution and that has received ``a`` seconds of
+service, the Gittins index is ``max_D P(R - a <= D | R > a) / E[min(R - a, D) | R > a]``: the best
+achievable rate of "completion probability per second invested" over service quanta ``D``. Serving
+the job with the highest index minimises mean response time on one server among policies that do
+not know sizes (Gittins 1989; Aalto, Ayesta, Righter 2009). On an empirical distribution the
+maximum is attained at one of the residual samples, so with the sorted residuals ``r_1..r_m``::
+
+    G(r_k) = k / (r_1 + ... + r_k + (m - k) * r_k)
+
+which one sort and one cumulative sum evaluate for every ``k`` at once (O(m log m)). Ranks are
+``1 / index``, in seconds, lower first.
+"""
+
+from __future__ import annotations
+
+from typing import Final
+
+import numpy as np
+from numpy.typing import ArrayLike, NDArray
+
+from hermes_sdk.graph.records import RunState
+from hermes_sdk.policy.base import AppState, DemandModel
+
+MIN_RESIDUAL_S: Final = 1e-9
+"""Residual sizes at or below this many seconds count as finished (guards float round-off)."""
+
+
+def _residuals(samples: ArrayLike, attained: float) -> NDArray[np.float64]:
+    arr = np.asarray(samples, dtype=np.float64).ravel()
+    if arr.size == 0:
+        raise ValueError("gittins_index() needs at least one sample")
+    if not np.all(np.isfinite(arr)):
+        raise ValueError("gittins_index() samples must be finite")
+    if not (np.isfinite(attained) and attained >= 0.0):
+        raise ValueError(f"attained must be finite and >= 0, got {attained!r}")
+    res = arr[arr > attained] - attained
+    res.sort()
+    return res
+
+
+def gittins_index_and_quantum(samples: ArrayLike, attained: float = 0.0) -> tuple[float, float]:
+    """``(index, quantum_s)``: the Gittins index (1/s) and the quantum that attains it (seconds).
+
+    ``samples`` are total sizes in seconds; the distribution is conditioned on ``R > attained``.
+    While a job is served for less than ``quantum_s`` more seconds its index does not fall below
+    the returned value, so a scheduler need only re-rank it at the end of the quantum.
+    When no sample exceeds ``attained`` the job has outlived everything seen; it is then treated
+    as if its residual equalled its attained service (index ``1 / attained``, quantum
+    ``attained``), the doubling guess that ranks it like least-attained-service.
+    """
+    res = _residuals(samples, attained)
+    m = res.size
+    if m == 0:
+        guess = max(float(attained), MIN_RESIDUAL_S)
+        return 1.0 / guess, guess
+    k = np.arange(1, m + 1, dtype=np.float64)
+    # E[min(R, r_k)] * m = sum_{i<=k} r_i + (m - k) * r_k ; P(R <= r_k) * m = k (ties: last k wins)
+    denom = np.cumsum(res) + (m - k) * res
+    np.maximum(denom, MIN_RESIDUAL_S * m, out=denom)
+    ratios = k / denom
+    best = int(np.argmax(ratios))
+    return float(ratios[best]), float(res[best])
+
+
+def gittins_index(samples: ArrayLike, attained: float = 0.0) -> float:
+    """Gittins index (1/s) of the empirical size distribution ``samples`` (seconds) after
+    ``attained`` seconds of service; exact on the samples, O(n log n).
+
+    Two-point sizes (1 w.p. 0.9, 20 w.p. 0.1) give 0.9 at ``attained=0`` and 1/19 at
+    ``attained=1``; a single-valued distribution ``c`` gives ``1/c``.
+    """
+    return gittins_index_and_quantum(samples, attained)[0]
+
+
+class GittinsPolicy:
+    """Rank = 1 / Gittins index of the app's predicted remaining demand (seconds, lower first).
+
+    The :class:`DemandModel` conditions on the app's graph state (node, visit counts, service
+    already spent in the running stage), so its samples are residuals and the index is taken at
+    attained 0. A Gittins index depends only on the app's own state, never on other apps.
+    """
+
+    name = "gittins"
+    dynamic = True
+    """The rank changes as the app is served (schedulers re-rank after progress)."""
+
+    def __init__(self, model: DemandModel, n: int = 1000) -> None:
+        if n < 1:
+            raise ValueError(f"n must be >= 1, got {n}")
+        self.model = model
+        self.n = n
+
+    def rank_and_quantum(self, app: AppState, now: float) -> tuple[float, float]:
+        """``(rank_s, quantum_s)``: rank, and the service after which it must be re-evaluated."""
+        samples = self.model.remaining_demand(app.app, app.state, tenant=app.tenant, n=self.n)
+        index, quantum = gittins_index_and_quantum(samples)
+        return 1.0 / index, quantum
+
+    def rank(self, app: AppState, now: float) -> float:
+        """1 / Gittins index of the remaining demand, in seconds."""
+        return self.rank_and_quantum(app, now)[0]
+
+
+class GittinsBlindPolicy:
+    """Gittins on the app kind's total-demand distribution, conditioned only on attained service.
+
+    The ablation of :class:`GittinsPolicy` that ignores where the app is in its graph: samples are
+    the model's remaining demand from the start state (the whole app's size), conditioned on
+    ``R > app.attained_s``. This is what a size-distribution scheduler without a PDGraph can do.
+    """
+
+    name = "gittins_blind"
+    dynamic = True
+
+    def __init__(self, model: DemandModel, n: int = 1000) -> None:
+        if n < 1:
+            raise ValueError(f"n must be >= 1, got {n}")
+        self.model = model
+        self.n = n
+
+    def rank_and_quantum(self, app: AppState, now: float) -> tuple[float, float]:
+        """``(rank_s, quantum_s)`` from the total-size samples of the app kind."""
+        samples = self.model.remaining_demand(app.app, RunState(), tenant=app.tenant, n=self.n)
+        index, quantum = gittins_index_and_quantum(samples, app.attained_s)
+        return 1.0 / index, quantum
+
+    def rank(self, app: AppState, now: float) -> float:
+        """1 / Gittins index of the total-size distribution given attained service, seconds."""
+        return self.rank_and_quantum(app, now)[0]
