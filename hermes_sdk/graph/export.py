@@ -1,0 +1,197 @@
+"""JSON form of a PDGraph (``schema_version`` 1), its shipped JSON Schema, and the inverse.
+
+The document carries the readable summary required by the schema (nodes with mean/p50/p95,
+edges with ``p`` and per-visit ``by_visit``) and, with ``include_samples=True`` (the default), the
+sketch windows (``values`` oldest first, plus ``times`` when time decay is on), the token models'
+sufficient statistics and the graph configuration, so that ``from_dict`` rebuilds the same graph
+and ``to_json(from_json(s)) == s``.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from functools import lru_cache
+from importlib import resources
+from typing import TYPE_CHECKING, Any, cast
+
+import numpy as np
+
+from hermes_sdk.errors import GraphError
+from hermes_sdk.graph.records import END, START, UNIT_KINDS
+from hermes_sdk.graph.sketch import Sketch
+from hermes_sdk.graph.token_model import TokenModel
+
+if TYPE_CHECKING:
+    from hermes_sdk.graph.pdgraph import PDGraph
+
+SCHEMA_VERSION = 1
+
+
+@lru_cache(maxsize=1)
+def graph_schema() -> dict[str, Any]:
+    """The JSON Schema (draft 2020-12) of the graph document, shipped in the package."""
+    text = resources.files("hermes_sdk.graph").joinpath("schema/pdgraph.schema.json").read_text()
+    return cast(dict[str, Any], json.loads(text))
+
+
+def validate_graph_json(obj: object) -> None:
+    """Raise GraphError if ``obj`` (a parsed graph document) does not match the schema."""
+    import jsonschema
+
+    try:
+        jsonschema.validate(obj, graph_schema())
+    except jsonschema.ValidationError as exc:
+        where = "/".join(str(p) for p in exc.absolute_path) or "<root>"
+        raise GraphError(f"graph JSON invalid at {where}: {exc.message}") from exc
+
+
+def _sketch_to_dict(sk: Sketch, include_samples: bool) -> dict[str, Any]:
+    out: dict[str, Any] = dict(sk.summary())
+    if include_samples:
+        values, times = sk.chronological()
+        out["values"] = [float(v) for v in values]
+        if sk.half_life_s is not None:
+            out["times"] = [float(t) for t in times]
+    return out
+
+
+def _edges(graph: PDGraph) -> list[dict[str, Any]]:
+    by_pair: dict[tuple[str, str], dict[int, int]] = {}
+    out_total: Counter[str] = Counter()
+    visit_total: Counter[tuple[str, int]] = Counter()
+    for (src, visit), counts in graph.transitions.items():
+        for target, c in counts.items():
+            by_pair.setdefault((src, target), {})[visit] = c
+            out_total[src] += c
+            visit_total[(src, visit)] += c
+
+    def order(pair: tuple[str, str]) -> tuple[int, str, int, str]:
+        src, dst = pair
+        return (0 if src == START else 1, src, 1 if dst == END else 0, dst)
+
+    edges = []
+    for src, dst in sorted(by_pair, key=order):
+        visits = by_pair[(src, dst)]
+        count = sum(visits.values())
+        edges.append(
+            {
+                "source": src,
+                "target": dst,
+                "count": count,
+                "p": count / out_total[src],
+                "by_visit": [
+                    {"visit": v, "count": c, "p": c / visit_total[(src, v)]}
+                    for v, c in sorted(visits.items())
+                ],
+            }
+        )
+    return edges
+
+
+def graph_to_dict(graph: PDGraph, *, include_samples: bool = True) -> dict[str, Any]:
+    """Document form of ``graph`` (see module docstring)."""
+    nodes = []
+    for name in sorted(graph.nodes):
+        st = graph.nodes[name]
+        nodes.append(
+            {
+                "id": name,
+                "kind": st.kind,
+                "backend": st.backend,
+                "count": st.count,
+                "calls": st.calls,
+                "service_s": _sketch_to_dict(st.service_s, include_samples),
+                "stage_service_s": _sketch_to_dict(st.stage_service_s, include_samples),
+                "input_tokens": _sketch_to_dict(st.input_tokens, include_samples),
+                "output_tokens": _sketch_to_dict(st.output_tokens, include_samples),
+                "fanout": _sketch_to_dict(st.width, include_samples),
+                "cold_start_s": _sketch_to_dict(st.cold_start_s, include_samples),
+            }
+        )
+    doc: dict[str, Any] = {
+        "schema_version": SCHEMA_VERSION,
+        "app": graph.app,
+        "runs": graph.runs,
+        "version": graph.version,
+        "config": {
+            "window": graph.window,
+            "half_life_s": graph.half_life_s,
+            "max_visit": graph.max_visit,
+        },
+        "nodes": nodes,
+        "edges": _edges(graph),
+        "run_service_s": _sketch_to_dict(graph.run_service_s, include_samples),
+    }
+    if include_samples:
+        doc["token_models"] = [
+            {"backend": b, **graph.token_models[b].to_dict()} for b in sorted(graph.token_models)
+        ]
+    return doc
+
+
+def _load_sketch(sk: Sketch, data: dict[str, Any], what: str) -> None:
+    values = data.get("values")
+    if values is None:
+        raise GraphError(f"{what} has no samples; export with include_samples=True to reload")
+    times = data.get("times") if sk.half_life_s is not None else None
+    if times is None:
+        times = [0.0] * len(values)
+    arr = np.asarray(values, dtype=np.float64)
+    tarr = np.asarray(times, dtype=np.float64)
+    if arr.ndim != 1 or tarr.shape != arr.shape:
+        raise GraphError(f"{what}: values and times must be equal-length lists")
+    if not (np.isfinite(arr).all() and np.isfinite(tarr).all()) or (arr < 0).any():
+        raise GraphError(f"{what}: samples must be finite and >= 0")
+    if arr.size > sk.window:
+        raise GraphError(f"{what}: {arr.size} samples exceed the window {sk.window}")
+    for v, t in zip(arr.tolist(), tarr.tolist(), strict=True):
+        sk.add(v, t)
+
+
+def graph_from_dict(data: object) -> PDGraph:
+    """Rebuild a PDGraph from :func:`graph_to_dict` output; GraphError if malformed."""
+    from hermes_sdk.graph.pdgraph import NodeState, PDGraph
+
+    validate_graph_json(data)
+    doc = cast(dict[str, Any], data)
+    cfg = doc["config"]
+    graph = PDGraph(
+        doc["app"],
+        window=cfg["window"],
+        half_life_s=cfg["half_life_s"],
+        max_visit=cfg["max_visit"],
+    )
+    for nd in doc["nodes"]:
+        if nd["kind"] not in UNIT_KINDS:
+            raise GraphError(f"node {nd['id']!r} has unknown kind {nd['kind']!r}")
+        st = NodeState(nd["kind"], nd["backend"], graph.window, graph.half_life_s)
+        st.count, st.calls = nd["count"], nd["calls"]
+        for name, key in zip(NodeState.SKETCHES, _NODE_KEYS, strict=True):
+            _load_sketch(st.sketch(name), nd[key], f"node {nd['id']!r} {key}")
+        graph.nodes[nd["id"]] = st
+    for edge in doc["edges"]:
+        src, dst = edge["source"], edge["target"]
+        if src != START and src not in graph.nodes:
+            raise GraphError(f"edge source {src!r} is not a node")
+        if dst != END and dst not in graph.nodes:
+            raise GraphError(f"edge target {dst!r} is not a node")
+        for bv in edge["by_visit"]:
+            if bv["visit"] > graph.max_visit:
+                raise GraphError(f"edge {src!r}->{dst!r} visit {bv['visit']} > max_visit")
+            graph.transitions.setdefault((src, bv["visit"]), Counter())[dst] = bv["count"]
+    _load_sketch(graph.run_service_s, doc["run_service_s"], "run_service_s")
+    for tm in doc.get("token_models", []):
+        graph.token_models[tm["backend"]] = TokenModel.from_dict(tm)
+    graph.runs, graph.version = doc["runs"], doc["version"]
+    return graph
+
+
+_NODE_KEYS = (
+    "service_s",
+    "stage_service_s",
+    "input_tokens",
+    "output_tokens",
+    "fanout",
+    "cold_start_s",
+)

@@ -1,0 +1,366 @@
+"""The Probabilistic Demand Graph (PDGraph) of one app, learned online from completed runs.
+
+Nodes are functional units (composite nodes ``"a|b"`` for overlapping different units are
+ordinary nodes). Each node keeps bounded sketches of per-call service seconds, per-stage service
+seconds (sum over the fan-out), input/output tokens, fan-out width and cold-start seconds.
+Transitions are counted per ``(node, visit index capped at max_visit)`` so loops with
+non-geometric lengths are learned exactly. See :mod:`hermes_sdk.graph.montecarlo` for how the
+remaining demand of a running app is sampled.
+"""
+
+from __future__ import annotations
+
+import math
+import threading
+import zlib
+from collections import Counter, OrderedDict
+from dataclasses import dataclass
+
+import numpy as np
+from numpy.typing import NDArray
+
+from hermes_sdk.errors import GraphError
+from hermes_sdk.graph.montecarlo import CompiledGraph, compile_graph, simulate
+from hermes_sdk.graph.prior import PooledPrior
+from hermes_sdk.graph.records import END, START, RunPath, RunState, Stage, UnitKind
+from hermes_sdk.graph.sketch import Sketch, SortedSamples
+from hermes_sdk.graph.token_model import TokenModel
+
+MAX_NODES = 10_000
+"""Most distinct nodes one app graph accepts (protects memory against runaway names)."""
+MAX_PATH_STAGES = 10_000
+"""Most stages one observed path may have."""
+MAX_SAMPLES = 1_000_000
+"""Largest ``n`` accepted by :meth:`PDGraph.remaining_demand`."""
+MAX_VISIT_LIMIT = 64
+_CACHE_SIZE = 512
+
+
+@dataclass(frozen=True, slots=True)
+class NodeStats:
+    """Read-only snapshot of one node's learned demand (each field supports mean/quantile/sample).
+
+    ``service_s`` is per call (seconds), ``stage_service_s`` per stage (sum over the fan-out),
+    ``width`` the fan-out width, tokens per call.
+    """
+
+    node: str
+    count: int
+    calls: int
+    kind: UnitKind
+    backend: str | None
+    service_s: SortedSamples
+    stage_service_s: SortedSamples
+    input_tokens: SortedSamples
+    output_tokens: SortedSamples
+    width: SortedSamples
+    cold_start_s: SortedSamples
+
+
+class NodeState:
+    """Mutable learned state of one node (owned by its PDGraph)."""
+
+    __slots__ = (
+        "backend",
+        "calls",
+        "cold_start_s",
+        "count",
+        "input_tokens",
+        "kind",
+        "output_tokens",
+        "service_s",
+        "stage_service_s",
+        "width",
+    )
+
+    SKETCHES = (
+        "service_s",
+        "stage_service_s",
+        "input_tokens",
+        "output_tokens",
+        "width",
+        "cold_start_s",
+    )
+
+    def __init__(self, kind: UnitKind, backend: str | None, window: int, half_life_s: float | None):
+        self.kind: UnitKind = kind
+        self.backend = backend
+        self.count = 0
+        self.calls = 0
+        self.service_s = Sketch(window, half_life_s)
+        self.stage_service_s = Sketch(window, half_life_s)
+        self.input_tokens = Sketch(window, half_life_s)
+        self.output_tokens = Sketch(window, half_life_s)
+        self.width = Sketch(window, half_life_s)
+        self.cold_start_s = Sketch(window, half_life_s)
+
+    def sketch(self, name: str) -> Sketch:
+        """The sketch called ``name`` (one of :attr:`SKETCHES`)."""
+        sk: Sketch = getattr(self, name)
+        return sk
+
+
+def _check_path(path: object, app: str, known: set[str]) -> RunPath:
+    """Validate everything observe() relies on, before any state changes."""
+    if not isinstance(path, RunPath):
+        raise GraphError(f"observe() needs a RunPath, got {type(path).__name__}")
+    if path.app != app:
+        raise GraphError(f"path of app {path.app!r} observed by the graph of app {app!r}")
+    if len(path.stages) > MAX_PATH_STAGES:
+        raise GraphError(f"path has {len(path.stages)} stages, more than {MAX_PATH_STAGES}")
+    if not math.isfinite(path.started_at):
+        raise GraphError("path.started_at must be finite")
+    new_nodes: set[str] = set()
+    for i, stage in enumerate(path.stages):
+        if not isinstance(stage, Stage) or not stage.calls:
+            raise GraphError(f"stages[{i}] is not a Stage with calls")
+        if stage.node in (START, END) or not stage.node:
+            raise GraphError(f"stages[{i}] uses the reserved or empty node name {stage.node!r}")
+        for call in stage.calls:
+            for what in ("service_s", "cold_start_s"):
+                v = getattr(call, what)
+                if v is not None and not (math.isfinite(v) and v >= 0.0):
+                    raise GraphError(f"stages[{i}] ({stage.node!r}) has {what}={v!r}")
+        if stage.node not in known:
+            new_nodes.add(stage.node)
+    if len(known) + len(new_nodes) > MAX_NODES:
+        raise GraphError(f"graph of app {app!r} would exceed {MAX_NODES} nodes")
+    return path
+
+
+class PDGraph:
+    """Learned demand graph of one app; thread-safe. ``version`` grows by one per observe()."""
+
+    def __init__(
+        self,
+        app: str,
+        *,
+        window: int = 1000,
+        half_life_s: float | None = None,
+        max_visit: int = 8,
+        prior: PooledPrior | None = None,
+    ) -> None:
+        if not isinstance(app, str) or not app:
+            raise GraphError(f"app must be a non-empty string, got {app!r}")
+        Sketch(window, half_life_s)  # validates both
+        if isinstance(max_visit, bool) or not isinstance(max_visit, int):
+            raise GraphError(f"max_visit must be an int, got {max_visit!r}")
+        if not 1 <= max_visit <= MAX_VISIT_LIMIT:
+            raise GraphError(f"max_visit must be within 1..{MAX_VISIT_LIMIT}, got {max_visit}")
+        self.app = app
+        self.window = window
+        self.half_life_s = None if half_life_s is None else float(half_life_s)
+        self.max_visit = max_visit
+        self.prior = prior if prior is not None else PooledPrior()
+        self.runs = 0
+        self.version = 0
+        self.nodes: dict[str, NodeState] = {}
+        self.transitions: dict[tuple[str, int], Counter[str]] = {}
+        self.token_models: dict[str, TokenModel] = {}
+        self.run_service_s = Sketch(window, half_life_s)
+        self._lock = threading.RLock()
+        self._compiled: CompiledGraph | None = None
+        self._cache: OrderedDict[tuple[RunState, int], NDArray[np.float64]] = OrderedDict()
+
+    def __repr__(self) -> str:
+        return f"PDGraph(app={self.app!r}, runs={self.runs}, nodes={len(self.nodes)})"
+
+    # --- learning -------------------------------------------------------------------------------
+
+    def validate(self, path: RunPath) -> None:
+        """Raise GraphError if ``path`` cannot be observed; changes nothing."""
+        with self._lock:
+            _check_path(path, self.app, set(self.nodes))
+
+    def observe(self, path: RunPath) -> None:
+        """Fold one completed run in. Raises GraphError (and learns nothing) on bad input."""
+        with self._lock:
+            _check_path(path, self.app, set(self.nodes))
+            t_s = float(path.started_at)
+            visits: Counter[str] = Counter()
+            source, source_visit = START, 1
+            for stage in path.stages:
+                node = self.nodes.get(stage.node)
+                if node is None:
+                    node = NodeState(stage.kind, stage.backend, self.window, self.half_life_s)
+                    self.nodes[stage.node] = node
+                self._fold_stage(node, stage, t_s)
+                visits[stage.node] += 1
+                self._count_transition(source, source_visit, stage.node)
+                source, source_visit = stage.node, visits[stage.node]
+            self._count_transition(source, source_visit, END)
+            self.run_service_s.add(path.service_s, t_s)
+            self.prior.add(path.service_s)
+            self.runs += 1
+            self.version += 1
+            self._compiled = None
+            self._cache.clear()
+
+    def _count_transition(self, source: str, visit: int, target: str) -> None:
+        key = (source, min(visit, self.max_visit))
+        counter = self.transitions.get(key)
+        if counter is None:
+            counter = self.transitions[key] = Counter()
+        counter[target] += 1
+
+    def _fold_stage(self, node: NodeState, stage: Stage, t_s: float) -> None:
+        node.kind = stage.kind
+        if stage.backend is not None:
+            node.backend = stage.backend
+        node.count += 1
+        node.calls += stage.width
+        node.width.add(float(stage.width), t_s)
+        node.stage_service_s.add(stage.service_s, t_s)
+        for call in stage.calls:
+            node.service_s.add(call.service_s, t_s)
+            if call.input_tokens is not None:
+                node.input_tokens.add(float(call.input_tokens), t_s)
+            if call.output_tokens is not None:
+                node.output_tokens.add(float(call.output_tokens), t_s)
+            if call.cold_start_s is not None:
+                node.cold_start_s.add(call.cold_start_s, t_s)
+            if (
+                stage.backend is not None
+                and call.input_tokens is not None
+                and call.output_tokens is not None
+                and not call.failed
+            ):
+                model = self.token_models.get(stage.backend)
+                if model is None:
+                    model = self.token_models[stage.backend] = TokenModel()
+                model.add(call.input_tokens, call.output_tokens, call.service_s)
+
+    # --- queries --------------------------------------------------------------------------------
+
+    def node_stats(self, node: str) -> NodeStats:
+        """Snapshot of a node's learned distributions; GraphError if the node is unknown."""
+        with self._lock:
+            st = self.nodes.get(node)
+            if st is None:
+                raise GraphError(f"app {self.app!r} has no node {node!r}")
+            return NodeStats(
+                node=node,
+                count=st.count,
+                calls=st.calls,
+                kind=st.kind,
+                backend=st.backend,
+                service_s=st.service_s.sorted(),
+                stage_service_s=st.stage_service_s.sorted(),
+                input_tokens=st.input_tokens.sorted(),
+                output_tokens=st.output_tokens.sorted(),
+                width=st.width.sorted(),
+                cold_start_s=st.cold_start_s.sorted(),
+            )
+
+    def transition_counts(self, node: str, visit: int) -> Counter[str]:
+        """Counts of the next node after the ``visit``-th entry of ``node`` (with fallbacks).
+
+        Visits beyond ``max_visit`` share the last row; a (node, visit) never observed falls
+        back to the nearest lower observed visit, then to the node's counts over all visits.
+        """
+        with self._lock:
+            v = max(1, min(visit, self.max_visit))
+            for vv in range(v, 0, -1):
+                counts = self.transitions.get((node, vv))
+                if counts:
+                    return Counter(counts)
+            total: Counter[str] = Counter()
+            for (src, _), counts in self.transitions.items():
+                if src == node:
+                    total.update(counts)
+            return total
+
+    def next_stage_probs(self, state: RunState) -> dict[str, float]:
+        """P(next node | state) including ``"END"``; empty when the node was never seen."""
+        if not isinstance(state, RunState):
+            raise GraphError(f"next_stage_probs() needs a RunState, got {type(state).__name__}")
+        visit = 1 if state.node == START else max(1, state.visit_count(state.node))
+        counts = self.transition_counts(state.node, visit)
+        total = sum(counts.values())
+        if total == 0:
+            return {}
+        return {name: c / total for name, c in sorted(counts.items())}
+
+    def remaining_demand(
+        self, state: RunState, *, n: int = 1000, rng: np.random.Generator | None = None
+    ) -> NDArray[np.float64]:
+        """``n`` Monte Carlo samples of the remaining service seconds of a run in ``state``.
+
+        Without ``rng`` the result is deterministic per (state, n, version) and cached; the
+        returned array is read-only. With ``rng`` fresh draws are made and not cached. A graph
+        with no runs answers from its prior (pooled across the tenant's apps by the registry).
+        """
+        if not isinstance(state, RunState):
+            raise GraphError(f"remaining_demand() needs a RunState, got {type(state).__name__}")
+        if isinstance(n, bool) or not isinstance(n, int) or not 1 <= n <= MAX_SAMPLES:
+            raise GraphError(f"n must be an int within 1..{MAX_SAMPLES}, got {n!r}")
+        if not (math.isfinite(state.elapsed_s) and state.elapsed_s >= 0.0):
+            raise GraphError(f"state.elapsed_s must be finite and >= 0, got {state.elapsed_s!r}")
+        key = (state, n)
+        with self._lock:
+            if rng is None:
+                hit = self._cache.get(key)
+                if hit is not None:
+                    self._cache.move_to_end(key)
+                    return hit
+                seed = zlib.crc32(repr(state).encode()) ^ (self.version * 2654435761)
+                gen = np.random.default_rng(seed)
+            else:
+                gen = rng
+            if self.runs == 0:
+                out = self.prior.remaining(state.elapsed_s, n, gen)
+            else:
+                if self._compiled is None:
+                    self._compiled = compile_graph(self)
+                out = simulate(self._compiled, state, n, gen)
+            out.setflags(write=False)
+            if rng is None:
+                self._cache[key] = out
+                if len(self._cache) > _CACHE_SIZE:
+                    self._cache.popitem(last=False)
+            return out
+
+    # --- export (implemented in hermes_sdk.graph.export) ----------------------------------------
+
+    def to_dict(self, *, include_samples: bool = True) -> dict[str, object]:
+        """JSON-able dict (schema_version 1); with samples it round-trips exactly."""
+        from hermes_sdk.graph.export import graph_to_dict
+
+        with self._lock:
+            return graph_to_dict(self, include_samples=include_samples)
+
+    def to_json(self, *, include_samples: bool = True, indent: int | None = None) -> str:
+        """:meth:`to_dict` as a JSON string (keys in a stable order)."""
+        import json
+
+        return json.dumps(self.to_dict(include_samples=include_samples), indent=indent)
+
+    @classmethod
+    def from_dict(cls, data: object) -> PDGraph:
+        """Rebuild a graph from :meth:`to_dict` output (needs ``include_samples=True``)."""
+        from hermes_sdk.graph.export import graph_from_dict
+
+        return graph_from_dict(data)
+
+    @classmethod
+    def from_json(cls, text: str | bytes) -> PDGraph:
+        """Rebuild a graph from :meth:`to_json` output; GraphError on malformed input."""
+        import json
+
+        try:
+            data = json.loads(text)
+        except (ValueError, TypeError) as exc:
+            raise GraphError(f"graph JSON does not parse: {exc}") from exc
+        return cls.from_dict(data)
+
+    def to_dot(self) -> str:
+        """Graphviz DOT text: one node per unit plus START/END, edges labelled with p."""
+        from hermes_sdk.graph.render import graph_to_dot
+
+        return graph_to_dot(self.to_dict(include_samples=False))
+
+    def to_mermaid(self) -> str:
+        """Mermaid ``flowchart`` text: one node per unit plus START/END, edges labelled with p."""
+        from hermes_sdk.graph.render import graph_to_mermaid
+
+        return graph_to_mermaid(self.to_dict(include_samples=False))

@@ -1,0 +1,149 @@
+"""GraphRegistry: every app's PDGraph per tenant, persisted through a Store; a DemandModel.
+
+On construction the registry replays every stored path, so a restarted process (or another
+scheduler replica sharing a Redis store) sees the same graphs. ``observe`` validates a path,
+appends it to the store (durable) and only then folds it into the graph, so an acknowledged path
+is never lost and a rejected one is never stored.
+
+Unknown apps (no graph, or a graph with no runs) are answered from the tenant's pooled prior:
+total run demand pooled over all the tenant's apps, conditioned on ``state.elapsed_s`` (the only
+attained-service figure a ``RunState`` carries); see :mod:`hermes_sdk.graph.prior`.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import zlib
+
+import numpy as np
+from numpy.typing import NDArray
+
+from hermes_sdk.errors import GraphError
+from hermes_sdk.graph.pdgraph import PDGraph
+from hermes_sdk.graph.prior import PooledPrior
+from hermes_sdk.graph.records import RunPath, RunState, check_name
+from hermes_sdk.store.base import Store
+
+log = logging.getLogger(__name__)
+
+
+class GraphRegistry:
+    """Thread-safe owner of all apps' graphs; implements the DemandModel protocol."""
+
+    def __init__(
+        self,
+        store: Store | None = None,
+        *,
+        window: int = 1000,
+        half_life_s: float | None = None,
+        max_visit: int = 8,
+    ) -> None:
+        PDGraph("_check", window=window, half_life_s=half_life_s, max_visit=max_visit)
+        self.store = store
+        self._graph_kwargs: dict[str, int | float | None] = {
+            "window": window,
+            "half_life_s": half_life_s,
+            "max_visit": max_visit,
+        }
+        self._lock = threading.RLock()
+        self._graphs: dict[tuple[str, str], PDGraph] = {}
+        self._priors: dict[str, PooledPrior] = {}
+        self.loaded_paths = 0
+        if store is not None:
+            self._replay(store)
+
+    def _replay(self, store: Store) -> None:
+        skipped = 0
+        for path in store.load_paths():
+            try:
+                self._graph(path.app, path.tenant).observe(path)
+                self.loaded_paths += 1
+            except GraphError as exc:  # stored by an older, laxer version: skip, keep going
+                skipped += 1
+                log.warning("skipping stored path of app %r: %s", path.app, exc)
+        if skipped or store.corrupt_rows:
+            log.warning(
+                "graph rebuild skipped %d invalid paths and %d corrupt rows",
+                skipped,
+                store.corrupt_rows,
+            )
+
+    def prior(self, tenant: str = "default") -> PooledPrior:
+        """The tenant's pooled prior of total run demand (created on first use)."""
+        with self._lock:
+            prior = self._priors.get(tenant)
+            if prior is None:
+                prior = self._priors[tenant] = PooledPrior()
+            return prior
+
+    def _graph(self, app: str, tenant: str) -> PDGraph:
+        key = (tenant, app)
+        graph = self._graphs.get(key)
+        if graph is None:
+            check_name(app, "app")
+            check_name(tenant, "tenant")
+            graph = PDGraph(
+                app,
+                window=int(self._graph_kwargs["window"] or 1000),
+                half_life_s=self._graph_kwargs["half_life_s"],
+                max_visit=int(self._graph_kwargs["max_visit"] or 8),
+                prior=self.prior(tenant),
+            )
+            self._graphs[key] = graph
+        return graph
+
+    def graph(self, app: str, tenant: str = "default") -> PDGraph:
+        """The graph of ``app`` for ``tenant``, created empty if needed."""
+        with self._lock:
+            return self._graph(app, tenant)
+
+    def get(self, app: str, tenant: str = "default") -> PDGraph | None:
+        """The graph of ``app`` for ``tenant`` or None if it was never created."""
+        with self._lock:
+            return self._graphs.get((tenant, app))
+
+    def apps(self, tenant: str = "default") -> list[str]:
+        """Sorted names of the tenant's apps that have a graph."""
+        with self._lock:
+            return sorted(app for (t, app) in self._graphs if t == tenant)
+
+    def tenants(self) -> list[str]:
+        """Sorted names of tenants with at least one graph."""
+        with self._lock:
+            return sorted({t for (t, _) in self._graphs})
+
+    def observe(self, path: RunPath) -> PDGraph:
+        """Validate, store durably, then learn ``path``; returns the app's graph."""
+        if not isinstance(path, RunPath):
+            raise GraphError(f"observe() needs a RunPath, got {type(path).__name__}")
+        with self._lock:
+            graph = self._graph(path.app, path.tenant)
+            graph.validate(path)
+            if self.store is not None:
+                self.store.append_path(path)
+            graph.observe(path)
+            return graph
+
+    def remaining_demand(
+        self, app: str, state: RunState, *, tenant: str = "default", n: int = 1000
+    ) -> NDArray[np.float64]:
+        """``n`` samples of remaining service seconds (DemandModel); pooled prior if unknown."""
+        with self._lock:
+            graph = self._graphs.get((tenant, app))
+            prior = self.prior(tenant) if graph is None else None
+        if graph is not None:
+            return graph.remaining_demand(state, n=n)
+        assert prior is not None
+        if not isinstance(state, RunState):
+            raise GraphError(f"remaining_demand() needs a RunState, got {type(state).__name__}")
+        rng = np.random.default_rng(zlib.crc32(f"{tenant}\0{app}\0{state!r}".encode()))
+        out = prior.remaining(state.elapsed_s, n, rng)
+        out.setflags(write=False)
+        return out
+
+    def close(self) -> None:
+        """Close the store (graphs stay readable in memory)."""
+        with self._lock:
+            if self.store is not None:
+                self.store.close()

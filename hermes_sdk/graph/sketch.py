@@ -1,0 +1,174 @@
+"""Bounded, optionally time-decayed sample sketches: the per-node demand distributions.
+
+A :class:`Sketch` keeps the last ``window`` observations of one quantity (seconds, tokens, width)
+in a ring buffer. With ``half_life_s`` set, each sample is weighted by
+``0.5 ** ((t_newest - t_i) / half_life_s)`` where ``t_i`` is the sample's timestamp (the run's
+``started_at``) and ``t_newest`` the newest timestamp in the sketch, so the distribution follows
+drift while staying a deterministic function of the observed samples (a rebuild from the store
+gives the same weights).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+from numpy.typing import NDArray
+
+from hermes_sdk.errors import GraphError
+
+FloatArray = NDArray[np.float64]
+
+MAX_WINDOW = 1_000_000
+"""Largest window accepted (samples per sketch)."""
+
+
+@dataclass(frozen=True, slots=True)
+class SortedSamples:
+    """A sketch's samples sorted ascending with cumulative normalised weights (last = 1.0)."""
+
+    values: FloatArray
+    cum_weights: FloatArray
+
+    def __len__(self) -> int:
+        return int(self.values.size)
+
+    def sample(self, rng: np.random.Generator, n: int) -> FloatArray:
+        """``n`` weighted draws with replacement (zeros when empty)."""
+        if self.values.size == 0:
+            return np.zeros(n)
+        idx = np.searchsorted(self.cum_weights, rng.random(n), side="right")
+        return self.values[np.minimum(idx, self.values.size - 1)]
+
+    def mean(self) -> float | None:
+        """Weighted mean, or None when empty."""
+        if self.values.size == 0:
+            return None
+        probs = np.diff(self.cum_weights, prepend=0.0)
+        return float(np.dot(self.values, probs))
+
+    def quantile(self, q: float) -> float | None:
+        """Weighted ``q``-quantile (lower inverse CDF), or None when empty."""
+        if not 0.0 <= q <= 1.0:
+            raise GraphError(f"quantile q must be within [0, 1], got {q!r}")
+        if self.values.size == 0:
+            return None
+        idx = int(np.searchsorted(self.cum_weights, q, side="left"))
+        return float(self.values[min(idx, self.values.size - 1)])
+
+
+class Sketch:
+    """Ring buffer of the last ``window`` samples of one quantity with optional time decay."""
+
+    __slots__ = (
+        "_buf_times",
+        "_buf_values",
+        "_cache",
+        "_count",
+        "_head",
+        "_size",
+        "half_life_s",
+        "window",
+    )
+
+    def __init__(self, window: int = 1000, half_life_s: float | None = None) -> None:
+        if isinstance(window, bool) or not isinstance(window, int) or not 1 <= window <= MAX_WINDOW:
+            raise GraphError(f"window must be an int in 1..{MAX_WINDOW}, got {window!r}")
+        if half_life_s is not None and not (half_life_s > 0 and np.isfinite(half_life_s)):
+            raise GraphError(f"half_life_s must be a positive number or None, got {half_life_s!r}")
+        self.window = window
+        self.half_life_s = None if half_life_s is None else float(half_life_s)
+        capacity = min(window, 16)
+        self._buf_values = np.empty(capacity, dtype=np.float64)
+        self._buf_times = np.empty(capacity, dtype=np.float64)
+        self._size = 0
+        self._head = 0  # next write position once the buffer is full
+        self._count = 0  # total samples ever added
+        self._cache: SortedSamples | None = None
+
+    def __len__(self) -> int:
+        return self._size
+
+    @property
+    def _values(self) -> FloatArray:
+        return self._buf_values[: self._size]
+
+    @property
+    def _times(self) -> FloatArray:
+        return self._buf_times[: self._size]
+
+    @property
+    def total_added(self) -> int:
+        """How many samples were ever added (including evicted ones)."""
+        return self._count
+
+    def add(self, value: float, time_s: float = 0.0) -> None:
+        """Append one sample taken at unix time ``time_s``, evicting the oldest if full."""
+        if self._size < self.window:
+            if self._size == self._buf_values.size:
+                capacity = min(self.window, 2 * self._size)
+                self._buf_values = np.resize(self._buf_values, capacity)
+                self._buf_times = np.resize(self._buf_times, capacity)
+            self._buf_values[self._size] = value
+            self._buf_times[self._size] = time_s
+            self._size += 1
+        else:
+            self._buf_values[self._head] = value
+            self._buf_times[self._head] = time_s
+            self._head = (self._head + 1) % self.window
+        self._count += 1
+        self._cache = None
+
+    def chronological(self) -> tuple[FloatArray, FloatArray]:
+        """(values, times) oldest first."""
+        if self._size < self.window or self._head == 0:
+            return self._values.copy(), self._times.copy()
+        order = np.r_[self._head : self.window, 0 : self._head]
+        return self._values[order], self._times[order]
+
+    def weights(self) -> FloatArray:
+        """Per-sample weights in storage order (all ones without decay)."""
+        if self.half_life_s is None or self._values.size == 0:
+            return np.ones(self._values.size)
+        age_s = float(self._times.max()) - self._times
+        return np.power(0.5, age_s / self.half_life_s)
+
+    def sorted(self) -> SortedSamples:
+        """Samples sorted ascending with cumulative weights (cached until the next add)."""
+        if self._cache is None:
+            order = np.lexsort((self._times, self._values))  # canonical: by value, then time
+            values = self._values[order]
+            w = self.weights()[order]
+            total = float(w.sum())
+            cum = np.cumsum(w) / total if total > 0 else np.empty(0)
+            if cum.size:
+                cum[-1] = 1.0
+            values.setflags(write=False)
+            cum.setflags(write=False)
+            self._cache = SortedSamples(values, cum)
+        return self._cache
+
+    def mean(self) -> float | None:
+        """Weighted mean, or None when empty."""
+        if self._values.size == 0:
+            return None
+        w = self.weights()  # fsum: exact, so independent of the ring buffer's rotation
+        return math.fsum((self._values * w).tolist()) / math.fsum(w.tolist())
+
+    def quantile(self, q: float) -> float | None:
+        """Weighted ``q``-quantile (lower inverse CDF), or None when empty."""
+        return self.sorted().quantile(q)
+
+    def sample(self, rng: np.random.Generator, n: int) -> FloatArray:
+        """``n`` weighted draws with replacement (zeros when empty)."""
+        return self.sorted().sample(rng, n)
+
+    def summary(self) -> dict[str, float | int | None]:
+        """``{"n", "mean", "p50", "p95"}`` of the current window."""
+        return {
+            "n": len(self),
+            "mean": self.mean(),
+            "p50": self.quantile(0.5),
+            "p95": self.quantile(0.95),
+        }

@@ -1,0 +1,86 @@
+"""Per-backend online least-squares model of a call's seconds from its token counts.
+
+``service_s ~ a + b * input_tokens + c * output_tokens`` (overhead, prefill seconds per token,
+decode seconds per token). Only the sufficient statistics ``X'X`` (3x3) and ``X'y`` (3) are kept,
+so an update is O(1) and the model round-trips exactly through JSON.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numpy.typing import NDArray
+
+from hermes_sdk.errors import GraphError
+
+MIN_CALLS = 10
+"""Calls with both token counts needed before the model is used for prediction."""
+_SCALE = np.array([1.0, 1e-3, 1e-3])  # tokens in thousands keep X'X well conditioned
+_RIDGE = 1e-9
+
+
+class TokenModel:
+    """Online linear regression of call seconds on (1, input_tokens, output_tokens)."""
+
+    __slots__ = ("_coef", "n", "xtx", "xty")
+
+    def __init__(self) -> None:
+        self.n = 0
+        self.xtx = np.zeros((3, 3))
+        self.xty = np.zeros(3)
+        self._coef: NDArray[np.float64] | None = None
+
+    def add(self, input_tokens: int, output_tokens: int, service_s: float) -> None:
+        """Fold one call in."""
+        x = np.array([1.0, float(input_tokens), float(output_tokens)])
+        self.xtx += np.outer(x, x)
+        self.xty += x * service_s
+        self.n += 1
+        self._coef = None
+
+    def coef(self) -> NDArray[np.float64] | None:
+        """``[a_s, b_s_per_token, c_s_per_token]`` or None before :data:`MIN_CALLS` calls."""
+        if self.n < MIN_CALLS:
+            return None
+        if self._coef is None:
+            a = self.xtx * np.outer(_SCALE, _SCALE) + _RIDGE * np.eye(3)
+            b = self.xty * _SCALE
+            scaled, *_ = np.linalg.lstsq(a, b, rcond=None)
+            self._coef = scaled * _SCALE
+        return self._coef
+
+    def predict_s(
+        self, input_tokens: float, output_tokens: NDArray[np.float64]
+    ) -> NDArray[np.float64] | None:
+        """Predicted seconds (clipped at 0) per output-token draw, or None if not fitted."""
+        coef = self.coef()
+        if coef is None:
+            return None
+        pred = coef[0] + coef[1] * input_tokens + coef[2] * output_tokens
+        return np.asarray(np.maximum(pred, 0.0), dtype=np.float64)
+
+    def to_dict(self) -> dict[str, object]:
+        """JSON form: sufficient statistics plus the fitted coefficients (or null)."""
+        coef = self.coef()
+        return {
+            "n": self.n,
+            "xtx": [[float(v) for v in row] for row in self.xtx],
+            "xty": [float(v) for v in self.xty],
+            "coef": None if coef is None else [float(v) for v in coef],
+        }
+
+    @staticmethod
+    def from_dict(data: dict[str, object]) -> TokenModel:
+        """Inverse of :meth:`to_dict` (coefficients are recomputed)."""
+        model = TokenModel()
+        try:
+            n = data["n"]
+            xtx = np.asarray(data["xtx"], dtype=np.float64)
+            xty = np.asarray(data["xty"], dtype=np.float64)
+        except (KeyError, TypeError, ValueError) as exc:
+            raise GraphError(f"bad token model: {exc}") from exc
+        if not isinstance(n, int) or n < 0 or xtx.shape != (3, 3) or xty.shape != (3,):
+            raise GraphError("bad token model: need n >= 0, xtx 3x3 and xty of length 3")
+        if not (np.isfinite(xtx).all() and np.isfinite(xty).all()):
+            raise GraphError("bad token model: non-finite statistics")
+        model.n, model.xtx, model.xty = n, xtx, xty
+        return model

@@ -1,0 +1,115 @@
+"""Redis store (``redis://host:port/db``): shared state for several scheduler replicas.
+
+Paths are ``RPUSH``ed as JSON to one list ``<prefix>:paths`` (append order is global), key/value
+documents live in one hash per namespace ``<prefix>:kv:<namespace>``. An append is acknowledged
+by Redis before ``append_path`` returns; how durable that is depends on the server's persistence
+settings (``appendonly yes`` + ``appendfsync always`` for the strongest guarantee).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import redis
+
+from hermes_sdk.errors import StoreError
+from hermes_sdk.graph.records import RunPath
+from hermes_sdk.store.base import decode_path, decode_value, encode_path, encode_value
+
+_BATCH = 1000
+
+
+class RedisStore:
+    """Store on a Redis server; thread-safe (redis-py pools connections)."""
+
+    def __init__(self, url: str, *, prefix: str = "hermes", timeout_s: float = 5.0) -> None:
+        self.url = url
+        self.prefix = prefix
+        self.corrupt_rows = 0
+        try:
+            self._client: redis.Redis | None = redis.Redis.from_url(
+                url, socket_timeout=timeout_s, socket_connect_timeout=timeout_s
+            )
+            self._client.ping()
+        except (redis.RedisError, ValueError) as exc:
+            raise StoreError(f"cannot open Redis store {url!r}: {exc}") from exc
+
+    def __repr__(self) -> str:
+        return f"RedisStore({self.url!r})"
+
+    def _redis(self) -> redis.Redis:
+        if self._client is None:
+            raise StoreError("store is closed")
+        return self._client
+
+    @property
+    def _paths_key(self) -> str:
+        return f"{self.prefix}:paths"
+
+    def append_path(self, path: RunPath) -> None:
+        """RPUSH one path (acknowledged by the server on return)."""
+        text = encode_path(path)
+        try:
+            self._redis().rpush(self._paths_key, text)
+        except redis.RedisError as exc:
+            raise StoreError(f"cannot append path: {exc}") from exc
+
+    def append_raw(self, text: str | bytes) -> None:
+        """RPUSH a raw row as-is (tests use it to simulate corruption)."""
+        try:
+            self._redis().rpush(self._paths_key, text)
+        except redis.RedisError as exc:
+            raise StoreError(f"cannot append row: {exc}") from exc
+
+    def load_paths(self) -> Iterator[RunPath]:
+        """Every stored path in append order, read in batches; corrupt rows skipped and counted."""
+        start = 0
+        while True:
+            try:
+                rows: list[bytes] = self._redis().lrange(  # type: ignore[assignment]
+                    self._paths_key, start, start + _BATCH - 1
+                )
+            except redis.RedisError as exc:
+                raise StoreError(f"cannot read paths: {exc}") from exc
+            for i, raw in enumerate(rows):
+                path = decode_path(raw, f"redis {self._paths_key}[{start + i}]")
+                if path is None:
+                    self.corrupt_rows += 1
+                else:
+                    yield path
+            if len(rows) < _BATCH:
+                return
+            start += _BATCH
+
+    def put_json(self, namespace: str, key: str, value: dict[str, Any]) -> None:
+        """HSET a JSON document."""
+        text = encode_value(namespace, key, value)
+        try:
+            self._redis().hset(f"{self.prefix}:kv:{namespace}", key, text)
+        except redis.RedisError as exc:
+            raise StoreError(f"cannot write {namespace}/{key}: {exc}") from exc
+
+    def get_json(self, namespace: str, key: str) -> dict[str, Any] | None:
+        """HGET a JSON document, or None."""
+        try:
+            raw = self._redis().hget(f"{self.prefix}:kv:{namespace}", key)
+        except redis.RedisError as exc:
+            raise StoreError(f"cannot read {namespace}/{key}: {exc}") from exc
+        return None if raw is None else decode_value(raw, f"{namespace}/{key}")
+
+    def list_keys(self, namespace: str) -> list[str]:
+        """Sorted keys in ``namespace``."""
+        try:
+            keys: list[bytes] = self._redis().hkeys(  # type: ignore[assignment]
+                f"{self.prefix}:kv:{namespace}"
+            )
+        except redis.RedisError as exc:
+            raise StoreError(f"cannot list {namespace}: {exc}") from exc
+        return sorted(k.decode("utf-8", errors="replace") for k in keys)
+
+    def close(self) -> None:
+        """Close the connection pool (idempotent)."""
+        if self._client is not None:
+            self._client.close()
+            self._client = None

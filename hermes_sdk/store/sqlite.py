@@ -1,0 +1,151 @@
+"""Embedded SQLite store (WAL): the default for single-process and embedded use.
+
+One connection shared by all threads behind a lock (``check_same_thread=False``);
+``synchronous=FULL`` so a committed append survives a crash of the process or the machine.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+from hermes_sdk.errors import StoreError
+from hermes_sdk.graph.records import RunPath
+from hermes_sdk.store.base import decode_path, decode_value, encode_path, encode_value
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS paths (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    tenant TEXT NOT NULL,
+    app TEXT NOT NULL,
+    json TEXT NOT NULL,
+    created_at REAL NOT NULL
+);
+CREATE TABLE IF NOT EXISTS kv (
+    namespace TEXT NOT NULL,
+    key TEXT NOT NULL,
+    json TEXT NOT NULL,
+    updated_at REAL NOT NULL,
+    PRIMARY KEY (namespace, key)
+);
+"""
+_BATCH = 500
+
+
+class SQLiteStore:
+    """Store backed by one SQLite file (``":memory:"`` for a throwaway database)."""
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = str(path)
+        self.corrupt_rows = 0
+        self._lock = threading.Lock()
+        try:
+            if self.path != ":memory:":
+                Path(self.path).parent.mkdir(parents=True, exist_ok=True)
+            self._conn: sqlite3.Connection | None = sqlite3.connect(
+                self.path, check_same_thread=False, isolation_level=None, timeout=30.0
+            )
+            self._conn.execute("PRAGMA journal_mode=WAL")
+            self._conn.execute("PRAGMA synchronous=FULL")
+            self._conn.executescript(_SCHEMA)
+        except (sqlite3.Error, OSError) as exc:
+            raise StoreError(f"cannot open SQLite store {self.path!r}: {exc}") from exc
+
+    def __repr__(self) -> str:
+        return f"SQLiteStore({self.path!r})"
+
+    def _db(self) -> sqlite3.Connection:
+        if self._conn is None:
+            raise StoreError("store is closed")
+        return self._conn
+
+    def append_path(self, path: RunPath) -> None:
+        """Insert and commit one path (durable on return)."""
+        text = encode_path(path)
+        with self._lock:
+            try:
+                self._db().execute(
+                    "INSERT INTO paths (tenant, app, json, created_at) VALUES (?, ?, ?, ?)",
+                    (path.tenant, path.app, text, time.time()),
+                )
+            except sqlite3.Error as exc:
+                raise StoreError(f"cannot append path: {exc}") from exc
+
+    def load_paths(self) -> Iterator[RunPath]:
+        """Every stored path in insertion order; corrupt rows are skipped and counted."""
+        last_id = 0
+        while True:
+            with self._lock:
+                try:
+                    rows = (
+                        self._db()
+                        .execute(
+                            "SELECT id, json FROM paths WHERE id > ? ORDER BY id LIMIT ?",
+                            (last_id, _BATCH),
+                        )
+                        .fetchall()
+                    )
+                except sqlite3.Error as exc:
+                    raise StoreError(f"cannot read paths: {exc}") from exc
+            if not rows:
+                return
+            for row_id, raw in rows:
+                last_id = row_id
+                path = decode_path(raw, f"sqlite row {row_id}")
+                if path is None:
+                    self.corrupt_rows += 1
+                else:
+                    yield path
+
+    def put_json(self, namespace: str, key: str, value: dict[str, Any]) -> None:
+        """Upsert a JSON document."""
+        text = encode_value(namespace, key, value)
+        with self._lock:
+            try:
+                self._db().execute(
+                    "INSERT INTO kv (namespace, key, json, updated_at) VALUES (?, ?, ?, ?) "
+                    "ON CONFLICT(namespace, key) DO UPDATE SET json=excluded.json, "
+                    "updated_at=excluded.updated_at",
+                    (namespace, key, text, time.time()),
+                )
+            except sqlite3.Error as exc:
+                raise StoreError(f"cannot write {namespace}/{key}: {exc}") from exc
+
+    def get_json(self, namespace: str, key: str) -> dict[str, Any] | None:
+        """The document under (namespace, key), or None."""
+        with self._lock:
+            try:
+                row = (
+                    self._db()
+                    .execute(
+                        "SELECT json FROM kv WHERE namespace = ? AND key = ?", (namespace, key)
+                    )
+                    .fetchone()
+                )
+            except sqlite3.Error as exc:
+                raise StoreError(f"cannot read {namespace}/{key}: {exc}") from exc
+        return None if row is None else decode_value(row[0], f"{namespace}/{key}")
+
+    def list_keys(self, namespace: str) -> list[str]:
+        """Sorted keys in ``namespace``."""
+        with self._lock:
+            try:
+                rows = (
+                    self._db()
+                    .execute("SELECT key FROM kv WHERE namespace = ? ORDER BY key", (namespace,))
+                    .fetchall()
+                )
+            except sqlite3.Error as exc:
+                raise StoreError(f"cannot list {namespace}: {exc}") from exc
+        return [str(r[0]) for r in rows]
+
+    def close(self) -> None:
+        """Close the connection (idempotent)."""
+        with self._lock:
+            if self._conn is not None:
+                self._conn.close()
+                self._conn = None
