@@ -1,0 +1,36 @@
+"""Instrumentation: runs, units, decorators, hints and the fail-open event recorder.
+
+Users import these names from ``hermes_sdk`` directly; see docs/api.md.
+"""
+
+from hermes_sdk.instrument._context import context_executor, wrap_context
+from hermes_sdk.instrument.decorators import llm, retriever, tool, unit
+from hermes_sdk.instrument.handles import RunHandle, UnitHandle, start_run
+from hermes_sdk.instrument.recorder import EventSink, ListSink, Recorder, RecorderStats
+from hermes_sdk.instrument.runtime import InstrumentStats, configure, flush, stats
+from hermes_sdk.instrument.scope import RunScope, current_hints, current_run, record, run
+
+__all__ = [
+    "EventSink",
+    "InstrumentStats",
+    "ListSink",
+    "Recorder",
+    "RecorderStats",
+    "RunHandle",
+    "RunScope",
+    "UnitHandle",
+    "configure",
+    "context_executor",
+    "current_hints",
+    "current_run",
+    "flush",
+    "llm",
+    "record",
+    "retriever",
+    "run",
+    "start_run",
+    "stats",
+    "tool",
+    "unit",
+    "wrap_context",
+]

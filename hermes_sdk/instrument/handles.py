@@ -1,0 +1,325 @@
+"""Explicit run and unit handles: the API integrations (LangGraph callback, gateway) drive directly.
+
+The decorators and ``hermes.run`` are thin layers over these. A handle does no I/O on the hot
+path: starting and ending a unit is a ``perf_counter_ns`` and a few attribute writes, plus one
+``deque.append`` per wire event when a recorder is configured. Stage formation and learning
+happen once, in :meth:`RunHandle.end`.
+"""
+
+from __future__ import annotations
+
+import itertools
+import logging
+import time
+import uuid
+from time import perf_counter_ns
+from typing import TYPE_CHECKING
+
+from hermes_sdk.errors import GraphError
+from hermes_sdk.graph.records import UNIT_KINDS, RunPath, UnitKind, check_name, path_to_dict
+from hermes_sdk.instrument import runtime as _rt
+from hermes_sdk.instrument._context import CURRENT_RUN, CURRENT_UNIT
+from hermes_sdk.instrument.stages import NS_PER_S, form_stages
+
+if TYPE_CHECKING:
+    from hermes_sdk.client.hints import Hints
+
+log = logging.getLogger("hermes_sdk.instrument")
+
+_UNIT_IDS = itertools.count(1)
+
+
+class UnitHandle:
+    """One executing (or finished) unit of a run: times, tokens, outcome."""
+
+    __slots__ = (
+        "_hints",
+        "backend",
+        "end_ns",
+        "failed",
+        "input_tokens",
+        "kind",
+        "name",
+        "output_tokens",
+        "parent",
+        "root",
+        "run",
+        "start_ns",
+        "unit_id",
+    )
+
+    def __init__(
+        self,
+        run: RunHandle,
+        name: str,
+        kind: UnitKind,
+        backend: str | None,
+        parent: UnitHandle | None,
+        input_tokens: int | None = None,
+    ) -> None:
+        self.run = run
+        self.name = name
+        self.kind = kind
+        self.backend = backend
+        self.parent = parent
+        self.root: UnitHandle = self if parent is None else parent.root
+        self.unit_id = next(_UNIT_IDS)
+        self.input_tokens = input_tokens
+        self.output_tokens: int | None = None
+        self.failed = False
+        self.end_ns: int | None = None
+        self._hints: Hints | None = None
+        self.start_ns = perf_counter_ns()
+
+    @property
+    def ended(self) -> bool:
+        """Whether :meth:`end` was called."""
+        return self.end_ns is not None
+
+    @property
+    def service_s(self) -> float | None:
+        """Wall seconds from start to end (``None`` while running)."""
+        return None if self.end_ns is None else (self.end_ns - self.start_ns) / NS_PER_S
+
+    def record(self, input_tokens: int | None = None, output_tokens: int | None = None) -> None:
+        """Set this unit's token counts (the last value given wins; ``None`` keeps the field)."""
+        if input_tokens is not None:
+            self.input_tokens = input_tokens
+        if output_tokens is not None:
+            self.output_tokens = output_tokens
+
+    def end(self, failed: bool = False) -> None:
+        """Mark the unit finished now. Idempotent; never raises."""
+        if self.end_ns is not None:
+            return
+        self.end_ns = perf_counter_ns()
+        self.failed = failed
+        rec = _rt.RUNTIME.recorder
+        if rec is not None and self.run.active:
+            event: dict[str, object] = {
+                "type": "unit_end",
+                "run_id": self.run.run_id,
+                "unit_id": str(self.unit_id),
+                "service_s": (self.end_ns - self.start_ns) / NS_PER_S,
+                "failed": failed,
+                "ts": self.run.unix_time(self.end_ns),
+            }
+            if self.input_tokens is not None:
+                event["input_tokens"] = self.input_tokens
+            if self.output_tokens is not None:
+                event["output_tokens"] = self.output_tokens
+            rec.emit(event)
+
+    def hints(self) -> Hints:
+        """Scheduling hints for this unit (rank computed lazily from the local graph)."""
+        from hermes_sdk.instrument.ranking import unit_hints
+
+        return unit_hints(self)
+
+    def __repr__(self) -> str:
+        return f"UnitHandle({self.name!r}, kind={self.kind!r}, run={self.run.run_id!r})"
+
+
+class RunHandle:
+    """One run of an app: its units, and the path they form when it ends."""
+
+    __slots__ = (
+        "active",
+        "app",
+        "deadline_s",
+        "end_ns",
+        "failed",
+        "outer_unit",
+        "path",
+        "run_id",
+        "start_ns",
+        "started_at",
+        "tenant",
+        "units",
+    )
+
+    def __init__(
+        self,
+        app: str,
+        *,
+        run_id: str,
+        tenant: str,
+        deadline_s: float | None,
+        active: bool,
+        outer_unit: UnitHandle | None = None,
+    ) -> None:
+        self.app = app
+        self.run_id = run_id
+        self.tenant = tenant
+        self.deadline_s = deadline_s
+        self.active = active
+        self.outer_unit = outer_unit
+        self.units: list[UnitHandle] = []
+        self.path: RunPath | None = None
+        self.failed = False
+        self.end_ns: int | None = None
+        self.started_at = time.time()
+        self.start_ns = perf_counter_ns()
+
+    @property
+    def ended(self) -> bool:
+        """Whether :meth:`end` was called."""
+        return self.end_ns is not None
+
+    @property
+    def elapsed_s(self) -> float:
+        """Wall seconds since the run started (until its end once ended)."""
+        stop = self.end_ns if self.end_ns is not None else perf_counter_ns()
+        return (stop - self.start_ns) / NS_PER_S
+
+    def unix_time(self, ns: int) -> float:
+        """Unix seconds of a ``perf_counter_ns`` reading taken during this run."""
+        return self.started_at + (ns - self.start_ns) / NS_PER_S
+
+    def start_unit(
+        self,
+        name: str,
+        *,
+        kind: UnitKind = "custom",
+        backend: str | None = None,
+        parent: UnitHandle | None = None,
+        input_tokens: int | None = None,
+    ) -> UnitHandle:
+        """Start a unit of this run now; a ``parent`` makes it nested (its tokens roll up).
+
+        Raises :class:`GraphError` for an invalid name, kind or backend (a programming error).
+        """
+        check_name(name, "unit name")
+        if kind not in UNIT_KINDS:
+            raise GraphError(f"kind must be one of {sorted(UNIT_KINDS)}, got {kind!r}")
+        if backend is not None:
+            check_name(backend, "backend")
+        return self.open_unit(name, kind, backend, parent, input_tokens)
+
+    def open_unit(
+        self,
+        name: str,
+        kind: UnitKind,
+        backend: str | None,
+        parent: UnitHandle | None,
+        input_tokens: int | None = None,
+    ) -> UnitHandle:
+        """:meth:`start_unit` without validation (decorators validate once, at decoration)."""
+        if parent is not None and parent.run is not self:
+            parent = None
+        unit = UnitHandle(self, name, kind, backend, parent, input_tokens)
+        if not self.active:
+            return unit
+        self.units.append(unit)
+        rec = _rt.RUNTIME.recorder
+        if rec is not None:
+            event: dict[str, object] = {
+                "type": "unit_start",
+                "run_id": self.run_id,
+                "unit_id": str(unit.unit_id),
+                "node": name,
+                "kind": kind,
+                "ts": self.unix_time(unit.start_ns),
+            }
+            if backend is not None:
+                event["backend"] = backend
+            if input_tokens is not None:
+                event["input_tokens"] = input_tokens
+            rec.emit(event)
+        return unit
+
+    def end(self, failed: bool = False) -> RunPath | None:
+        """Finish the run: form its stages, learn the path, emit ``run_end``. Never raises.
+
+        Units still open are cut at this moment. Returns the path, or ``None`` if the run was
+        disabled, already ended, or its records were invalid (logged).
+        """
+        if not self.active or self.end_ns is not None:
+            return None
+        end_ns = self.end_ns = perf_counter_ns()
+        self.failed = failed
+        try:
+            path = RunPath(
+                app=self.app,
+                stages=form_stages(self.units, end_ns),
+                run_id=self.run_id,
+                tenant=self.tenant,
+                started_at=self.started_at,
+                deadline_s=self.deadline_s,
+                failed=failed,
+            )
+        except (GraphError, ValueError) as exc:
+            log.warning("hermes: run %s of %s not recorded: %s", self.run_id, self.app, exc)
+            path = None
+        self.path = path
+        outer = self.outer_unit
+        if outer is not None and path is not None:
+            inp = [c.input_tokens for s in path.stages for c in s.calls if c.input_tokens]
+            out = [c.output_tokens for s in path.stages for c in s.calls if c.output_tokens]
+            outer.record(sum(inp) if inp else None, sum(out) if out else None)
+        if outer is not None:
+            outer.end(failed)
+        if path is None:
+            return None
+        runtime = _rt.RUNTIME
+        if runtime.recorder is not None:
+            runtime.recorder.emit(
+                {
+                    "type": "run_end",
+                    "run_id": self.run_id,
+                    "failed": failed,
+                    "path": path_to_dict(path),
+                }
+            )
+        runtime.deliver(path)
+        return path
+
+    def __repr__(self) -> str:
+        return f"RunHandle({self.app!r}, run_id={self.run_id!r})"
+
+
+def start_run(
+    app: str,
+    *,
+    deadline_s: float | None = None,
+    run_id: str | None = None,
+    tenant: str | None = None,
+) -> RunHandle:
+    """Start a run of ``app`` now and return its handle (end it with :meth:`RunHandle.end`).
+
+    If a run is current in this context, the new run is a *sub-run*: it is recorded as its own
+    run of ``app`` and also appears as one ``custom`` unit named ``app`` of the outer run (its
+    tokens rolled up). ``deadline_s`` is relative to now. With instrumentation disabled the
+    handle is inert and :meth:`RunHandle.end` returns ``None``. Raises :class:`GraphError` for
+    an invalid app name or deadline.
+    """
+    check_name(app, "app")
+    if deadline_s is not None and not (deadline_s >= 0.0):
+        raise GraphError(f"deadline_s must be >= 0, got {deadline_s!r}")
+    active = _rt.RUNTIME.enabled
+    outer_unit = None
+    outer = CURRENT_RUN.get()
+    if active and outer is not None and outer.active and outer.end_ns is None:
+        outer_unit = outer.open_unit(app, "custom", None, CURRENT_UNIT.get())
+        if tenant is None:
+            tenant = outer.tenant
+    handle = RunHandle(
+        app,
+        run_id=run_id if run_id is not None else uuid.uuid4().hex,
+        tenant=tenant if tenant is not None else "default",
+        deadline_s=deadline_s,
+        active=active,
+        outer_unit=outer_unit,
+    )
+    rec = _rt.RUNTIME.recorder
+    if active and rec is not None:
+        event: dict[str, object] = {
+            "type": "run_start",
+            "run_id": handle.run_id,
+            "app": app,
+            "ts": handle.started_at,
+        }
+        if deadline_s is not None:
+            event["deadline_s"] = deadline_s
+        rec.emit(event)
+    return handle

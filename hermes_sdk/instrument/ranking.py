@@ -1,0 +1,93 @@
+"""Hints for a running unit, with a rank computed locally from the app's learned graph.
+
+A Gittins index depends only on the run's own state, so the client can rank itself with no
+service: ``rank_s = 1 / gittins_index(remaining-demand samples)``. This runs only when hints are
+asked for (never on the decorator hot path), is cached per unit, and fails open to ``rank_s=None``.
+"""
+
+from __future__ import annotations
+
+import logging
+from time import perf_counter_ns
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from hermes_sdk.client.hints import Hints
+from hermes_sdk.graph.records import RunState
+from hermes_sdk.instrument import runtime as _rt
+from hermes_sdk.instrument.stages import NS_PER_S, form_stages
+
+if TYPE_CHECKING:
+    from hermes_sdk.instrument.handles import RunHandle, UnitHandle
+
+log = logging.getLogger("hermes_sdk.instrument")
+
+HINT_SAMPLES = 1000
+"""Monte Carlo samples of remaining demand drawn per hint computation."""
+
+
+def run_state(run: RunHandle, unit: UnitHandle | None) -> RunState:
+    """The :class:`RunState` of ``run`` while ``unit`` (or nothing, between stages) executes."""
+    now = perf_counter_ns()
+    current = unit.root if unit is not None else None
+    cut = current.start_ns if current is not None else now
+    done = []
+    for u in list(run.units):
+        root_end = u.root.end_ns
+        if u.root is not current and root_end is not None and root_end <= cut:
+            done.append(u)
+    state = RunState.after(form_stages(done, now))
+    if current is None:
+        return state
+    counts = dict(state.visits)
+    counts[current.name] = counts.get(current.name, 0) + 1
+    return RunState(
+        node=current.name,
+        visits=tuple(sorted(counts.items())),
+        running=True,
+        elapsed_s=(now - current.start_ns) / NS_PER_S,
+        input_tokens=current.input_tokens,
+    )
+
+
+def _rank_s(samples: np.ndarray) -> float | None:
+    try:
+        from hermes_sdk.policy import gittins_index  # type: ignore[attr-defined,unused-ignore]
+    except ImportError:
+        return None
+    index = float(gittins_index(samples))
+    return None if not index > 0.0 else 1.0 / index
+
+
+def compute_hints(run: RunHandle, unit: UnitHandle | None) -> Hints:
+    """Hints for ``unit`` of ``run`` (rank and remaining-demand quantiles when a graph exists)."""
+    rank_s = p50 = p95 = None
+    try:
+        state = run_state(run, unit)
+        samples = _rt.RUNTIME.registry().remaining_demand(
+            run.app, state, tenant=run.tenant, n=HINT_SAMPLES
+        )
+        if samples.size:
+            p50, p95 = (float(q) for q in np.quantile(samples, [0.5, 0.95]))
+            rank_s = _rank_s(samples)
+    except Exception as exc:
+        log.debug("hermes: no rank for run %s: %r", run.run_id, exc)
+    return Hints(
+        app=run.app,
+        run_id=run.run_id,
+        unit=unit.name if unit is not None else None,
+        kind=unit.kind if unit is not None else None,
+        deadline_s=run.deadline_s,
+        rank_s=rank_s,
+        remaining_p50_s=p50,
+        remaining_p95_s=p95,
+    )
+
+
+def unit_hints(unit: UnitHandle) -> Hints:
+    """Hints of ``unit``, computed once and cached on it."""
+    hints = unit._hints
+    if hints is None:
+        hints = unit._hints = compute_hints(unit.run, unit)
+    return hints

@@ -1,0 +1,219 @@
+"""Process-wide instrumentation settings: on/off, where completed runs and events go.
+
+Embedded mode (no ``scheduler_url``): completed paths are folded into a process-wide
+``GraphRegistry`` backed by the store (``store=`` / ``HERMES_STORE`` / the default
+``sqlite:///~/.hermes/hermes.db``), created lazily at the first completed run so importing and
+decorating never touches the disk. Remote mode: events go through a :class:`Recorder` to the
+scheduler (``hermes_sdk.client.events.HttpEventSink``); completed paths are also folded into an
+in-memory registry so :func:`current_hints` can rank locally.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+from dataclasses import dataclass
+from typing import Final, Protocol
+
+import numpy as np
+from numpy.typing import NDArray
+
+from hermes_sdk.errors import ConfigError
+from hermes_sdk.graph.records import RunPath, RunState
+from hermes_sdk.instrument.recorder import (
+    DEFAULT_EXIT_TIMEOUT_S,
+    DEFAULT_FLUSH_INTERVAL_S,
+    DEFAULT_QUEUE_SIZE,
+    EventSink,
+    Recorder,
+)
+
+log = logging.getLogger("hermes_sdk.instrument")
+
+DEFAULT_STORE_URL: Final = "sqlite:///~/.hermes/hermes.db"
+MEMORY_STORE_URL: Final = "memory://"
+
+
+def env_disabled() -> bool:
+    """True when ``HERMES_DISABLED`` asks for pass-through decorators (1/true/yes/on)."""
+    return os.environ.get("HERMES_DISABLED", "").strip().lower() in ("1", "true", "yes", "on")
+
+
+class PathRegistry(Protocol):
+    """The part of ``hermes_sdk.graph.GraphRegistry`` the instrumentation uses."""
+
+    def observe(self, path: RunPath) -> object:
+        """Persist and learn one completed path."""
+
+    def remaining_demand(
+        self, app: str, state: RunState, *, tenant: str = "default", n: int = 1000
+    ) -> NDArray[np.float64]:
+        """Samples of the remaining service seconds of a run of ``app`` in ``state``."""
+
+    def close(self) -> None:
+        """Release the store."""
+
+
+@dataclass(frozen=True, slots=True)
+class InstrumentStats:
+    """Counters of the instrumentation since :func:`configure` (events and runs)."""
+
+    runs_completed: int
+    runs_failed_to_record: int
+    events_queued: int
+    events_sent: int
+    events_dropped: int
+    events_lost: int
+    send_errors: int
+
+
+class Runtime:
+    """The one mutable owner of instrumentation settings (replaced wholesale by configure)."""
+
+    def __init__(
+        self,
+        *,
+        enabled: bool,
+        recorder: Recorder | None = None,
+        store: object = None,
+        remote: bool = False,
+    ) -> None:
+        self.enabled = enabled
+        self.recorder = recorder
+        self.store = store
+        self.remote = remote
+        self.runs_completed = 0
+        self.runs_failed_to_record = 0
+        self._registry: PathRegistry | None = None
+        self._lock = threading.Lock()
+
+    def registry(self) -> PathRegistry:
+        """The registry runs are folded into, opened on first use (may raise StoreError)."""
+        reg = self._registry
+        if reg is not None:
+            return reg
+        with self._lock:
+            if self._registry is None:
+                self._registry = _open_registry(self.store, remote=self.remote)
+            return self._registry
+
+    def has_registry(self) -> bool:
+        """Whether a registry was opened already (hints never open one on the hot path)."""
+        return self._registry is not None
+
+    def deliver(self, path: RunPath) -> None:
+        """Fold a completed path into the local registry; logs and counts, never raises."""
+        try:
+            self.registry().observe(path)
+        except Exception as exc:
+            self.runs_failed_to_record += 1
+            log.warning("hermes: could not record run %s of %s: %r", path.run_id, path.app, exc)
+            return
+        self.runs_completed += 1
+
+    def close(self) -> None:
+        """Flush the recorder and close the registry (used when reconfiguring)."""
+        if self.recorder is not None:
+            self.recorder.close()
+        with self._lock:
+            if self._registry is not None:
+                try:
+                    self._registry.close()
+                except Exception as exc:
+                    log.warning("hermes: closing the registry failed: %r", exc)
+                self._registry = None
+
+    def stats(self) -> InstrumentStats:
+        """Current counters."""
+        rec = self.recorder.stats() if self.recorder is not None else None
+        return InstrumentStats(
+            runs_completed=self.runs_completed,
+            runs_failed_to_record=self.runs_failed_to_record,
+            events_queued=rec.queued if rec else 0,
+            events_sent=rec.sent if rec else 0,
+            events_dropped=rec.dropped if rec else 0,
+            events_lost=rec.lost if rec else 0,
+            send_errors=rec.send_errors if rec else 0,
+        )
+
+
+def _open_registry(store: object, *, remote: bool) -> PathRegistry:
+    from hermes_sdk.graph import GraphRegistry  # type: ignore[attr-defined,unused-ignore]
+    from hermes_sdk.store import open_store  # type: ignore[attr-defined,import-not-found,unused-ignore]
+
+    if store is None:
+        store = MEMORY_STORE_URL if remote else os.environ.get("HERMES_STORE", DEFAULT_STORE_URL)
+    opened = open_store(store) if isinstance(store, str) else store
+    registry: PathRegistry = GraphRegistry(opened)
+    return registry
+
+
+RUNTIME: Runtime = Runtime(enabled=not env_disabled())
+"""The active settings; module attribute read on every instrumented call."""
+
+
+def current_runtime() -> Runtime:
+    """The active runtime (after the latest :func:`configure`)."""
+    return RUNTIME
+
+
+def configure(
+    scheduler_url: str | None = None,
+    api_key: str | None = None,
+    store: object = None,
+    enabled: bool | None = None,
+    *,
+    sink: EventSink | None = None,
+    queue_size: int = DEFAULT_QUEUE_SIZE,
+    flush_interval_s: float = DEFAULT_FLUSH_INTERVAL_S,
+    exit_timeout_s: float = DEFAULT_EXIT_TIMEOUT_S,
+) -> None:
+    """Set where runs go; each call replaces the previous configuration (flushing it first).
+
+    ``scheduler_url`` selects remote mode (events to the scheduler, ``api_key`` as Bearer
+    token); ``store`` is a store URL (``sqlite:///path.db``, ``memory://``, ``redis://...``) or
+    a ``Store`` for embedded mode; ``enabled=False`` turns runs off (decorators then cost one
+    context-variable read); ``None`` keeps ``HERMES_DISABLED`` in charge. ``sink`` sends events
+    to any :class:`EventSink` (tests, custom transports) in addition to embedded learning.
+    Raises :class:`ConfigError` for an unusable scheduler URL.
+    """
+    global RUNTIME
+    if enabled is None:
+        enabled = not env_disabled()
+    if scheduler_url is not None and sink is not None:
+        raise ConfigError("pass either scheduler_url or sink, not both")
+    if scheduler_url is not None:
+        if not scheduler_url.startswith(("http://", "https://")):
+            raise ConfigError(f"scheduler_url must be an http(s) URL, got {scheduler_url!r}")
+        try:
+            from hermes_sdk.client.events import (  # type: ignore[import-not-found,unused-ignore]
+                HttpEventSink,
+            )
+        except ImportError as exc:
+            raise ConfigError("remote mode needs hermes_sdk.client.events") from exc
+        sink = HttpEventSink(scheduler_url, api_key=api_key)
+    recorder = None
+    if sink is not None:
+        recorder = Recorder(
+            sink,
+            max_queue=queue_size,
+            flush_interval_s=flush_interval_s,
+            exit_timeout_s=exit_timeout_s,
+        )
+    old = RUNTIME
+    RUNTIME = Runtime(
+        enabled=enabled, recorder=recorder, store=store, remote=scheduler_url is not None
+    )
+    old.close()
+
+
+def stats() -> InstrumentStats:
+    """Counters of the active configuration: runs recorded, events sent/dropped/lost."""
+    return RUNTIME.stats()
+
+
+def flush(timeout_s: float | None = None) -> bool:
+    """Block until queued events were handed to the sink; ``False`` on timeout."""
+    rec = RUNTIME.recorder
+    return True if rec is None else rec.flush(timeout_s)

@@ -1,0 +1,170 @@
+"""``hermes.run``: a sync/async context manager and decorator that makes the code inside one run.
+
+Also the two calls code inside a run makes about itself: :func:`current_hints` and :func:`record`.
+"""
+
+from __future__ import annotations
+
+import functools
+import inspect
+import logging
+from collections.abc import AsyncGenerator, Callable, Generator
+from contextvars import Token
+from types import TracebackType
+from typing import Any, TypeVar, cast
+
+from hermes_sdk.client.hints import Hints
+from hermes_sdk.instrument._context import CURRENT_RUN, CURRENT_UNIT
+from hermes_sdk.instrument.handles import RunHandle, UnitHandle, start_run
+from hermes_sdk.instrument.ranking import compute_hints
+
+log = logging.getLogger("hermes_sdk.instrument")
+
+_C = TypeVar("_C", bound=Callable[..., Any])
+
+
+class RunScope:
+    """One ``with``/``async with`` block (or decorated call) that is a run of ``app``.
+
+    Entering starts the run (a sub-run if another run is current) and makes it current; leaving
+    ends it, failed if an exception escapes (the exception propagates unchanged). Use a scope
+    object for one block at a time; as a decorator every call gets its own run.
+    """
+
+    __slots__ = ("_handle", "_tokens", "app", "deadline_s", "run_id", "tenant")
+
+    def __init__(
+        self,
+        app: str,
+        *,
+        deadline_s: float | None = None,
+        run_id: str | None = None,
+        tenant: str | None = None,
+    ) -> None:
+        self.app = app
+        self.deadline_s = deadline_s
+        self.run_id = run_id
+        self.tenant = tenant
+        self._handle: RunHandle | None = None
+        self._tokens: tuple[Token[RunHandle | None], Token[UnitHandle | None]] | None = None
+
+    def _fresh(self) -> RunScope:
+        return RunScope(
+            self.app, deadline_s=self.deadline_s, run_id=self.run_id, tenant=self.tenant
+        )
+
+    def __enter__(self) -> RunHandle:
+        handle = start_run(
+            self.app, deadline_s=self.deadline_s, run_id=self.run_id, tenant=self.tenant
+        )
+        self._handle = handle
+        if handle.active:
+            self._tokens = (CURRENT_RUN.set(handle), CURRENT_UNIT.set(None))
+        return handle
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        tokens, self._tokens = self._tokens, None
+        if tokens is not None:
+            CURRENT_UNIT.reset(tokens[1])
+            CURRENT_RUN.reset(tokens[0])
+        handle = self._handle
+        if handle is not None:
+            handle.end(failed=exc_type is not None and exc_type is not GeneratorExit)
+
+    async def __aenter__(self) -> RunHandle:
+        return self.__enter__()
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.__exit__(exc_type, exc, tb)
+
+    def __call__(self, fn: _C) -> _C:
+        """Decorate ``fn`` so each call (or each generator iteration) is its own run."""
+        if inspect.isasyncgenfunction(fn):
+
+            async def agen_wrapper(*args: Any, **kwargs: Any) -> AsyncGenerator[Any, Any]:
+                async with self._fresh():
+                    async for item in fn(*args, **kwargs):
+                        yield item
+
+            wrapper: Callable[..., Any] = agen_wrapper
+        elif inspect.isgeneratorfunction(fn):
+
+            def gen_wrapper(*args: Any, **kwargs: Any) -> Generator[Any, Any, Any]:
+                with self._fresh():
+                    return (yield from fn(*args, **kwargs))
+
+            wrapper = gen_wrapper
+        elif inspect.iscoroutinefunction(fn):
+
+            async def coro_wrapper(*args: Any, **kwargs: Any) -> Any:
+                async with self._fresh():
+                    return await fn(*args, **kwargs)
+
+            wrapper = coro_wrapper
+        else:
+
+            def sync_wrapper(*args: Any, **kwargs: Any) -> Any:
+                with self._fresh():
+                    return fn(*args, **kwargs)
+
+            wrapper = sync_wrapper
+        return cast(_C, functools.wraps(fn)(wrapper))
+
+
+def run(
+    app: str,
+    *,
+    deadline_s: float | None = None,
+    run_id: str | None = None,
+    tenant: str | None = None,
+) -> RunScope:
+    """Open a run of ``app``: ``with hermes.run("qa"):``, ``async with`` or ``@hermes.run(...)``.
+
+    ``deadline_s`` is the run's relative deadline in seconds; ``run_id`` defaults to a random
+    hex id; ``tenant`` defaults to the outer run's tenant, else ``"default"``. A run opened
+    inside another run is a sub-run: recorded as its own run of ``app`` and as one unit named
+    ``app`` of the outer run. Decorated units called inside are the run's units.
+    """
+    return RunScope(app, deadline_s=deadline_s, run_id=run_id, tenant=tenant)
+
+
+def current_run() -> RunHandle | None:
+    """The run current in this context, if any."""
+    return CURRENT_RUN.get()
+
+
+def current_hints() -> Hints | None:
+    """Hints of the unit now running (or of the current run between units); ``None`` outside.
+
+    The rank is computed locally from the app's learned graph on first request per unit and
+    cached. Never raises.
+    """
+    try:
+        unit = CURRENT_UNIT.get()
+        if unit is not None:
+            return unit.hints()
+        run_handle = CURRENT_RUN.get()
+        return None if run_handle is None else compute_hints(run_handle, None)
+    except Exception as exc:
+        log.debug("hermes: current_hints failed: %r", exc)
+        return None
+
+
+def record(*, input_tokens: int | None = None, output_tokens: int | None = None) -> None:
+    """Set the token counts of the unit now running (explicit values beat return-value usage).
+
+    Outside any unit this does nothing. Never raises.
+    """
+    unit = CURRENT_UNIT.get()
+    if unit is not None:
+        unit.record(input_tokens=input_tokens, output_tokens=output_tokens)
