@@ -1,0 +1,44 @@
+"""Hermes SDK: make LLM applications finish sooner on shared serving backends.
+
+The public API lives here and only here; every other module is an implementation detail.
+"""
+
+from hermes_sdk.errors import (
+    ConfigError,
+    GraphError,
+    HermesError,
+    InvalidRequest,
+    SchedulerUnavailable,
+    StoreError,
+)
+from hermes_sdk.graph import GraphRegistry, PDGraph
+from hermes_sdk.graph.records import END, START, Call, RunPath, RunState, Stage, UnitKind
+from hermes_sdk.policy import GittinsPolicy, LSTFPolicy, gittins_index, make_policy
+from hermes_sdk.store import Store, open_store
+
+__version__ = "0.1.0.dev0"
+
+__all__ = [
+    "END",
+    "START",
+    "Call",
+    "ConfigError",
+    "GittinsPolicy",
+    "GraphError",
+    "GraphRegistry",
+    "HermesError",
+    "InvalidRequest",
+    "LSTFPolicy",
+    "PDGraph",
+    "RunPath",
+    "RunState",
+    "SchedulerUnavailable",
+    "Stage",
+    "Store",
+    "StoreError",
+    "UnitKind",
+    "__version__",
+    "gittins_index",
+    "make_policy",
+    "open_store",
+]
