@@ -1,0 +1,86 @@
+"""The scheduler service's aiohttp application factory."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator
+
+from aiohttp import web
+
+from hermes_sdk.server import control, leases, metrics, openapi
+from hermes_sdk.server.auth import KEYRING, Keyring, auth_middleware
+from hermes_sdk.server.config import ServerConfig
+from hermes_sdk.server.metrics import METRICS, ServerMetrics
+from hermes_sdk.server.middlewares import error_middleware
+from hermes_sdk.server.scheduler import SCHEDULER, Scheduler
+from hermes_sdk.store import open_store
+
+log = logging.getLogger("hermes_sdk.server")
+
+CONFIG = web.AppKey("hermes_config", ServerConfig)
+
+health_routes = web.RouteTableDef()
+
+
+@health_routes.get("/healthz")
+async def healthz(request: web.Request) -> web.Response:
+    """Liveness: the server answers and its store is open."""
+    sched = request.app[SCHEDULER]
+    return web.json_response(
+        {"status": "ok", "policy": sched.policy.name, "backends": len(sched.queues)}
+    )
+
+
+async def _scheduler_ctx(app: web.Application) -> AsyncIterator[None]:
+    sched = app[SCHEDULER]
+    task = asyncio.create_task(_housekeeping(sched))
+    yield
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await task
+    sched.close()
+
+
+async def _housekeeping(sched: Scheduler) -> None:
+    """Reclaim expired leases and pull other replicas' paths, forever."""
+    interval_s = sched.config.sync_interval_s
+    while True:
+        await asyncio.sleep(interval_s)
+        try:
+            sched.reclaim_expired()
+            sched.sync.pull()
+        except Exception:
+            log.exception("scheduler housekeeping failed")
+
+
+def create_app(config: ServerConfig) -> web.Application:
+    """Build the scheduler app: control API, admission, metrics, OpenAPI (and the gateway).
+
+    The store is opened here (so a bad ``store_url`` fails fast and the gateway can reach
+    ``app[SCHEDULER]`` while it is set up) and closed by the app's cleanup.
+    """
+    store = open_store(config.store_url)
+    metrics_ = ServerMetrics()
+    try:
+        sched = Scheduler(config, store, metrics_)
+    except BaseException:
+        store.close()
+        raise
+    app = web.Application(
+        middlewares=[error_middleware, auth_middleware],
+        client_max_size=config.max_body_bytes,
+    )
+    app[CONFIG] = config
+    app[KEYRING] = Keyring(config.api_keys, config.key_salt)
+    app[METRICS] = metrics_
+    app[SCHEDULER] = sched
+    app.cleanup_ctx.append(_scheduler_ctx)
+    for table in (health_routes, control.routes, leases.routes, metrics.routes, openapi.routes):
+        app.add_routes(table)
+    if config.upstreams:
+        from hermes_sdk.server.gateway import setup_gateway
+
+        setup_gateway(app, config)
+    return app

@@ -1,0 +1,219 @@
+"""Configuration of a `hermes serve` deployment: listen address, store, policy, backends, keys.
+
+Built from command-line flags or a TOML file (``hermes serve --config hermes.toml``). API keys are
+hashed (sha256 over a per-deployment salt and the key) as soon as they are read; the plaintext is
+never kept.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+import tomllib
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Final, cast
+
+from hermes_sdk.errors import ConfigError
+from hermes_sdk.graph.records import check_name
+from hermes_sdk.server.upstreams import UpstreamConfig
+
+DEFAULT_PORT: Final = 8700
+DEFAULT_STORE_URL: Final = "sqlite:///~/.hermes/hermes.db"
+DEFAULT_KEY_SALT: Final = "hermes-sdk"
+DEFAULT_MAX_BODY_BYTES: Final = 4 * 1024 * 1024
+DEFAULT_LEASE_S: Final = 600.0
+DEFAULT_ACQUIRE_TIMEOUT_S: Final = 30.0
+
+
+def hash_api_key(key: str, salt: str = DEFAULT_KEY_SALT) -> str:
+    """Hex sha256 of ``salt + key``: the only form in which a server keeps an API key."""
+    return hashlib.sha256((salt + key).encode("utf-8")).hexdigest()
+
+
+@dataclass(frozen=True, slots=True)
+class BackendConfig:
+    """One serving backend the scheduler admits requests to.
+
+    ``max_inflight`` is the number of requests allowed at once; a lease held longer than
+    ``lease_s`` seconds is reclaimed (its holder is assumed dead).
+    """
+
+    max_inflight: int = 1
+    lease_s: float = DEFAULT_LEASE_S
+
+    def __post_init__(self) -> None:
+        if isinstance(self.max_inflight, bool) or not isinstance(self.max_inflight, int):
+            raise ConfigError(f"max_inflight must be an integer, got {self.max_inflight!r}")
+        if self.max_inflight < 1:
+            raise ConfigError(f"max_inflight must be >= 1, got {self.max_inflight}")
+        if not isinstance(self.lease_s, (int, float)) or isinstance(self.lease_s, bool):
+            raise ConfigError(f"lease_s must be a number of seconds, got {self.lease_s!r}")
+        if not math.isfinite(self.lease_s) or self.lease_s <= 0:
+            raise ConfigError(f"lease_s must be > 0, got {self.lease_s}")
+
+
+@dataclass(frozen=True, slots=True)
+class ApiKey:
+    """A tenant's API key, kept as ``hash_api_key(key, salt)`` only."""
+
+    key_sha256: str
+    tenant: str
+
+
+@dataclass(frozen=True, slots=True)
+class ServerConfig:
+    """Everything `create_app` needs; immutable once the server starts."""
+
+    host: str = "127.0.0.1"
+    port: int = DEFAULT_PORT
+    store_url: str = DEFAULT_STORE_URL
+    policy: str = "gittins"
+    backends: Mapping[str, BackendConfig] = field(default_factory=dict)
+    api_keys: tuple[ApiKey, ...] = ()
+    upstreams: tuple[UpstreamConfig, ...] = ()
+    max_body_bytes: int = DEFAULT_MAX_BODY_BYTES
+    key_salt: str = DEFAULT_KEY_SALT
+    acquire_timeout_s: float = DEFAULT_ACQUIRE_TIMEOUT_S
+    """Longest a single acquire long-poll waits before answering 429 with a retry hint."""
+    sync_interval_s: float = 1.0
+    """How often a replica pulls paths other replicas appended to a shared store."""
+
+    def __post_init__(self) -> None:
+        for name in self.backends:
+            _check_config_name(name, "backend name")
+        if not isinstance(self.port, int) or not 0 <= self.port <= 65535:
+            raise ConfigError(f"port must be within 0..65535, got {self.port!r}")
+        if not isinstance(self.max_body_bytes, int) or self.max_body_bytes < 1024:
+            raise ConfigError(
+                f"max_body_bytes must be an integer >= 1024, got {self.max_body_bytes}"
+            )
+        for what, value in (
+            ("acquire_timeout_s", self.acquire_timeout_s),
+            ("sync_interval_s", self.sync_interval_s),
+        ):
+            if not isinstance(value, (int, float)) or not math.isfinite(value) or value <= 0:
+                raise ConfigError(f"{what} must be a positive number of seconds, got {value!r}")
+
+    def with_api_keys(self, keys: Mapping[str, str]) -> ServerConfig:
+        """A copy that also accepts the plaintext ``keys`` (key -> tenant), stored hashed."""
+        added = tuple(
+            ApiKey(hash_api_key(key, self.key_salt), _check_config_name(tenant, "tenant"))
+            for key, tenant in keys.items()
+        )
+        for key in keys:
+            if not key:
+                raise ConfigError("an API key may not be empty")
+        return replace(self, api_keys=self.api_keys + added)
+
+
+def _check_config_name(value: object, what: str) -> str:
+    try:
+        return check_name(value, what)
+    except ValueError as exc:
+        raise ConfigError(str(exc)) from None
+
+
+def parse_backend_flag(flag: str) -> tuple[str, BackendConfig]:
+    """Parse ``NAME=MAX_INFLIGHT`` (or ``NAME=MAX_INFLIGHT:LEASE_S``) from the command line."""
+    name, sep, rest = flag.partition("=")
+    if not sep or not name:
+        raise ConfigError(f"--backend wants NAME=MAX_INFLIGHT, got {flag!r}")
+    inflight, _, lease = rest.partition(":")
+    try:
+        backend = BackendConfig(
+            max_inflight=int(inflight), lease_s=float(lease) if lease else DEFAULT_LEASE_S
+        )
+    except ValueError as exc:
+        raise ConfigError(f"--backend {flag!r}: {exc}") from None
+    return _check_config_name(name, "backend name"), backend
+
+
+def parse_api_key_flag(flag: str) -> tuple[str, str]:
+    """Parse ``KEY=TENANT`` from the command line."""
+    key, sep, tenant = flag.rpartition("=")
+    if not sep or not key or not tenant:
+        raise ConfigError("--api-key wants KEY=TENANT")
+    return key, _check_config_name(tenant, "tenant")
+
+
+def load_config(path: str | Path, base: ServerConfig | None = None) -> ServerConfig:
+    """Read a TOML config file on top of ``base`` (defaults if None).
+
+    Layout::
+
+        [server]          # host, port, store, policy, max_body_bytes, key_salt, acquire_timeout_s
+        [backends.NAME]   # max_inflight, lease_s
+        [[api_keys]]      # tenant plus key (plaintext, hashed on load) or key_sha256
+        [[upstreams]]     # gateway upstreams: name, url, engine, max_inflight, ...
+    """
+    try:
+        doc = tomllib.loads(Path(path).expanduser().read_text(encoding="utf-8"))
+    except (OSError, tomllib.TOMLDecodeError) as exc:
+        raise ConfigError(f"cannot read config {path}: {exc}") from None
+    cfg = base or ServerConfig()
+    server = _table(doc.get("server", {}), "[server]")
+    known = {
+        "host": str,
+        "port": int,
+        "store": str,
+        "policy": str,
+        "max_body_bytes": int,
+        "key_salt": str,
+        "acquire_timeout_s": float,
+        "sync_interval_s": float,
+    }
+    changes: dict[str, object] = {}
+    for key, value in server.items():
+        want = known.get(key)
+        if want is None:
+            raise ConfigError(f"unknown key [server].{key}")
+        if want is float and isinstance(value, int) and not isinstance(value, bool):
+            value = float(value)
+        if not isinstance(value, want) or isinstance(value, bool):
+            raise ConfigError(f"[server].{key} must be {want.__name__}, got {value!r}")
+        changes["store_url" if key == "store" else key] = value
+    cfg = replace(cfg, **changes)  # type: ignore[arg-type]
+    backends = dict(cfg.backends)
+    for name, table in _table(doc.get("backends", {}), "[backends]").items():
+        t = _table(table, f"[backends.{name}]")
+        try:
+            backends[_check_config_name(name, "backend name")] = BackendConfig(**t)  # type: ignore[arg-type]
+        except TypeError as exc:
+            raise ConfigError(f"[backends.{name}]: {exc}") from None
+    keys = list(cfg.api_keys)
+    plain: dict[str, str] = {}
+    for i, entry in enumerate(_list(doc.get("api_keys", []), "[[api_keys]]")):
+        t = _table(entry, f"api_keys[{i}]")
+        tenant = _check_config_name(t.get("tenant"), f"api_keys[{i}].tenant")
+        if isinstance(t.get("key_sha256"), str):
+            keys.append(ApiKey(str(t["key_sha256"]).lower(), tenant))
+        elif isinstance(t.get("key"), str) and t["key"]:
+            plain[str(t["key"])] = tenant
+        else:
+            raise ConfigError(f"api_keys[{i}] needs key or key_sha256")
+    upstreams = list(cfg.upstreams)
+    for i, entry in enumerate(_list(doc.get("upstreams", []), "[[upstreams]]")):
+        t = _table(entry, f"upstreams[{i}]")
+        models = t.get("models")
+        if isinstance(models, list):
+            t = {**t, "models": tuple(models)}
+        try:
+            upstreams.append(UpstreamConfig(**t))  # type: ignore[arg-type]
+        except (TypeError, ValueError) as exc:
+            raise ConfigError(f"upstreams[{i}]: {exc}") from None
+    cfg = replace(cfg, backends=backends, api_keys=tuple(keys), upstreams=tuple(upstreams))
+    return cfg.with_api_keys(plain)
+
+
+def _table(value: object, what: str) -> dict[str, object]:
+    if not isinstance(value, Mapping):
+        raise ConfigError(f"{what} must be a table")
+    return dict(cast(Mapping[str, object], value))
+
+
+def _list(value: object, what: str) -> Sequence[object]:
+    if not isinstance(value, list):
+        raise ConfigError(f"{what} must be an array of tables")
+    return cast(list[object], value)

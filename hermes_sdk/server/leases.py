@@ -1,0 +1,132 @@
+"""Admission routes: list backends, acquire a slot (long-poll), release it.
+
+``acquire`` waits until the backend's queue grants a slot or the server-side timeout passes
+(429 with a retry hint); if the client disconnects while waiting, its place in the queue is
+removed. Ranks come only from the server's view of the run; rank/priority fields in the body
+are ignored.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import math
+from typing import cast
+
+from aiohttp import web
+
+from hermes_sdk.server.admission import Lease, QueueTimeout
+from hermes_sdk.server.middlewares import ApiError, read_object
+from hermes_sdk.server.scheduler import SCHEDULER, Scheduler, UnknownBackend
+from hermes_sdk.server.wire import name_field, seconds_field
+
+routes = web.RouteTableDef()
+
+DISCONNECT_POLL_S = 0.2
+"""How often a waiting acquire checks whether its client went away."""
+
+
+def _lease_json(lease: Lease, lease_s: float) -> dict[str, object]:
+    rank = lease.rank_s
+    return {
+        "lease_id": lease.lease_id,
+        "backend": lease.backend,
+        "rank_s": None if math.isnan(rank) or math.isinf(rank) else rank,
+        "waited_s": lease.waited_s,
+        "lease_s": lease_s,
+    }
+
+
+def _gone(request: web.Request) -> bool:
+    transport = request.transport
+    return transport is None or transport.is_closing()
+
+
+@routes.get("/v1/backends")
+async def list_backends(request: web.Request) -> web.Response:
+    """Every configured backend with its slots in use and queue depth."""
+    sched = request.app[SCHEDULER]
+    return web.json_response(
+        {
+            "backends": [
+                {
+                    "name": q.backend,
+                    "max_inflight": q.max_inflight,
+                    "inflight": q.inflight,
+                    "waiting": q.depth,
+                    "lease_s": q.lease_s,
+                }
+                for q in sched.queues.values()
+            ],
+            "policy": sched.policy.name,
+        }
+    )
+
+
+async def _wait_or_disconnect(request: web.Request, task: asyncio.Task[Lease]) -> Lease | None:
+    """The task's lease, or None if the client went away first (the waiter is removed)."""
+    try:
+        while True:
+            done, _ = await asyncio.wait({task}, timeout=DISCONNECT_POLL_S)
+            if done:
+                return task.result()
+            if _gone(request):
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+                return None
+    except asyncio.CancelledError:
+        task.cancel()
+        raise
+
+
+@routes.post("/v1/backends/{name}/acquire")
+async def acquire(request: web.Request) -> web.StreamResponse:
+    """Long-poll for a slot: ``{"run_id"?, "app"?, "deadline_s"?, "timeout_s"?}``."""
+    backend = request.match_info["name"]
+    sched: Scheduler = request.app[SCHEDULER]
+    try:
+        q = sched.queue(backend)
+    except UnknownBackend:
+        raise ApiError(404, "unknown_backend", f"no backend named {backend!r}") from None
+    body = await read_object(request, allow_empty=True)
+    run_id = name_field(body, "run_id", "body", optional=True)
+    app = name_field(body, "app", "body", optional=True)
+    deadline_s = seconds_field(body, "deadline_s", "body", optional=True)
+    limit_s = sched.config.acquire_timeout_s
+    timeout_s = seconds_field(body, "timeout_s", "body", optional=True)
+    timeout_s = limit_s if timeout_s is None else min(timeout_s, limit_s)
+    tenant = cast(str, request["tenant"])
+    coro = sched.acquire(
+        backend, tenant=tenant, run_id=run_id, app=app, deadline_s=deadline_s, timeout_s=timeout_s
+    )
+    try:
+        if q.depth == 0 and q.inflight < q.max_inflight:
+            lease: Lease | None = await coro  # a free slot: granted without suspending
+        else:
+            lease = await _wait_or_disconnect(request, asyncio.ensure_future(coro))
+    except QueueTimeout as exc:
+        sched.metrics.acquire_timeouts.labels(backend).inc()
+        retry = exc.retry_after_s
+        raise ApiError(
+            429,
+            "queue_timeout",
+            str(exc),
+            extra={"retry_after_s": retry},
+            headers={"Retry-After": str(max(1, math.ceil(retry)))},
+        ) from None
+    if lease is None:
+        return web.Response(status=499)
+    if _gone(request):
+        sched.release(lease.lease_id)
+        return web.Response(status=499)
+    return web.json_response(_lease_json(lease, q.lease_s))
+
+
+@routes.post("/v1/leases/{lease_id}/release")
+async def release(request: web.Request) -> web.Response:
+    """Give a slot back; 404 if the lease is unknown, already released or reclaimed."""
+    lease_id = request.match_info["lease_id"]
+    if not request.app[SCHEDULER].release(lease_id, tenant=cast(str, request["tenant"])):
+        raise ApiError(404, "unknown_lease", f"no live lease {lease_id!r} for this tenant")
+    return web.json_response({"released": True})

@@ -1,0 +1,95 @@
+"""Prometheus metrics of one scheduler app, in its own CollectorRegistry (no global state)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Final
+
+from aiohttp import web
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    generate_latest,
+)
+
+_WAIT_BUCKETS_S: Final = (0.0005, 0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1, 5, 10, 30, 60, 300)
+_RANK_BUCKETS_S: Final = (0.00005, 0.0001, 0.0005, 0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1)
+
+
+@dataclass(slots=True)
+class ServerMetrics:
+    """Every metric the scheduler exports; the gateway may register its own on ``registry``."""
+
+    registry: CollectorRegistry = field(default_factory=CollectorRegistry)
+    queue_depth: Gauge = field(init=False)
+    inflight: Gauge = field(init=False)
+    queue_wait_s: Histogram = field(init=False)
+    acquire_timeouts: Counter = field(init=False)
+    leases_reclaimed: Counter = field(init=False)
+    ranks_computed: Counter = field(init=False)
+    rank_latency_s: Histogram = field(init=False)
+    runs_active: Gauge = field(init=False)
+    events_accepted: Counter = field(init=False)
+    events_rejected: Counter = field(init=False)
+    events_dropped: Counter = field(init=False)
+    paths_stored: Counter = field(init=False)
+
+    def __post_init__(self) -> None:
+        r = self.registry
+        self.queue_depth = Gauge(
+            "hermes_queue_depth", "Requests waiting for a slot", ["backend"], registry=r
+        )
+        self.inflight = Gauge("hermes_inflight", "Leases currently held", ["backend"], registry=r)
+        self.queue_wait_s = Histogram(
+            "hermes_queue_wait_seconds",
+            "Time from acquire to grant",
+            ["backend"],
+            buckets=_WAIT_BUCKETS_S,
+            registry=r,
+        )
+        self.acquire_timeouts = Counter(
+            "hermes_acquire_timeouts",
+            "Acquires answered 429 after the server timeout",
+            ["backend"],
+            registry=r,
+        )
+        self.leases_reclaimed = Counter(
+            "hermes_leases_reclaimed", "Leases reclaimed after lease_s", ["backend"], registry=r
+        )
+        self.ranks_computed = Counter("hermes_ranks_computed", "Policy ranks computed", registry=r)
+        self.rank_latency_s = Histogram(
+            "hermes_rank_latency_seconds",
+            "Time to compute one rank",
+            buckets=_RANK_BUCKETS_S,
+            registry=r,
+        )
+        self.runs_active = Gauge("hermes_runs_active", "Runs started and not ended", registry=r)
+        self.events_accepted = Counter("hermes_events_accepted", "Events applied", registry=r)
+        self.events_rejected = Counter(
+            "hermes_events_rejected", "Events refused (malformed or for unknown runs)", registry=r
+        )
+        self.events_dropped = Counter(
+            "hermes_events_dropped", "Events clients report dropping (full queue)", registry=r
+        )
+        self.paths_stored = Counter(
+            "hermes_paths_stored", "Completed run paths durably stored", registry=r
+        )
+
+    def render(self) -> bytes:
+        """The text exposition of every metric."""
+        return bytes(generate_latest(self.registry))
+
+
+METRICS: Final = web.AppKey("hermes_metrics", ServerMetrics)
+
+routes = web.RouteTableDef()
+
+
+@routes.get("/metrics")
+async def metrics_endpoint(request: web.Request) -> web.Response:
+    """Prometheus text exposition."""
+    body = request.app[METRICS].render()
+    return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})

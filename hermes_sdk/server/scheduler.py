@@ -1,0 +1,360 @@
+"""The scheduler: tracks runs from events, ranks them with the policy, admits per backend.
+
+One :class:`Scheduler` per server app, at ``app[SCHEDULER]``. Ranks are computed server-side
+from the run's tracked state and the app's PDGraph (client-sent ranks are never read); a run
+the server does not know is served FCFS after ranked ones. Run state is written through to the
+store's key/value space so replicas sharing a store see the same runs.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import time
+from collections.abc import AsyncIterator, Callable, Hashable
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from typing import Final
+
+import numpy as np
+from aiohttp import web
+
+from hermes_sdk.graph import GraphRegistry
+from hermes_sdk.graph.records import RunPath, RunState
+from hermes_sdk.policy import make_policy
+from hermes_sdk.policy.base import AppState, Policy
+from hermes_sdk.server.admission import AdmissionQueue, Lease
+from hermes_sdk.server.config import BackendConfig, ServerConfig
+from hermes_sdk.server.graph_sync import GraphSync
+from hermes_sdk.server.metrics import ServerMetrics
+from hermes_sdk.server.runs import TrackedRun
+from hermes_sdk.server.wire import Event, RunEnd, RunStart, UnitEnd, UnitStart, parse_batch
+from hermes_sdk.store import Store
+
+log = logging.getLogger("hermes_sdk.server")
+
+RUNS_NAMESPACE: Final = "runs"
+RunKey = tuple[str, str]
+"""(tenant, run_id)."""
+
+
+class UnknownBackend(LookupError):
+    """Raised for a backend name the server was not configured with."""
+
+
+class UnknownRun(LookupError):
+    """Raised when a tenant asks about a run it does not have."""
+
+
+@dataclass(frozen=True, slots=True)
+class RunHints:
+    """The server's view of a run: its rank and predicted remaining demand (seconds)."""
+
+    app: str
+    run_id: str
+    node: str
+    rank_s: float | None
+    remaining_p50_s: float | None
+    remaining_p95_s: float | None
+    attained_s: float
+    deadline_s: float | None
+    policy: str
+
+
+@dataclass(slots=True)
+class _Hint:
+    """Rank input for a request whose run the server has not seen (gateway headers)."""
+
+    app: str
+    deadline_s: float | None
+    arrival_s: float
+
+
+class Scheduler:
+    """Runs, ranks and admission queues of one server; mutated only on the event loop."""
+
+    def __init__(
+        self,
+        config: ServerConfig,
+        store: Store,
+        metrics: ServerMetrics,
+        *,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.config = config
+        self.store = store
+        self.metrics = metrics
+        self._clock = clock
+        self._shared_runs = config.store_url.startswith(("redis://", "rediss://"))
+        self.sync = GraphSync(store, shared=self._shared_runs)
+        self.registry: GraphRegistry = self.sync.registry
+        self.policy: Policy = make_policy(config.policy, self.registry)
+        self._runs: dict[RunKey, TrackedRun] = {}
+        self._hints: dict[RunKey, _Hint] = {}
+        self.queues: dict[str, AdmissionQueue] = {}
+        backends = dict(config.backends)
+        for up in config.upstreams:
+            backends.setdefault(up.name, BackendConfig(max_inflight=up.max_inflight))
+        for name, bc in backends.items():
+            self.queues[name] = AdmissionQueue(name, bc.max_inflight, bc.lease_s, self._rank_key)
+
+    def now_s(self) -> float:
+        """The scheduler's clock (unix seconds)."""
+        return self._clock()
+
+    # --- ranking ---------------------------------------------------------------------------
+
+    def _app_state(self, key: RunKey, now_s: float) -> AppState | None:
+        run = self._runs.get(key)
+        if run is not None:
+            return run.app_state(now_s)
+        hint = self._hints.get(key)
+        if hint is None:
+            return None
+        return AppState(
+            app=hint.app,
+            run_id=key[1],
+            arrival_s=hint.arrival_s,
+            deadline_s=None if hint.deadline_s is None else hint.arrival_s + hint.deadline_s,
+            tenant=key[0],
+        )
+
+    def _rank_state(self, state: AppState, now_s: float) -> float:
+        t0 = time.perf_counter()
+        try:
+            rank = float(self.policy.rank(state, now_s))
+        except Exception:  # a policy bug must not stall admission: fall back to FCFS
+            log.exception(
+                "policy %s failed to rank %s/%s", self.policy.name, state.app, state.run_id
+            )
+            rank = math.inf
+        self.metrics.rank_latency_s.observe(time.perf_counter() - t0)
+        self.metrics.ranks_computed.inc()
+        return math.inf if math.isnan(rank) else rank
+
+    def _rank_key(self, key: Hashable | None) -> float:
+        if not isinstance(key, tuple):
+            return math.inf
+        now_s = self._clock()
+        state = self._app_state(key, now_s)
+        return math.inf if state is None else self._rank_state(state, now_s)
+
+    def rank_of(self, tenant: str, run_id: str) -> float | None:
+        """The run's current rank in seconds (lower first), None if the tenant has no such run."""
+        now_s = self._clock()
+        state = self._app_state((tenant, run_id), now_s)
+        return None if state is None else self._rank_state(state, now_s)
+
+    def hints(self, tenant: str, run_id: str, *, n: int = 1000) -> RunHints:
+        """Rank and remaining-demand summary of one of ``tenant``'s runs; UnknownRun if absent."""
+        run = self._lookup((tenant, run_id))
+        if run is None:
+            raise UnknownRun(run_id)
+        now_s = self._clock()
+        state = run.app_state(now_s)
+        rank = self._rank_state(state, now_s)
+        p50 = p95 = None
+        samples = self.registry.remaining_demand(run.app, state.state, tenant=tenant, n=n)
+        if len(samples):
+            p50, p95 = (float(x) for x in np.quantile(samples, [0.5, 0.95]))
+        return RunHints(
+            app=run.app,
+            run_id=run_id,
+            node=run.node,
+            rank_s=None if math.isinf(rank) else rank,
+            remaining_p50_s=p50,
+            remaining_p95_s=p95,
+            attained_s=state.attained_s,
+            deadline_s=run.deadline_s,
+            policy=self.policy.name,
+        )
+
+    def run(self, tenant: str, run_id: str) -> TrackedRun | None:
+        """A tenant's tracked run (read-through from the store), or None."""
+        return self._lookup((tenant, run_id))
+
+    def run_state(self, tenant: str, run_id: str) -> RunState | None:
+        """Where a tenant's run is now, or None."""
+        run = self._lookup((tenant, run_id))
+        return None if run is None else run.run_state(self._clock())
+
+    # --- admission -------------------------------------------------------------------------
+
+    def queue(self, backend: str) -> AdmissionQueue:
+        """The admission queue of ``backend``; UnknownBackend if not configured."""
+        q = self.queues.get(backend)
+        if q is None:
+            raise UnknownBackend(backend)
+        return q
+
+    async def acquire(
+        self,
+        backend: str,
+        *,
+        tenant: str,
+        run_id: str | None = None,
+        app: str | None = None,
+        deadline_s: float | None = None,
+        timeout_s: float | None = None,
+    ) -> Lease:
+        """Wait for a slot on ``backend``; raises QueueTimeout after ``timeout_s``."""
+        q = self.queue(backend)
+        key: RunKey | None = None
+        if run_id is not None:
+            key = (tenant, run_id)
+            if key not in self._runs and app is not None:
+                self._hints.setdefault(key, _Hint(app, deadline_s, self._clock()))
+        self.metrics.queue_depth.labels(backend).set(q.depth + 1)
+        try:
+            lease = await q.acquire(tenant=tenant, run_key=key, timeout_s=timeout_s)
+        finally:
+            self._observe_queue(q)
+            if key is not None and key in self._hints and not self._waiting(key):
+                del self._hints[key]
+        self.metrics.queue_wait_s.labels(backend).observe(lease.waited_s)
+        return lease
+
+    def release(self, lease_id: str, *, tenant: str | None = None) -> bool:
+        """Release a lease (only its own tenant's when ``tenant`` is given)."""
+        for q in self.queues.values():
+            lease = q.lease(lease_id)
+            if lease is not None:
+                if tenant is not None and lease.tenant != tenant:
+                    return False
+                q.release(lease_id)
+                self._observe_queue(q)
+                return True
+        return False
+
+    @asynccontextmanager
+    async def slot(
+        self,
+        backend: str,
+        *,
+        tenant: str,
+        run_id: str | None = None,
+        app: str | None = None,
+        deadline_s: float | None = None,
+        timeout_s: float | None = None,
+    ) -> AsyncIterator[Lease]:
+        """Hold one slot of ``backend`` for the body of the ``async with``."""
+        lease = await self.acquire(
+            backend,
+            tenant=tenant,
+            run_id=run_id,
+            app=app,
+            deadline_s=deadline_s,
+            timeout_s=timeout_s,
+        )
+        try:
+            yield lease
+        finally:
+            self.release(lease.lease_id)
+
+    def reclaim_expired(self) -> int:
+        """Reclaim leases held past their backend's lease_s; returns how many."""
+        total = 0
+        for q in self.queues.values():
+            n = q.reclaim_expired()
+            if n:
+                self.metrics.leases_reclaimed.labels(q.backend).inc(n)
+                self._observe_queue(q)
+            total += n
+        return total
+
+    def _waiting(self, key: RunKey) -> bool:
+        return any(w[2] == key for q in self.queues.values() for w in q.waiting())
+
+    def _observe_queue(self, q: AdmissionQueue) -> None:
+        self.metrics.queue_depth.labels(q.backend).set(q.depth)
+        self.metrics.inflight.labels(q.backend).set(q.inflight)
+
+    # --- events ----------------------------------------------------------------------------
+
+    def ingest(self, tenant: str, events: list[dict[str, object]]) -> int:
+        """Validate and apply wire-format events; returns how many were accepted."""
+        parsed, dropped = parse_batch({"events": events}, tenant)
+        return self.apply(tenant, parsed, dropped)[0]
+
+    def apply(self, tenant: str, events: list[Event], dropped: int = 0) -> tuple[int, int]:
+        """Apply validated events; paths are durably stored before this returns.
+
+        Returns (accepted, rejected); unit events for runs the tenant never started are rejected.
+        """
+        now_s = self._clock()
+        touched: dict[RunKey, TrackedRun] = {}
+        ended: set[RunKey] = set()
+        paths: list[RunPath] = []
+        accepted = rejected = 0
+        for ev in events:
+            key = (tenant, ev.run_id)
+            if isinstance(ev, RunStart):
+                run = self._lookup(key, refresh=key not in touched)
+                if run is None:
+                    run = TrackedRun(tenant, ev.run_id, ev.app, now_s, ev.deadline_s)
+                    self._runs[key] = run
+                    self._hints.pop(key, None)
+                touched[key] = run
+                ended.discard(key)
+                accepted += 1
+            elif isinstance(ev, (UnitStart, UnitEnd)):
+                run = self._lookup(key, refresh=key not in touched)
+                ok = run is not None
+                if run is not None and isinstance(ev, UnitStart):
+                    run.unit_started(ev, now_s)
+                elif run is not None and isinstance(ev, UnitEnd):
+                    ok = run.unit_ended(ev)
+                if ok and run is not None:
+                    touched[key] = run
+                    accepted += 1
+                else:
+                    rejected += 1
+            elif isinstance(ev, RunEnd):
+                if ev.path is not None:
+                    paths.append(ev.path)
+                self._runs.pop(key, None)
+                touched.pop(key, None)
+                ended.add(key)
+                accepted += 1
+        for path in paths:
+            self.registry.observe(path)
+            self.metrics.paths_stored.inc()
+        for key, run in touched.items():
+            self.store.put_json(_runs_ns(key[0]), key[1], run.to_json())
+        for key in ended:
+            self.store.put_json(_runs_ns(key[0]), key[1], {"ended": True})
+        for key in touched:
+            for q in self.queues.values():
+                q.rerank(key)
+        self.metrics.events_accepted.inc(accepted)
+        self.metrics.events_rejected.inc(rejected)
+        self.metrics.events_dropped.inc(dropped)
+        self.metrics.runs_active.set(len(self._runs))
+        return accepted, rejected
+
+    def _lookup(self, key: RunKey, *, refresh: bool = True) -> TrackedRun | None:
+        run = self._runs.get(key)
+        if run is not None and not (refresh and self._shared_runs):
+            return run
+        raw = self.store.get_json(_runs_ns(key[0]), key[1])
+        stored = TrackedRun.from_json(raw) if raw is not None else None
+        if stored is None or stored.tenant != key[0]:
+            if raw is not None and raw.get("ended"):
+                self._runs.pop(key, None)
+                return None
+            return run
+        if run is None or stored.version >= run.version:
+            self._runs[key] = stored
+            return stored
+        return run
+
+    def close(self) -> None:
+        """Release every waiter and the registry (not the store; its owner closes it)."""
+        self.registry.close()
+
+
+def _runs_ns(tenant: str) -> str:
+    return f"{RUNS_NAMESPACE}:{tenant}"
+
+
+SCHEDULER: Final = web.AppKey("hermes_scheduler", Scheduler)

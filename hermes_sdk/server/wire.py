@@ -1,0 +1,207 @@
+"""The event wire protocol (``POST /v1/events``): typed events and their validation.
+
+A batch is validated completely before anything is applied, so a malformed batch changes
+nothing and answers 400. The tenant never comes from the body: it is the API key's.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass, replace
+from typing import Final, cast
+
+from hermes_sdk.errors import GraphError, InvalidRequest
+from hermes_sdk.graph.records import (
+    MAX_TOKENS,
+    UNIT_KINDS,
+    RunPath,
+    UnitKind,
+    check_name,
+    check_seconds,
+    path_from_dict,
+)
+
+MAX_EVENTS_PER_BATCH: Final = 10_000
+
+
+@dataclass(frozen=True, slots=True)
+class RunStart:
+    """A run of ``app`` began; ``deadline_s`` is relative to its start."""
+
+    run_id: str
+    app: str
+    deadline_s: float | None = None
+    ts: float | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class UnitStart:
+    """A unit began; nested units carry ``parent_id`` and do not form stages."""
+
+    run_id: str
+    unit_id: str
+    node: str
+    kind: UnitKind = "custom"
+    backend: str | None = None
+    input_tokens: int | None = None
+    parent_id: str | None = None
+    ts: float | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class UnitEnd:
+    """A unit finished after ``service_s`` seconds of service."""
+
+    run_id: str
+    unit_id: str
+    service_s: float
+    input_tokens: int | None = None
+    output_tokens: int | None = None
+    failed: bool = False
+    ts: float | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class RunEnd:
+    """A run finished; ``path`` (if sent) is what the app's graph learns from."""
+
+    run_id: str
+    failed: bool = False
+    path: RunPath | None = None
+
+
+Event = RunStart | UnitStart | UnitEnd | RunEnd
+
+
+def _field(d: Mapping[str, object], name: str, where: str) -> object:
+    if name not in d:
+        raise InvalidRequest(f"{where}: missing field {name!r}")
+    return d[name]
+
+
+def name_field(
+    d: Mapping[str, object], key: str, where: str, *, optional: bool = False
+) -> str | None:
+    """A name field (non-empty, <= 256 chars, no control characters); InvalidRequest if bad."""
+    value = d.get(key) if optional else _field(d, key, where)
+    if value is None and optional:
+        return None
+    try:
+        return check_name(value, f"{where}.{key}")
+    except GraphError as exc:
+        raise InvalidRequest(str(exc)) from None
+
+
+def seconds_field(
+    d: Mapping[str, object], key: str, where: str, *, optional: bool = False
+) -> float | None:
+    """A duration field: finite, >= 0 seconds; InvalidRequest if bad."""
+    value = d.get(key) if optional else _field(d, key, where)
+    if value is None and optional:
+        return None
+    try:
+        return check_seconds(value, f"{where}.{key}")
+    except GraphError as exc:
+        raise InvalidRequest(str(exc)) from None
+
+
+def _tokens(d: Mapping[str, object], key: str, where: str) -> int | None:
+    value = d.get(key)
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= MAX_TOKENS:
+        raise InvalidRequest(f"{where}.{key} must be an integer in 0..{MAX_TOKENS}")
+    return value
+
+
+def bool_field(d: Mapping[str, object], key: str, where: str) -> bool:
+    """An optional boolean field (default False); InvalidRequest if not a JSON boolean."""
+    value = d.get(key, False)
+    if not isinstance(value, bool):
+        raise InvalidRequest(f"{where}.{key} must be true or false, got {value!r}")
+    return value
+
+
+def _ts(d: Mapping[str, object], where: str) -> float | None:
+    value = d.get("ts")
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+        raise InvalidRequest(f"{where}.ts must be unix seconds, got {value!r}")
+    return float(value)
+
+
+def parse_path(raw: object, where: str, *, tenant: str, run_id: str) -> RunPath:
+    """A path dict as sent by a client, with tenant and run id forced to the server's."""
+    try:
+        parsed = path_from_dict(raw)
+    except GraphError as exc:
+        raise InvalidRequest(f"{where}.path: {exc}") from None
+    return replace(parsed, tenant=tenant, run_id=run_id)
+
+
+def parse_event(raw: object, i: int, tenant: str) -> Event:
+    """Validate one event dict; raises InvalidRequest naming the bad field."""
+    if not isinstance(raw, Mapping):
+        raise InvalidRequest(f"events[{i}] must be an object")
+    d = cast(Mapping[str, object], raw)
+    kind = d.get("type")
+    w = f"events[{i}]"
+    run_id = cast(str, name_field(d, "run_id", w))
+    if kind == "run_start":
+        return RunStart(
+            run_id=run_id,
+            app=cast(str, name_field(d, "app", w)),
+            deadline_s=seconds_field(d, "deadline_s", w, optional=True),
+            ts=_ts(d, w),
+        )
+    if kind == "unit_start":
+        unit_kind = d.get("kind", "custom")
+        if unit_kind not in UNIT_KINDS:
+            raise InvalidRequest(f"{w}.kind must be one of {sorted(UNIT_KINDS)}")
+        return UnitStart(
+            run_id=run_id,
+            unit_id=cast(str, name_field(d, "unit_id", w)),
+            node=cast(str, name_field(d, "node", w)),
+            kind=cast(UnitKind, unit_kind),
+            backend=name_field(d, "backend", w, optional=True),
+            input_tokens=_tokens(d, "input_tokens", w),
+            parent_id=name_field(d, "parent_id", w, optional=True),
+            ts=_ts(d, w),
+        )
+    if kind == "unit_end":
+        return UnitEnd(
+            run_id=run_id,
+            unit_id=cast(str, name_field(d, "unit_id", w)),
+            service_s=cast(float, seconds_field(d, "service_s", w)),
+            input_tokens=_tokens(d, "input_tokens", w),
+            output_tokens=_tokens(d, "output_tokens", w),
+            failed=bool_field(d, "failed", w),
+            ts=_ts(d, w),
+        )
+    if kind == "run_end":
+        raw_path = d.get("path")
+        path = None
+        if raw_path is not None:
+            path = parse_path(raw_path, w, tenant=tenant, run_id=run_id)
+        return RunEnd(run_id=run_id, failed=bool_field(d, "failed", w), path=path)
+    raise InvalidRequest(
+        f"events[{i}].type must be run_start, unit_start, unit_end or run_end, got {kind!r}"
+    )
+
+
+def parse_batch(body: object, tenant: str) -> tuple[list[Event], int]:
+    """Validate a ``{"events": [...], "dropped"?: n}`` body; returns (events, dropped count)."""
+    if not isinstance(body, Mapping):
+        raise InvalidRequest("body must be a JSON object with an 'events' list")
+    d = cast(Mapping[str, object], body)
+    raw = d.get("events")
+    if not isinstance(raw, list):
+        raise InvalidRequest("'events' must be a list")
+    if len(raw) > MAX_EVENTS_PER_BATCH:
+        raise InvalidRequest(f"at most {MAX_EVENTS_PER_BATCH} events per batch, got {len(raw)}")
+    dropped = d.get("dropped", 0)
+    if isinstance(dropped, bool) or not isinstance(dropped, int) or dropped < 0:
+        raise InvalidRequest("'dropped' must be a non-negative integer")
+    return [parse_event(e, i, tenant) for i, e in enumerate(raw)], dropped
