@@ -7,7 +7,14 @@ from hermes_sdk.instrument._context import context_executor, wrap_context
 from hermes_sdk.instrument.decorators import llm, retriever, tool, unit
 from hermes_sdk.instrument.handles import RunHandle, UnitHandle, start_run
 from hermes_sdk.instrument.recorder import EventSink, ListSink, Recorder, RecorderStats
-from hermes_sdk.instrument.runtime import InstrumentStats, configure, flush, stats
+from hermes_sdk.instrument.runtime import (
+    InstrumentStats,
+    configure,
+    flush,
+    graph,
+    registry,
+    stats,
+)
 from hermes_sdk.instrument.scope import RunScope, current_hints, current_run, record, run
 
 __all__ = [
@@ -24,8 +31,10 @@ __all__ = [
     "current_hints",
     "current_run",
     "flush",
+    "graph",
     "llm",
     "record",
+    "registry",
     "retriever",
     "run",
     "start_run",

@@ -17,6 +17,7 @@ from hermes_sdk.client.hints import Hints
 from hermes_sdk.graph.records import RunState
 from hermes_sdk.instrument import runtime as _rt
 from hermes_sdk.instrument.stages import NS_PER_S, form_stages
+from hermes_sdk.policy import gittins_index
 
 if TYPE_CHECKING:
     from hermes_sdk.instrument.handles import RunHandle, UnitHandle
@@ -52,10 +53,6 @@ def run_state(run: RunHandle, unit: UnitHandle | None) -> RunState:
 
 
 def _rank_s(samples: np.ndarray) -> float | None:
-    try:
-        from hermes_sdk.policy import gittins_index  # type: ignore[attr-defined,unused-ignore]
-    except ImportError:
-        return None
     index = float(gittins_index(samples))
     return None if not index > 0.0 else 1.0 / index
 

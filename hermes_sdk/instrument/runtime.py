@@ -14,13 +14,11 @@ import logging
 import os
 import threading
 from dataclasses import dataclass
-from typing import Final, Protocol
-
-import numpy as np
-from numpy.typing import NDArray
+from typing import Final
 
 from hermes_sdk.errors import ConfigError
-from hermes_sdk.graph.records import RunPath, RunState
+from hermes_sdk.graph import GraphRegistry, PDGraph
+from hermes_sdk.graph.records import RunPath
 from hermes_sdk.instrument.recorder import (
     DEFAULT_EXIT_TIMEOUT_S,
     DEFAULT_FLUSH_INTERVAL_S,
@@ -28,6 +26,7 @@ from hermes_sdk.instrument.recorder import (
     EventSink,
     Recorder,
 )
+from hermes_sdk.store import Store, open_store
 
 log = logging.getLogger("hermes_sdk.instrument")
 
@@ -38,21 +37,6 @@ MEMORY_STORE_URL: Final = "memory://"
 def env_disabled() -> bool:
     """True when ``HERMES_DISABLED`` asks for pass-through decorators (1/true/yes/on)."""
     return os.environ.get("HERMES_DISABLED", "").strip().lower() in ("1", "true", "yes", "on")
-
-
-class PathRegistry(Protocol):
-    """The part of ``hermes_sdk.graph.GraphRegistry`` the instrumentation uses."""
-
-    def observe(self, path: RunPath) -> object:
-        """Persist and learn one completed path."""
-
-    def remaining_demand(
-        self, app: str, state: RunState, *, tenant: str = "default", n: int = 1000
-    ) -> NDArray[np.float64]:
-        """Samples of the remaining service seconds of a run of ``app`` in ``state``."""
-
-    def close(self) -> None:
-        """Release the store."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -76,7 +60,7 @@ class Runtime:
         *,
         enabled: bool,
         recorder: Recorder | None = None,
-        store: object = None,
+        store: str | Store | None = None,
         remote: bool = False,
     ) -> None:
         self.enabled = enabled
@@ -85,10 +69,10 @@ class Runtime:
         self.remote = remote
         self.runs_completed = 0
         self.runs_failed_to_record = 0
-        self._registry: PathRegistry | None = None
+        self._registry: GraphRegistry | None = None
         self._lock = threading.Lock()
 
-    def registry(self) -> PathRegistry:
+    def registry(self) -> GraphRegistry:
         """The registry runs are folded into, opened on first use (may raise StoreError)."""
         reg = self._registry
         if reg is not None:
@@ -138,15 +122,10 @@ class Runtime:
         )
 
 
-def _open_registry(store: object, *, remote: bool) -> PathRegistry:
-    from hermes_sdk.graph import GraphRegistry  # type: ignore[attr-defined,unused-ignore]
-    from hermes_sdk.store import open_store  # type: ignore[attr-defined,import-not-found,unused-ignore]
-
+def _open_registry(store: str | Store | None, *, remote: bool) -> GraphRegistry:
     if store is None:
         store = MEMORY_STORE_URL if remote else os.environ.get("HERMES_STORE", DEFAULT_STORE_URL)
-    opened = open_store(store) if isinstance(store, str) else store
-    registry: PathRegistry = GraphRegistry(opened)
-    return registry
+    return GraphRegistry(open_store(store) if isinstance(store, str) else store)
 
 
 RUNTIME: Runtime = Runtime(enabled=not env_disabled())
@@ -161,7 +140,7 @@ def current_runtime() -> Runtime:
 def configure(
     scheduler_url: str | None = None,
     api_key: str | None = None,
-    store: object = None,
+    store: str | Store | None = None,
     enabled: bool | None = None,
     *,
     sink: EventSink | None = None,
@@ -217,3 +196,17 @@ def flush(timeout_s: float | None = None) -> bool:
     """Block until queued events were handed to the sink; ``False`` on timeout."""
     rec = RUNTIME.recorder
     return True if rec is None else rec.flush(timeout_s)
+
+
+def graph(app: str, *, tenant: str = "default") -> PDGraph:
+    """The PDGraph learned for ``app`` in this process (created empty if it has no runs yet).
+
+    Opens the configured store on first use (replaying its stored paths); raises
+    :class:`~hermes_sdk.errors.StoreError` / :class:`ConfigError` if the store is unusable.
+    """
+    return RUNTIME.registry().graph(app, tenant)
+
+
+def registry() -> GraphRegistry:
+    """The process-wide registry completed runs are folded into (opened on first use)."""
+    return RUNTIME.registry()
