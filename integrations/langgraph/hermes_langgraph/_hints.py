@@ -1,0 +1,160 @@
+"""Hint delivery: the LLM unit now running in this context, and HTTP hooks that attach its hints.
+
+:class:`~hermes_langgraph.HermesCallbackHandler` sets :data:`CURRENT_LLM_UNIT` in
+``on_chat_model_start`` / ``on_llm_start`` and resets it at the end of the call. LangChain runs a
+handler's start hook in the context that then performs the model's HTTP request (for sync calls
+directly; for async calls because the handler is ``run_inline`` and the request task is created
+after the hook), so an httpx request hook sees the unit and can add its ``X-Hermes-*`` headers and
+the engine-native ``priority`` to the request body.
+"""
+
+from __future__ import annotations
+
+import contextvars
+import json
+import logging
+import sys
+from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING, Protocol
+
+from hermes_sdk.client.hints import PRIORITY_LEVELS, Engine, Hints
+from hermes_sdk.client.openai_kwargs import openai_kwargs
+from hermes_sdk.instrument import current_hints as _instrument_hints
+
+if TYPE_CHECKING:
+    from hermes_sdk.instrument import UnitHandle
+
+log = logging.getLogger("hermes_langgraph")
+
+CURRENT_LLM_UNIT: contextvars.ContextVar[UnitHandle | None] = contextvars.ContextVar(
+    "hermes_langgraph_llm_unit", default=None
+)
+"""The LLM unit whose model call is executing in this context (``None`` outside model calls)."""
+
+
+class _Headers(Protocol):
+    def __contains__(self, key: object) -> bool: ...
+    def __setitem__(self, key: str, value: str) -> None: ...
+    def get(self, key: str, default: str | None = None) -> str | None: ...
+
+
+class HttpRequest(Protocol):
+    """The part of an ``httpx.Request`` (or ``httpx2.Request``) the hooks use."""
+
+    @property
+    def headers(self) -> _Headers: ...
+    @property
+    def content(self) -> bytes: ...
+
+
+def current_hints() -> Hints | None:
+    """Hints of the LLM call now running under a graph run, else ``hermes.current_hints()``.
+
+    Never raises; ``None`` outside any instrumented call.
+    """
+    try:
+        unit = CURRENT_LLM_UNIT.get()
+        if unit is not None:
+            return unit.hints()
+        return _instrument_hints()
+    except Exception as exc:
+        log.debug("hermes_langgraph: no hints: %r", exc)
+        return None
+
+
+def _with_priority(body: bytes, priority: int) -> bytes | None:
+    """``body`` (a JSON object) with ``priority`` added, or ``None`` to leave it unchanged."""
+    try:
+        payload = json.loads(body)
+    except ValueError:
+        return None
+    if not isinstance(payload, dict) or "priority" in payload:
+        return None
+    payload["priority"] = priority
+    return json.dumps(payload, separators=(",", ":")).encode()
+
+
+def _replace_body(request: HttpRequest, body: bytes) -> None:
+    """Swap the (already read) body of an httpx/httpx2 request and fix ``Content-Length``."""
+    module = sys.modules[type(request).__module__.split(".")[0]]
+    stream_type = getattr(module, "ByteStream", None)
+    if stream_type is None:
+        return
+    request.stream = stream_type(body)  # type: ignore[attr-defined]
+    request._content = body  # type: ignore[attr-defined]
+    request.headers["Content-Length"] = str(len(body))
+
+
+def attach_hints(
+    request: HttpRequest, *, engine: Engine | str = "vllm", levels: int = PRIORITY_LEVELS
+) -> bool:
+    """Add the current unit's ``X-Hermes-*`` headers and body ``priority`` to ``request``.
+
+    Headers the caller set already are kept. The body is changed only for JSON object bodies
+    without a ``priority``, when a rank is known and ``engine`` has a priority field (not
+    ``"openai"``). Returns whether hints were attached; never raises.
+    """
+    try:
+        hints = current_hints()
+        if hints is None:
+            return False
+        kwargs = openai_kwargs(hints, engine=engine, levels=levels)
+        for name, value in kwargs["extra_headers"].items():
+            if name not in request.headers:
+                request.headers[name] = value
+        priority = kwargs["extra_body"].get("priority")
+        content_type = request.headers.get("Content-Type") or ""
+        if priority is not None and "json" in content_type:
+            body = _with_priority(request.content, priority)
+            if body is not None:
+                _replace_body(request, body)
+        return True
+    except Exception as exc:
+        log.debug("hermes_langgraph: hints not attached: %r", exc)
+        return False
+
+
+def httpx_request_hook(
+    *, engine: Engine | str = "vllm", levels: int = PRIORITY_LEVELS
+) -> Callable[[HttpRequest], None]:
+    """A sync httpx ``event_hooks["request"]`` entry that calls :func:`attach_hints`."""
+
+    def hook(request: HttpRequest) -> None:
+        attach_hints(request, engine=engine, levels=levels)
+
+    return hook
+
+
+def async_httpx_request_hook(
+    *, engine: Engine | str = "vllm", levels: int = PRIORITY_LEVELS
+) -> Callable[[HttpRequest], Awaitable[None]]:
+    """The ``httpx.AsyncClient`` counterpart of :func:`httpx_request_hook`."""
+
+    async def hook(request: HttpRequest) -> None:
+        attach_hints(request, engine=engine, levels=levels)
+
+    return hook
+
+
+def chat_openai_kwargs(
+    *, engine: Engine | str = "vllm", levels: int = PRIORITY_LEVELS
+) -> dict[str, object]:
+    """``ChatOpenAI(**chat_openai_kwargs())``: HTTP clients that attach each call's hints.
+
+    Returns ``http_client`` and ``http_async_client`` built with the ``openai`` SDK's default
+    client classes (so the right httpx flavour is used) plus the request hooks above. Every
+    request the model sends inside a graph run traced by a ``HermesCallbackHandler`` carries
+    ``X-Hermes-App/Run/Unit/Kind/Deadline/Rank`` and, for ``engine="vllm"``/``"sglang"``, the
+    engine-native ``priority``. Requires the ``openai`` package (installed with
+    ``langchain-openai``).
+    """
+    import openai
+
+    return {
+        "http_client": openai.DefaultHttpxClient(
+            event_hooks={"request": [httpx_request_hook(engine=engine, levels=levels)]}
+        ),
+        "http_async_client": openai.DefaultAsyncHttpxClient(
+            event_hooks={"request": [async_httpx_request_hook(engine=engine, levels=levels)]}
+        ),
+    }

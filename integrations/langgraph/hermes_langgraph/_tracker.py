@@ -1,0 +1,284 @@
+"""From LangChain callback run trees to Hermes runs and units, for many concurrent invokes.
+
+Every LangChain callback carries ``run_id`` and ``parent_run_id``; the tracker remembers each open
+run id as an :class:`_Entry` that says which Hermes run it belongs to and which unit its children
+nest under. A run id whose parent is unknown (``None`` for a top-level ``invoke``) starts a Hermes
+run. Node tasks of a graph (see :func:`~hermes_langgraph._metadata.node_task`) directly under the
+graph's root chain are the top-level units (the stages); LLM, tool and retriever calls are units
+nested under the enclosing unit. A graph started inside a node (a subgraph) becomes a sub-run of
+app ``"<app>/<node>"`` and its token totals are added to the node's unit.
+
+Superstep grouping: LangGraph runs the tasks of one superstep (``Send`` fan-out, parallel
+branches) logically in parallel, but an executor may run them one after another. Hermes forms a
+stage from units overlapping in time, so the unit of the last open task of a step is *held* open
+until the next task starts: a task of the same step starts first and the held unit ends right
+after it (they overlap: one stage), a task of a later step makes the held unit end first (no
+overlap: a new stage). A held unit's service time thus includes the scheduling gap to the next
+task, normally microseconds.
+"""
+
+from __future__ import annotations
+
+import contextvars
+import threading
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Final, Literal
+from uuid import UUID
+
+from hermes_langgraph._metadata import node_task
+from hermes_sdk.graph.records import RunPath, UnitKind
+from hermes_sdk.instrument import start_run
+
+if TYPE_CHECKING:
+    from hermes_sdk.instrument import RunHandle, UnitHandle
+
+Role = Literal["root", "subgraph", "node", "chain", "call"]
+
+MAX_OPEN_RUNS: Final = 10_000
+"""Top-level runs tracked at once; beyond this the oldest is ended as failed (abandoned)."""
+
+
+@dataclass(slots=True, eq=False)
+class GraphRun:
+    """One Hermes run driven by one graph invocation (the top-level one or a subgraph)."""
+
+    handle: RunHandle
+    top: TopRun
+    outer_unit: UnitHandle | None = None
+    open_by_step: dict[int, int] = field(default_factory=dict)
+    held: list[tuple[UnitHandle, bool]] = field(default_factory=list)
+    held_step: int = -1
+
+    def release_held(self) -> None:
+        """End the held unit(s) now."""
+        held, self.held = self.held, []
+        for unit, failed in held:
+            unit.end(failed)
+
+    def start_node(self, name: str, step: int) -> UnitHandle:
+        """Start the unit of a node task of superstep ``step`` (see module docstring)."""
+        if self.held and self.held_step != step:
+            self.release_held()
+        unit = self.handle.start_unit(name, kind="custom")
+        if self.held:
+            self.release_held()
+        self.open_by_step[step] = self.open_by_step.get(step, 0) + 1
+        return unit
+
+    def end_node(self, unit: UnitHandle, step: int, failed: bool) -> None:
+        """End a node task's unit, or hold it if it is the last open task of its step."""
+        remaining = self.open_by_step.get(step, 0) - 1
+        if remaining > 0:
+            self.open_by_step[step] = remaining
+            unit.end(failed)
+            return
+        self.open_by_step.pop(step, None)
+        self.held.append((unit, failed))
+        self.held_step = step
+
+
+@dataclass(slots=True, eq=False)
+class TopRun:
+    """Bookkeeping of one top-level invocation: run ids to forget and sub-runs to close."""
+
+    run_ids: list[UUID] = field(default_factory=list)
+    subruns: list[GraphRun] = field(default_factory=list)
+
+
+@dataclass(slots=True, eq=False)
+class _Entry:
+    """What the tracker remembers about one open LangChain run id."""
+
+    role: Role
+    graph: GraphRun
+    unit: UnitHandle | None = None
+    scope: UnitHandle | None = None
+    step: int = 0
+    hint_token: contextvars.Token[UnitHandle | None] | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Ended:
+    """A Hermes run that a callback finished; the handler ends it outside the lock."""
+
+    graph: GraphRun
+    failed: bool
+
+
+class RunTracker:
+    """Maps callback events to Hermes handles; all methods are thread-safe and O(1)."""
+
+    def __init__(
+        self,
+        app: str,
+        *,
+        deadline_s: float | None,
+        tenant: str | None,
+    ) -> None:
+        self.app = app
+        self.deadline_s = deadline_s
+        self.tenant = tenant
+        self._lock = threading.Lock()
+        self._entries: dict[UUID, _Entry] = {}
+        self._tops: dict[UUID, GraphRun] = {}
+
+    @property
+    def open_runs(self) -> int:
+        """Top-level runs started and not yet ended."""
+        return len(self._tops)
+
+    @property
+    def open_entries(self) -> int:
+        """LangChain run ids currently remembered (for leak checks)."""
+        return len(self._entries)
+
+    # --- starting -------------------------------------------------------------------------
+
+    def _new_top(self, run_id: UUID) -> tuple[GraphRun, list[Ended]]:
+        handle = start_run(self.app, deadline_s=self.deadline_s, tenant=self.tenant)
+        graph = GraphRun(handle=handle, top=TopRun())
+        evicted: list[Ended] = []
+        if len(self._tops) >= MAX_OPEN_RUNS:
+            oldest = next(iter(self._tops))
+            evicted.extend(self._forget_top(oldest, failed=True))
+        self._tops[run_id] = graph
+        return graph, evicted
+
+    def _remember(self, run_id: UUID, entry: _Entry) -> None:
+        self._entries[run_id] = entry
+        entry.graph.top.run_ids.append(run_id)
+
+    def chain_start(
+        self,
+        run_id: UUID,
+        parent_run_id: UUID | None,
+        metadata: Mapping[str, object] | None,
+        tags: Sequence[str] | None,
+    ) -> list[Ended]:
+        """A chain (graph, node task, edge, lambda, ...) started."""
+        with self._lock:
+            parent = self._entries.get(parent_run_id) if parent_run_id is not None else None
+            if parent is None:
+                graph, evicted = self._new_top(run_id)
+                self._remember(run_id, _Entry("root", graph))
+                return evicted
+            task = node_task(metadata, tags)
+            if task is not None and parent.role == "chain" and parent.scope is not None:
+                self._promote_to_subgraph(parent)
+            if task is not None and parent.role in ("root", "subgraph"):
+                unit = parent.graph.start_node(task.node, task.step)
+                self._remember(run_id, _Entry("node", parent.graph, unit, unit, task.step))
+            else:
+                self._remember(run_id, _Entry("chain", parent.graph, None, parent.scope))
+            return []
+
+    def _promote_to_subgraph(self, entry: _Entry) -> None:
+        """A chain inside a unit turned out to run a graph: record that graph as a sub-run."""
+        outer = entry.scope
+        assert outer is not None
+        app = f"{entry.graph.handle.app}/{outer.name}"
+        # An empty context: the sub-run must not also become a unit of a decorator run that
+        # happens to be current here (it is accounted for through ``outer`` instead).
+        handle = contextvars.Context().run(
+            start_run, app, deadline_s=None, tenant=entry.graph.handle.tenant
+        )
+        entry.role = "subgraph"
+        entry.graph = GraphRun(handle=handle, top=entry.graph.top, outer_unit=outer)
+        entry.scope = None
+        entry.graph.top.subruns.append(entry.graph)
+
+    def call_start(
+        self,
+        run_id: UUID,
+        parent_run_id: UUID | None,
+        name: str,
+        kind: UnitKind,
+        backend: str | None,
+        input_tokens: int | None,
+    ) -> tuple[UnitHandle, list[Ended]]:
+        """An LLM, chat model, tool or retriever call started: a unit nested in its scope."""
+        with self._lock:
+            parent = self._entries.get(parent_run_id) if parent_run_id is not None else None
+            evicted: list[Ended] = []
+            if parent is None:
+                graph, evicted = self._new_top(run_id)
+                role: Role = "root"
+                scope = None
+            else:
+                graph, role, scope = parent.graph, "call", parent.scope
+            unit = graph.handle.start_unit(
+                name, kind=kind, backend=backend, parent=scope, input_tokens=input_tokens
+            )
+            self._remember(run_id, _Entry(role, graph, unit, unit))
+            return unit, evicted
+
+    def set_hint_token(
+        self, run_id: UUID, token: contextvars.Token[UnitHandle | None] | None
+    ) -> None:
+        """Remember the context-variable token to reset when the call ``run_id`` ends."""
+        entry = self._entries.get(run_id)
+        if entry is not None:
+            entry.hint_token = token
+
+    # --- ending ---------------------------------------------------------------------------
+
+    def end(
+        self,
+        run_id: UUID,
+        *,
+        failed: bool,
+        input_tokens: int | None = None,
+        output_tokens: int | None = None,
+    ) -> tuple[list[Ended], contextvars.Token[UnitHandle | None] | None]:
+        """Any run id ended; returns the Hermes runs to end and the hint token to reset."""
+        with self._lock:
+            entry = self._entries.pop(run_id, None)
+            if entry is None:
+                return [], None
+            ended: list[Ended] = []
+            if entry.role == "node" and entry.unit is not None:
+                entry.graph.end_node(entry.unit, entry.step, failed)
+            elif entry.unit is not None:
+                entry.unit.record(input_tokens=input_tokens, output_tokens=output_tokens)
+                entry.unit.end(failed)
+            if entry.role == "subgraph":
+                entry.graph.release_held()
+                entry.graph.top.subruns.remove(entry.graph)
+                ended.append(Ended(entry.graph, failed))
+            elif entry.role == "root":
+                ended.extend(self._forget_top(run_id, failed))
+            return ended, entry.hint_token
+
+    def _forget_top(self, run_id: UUID, failed: bool) -> list[Ended]:
+        """Drop a top-level run's entries; its unfinished sub-runs end (failed) before it."""
+        graph = self._tops.pop(run_id)
+        for rid in graph.top.run_ids:
+            self._entries.pop(rid, None)
+        ended = []
+        for sub in reversed(graph.top.subruns):
+            sub.release_held()
+            ended.append(Ended(sub, True))
+        graph.top.subruns.clear()
+        graph.release_held()
+        ended.append(Ended(graph, failed))
+        return ended
+
+    def close_all(self) -> list[Ended]:
+        """End every open run as failed (handler shutdown)."""
+        with self._lock:
+            return [e for rid in list(self._tops) for e in self._forget_top(rid, failed=True)]
+
+
+def finish(ended: Ended) -> RunPath | None:
+    """End a Hermes run (outside the tracker lock) and roll a sub-run's tokens into its node."""
+    path = ended.graph.handle.end(failed=ended.failed)
+    outer = ended.graph.outer_unit
+    if outer is not None and path is not None:
+        inp = [c.input_tokens for s in path.stages for c in s.calls if c.input_tokens is not None]
+        out = [c.output_tokens for s in path.stages for c in s.calls if c.output_tokens is not None]
+        if inp:
+            outer.record(input_tokens=(outer.input_tokens or 0) + sum(inp))
+        if out:
+            outer.record(output_tokens=(outer.output_tokens or 0) + sum(out))
+    return path
