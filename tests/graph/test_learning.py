@@ -1,0 +1,132 @@
+"""A PDGraph learns a known generator: transitions, loop law by visit, and mean demand."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from hermes_sdk import END, START, PDGraph, RunState
+from tests.graph import generator as gen
+
+
+@pytest.fixture(scope="module")
+def learned() -> PDGraph:
+    rng = np.random.default_rng(20261125)
+    graph = PDGraph(gen.APP)
+    for i in range(2000):
+        graph.observe(gen.make_path(rng, i))
+    return graph
+
+
+def _edge_p(graph: PDGraph, source: str, target: str) -> float:
+    for edge in graph.to_dict(include_samples=False)["edges"]:  # type: ignore[union-attr]
+        if edge["source"] == source and edge["target"] == target:
+            return float(edge["p"])
+    return 0.0
+
+
+def test_counts_runs_and_versions(learned: PDGraph) -> None:
+    assert learned.runs == 2000
+    assert learned.version == 2000
+    assert sorted(learned.nodes) == ["lookup", "plan", "refine", "search"]
+
+
+def test_branch_probabilities_within_003(learned: PDGraph) -> None:
+    assert _edge_p(learned, START, "plan") == 1.0
+    assert abs(_edge_p(learned, "plan", "search") - gen.P_SEARCH) <= 0.03
+    assert abs(_edge_p(learned, "plan", "lookup") - (1 - gen.P_SEARCH)) <= 0.03
+    assert _edge_p(learned, "search", "refine") == 1.0
+    assert _edge_p(learned, "lookup", "refine") == 1.0
+
+
+def test_loop_law_matches_by_visit(learned: PDGraph) -> None:
+    implied: dict[int, float] = {}
+    survive = 1.0
+    for visit in range(1, 6):
+        visits = ((name, 1) for name in ("plan", "search"))
+        state = RunState("refine", tuple(sorted([*visits, ("refine", visit)])))
+        probs = learned.next_stage_probs(state)
+        assert abs(probs.get("refine", 0.0) - gen.loop_hazard(visit)) <= 0.03, visit
+        assert abs(sum(probs.values()) - 1.0) < 1e-12
+        implied[visit] = survive * probs.get(END, 0.0)
+        survive *= probs.get("refine", 0.0)
+    for length, p in gen.LOOP_LAW.items():
+        assert abs(implied[length] - p) <= 0.03, (length, implied[length], p)
+
+
+def test_fanout_width_learned(learned: PDGraph) -> None:
+    width = learned.node_stats("search").width
+    assert set(np.unique(width.values).tolist()) == {2.0, 3.0, 4.0}
+    assert abs((width.mean() or 0.0) - 3.0) < 0.1
+
+
+def test_mean_remaining_from_start_within_3_percent(learned: PDGraph) -> None:
+    samples = learned.remaining_demand(RunState(), n=20_000)
+    exact = gen.exact_mean_s()
+    assert abs(samples.mean() - exact) / exact <= 0.03, (samples.mean(), exact)
+
+
+def test_remaining_after_plan_drops_by_plan_mean(learned: PDGraph) -> None:
+    after_plan = learned.remaining_demand(RunState("plan", (("plan", 1),)), n=20_000)
+    exact = gen.exact_mean_s() - gen.PLAN_MEAN_S
+    assert abs(after_plan.mean() - exact) / exact <= 0.03
+
+
+def test_deep_in_loop_only_refines_remain(learned: PDGraph) -> None:
+    visits = (("lookup", 1), ("plan", 1), ("refine", 5))
+    rest = learned.remaining_demand(RunState("refine", visits), n=2000)
+    assert np.all(rest == 0.0)  # visit 5 always ends the loop in the generator
+
+
+def test_results_cached_read_only_and_invalidated(learned: PDGraph) -> None:
+    state = RunState()
+    a = learned.remaining_demand(state)
+    assert learned.remaining_demand(state) is a
+    assert not a.flags.writeable
+    with pytest.raises(ValueError):
+        a[0] = 1.0
+    fresh = learned.remaining_demand(state, rng=np.random.default_rng(1))
+    assert fresh is not a and fresh.shape == (1000,)
+
+
+def test_cache_invalidated_by_observe() -> None:
+    rng = np.random.default_rng(3)
+    graph = PDGraph(gen.APP)
+    for i in range(50):
+        graph.observe(gen.make_path(rng, i))
+    before = graph.remaining_demand(RunState())
+    graph.observe(gen.make_path(rng, 99))
+    after = graph.remaining_demand(RunState())
+    assert graph.version == 51
+    assert after is not before
+
+
+def test_token_model_predicts_running_llm_from_prompt() -> None:
+    graph = PDGraph("chat")
+    rng = np.random.default_rng(5)
+    from hermes_sdk import Call, RunPath, Stage
+
+    for i in range(300):
+        tin, tout = int(rng.integers(100, 4000)), int(rng.integers(10, 500))
+        seconds = 0.05 + 0.0002 * tin + 0.02 * tout
+        graph.observe(
+            RunPath(
+                "chat", (Stage("answer", (Call(seconds, tin, tout),), "llm", "m"),), run_id=f"{i}"
+            )
+        )
+    coef = graph.token_models["m"].coef()
+    assert coef is not None
+    assert np.allclose(coef, [0.05, 0.0002, 0.02], rtol=1e-6, atol=1e-9)
+    long_prompt = RunState("answer", (("answer", 1),), running=True, input_tokens=20_000)
+    short_prompt = RunState("answer", (("answer", 1),), running=True, input_tokens=100)
+    mean_out = float(graph.node_stats("answer").output_tokens.mean() or 0.0)
+    long_mean = graph.remaining_demand(long_prompt, n=4000).mean()
+    assert abs(long_mean - (0.05 + 0.0002 * 20_000 + 0.02 * mean_out)) < 0.5
+    assert long_mean > graph.remaining_demand(short_prompt, n=4000).mean() + 3.0
+
+
+def test_unknown_running_node_contributes_positive_residual(learned: PDGraph) -> None:
+    state = RunState("never-seen", (("never-seen", 1),), running=True, elapsed_s=0.1)
+    samples = learned.remaining_demand(state, n=500)
+    assert np.all(samples > 0.0)
+    assert learned.next_stage_probs(state) == {}
