@@ -13,6 +13,24 @@ from hermes_sdk.errors import (
 )
 from hermes_sdk.graph import GraphRegistry, PDGraph
 from hermes_sdk.graph.records import END, START, Call, RunPath, RunState, Stage, UnitKind
+from hermes_sdk.instrument import (
+    RunHandle,
+    UnitHandle,
+    configure,
+    context_executor,
+    current_hints,
+    flush,
+    graph,
+    llm,
+    record,
+    retriever,
+    run,
+    start_run,
+    stats,
+    tool,
+    unit,
+    wrap_context,
+)
 from hermes_sdk.policy import GittinsPolicy, LSTFPolicy, gittins_index, make_policy
 from hermes_sdk.store import Store, open_store
 
@@ -30,15 +48,31 @@ __all__ = [
     "InvalidRequest",
     "LSTFPolicy",
     "PDGraph",
+    "RunHandle",
     "RunPath",
     "RunState",
     "SchedulerUnavailable",
     "Stage",
     "Store",
     "StoreError",
+    "UnitHandle",
     "UnitKind",
     "__version__",
+    "configure",
+    "context_executor",
+    "current_hints",
+    "flush",
     "gittins_index",
+    "graph",
+    "llm",
     "make_policy",
     "open_store",
+    "record",
+    "retriever",
+    "run",
+    "start_run",
+    "stats",
+    "tool",
+    "unit",
+    "wrap_context",
 ]

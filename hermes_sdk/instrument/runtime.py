@@ -10,6 +10,7 @@ in-memory registry so :func:`current_hints` can rank locally.
 
 from __future__ import annotations
 
+import importlib
 import logging
 import os
 import threading
@@ -198,13 +199,34 @@ def flush(timeout_s: float | None = None) -> bool:
     return True if rec is None else rec.flush(timeout_s)
 
 
-def graph(app: str, *, tenant: str = "default") -> PDGraph:
-    """The PDGraph learned for ``app`` in this process (created empty if it has no runs yet).
+class GraphAccessor:
+    """``hermes.graph``: call it for an app's learned PDGraph.
 
-    Opens the configured store on first use (replaying its stored paths); raises
-    :class:`~hermes_sdk.errors.StoreError` / :class:`ConfigError` if the store is unusable.
+    ``hermes_sdk.graph`` is also the name of the graph package, and re-exporting a plain
+    function under that name would hide the package from ``import hermes_sdk.graph as g``.
+    This accessor is callable *and* forwards attribute access to the package, so both
+    ``hermes.graph("doc-qa")`` and ``import hermes_sdk.graph.pdgraph`` keep working.
     """
-    return RUNTIME.registry().graph(app, tenant)
+
+    __slots__ = ()
+
+    def __call__(self, app: str, *, tenant: str = "default") -> PDGraph:
+        """The PDGraph learned for ``app`` in this process (created empty if it has no runs).
+
+        Opens the configured store on first use (replaying its stored paths); raises
+        :class:`~hermes_sdk.errors.StoreError` / :class:`ConfigError` if it is unusable.
+        """
+        return RUNTIME.registry().graph(app, tenant)
+
+    def __getattr__(self, name: str) -> object:
+        return getattr(importlib.import_module("hermes_sdk.graph"), name)
+
+    def __repr__(self) -> str:
+        return "<hermes graph accessor: graph(app) -> PDGraph>"
+
+
+graph = GraphAccessor()
+"""``graph(app, *, tenant="default") -> PDGraph``: the graph learned for ``app`` so far."""
 
 
 def registry() -> GraphRegistry:
