@@ -2,15 +2,16 @@
 
 Given in ``hermes.toml`` (``[[upstreams]]`` tables) or on the command line as a repeatable
 ``--upstream NAME=URL[,engine=vllm][,max_inflight=N][,models=m1|m2][,priority_levels=N]
-[,higher_first=true|false]``. Requests are routed by their ``model``: to the upstream listing it,
-else (one upstream only, or a model learned from an upstream's ``/v1/models``) to that upstream.
+[,higher_first=true|false][,timeout_s=S][,api_key=K]``. Requests are routed by their ``model``:
+to the upstream listing it, else (one upstream only, or a model learned from an upstream's
+``/v1/models``) to that upstream.
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Final, get_args
 
 from hermes_sdk.client.hints import PRIORITY_LEVELS, Engine, rank_to_priority
@@ -39,7 +40,9 @@ class UpstreamConfig:
     higher_first: bool | None = None
     models: tuple[str, ...] = ()
     timeout_s: float = 600.0
-    """Longest a forwarded request may take, in seconds (streams included)."""
+    """Longest a forwarded request may wait for a slot, and then take, in seconds (each)."""
+    api_key: str | None = field(default=None, repr=False)
+    """Bearer token sent to the upstream (the client's own key is never forwarded)."""
 
     def __post_init__(self) -> None:
         try:
@@ -61,6 +64,8 @@ class UpstreamConfig:
         ):
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise ConfigError(f"upstream {self.name!r}: {what} must be an integer >= 1")
+        if self.api_key is not None and not isinstance(self.api_key, str):
+            raise ConfigError(f"upstream {self.name!r}: api_key must be a string")
         if self.higher_first is not None and not isinstance(self.higher_first, bool):
             raise ConfigError(f"upstream {self.name!r}: higher_first must be a boolean")
         if not isinstance(self.models, tuple) or not all(
@@ -101,7 +106,7 @@ _BOOLS: Final[Mapping[str, bool]] = {
 
 def parse_upstream_flag(flag: str) -> UpstreamConfig:
     """Parse ``NAME=URL[,engine=E][,max_inflight=N][,models=m1|m2][,priority_levels=N]
-    [,higher_first=BOOL][,timeout_s=S]`` (the ``--upstream`` command-line form)."""
+    [,higher_first=BOOL][,timeout_s=S][,api_key=K]`` (the ``--upstream`` command-line form)."""
     name, sep, rest = flag.partition("=")
     if not sep or not name or not rest:
         raise ConfigError(f"--upstream wants NAME=URL[,key=value...], got {flag!r}")
@@ -128,6 +133,8 @@ def parse_upstream_flag(flag: str) -> UpstreamConfig:
             if value.lower() not in _BOOLS:
                 raise ConfigError(f"--upstream {name}: higher_first must be true or false")
             fields[key] = _BOOLS[value.lower()]
+        elif key == "api_key":
+            fields[key] = value or None
         elif key == "models":
             fields[key] = tuple(m.strip() for m in value.split("|") if m.strip())
         else:

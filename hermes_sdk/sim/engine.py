@@ -280,7 +280,12 @@ def _prompt_text(body: Mapping[str, object], endpoint: str) -> str | None:
 
 
 def _hermes_headers(request: web.Request) -> dict[str, str]:
-    return {k.lower(): v for k, v in request.headers.items() if k.lower().startswith("x-hermes-")}
+    """The ``X-Hermes-*`` and ``Authorization`` headers (lower-cased), recorded for tests."""
+    return {
+        k.lower(): v
+        for k, v in request.headers.items()
+        if k.lower().startswith("x-hermes-") or k.lower() == "authorization"
+    }
 
 
 def _digest(seed: int, text: str) -> int:
@@ -350,9 +355,7 @@ async def _generate(request: web.Request) -> web.StreamResponse:
         prompt_tokens=count_tokens(text),
         target_tokens=target,
         arrival_s=time.monotonic(),
-        hermes_headers={
-            k: v for k, v in request.headers.items() if k.lower().startswith("x-hermes-")
-        },
+        hermes_headers=_hermes_headers(request),
     )
     engine.submit(req)
     stream_options = parsed.get("stream_options")
@@ -448,9 +451,7 @@ async def _embeddings(request: web.Request) -> web.StreamResponse:
         tokens,
         0,
         time.monotonic(),
-        hermes_headers={
-            k: v for k, v in request.headers.items() if k.lower().startswith("x-hermes-")
-        },
+        hermes_headers=_hermes_headers(request),
     )
     engine.records.append(req)
     req.cold_start_s = await engine.cold_start_wait()

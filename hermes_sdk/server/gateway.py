@@ -1,0 +1,536 @@
+"""OpenAI-compatible gateway: queue LLM requests by server-side rank, forward with native priority.
+
+``POST /v1/chat/completions``, ``/v1/completions``, ``/v1/embeddings`` and ``GET /v1/models``.
+A request names its run with ``X-Hermes-App/Run/Unit/Deadline`` headers (or ``metadata`` keys
+``hermes_app``, ``hermes_run``, ``hermes_unit``, ``hermes_deadline``); it waits in the upstream's
+admission queue (policy order, ``max_inflight``), is forwarded with the engine-native ``priority``
+computed from the *server's* rank (a client-sent ``priority`` is dropped), and streams back chunk
+by chunk. The slot is released when the response or stream ends or the client goes away; the
+call's tokens (from ``usage``) are recorded as a unit of the run.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import math
+import secrets
+import time
+from collections import deque
+from collections.abc import AsyncIterator, Mapping
+from contextlib import AbstractAsyncContextManager, suppress
+from dataclasses import dataclass
+from typing import Final, Protocol
+
+import aiohttp
+from aiohttp import web
+
+from hermes_sdk.policy.base import AppState, Policy
+from hermes_sdk.server.config import ServerConfig
+from hermes_sdk.server.upstreams import UpstreamConfig, UpstreamRouter
+
+MAX_CALL_RECORDS: Final = 10_000
+_METADATA_KEYS: Final = ("hermes_app", "hermes_run", "hermes_unit", "hermes_deadline")
+_FORWARD_HEADERS: Final = ("accept", "user-agent")
+_DISCONNECT_POLL_S: Final = 0.05
+
+log = logging.getLogger("hermes_sdk.server.gateway")
+
+
+class SlotScheduler(Protocol):
+    """The part of the scheduler the gateway uses (see ``hermes_sdk.server.scheduler``)."""
+
+    policy: Policy
+
+    def slot(
+        self,
+        backend: str,
+        *,
+        tenant: str,
+        run_id: str | None = None,
+        app: str | None = None,
+        deadline_s: float | None = None,
+        timeout_s: float | None = None,
+    ) -> AbstractAsyncContextManager[object]: ...
+
+    def rank_of(self, tenant: str, run_id: str) -> float | None: ...
+
+    def run(self, tenant: str, run_id: str) -> object | None: ...
+
+    def ingest(self, tenant: str, events: list[dict[str, object]]) -> int: ...
+
+
+@dataclass(frozen=True, slots=True)
+class GatewayCall:
+    """One forwarded request, as the gateway saw it (seconds, tokens)."""
+
+    upstream: str
+    endpoint: str
+    model: str
+    tenant: str
+    app: str | None
+    run_id: str | None
+    unit: str | None
+    priority: int | None
+    rank_s: float | None
+    status: int
+    waited_s: float
+    service_s: float
+    input_tokens: int | None
+    output_tokens: int | None
+    failed: bool
+    disconnected: bool
+
+
+@dataclass(frozen=True, slots=True)
+class _RunRef:
+    """Who a request belongs to: from headers, else from ``metadata``."""
+
+    app: str | None
+    run_id: str | None
+    unit: str | None
+    deadline_s: float | None
+
+
+class Gateway:
+    """Routes, the shared upstream session and the record of recent calls."""
+
+    def __init__(self, config: ServerConfig, scheduler: SlotScheduler) -> None:
+        self.config = config
+        self.scheduler = scheduler
+        self.router = UpstreamRouter(config.upstreams)
+        self.calls: deque[GatewayCall] = deque(maxlen=MAX_CALL_RECORDS)
+        self._session: aiohttp.ClientSession | None = None
+
+    @property
+    def session(self) -> aiohttp.ClientSession:
+        """The one client session to every upstream (created in the app's cleanup_ctx)."""
+        if self._session is None:
+            raise RuntimeError("gateway session used outside the app's lifetime")
+        return self._session
+
+    async def lifetime(self, app: web.Application) -> AsyncIterator[None]:
+        """cleanup_ctx: open the upstream session, learn upstream models, close on shutdown."""
+        connector = aiohttp.TCPConnector(limit=0, keepalive_timeout=60)
+        self._session = aiohttp.ClientSession(
+            connector=connector, timeout=aiohttp.ClientTimeout(total=None), auto_decompress=False
+        )
+        await asyncio.gather(*(self.discover(u) for u in self.router.upstreams if not u.models))
+        yield
+        await self._session.close()
+
+    async def discover(self, upstream: UpstreamConfig) -> list[dict[str, object]]:
+        """Fetch ``upstream``'s ``/models`` and learn them for routing; [] if unreachable."""
+        try:
+            async with self.session.get(
+                upstream.base_url + "/models",
+                headers=_auth(upstream),
+                timeout=aiohttp.ClientTimeout(total=2.0),
+            ) as resp:
+                body = await resp.json(content_type=None) if resp.status == 200 else {}
+        except (aiohttp.ClientError, TimeoutError, ValueError):
+            return []
+        data = body.get("data") if isinstance(body, dict) else None
+        cards = [c for c in data if isinstance(c, dict)] if isinstance(data, list) else []
+        self.router.learn(upstream, [str(c["id"]) for c in cards if "id" in c])
+        return cards
+
+    def unit_started(
+        self, tenant: str, ref: _RunRef, upstream: UpstreamConfig, model: str
+    ) -> str | None:
+        """Report the call as a unit of its run (if the scheduler tracks the run); its id.
+
+        The unit is nested under the client's running unit of the same name when there is one
+        (an instrumented ``@llm`` function calling through the gateway), so it is not counted as
+        a second stage; otherwise it is a stage of its own, named by the unit header or model.
+        """
+        if ref.run_id is None:
+            return None
+        run = self.scheduler.run(tenant, ref.run_id)
+        if run is None:
+            return None
+        units: Mapping[str, object] = getattr(run, "units", {})
+        parent = next(
+            (
+                uid
+                for uid, unit in units.items()
+                if getattr(unit, "top_level", False) and getattr(unit, "node", None) == ref.unit
+            ),
+            None,
+        )
+        unit_id = "gw-" + secrets.token_hex(8)
+        event: dict[str, object] = {
+            "type": "unit_start",
+            "run_id": ref.run_id,
+            "unit_id": unit_id,
+            "node": ref.unit or model,
+            "kind": "llm",
+            "backend": upstream.name,
+            "ts": time.time(),
+        }
+        if parent is not None:
+            event["parent_id"] = parent
+        return unit_id if self._ingest(tenant, event) else None
+
+    def unit_ended(self, tenant: str, unit_id: str | None, call: GatewayCall) -> None:
+        """Keep the call and close its unit with the tokens from ``usage``."""
+        self.calls.append(call)
+        if unit_id is None or call.run_id is None:
+            return
+        event: dict[str, object] = {
+            "type": "unit_end",
+            "run_id": call.run_id,
+            "unit_id": unit_id,
+            "service_s": call.service_s,
+            "failed": call.failed,
+            "ts": time.time(),
+        }
+        if call.input_tokens is not None:
+            event["input_tokens"] = call.input_tokens
+        if call.output_tokens is not None:
+            event["output_tokens"] = call.output_tokens
+        self._ingest(tenant, event)
+
+    def _ingest(self, tenant: str, event: dict[str, object]) -> bool:
+        try:
+            return self.scheduler.ingest(tenant, [event]) == 1
+        except Exception:  # recording must never fail the user's call
+            log.exception("gateway could not record %s", event.get("type"))
+            return False
+
+
+GATEWAY: Final = web.AppKey("hermes_gateway", Gateway)
+
+
+def _auth(upstream: UpstreamConfig) -> dict[str, str]:
+    return {"Authorization": f"Bearer {upstream.api_key}"} if upstream.api_key else {}
+
+
+def _error(status: int, code: str, message: str) -> web.Response:
+    """OpenAI-shaped error that also carries the server's stable ``code``."""
+    body = {"error": {"code": code, "message": message, "type": "invalid_request_error"}}
+    return web.json_response(body, status=status)
+
+
+def _float(value: object) -> float | None:
+    try:
+        out = float(value)  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        return None
+    return out if math.isfinite(out) and out > 0 else None
+
+
+def _run_ref(headers: Mapping[str, str], body: dict[str, object]) -> _RunRef:
+    """Read the run reference; strips the hermes keys from ``body["metadata"]``."""
+    meta = body.get("metadata")
+    found: dict[str, str] = {}
+    if isinstance(meta, dict):
+        for key in _METADATA_KEYS:
+            if key in meta:
+                found[key] = str(meta.pop(key))
+        if not meta:
+            del body["metadata"]
+
+    def pick(header: str, key: str) -> str | None:
+        value = headers.get(header) or found.get(key)
+        return value or None
+
+    deadline = pick("X-Hermes-Deadline", "hermes_deadline")
+    return _RunRef(
+        app=pick("X-Hermes-App", "hermes_app"),
+        run_id=pick("X-Hermes-Run", "hermes_run"),
+        unit=pick("X-Hermes-Unit", "hermes_unit"),
+        deadline_s=_float(deadline) if deadline else None,
+    )
+
+
+def _usage(raw: object) -> tuple[int | None, int | None]:
+    if not isinstance(raw, dict):
+        return None, None
+    prompt, completion = raw.get("prompt_tokens"), raw.get("completion_tokens")
+    return (
+        prompt if isinstance(prompt, int) else None,
+        completion if isinstance(completion, int) else None,
+    )
+
+
+def _disconnected(request: web.Request) -> bool:
+    transport = request.transport
+    return transport is None or transport.is_closing()
+
+
+def _rank(gw: Gateway, lease: object, tenant: str, ref: _RunRef) -> float | None:
+    """The server-side rank in seconds for this request, None when it has no run."""
+    if ref.run_id is None:
+        return None
+    rank = getattr(lease, "rank_s", math.nan)
+    if isinstance(rank, float) and not math.isnan(rank):
+        return None if math.isinf(rank) else rank
+    known = gw.scheduler.rank_of(tenant, ref.run_id)
+    if known is not None:
+        return None if math.isinf(known) else known
+    if ref.app is None:
+        return None
+    now_s = time.time()
+    deadline = None if ref.deadline_s is None else now_s + ref.deadline_s
+    state = AppState(
+        app=ref.app, run_id=ref.run_id, arrival_s=now_s, deadline_s=deadline, tenant=tenant
+    )
+    try:
+        out = float(gw.scheduler.policy.rank(state, now_s))
+    except Exception:
+        return None
+    return out if math.isfinite(out) else None
+
+
+async def _wait_granted(
+    request: web.Request,
+    enter: asyncio.Future[object],
+    slot: AbstractAsyncContextManager[object],
+) -> bool:
+    """Wait for the slot while watching the client; False (and no slot held) if it left."""
+    try:
+        while True:
+            done, _ = await asyncio.wait({enter}, timeout=_DISCONNECT_POLL_S)
+            if done:
+                return True
+            if _disconnected(request):
+                break
+    except asyncio.CancelledError:
+        await _abandon(enter, slot)
+        raise
+    await _abandon(enter, slot)
+    return False
+
+
+async def _abandon(
+    enter: asyncio.Future[object], slot: AbstractAsyncContextManager[object]
+) -> None:
+    """Give up a pending acquire; release the slot if it was granted in the meantime."""
+    enter.cancel()
+    await asyncio.gather(enter, return_exceptions=True)
+    if not enter.cancelled() and enter.exception() is None:
+        await slot.__aexit__(None, None, None)
+
+
+async def _proxy(request: web.Request) -> web.StreamResponse:
+    gw = request.app[GATEWAY]
+    endpoint = request.path.rsplit("/v1/", 1)[-1]
+    try:
+        raw = await request.read()
+    except web.HTTPRequestEntityTooLarge:
+        limit = request.app._client_max_size
+        return _error(413, "body_too_large", f"request body exceeds the limit of {limit} bytes")
+    try:
+        body = json.loads(raw)
+    except (ValueError, UnicodeDecodeError):
+        return _error(400, "invalid_json", "request body is not valid JSON")
+    if not isinstance(body, dict):
+        return _error(400, "invalid_request", "request body must be a JSON object")
+    model = body.get("model")
+    if not isinstance(model, str) or not model:
+        return _error(400, "invalid_request", "`model` must be a non-empty string")
+    upstream = gw.router.route(model)
+    if upstream is None:
+        return _error(404, "model_not_found", f"The model `{model}` does not exist.")
+    tenant = str(request.get("tenant", "default"))
+    ref = _run_ref(request.headers, body)
+    stream = bool(body.get("stream"))
+    options = body.get("stream_options")
+    options = dict(options) if isinstance(options, dict) else {}
+    client_wants_usage = bool(options.get("include_usage"))
+    if stream:
+        body["stream_options"] = {**options, "include_usage": True}
+    body.pop("priority", None)  # never trust a client-sent priority
+
+    queued_at = time.perf_counter()
+    slot = gw.scheduler.slot(
+        upstream.name,
+        tenant=tenant,
+        run_id=ref.run_id,
+        app=ref.app,
+        deadline_s=ref.deadline_s,
+        timeout_s=upstream.timeout_s,
+    )
+    enter = asyncio.ensure_future(slot.__aenter__())
+    if not await _wait_granted(request, enter, slot):
+        return web.Response(status=499)  # the client left while queued
+    try:
+        lease = enter.result()
+    except Exception as exc:  # queue timeout: tell the client to retry
+        retry_after_s = getattr(exc, "retry_after_s", None)
+        if retry_after_s is None:
+            return _error(503, "unavailable", f"no admission on {upstream.name!r}: {exc}")
+        resp = _error(429, "queue_timeout", str(exc))
+        resp.headers["Retry-After"] = str(max(1, math.ceil(retry_after_s)))
+        return resp
+    granted_at = time.perf_counter()
+    unit_id = gw.unit_started(tenant, ref, upstream, model)
+    rank = _rank(gw, lease, tenant, ref)
+    priority = upstream.priority(rank) if ref.run_id is not None else None
+    if priority is not None:
+        body["priority"] = priority
+    state = _CallState()
+    try:
+        return await _forward(
+            request, gw, upstream, endpoint, body, stream, client_wants_usage, state
+        )
+    finally:
+        await slot.__aexit__(None, None, None)
+        gw.unit_ended(
+            tenant,
+            unit_id,
+            GatewayCall(
+                upstream=upstream.name,
+                endpoint=endpoint,
+                model=model,
+                tenant=tenant,
+                app=ref.app,
+                run_id=ref.run_id,
+                unit=ref.unit,
+                priority=priority,
+                rank_s=rank,
+                status=state.status,
+                waited_s=granted_at - queued_at,
+                service_s=time.perf_counter() - granted_at,
+                input_tokens=state.input_tokens,
+                output_tokens=state.output_tokens,
+                failed=state.status >= 400 or state.disconnected,
+                disconnected=state.disconnected,
+            ),
+        )
+
+
+@dataclass(slots=True)
+class _CallState:
+    status: int = 502
+    input_tokens: int | None = None
+    output_tokens: int | None = None
+    disconnected: bool = False
+
+
+async def _forward(
+    request: web.Request,
+    gw: Gateway,
+    upstream: UpstreamConfig,
+    endpoint: str,
+    body: dict[str, object],
+    stream: bool,
+    client_wants_usage: bool,
+    state: _CallState,
+) -> web.StreamResponse:
+    headers = {"Content-Type": "application/json", **_auth(upstream)}
+    for name in _FORWARD_HEADERS:
+        if name in request.headers:
+            headers[name] = request.headers[name]
+    for name, value in request.headers.items():
+        if name.lower().startswith("x-hermes-"):
+            headers[name] = value
+    try:
+        async with gw.session.post(
+            f"{upstream.base_url}/{endpoint}",
+            data=json.dumps(body).encode(),
+            headers=headers,
+            timeout=aiohttp.ClientTimeout(total=upstream.timeout_s),
+        ) as up:
+            state.status = up.status
+            content_type = up.headers.get("Content-Type", "application/json")
+            if not stream or up.status >= 400:
+                payload = await up.read()
+                if up.status < 400:
+                    with suppress(ValueError, AttributeError):
+                        usage = json.loads(payload).get("usage")
+                        state.input_tokens, state.output_tokens = _usage(usage)
+                return web.Response(
+                    status=up.status, body=payload, headers={"Content-Type": content_type}
+                )
+            resp = web.StreamResponse(
+                status=up.status,
+                headers={"Content-Type": content_type, "Cache-Control": "no-cache"},
+            )
+            await resp.prepare(request)
+            await _relay_stream(up, resp, client_wants_usage, state)
+            return resp
+    except (aiohttp.ClientError, TimeoutError) as exc:
+        state.status = 502
+        return _error(502, "upstream_error", f"upstream {upstream.name!r} failed: {exc!r}")
+
+
+async def _relay_stream(
+    up: aiohttp.ClientResponse,
+    resp: web.StreamResponse,
+    client_wants_usage: bool,
+    state: _CallState,
+) -> None:
+    """Write each complete SSE line as soon as it arrives; read usage on the way past.
+
+    Only a partial line is held back. The usage-only chunk the gateway asked for is dropped
+    when the client did not ask for it (code indexing ``choices[0]`` would break on it).
+    """
+    pending = b""
+    try:
+        async for chunk in up.content.iter_any():
+            pending += chunk
+            *lines, pending = pending.split(b"\n")
+            out = []
+            for line in lines:
+                if b'"prompt_tokens"' in line and line.startswith(b"data:"):
+                    try:
+                        event = json.loads(line[5:])
+                    except ValueError:
+                        event = None
+                    if isinstance(event, dict):
+                        state.input_tokens, state.output_tokens = _usage(event.get("usage"))
+                        if not client_wants_usage and not event.get("choices"):
+                            continue
+                out.append(line)
+            if out:
+                await resp.write(b"\n".join(out) + b"\n")
+        if pending:
+            await resp.write(pending)
+        await resp.write_eof()
+    except ConnectionResetError:  # the client went away: stop reading, free the upstream
+        state.disconnected = True
+        up.close()
+    except asyncio.CancelledError:
+        state.disconnected = True
+        up.close()
+        raise
+    except (aiohttp.ClientError, TimeoutError):  # the upstream broke mid-stream
+        state.status = 502
+        up.close()
+
+
+async def _models(request: web.Request) -> web.Response:
+    gw = request.app[GATEWAY]
+    found = await asyncio.gather(*(gw.discover(u) for u in gw.router.upstreams))
+    cards: dict[str, dict[str, object]] = {}
+    for upstream, upstream_cards in zip(gw.router.upstreams, found, strict=True):
+        for card in upstream_cards:
+            if not upstream.models or card.get("id") in upstream.models:
+                cards.setdefault(str(card.get("id")), card)
+        for model in upstream.models:
+            cards.setdefault(
+                model, {"id": model, "object": "model", "created": 0, "owned_by": upstream.name}
+            )
+    return web.json_response({"object": "list", "data": [cards[k] for k in sorted(cards)]})
+
+
+def setup_gateway(
+    app: web.Application, config: ServerConfig, scheduler: SlotScheduler | None = None
+) -> None:
+    """Add the gateway routes and its upstream session (cleanup_ctx) to ``app``.
+
+    ``scheduler`` defaults to ``app[SCHEDULER]`` (the server's scheduler).
+    """
+    if scheduler is None:
+        from hermes_sdk.server.scheduler import SCHEDULER
+
+        scheduler = app[SCHEDULER]
+    gateway = Gateway(config, scheduler)
+    app[GATEWAY] = gateway
+    app.cleanup_ctx.append(gateway.lifetime)
+    for path in ("/v1/chat/completions", "/v1/completions", "/v1/embeddings"):
+        app.router.add_post(path, _proxy)
+    app.router.add_get("/v1/models", _models)

@@ -1,0 +1,65 @@
+"""Bad requests never reach an upstream: 400 malformed, 404 unknown model, 413 oversize."""
+
+from __future__ import annotations
+
+import aiohttp
+import pytest
+
+from hermes_sdk.server.upstreams import UpstreamConfig
+from tests.gateway.conftest import StartEngine, StartGateway, engine_records
+
+
+@pytest.mark.parametrize(
+    ("payload", "status", "code"),
+    [
+        (b"{not json", 400, "invalid_json"),
+        (b"\xff\xfe", 400, "invalid_json"),
+        (b"[1, 2]", 400, "invalid_request"),
+        (b'{"messages": []}', 400, "invalid_request"),
+        (b'{"model": 7}', 400, "invalid_request"),
+        (b'{"model": "nope", "messages": []}', 404, "model_not_found"),
+    ],
+)
+async def test_bad_requests_get_json_errors(
+    stack: tuple[StartEngine, StartGateway], payload: bytes, status: int, code: str
+) -> None:
+    engine, gateway = stack
+    url_a, url_b = await engine(model="a"), await engine(model="b")
+    gw = await gateway(UpstreamConfig("ua", url_a), UpstreamConfig("ub", url_b))
+    async with aiohttp.ClientSession() as s:
+        for path in ("chat/completions", "completions", "embeddings"):
+            async with s.post(f"{gw.url}/{path}", data=payload) as r:
+                assert r.status == status
+                assert (await r.json())["error"]["code"] == code
+    assert await engine_records(url_a) == [] and await engine_records(url_b) == []
+    assert not gw.gateway.calls
+
+
+async def test_oversize_body_is_413(stack: tuple[StartEngine, StartGateway]) -> None:
+    engine, gateway = stack
+    url = await engine()
+    gw = await gateway(UpstreamConfig("up", url), max_body_bytes=4096)
+    huge = {"model": "m", "messages": [{"role": "user", "content": "x" * 10_000}]}
+    async with (
+        aiohttp.ClientSession() as s,
+        s.post(f"{gw.url}/chat/completions", json=huge) as r,
+    ):
+        assert r.status == 413
+        assert (await r.json())["error"]["code"] == "body_too_large"
+    assert await engine_records(url) == []
+
+
+async def test_routing_by_model_across_upstreams(stack: tuple[StartEngine, StartGateway]) -> None:
+    engine, gateway = stack
+    url_a, url_b = await engine(model="a"), await engine(model="b")
+    gw = await gateway(UpstreamConfig("ua", url_a), UpstreamConfig("ub", url_b, models=("b",)))
+    async with aiohttp.ClientSession() as s:
+        for model in ("a", "b", "b"):
+            body = {"model": model, "prompt": "x", "max_tokens": 1}
+            async with s.post(f"{gw.url}/completions", json=body) as r:
+                assert r.status == 200
+        async with s.get(f"{gw.url}/models") as r:
+            assert [m["id"] for m in (await r.json())["data"]] == ["a", "b"]
+    assert len(await engine_records(url_a)) == 1
+    assert len(await engine_records(url_b)) == 2
+    assert [c.upstream for c in gw.gateway.calls] == ["ua", "ub", "ub"]
