@@ -6,6 +6,7 @@ With no keys configured the server is single-tenant: every request belongs to ``
 from __future__ import annotations
 
 import hmac
+import warnings
 from collections.abc import Iterable
 from typing import Final
 
@@ -15,6 +16,9 @@ from hermes_sdk.server.config import ApiKey, hash_api_key
 from hermes_sdk.server.middlewares import Handler, json_error
 
 DEFAULT_TENANT: Final = "default"
+TENANT: Final = "tenant"
+"""``request[TENANT]``: the tenant of the request (a plain string key: the gateway reads it too)."""
+warnings.filterwarnings("ignore", category=web.NotAppKeyWarning, module=r"hermes_sdk\.server\.auth")
 PUBLIC_PATHS: Final = frozenset({"/healthz", "/metrics", "/openapi.json"})
 """Paths served without a key (they expose no tenant data)."""
 
@@ -55,13 +59,13 @@ def bearer_token(request: web.Request) -> str | None:
 
 @web.middleware
 async def auth_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
-    """Set ``request["tenant"]`` from the API key; 401 JSON when a key is required and wrong."""
+    """Set ``request[TENANT]`` from the API key; 401 JSON when a key is required and wrong."""
     keyring = request.app[KEYRING]
     if keyring.open:
-        request["tenant"] = DEFAULT_TENANT
+        request[TENANT] = DEFAULT_TENANT
         return await handler(request)
     if request.path in PUBLIC_PATHS:
-        request["tenant"] = None
+        request[TENANT] = None
         return await handler(request)
     token = bearer_token(request)
     tenant = keyring.tenant_of(token) if token else None
@@ -72,5 +76,5 @@ async def auth_middleware(request: web.Request, handler: Handler) -> web.StreamR
             "missing or unknown API key (send Authorization: Bearer <key>)",
             {"WWW-Authenticate": "Bearer"},
         )
-    request["tenant"] = tenant
+    request[TENANT] = tenant
     return await handler(request)

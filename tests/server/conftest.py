@@ -24,6 +24,11 @@ class Server:
 StartServer = Callable[..., Awaitable[Server]]
 
 
+def pytest_configure(config: pytest.Config) -> None:
+    # The tenant is a plain string request key on purpose (the gateway reads it as one).
+    config.addinivalue_line("filterwarnings", "ignore::aiohttp.web_exceptions.NotAppKeyWarning")
+
+
 async def start_server(config: ServerConfig) -> Server:
     """Run ``create_app(config)`` on 127.0.0.1 with a free port."""
     app = create_app(config)

@@ -1,0 +1,415 @@
+"""Scheduler client: admission slots, events, hints and graphs over the control API.
+
+``SchedulerClient`` is async (aiohttp); ``SyncSchedulerClient`` mirrors it name for name on a
+background event-loop thread. Both fail open: if the scheduler is down, slow to connect
+(default 50 ms), or answers garbage, ``slot()`` yields ``None`` at once so the unit runs
+anyway; a circuit breaker then skips calls for a while and one warning is logged per outage.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import math
+import os
+import threading
+from collections.abc import AsyncIterator, Coroutine, Iterator, Mapping
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+import aiohttp
+
+from hermes_sdk.client.breaker import CircuitBreaker
+from hermes_sdk.errors import InvalidRequest, SchedulerUnavailable
+
+T = TypeVar("T")
+
+DEFAULT_CONNECT_TIMEOUT_S = 0.05
+DEFAULT_REQUEST_TIMEOUT_S = 5.0
+DEFAULT_ACQUIRE_POLL_S = 25.0
+"""Longest single acquire long-poll the client asks for; it re-polls on 429."""
+
+
+@dataclass(frozen=True, slots=True)
+class Grant:
+    """A slot the scheduler granted; ``rank_s`` None when granted without queueing."""
+
+    lease_id: str
+    backend: str
+    rank_s: float | None
+    waited_s: float
+
+
+class SchedulerClient:
+    """Async client of one scheduler (``url`` like ``http://127.0.0.1:8700``)."""
+
+    def __init__(
+        self,
+        url: str,
+        api_key: str | None = None,
+        *,
+        connect_timeout_s: float = DEFAULT_CONNECT_TIMEOUT_S,
+        request_timeout_s: float = DEFAULT_REQUEST_TIMEOUT_S,
+        max_wait_s: float | None = None,
+        breaker: CircuitBreaker | None = None,
+    ) -> None:
+        if not url.startswith(("http://", "https://")):
+            raise InvalidRequest(f"scheduler url must be http(s)://..., got {url!r}")
+        self.url = url.rstrip("/")
+        self.connect_timeout_s = connect_timeout_s
+        self.request_timeout_s = request_timeout_s
+        self.max_wait_s = max_wait_s
+        """Give up waiting for a slot after this long and run anyway (None: wait)."""
+        self.breaker = breaker or CircuitBreaker(name=f"scheduler at {self.url}")
+        self._headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
+        self._session: aiohttp.ClientSession | None = None
+
+    async def __aenter__(self) -> SchedulerClient:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()
+
+    async def close(self) -> None:
+        """Close the HTTP session."""
+        if self._session is not None:
+            await self._session.close()
+            self._session = None
+
+    def _http(self) -> aiohttp.ClientSession:
+        if self._session is None or self._session.closed:
+            self._session = aiohttp.ClientSession(
+                headers=self._headers,
+                connector=aiohttp.TCPConnector(limit=0, force_close=False),
+            )
+        return self._session
+
+    async def _call(
+        self,
+        method: str,
+        path: str,
+        body: Mapping[str, object] | None = None,
+        *,
+        read_timeout_s: float | None = None,
+    ) -> tuple[int, Any]:
+        """(status, parsed JSON or text); SchedulerUnavailable on network errors or 5xx."""
+        timeout = aiohttp.ClientTimeout(
+            total=None,
+            sock_connect=self.connect_timeout_s,
+            sock_read=read_timeout_s or self.request_timeout_s,
+        )
+        try:
+            async with self._http().request(
+                method, self.url + path, json=body, timeout=timeout
+            ) as resp:
+                text = await resp.text()
+                status = resp.status
+                ctype = resp.content_type
+        except (aiohttp.ClientError, TimeoutError, OSError, ValueError) as exc:
+            raise SchedulerUnavailable(f"{method} {path}: {exc!r}") from None
+        if status >= 500:
+            raise SchedulerUnavailable(f"{method} {path}: HTTP {status}")
+        if ctype != "application/json":
+            if status >= 400:
+                raise SchedulerUnavailable(f"{method} {path}: HTTP {status} non-JSON answer")
+            return status, text
+        try:
+            return status, json.loads(text)
+        except ValueError:
+            raise SchedulerUnavailable(f"{method} {path}: garbage JSON") from None
+
+    # --- admission -------------------------------------------------------------------------
+
+    async def acquire(
+        self,
+        backend: str,
+        *,
+        run_id: str | None = None,
+        app: str | None = None,
+        deadline_s: float | None = None,
+    ) -> Grant | None:
+        """Wait for a slot on ``backend``; None means run anyway (scheduler unavailable)."""
+        if not self.breaker.allow():
+            return None
+        body: dict[str, object] = {"timeout_s": DEFAULT_ACQUIRE_POLL_S}
+        for key, value in (("run_id", run_id), ("app", app), ("deadline_s", deadline_s)):
+            if value is not None:
+                body[key] = value
+        loop = asyncio.get_running_loop()
+        give_up_at = math.inf if self.max_wait_s is None else loop.time() + self.max_wait_s
+        path = f"/v1/backends/{backend}/acquire"
+        while True:
+            left_s = give_up_at - loop.time()
+            if left_s <= 0:
+                return None
+            poll_s = min(DEFAULT_ACQUIRE_POLL_S, left_s)
+            body["timeout_s"] = poll_s
+            try:
+                status, data = await self._call("POST", path, body, read_timeout_s=poll_s + 5.0)
+            except SchedulerUnavailable as exc:
+                self.breaker.failure(str(exc))
+                return None
+            if status == 429:
+                self.breaker.success()
+                continue
+            grant = _grant(data) if status == 200 else None
+            if grant is None:
+                self.breaker.failure(f"acquire on {backend!r} answered HTTP {status}: {data!r}")
+                return None
+            self.breaker.success()
+            return grant
+
+    async def release(self, grant: Grant | None) -> None:
+        """Give a slot back (best effort: an unreleased lease is reclaimed by the server)."""
+        if grant is None:
+            return
+        try:
+            await self._call("POST", f"/v1/leases/{grant.lease_id}/release", {})
+        except SchedulerUnavailable as exc:
+            self.breaker.failure(str(exc))
+
+    @contextlib.asynccontextmanager
+    async def slot(
+        self,
+        backend: str,
+        *,
+        run_id: str | None = None,
+        app: str | None = None,
+        deadline_s: float | None = None,
+    ) -> AsyncIterator[Grant | None]:
+        """``async with client.slot("gpu", run_id=...)``: hold a slot for the body (fail-open)."""
+        grant = await self.acquire(backend, run_id=run_id, app=app, deadline_s=deadline_s)
+        try:
+            yield grant
+        finally:
+            await self.release(grant)
+
+    # --- runs, events, reads ---------------------------------------------------------------
+
+    async def send_events(self, events: list[dict[str, object]], dropped: int = 0) -> int:
+        """POST a batch; returns how many were accepted (SchedulerUnavailable if down)."""
+        body: dict[str, object] = {"events": events}
+        if dropped:
+            body["dropped"] = dropped
+        data = await self._json("POST", "/v1/events", body)
+        return int(data.get("accepted", 0))
+
+    async def start_run(
+        self, app: str, *, run_id: str | None = None, deadline_s: float | None = None
+    ) -> str:
+        """Open a run; returns its id."""
+        body: dict[str, object] = {"app": app}
+        if run_id is not None:
+            body["run_id"] = run_id
+        if deadline_s is not None:
+            body["deadline_s"] = deadline_s
+        return str((await self._json("POST", "/v1/runs", body))["run_id"])
+
+    async def end_run(
+        self, run_id: str, *, path: Mapping[str, object] | None = None, failed: bool = False
+    ) -> None:
+        """Close a run, with its path (``path_to_dict``) so the app's graph learns it."""
+        body: dict[str, object] = {"failed": failed}
+        if path is not None:
+            body["path"] = dict(path)
+        await self._json("POST", f"/v1/runs/{run_id}/end", body)
+
+    async def hints(self, run_id: str) -> dict[str, Any]:
+        """The server's rank and remaining-demand prediction for a run."""
+        return await self._json("GET", f"/v1/runs/{run_id}/hints")
+
+    async def apps(self) -> list[dict[str, Any]]:
+        """This tenant's apps."""
+        return list((await self._json("GET", "/v1/apps"))["apps"])
+
+    async def backends(self) -> list[dict[str, Any]]:
+        """Configured backends with slots in use and queue depth."""
+        return list((await self._json("GET", "/v1/backends"))["backends"])
+
+    async def graph(self, app: str, *, format: str = "json") -> str:
+        """An app's graph as JSON, DOT or Mermaid text."""
+        status, data = await self._call("GET", f"/v1/apps/{app}/graph?format={format}")
+        _raise_for(status, data)
+        return data if isinstance(data, str) else json.dumps(data)
+
+    async def _json(
+        self, method: str, path: str, body: Mapping[str, object] | None = None
+    ) -> dict[str, Any]:
+        status, data = await self._call(method, path, body)
+        _raise_for(status, data)
+        if not isinstance(data, dict):
+            raise SchedulerUnavailable(f"{method} {path}: expected a JSON object")
+        return data
+
+
+def _raise_for(status: int, data: object) -> None:
+    if status < 400:
+        return
+    err = data.get("error", {}) if isinstance(data, dict) else {}
+    code = err.get("code", "error") if isinstance(err, dict) else "error"
+    message = err.get("message", "") if isinstance(err, dict) else str(data)
+    raise InvalidRequest(f"HTTP {status} {code}: {message}")
+
+
+def _grant(data: object) -> Grant | None:
+    if not isinstance(data, dict):
+        return None
+    lease_id, backend = data.get("lease_id"), data.get("backend")
+    rank, waited = data.get("rank_s"), data.get("waited_s", 0.0)
+    if not isinstance(lease_id, str) or not isinstance(backend, str):
+        return None
+    if rank is not None and not isinstance(rank, (int, float)):
+        return None
+    if not isinstance(waited, (int, float)):
+        return None
+    return Grant(lease_id, backend, None if rank is None else float(rank), float(waited))
+
+
+class SyncSchedulerClient:
+    """Blocking mirror of :class:`SchedulerClient`, driven by a background event-loop thread."""
+
+    def __init__(
+        self,
+        url: str,
+        api_key: str | None = None,
+        *,
+        connect_timeout_s: float = DEFAULT_CONNECT_TIMEOUT_S,
+        request_timeout_s: float = DEFAULT_REQUEST_TIMEOUT_S,
+        max_wait_s: float | None = None,
+    ) -> None:
+        self._args = (url, api_key, connect_timeout_s, request_timeout_s, max_wait_s)
+        self.breaker = CircuitBreaker(name=f"scheduler at {url.rstrip('/')}")
+        self._lock = threading.Lock()
+        self._pid = -1
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._client: SchedulerClient | None = None
+        SchedulerClient(url)  # validate the URL now
+
+    def _ensure(self) -> tuple[asyncio.AbstractEventLoop, SchedulerClient]:
+        with self._lock:
+            if self._loop is None or self._client is None or self._pid != os.getpid():
+                url, key, connect_s, request_s, max_wait_s = self._args
+                loop = asyncio.new_event_loop()
+                threading.Thread(
+                    target=loop.run_forever, name="hermes-scheduler-client", daemon=True
+                ).start()
+                self._loop, self._pid = loop, os.getpid()
+                self._client = SchedulerClient(
+                    url,
+                    key,
+                    connect_timeout_s=connect_s,
+                    request_timeout_s=request_s,
+                    max_wait_s=max_wait_s,
+                    breaker=self.breaker,
+                )
+            return self._loop, self._client
+
+    def _run(self, coro: Coroutine[Any, Any, T], timeout_s: float | None = None) -> T:
+        loop, _ = self._ensure()
+        fut = asyncio.run_coroutine_threadsafe(coro, loop)
+        try:
+            return fut.result(timeout_s)
+        except BaseException:
+            fut.cancel()
+            raise
+
+    @property
+    def client(self) -> SchedulerClient:
+        """The async client behind this facade (lives on the background loop)."""
+        return self._ensure()[1]
+
+    async def acquire_async(self, backend: str, **kwargs: Any) -> Grant | None:
+        """Acquire from any event loop (runs on the background loop, awaited here)."""
+        loop, client = self._ensure()
+        fut = asyncio.run_coroutine_threadsafe(client.acquire(backend, **kwargs), loop)
+        return await asyncio.wrap_future(fut)
+
+    async def release_async(self, grant: Grant | None) -> None:
+        """Release from any event loop."""
+        if grant is None:
+            return
+        loop, client = self._ensure()
+        await asyncio.wrap_future(asyncio.run_coroutine_threadsafe(client.release(grant), loop))
+
+    def acquire(
+        self,
+        backend: str,
+        *,
+        run_id: str | None = None,
+        app: str | None = None,
+        deadline_s: float | None = None,
+    ) -> Grant | None:
+        """Block until a slot is granted; None means run anyway."""
+        client = self.client
+        return self._run(client.acquire(backend, run_id=run_id, app=app, deadline_s=deadline_s))
+
+    def release(self, grant: Grant | None) -> None:
+        """Give a slot back (waits at most the request timeout)."""
+        if grant is None:
+            return
+        with contextlib.suppress(Exception):
+            self._run(self.client.release(grant), self.client.request_timeout_s + 1.0)
+
+    @contextlib.contextmanager
+    def slot(
+        self,
+        backend: str,
+        *,
+        run_id: str | None = None,
+        app: str | None = None,
+        deadline_s: float | None = None,
+    ) -> Iterator[Grant | None]:
+        """``with sync.slot("gpu", run_id=...)``: hold a slot for the body (fail-open)."""
+        grant = self.acquire(backend, run_id=run_id, app=app, deadline_s=deadline_s)
+        try:
+            yield grant
+        finally:
+            self.release(grant)
+
+    def send_events(self, events: list[dict[str, object]], dropped: int = 0) -> int:
+        """POST a batch of events; raises SchedulerUnavailable or InvalidRequest."""
+        return self._run(self.client.send_events(events, dropped))
+
+    def start_run(
+        self, app: str, *, run_id: str | None = None, deadline_s: float | None = None
+    ) -> str:
+        """Open a run; returns its id."""
+        return self._run(self.client.start_run(app, run_id=run_id, deadline_s=deadline_s))
+
+    def end_run(
+        self, run_id: str, *, path: Mapping[str, object] | None = None, failed: bool = False
+    ) -> None:
+        """Close a run with its path."""
+        self._run(self.client.end_run(run_id, path=path, failed=failed))
+
+    def hints(self, run_id: str) -> dict[str, Any]:
+        """Rank and remaining-demand prediction of a run."""
+        return self._run(self.client.hints(run_id))
+
+    def apps(self) -> list[dict[str, Any]]:
+        """This tenant's apps."""
+        return self._run(self.client.apps())
+
+    def backends(self) -> list[dict[str, Any]]:
+        """Configured backends."""
+        return self._run(self.client.backends())
+
+    def graph(self, app: str, *, format: str = "json") -> str:
+        """An app's graph text."""
+        return self._run(self.client.graph(app, format=format))
+
+    def close(self) -> None:
+        """Close the session and stop the background loop."""
+        with self._lock:
+            loop, client = self._loop, self._client
+            self._loop = self._client = None
+        if loop is None or client is None:
+            return
+        if self._pid == os.getpid():
+            with contextlib.suppress(Exception):
+                asyncio.run_coroutine_threadsafe(client.close(), loop).result(2.0)
+            loop.call_soon_threadsafe(loop.stop)
+
+
+__all__ = ["Grant", "SchedulerClient", "SyncSchedulerClient"]
