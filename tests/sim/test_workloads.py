@@ -177,3 +177,12 @@ def test_bad_arguments_are_rejected() -> None:
         light_suite(0.5, n_apps=10, warmup_apps=10)
     with pytest.raises(ValueError, match="dist"):
         sample_value({"dist": "zipf"}, np.random.default_rng(0))
+
+
+@pytest.mark.parametrize("name", SUITE_NAMES)
+def test_suites_pass_the_simulator_schema(name: str) -> None:
+    workload_module = pytest.importorskip("hermes_sdk.sim.workload")
+    for deadlines in (False, True):
+        for arrival in ("trace", "poisson"):
+            doc = _workload(name, deadlines=deadlines, arrival=arrival)
+            workload_module.parse_workload(doc)
