@@ -36,7 +36,7 @@ async def server(serve: StartServer) -> Server:
 
 
 async def _seed_a(http: aiohttp.ClientSession, server: Server) -> str:
-    status, run = await _call(
+    status, _ = await _call(
         http, server, "key-a", "POST", "/v1/runs", {"app": "qa", "run_id": "a-run"}
     )
     assert status == 201
