@@ -1,0 +1,125 @@
+"""`hermes serve`: run the scheduler service (control API, admission queues, gateway)."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+from dataclasses import replace
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from aiohttp import web
+
+from hermes_sdk.cli._app import app, console, err_console
+from hermes_sdk.errors import HermesError
+from hermes_sdk.server import ServerConfig, create_app, load_config
+from hermes_sdk.server.config import parse_api_key_flag, parse_backend_flag
+from hermes_sdk.server.upstreams import parse_upstream_flag
+
+
+def build_config(
+    *,
+    config_file: Path | None,
+    host: str | None,
+    port: int | None,
+    store: str | None,
+    policy: str | None,
+    backends: list[str],
+    api_keys: list[str],
+    upstreams: list[str],
+) -> ServerConfig:
+    """Config file first, then command-line flags on top (flags win)."""
+    cfg = load_config(config_file) if config_file is not None else ServerConfig()
+    changes: dict[str, object] = {}
+    for name, value in (("host", host), ("port", port), ("store_url", store), ("policy", policy)):
+        if value is not None:
+            changes[name] = value
+    cfg = replace(cfg, **changes)  # type: ignore[arg-type]
+    if backends:
+        merged = dict(cfg.backends)
+        merged.update(parse_backend_flag(flag) for flag in backends)
+        cfg = replace(cfg, backends=merged)
+    if upstreams:
+        cfg = replace(cfg, upstreams=cfg.upstreams + tuple(map(parse_upstream_flag, upstreams)))
+    if api_keys:
+        cfg = cfg.with_api_keys(dict(parse_api_key_flag(flag) for flag in api_keys))
+    return cfg
+
+
+async def run_server(config: ServerConfig) -> None:
+    """Serve until SIGINT/SIGTERM; prints the bound URL (useful with ``--port 0``)."""
+    runner = web.AppRunner(create_app(config), handler_cancellation=True, access_log=None)
+    await runner.setup()
+    site = web.TCPSite(runner, config.host, config.port)
+    await site.start()
+    port = int(runner.addresses[0][1]) if runner.addresses else config.port
+    auth = f"{len(config.api_keys)} API keys" if config.api_keys else "no auth (one tenant)"
+    console.print(
+        f"hermes scheduler listening on http://{config.host}:{port} "
+        f"(policy {config.policy}, store {config.store_url}, "
+        f"{len(config.backends)} backends, {auth})",
+        soft_wrap=True,
+    )
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        with contextlib.suppress(NotImplementedError):
+            loop.add_signal_handler(sig, stop.set)
+    try:
+        await stop.wait()
+    finally:
+        await runner.cleanup()
+
+
+@app.command()
+def serve(
+    host: Annotated[str | None, typer.Option(help="Interface (default 127.0.0.1).")] = None,
+    port: Annotated[
+        int | None, typer.Option(help="TCP port (default 8700; 0 picks a free one).")
+    ] = None,
+    store: Annotated[
+        str | None,
+        typer.Option(help="Store URL: sqlite:///path.db (default ~/.hermes/hermes.db), redis://"),
+    ] = None,
+    policy: Annotated[
+        str | None, typer.Option(help="gittins (default), lstf, fcfs, las, ...")
+    ] = None,
+    config: Annotated[
+        Path | None, typer.Option("--config", help="TOML config file (hermes.toml).")
+    ] = None,
+    backend: Annotated[
+        list[str] | None,
+        typer.Option("--backend", help="NAME=MAX_INFLIGHT[:LEASE_S], repeatable."),
+    ] = None,
+    api_key: Annotated[
+        list[str] | None,
+        typer.Option("--api-key", help="KEY=TENANT, repeatable (none: one tenant, no auth)."),
+    ] = None,
+    upstream: Annotated[
+        list[str] | None,
+        typer.Option("--upstream", help="Gateway upstream NAME=URL[,engine=vllm,...]."),
+    ] = None,
+    log_level: Annotated[str, typer.Option(help="Python log level.")] = "warning",
+) -> None:
+    """Run the Hermes scheduler service."""
+    logging.basicConfig(level=log_level.upper(), format="%(levelname)s %(name)s: %(message)s")
+    try:
+        cfg = build_config(
+            config_file=config,
+            host=host,
+            port=port,
+            store=store,
+            policy=policy,
+            backends=backend or [],
+            api_keys=api_key or [],
+            upstreams=upstream or [],
+        )
+        asyncio.run(run_server(cfg))
+    except HermesError as exc:
+        err_console.print(f"[red]error:[/] {exc}")
+        raise typer.Exit(2) from None
+    except KeyboardInterrupt:
+        pass
