@@ -7,6 +7,7 @@ this package registers them all.
 from __future__ import annotations
 
 from hermes_sdk.cli import demo as _demo
+from hermes_sdk.cli import graph as _graph
 from hermes_sdk.cli import sim_engine as _sim_engine
 from hermes_sdk.cli import serve as _serve
 from hermes_sdk.cli import version as _version
@@ -14,7 +15,7 @@ from hermes_sdk.cli._app import app
 
 __all__ = ["app", "main"]
 
-_COMMANDS = (_version, _demo, _sim_engine, _serve)
+_COMMANDS = (_version, _demo, _graph, _sim_engine, _serve)
 
 
 def main() -> None:
