@@ -11,6 +11,7 @@ the engine-native ``priority`` to the request body.
 from __future__ import annotations
 
 import contextvars
+import dataclasses
 import json
 import logging
 import sys
@@ -50,12 +51,17 @@ class HttpRequest(Protocol):
 def current_hints() -> Hints | None:
     """Hints of the LLM call now running under a graph run, else ``hermes.current_hints()``.
 
-    Never raises; ``None`` outside any instrumented call.
+    ``Hints.unit`` names the call's top-level unit (the graph node, i.e. the stage), so a gateway
+    that sees ``X-Hermes-Unit`` nests the request under that stage instead of adding one; ``kind``
+    stays the call's own (``llm``). Never raises; ``None`` outside any instrumented call.
     """
     try:
         unit = CURRENT_LLM_UNIT.get()
         if unit is not None:
-            return unit.hints()
+            hints = unit.hints()
+            if unit.root is not unit:
+                hints = dataclasses.replace(hints, unit=unit.root.name)
+            return hints
         return _instrument_hints()
     except Exception as exc:
         log.debug("hermes_langgraph: no hints: %r", exc)
