@@ -63,7 +63,7 @@ class UnitHandle:
         self.backend = backend
         self.parent = parent
         self.root: UnitHandle = self if parent is None else parent.root
-        self.unit_id = next(_UNIT_IDS)
+        self.unit_id = 0
         self.input_tokens = input_tokens
         self.output_tokens: int | None = None
         self.failed = False
@@ -95,20 +95,10 @@ class UnitHandle:
         self.end_ns = perf_counter_ns()
         self.failed = failed
         rec = _rt.RUNTIME.recorder
-        if rec is not None and self.run.active:
-            event: dict[str, object] = {
-                "type": "unit_end",
-                "run_id": self.run.run_id,
-                "unit_id": str(self.unit_id),
-                "service_s": (self.end_ns - self.start_ns) / NS_PER_S,
-                "failed": failed,
-                "ts": self.run.unix_time(self.end_ns),
-            }
-            if self.input_tokens is not None:
-                event["input_tokens"] = self.input_tokens
-            if self.output_tokens is not None:
-                event["output_tokens"] = self.output_tokens
-            rec.emit(event)
+        if rec is not None and self.unit_id:
+            rec.emit_lazy(
+                _unit_end_event, self, (self.input_tokens, self.output_tokens, self.end_ns)
+            )
 
     def hints(self) -> Hints:
         """Scheduling hints for this unit (rank computed lazily from the local graph)."""
@@ -213,19 +203,8 @@ class RunHandle:
         self.units.append(unit)
         rec = _rt.RUNTIME.recorder
         if rec is not None:
-            event: dict[str, object] = {
-                "type": "unit_start",
-                "run_id": self.run_id,
-                "unit_id": str(unit.unit_id),
-                "node": name,
-                "kind": kind,
-                "ts": self.unix_time(unit.start_ns),
-            }
-            if backend is not None:
-                event["backend"] = backend
-            if input_tokens is not None:
-                event["input_tokens"] = input_tokens
-            rec.emit(event)
+            unit.unit_id = next(_UNIT_IDS)
+            rec.emit_lazy(_unit_start_event, unit, input_tokens)
         return unit
 
     def end(self, failed: bool = False) -> RunPath | None:
@@ -263,19 +242,57 @@ class RunHandle:
             return None
         runtime = _rt.RUNTIME
         if runtime.recorder is not None:
-            runtime.recorder.emit(
-                {
-                    "type": "run_end",
-                    "run_id": self.run_id,
-                    "failed": failed,
-                    "path": path_to_dict(path),
-                }
-            )
+            runtime.recorder.emit_lazy(_run_end_event, path)
         runtime.deliver(path)
         return path
 
     def __repr__(self) -> str:
         return f"RunHandle({self.app!r}, run_id={self.run_id!r})"
+
+
+def _unit_start_event(unit: object, input_tokens: object) -> dict[str, object]:
+    assert isinstance(unit, UnitHandle)
+    event: dict[str, object] = {
+        "type": "unit_start",
+        "run_id": unit.run.run_id,
+        "unit_id": str(unit.unit_id),
+        "node": unit.name,
+        "kind": unit.kind,
+        "ts": unit.run.unix_time(unit.start_ns),
+    }
+    if unit.backend is not None:
+        event["backend"] = unit.backend
+    if input_tokens is not None:
+        event["input_tokens"] = input_tokens
+    return event
+
+
+def _unit_end_event(unit: object, at_end: object) -> dict[str, object]:
+    assert isinstance(unit, UnitHandle) and isinstance(at_end, tuple)
+    input_tokens, output_tokens, end_ns = at_end
+    event: dict[str, object] = {
+        "type": "unit_end",
+        "run_id": unit.run.run_id,
+        "unit_id": str(unit.unit_id),
+        "service_s": (end_ns - unit.start_ns) / NS_PER_S,
+        "failed": unit.failed,
+        "ts": unit.run.unix_time(end_ns),
+    }
+    if input_tokens is not None:
+        event["input_tokens"] = input_tokens
+    if output_tokens is not None:
+        event["output_tokens"] = output_tokens
+    return event
+
+
+def _run_end_event(path: object, _unused: object) -> dict[str, object]:
+    assert isinstance(path, RunPath)
+    return {
+        "type": "run_end",
+        "run_id": path.run_id,
+        "failed": path.failed,
+        "path": path_to_dict(path),
+    }
 
 
 def start_run(

@@ -16,6 +16,7 @@ import threading
 import time
 import weakref
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Final, Protocol, runtime_checkable
 
@@ -23,6 +24,8 @@ log = logging.getLogger("hermes_sdk.instrument")
 
 Event = dict[str, object]
 """One wire event: ``run_start``, ``unit_start``, ``unit_end`` or ``run_end`` (docs/protocol.md)."""
+_Pending = Event | tuple[Callable[..., Event], object, object]
+"""A queued event: a dict, or ``(build, a, b)`` turned into one by the flusher thread."""
 
 DEFAULT_QUEUE_SIZE: Final = 10_000
 DEFAULT_BATCH_SIZE: Final = 256
@@ -100,7 +103,7 @@ class Recorder:
 
     def _init_runtime(self) -> None:
         """(Re)create every thread-owned part: after ``__init__`` and in a forked child."""
-        self._queue: deque[Event] = deque()
+        self._queue: deque[_Pending] = deque()
         self._wake = threading.Event()
         self._idle = threading.Condition(threading.Lock())
         self._busy = False
@@ -119,7 +122,20 @@ class Recorder:
         queue.append(event)
         if not self._started:
             self._start()
-        elif len(queue) >= self.batch_size:
+        elif len(queue) == self.batch_size:
+            self._wake.set()
+
+    def emit_lazy(self, build: Callable[..., Event], a: object, b: object = None) -> None:
+        """Queue ``build(a, b)`` to be called on the flusher thread (keeps dict-building off the
+        app's path). ``build`` must only read values that no longer change."""
+        queue = self._queue
+        if len(queue) >= self.max_queue or self._closed:
+            self.dropped += 1
+            return
+        queue.append((build, a, b))
+        if not self._started:
+            self._start()
+        elif len(queue) == self.batch_size:
             self._wake.set()
 
     # -- control ----------------------------------------------------------------------------
@@ -172,7 +188,11 @@ class Recorder:
         while not self._closed:
             self._wake.wait(self.flush_interval_s)
             self._wake.clear()
-            self._drain()
+            try:
+                self._drain()
+            except Exception:  # the flusher must outlive any bug below it
+                log.exception("hermes: event flusher error")
+                self._busy = False
 
     def _drain(self) -> None:
         queue = self._queue
@@ -180,8 +200,17 @@ class Recorder:
             self._busy = True
             batch: list[Event] = []
             while queue and len(batch) < self.batch_size:
-                batch.append(queue.popleft())
-            self._send(batch)
+                item = queue.popleft()
+                if isinstance(item, tuple):
+                    try:
+                        item = item[0](item[1], item[2])
+                    except Exception as exc:
+                        self.lost += 1
+                        log.debug("hermes: could not build event: %r", exc)
+                        continue
+                batch.append(item)
+            if batch:
+                self._send(batch)
             self._busy = False
         with self._idle:
             self._busy = False

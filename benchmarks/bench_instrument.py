@@ -1,0 +1,267 @@
+"""Instrumentation overhead: ns per decorated call (sync, async, generator) in the same run as
+the bare function and as an OpenTelemetry SDK span around the same function.
+
+Run: ``.venv/bin/python benchmarks/bench_instrument.py [--quick]``. Prints a table and writes
+``benchmarks/results/instrument.json``. Every call is timed on its own with ``perf_counter_ns``
+(the timer's own cost is in every variant, so differences are overheads). Variants:
+
+- ``bare``: the undecorated function (baseline);
+- ``hermes outside run``: decorated, called with no run open (one context-variable read);
+- ``hermes embedded``: decorated, inside ``hermes.run`` (unit handle, two clock reads,
+  context set/reset);
+- ``hermes remote``: as embedded plus two wire events queued for the background flusher;
+- ``otel span``: ``tracer.start_as_current_span`` with the OpenTelemetry SDK and a
+  ``BatchSpanProcessor`` to a no-op exporter (what a typical tracing integration costs).
+
+Target: hermes enter+exit overhead (p50 over bare) <= 5 us.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import gc
+import json
+import platform
+from collections.abc import Awaitable, Callable, Iterator, Sequence
+from pathlib import Path
+from time import perf_counter_ns
+
+import numpy as np
+from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
+from opentelemetry.sdk.trace.export import (
+    BatchSpanProcessor,
+    SpanExporter,
+    SpanExportResult,
+)
+from rich.console import Console
+from rich.table import Table
+
+import hermes_sdk as hermes
+from hermes_sdk.instrument._context import CURRENT_RUN
+
+RESULTS = Path(__file__).parent / "results" / "instrument.json"
+TARGET_NS = 5_000
+CALLS_PER_RUN = 500
+
+
+class NullExporter(SpanExporter):
+    """Drops spans: measures the SDK's span bookkeeping, not an exporter."""
+
+    def export(self, spans: Sequence[ReadableSpan]) -> SpanExportResult:
+        return SpanExportResult.SUCCESS
+
+    def shutdown(self) -> None:
+        return None
+
+
+class NullSink:
+    """Discards event batches (remote mode without a network)."""
+
+    def send(self, events: list[dict[str, object]]) -> None:
+        return None
+
+
+def work(x: int) -> int:
+    return x + 1
+
+
+async def awork(x: int) -> int:
+    return x + 1
+
+
+def gwork(x: int) -> Iterator[int]:
+    yield x + 1
+
+
+def _quantiles(samples: np.ndarray) -> dict[str, float]:
+    return {
+        "p50_ns": float(np.percentile(samples, 50)),
+        "p99_ns": float(np.percentile(samples, 99)),
+        "mean_ns": float(samples.mean()),
+    }
+
+
+def _in_runs(n: int, call_once: Callable[[], int]) -> np.ndarray:
+    """Time ``n`` calls, opening a fresh (never ended) run every CALLS_PER_RUN calls."""
+    out = np.empty(n, dtype=np.int64)
+    token = None
+    for i in range(n):
+        if i % CALLS_PER_RUN == 0:
+            if token is not None:
+                CURRENT_RUN.reset(token)
+            token = CURRENT_RUN.set(hermes.start_run("bench"))
+        out[i] = call_once()
+    if token is not None:
+        CURRENT_RUN.reset(token)
+    return out
+
+
+def _plain(n: int, call_once: Callable[[], int]) -> np.ndarray:
+    out = np.empty(n, dtype=np.int64)
+    for i in range(n):
+        out[i] = call_once()
+    return out
+
+
+def time_sync(fn: Callable[[int], int]) -> Callable[[], int]:
+    def once() -> int:
+        t0 = perf_counter_ns()
+        fn(1)
+        return perf_counter_ns() - t0
+
+    return once
+
+
+def time_gen(fn: Callable[[int], Iterator[int]]) -> Callable[[], int]:
+    def once() -> int:
+        t0 = perf_counter_ns()
+        for _ in fn(1):
+            pass
+        return perf_counter_ns() - t0
+
+    return once
+
+
+def time_otel(tracer: object, body: Callable[[], object]) -> Callable[[], int]:
+    start = tracer.start_as_current_span  # type: ignore[attr-defined]
+
+    def once() -> int:
+        t0 = perf_counter_ns()
+        with start("work"):
+            body()
+        return perf_counter_ns() - t0
+
+    return once
+
+
+async def _async_samples(
+    n: int, fn: Callable[[int], Awaitable[int]], mode: str, tracer: object = None
+) -> np.ndarray:
+    out = np.empty(n, dtype=np.int64)
+    token = None
+    start = tracer.start_as_current_span if tracer is not None else None  # type: ignore[attr-defined]
+    for i in range(n):
+        if mode == "run" and i % CALLS_PER_RUN == 0:
+            if token is not None:
+                CURRENT_RUN.reset(token)
+            token = CURRENT_RUN.set(hermes.start_run("bench"))
+        t0 = perf_counter_ns()
+        if start is not None:
+            with start("work"):
+                await fn(1)
+        else:
+            await fn(1)
+        out[i] = perf_counter_ns() - t0
+    if token is not None:
+        CURRENT_RUN.reset(token)
+    return out
+
+
+def measure(n: int) -> dict[str, dict[str, dict[str, float]]]:
+    provider = TracerProvider()
+    processor = BatchSpanProcessor(NullExporter(), max_queue_size=1_000_000)
+    provider.add_span_processor(processor)
+    tracer = provider.get_tracer("bench")
+
+    d_work = hermes.tool(work)
+    d_awork = hermes.tool(awork)
+    d_gwork = hermes.tool(gwork)
+
+    results: dict[str, dict[str, dict[str, float]]] = {"sync": {}, "async": {}, "generator": {}}
+    gc.collect()
+    for shape, bare, dec, timer in (
+        ("sync", work, d_work, time_sync),
+        ("generator", gwork, d_gwork, time_gen),
+    ):
+        _plain(n // 10, timer(bare))  # warm-up
+        results[shape]["bare"] = _quantiles(_plain(n, timer(bare)))
+        hermes.configure(store="memory://")
+        results[shape]["hermes outside run"] = _quantiles(_plain(n, timer(dec)))
+        results[shape]["hermes embedded"] = _quantiles(_in_runs(n, timer(dec)))
+        hermes.configure(store="memory://", sink=NullSink(), queue_size=10_000_000)
+        results[shape]["hermes remote"] = _quantiles(_in_runs(n, timer(dec)))
+        hermes.configure(store="memory://")
+        body = (lambda: work(1)) if shape == "sync" else (lambda: list(gwork(1)))
+        results[shape]["otel span"] = _quantiles(_plain(n, time_otel(tracer, body)))
+
+    async def run_async() -> None:
+        results["async"]["bare"] = _quantiles(await _async_samples(n, awork, "plain"))
+        results["async"]["hermes outside run"] = _quantiles(
+            await _async_samples(n, d_awork, "plain")
+        )
+        results["async"]["hermes embedded"] = _quantiles(await _async_samples(n, d_awork, "run"))
+        hermes.configure(store="memory://", sink=NullSink(), queue_size=10_000_000)
+        results["async"]["hermes remote"] = _quantiles(await _async_samples(n, d_awork, "run"))
+        hermes.configure(store="memory://")
+        results["async"]["otel span"] = _quantiles(await _async_samples(n, awork, "plain", tracer))
+
+    asyncio.run(run_async())
+    provider.shutdown()
+    return results
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
+    parser.add_argument("--quick", action="store_true", help="20k calls per variant")
+    args = parser.parse_args()
+    n = 20_000 if args.quick else 200_000
+    results = measure(n)
+
+    console = Console()
+    table = Table(title=f"Per-call cost, ns ({n} calls per variant; overhead = minus bare)")
+    for col in ("shape", "variant", "p50", "p99", "overhead p50", "overhead p99"):
+        table.add_column(col, justify="left" if col in ("shape", "variant") else "right")
+    overheads: dict[str, dict[str, dict[str, float]]] = {}
+    for shape, variants in results.items():
+        bare = variants["bare"]
+        overheads[shape] = {}
+        for name, q in variants.items():
+            over = {
+                "p50_ns": q["p50_ns"] - bare["p50_ns"],
+                "p99_ns": q["p99_ns"] - bare["p99_ns"],
+            }
+            if name != "bare":
+                overheads[shape][name] = over
+            table.add_row(
+                shape,
+                name,
+                f"{q['p50_ns']:.0f}",
+                f"{q['p99_ns']:.0f}",
+                "" if name == "bare" else f"{over['p50_ns']:.0f}",
+                "" if name == "bare" else f"{over['p99_ns']:.0f}",
+            )
+    console.print(table)
+    worst_p50 = max(
+        overheads[s][v]["p50_ns"] for s in overheads for v in overheads[s] if v.startswith("hermes")
+    )
+    meets = worst_p50 <= TARGET_NS
+    console.print(
+        f"worst hermes overhead p50 = {worst_p50:.0f} ns; target <= {TARGET_NS} ns: "
+        + ("[green]met[/green]" if meets else "[red]missed[/red]")
+    )
+    RESULTS.parent.mkdir(parents=True, exist_ok=True)
+    RESULTS.write_text(
+        json.dumps(
+            {
+                "benchmark": "instrument",
+                "calls_per_variant": n,
+                "quick": args.quick,
+                "python": platform.python_version(),
+                "machine": platform.machine(),
+                "processor": platform.processor(),
+                "target_overhead_ns": TARGET_NS,
+                "worst_hermes_overhead_p50_ns": worst_p50,
+                "target_met": meets,
+                "per_call_ns": results,
+                "overhead_vs_bare_ns": overheads,
+            },
+            indent=2,
+        )
+        + "\n"
+    )
+    console.print(f"wrote {RESULTS}")
+
+
+if __name__ == "__main__":
+    main()
