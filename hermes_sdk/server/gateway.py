@@ -255,6 +255,14 @@ def _usage(raw: object) -> tuple[int | None, int | None]:
     )
 
 
+def _slot_free(scheduler: SlotScheduler, backend: str) -> bool:
+    """True when ``backend`` has a free slot and nobody waiting (so acquiring cannot block)."""
+    queue = getattr(scheduler, "queues", {}).get(backend)
+    if queue is None:
+        return False
+    return bool(queue.depth == 0 and queue.inflight < queue.max_inflight)
+
+
 def _disconnected(request: web.Request) -> bool:
     transport = request.transport
     return transport is None or transport.is_closing()
@@ -353,11 +361,14 @@ async def _proxy(request: web.Request) -> web.StreamResponse:
         deadline_s=ref.deadline_s,
         timeout_s=upstream.timeout_s,
     )
-    enter = asyncio.ensure_future(slot.__aenter__())
-    if not await _wait_granted(request, enter, slot):
-        return web.Response(status=499)  # the client left while queued
     try:
-        lease = enter.result()
+        if _slot_free(gw.scheduler, upstream.name):  # fast path: granted without waiting
+            lease = await slot.__aenter__()
+        else:
+            enter = asyncio.ensure_future(slot.__aenter__())
+            if not await _wait_granted(request, enter, slot):
+                return web.Response(status=499)  # the client left while queued
+            lease = enter.result()
     except Exception as exc:  # queue timeout: tell the client to retry
         retry_after_s = getattr(exc, "retry_after_s", None)
         if retry_after_s is None:
@@ -368,7 +379,7 @@ async def _proxy(request: web.Request) -> web.StreamResponse:
     granted_at = time.perf_counter()
     unit_id = gw.unit_started(tenant, ref, upstream, model)
     rank = _rank(gw, lease, tenant, ref)
-    priority = upstream.priority(rank) if ref.run_id is not None else None
+    priority = upstream.priority(rank)  # no rank: the middle level, neither jumps nor starves
     if priority is not None:
         body["priority"] = priority
     state = _CallState()

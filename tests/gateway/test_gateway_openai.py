@@ -25,7 +25,9 @@ async def test_non_streaming_chat_passes_through_with_usage(
     (call,) = gw.gateway.calls
     assert (call.input_tokens, call.output_tokens) == (out.usage.prompt_tokens, 6)
     assert call.status == 200 and not call.failed
-    assert call.priority is None  # no run: no priority sent, the engine default applies
+    assert call.priority == 32  # no run: the middle level (vLLM's default 0 would jump ahead)
+    (seen,) = await engine_records(gw.gateway.router.upstreams[0].base_url)
+    assert seen["priority"] == 32
     await gw.wait_inflight("up", 0)
 
 
