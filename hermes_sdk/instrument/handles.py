@@ -16,7 +16,14 @@ from time import perf_counter_ns
 from typing import TYPE_CHECKING
 
 from hermes_sdk.errors import GraphError
-from hermes_sdk.graph.records import UNIT_KINDS, RunPath, UnitKind, check_name, path_to_dict
+from hermes_sdk.graph.records import (
+    MAX_TOKENS,
+    UNIT_KINDS,
+    RunPath,
+    UnitKind,
+    check_name,
+    path_to_dict,
+)
 from hermes_sdk.instrument import runtime as _rt
 from hermes_sdk.instrument._context import CURRENT_RUN, CURRENT_UNIT
 from hermes_sdk.instrument.stages import NS_PER_S, form_stages
@@ -27,6 +34,10 @@ if TYPE_CHECKING:
 log = logging.getLogger("hermes_sdk.instrument")
 
 _UNIT_IDS = itertools.count(1)
+
+
+def _valid_tokens(value: object) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and 0 <= value <= MAX_TOKENS
 
 
 class UnitHandle:
@@ -82,11 +93,21 @@ class UnitHandle:
         return None if self.end_ns is None else (self.end_ns - self.start_ns) / NS_PER_S
 
     def record(self, input_tokens: int | None = None, output_tokens: int | None = None) -> None:
-        """Set this unit's token counts (the last value given wins; ``None`` keeps the field)."""
+        """Set this unit's token counts (the last value given wins; ``None`` keeps the field).
+
+        Values that are not non-negative ints are ignored (logged at debug level): recording
+        must never break the app.
+        """
         if input_tokens is not None:
-            self.input_tokens = input_tokens
+            if _valid_tokens(input_tokens):
+                self.input_tokens = input_tokens
+            else:
+                log.debug("hermes: ignoring input_tokens=%r for %s", input_tokens, self.name)
         if output_tokens is not None:
-            self.output_tokens = output_tokens
+            if _valid_tokens(output_tokens):
+                self.output_tokens = output_tokens
+            else:
+                log.debug("hermes: ignoring output_tokens=%r for %s", output_tokens, self.name)
 
     def end(self, failed: bool = False) -> None:
         """Mark the unit finished now. Idempotent; never raises."""

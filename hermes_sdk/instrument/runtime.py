@@ -27,7 +27,7 @@ from hermes_sdk.instrument.recorder import (
     EventSink,
     Recorder,
 )
-from hermes_sdk.store import Store, open_store
+from hermes_sdk.store import MemoryStore, Store, open_store
 
 log = logging.getLogger("hermes_sdk.instrument")
 
@@ -186,6 +186,23 @@ def configure(
         enabled=enabled, recorder=recorder, store=store, remote=scheduler_url is not None
     )
     old.close()
+
+
+def _after_fork_in_child() -> None:
+    """A forked child must not share the parent's store connection: reopen it lazily.
+
+    Durable stores replay every path the parent stored, so nothing learned is lost; an
+    in-memory registry is kept as it is (it holds no OS resources).
+    """
+    runtime = RUNTIME
+    runtime._lock = threading.Lock()
+    reg = runtime._registry
+    if reg is not None and reg.store is not None and not isinstance(reg.store, MemoryStore):
+        runtime._registry = None
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_after_fork_in_child)
 
 
 def stats() -> InstrumentStats:

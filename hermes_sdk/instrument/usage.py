@@ -11,12 +11,14 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Final
 
+from hermes_sdk.graph.records import MAX_TOKENS
+
 _INPUT_KEYS: Final = ("prompt_tokens", "input_tokens")
 _OUTPUT_KEYS: Final = ("completion_tokens", "output_tokens")
 
 
 def _count(value: object) -> int | None:
-    if isinstance(value, int) and not isinstance(value, bool) and value >= 0:
+    if isinstance(value, int) and not isinstance(value, bool) and 0 <= value <= MAX_TOKENS:
         return value
     return None
 

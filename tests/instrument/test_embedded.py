@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import random
 from pathlib import Path
 
@@ -133,3 +134,30 @@ def test_unusable_store_never_breaks_the_app(tmp_path: Path) -> None:
         assert step() == 1
     assert r.path is not None
     assert hi.stats().runs_failed_to_record == 1
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs fork")
+def test_forked_child_reopens_the_store_and_keeps_learning(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path}/fork.db"
+    hi.configure(store=url)
+
+    @hi.tool
+    def step() -> None:
+        return None
+
+    for _ in range(3):
+        with hi.run("forked"):
+            step()
+    marker = tmp_path / "child.txt"
+    pid = os.fork()
+    if pid == 0:
+        try:
+            for _ in range(2):
+                with hi.run("forked"):
+                    step()
+            marker.write_text(str(hi.graph("forked").runs))
+        finally:
+            os._exit(0)
+    os.waitpid(pid, 0)
+    assert marker.read_text() == "5"  # 3 replayed from the store + 2 of its own
+    assert hi.graph("forked").runs == 3

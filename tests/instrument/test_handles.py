@@ -131,3 +131,18 @@ def test_unit_hints_carry_identity() -> None:
     assert h.headers()["X-Hermes-Unit"] == "draft"
     u.end()
     r.end()
+
+
+def test_record_ignores_invalid_values() -> None:
+    r = hi.start_run("rec")
+    u = r.start_unit("a", kind="llm")
+    u.record(input_tokens=-1, output_tokens="many")  # type: ignore[arg-type]
+    u.record(input_tokens=True, output_tokens=10**12)  # type: ignore[arg-type]
+    u.record(input_tokens=3)
+    u.end()
+    path = r.end()
+    assert path is not None
+    assert (path.stages[0].calls[0].input_tokens, path.stages[0].calls[0].output_tokens) == (
+        3,
+        None,
+    )
