@@ -42,7 +42,6 @@ MAX_STAGES = 64
 MAX_WIDTH_DRAWS = 64
 """Widths above this sum MAX_WIDTH_DRAWS residual draws scaled by width / MAX_WIDTH_DRAWS."""
 TOKEN_DRAWS = 256
-_U_MAX = 1.0 - 1e-9  # keeps row + u strictly below row + 1 in floating point
 
 
 @dataclass(frozen=True, slots=True)
@@ -64,9 +63,10 @@ class CompiledGraph:
     index: dict[str, int]
     max_visit: int
     trans_flat: FloatArray  # (N + 1) * K rows of N + 1 targets, row r holds r + cumulative p
-    stage_values: FloatArray  # per node sorted stage service seconds, concatenated
-    stage_flat: FloatArray  # node index + cumulative weight, aligned with stage_values
-    stage_end: np.ndarray  # exclusive end offset of each node's samples
+    trans_target: np.ndarray  # node index (N = END) of each trans_flat position, plus one END
+    stage_table: FloatArray  # per node equal-weight stage service seconds (+1 guard), concatenated
+    stage_start: FloatArray  # offset of each node's table in stage_table (float for speed)
+    stage_len: FloatArray  # entries per node table, excluding the guard
     nodes: tuple[NodeArrays, ...]
     all_stages: SortedSamples
     token_models: dict[str, TokenModel]
@@ -74,37 +74,38 @@ class CompiledGraph:
 
 def compile_graph(graph: PDGraph) -> CompiledGraph:
     """Precompute the sampling arrays of ``graph``'s current version."""
-    names = tuple(graph.nodes)
+    names = tuple(sorted(graph.nodes))  # canonical: results depend only on learned state
     index = {name: i for i, name in enumerate(names)}
     n_nodes, k = len(names), graph.max_visit
-    width = n_nodes + 1  # targets: nodes then END
-    rows = np.zeros(((n_nodes + 1) * k, width))
-    sources = [*names, START]
+    end, width = n_nodes, n_nodes + 1  # targets: nodes then END
+    rows = np.zeros(((n_nodes + 2) * k, width))  # sources: nodes, END (absorbing), START
+    sources = [*names, END, START]
     for s, src in enumerate(sources):
         for v in range(1, k + 1):
-            counts = graph.transition_counts(src, v)
             row = rows[s * k + v - 1]
+            counts = graph.transition_counts(src, v) if src != END else {}
             for target, c in counts.items():
-                row[n_nodes if target == END else index[target]] += c
+                row[end if target == END else index[target]] += c
             total = row.sum()
             if total <= 0:
-                row[n_nodes] = 1.0
+                row[end] = 1.0
                 total = 1.0
             np.cumsum(row / total, out=row)
             row[-1] = 1.0
-    trans_flat = (rows + np.arange(rows.shape[0])[:, None]).ravel()
+    # row r is stored as r + 1 + cumulative p, so the query for (node, visit) is node*k + visit + u
+    trans_flat = (rows + np.arange(1, rows.shape[0] + 1)[:, None]).ravel()
+    # target of each flat position; one extra END entry guards a search past the last row
+    trans_target = np.append(np.tile(np.arange(width, dtype=np.int64), rows.shape[0]), end)
 
-    values_parts, flat_parts, ends, node_arrays = [], [], [], []
+    table_parts, starts, lengths, node_arrays = [], [], [], []
     offset = 0
-    for i, name in enumerate(names):
+    for name in names:
         st = graph.nodes[name]
-        stage = st.stage_service_s.sorted()
-        vals = stage.values if stage.values.size else np.zeros(1)
-        cum = stage.cum_weights if stage.values.size else np.ones(1)
-        values_parts.append(vals)
-        flat_parts.append(cum + i)
-        offset += vals.size
-        ends.append(offset)
+        table = _equal_weight_table(st.stage_service_s.sorted())
+        table_parts.append(np.append(table, table[-1]))  # guard entry for u * len == len
+        starts.append(offset)
+        lengths.append(table.size)
+        offset += table.size + 1
         node_arrays.append(
             NodeArrays(
                 kind=st.kind,
@@ -114,20 +115,45 @@ def compile_graph(graph: PDGraph) -> CompiledGraph:
                 output_tokens=st.output_tokens.sorted(),
             )
         )
-    all_values = np.sort(np.concatenate(values_parts)) if values_parts else np.zeros(0)
+    all_values = np.sort(np.concatenate(table_parts)) if table_parts else np.zeros(0)
+    table_parts.append(np.zeros(2))  # END: no demand
+    starts.append(offset)
+    lengths.append(1)
     all_cum = np.arange(1, all_values.size + 1) / max(all_values.size, 1)
     return CompiledGraph(
         names=names,
         index=index,
         max_visit=k,
         trans_flat=trans_flat,
-        stage_values=np.concatenate(values_parts) if values_parts else np.zeros(1),
-        stage_flat=np.concatenate(flat_parts) if flat_parts else np.ones(1),
-        stage_end=np.asarray(ends, dtype=np.int64),
+        trans_target=trans_target,
+        stage_table=np.concatenate(table_parts),
+        stage_start=np.asarray(starts, dtype=np.float64),
+        stage_len=np.asarray(lengths, dtype=np.float64),
         nodes=tuple(node_arrays),
         all_stages=SortedSamples(all_values, all_cum),
         token_models=dict(graph.token_models),
     )
+
+
+EQUAL_WEIGHT_POINTS = 1024
+"""Inverse-CDF points tabulated for a time-decayed (unequally weighted) sketch."""
+
+
+def _equal_weight_table(samples: SortedSamples) -> FloatArray:
+    """Values such that a uniform index draws from ``samples``' (weighted) distribution.
+
+    Without decay the samples themselves (exact); with decay the weighted inverse CDF at
+    ``(j + 0.5) / EQUAL_WEIGHT_POINTS`` (quantised to 1/1024 of probability).
+    """
+    if samples.values.size == 0:
+        return np.zeros(1)
+    probs = np.diff(samples.cum_weights, prepend=0.0)
+    if np.allclose(probs, probs[0], rtol=1e-12, atol=0.0):
+        return np.asarray(samples.values, dtype=np.float64)
+    grid = (np.arange(EQUAL_WEIGHT_POINTS) + 0.5) / EQUAL_WEIGHT_POINTS
+    idx = np.searchsorted(samples.cum_weights, grid, side="left")
+    idx = np.minimum(idx, samples.values.size - 1)
+    return np.asarray(samples.values[idx], dtype=np.float64)
 
 
 def _call_distribution(
@@ -176,45 +202,51 @@ def _running_residual(
 def simulate(cg: CompiledGraph, state: RunState, n: int, rng: np.random.Generator) -> FloatArray:
     """``n`` samples of remaining service seconds of a run in ``state`` (see module docstring)."""
     n_nodes, k = len(cg.names), cg.max_visit
-    width = n_nodes + 1
     total = np.zeros(n)
     stages_left = MAX_STAGES
     if state.node == START:
-        start = n_nodes
+        start = n_nodes  # replaced by the START row index below
     elif state.node in cg.index:
         start = cg.index[state.node]
     else:
         if state.running:
             total += conditioned_residual(cg.all_stages, state.elapsed_s, n, rng)
         return total
-    counts = np.zeros((n, n_nodes + 1), dtype=np.int64)
-    counts[:, n_nodes] = 1  # START is entered exactly once
+    end, start_idx, stride = n_nodes, n_nodes + 1, n_nodes + 2
+    if start == n_nodes:
+        start = start_idx
+    counts = np.zeros((n, stride), dtype=np.int64)
+    counts[:, start_idx] = 1  # START is entered exactly once
     for name, c in state.visits:
         j = cg.index.get(name)
         if j is not None:
             counts[:, j] = c
-    if start != n_nodes:
+    if start != start_idx:
         counts[:, start] = np.maximum(counts[:, start], 1)
         if state.running:
             total += _running_residual(cg, cg.nodes[start], state, n, rng)
             stages_left -= 1
-    alive = np.arange(n)
+    flat_counts = counts.ravel()
+    idx = np.arange(n)  # path id of each still-simulated row (compacted lazily)
+    base = idx * stride  # offset of each row's counters in flat_counts
     cur = np.full(n, start, dtype=np.int64)
+    acc = np.zeros(n)  # demand accumulated since the last compaction
+    table, table_len, table_start = cg.stage_table, cg.stage_len, cg.stage_start
     for _ in range(stages_left):
-        visit = np.minimum(counts[alive, cur], k)
-        row = cur * k + visit - 1
-        u = rng.random(alive.size) * _U_MAX
-        pos = np.searchsorted(cg.trans_flat, row + u, side="right") - row * width
-        nxt = np.minimum(pos, n_nodes)
-        keep = nxt != n_nodes
-        if not keep.all():
-            alive, nxt = alive[keep], nxt[keep]
-        if alive.size == 0:
-            break
-        counts[alive, nxt] += 1
-        u2 = rng.random(alive.size) * _U_MAX
-        g = np.searchsorted(cg.stage_flat, nxt + u2, side="right")
-        g = np.minimum(g, cg.stage_end[nxt] - 1)
-        total[alive] += cg.stage_values[g]
+        m = idx.size
+        u = rng.random(2 * m)  # row + u rounds up to the next row with p ~ 1e-13: negligible
+        query = cur * k + np.minimum(flat_counts[base + cur], k) + u[:m]
+        nxt = cg.trans_target[np.searchsorted(cg.trans_flat, query, side="right")]
+        flat_counts[base + nxt] += 1  # END is absorbing and its stage table is 0
+        acc += table[(u[m:] * table_len[nxt] + table_start[nxt]).astype(np.int64)]
         cur = nxt
+        running = nxt != end
+        live = int(np.count_nonzero(running))
+        if live == 0:
+            break
+        if 2 * live <= m:  # compact: drop finished paths once half of the rows are done
+            done = ~running
+            total[idx[done]] += acc[done]
+            idx, base, cur, acc = idx[running], base[running], cur[running], acc[running]
+    total[idx] += acc
     return total

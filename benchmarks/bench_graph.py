@@ -1,0 +1,202 @@
+"""PDGraph benchmark: observe throughput and remaining_demand latency for 5/20/100-node graphs.
+
+Run: ``.venv/bin/python benchmarks/bench_graph.py [--quick]``. Prints a table and writes
+``benchmarks/results/graph.json``. Baseline (same run): a straightforward per-path Python Monte
+Carlo over the same graph (``next_stage_probs`` + per-stage sampling), to show what the
+vectorised, precompiled sampler buys. Targets: cached lookup p99 <= 20 us; uncached 1000-path
+Monte Carlo on the 20-node graph <= 2 ms.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import time
+from pathlib import Path
+
+import numpy as np
+from rich.console import Console
+from rich.table import Table
+
+from hermes_sdk import Call, PDGraph, RunPath, RunState, Stage
+
+RESULTS = Path(__file__).parent / "results" / "graph.json"
+CACHED_P99_TARGET_US = 20.0
+UNCACHED_20_P99_TARGET_MS = 2.0
+
+
+def synthetic_paths(n_nodes: int, runs: int, seed: int) -> list[RunPath]:
+    """Runs of a random app: each node has 3 successors, END w.p. ~0.2, loops allowed."""
+    rng = np.random.default_rng(seed)
+    succ = [rng.choice(n_nodes, size=3) for _ in range(n_nodes)]
+    means_s = rng.lognormal(-1.0, 1.0, n_nodes)
+    widths = rng.integers(1, 4, n_nodes)
+    paths = []
+    for i in range(runs):
+        stages = []
+        node = int(rng.integers(0, min(n_nodes, 3)))
+        for _ in range(40):
+            w = int(rng.integers(1, widths[node] + 1))
+            calls = tuple(
+                Call(float(rng.exponential(means_s[node])), int(rng.integers(50, 2000)), 100)
+                for _ in range(w)
+            )
+            stages.append(Stage(f"unit {node}", calls, "llm", f"b{node % 4}"))
+            if rng.random() < 0.2:
+                break
+            node = int(succ[node][rng.integers(0, 3)])
+        paths.append(RunPath("bench", tuple(stages), run_id=str(i), started_at=float(i)))
+    return paths
+
+
+def naive_remaining(graph: PDGraph, state: RunState, n: int, rng: np.random.Generator) -> float:
+    """Baseline: per-path Python walk; returns the mean (what a simple implementation does)."""
+    stats = {name: graph.node_stats(name).stage_service_s for name in graph.nodes}
+    total = 0.0
+    for _ in range(n):
+        counts = dict(state.visits)
+        node = state.node
+        for _ in range(64):
+            probs = graph.next_stage_probs(RunState(node, tuple(sorted(counts.items()))))
+            if not probs:
+                break
+            names = list(probs)
+            node = names[int(rng.choice(len(names), p=list(probs.values())))]
+            if node == "END":
+                break
+            counts[node] = counts.get(node, 0) + 1
+            total += float(stats[node].sample(rng, 1)[0])
+    return total / n
+
+
+def _percentiles_us(samples_s: list[float]) -> dict[str, float]:
+    arr = np.asarray(samples_s) * 1e6
+    return {"p50_us": float(np.percentile(arr, 50)), "p99_us": float(np.percentile(arr, 99))}
+
+
+def bench_size(n_nodes: int, runs: int, reps: int, baseline_paths: int) -> dict[str, object]:
+    """All measurements for one graph size."""
+    paths = synthetic_paths(n_nodes, runs, seed=n_nodes)
+    graph = PDGraph("bench")
+    t0 = time.perf_counter()
+    for p in paths:
+        graph.observe(p)
+    observe_s = time.perf_counter() - t0
+    states = [RunState()] + [
+        RunState(s.node, ((s.node, 1),), running=True, elapsed_s=0.1) for s in paths[0].stages[:3]
+    ]
+
+    compile_and_mc: list[float] = []
+    for _ in range(max(5, reps // 20)):
+        graph._compiled = None  # what the first query after an observe() pays
+        graph._cache.clear()
+        t = time.perf_counter()
+        graph.remaining_demand(states[0])
+        compile_and_mc.append(time.perf_counter() - t)
+
+    uncached: list[float] = []
+    for i in range(reps):
+        graph._cache.clear()
+        t = time.perf_counter()
+        graph.remaining_demand(states[i % len(states)], n=1000)
+        uncached.append(time.perf_counter() - t)
+
+    cached: list[float] = []
+    for st in states:
+        graph.remaining_demand(st)
+    for i in range(reps * 10):
+        st = states[i % len(states)]
+        t = time.perf_counter()
+        graph.remaining_demand(st)
+        cached.append(time.perf_counter() - t)
+
+    rng = np.random.default_rng(0)
+    t = time.perf_counter()
+    naive_mean = naive_remaining(graph, states[0], baseline_paths, rng)
+    naive_s = (time.perf_counter() - t) / baseline_paths * 1000  # per 1000 paths
+    vec_mean = float(graph.remaining_demand(states[0], n=20_000).mean())
+    return {
+        "nodes": len(graph.nodes),
+        "runs": runs,
+        "mean_stages": float(np.mean([len(p.stages) for p in paths])),
+        "observe_paths_per_s": runs / observe_s,
+        "compile_plus_mc_ms": {k: v / 1e3 for k, v in _percentiles_us(compile_and_mc).items()},
+        "uncached_mc_1000": _percentiles_us(uncached),
+        "cached_lookup": _percentiles_us(cached),
+        "baseline_python_mc_1000_ms": naive_s * 1e3,
+        "speedup_vs_baseline": naive_s / float(np.median(uncached)),
+        "mean_check": {"vectorised_s": vec_mean, "baseline_s": naive_mean},
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--quick", action="store_true", help="fewer runs and repetitions")
+    args = parser.parse_args()
+    runs, reps, base = (500, 100, 100) if args.quick else (3000, 500, 400)
+    console = Console()
+    load_before = os.getloadavg()[0]
+    results = {str(n): bench_size(n, runs, reps, base) for n in (5, 20, 100)}
+    table = Table(title="PDGraph: observe and remaining_demand (n=1000 paths)")
+    for col in (
+        "nodes",
+        "observe paths/s",
+        "compile+MC p50 ms",
+        "uncached p50 us",
+        "uncached p99 us",
+        "cached p50 us",
+        "cached p99 us",
+        "baseline ms",
+        "speedup",
+    ):
+        table.add_column(col, justify="right")
+    for r in results.values():
+        unc, cac = r["uncached_mc_1000"], r["cached_lookup"]
+        assert isinstance(unc, dict) and isinstance(cac, dict)
+        cm = r["compile_plus_mc_ms"]
+        assert isinstance(cm, dict)
+        table.add_row(
+            str(r["nodes"]),
+            f"{r['observe_paths_per_s']:,.0f}",
+            f"{cm['p50_us']:.2f}",
+            f"{unc['p50_us']:.0f}",
+            f"{unc['p99_us']:.0f}",
+            f"{cac['p50_us']:.1f}",
+            f"{cac['p99_us']:.1f}",
+            f"{r['baseline_python_mc_1000_ms']:.0f}",
+            f"{r['speedup_vs_baseline']:.0f}x",
+        )
+    console.print(table)
+    cached_p99 = max(r["cached_lookup"]["p99_us"] for r in results.values())  # type: ignore[index]
+    uncached_20 = results["20"]["uncached_mc_1000"]["p99_us"] / 1e3  # type: ignore[index]
+    targets = {
+        "cached_p99_us": cached_p99,
+        "cached_p99_target_us": CACHED_P99_TARGET_US,
+        "cached_ok": cached_p99 <= CACHED_P99_TARGET_US,
+        "uncached_20_nodes_p99_ms": uncached_20,
+        "uncached_target_ms": UNCACHED_20_P99_TARGET_MS,
+        "uncached_ok": uncached_20 <= UNCACHED_20_P99_TARGET_MS,
+    }
+    console.print(targets)
+    RESULTS.parent.mkdir(parents=True, exist_ok=True)
+    doc = {
+        "benchmark": "graph",
+        "quick": args.quick,
+        "machine": {
+            "python": platform.python_version(),
+            "platform": platform.platform(),
+            "cpus": os.cpu_count(),
+            "load_avg_1m_before": load_before,
+            "load_avg_1m_after": os.getloadavg()[0],
+        },
+        "sizes": results,
+        "targets": targets,
+    }
+    RESULTS.write_text(json.dumps(doc, indent=2) + "\n")
+    console.print(f"wrote {RESULTS}")
+
+
+if __name__ == "__main__":
+    main()
