@@ -1,8 +1,9 @@
 """Hint encoding for users who call an OpenAI-compatible engine directly (no gateway).
 
 ``client.chat.completions.create(..., **openai_kwargs())`` with the official ``openai`` client, or
-``ChatOpenAI(..., **openai_kwargs())`` with LangChain (both accept ``extra_headers`` and
-``extra_body``), attaches the unit's ``X-Hermes-*`` headers and the engine-native ``priority``.
+``chat_model.invoke(messages, **openai_kwargs())`` with LangChain ``ChatOpenAI`` (call kwargs are
+passed through to ``create``), attaches the unit's ``X-Hermes-*`` headers and the engine-native
+``priority``. Hints belong to one call, so pass them per call rather than to a constructor.
 """
 
 from __future__ import annotations
