@@ -31,7 +31,7 @@ from hermes_langgraph._metadata import (
     model_backend,
 )
 from hermes_langgraph._tracker import Ended, RunTracker, finish
-from hermes_sdk.graph.records import RunPath, UnitKind
+from hermes_sdk.graph.records import RunPath, UnitKind, check_name, check_seconds
 
 log = logging.getLogger("hermes_langgraph")
 
@@ -55,6 +55,8 @@ class HermesCallbackHandler(BaseCallbackHandler):
     :func:`hermes_langgraph.current_hints` and the HTTP hooks of
     :func:`hermes_langgraph.chat_openai_kwargs`. ``tenant`` is passed to
     ``hermes.start_run`` (the scheduler derives it from the API key in remote mode).
+    Raises :class:`~hermes_sdk.GraphError` for an invalid ``app``, ``deadline_s`` or ``tenant``;
+    after construction nothing it does raises into the graph.
     """
 
     raise_error = False
@@ -69,6 +71,11 @@ class HermesCallbackHandler(BaseCallbackHandler):
         tenant: str | None = None,
     ) -> None:
         super().__init__()
+        check_name(app, "app")
+        if deadline_s is not None:
+            check_seconds(deadline_s, "deadline_s")
+        if tenant is not None:
+            check_name(tenant, "tenant")
         self.app = app
         self.deadline_s = deadline_s
         self.attach_hints = attach_hints
@@ -105,7 +112,11 @@ class HermesCallbackHandler(BaseCallbackHandler):
         """Custom events carry no demand."""
         return True
 
-    def _swallow(self, hook: str, exc: BaseException) -> None:
+    def _swallow(self, hook: str, exc: BaseException, run_id: UUID | None = None) -> None:
+        """Count and log a handler failure; a failed start hook ignores that run's subtree."""
+        if run_id is not None:
+            with contextlib.suppress(Exception):
+                self._tracker.ignore(run_id)
         with self._errors_lock:
             self._errors += 1
             first = self._errors == 1
@@ -170,7 +181,7 @@ class HermesCallbackHandler(BaseCallbackHandler):
         try:
             self._finish(self._tracker.chain_start(run_id, parent_run_id, metadata, tags))
         except Exception as exc:
-            self._swallow("on_chain_start", exc)
+            self._swallow("on_chain_start", exc, run_id)
 
     def on_chain_end(
         self,
@@ -218,11 +229,11 @@ class HermesCallbackHandler(BaseCallbackHandler):
                 ),
                 estimate_prompt_tokens(prompts),
             )
-            if self.attach_hints:
+            if self.attach_hints and unit is not None:
                 self._tracker.set_hint_token(run_id, CURRENT_LLM_UNIT.set(unit))
             self._finish(evicted)
         except Exception as exc:
-            self._swallow(hook, exc)
+            self._swallow(hook, exc, run_id)
 
     def on_chat_model_start(
         self,
@@ -312,7 +323,7 @@ class HermesCallbackHandler(BaseCallbackHandler):
             )
             self._finish(evicted)
         except Exception as exc:
-            self._swallow(hook, exc)
+            self._swallow(hook, exc, run_id)
 
     def on_tool_start(
         self,

@@ -37,6 +37,8 @@ Role = Literal["root", "subgraph", "node", "chain", "call"]
 
 MAX_OPEN_RUNS: Final = 10_000
 """Top-level runs tracked at once; beyond this the oldest is ended as failed (abandoned)."""
+MAX_IGNORED: Final = 100_000
+"""Run ids remembered as ignored (after a handler failure) before the set is reset."""
 
 
 @dataclass(slots=True, eq=False)
@@ -122,6 +124,7 @@ class RunTracker:
         self._lock = threading.Lock()
         self._entries: dict[UUID, _Entry] = {}
         self._tops: dict[UUID, GraphRun] = {}
+        self._ignored: set[UUID] = set()
 
     @property
     def open_runs(self) -> int:
@@ -132,6 +135,25 @@ class RunTracker:
     def open_entries(self) -> int:
         """LangChain run ids currently remembered (for leak checks)."""
         return len(self._entries)
+
+    def ignore(self, run_id: UUID) -> None:
+        """Forget ``run_id`` and ignore its whole subtree (its start hook failed half-way).
+
+        Without this, the children of a root whose start failed would each look like a new
+        top-level run.
+        """
+        with self._lock:
+            self._entries.pop(run_id, None)
+            if len(self._ignored) >= MAX_IGNORED:
+                self._ignored.clear()
+            self._ignored.add(run_id)
+
+    def _skip(self, run_id: UUID, parent_run_id: UUID | None) -> bool:
+        """Whether a starting run belongs to an ignored subtree (and remember it if so)."""
+        if parent_run_id is not None and parent_run_id in self._ignored:
+            self._ignored.add(run_id)
+            return True
+        return False
 
     # --- starting -------------------------------------------------------------------------
 
@@ -158,6 +180,8 @@ class RunTracker:
     ) -> list[Ended]:
         """A chain (graph, node task, edge, lambda, ...) started."""
         with self._lock:
+            if self._ignored and self._skip(run_id, parent_run_id):
+                return []
             parent = self._entries.get(parent_run_id) if parent_run_id is not None else None
             if parent is None:
                 graph, evicted = self._new_top(run_id)
@@ -196,9 +220,11 @@ class RunTracker:
         kind: UnitKind,
         backend: str | None,
         input_tokens: int | None,
-    ) -> tuple[UnitHandle, list[Ended]]:
+    ) -> tuple[UnitHandle | None, list[Ended]]:
         """An LLM, chat model, tool or retriever call started: a unit nested in its scope."""
         with self._lock:
+            if self._ignored and self._skip(run_id, parent_run_id):
+                return None, []
             parent = self._entries.get(parent_run_id) if parent_run_id is not None else None
             evicted: list[Ended] = []
             if parent is None:
@@ -235,6 +261,7 @@ class RunTracker:
         with self._lock:
             entry = self._entries.pop(run_id, None)
             if entry is None:
+                self._ignored.discard(run_id)
                 return [], None
             ended: list[Ended] = []
             if entry.role == "node" and entry.unit is not None:

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import random
 import time
 from collections.abc import Callable, Sequence
@@ -28,6 +29,8 @@ import hermes_sdk as hermes
 from hermes_langgraph import HermesCallbackHandler, async_httpx_request_hook
 from hermes_langgraph.demo.apps import DEMO_APPS, DemoApp
 from hermes_langgraph.demo.processes import ChildProcesses, free_port
+
+log = logging.getLogger("hermes_langgraph.demo")
 
 FAST_MODEL = "fast-llm"
 SLOW_MODEL = "slow-llm"
@@ -110,7 +113,9 @@ async def _run_apps(
 ) -> tuple[list[tuple[str, float]], int]:
     limits = httpx.Limits(max_connections=512, max_keepalive_connections=512)
     async with httpx.AsyncClient(
-        limits=limits, timeout=120, event_hooks={"request": [async_httpx_request_hook]}
+        limits=limits,
+        timeout=120,
+        event_hooks={"request": [async_httpx_request_hook(engine="openai")]},
     ) as client:
         models = _chat_factory(gateway, client)
         graphs = {a.name: _build(a, models) for a in DEMO_APPS}
@@ -129,8 +134,10 @@ async def _run_apps(
                     config={"callbacks": [handlers[p.name]]},
                 )
                 done.append((p.name, time.perf_counter() - start))
-            except Exception:
+            except Exception as exc:
                 failed += 1
+                if failed == 1:
+                    log.warning("app %s failed: %r", p.name, exc, exc_info=True)
             tick()
 
         await asyncio.gather(*(one(p) for p in planned))
