@@ -1,0 +1,160 @@
+"""Two scheduler replicas on one Redis share runs and graphs."""
+
+from __future__ import annotations
+
+import itertools
+import shutil
+import socket
+import subprocess
+import time
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import pytest
+import redis
+from server.conftest import Server, start_server
+
+from hermes_sdk.server import BackendConfig, ServerConfig
+
+REDIS_BIN = "/usr/bin/redis-server"
+pytestmark = pytest.mark.filterwarnings("ignore::aiohttp.web_exceptions.NotAppKeyWarning")
+_db = itertools.count(0)
+
+
+@pytest.fixture(scope="module")
+def redis_port(tmp_path_factory: pytest.TempPathFactory) -> Iterator[int]:
+    binary = REDIS_BIN if Path(REDIS_BIN).exists() else shutil.which("redis-server")
+    if binary is None:
+        pytest.skip("redis-server not installed")
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = int(s.getsockname()[1])
+    proc = subprocess.Popen(
+        [
+            binary,
+            "--port",
+            str(port),
+            "--bind",
+            "127.0.0.1",
+            "--save",
+            "",
+            "--appendonly",
+            "no",
+            "--dir",
+            str(tmp_path_factory.mktemp("redis")),
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    client = redis.Redis(host="127.0.0.1", port=port)
+    for _ in range(400):
+        try:
+            client.ping()
+            break
+        except redis.ConnectionError:
+            time.sleep(0.025)
+    else:
+        proc.kill()
+        pytest.fail("redis-server did not start")
+    yield port
+    proc.terminate()
+    proc.wait(10)
+
+
+@pytest.fixture
+async def replicas(redis_port: int) -> AsyncIterator[tuple[Server, Server]]:
+    url = f"redis://127.0.0.1:{redis_port}/{next(_db) % 16}"
+    redis.Redis.from_url(url).flushdb()
+    config = ServerConfig(
+        port=0, store_url=url, backends={"gpu": BackendConfig(1)}, sync_interval_s=0.05
+    )
+    a = await start_server(config)
+    b = await start_server(config)
+    yield a, b
+    await a.runner.cleanup()
+    await b.runner.cleanup()
+
+
+async def _json(
+    http: aiohttp.ClientSession, method: str, url: str, body: Any = None
+) -> tuple[int, Any]:
+    async with http.request(method, url, json=body) as resp:
+        return resp.status, await resp.json()
+
+
+def _path(app: str, service_s: float) -> dict[str, Any]:
+    return {
+        "app": app,
+        "stages": [
+            {"node": "plan", "kind": "llm", "calls": [{"service_s": service_s}]},
+            {"node": "answer", "kind": "llm", "calls": [{"service_s": 1.0}]},
+        ],
+    }
+
+
+async def test_run_started_on_one_replica_and_ended_on_the_other(
+    replicas: tuple[Server, Server],
+) -> None:
+    a, b = replicas
+    async with aiohttp.ClientSession() as http:
+        status, _ = await _json(http, "POST", f"{a.url}/v1/runs", {"app": "qa", "run_id": "r1"})
+        assert status == 201
+        await _json(
+            http,
+            "POST",
+            f"{a.url}/v1/events",
+            {
+                "events": [
+                    {"type": "unit_start", "run_id": "r1", "unit_id": "1", "node": "plan"},
+                    {"type": "unit_end", "run_id": "r1", "unit_id": "1", "service_s": 2.0},
+                ]
+            },
+        )
+        # B sees the run's state as A left it, and continues it.
+        status, run = await _json(http, "GET", f"{b.url}/v1/runs/r1")
+        assert status == 200 and run["node"] == "plan" and run["attained_s"] == 2.0
+        status, data = await _json(
+            http,
+            "POST",
+            f"{b.url}/v1/events",
+            {
+                "events": [
+                    {"type": "unit_start", "run_id": "r1", "unit_id": "2", "node": "answer"},
+                    {"type": "unit_end", "run_id": "r1", "unit_id": "2", "service_s": 1.0},
+                ]
+            },
+        )
+        assert data == {"accepted": 2, "rejected": 0}
+        status, run = await _json(http, "GET", f"{a.url}/v1/runs/r1")
+        assert run["visits"] == {"plan": 1, "answer": 1} and run["attained_s"] == 3.0
+        status, _ = await _json(http, "POST", f"{b.url}/v1/runs/r1/end", {"path": _path("qa", 2.0)})
+        assert status == 200
+        # The run is gone on both; the graph it taught is the same on both.
+        for server in (a, b):
+            status, _ = await _json(http, "GET", f"{server.url}/v1/runs/r1")
+            assert status == 404
+        _, graph_a = await _json(http, "GET", f"{a.url}/v1/apps/qa/graph")
+        _, graph_b = await _json(http, "GET", f"{b.url}/v1/apps/qa/graph")
+        assert graph_a["runs"] == 1 and graph_a == graph_b
+
+
+async def test_paths_from_both_replicas_reach_both_graphs(
+    replicas: tuple[Server, Server],
+) -> None:
+    a, b = replicas
+    async with aiohttp.ClientSession() as http:
+        for i in range(6):
+            server = (a, b)[i % 2]
+            await _json(
+                http,
+                "POST",
+                f"{server.url}/v1/events",
+                {"events": [{"type": "run_end", "run_id": f"r{i}", "path": _path("qa", 1.0 + i)}]},
+            )
+        _, graph_a = await _json(http, "GET", f"{a.url}/v1/apps/qa/graph")
+        _, graph_b = await _json(http, "GET", f"{b.url}/v1/apps/qa/graph")
+        assert graph_a["runs"] == graph_b["runs"] == 6
+        _, apps = await _json(http, "GET", f"{b.url}/v1/apps")
+        assert apps == {"apps": [{"app": "qa", "runs": 6}]}
