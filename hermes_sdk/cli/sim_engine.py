@@ -23,11 +23,12 @@ def sim_engine(
     higher_priority_first: bool = typer.Option(
         False, "--higher-priority-first", help="With --priority: higher values first (SGLang)."
     ),
+    strict_priority: bool = typer.Option(
+        False, "--strict-priority", help="Without --priority, reject a nonzero priority (vLLM)."
+    ),
     max_batch: int = typer.Option(64, help="Most requests decoded per step."),
     step_s: float = typer.Option(0.002, help="Base seconds per decoding step."),
-    step_per_request_s: float = typer.Option(
-        0.0001, help="Step seconds per batched request."
-    ),
+    step_per_request_s: float = typer.Option(0.0001, help="Step seconds per batched request."),
     prefill_per_token_s: float = typer.Option(0.00001, help="Prefill seconds per prompt token."),
 ) -> None:
     """Serve a simulated LLM engine (continuous batching, SSE, priority, cold start)."""
@@ -39,6 +40,7 @@ def sim_engine(
         max_batch=max_batch,
         priority_scheduling=priority,
         higher_priority_first=higher_priority_first,
+        strict_priority=strict_priority,
         cold_start_s=cold_start_s,
         keep_alive_s=keep_alive_s,
         seed=seed,

@@ -34,6 +34,8 @@ MAX_CALL_RECORDS: Final = 10_000
 _METADATA_KEYS: Final = ("hermes_app", "hermes_run", "hermes_unit", "hermes_deadline")
 _FORWARD_HEADERS: Final = ("accept", "user-agent")
 _DISCONNECT_POLL_S: Final = 0.05
+_PRIORITY_OFF: Final = b"riority scheduling is not enabled"
+"""vLLM's 400 message for a ``priority`` sent to an engine without priority scheduling."""
 
 log = logging.getLogger("hermes_sdk.server.gateway")
 
@@ -101,6 +103,8 @@ class Gateway:
         self.scheduler = scheduler
         self.router = UpstreamRouter(config.upstreams)
         self.calls: deque[GatewayCall] = deque(maxlen=MAX_CALL_RECORDS)
+        self.priority_rejected: set[str] = set()
+        """Upstreams that refused a ``priority`` (no priority scheduling): none is sent to them."""
         self._session: aiohttp.ClientSession | None = None
 
     @property
@@ -379,7 +383,9 @@ async def _proxy(request: web.Request) -> web.StreamResponse:
     granted_at = time.perf_counter()
     unit_id = gw.unit_started(tenant, ref, upstream, model)
     rank = _rank(gw, lease, tenant, ref)
-    priority = upstream.priority(rank)  # no rank: the middle level, neither jumps nor starves
+    priority = None
+    if upstream.name not in gw.priority_rejected:
+        priority = upstream.priority(rank)  # no rank: the middle level, neither jumps nor starves
     if priority is not None:
         body["priority"] = priority
     state = _CallState()
@@ -400,7 +406,7 @@ async def _proxy(request: web.Request) -> web.StreamResponse:
                 app=ref.app,
                 run_id=ref.run_id,
                 unit=ref.unit,
-                priority=priority,
+                priority=None if state.priority_dropped else priority,
                 rank_s=rank,
                 status=state.status,
                 waited_s=granted_at - queued_at,
@@ -419,6 +425,7 @@ class _CallState:
     input_tokens: int | None = None
     output_tokens: int | None = None
     disconnected: bool = False
+    priority_dropped: bool = False
 
 
 async def _forward(
@@ -449,6 +456,18 @@ async def _forward(
             content_type = up.headers.get("Content-Type", "application/json")
             if not stream or up.status >= 400:
                 payload = await up.read()
+                if up.status == 400 and "priority" in body and _PRIORITY_OFF in payload:
+                    log.warning(
+                        "upstream %s runs without priority scheduling (vLLM: start it with "
+                        "--scheduling-policy priority); sending no priority to it",
+                        upstream.name,
+                    )
+                    gw.priority_rejected.add(upstream.name)
+                    del body["priority"]
+                    state.priority_dropped = True
+                    return await _forward(
+                        request, gw, upstream, endpoint, body, stream, client_wants_usage, state
+                    )
                 if up.status < 400:
                     with suppress(ValueError, AttributeError):
                         usage = json.loads(payload).get("usage")

@@ -26,8 +26,10 @@ class UpstreamConfig:
     """One upstream engine.
 
     ``url`` is its OpenAI base URL (``http://host:8000/v1``; a URL without a path gets ``/v1``).
-    ``engine`` decides the native priority field: ``vllm`` (lower first), ``sglang`` (higher
-    first unless ``higher_first=False``) or ``openai`` (no priority field is sent).
+    ``engine`` decides the native priority field: ``vllm`` (lower first; the engine must run
+    with ``--scheduling-policy priority``, else it refuses the field and the gateway stops
+    sending it), ``sglang`` (higher first unless ``higher_first=False``; needs priority
+    scheduling enabled too) or ``openai`` (no priority field is sent).
     ``max_inflight`` requests are forwarded at once; the rest wait in the admission queue.
     ``models`` lists the model names routed here (empty: learned from ``/v1/models``).
     """

@@ -54,6 +54,8 @@ class SimEngineConfig:
     priority_scheduling: bool = False
     higher_priority_first: bool = False
     preempt: bool = True
+    strict_priority: bool = False
+    """Like vLLM, answer 400 to a nonzero ``priority`` when priority scheduling is off."""
     cold_start_s: float = 0.0
     keep_alive_s: float = 60.0
     seed: int = 0
@@ -340,6 +342,8 @@ async def _generate(request: web.Request) -> web.StreamResponse:
         return _error(400, f"max_tokens must be a positive integer, got {max_tokens!r}")
     if not isinstance(priority, int) or isinstance(priority, bool):
         return _error(400, f"priority must be an integer, got {priority!r}")
+    if priority != 0 and cfg.strict_priority and not cfg.priority_scheduling:
+        return _error(400, f"Got priority {priority} but Priority scheduling is not enabled.")
     digest = _digest(cfg.seed, text)
     if max_tokens is None:
         rng = random.Random(digest)

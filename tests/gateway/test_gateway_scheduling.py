@@ -189,3 +189,18 @@ async def test_unreachable_upstream_is_502(stack: tuple[StartEngine, StartGatewa
         assert r.status == 502
         assert (await r.json())["error"]["code"] == "upstream_error"
     await gw.wait_inflight("up", 0)
+
+
+async def test_engine_without_priority_scheduling_gets_no_priority(
+    stack: tuple[StartEngine, StartGateway],
+) -> None:
+    engine, gateway = stack
+    url = await engine(strict_priority=True)  # like vLLM without --scheduling-policy priority
+    gw = await gateway(UpstreamConfig("up", url, engine="vllm"))
+    async with aiohttp.ClientSession() as s:
+        for _ in range(2):
+            async with s.post(f"{gw.url}/chat/completions", json=_body(1)) as r:
+                assert r.status == 200, await r.text()
+    assert [c.priority for c in gw.gateway.calls] == [None, None]
+    assert gw.gateway.priority_rejected == {"up"}
+    assert [r["priority"] for r in await engine_records(url)] == [0, 0]

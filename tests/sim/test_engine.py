@@ -231,3 +231,13 @@ async def test_client_disconnect_mid_stream_aborts_request(engine_url: str) -> N
             await asyncio.sleep(0.002)
     assert recs[0]["aborted"] is True
     assert int(recs[0]["completion_tokens"]) < 10_000  # type: ignore[call-overload]
+
+
+async def test_strict_priority_rejects_priority_without_scheduling() -> None:
+    cfg = SimEngineConfig(model="m", strict_priority=True, **FAST)
+    async with serve_sim_engine(cfg) as url, aiohttp.ClientSession() as s:
+        msgs = [{"role": "user", "content": "x"}]
+        for priority, status in ((3, 400), (0, 200)):
+            body = {"model": "m", "messages": msgs, "max_tokens": 1, "priority": priority}
+            async with s.post(f"{url}/chat/completions", json=body) as r:
+                assert r.status == status
