@@ -37,7 +37,12 @@ def assert_equivalent(a: PDGraph, b: PDGraph) -> None:
     assert set(a.nodes) == set(b.nodes)
     for node in a.nodes:
         sa, sb = a.node_stats(node), b.node_stats(node)
-        assert (sa.kind, sa.backend, sa.count, sa.calls) == (sb.kind, sb.backend, sb.count, sb.calls)
+        assert (sa.kind, sa.backend, sa.count, sa.calls) == (
+            sb.kind,
+            sb.backend,
+            sb.count,
+            sb.calls,
+        )
         for field in ("input_tokens", "output_tokens", "width"):
             np.testing.assert_array_equal(getattr(sa, field).values, getattr(sb, field).values)
 

@@ -31,10 +31,10 @@ def run_with_report(config: DemoConfig, *, json_out: bool, console: Console) -> 
         progress.update(tasks[policy], completed=done, total=total)
 
     with progress:
-        outcomes, graphs, _ = run_demo(config, on_progress=on_progress)
+        outcomes, graphs, pids = run_demo(config, on_progress=on_progress)
     plot = plot_outcomes(outcomes, config.out / "demo.png")
     if json_out:
-        print(summary_json(outcomes, graphs))
+        print(summary_json(outcomes, graphs, pids))
     else:
         console.print(outcome_table(outcomes))
         console.print(f"plot: {plot}\ngraphs: {config.out / 'graphs'} ({len(graphs)} files)")
@@ -73,10 +73,11 @@ def plot_outcomes(outcomes: Sequence[PolicyOutcome], path: Path) -> Path:
         times = np.sort(np.asarray(o.times_s))
         if times.size:
             left.plot(times, np.arange(1, times.size + 1) / times.size, label=o.policy)
+    if any(o.times_s for o in outcomes):
+        left.legend()
     left.set_xlabel("app completion time (s)")
     left.set_ylabel("fraction of apps")
     left.set_title("Completion-time CDF")
-    left.legend()
     names = sorted({n for o in outcomes for n in o.per_app})
     width = 0.8 / max(1, len(outcomes))
     for i, o in enumerate(outcomes):

@@ -262,10 +262,14 @@ def _export_graphs(gateway: str, out: Path) -> list[Path]:
     return written
 
 
-def summary_json(outcomes: Sequence[PolicyOutcome], graphs: Sequence[Path]) -> str:
-    """The `--json` document: per-policy apps/completed/mean/p95 and the graph files written."""
+def summary_json(
+    outcomes: Sequence[PolicyOutcome], graphs: Sequence[Path], pids: Sequence[int]
+) -> str:
+    """The `--json` document: per-policy results, graph files written, child pids (all stopped)."""
     policies = {
         o.policy: {k: v for k, v in asdict(o).items() if k not in ("policy", "times_s")}
         for o in outcomes
     }
-    return json.dumps({"policies": policies, "graphs": [str(p) for p in graphs]})
+    return json.dumps(
+        {"policies": policies, "graphs": [str(p) for p in graphs], "processes": list(pids)}
+    )
