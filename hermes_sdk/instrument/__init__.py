@@ -6,6 +6,12 @@ Users import these names from ``hermes_sdk`` directly; see docs/api.md.
 from hermes_sdk.instrument._context import context_executor, wrap_context
 from hermes_sdk.instrument.decorators import llm, retriever, tool, unit
 from hermes_sdk.instrument.handles import RunHandle, UnitHandle, start_run
+from hermes_sdk.instrument.prewarm_hooks import (
+    PrewarmNotice,
+    dispatch_prewarm,
+    on_prewarm,
+    remove_prewarm,
+)
 from hermes_sdk.instrument.recorder import EventSink, ListSink, Recorder, RecorderStats
 from hermes_sdk.instrument.runtime import (
     InstrumentStats,
@@ -21,6 +27,7 @@ __all__ = [
     "EventSink",
     "InstrumentStats",
     "ListSink",
+    "PrewarmNotice",
     "Recorder",
     "RecorderStats",
     "RunHandle",
@@ -30,11 +37,14 @@ __all__ = [
     "context_executor",
     "current_hints",
     "current_run",
+    "dispatch_prewarm",
     "flush",
     "graph",
     "llm",
+    "on_prewarm",
     "record",
     "registry",
+    "remove_prewarm",
     "retriever",
     "run",
     "start_run",
