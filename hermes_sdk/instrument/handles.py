@@ -219,8 +219,8 @@ class RunHandle:
         if parent is not None and parent.run is not self:
             parent = None
         unit = UnitHandle(self, name, kind, backend, parent, input_tokens)
-        if not self.active:
-            return unit
+        if not self.active or self.end_ns is not None:
+            return unit  # detached: a late unit of an ended run is neither kept nor sent
         self.units.append(unit)
         rec = _rt.RUNTIME.recorder
         if rec is not None:

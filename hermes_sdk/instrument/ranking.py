@@ -57,9 +57,21 @@ def _rank_s(samples: np.ndarray) -> float | None:
     return None if not index > 0.0 else 1.0 / index
 
 
+def _predicted_output_tokens(run: RunHandle, unit: UnitHandle) -> int | None:
+    """Median output tokens learned for this unit's node (``None`` if it is not a graph node)."""
+    if unit.kind != "llm":
+        return None
+    graph = _rt.RUNTIME.registry().get(run.app, run.tenant)
+    if graph is None or unit.name not in graph.nodes:
+        return None
+    median = graph.node_stats(unit.name).output_tokens.quantile(0.5)
+    return None if median is None else round(median)
+
+
 def compute_hints(run: RunHandle, unit: UnitHandle | None) -> Hints:
     """Hints for ``unit`` of ``run`` (rank and remaining-demand quantiles when a graph exists)."""
     rank_s = p50 = p95 = None
+    output_tokens = None
     try:
         state = run_state(run, unit)
         samples = _rt.RUNTIME.registry().remaining_demand(
@@ -68,6 +80,8 @@ def compute_hints(run: RunHandle, unit: UnitHandle | None) -> Hints:
         if samples.size:
             p50, p95 = (float(q) for q in np.quantile(samples, [0.5, 0.95]))
             rank_s = _rank_s(samples)
+        if unit is not None:
+            output_tokens = _predicted_output_tokens(run, unit)
     except Exception as exc:
         log.debug("hermes: no rank for run %s: %r", run.run_id, exc)
     return Hints(
@@ -79,6 +93,7 @@ def compute_hints(run: RunHandle, unit: UnitHandle | None) -> Hints:
         rank_s=rank_s,
         remaining_p50_s=p50,
         remaining_p95_s=p95,
+        predicted_output_tokens=output_tokens,
     )
 
 

@@ -146,3 +146,33 @@ def test_record_ignores_invalid_values() -> None:
         3,
         None,
     )
+
+
+def test_units_started_after_run_end_are_detached() -> None:
+    sink = hi.ListSink()
+    hi.configure(store="memory://", sink=sink)
+    r = hi.start_run("late")
+    r.start_unit("a").end()
+    r.end()
+    late = r.start_unit("b")
+    late.end()
+    assert [u.name for u in r.units] == ["a"]
+    assert hi.flush(10)
+    assert [e["type"] for e in sink.events] == ["run_start", "unit_start", "unit_end", "run_end"]
+
+
+def test_hints_predict_output_tokens_and_rank_after_learning() -> None:
+    for _ in range(20):
+        r = hi.start_run("learned")
+        u = r.start_unit("chat", kind="llm")
+        u.record(input_tokens=5, output_tokens=42)
+        u.end()
+        r.end()
+    r = hi.start_run("learned")
+    u = r.start_unit("chat", kind="llm")
+    h = u.hints()
+    assert h.predicted_output_tokens == 42
+    assert h.rank_s is not None and h.remaining_p50_s is not None
+    assert u.hints() is h  # cached per unit
+    u.end()
+    r.end()
