@@ -21,46 +21,26 @@ from collections import deque
 from collections.abc import AsyncIterator, Mapping
 from contextlib import AbstractAsyncContextManager, suppress
 from dataclasses import dataclass
-from typing import Final, Protocol
+from typing import Final
 
 import aiohttp
 from aiohttp import web
 
-from hermes_sdk.policy.base import AppState, Policy
+from hermes_sdk.policy.base import AppState
+from hermes_sdk.server.admission import Lease, QueueTimeout
 from hermes_sdk.server.config import ServerConfig
+from hermes_sdk.server.scheduler import SCHEDULER, Scheduler
 from hermes_sdk.server.upstreams import UpstreamConfig, UpstreamRouter
 
 MAX_CALL_RECORDS: Final = 10_000
 _METADATA_KEYS: Final = ("hermes_app", "hermes_run", "hermes_unit", "hermes_deadline")
 _FORWARD_HEADERS: Final = ("accept", "user-agent")
 _DISCONNECT_POLL_S: Final = 0.05
+_REDISCOVER_S: Final = 5.0
 _PRIORITY_OFF: Final = b"riority scheduling is not enabled"
 """vLLM's 400 message for a ``priority`` sent to an engine without priority scheduling."""
 
 log = logging.getLogger("hermes_sdk.server.gateway")
-
-
-class SlotScheduler(Protocol):
-    """The part of the scheduler the gateway uses (see ``hermes_sdk.server.scheduler``)."""
-
-    policy: Policy
-
-    def slot(
-        self,
-        backend: str,
-        *,
-        tenant: str,
-        run_id: str | None = None,
-        app: str | None = None,
-        deadline_s: float | None = None,
-        timeout_s: float | None = None,
-    ) -> AbstractAsyncContextManager[object]: ...
-
-    def rank_of(self, tenant: str, run_id: str) -> float | None: ...
-
-    def run(self, tenant: str, run_id: str) -> object | None: ...
-
-    def ingest(self, tenant: str, events: list[dict[str, object]]) -> int: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -98,7 +78,7 @@ class _RunRef:
 class Gateway:
     """Routes, the shared upstream session and the record of recent calls."""
 
-    def __init__(self, config: ServerConfig, scheduler: SlotScheduler) -> None:
+    def __init__(self, config: ServerConfig, scheduler: Scheduler) -> None:
         self.config = config
         self.scheduler = scheduler
         self.router = UpstreamRouter(config.upstreams)
@@ -106,6 +86,7 @@ class Gateway:
         self.priority_rejected: set[str] = set()
         """Upstreams that refused a ``priority`` (no priority scheduling): none is sent to them."""
         self._session: aiohttp.ClientSession | None = None
+        self._discovered_at_s = -math.inf
 
     @property
     def session(self) -> aiohttp.ClientSession:
@@ -140,6 +121,17 @@ class Gateway:
         self.router.learn(upstream, [str(c["id"]) for c in cards if "id" in c])
         return cards
 
+    async def route(self, model: str) -> UpstreamConfig | None:
+        """The upstream for ``model``; on a miss, asks upstreams for their models again (at
+        most every ``_REDISCOVER_S``), e.g. when one was down when the gateway started."""
+        found = self.router.route(model)
+        now_s = time.monotonic()
+        if found is None and now_s - self._discovered_at_s > _REDISCOVER_S:
+            self._discovered_at_s = now_s
+            await asyncio.gather(*(self.discover(u) for u in self.router.upstreams))
+            found = self.router.route(model)
+        return found
+
     def unit_started(
         self, tenant: str, ref: _RunRef, upstream: UpstreamConfig, model: str
     ) -> str | None:
@@ -154,14 +146,8 @@ class Gateway:
         run = self.scheduler.run(tenant, ref.run_id)
         if run is None:
             return None
-        units: Mapping[str, object] = getattr(run, "units", {})
         parent = next(
-            (
-                uid
-                for uid, unit in units.items()
-                if getattr(unit, "top_level", False) and getattr(unit, "node", None) == ref.unit
-            ),
-            None,
+            (uid for uid, u in run.units.items() if u.top_level and u.node == ref.unit), None
         )
         unit_id = "gw-" + secrets.token_hex(8)
         event: dict[str, object] = {
@@ -259,12 +245,10 @@ def _usage(raw: object) -> tuple[int | None, int | None]:
     )
 
 
-def _slot_free(scheduler: SlotScheduler, backend: str) -> bool:
+def _slot_free(scheduler: Scheduler, backend: str) -> bool:
     """True when ``backend`` has a free slot and nobody waiting (so acquiring cannot block)."""
-    queue = getattr(scheduler, "queues", {}).get(backend)
-    if queue is None:
-        return False
-    return bool(queue.depth == 0 and queue.inflight < queue.max_inflight)
+    queue = scheduler.queues.get(backend)
+    return queue is not None and queue.depth == 0 and queue.inflight < queue.max_inflight
 
 
 def _disconnected(request: web.Request) -> bool:
@@ -272,13 +256,12 @@ def _disconnected(request: web.Request) -> bool:
     return transport is None or transport.is_closing()
 
 
-def _rank(gw: Gateway, lease: object, tenant: str, ref: _RunRef) -> float | None:
+def _rank(gw: Gateway, lease: Lease, tenant: str, ref: _RunRef) -> float | None:
     """The server-side rank in seconds for this request, None when it has no run."""
     if ref.run_id is None:
         return None
-    rank = getattr(lease, "rank_s", math.nan)
-    if isinstance(rank, float) and not math.isnan(rank):
-        return None if math.isinf(rank) else rank
+    if not math.isnan(lease.rank_s):  # NaN: granted at once, never ranked
+        return None if math.isinf(lease.rank_s) else lease.rank_s
     known = gw.scheduler.rank_of(tenant, ref.run_id)
     if known is not None:
         return None if math.isinf(known) else known
@@ -298,8 +281,8 @@ def _rank(gw: Gateway, lease: object, tenant: str, ref: _RunRef) -> float | None
 
 async def _wait_granted(
     request: web.Request,
-    enter: asyncio.Future[object],
-    slot: AbstractAsyncContextManager[object],
+    enter: asyncio.Future[Lease],
+    slot: AbstractAsyncContextManager[Lease],
 ) -> bool:
     """Wait for the slot while watching the client; False (and no slot held) if it left."""
     try:
@@ -316,9 +299,7 @@ async def _wait_granted(
     return False
 
 
-async def _abandon(
-    enter: asyncio.Future[object], slot: AbstractAsyncContextManager[object]
-) -> None:
+async def _abandon(enter: asyncio.Future[Lease], slot: AbstractAsyncContextManager[Lease]) -> None:
     """Give up a pending acquire; release the slot if it was granted in the meantime."""
     enter.cancel()
     await asyncio.gather(enter, return_exceptions=True)
@@ -343,7 +324,7 @@ async def _proxy(request: web.Request) -> web.StreamResponse:
     model = body.get("model")
     if not isinstance(model, str) or not model:
         return _error(400, "invalid_request", "`model` must be a non-empty string")
-    upstream = gw.router.route(model)
+    upstream = await gw.route(model)
     if upstream is None:
         return _error(404, "model_not_found", f"The model `{model}` does not exist.")
     tenant = str(request.get("tenant", "default"))
@@ -373,12 +354,9 @@ async def _proxy(request: web.Request) -> web.StreamResponse:
             if not await _wait_granted(request, enter, slot):
                 return web.Response(status=499)  # the client left while queued
             lease = enter.result()
-    except Exception as exc:  # queue timeout: tell the client to retry
-        retry_after_s = getattr(exc, "retry_after_s", None)
-        if retry_after_s is None:
-            return _error(503, "unavailable", f"no admission on {upstream.name!r}: {exc}")
+    except QueueTimeout as exc:  # tell the client when to retry
         resp = _error(429, "queue_timeout", str(exc))
-        resp.headers["Retry-After"] = str(max(1, math.ceil(retry_after_s)))
+        resp.headers["Retry-After"] = str(max(1, math.ceil(exc.retry_after_s)))
         return resp
     granted_at = time.perf_counter()
     unit_id = gw.unit_started(tenant, ref, upstream, model)
@@ -547,18 +525,12 @@ async def _models(request: web.Request) -> web.Response:
     return web.json_response({"object": "list", "data": [cards[k] for k in sorted(cards)]})
 
 
-def setup_gateway(
-    app: web.Application, config: ServerConfig, scheduler: SlotScheduler | None = None
-) -> None:
+def setup_gateway(app: web.Application, config: ServerConfig) -> None:
     """Add the gateway routes and its upstream session (cleanup_ctx) to ``app``.
 
-    ``scheduler`` defaults to ``app[SCHEDULER]`` (the server's scheduler).
+    Requests are admitted by the server's scheduler, ``app[SCHEDULER]``.
     """
-    if scheduler is None:
-        from hermes_sdk.server.scheduler import SCHEDULER
-
-        scheduler = app[SCHEDULER]
-    gateway = Gateway(config, scheduler)
+    gateway = Gateway(config, app[SCHEDULER])
     app[GATEWAY] = gateway
     app.cleanup_ctx.append(gateway.lifetime)
     for path in ("/v1/chat/completions", "/v1/completions", "/v1/embeddings"):

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import socket
+
 import aiohttp
 import pytest
 
 from hermes_sdk.server.upstreams import UpstreamConfig
+from hermes_sdk.sim.engine import SimEngineConfig, serve_sim_engine
 from tests.gateway.conftest import StartEngine, StartGateway, engine_records
 
 
@@ -63,3 +66,24 @@ async def test_routing_by_model_across_upstreams(stack: tuple[StartEngine, Start
     assert len(await engine_records(url_a)) == 1
     assert len(await engine_records(url_b)) == 2
     assert [c.upstream for c in gw.gateway.calls] == ["ua", "ub", "ub"]
+
+
+async def test_upstream_started_after_gateway_is_found(
+    stack: tuple[StartEngine, StartGateway],
+) -> None:
+    engine, gateway = stack
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    url_a = await engine(model="a")
+    late = f"http://127.0.0.1:{port}/v1"
+    gw = await gateway(UpstreamConfig("ua", url_a), UpstreamConfig("ub", late))
+    body = {"model": "b", "prompt": "x", "max_tokens": 1}
+    async with aiohttp.ClientSession() as s:
+        async with s.post(f"{gw.url}/completions", json=body) as r:
+            assert r.status == 404  # "ub" is down, so nobody serves "b"
+        cfg = SimEngineConfig(model="b", step_base_s=0.001)
+        async with serve_sim_engine(cfg, port=port):
+            gw.gateway._discovered_at_s = float("-inf")  # skip the re-discovery rate limit
+            async with s.post(f"{gw.url}/completions", json=body) as r:
+                assert r.status == 200
