@@ -35,7 +35,7 @@ from hermes_sdk.graph.sketch import FloatArray, SortedSamples
 from hermes_sdk.graph.token_model import TokenModel
 
 if TYPE_CHECKING:
-    from hermes_sdk.graph.pdgraph import PDGraph
+    from hermes_sdk.graph.pdgraph import NodeState, PDGraph
 
 MAX_STAGES = 64
 """Most stages (including the running one) one Monte Carlo path may walk."""
@@ -45,94 +45,159 @@ TOKEN_DRAWS = 256
 
 
 @dataclass(frozen=True, slots=True)
-class NodeArrays:
-    """What simulate() needs about one node for its running stage."""
-
-    kind: str
-    backend: str | None
-    call_s: SortedSamples
-    width: SortedSamples
-    output_tokens: SortedSamples
-
-
-@dataclass(frozen=True, slots=True)
 class CompiledGraph:
-    """Flat arrays of one graph version (see module docstring)."""
+    """Flat arrays of one graph version (see module docstring).
+
+    ``nodes`` are the graph's live node states: simulate() reads their sketches for the running
+    stage, which is safe because the graph holds its lock while it simulates.
+    """
 
     names: tuple[str, ...]
     index: dict[str, int]
     max_visit: int
-    trans_flat: FloatArray  # (N + 1) * K rows of N + 1 targets, row r holds r + cumulative p
+    trans_flat: FloatArray  # (N + 2) * K rows of N + 1 targets, row r holds r + 1 + cumulative p
     trans_target: np.ndarray  # node index (N = END) of each trans_flat position, plus one END
     stage_table: FloatArray  # per node equal-weight stage service seconds (+1 guard), concatenated
     stage_start: FloatArray  # offset of each node's table in stage_table (float for speed)
     stage_len: FloatArray  # entries per node table, excluding the guard
-    nodes: tuple[NodeArrays, ...]
-    all_stages: SortedSamples
+    nodes: tuple[NodeState, ...]
+    tables: tuple[FloatArray, ...]
     token_models: dict[str, TokenModel]
 
+    def all_stages(self) -> SortedSamples:
+        """Every node's stage demand pooled with equal weight (for a node never seen)."""
+        values = np.sort(np.concatenate(self.tables)) if self.tables else np.zeros(0)
+        return SortedSamples(values, np.arange(1, values.size + 1) / max(values.size, 1))
 
-def compile_graph(graph: PDGraph) -> CompiledGraph:
-    """Precompute the sampling arrays of ``graph``'s current version."""
-    names = tuple(sorted(graph.nodes))  # canonical: results depend only on learned state
-    index = {name: i for i, name in enumerate(names)}
-    n_nodes, k = len(names), graph.max_visit
-    end, width = n_nodes, n_nodes + 1  # targets: nodes then END
-    rows = np.zeros(((n_nodes + 2) * k, width))  # sources: nodes, END (absorbing), START
-    sources = [*names, END, START]
-    for s, src in enumerate(sources):
+
+def _source_rows(graph: PDGraph, src: str, index: dict[str, int], k: int) -> FloatArray:
+    """Cumulative next-node distributions of ``src`` for visits 1..k, shape (k, N + 1).
+
+    Same fallbacks as :meth:`PDGraph.transition_counts` (nearest lower observed visit, then all
+    visits of the node); a source never seen goes to END.
+    """
+    end = len(index)
+    rows = np.zeros((k, end + 1))
+    if src != END:
+        last: FloatArray | None = None
         for v in range(1, k + 1):
-            row = rows[s * k + v - 1]
-            counts = graph.transition_counts(src, v) if src != END else {}
-            for target, c in counts.items():
-                row[end if target == END else index[target]] += c
-            total = row.sum()
-            if total <= 0:
-                row[end] = 1.0
-                total = 1.0
-            np.cumsum(row / total, out=row)
-            row[-1] = 1.0
-    # row r is stored as r + 1 + cumulative p, so the query for (node, visit) is node*k + visit + u
-    trans_flat = (rows + np.arange(1, rows.shape[0] + 1)[:, None]).ravel()
-    # target of each flat position; one extra END entry guards a search past the last row
-    trans_target = np.append(np.tile(np.arange(width, dtype=np.int64), rows.shape[0]), end)
+            counts = graph.transitions.get((src, v))
+            if counts:
+                row = np.zeros(end + 1)
+                for target, c in counts.items():
+                    row[end if target == END else index[target]] += c
+                last = row
+            if last is not None:
+                rows[v - 1] = last
+        if last is None:
+            for v in range(1, k + 1):
+                rows[v - 1] = _row_from(graph.transition_counts(src, v), index)
+    totals = rows.sum(axis=1)
+    rows[totals <= 0, end] = 1.0
+    totals[totals <= 0] = 1.0
+    cum = np.cumsum(rows / totals[:, None], axis=1)
+    cum[:, -1] = 1.0
+    return cum
 
-    table_parts, starts, lengths, node_arrays = [], [], [], []
-    offset = 0
-    for name in names:
-        st = graph.nodes[name]
-        table = _equal_weight_table(st.stage_service_s.sorted())
-        table_parts.append(np.append(table, table[-1]))  # guard entry for u * len == len
-        starts.append(offset)
-        lengths.append(table.size)
-        offset += table.size + 1
-        node_arrays.append(
-            NodeArrays(
-                kind=st.kind,
-                backend=st.backend,
-                call_s=st.service_s.sorted(),
-                width=st.width.sorted(),
-                output_tokens=st.output_tokens.sorted(),
-            )
-        )
-    all_values = np.sort(np.concatenate(table_parts)) if table_parts else np.zeros(0)
-    table_parts.append(np.zeros(2))  # END: no demand
-    starts.append(offset)
-    lengths.append(1)
-    all_cum = np.arange(1, all_values.size + 1) / max(all_values.size, 1)
+
+def _row_from(counts: dict[str, int], index: dict[str, int]) -> FloatArray:
+    end = len(index)
+    row = np.zeros(end + 1)
+    for target, c in counts.items():
+        row[end if target == END else index[target]] += c
+    return row
+
+
+class GraphCompiler:
+    """Builds a graph's CompiledGraph incrementally: only what the last observes touched.
+
+    A new node changes every row's width, so it triggers a full rebuild; otherwise the rows of
+    the sources and the demand tables of the nodes on the observed paths are recomputed and the
+    flat arrays re-concatenated (cheap numpy copies).
+    """
+
+    def __init__(self) -> None:
+        self._names: tuple[str, ...] = ()
+        self._cum: FloatArray = np.zeros((0, 0, 0))
+        self._tables: dict[str, FloatArray] = {}
+        self._dirty_sources: set[str] = set()
+        self._dirty_nodes: set[str] = set()
+        self._full = True
+        self._compiled: CompiledGraph | None = None
+
+    def touch(self, sources: set[str], nodes: set[str]) -> None:
+        """Mark what one observe() changed."""
+        self._dirty_sources |= sources
+        self._dirty_nodes |= nodes
+        self._compiled = None
+
+    def get(self, graph: PDGraph) -> CompiledGraph:
+        """The CompiledGraph of ``graph``'s current state."""
+        if self._compiled is not None:
+            return self._compiled
+        names = tuple(sorted(graph.nodes))  # canonical: results depend only on learned state
+        index = {name: i for i, name in enumerate(names)}
+        k = graph.max_visit
+        sources = [*names, END, START]
+        if self._full or names != self._names or self._cum.shape[1] != k:
+            self._cum = np.stack([_source_rows(graph, src, index, k) for src in sources])
+            self._tables = {name: _node_table(graph.nodes[name]) for name in names}
+        else:
+            slot = {src: i for i, src in enumerate(sources)}
+            for src in self._dirty_sources:
+                self._cum[slot[src]] = _source_rows(graph, src, index, k)
+            for name in self._dirty_nodes:
+                self._tables[name] = _node_table(graph.nodes[name])
+        self._names, self._full = names, False
+        self._dirty_sources.clear()
+        self._dirty_nodes.clear()
+        self._compiled = _assemble(graph, names, index, self._cum, self._tables)
+        return self._compiled
+
+
+def _node_table(node: NodeState) -> FloatArray:
+    sketch = node.stage_service_s
+    if sketch.half_life_s is None:  # equal weights: the sorted samples are the table
+        return sketch.sorted_values() if len(sketch) else np.zeros(1)
+    return _equal_weight_table(sketch.sorted())
+
+
+def _assemble(
+    graph: PDGraph,
+    names: tuple[str, ...],
+    index: dict[str, int],
+    cum: FloatArray,
+    tables: dict[str, FloatArray],
+) -> CompiledGraph:
+    n_rows, width = cum.shape[0] * cum.shape[1], cum.shape[2]
+    end = len(names)
+    # row r is stored as r + 1 + cumulative p, so the query for (node, visit) is node*k + visit + u
+    trans_flat = (cum.reshape(n_rows, width) + np.arange(1, n_rows + 1)[:, None]).ravel()
+    # target of each flat position; one extra END entry guards a search past the last row
+    trans_target = np.append(np.tile(np.arange(width, dtype=np.int64), n_rows), end)
+    ordered = tuple(tables[name] for name in names)
+    parts = [np.append(t, t[-1]) for t in ordered]  # guard entry for u * len == len
+    parts.append(np.zeros(2))  # END: no demand
+    lengths = np.array([t.size for t in ordered] + [1], dtype=np.float64)
+    starts = np.concatenate(([0.0], np.cumsum(lengths + 1.0)[:-1]))
     return CompiledGraph(
         names=names,
         index=index,
-        max_visit=k,
+        max_visit=graph.max_visit,
         trans_flat=trans_flat,
         trans_target=trans_target,
-        stage_table=np.concatenate(table_parts),
-        stage_start=np.asarray(starts, dtype=np.float64),
-        stage_len=np.asarray(lengths, dtype=np.float64),
-        nodes=tuple(node_arrays),
-        all_stages=SortedSamples(all_values, all_cum),
-        token_models=dict(graph.token_models),
+        stage_table=np.concatenate(parts),
+        stage_start=starts,
+        stage_len=lengths,
+        nodes=tuple(graph.nodes[name] for name in names),
+        tables=ordered,
+        token_models=graph.token_models,
     )
+
+
+def compile_graph(graph: PDGraph) -> CompiledGraph:
+    """Precompute the sampling arrays of ``graph``'s current version from scratch."""
+    return GraphCompiler().get(graph)
 
 
 EQUAL_WEIGHT_POINTS = 1024
@@ -157,7 +222,7 @@ def _equal_weight_table(samples: SortedSamples) -> FloatArray:
 
 
 def _call_distribution(
-    cg: CompiledGraph, node: NodeArrays, state: RunState, rng: np.random.Generator
+    cg: CompiledGraph, node: NodeState, state: RunState, rng: np.random.Generator
 ) -> SortedSamples:
     """Per-call service distribution of the running unit (token model when applicable)."""
     if (
@@ -169,23 +234,23 @@ def _call_distribution(
         model = cg.token_models.get(node.backend)
         if model is not None:
             pred = model.predict_s(
-                float(state.input_tokens), node.output_tokens.sample(rng, TOKEN_DRAWS)
+                float(state.input_tokens), node.output_tokens.sorted().sample(rng, TOKEN_DRAWS)
             )
             if pred is not None:
                 values = np.sort(pred)
                 return SortedSamples(values, np.arange(1, values.size + 1) / values.size)
-    return node.call_s
+    return node.service_s.sorted()
 
 
 def _running_residual(
-    cg: CompiledGraph, node: NodeArrays, state: RunState, n: int, rng: np.random.Generator
+    cg: CompiledGraph, node: NodeState, state: RunState, n: int, rng: np.random.Generator
 ) -> FloatArray:
     """Residual seconds of the running stage: sum over its width of conditioned call residuals."""
     calls = _call_distribution(cg, node, state, rng)
     if state.width is not None:
         widths = np.full(n, max(1, state.width), dtype=np.int64)
     elif len(node.width):
-        widths = np.maximum(node.width.sample(rng, n).astype(np.int64), 1)
+        widths = np.maximum(node.width.sorted().sample(rng, n).astype(np.int64), 1)
     else:
         widths = np.ones(n, dtype=np.int64)
     max_w = int(widths.max())
@@ -210,7 +275,7 @@ def simulate(cg: CompiledGraph, state: RunState, n: int, rng: np.random.Generato
         start = cg.index[state.node]
     else:
         if state.running:
-            total += conditioned_residual(cg.all_stages, state.elapsed_s, n, rng)
+            total += conditioned_residual(cg.all_stages(), state.elapsed_s, n, rng)
         return total
     end, start_idx, stride = n_nodes, n_nodes + 1, n_nodes + 2
     if start == n_nodes:

@@ -20,7 +20,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from hermes_sdk.errors import GraphError
-from hermes_sdk.graph.montecarlo import CompiledGraph, compile_graph, simulate
+from hermes_sdk.graph.montecarlo import GraphCompiler, simulate
 from hermes_sdk.graph.prior import PooledPrior
 from hermes_sdk.graph.records import END, START, RunPath, RunState, Stage, UnitKind
 from hermes_sdk.graph.sketch import Sketch, SortedSamples
@@ -159,7 +159,7 @@ class PDGraph:
         self.token_models: dict[str, TokenModel] = {}
         self.run_service_s = Sketch(window, half_life_s)
         self._lock = threading.RLock()
-        self._compiled: CompiledGraph | None = None
+        self._compiler = GraphCompiler()
         self._cache: OrderedDict[tuple[RunState, int], NDArray[np.float64]] = OrderedDict()
 
     def __repr__(self) -> str:
@@ -193,7 +193,8 @@ class PDGraph:
             self.prior.add(path.service_s)
             self.runs += 1
             self.version += 1
-            self._compiled = None
+            touched = set(visits)
+            self._compiler.touch(touched | {START}, touched)
             self._cache.clear()
 
     def _count_transition(self, source: str, visit: int, target: str) -> None:
@@ -310,9 +311,7 @@ class PDGraph:
             if self.runs == 0:
                 out = self.prior.remaining(state.elapsed_s, n, gen)
             else:
-                if self._compiled is None:
-                    self._compiled = compile_graph(self)
-                out = simulate(self._compiled, state, n, gen)
+                out = simulate(self._compiler.get(self), state, n, gen)
             out.setflags(write=False)
             if rng is None:
                 self._cache[key] = out

@@ -62,12 +62,12 @@ class Sketch:
     """Ring buffer of the last ``window`` samples of one quantity with optional time decay."""
 
     __slots__ = (
-        "_buf_times",
-        "_buf_values",
+        "_arrays",
         "_cache",
         "_count",
         "_head",
-        "_size",
+        "_times_list",
+        "_values_list",
         "half_life_s",
         "window",
     )
@@ -79,24 +79,32 @@ class Sketch:
             raise GraphError(f"half_life_s must be a positive number or None, got {half_life_s!r}")
         self.window = window
         self.half_life_s = None if half_life_s is None else float(half_life_s)
-        capacity = min(window, 16)
-        self._buf_values = np.empty(capacity, dtype=np.float64)
-        self._buf_times = np.empty(capacity, dtype=np.float64)
-        self._size = 0
+        # plain lists: an add is two list stores (numpy scalar stores cost ~10x more)
+        self._values_list: list[float] = []
+        self._times_list: list[float] = []
         self._head = 0  # next write position once the buffer is full
         self._count = 0  # total samples ever added
+        self._arrays: tuple[FloatArray, FloatArray] | None = None
         self._cache: SortedSamples | None = None
 
     def __len__(self) -> int:
-        return self._size
+        return len(self._values_list)
+
+    def _storage(self) -> tuple[FloatArray, FloatArray]:
+        if self._arrays is None:
+            self._arrays = (
+                np.asarray(self._values_list, dtype=np.float64),
+                np.asarray(self._times_list, dtype=np.float64),
+            )
+        return self._arrays
 
     @property
     def _values(self) -> FloatArray:
-        return self._buf_values[: self._size]
+        return self._storage()[0]
 
     @property
     def _times(self) -> FloatArray:
-        return self._buf_times[: self._size]
+        return self._storage()[1]
 
     @property
     def total_added(self) -> int:
@@ -105,24 +113,26 @@ class Sketch:
 
     def add(self, value: float, time_s: float = 0.0) -> None:
         """Append one sample taken at unix time ``time_s``, evicting the oldest if full."""
-        if self._size < self.window:
-            if self._size == self._buf_values.size:
-                capacity = min(self.window, 2 * self._size)
-                self._buf_values = np.resize(self._buf_values, capacity)
-                self._buf_times = np.resize(self._buf_times, capacity)
-            self._buf_values[self._size] = value
-            self._buf_times[self._size] = time_s
-            self._size += 1
+        if len(self._values_list) < self.window:
+            self._values_list.append(float(value))
+            self._times_list.append(float(time_s))
         else:
-            self._buf_values[self._head] = value
-            self._buf_times[self._head] = time_s
+            self._values_list[self._head] = float(value)
+            self._times_list[self._head] = float(time_s)
             self._head = (self._head + 1) % self.window
         self._count += 1
+        self._arrays = None
         self._cache = None
+
+    def sorted_values(self) -> FloatArray:
+        """The samples sorted ascending, ignoring weights (cheaper than :meth:`sorted`)."""
+        if self._cache is not None:
+            return self._cache.values
+        return np.sort(self._values)
 
     def chronological(self) -> tuple[FloatArray, FloatArray]:
         """(values, times) oldest first."""
-        if self._size < self.window or self._head == 0:
+        if len(self._values_list) < self.window or self._head == 0:
             return self._values.copy(), self._times.copy()
         order = np.r_[self._head : self.window, 0 : self._head]
         return self._values[order], self._times[order]

@@ -21,19 +21,37 @@ _RIDGE = 1e-9
 class TokenModel:
     """Online linear regression of call seconds on (1, input_tokens, output_tokens)."""
 
-    __slots__ = ("_coef", "n", "xtx", "xty")
+    __slots__ = ("_coef", "_sums", "n")
 
     def __init__(self) -> None:
         self.n = 0
-        self.xtx = np.zeros((3, 3))
-        self.xty = np.zeros(3)
+        # running sums as Python floats: [i, o, ii, io, oo, y, iy, oy] (n is the 1*1 term)
+        self._sums = [0.0] * 8
         self._coef: NDArray[np.float64] | None = None
 
+    @property
+    def xtx(self) -> NDArray[np.float64]:
+        """``X'X`` of the design rows (1, input_tokens, output_tokens)."""
+        i, o, ii, io, oo = self._sums[:5]
+        return np.array([[float(self.n), i, o], [i, ii, io], [o, io, oo]])
+
+    @property
+    def xty(self) -> NDArray[np.float64]:
+        """``X'y`` with y = seconds."""
+        return np.array(self._sums[5:])
+
     def add(self, input_tokens: int, output_tokens: int, service_s: float) -> None:
-        """Fold one call in."""
-        x = np.array([1.0, float(input_tokens), float(output_tokens)])
-        self.xtx += np.outer(x, x)
-        self.xty += x * service_s
+        """Fold one call in (O(1), no allocation)."""
+        x_in, x_out, y = float(input_tokens), float(output_tokens), float(service_s)
+        s = self._sums
+        s[0] += x_in
+        s[1] += x_out
+        s[2] += x_in * x_in
+        s[3] += x_in * x_out
+        s[4] += x_out * x_out
+        s[5] += y
+        s[6] += x_in * y
+        s[7] += x_out * y
         self.n += 1
         self._coef = None
 
@@ -82,5 +100,15 @@ class TokenModel:
             raise GraphError("bad token model: need n >= 0, xtx 3x3 and xty of length 3")
         if not (np.isfinite(xtx).all() and np.isfinite(xty).all()):
             raise GraphError("bad token model: non-finite statistics")
-        model.n, model.xtx, model.xty = n, xtx, xty
+        if float(xtx[0, 0]) != float(n):
+            raise GraphError("bad token model: xtx[0][0] must equal n")
+        model.n = n
+        model._sums = [
+            float(xtx[0, 1]),
+            float(xtx[0, 2]),
+            float(xtx[1, 1]),
+            float(xtx[1, 2]),
+            float(xtx[2, 2]),
+            *(float(v) for v in xty),
+        ]
         return model

@@ -130,3 +130,23 @@ def test_unknown_running_node_contributes_positive_residual(learned: PDGraph) ->
     samples = learned.remaining_demand(state, n=500)
     assert np.all(samples > 0.0)
     assert learned.next_stage_probs(state) == {}
+
+
+def test_incremental_compile_matches_a_full_rebuild() -> None:
+    from hermes_sdk.graph.montecarlo import compile_graph, simulate
+
+    rng = np.random.default_rng(21)
+    graph = PDGraph(gen.APP, max_visit=3)
+    for i in range(120):
+        graph.observe(gen.make_path(rng, i))
+        if i % 7 == 0:
+            graph.remaining_demand(RunState())  # compiles incrementally from here on
+    graph.observe(gen.make_path(rng, 500))
+    incremental = graph._compiler.get(graph)
+    fresh = compile_graph(graph)
+    assert np.array_equal(incremental.trans_flat, fresh.trans_flat)
+    assert np.array_equal(incremental.stage_table, fresh.stage_table)
+    state = RunState("refine", (("plan", 1), ("refine", 2), ("search", 1)))
+    a = simulate(incremental, state, 500, np.random.default_rng(0))
+    b = simulate(fresh, state, 500, np.random.default_rng(0))
+    assert np.array_equal(a, b)
