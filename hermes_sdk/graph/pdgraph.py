@@ -15,6 +15,7 @@ import threading
 import zlib
 from collections import Counter, OrderedDict
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 from numpy.typing import NDArray
@@ -357,6 +358,12 @@ class PDGraph:
         from hermes_sdk.graph.render import graph_to_dot
 
         return graph_to_dot(self.to_dict(include_samples=False))
+
+    def to_png(self, path: str | Path) -> Path:
+        """Draw the graph to a PNG file (matplotlib Agg, layered layout); returns the path."""
+        from hermes_sdk.graph.render_png import graph_to_png
+
+        return graph_to_png(self.to_dict(include_samples=False), path)
 
     def to_mermaid(self) -> str:
         """Mermaid ``flowchart`` text: one node per unit plus START/END, edges labelled with p."""

@@ -109,3 +109,9 @@ def test_mermaid_renders_every_node_and_edge_with_safe_labels() -> None:
     edge_lines = [ln for ln in text.splitlines() if "-->" in ln]
     assert len(edge_lines) == len(doc["edges"])  # type: ignore[arg-type]
     assert text.startswith("flowchart LR")
+
+
+def test_png_is_written(tmp_path: Path) -> None:
+    out = _learned().to_png(tmp_path / "g.png")
+    assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert out.stat().st_size > 5000
