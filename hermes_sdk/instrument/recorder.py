@@ -29,7 +29,9 @@ _Pending = Event | tuple[Callable[..., Event], object, object]
 
 DEFAULT_QUEUE_SIZE: Final = 10_000
 DEFAULT_BATCH_SIZE: Final = 256
-DEFAULT_FLUSH_INTERVAL_S: Final = 0.25
+DEFAULT_FLUSH_INTERVAL_S: Final = 0.005
+"""Longest an event lingers in the queue to be batched with others before it is sent."""
+_IDLE_POLL_S: Final = 1.0
 DEFAULT_EXIT_TIMEOUT_S: Final = 2.0
 
 
@@ -109,6 +111,7 @@ class Recorder:
         self._busy = False
         self._closed = False
         self._started = False
+        self._sleeping = True  # True while the flusher waits for work (or is not started)
         self._thread: threading.Thread | None = None
         self._outage = False
 
@@ -120,10 +123,8 @@ class Recorder:
             self.dropped += 1
             return
         queue.append(event)
-        if not self._started:
-            self._start()
-        elif len(queue) == self.batch_size:
-            self._wake.set()
+        if self._sleeping:
+            self._wake_flusher()
 
     def emit_lazy(self, build: Callable[..., Event], a: object, b: object = None) -> None:
         """Queue ``build(a, b)`` to be called on the flusher thread (keeps dict-building off the
@@ -133,9 +134,15 @@ class Recorder:
             self.dropped += 1
             return
         queue.append((build, a, b))
+        if self._sleeping:
+            self._wake_flusher()
+
+    def _wake_flusher(self) -> None:
+        """First event since the flusher went idle: start or wake it (once per idle period)."""
+        self._sleeping = False
         if not self._started:
             self._start()
-        elif len(queue) == self.batch_size:
+        else:
             self._wake.set()
 
     # -- control ----------------------------------------------------------------------------
@@ -185,9 +192,16 @@ class Recorder:
 
     # -- flusher thread ---------------------------------------------------------------------
     def _loop(self) -> None:
+        wake = self._wake
         while not self._closed:
-            self._wake.wait(self.flush_interval_s)
-            self._wake.clear()
+            self._sleeping = True
+            if not self._queue:
+                wake.wait(_IDLE_POLL_S)
+            self._sleeping = False
+            wake.clear()
+            if self.flush_interval_s > 0:  # let a burst gather into one batch; flush() cuts it
+                wake.wait(self.flush_interval_s)
+                wake.clear()
             try:
                 self._drain()
             except Exception:  # the flusher must outlive any bug below it

@@ -156,6 +156,9 @@ def configure(
     a ``Store`` for embedded mode; ``enabled=False`` turns runs off (decorators then cost one
     context-variable read); ``None`` keeps ``HERMES_DISABLED`` in charge. ``sink`` sends events
     to any :class:`EventSink` (tests, custom transports) in addition to embedded learning.
+    Events wait at most ``flush_interval_s`` (default 5 ms) to be batched, so the scheduler
+    sees state changes promptly; at most ``queue_size`` wait (more are dropped and counted);
+    at exit, queued events get ``exit_timeout_s`` to leave.
     Raises :class:`ConfigError` for an unusable scheduler URL.
     """
     global RUNTIME
