@@ -10,6 +10,7 @@ Nothing here raises on odd input: unknown shapes give ``None``.
 
 from __future__ import annotations
 
+import functools
 import unicodedata
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -36,26 +37,29 @@ class NodeTask:
     namespace_depth: int
 
 
+@functools.lru_cache(maxsize=4096)
+def _printable(value: str) -> bool:
+    return not any(unicodedata.category(ch) in ("Cc", "Cs") for ch in value)
+
+
 def clean_name(value: object) -> str | None:
     """``value`` if it is usable as a unit or backend name (non-empty, short, printable)."""
     if not isinstance(value, str) or not value or len(value) > MAX_NAME_CHARS:
         return None
-    if any(unicodedata.category(ch) in ("Cc", "Cs") for ch in value):
-        return None
-    return value
+    return value if _printable(value) else None
 
 
 def node_task(metadata: Mapping[str, object] | None, tags: Sequence[str] | None) -> NodeTask | None:
     """The node task a chain run is, or ``None`` for any other chain (graphs, edges, lambdas)."""
     if not metadata or not tags:
         return None
-    node = clean_name(metadata.get("langgraph_node"))
-    if node is None or node.startswith("__"):
-        return None
     step = metadata.get("langgraph_step")
     if not isinstance(step, int) or isinstance(step, bool):
         return None
     if f"{STEP_TAG_PREFIX}{step}" not in tags:
+        return None
+    node = clean_name(metadata.get("langgraph_node"))
+    if node is None or node.startswith("__"):
         return None
     ns = metadata.get("langgraph_checkpoint_ns")
     depth = ns.count("|") + 1 if isinstance(ns, str) and ns else 1

@@ -7,7 +7,8 @@ input, so a seeded demo replays the same paths under every policy:
 
 - ``rag``: retrieve (retriever) -> answer (llm). Short.
 - ``react``: agent (llm) <-> search (tool), 1-6 turns with a non-geometric law. Medium.
-- ``mapreduce``: split -> summarise (llm, ``Send`` fan-out of 4-10) -> combine (llm). Long.
+- ``mapreduce``: split -> summarise (llm, ``Send`` fan-out of 4-10) -> combine (llm on the slow
+  tier). Long.
 - ``codefix``: write (llm) -> test (tool) -> back to write with p=0.5, at most 5 turns. Variable.
 """
 
@@ -29,8 +30,9 @@ from langchain_core.tools import tool
 from langgraph.graph import END, START, StateGraph
 from langgraph.types import Send
 
-ChatFactory = Callable[[int], BaseChatModel]
-"""Builds a chat model that answers with at most the given number of output tokens."""
+ChatFactory = Callable[[int, str], BaseChatModel]
+"""``chat(max_tokens, tier)``: a chat model answering with at most ``max_tokens`` tokens, served by
+the ``"fast"`` (shared) or ``"slow"`` engine tier."""
 
 _CORPUS = (
     "Hermes learns a probabilistic demand graph per application.",
@@ -79,7 +81,7 @@ class RagState(TypedDict, total=False):
 def build_rag(chat: ChatFactory) -> Any:
     """retrieve -> answer: the short app of the mix."""
     retriever = KeywordRetriever()
-    model = chat(24)
+    model = chat(24, "fast")
 
     async def retrieve(state: RagState) -> RagState:
         docs = await retriever.ainvoke(state["question"])
@@ -112,7 +114,7 @@ _REACT_TURNS = ((1, 0.4), (2, 0.3), (3, 0.2), (6, 0.1))
 
 def build_react(chat: ChatFactory) -> Any:
     """agent <-> search: a tool loop whose length (1, 2, 3 or 6 turns) is not geometric."""
-    model = chat(16)
+    model = chat(16, "fast")
 
     async def agent(state: ReactState) -> ReactState:
         turns = state.get("turns") or _draw(state["seed"], _REACT_TURNS)
@@ -149,7 +151,7 @@ class ChunkState(TypedDict):
 
 def build_mapreduce(chat: ChatFactory) -> Any:
     """split -> summarise x N (``Send`` fan-out, N in 4..10) -> combine: the long app."""
-    mapper, reducer = chat(48), chat(96)
+    mapper, reducer = chat(48, "fast"), chat(96, "slow")
 
     def split(state: MapReduceState) -> MapReduceState:
         n = random.Random(state["seed"]).randint(4, 10)
@@ -187,7 +189,7 @@ class CodeFixState(TypedDict, total=False):
 
 def build_codefix(chat: ChatFactory) -> Any:
     """write -> test -> write ... : the tests pass with p=0.5 per turn, at most 5 turns."""
-    model = chat(64)
+    model = chat(64, "fast")
 
     async def write(state: CodeFixState) -> CodeFixState:
         prompt = f"Fix the code for {state['question']}. Last report: {state.get('report', '')}"
@@ -232,6 +234,6 @@ DEMO_APPS: tuple[DemoApp, ...] = (
     DemoApp("rag", 4.0, build_rag),
     DemoApp("react", 3.0, build_react),
     DemoApp("codefix", 2.0, build_codefix),
-    DemoApp("mapreduce", 1.0, build_mapreduce),
+    DemoApp("mapreduce", 0.25, build_mapreduce),
 )
 """The demo mix: many short apps, some long ones (a heavy-ish tail, where Gittins helps)."""

@@ -96,4 +96,4 @@ def plot_outcomes(outcomes: Sequence[PolicyOutcome], path: Path) -> Path:
 
 def quick(config: DemoConfig) -> DemoConfig:
     """A smaller run for tests and CI (same shape, fewer apps)."""
-    return dataclasses.replace(config, apps=min(config.apps, 60))
+    return dataclasses.replace(config, apps=min(config.apps, 80))

@@ -19,7 +19,6 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
 
 import httpx
 import numpy as np
@@ -27,7 +26,7 @@ from langchain_openai import ChatOpenAI
 
 import hermes_sdk as hermes
 from hermes_langgraph import HermesCallbackHandler, async_httpx_request_hook
-from hermes_langgraph.demo.apps import DEMO_APPS, DemoApp
+from hermes_langgraph.demo.apps import DEMO_APPS
 from hermes_langgraph.demo.processes import ChildProcesses, free_port
 
 log = logging.getLogger("hermes_langgraph.demo")
@@ -41,7 +40,7 @@ class DemoConfig:
     """Knobs of one demo run (seconds, counts)."""
 
     apps: int = 120
-    arrival_rate: float = 6.0
+    arrival_rate: float = 8.0
     """Apps started per second (Poisson); the fast engine saturates around 8/s."""
     policies: tuple[str, ...] = ("fcfs", "gittins")
     seed: int = 7
@@ -88,22 +87,19 @@ def plan(config: DemoConfig) -> list[PlannedApp]:
     return out
 
 
-def _chat_factory(gateway: str, client: httpx.AsyncClient) -> Callable[[str], Any]:
-    def for_model(model: str) -> Callable[[int], ChatOpenAI]:
-        def build(max_tokens: int) -> ChatOpenAI:
-            return ChatOpenAI(
-                base_url=f"{gateway}/v1",
-                api_key="demo",  # type: ignore[arg-type]
-                model=model,
-                max_tokens=max_tokens,  # type: ignore[call-arg]
-                http_async_client=client,
-                max_retries=0,
-                timeout=120,
-            )
+def _chat_factory(gateway: str, client: httpx.AsyncClient) -> Callable[[int, str], ChatOpenAI]:
+    def build(max_tokens: int, tier: str) -> ChatOpenAI:
+        return ChatOpenAI(
+            base_url=f"{gateway}/v1",
+            api_key="demo",  # type: ignore[arg-type]
+            model=SLOW_MODEL if tier == "slow" else FAST_MODEL,
+            max_tokens=max_tokens,  # type: ignore[call-arg]
+            http_async_client=client,
+            max_retries=0,
+            timeout=120,
+        )
 
-        return build
-
-    return for_model
+    return build
 
 
 async def _run_apps(
@@ -117,8 +113,8 @@ async def _run_apps(
         timeout=120,
         event_hooks={"request": [async_httpx_request_hook(engine="openai")]},
     ) as client:
-        models = _chat_factory(gateway, client)
-        graphs = {a.name: _build(a, models) for a in DEMO_APPS}
+        chat = _chat_factory(gateway, client)
+        graphs = {a.name: a.build(chat) for a in DEMO_APPS}
         handlers = {a.name: HermesCallbackHandler(app=a.name) for a in DEMO_APPS}
         t0 = time.perf_counter()
         done: list[tuple[str, float]] = []
@@ -142,11 +138,6 @@ async def _run_apps(
 
         await asyncio.gather(*(one(p) for p in planned))
     return done, failed
-
-
-def _build(app: DemoApp, models: Callable[[str], Any]) -> Any:
-    # Map-reduce combines on the slower engine (the one that starts cold); all else is shared.
-    return app.build(models(SLOW_MODEL if app.name == "mapreduce" else FAST_MODEL))
 
 
 def _outcome(

@@ -1,0 +1,254 @@
+"""LangGraph callback overhead: wall time per invoke of a 10-node graph, with and without Hermes.
+
+Run: ``.venv/bin/python benchmarks/bench_langgraph.py [--quick]``. Prints a table and writes
+``benchmarks/results/langgraph.json`` (+ ``langgraph.png``). Every invoke is timed on its own with
+``perf_counter_ns``; variants are interleaved in rounds so drift hits them alike. Graphs:
+
+- ``10 nodes``: a straight line of 10 trivial nodes (the handler's pure bookkeeping cost);
+- ``10 nodes + llm``: the same, each node calling a langchain-core fake chat model that reports
+  ``usage_metadata`` (adds one nested ``llm`` unit per node and the hint context variable).
+
+Variants per graph and mode (``invoke`` sync, ``ainvoke`` async):
+
+- ``no callbacks``: the baseline;
+- ``no-op handler``: a ``BaseCallbackHandler`` that does nothing (what LangChain's callback
+  machinery costs any handler, e.g. a tracer);
+- ``hermes embedded``: ``HermesCallbackHandler`` learning in-process (``memory://`` store);
+- ``hermes remote``: as embedded plus the wire events queued for the background flusher.
+
+The overhead reported is p50(variant) - p50(no callbacks), per invoke and per node.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import gc
+import itertools
+import json
+import platform
+from pathlib import Path
+from time import perf_counter_ns
+from typing import Any, TypedDict
+
+import langchain_core
+import langgraph
+import numpy as np
+from hermes_langgraph import HermesCallbackHandler
+from langchain_core.callbacks import BaseCallbackHandler
+from langchain_core.language_models.fake_chat_models import GenericFakeChatModel
+from langchain_core.messages import AIMessage
+from langgraph.graph import END, START, StateGraph
+from rich.console import Console
+from rich.table import Table
+
+import hermes_sdk as hermes
+
+RESULTS = Path(__file__).parent / "results" / "langgraph.json"
+PLOT = RESULTS.with_suffix(".png")
+N_NODES = 10
+
+
+class NullSink:
+    """Discards event batches (remote mode without a network)."""
+
+    def send(self, events: list[dict[str, object]]) -> None:
+        return None
+
+
+class NoopHandler(BaseCallbackHandler):
+    """Receives every callback and does nothing."""
+
+    run_inline = True
+
+
+class LineState(TypedDict):
+    x: int
+
+
+def _replies() -> Any:
+    usage = {"input_tokens": 12, "output_tokens": 4, "total_tokens": 16}
+    while True:
+        yield AIMessage(content="ok", usage_metadata=usage)  # type: ignore[arg-type]
+
+
+def build_graph(with_llm: bool) -> Any:
+    """``n0 -> n1 -> ... -> n9``; each node optionally makes one fake chat model call."""
+    model = GenericFakeChatModel(messages=_replies())
+    builder = StateGraph(LineState)
+    names = [f"n{i}" for i in range(N_NODES)]
+
+    def sync_node(state: LineState) -> dict[str, int]:
+        if with_llm:
+            model.invoke("hi")
+        return {"x": state["x"] + 1}
+
+    async def async_node(state: LineState) -> dict[str, int]:
+        if with_llm:
+            await model.ainvoke("hi")
+        return {"x": state["x"] + 1}
+
+    from langchain_core.runnables import RunnableLambda
+
+    for name in names:
+        builder.add_node(name, RunnableLambda(sync_node, afunc=async_node, name=name))
+    builder.add_edge(START, names[0])
+    for a, b in itertools.pairwise(names):
+        builder.add_edge(a, b)
+    builder.add_edge(names[-1], END)
+    return builder.compile()
+
+
+VARIANTS = ("no callbacks", "no-op handler", "hermes embedded", "hermes remote")
+
+
+def _configure(variant: str) -> None:
+    if variant == "hermes remote":
+        hermes.configure(store="memory://", sink=NullSink(), queue_size=10_000_000)
+    else:
+        hermes.configure(store="memory://")
+
+
+def _config(variant: str, app: str) -> dict[str, Any]:
+    if variant == "no callbacks":
+        return {}
+    if variant == "no-op handler":
+        return {"callbacks": [NoopHandler()]}
+    return {"callbacks": [HermesCallbackHandler(app=app)]}
+
+
+def _sync_batch(graph: Any, config: dict[str, Any], n: int) -> list[int]:
+    out = []
+    for _ in range(n):
+        t0 = perf_counter_ns()
+        graph.invoke({"x": 0}, config)
+        out.append(perf_counter_ns() - t0)
+    return out
+
+
+async def _async_batch(graph: Any, config: dict[str, Any], n: int) -> list[int]:
+    out = []
+    for _ in range(n):
+        t0 = perf_counter_ns()
+        await graph.ainvoke({"x": 0}, config)
+        out.append(perf_counter_ns() - t0)
+    return out
+
+
+def measure(n: int, rounds: int) -> dict[str, Any]:
+    """Per graph, mode and variant: p50/p99/mean ns per invoke over ``n`` invokes."""
+    results: dict[str, Any] = {}
+    for with_llm in (False, True):
+        graph_name = f"{N_NODES} nodes" + (" + llm" if with_llm else "")
+        graph = build_graph(with_llm)
+        results[graph_name] = {}
+        for mode in ("invoke", "ainvoke"):
+            samples: dict[str, list[int]] = {v: [] for v in VARIANTS}
+            per_round = max(1, n // rounds)
+            for r in range(rounds + 1):  # round 0 is warm-up
+                for variant in VARIANTS:
+                    _configure(variant)
+                    config = _config(variant, f"bench-{mode}-{with_llm}")
+                    gc.collect()
+                    if mode == "invoke":
+                        batch = _sync_batch(graph, config, per_round)
+                    else:
+                        batch = asyncio.run(_async_batch(graph, config, per_round))
+                    if r > 0:
+                        samples[variant].extend(batch)
+            base = float(np.percentile(samples["no callbacks"], 50))
+            results[graph_name][mode] = {}
+            for variant in VARIANTS:
+                arr = np.asarray(samples[variant], dtype=np.float64)
+                p50 = float(np.percentile(arr, 50))
+                results[graph_name][mode][variant] = {
+                    "invokes": int(arr.size),
+                    "p50_us": p50 / 1e3,
+                    "p99_us": float(np.percentile(arr, 99)) / 1e3,
+                    "mean_us": float(arr.mean()) / 1e3,
+                    "overhead_p50_us": (p50 - base) / 1e3,
+                    "overhead_p50_per_node_us": (p50 - base) / 1e3 / N_NODES,
+                    "overhead_p50_pct": 100.0 * (p50 - base) / base,
+                }
+    hermes.configure(store="memory://")
+    return results
+
+
+def render(results: dict[str, Any], console: Console) -> None:
+    table = Table(title="LangGraph handler overhead per invoke (10-node graph)")
+    for col in ("graph", "mode", "variant", "p50 us", "p99 us", "+p50 us", "+us/node", "+%"):
+        table.add_column(col, justify="right" if col[0] in "p+" else "left")
+    for graph_name, modes in results.items():
+        for mode, variants in modes.items():
+            for variant, row in variants.items():
+                table.add_row(
+                    graph_name,
+                    mode,
+                    variant,
+                    f"{row['p50_us']:.0f}",
+                    f"{row['p99_us']:.0f}",
+                    f"{row['overhead_p50_us']:.0f}",
+                    f"{row['overhead_p50_per_node_us']:.1f}",
+                    f"{row['overhead_p50_pct']:.1f}",
+                )
+    console.print(table)
+
+
+def plot(results: dict[str, Any], path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    panels = [(g, m) for g, modes in results.items() for m in modes]
+    fig, axes = plt.subplots(1, len(panels), figsize=(4 * len(panels), 3.6), sharey=False)
+    for ax, (graph_name, mode) in zip(np.atleast_1d(axes), panels, strict=True):
+        rows = results[graph_name][mode]
+        x = np.arange(len(rows))
+        ax.bar(x - 0.2, [r["p50_us"] for r in rows.values()], 0.4, label="p50")
+        ax.bar(x + 0.2, [r["p99_us"] for r in rows.values()], 0.4, label="p99")
+        ax.set_xticks(x, [v.replace(" ", "\n") for v in rows], fontsize=7)
+        ax.set_title(f"{graph_name}, {mode}", fontsize=9)
+        ax.set_ylabel("us per invoke")
+    np.atleast_1d(axes)[0].legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="fewer invokes (smoke run)")
+    parser.add_argument("--out", type=Path, default=RESULTS)
+    args = parser.parse_args(argv)
+    n, rounds = (100, 2) if args.quick else (1500, 5)
+    console = Console()
+    results = measure(n, rounds)
+    render(results, console)
+    doc = {
+        "benchmark": "langgraph",
+        "quick": args.quick,
+        "nodes": N_NODES,
+        "python": platform.python_version(),
+        "machine": platform.machine(),
+        "langgraph": getattr(langgraph, "__version__", None) or _version("langgraph"),
+        "langchain_core": langchain_core.__version__,
+        "results": results,
+    }
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(doc, indent=2) + "\n")
+    plot(results, args.out.with_suffix(".png"))
+    console.print(f"wrote {args.out} and {args.out.with_suffix('.png')}")
+
+
+def _version(dist: str) -> str | None:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version(dist)
+    except PackageNotFoundError:
+        return None
+
+
+if __name__ == "__main__":
+    main()
