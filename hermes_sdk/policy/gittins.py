@@ -15,6 +15,7 @@ which one sort and one cumulative sum evaluate for every ``k`` at once (O(m log 
 
 from __future__ import annotations
 
+from collections import OrderedDict
 from typing import Final
 
 import numpy as np
@@ -23,6 +24,7 @@ from numpy.typing import ArrayLike, NDArray
 from hermes_sdk.graph.records import RunState
 from hermes_sdk.policy.base import AppState, DemandModel
 
+_MEMO_SIZE: Final = 4096
 MIN_RESIDUAL_S: Final = 1e-9
 """Residual sizes at or below this many seconds count as finished (guards float round-off)."""
 
@@ -91,11 +93,25 @@ class GittinsPolicy:
             raise ValueError(f"n must be >= 1, got {n}")
         self.model = model
         self.n = n
+        self._memo: OrderedDict[int, tuple[NDArray[np.float64], float, float]] = OrderedDict()
 
     def rank_and_quantum(self, app: AppState, now: float) -> tuple[float, float]:
-        """``(rank_s, quantum_s)``: rank, and the service after which it must be re-evaluated."""
+        """``(rank_s, quantum_s)``: rank, and the service after which it must be re-evaluated.
+
+        Models that cache (the PDGraph, the oracle) return the same read-only array for the same
+        state; its index is then remembered instead of recomputed.
+        """
         samples = self.model.remaining_demand(app.app, app.state, tenant=app.tenant, n=self.n)
+        cacheable = isinstance(samples, np.ndarray) and not samples.flags.writeable
+        if cacheable:
+            hit = self._memo.get(id(samples))
+            if hit is not None and hit[0] is samples:
+                return hit[1], hit[2]
         index, quantum = gittins_index_and_quantum(samples)
+        if cacheable:
+            self._memo[id(samples)] = (samples, 1.0 / index, quantum)
+            if len(self._memo) > _MEMO_SIZE:
+                self._memo.popitem(last=False)
         return 1.0 / index, quantum
 
     def rank(self, app: AppState, now: float) -> float:

@@ -1,0 +1,541 @@
+"""The discrete-event core: apps moving through stages over backends, ordered by a policy.
+
+One heap of events (app arrivals and backend wake-ups), one clock in seconds. A backend runs
+requests on ``servers`` slots at a speed that depends on how many run (a continuous-batching
+throughput curve); ``preemptive`` backends preempt-resume the worst-ranked running request
+whenever a better one waits (an iteration-level LLM engine); processor sharing (policy ``ps``)
+serves every request at once. Ranks come from the policy and are recomputed when an app's state
+changes: a stage starts or a call ends, a running app crosses its Gittins quantum (the service
+after which its index may fall), or, for LAS, its attained service passes a waiting app's.
+"""
+
+from __future__ import annotations
+
+import heapq
+import math
+from collections.abc import Callable, Sequence
+from typing import Final
+
+from hermes_sdk.graph.records import Call, RunPath, RunState, Stage
+from hermes_sdk.policy import (
+    AppFCFSPolicy,
+    AppState,
+    FCFSPolicy,
+    LASPolicy,
+    Policy,
+    ProcessorSharingPolicy,
+    SRPTOraclePolicy,
+)
+from hermes_sdk.sim.programs import RealStage
+from hermes_sdk.sim.workload import BackendSpec
+
+EPS_S: Final = 1e-9
+"""Work below this many seconds counts as done (float round-off)."""
+RERANK_REL: Final = 0.02
+"""Re-rank granularity: a running app is re-ranked after at least this share of its stage's
+service so far (and ``min_quantum_s``); LAS switches when the running app's attained service
+exceeds a waiting one's by this share. Continuous-time policies (LAS, Gittins on decreasing
+hazards) would otherwise switch infinitely often."""
+_ARRIVAL, _WAKE = 0, 1
+_WAITING, _RUNNING, _DONE = 0, 1, 2
+_COLD, _WARMING, _WARM = 0, 1, 2
+
+
+class SimApp:
+    """One app run inside the simulator (mutable; owned by :class:`Simulation`)."""
+
+    __slots__ = (
+        "arrival_s",
+        "attained_s",
+        "cold_wait_s",
+        "deadline_s",
+        "finish_s",
+        "idx",
+        "key",
+        "name",
+        "pending",
+        "quantum_end_s",
+        "records",
+        "run_id",
+        "stage_attained_s",
+        "stage_cold_s",
+        "stage_i",
+        "stage_start_s",
+        "stages",
+        "standalone_s",
+        "total_s",
+        "version",
+        "visits",
+    )
+
+    def __init__(
+        self,
+        idx: int,
+        name: str,
+        arrival_s: float,
+        stages: list[RealStage],
+        standalone_s: float,
+        deadline_rel_s: float | None,
+    ) -> None:
+        self.idx = idx
+        self.name = name
+        self.run_id = f"run-{idx}"
+        self.arrival_s = arrival_s
+        self.stages = stages
+        self.standalone_s = standalone_s
+        self.deadline_s = None if deadline_rel_s is None else arrival_s + deadline_rel_s
+        self.total_s = sum(s.service_s for s in stages)
+        self.attained_s = 0.0
+        self.stage_attained_s = 0.0
+        self.stage_i = 0
+        self.stage_start_s = arrival_s
+        self.stage_cold_s = 0.0
+        self.cold_wait_s = 0.0
+        self.pending = 0
+        self.key = 0.0
+        self.version = 0
+        self.quantum_end_s = math.inf
+        self.finish_s = math.nan
+        self.visits: dict[str, int] = {}
+        self.records: list[Stage] = []
+
+
+class _Request:
+    __slots__ = ("app", "arrival_s", "index", "rate", "remaining_s", "seq", "service_s", "state")
+
+    def __init__(self, app: SimApp, index: int, service_s: float, t: float, seq: int) -> None:
+        self.app = app
+        self.index = index
+        self.service_s = service_s
+        self.remaining_s = service_s
+        self.arrival_s = t
+        self.seq = seq
+        self.rate = 0.0
+        self.state = _WAITING
+
+
+class _Backend:
+    __slots__ = (
+        "busy_s",
+        "cold_starts",
+        "held",
+        "idle_since",
+        "last_t",
+        "running",
+        "shared",
+        "slots",
+        "spec",
+        "speed",
+        "state",
+        "waiting",
+        "wake_t",
+        "wake_version",
+        "warm_at",
+        "warm_start",
+    )
+
+    def __init__(self, spec: BackendSpec, processor_sharing: bool) -> None:
+        self.spec = spec
+        self.slots = spec.servers
+        self.shared = processor_sharing or spec.servers is None
+        self.waiting: list[tuple[float, float, int, _Request, int]] = []
+        self.held: list[_Request] = []
+        self.running: list[_Request] = []
+        self.last_t = 0.0
+        self.busy_s = 0.0
+        self.wake_version = 0
+        self.wake_t = math.inf
+        self.speed = spec.speed
+        cold = spec.cold_start_s > 0 and not spec.initially_warm
+        self.state = _COLD if cold else _WARM
+        self.warm_at = 0.0
+        self.warm_start = 0.0
+        self.idle_since = 0.0
+        self.cold_starts = 0
+
+
+class Simulation:
+    """Runs ``apps`` (drawn upfront, sorted by arrival) over ``backends`` under ``policy``."""
+
+    def __init__(
+        self,
+        apps: Sequence[SimApp],
+        backends: dict[str, BackendSpec],
+        policy: Policy,
+        *,
+        observe: Callable[[RunPath], object] | None = None,
+        min_quantum_s: float = 1e-3,
+        progress: Callable[[int, int], None] | None = None,
+        mark_idx: int = 0,
+    ) -> None:
+        self.apps = apps
+        self.mark_idx = mark_idx
+        self.area_mark = 0.0
+        self.policy = policy
+        self.ps = bool(getattr(policy, "processor_sharing", False))
+        self.backends = {name: _Backend(spec, self.ps) for name, spec in backends.items()}
+        self.observe = observe
+        self.dynamic = bool(getattr(policy, "dynamic", True))
+        self.time_varying = bool(getattr(policy, "time_varying", False))
+        self.has_quantum = hasattr(policy, "rank_and_quantum")
+        self.las = isinstance(policy, LASPolicy)
+        fast: dict[type, Callable[[SimApp], float]] = {
+            FCFSPolicy: lambda a: a.stage_start_s,
+            ProcessorSharingPolicy: lambda a: a.stage_start_s,
+            AppFCFSPolicy: lambda a: a.arrival_s,
+            LASPolicy: lambda a: a.attained_s,
+            SRPTOraclePolicy: lambda a: max(a.total_s - a.attained_s, 0.0),
+        }
+        self.fast_key = fast.get(type(policy))
+        """Keys of the simple baselines without building an AppState (same values as rank)."""
+        self.min_quantum_s = min_quantum_s
+        self.progress = progress
+        self.heap: list[tuple[float, int, int, object, int]] = []
+        self.seq = 0
+        self.events = 0
+        self.now = 0.0
+        self.in_system = 0
+        self.area = 0.0
+        self.area_t = 0.0
+        self.done = 0
+        self.finished: list[_Request] = []
+        self.dirty: set[_Backend] = set()
+        self.cold_waits: list[float] = []
+
+    # --- ranks ---------------------------------------------------------------------------------
+
+    def _rerank(self, app: SimApp, t: float) -> None:
+        fast = self.fast_key
+        if fast is not None:
+            key = fast(app)
+            if key != app.key:
+                app.key = key
+                app.version += 1
+            return
+        stage = app.stages[app.stage_i]
+        state = AppState(
+            app=app.name,
+            run_id=app.run_id,
+            arrival_s=app.arrival_s,
+            attained_s=app.attained_s,
+            state=RunState(
+                node=stage.node,
+                visits=tuple(sorted(app.visits.items())),
+                running=True,
+                elapsed_s=app.stage_attained_s,
+                input_tokens=stage.input_tokens[0] if stage.input_tokens else None,
+                width=stage.width,
+            ),
+            deadline_s=app.deadline_s,
+            request_arrival_s=app.stage_start_s,
+            true_remaining_s=max(app.total_s - app.attained_s, 0.0),
+        )
+        policy = self.policy
+        if self.time_varying:
+            key = policy.order_key(state, t)  # type: ignore[attr-defined]
+        elif self.has_quantum:
+            key, quantum = policy.rank_and_quantum(state, t)  # type: ignore[attr-defined]
+            granule = max(RERANK_REL * app.stage_attained_s, self.min_quantum_s)
+            app.quantum_end_s = app.attained_s + max(quantum, granule)
+        else:
+            key = policy.rank(state, t)
+        if key != app.key:
+            app.key = key
+            app.version += 1
+
+    # --- event loop ----------------------------------------------------------------------------
+
+    def _push(self, t: float, kind: int, obj: object, version: int = 0) -> None:
+        self.seq += 1
+        heapq.heappush(self.heap, (t, self.seq, kind, obj, version))
+
+    def run(self) -> None:
+        """Simulate until every app has finished."""
+        if not self.apps:
+            return
+        self._push(self.apps[0].arrival_s, _ARRIVAL, 0)
+        heap = self.heap
+        pop = heapq.heappop
+        total = len(self.apps)
+        step = max(1, total // 100)
+        reported = 0
+        while heap:
+            t, _, kind, obj, version = pop(heap)
+            if kind == _WAKE:
+                backend: _Backend = obj  # type: ignore[assignment]
+                if version != backend.wake_version:
+                    continue
+                backend.wake_t = math.inf
+                self.events += 1
+                self.now = t
+                self._advance(backend, t)
+                self.dirty.add(backend)
+            else:
+                self.events += 1
+                self.now = t
+                idx: int = obj  # type: ignore[assignment]
+                app = self.apps[idx]
+                self.area += self.in_system * (t - self.area_t)
+                self.area_t = t
+                if idx == self.mark_idx:
+                    self.area_mark = self.area
+                self.in_system += 1
+                if idx + 1 < total:
+                    self._push(self.apps[idx + 1].arrival_s, _ARRIVAL, idx + 1)
+                self._enter_stage(app, t)
+            while self.finished:
+                self._request_done(self.finished.pop(), t)
+            while self.dirty:
+                self._dispatch(self.dirty.pop(), t)
+            if self.progress is not None and self.done >= reported + step:
+                reported = self.done
+                self.progress(self.done, total)
+
+    def _enter_stage(self, app: SimApp, t: float) -> None:
+        stage = app.stages[app.stage_i]
+        app.visits[stage.node] = app.visits.get(stage.node, 0) + 1
+        app.pending = stage.width
+        app.stage_attained_s = 0.0
+        app.stage_start_s = t
+        app.stage_cold_s = 0.0
+        self._rerank(app, t)
+        backend = self.backends[stage.unit.backend]
+        for i, service in enumerate(stage.services_s):
+            self.seq += 1
+            self._submit(backend, _Request(app, i, service, t, self.seq), t)
+
+    def _submit(self, b: _Backend, req: _Request, t: float) -> None:
+        self._advance(b, t)
+        if (
+            b.state == _WARM
+            and b.spec.cold_start_s > 0
+            and not b.running
+            and not b.waiting
+            and t - b.idle_since > b.spec.keep_alive_s
+        ):
+            b.state = _COLD
+        if b.shared:
+            if b.state == _WARM:
+                b.running.append(req)
+                req.state = _RUNNING
+            else:
+                b.held.append(req)
+        else:
+            app = req.app
+            heapq.heappush(b.waiting, (app.key, app.arrival_s, req.seq, req, app.version))
+        self.dirty.add(b)
+
+    def _advance(self, b: _Backend, t: float) -> None:
+        """Account service from ``b.last_t`` to ``t`` at the current rates; collect finishers."""
+        dt = t - b.last_t
+        b.last_t = t
+        running = b.running
+        if not running:
+            return
+        if dt > 0.0:
+            b.busy_s += dt * (min(len(running), b.slots) if b.slots else len(running))
+            for r in running:
+                work = r.rate * dt
+                if work > r.remaining_s:
+                    work = r.remaining_s
+                r.remaining_s -= work
+                app = r.app
+                app.attained_s += work
+                app.stage_attained_s += work
+        if any(r.remaining_s <= EPS_S for r in running):
+            keep = []
+            for r in running:
+                if r.remaining_s <= EPS_S:
+                    r.state = _DONE
+                    self.finished.append(r)
+                else:
+                    keep.append(r)
+            b.running = keep
+            self.dirty.add(b)
+
+    def _request_done(self, req: _Request, t: float) -> None:
+        app = req.app
+        app.pending -= 1
+        if app.pending > 0:
+            if self.dynamic:
+                self._rerank(app, t)
+            return
+        stage = app.stages[app.stage_i]
+        app.cold_wait_s += app.stage_cold_s
+        if self.observe is not None:
+            calls = tuple(
+                Call(
+                    service_s=s,
+                    input_tokens=stage.input_tokens[i] if stage.input_tokens else None,
+                    output_tokens=stage.output_tokens[i] if stage.output_tokens else None,
+                )
+                for i, s in enumerate(stage.services_s)
+            )
+            app.records.append(
+                Stage(
+                    node=stage.node,
+                    calls=calls,
+                    kind=stage.unit.kind,
+                    backend=stage.unit.backend,
+                    latency_s=t - app.stage_start_s,
+                )
+            )
+        app.stage_i += 1
+        if app.stage_i < len(app.stages):
+            self._enter_stage(app, t)
+            return
+        app.finish_s = t
+        self.area += self.in_system * (t - self.area_t)
+        self.area_t = t
+        self.in_system -= 1
+        self.done += 1
+        if self.observe is not None:
+            path = RunPath(
+                app=app.name,
+                stages=tuple(app.records),
+                run_id=app.run_id,
+                started_at=app.arrival_s,
+                deadline_s=None if app.deadline_s is None else app.deadline_s - app.arrival_s,
+            )
+            app.records = []
+            self.observe(path)
+
+    # --- dispatch ------------------------------------------------------------------------------
+
+    def _peek(self, b: _Backend) -> tuple[float, float, int, _Request, int] | None:
+        h = b.waiting
+        while h:
+            entry = h[0]
+            req = entry[3]
+            if req.state != _WAITING:
+                heapq.heappop(h)
+                continue
+            app = req.app
+            if entry[4] != app.version:
+                heapq.heapreplace(h, (app.key, app.arrival_s, req.seq, req, app.version))
+                continue
+            return entry
+        return None
+
+    def _warm_up(self, b: _Backend, t: float) -> bool:
+        """Handle cold starts; True when the backend may serve now."""
+        if b.state == _WARM:
+            return True
+        if b.state == _COLD:
+            if not (b.waiting or b.held):
+                return False
+            b.state = _WARMING
+            b.cold_starts += 1
+            b.warm_start = t
+            b.warm_at = t + b.spec.cold_start_s
+        if t < b.warm_at - EPS_S:
+            return False
+        b.state = _WARM
+        waiting = [e[3] for e in b.waiting if e[3].state == _WAITING] + b.held
+        for req in waiting:
+            wait = b.warm_at - max(req.arrival_s, b.warm_start)
+            self.cold_waits.append(wait)
+            req.app.stage_cold_s = max(req.app.stage_cold_s, wait)
+        if b.held:
+            for req in b.held:
+                req.state = _RUNNING
+            b.running.extend(b.held)
+            b.held = []
+        return True
+
+    def _refresh_running(self, b: _Backend, t: float, best: float) -> None:
+        """Re-rank running apps whose rank may have changed since it was computed."""
+        seen: set[int] = set()
+        worst = max(r.app.key for r in b.running)
+        for r in b.running:
+            app = r.app
+            if app.idx in seen:
+                continue
+            seen.add(app.idx)
+            if not self.has_quantum or best < worst or app.attained_s >= app.quantum_end_s - EPS_S:
+                self._rerank(app, t)
+
+    def _dispatch(self, b: _Backend, t: float) -> None:
+        if b.last_t != t:
+            self._advance(b, t)
+        ready = b.state == _WARM or self._warm_up(b, t)
+        tick = math.inf
+        running = b.running
+        if ready and not b.shared and b.waiting:
+            slots = b.slots or 0
+            waiting = b.waiting
+            peek = self._peek
+            while len(running) < slots:
+                entry = peek(b)
+                if entry is None:
+                    break
+                heapq.heappop(waiting)
+                entry[3].state = _RUNNING
+                running.append(entry[3])
+            if b.spec.preemptive and running:
+                entry = peek(b)
+                if entry is not None and self.dynamic:
+                    self._refresh_running(b, t, entry[0])
+                    entry = peek(b)
+                while entry is not None:
+                    worst = running[0]
+                    wa = worst.app
+                    for r in running:
+                        ra = r.app
+                        if (ra.key, ra.arrival_s, r.seq) > (wa.key, wa.arrival_s, worst.seq):
+                            worst, wa = r, ra
+                    if (entry[0], entry[1], entry[2]) >= (wa.key, wa.arrival_s, worst.seq):
+                        break
+                    heapq.heappop(waiting)
+                    running.remove(worst)
+                    worst.state = _WAITING
+                    heapq.heappush(waiting, (wa.key, wa.arrival_s, worst.seq, worst, wa.version))
+                    entry[3].state = _RUNNING
+                    running.append(entry[3])
+                    entry = peek(b)
+                if entry is not None and self.dynamic:
+                    tick = self._next_tick(b, t, entry[0])
+        if ready and running:
+            k = len(running)
+            speed = b.speed
+            if b.shared and b.slots is not None and k > b.slots:
+                rate = speed[min(b.slots, len(speed)) - 1] * b.slots / k
+            else:
+                rate = speed[min(k, len(speed)) - 1]
+            soonest = math.inf
+            for r in running:
+                r.rate = rate
+                if r.remaining_s < soonest:
+                    soonest = r.remaining_s
+            wake = t + soonest / rate
+            if tick < wake:
+                wake = tick
+        elif b.state == _WARMING:
+            wake = b.warm_at
+        else:
+            wake = math.inf
+            b.idle_since = t
+        if wake == b.wake_t:
+            return
+        b.wake_version += 1
+        b.wake_t = wake
+        if wake < math.inf:
+            self._push(wake, _WAKE, b, b.wake_version)
+
+    def _next_tick(self, b: _Backend, t: float, best_waiting: float) -> float:
+        """When a running app's rank may next fall behind a waiting one (quantum or LAS)."""
+        rates: dict[int, tuple[SimApp, float]] = {}
+        speed = b.spec.speed_at(len(b.running))
+        for r in b.running:
+            app, rate = rates.get(r.app.idx, (r.app, 0.0))
+            rates[r.app.idx] = (app, rate + speed)
+        tick = math.inf
+        for app, rate in rates.values():
+            if self.has_quantum:
+                need = app.quantum_end_s - app.attained_s
+            elif self.las:
+                need = best_waiting * (1 + RERANK_REL) + self.min_quantum_s - app.attained_s
+            else:
+                continue
+            tick = min(tick, t + max(need, EPS_S) / rate)
+        return tick

@@ -1,0 +1,134 @@
+"""The oracle demand model: remaining demand drawn from the app's true program.
+
+``learning: oracle`` hands this to the policy instead of a learned PDGraph, to check policies
+against queueing theory with the learning error removed. It still only knows the app's *state*
+(node, visit counts, service spent in the running stage, fan-out width), never the drawn sizes.
+"""
+
+from __future__ import annotations
+
+import zlib
+from collections.abc import Mapping
+
+import numpy as np
+from numpy.typing import NDArray
+
+from hermes_sdk.graph.records import START, RunState
+from hermes_sdk.sim.dists import Discrete, Dist
+from hermes_sdk.sim.programs import Program, UniformStream
+
+_TOKEN_POOL = 4096
+_CACHE_LIMIT = 20_000
+TOLERANCE_S = 1e-9
+"""Residuals within this many seconds of zero count as done (float round-off of the clock)."""
+
+
+class OracleModel:
+    """A :class:`~hermes_sdk.policy.DemandModel` that samples each app's true program.
+
+    The running stage's residual is an exact conditional quantile grid when the stage is one
+    call; the rest of the run is Monte Carlo over the program, cached per (app, node, visits).
+    """
+
+    def __init__(self, programs: Mapping[str, Program], seed: int = 0) -> None:
+        self.programs = programs
+        self.seed = seed
+        self._cache: dict[tuple[object, ...], NDArray[np.float64]] = {}
+        self._dists: dict[tuple[object, ...], Dist] = {}
+
+    def _stream(self, key: tuple[object, ...]) -> UniformStream:
+        salt = zlib.crc32(repr(key).encode())
+        return UniformStream(np.random.default_rng([self.seed, salt]))
+
+    def _cached(self, key: tuple[object, ...]) -> NDArray[np.float64] | None:
+        return self._cache.get(key)
+
+    def _store(self, key: tuple[object, ...], value: NDArray[np.float64]) -> NDArray[np.float64]:
+        if len(self._cache) >= _CACHE_LIMIT:
+            self._cache.clear()
+        value.setflags(write=False)
+        self._cache[key] = value
+        return value
+
+    def _future(
+        self, app: str, node: str, visits: tuple[tuple[str, int], ...], n: int
+    ) -> NDArray[np.float64]:
+        """Demand of the rest of the run after the current visit of ``node`` ends (shuffled)."""
+        key = ("future", app, node, visits, n)
+        hit = self._cached(key)
+        if hit is not None:
+            return hit
+        program = self.programs[app]
+        stream = self._stream(key)
+        out = np.empty(n)
+        for i in range(n):
+            if node == START:
+                stages = program.realize(stream)
+            else:
+                stages = program.walk(node, dict(visits), stream, enter=False)
+            out[i] = sum(s.service_s for s in stages)
+        return self._store(key, out)
+
+    def _call_dist(self, app: str, node: str, visit: int) -> Dist:
+        """Law of one call's service at this visit (token-priced units: an empirical pool)."""
+        unit = self.programs[app].app.units[node]
+        if unit.service is not None:
+            return unit.service
+        key = (app, node, visit)
+        dist = self._dists.get(key)
+        if dist is None:
+            program = self.programs[app]
+            stream = self._stream(("call", *key))
+            pool: list[float] = []
+            while len(pool) < _TOKEN_POOL:
+                pool.extend(program.draw_stage(node, visit, stream).services_s)
+            dist = Discrete.of(pool[:_TOKEN_POOL], [1.0] * _TOKEN_POOL)
+            self._dists[key] = dist
+        return dist
+
+    def _stage_residual(
+        self, app: str, node: str, visit: int, width: int, elapsed_s: float, n: int
+    ) -> NDArray[np.float64]:
+        """Remaining service of the running stage given ``elapsed_s`` spent on it (sorted)."""
+        dist = self._call_dist(app, node, visit)
+        above = elapsed_s + TOLERANCE_S * (1.0 + elapsed_s)
+        if width <= 1:
+            grid = dist.conditional_grid(above, n)
+            return grid - elapsed_s if grid.size else np.full(1, TOLERANCE_S)
+        key = ("sum", app, node, visit, width, n)
+        sums = self._cached(key)
+        if sums is None:
+            rng = np.random.default_rng([self.seed, zlib.crc32(repr(key).encode())])
+            draws = dist.sample(rng, n * width).reshape(n, width).sum(axis=1)
+            draws.sort()
+            sums = self._store(key, draws)
+        tail = sums[np.searchsorted(sums, above, side="right") :]
+        if tail.size < max(1, n // 20):
+            tail = sums[-max(1, n // 20) :]
+        return np.maximum(tail - elapsed_s, TOLERANCE_S)
+
+    def remaining_demand(
+        self, app: str, state: RunState, *, tenant: str = "default", n: int = 1000
+    ) -> NDArray[np.float64]:
+        """Samples (seconds) of the remaining demand of a run of ``app`` in ``state``.
+
+        Returns at most ``n`` samples (fewer when a discrete law leaves fewer distinct quantiles).
+        """
+        if state.node == START:
+            return self._future(app, START, (), n)
+        future = self._future(app, state.node, state.visits, n)
+        if not state.running:
+            return future
+        fresh = state.elapsed_s == 0.0
+        key = ("fresh", app, state.node, state.visits, state.width, n)
+        if fresh:
+            hit = self._cached(key)
+            if hit is not None:
+                return hit
+        visit = state.visit_count(state.node)
+        residual = self._stage_residual(
+            app, state.node, visit, state.width or 1, state.elapsed_s, n
+        )
+        m = min(residual.size, future.size)
+        out = residual[:m] + future[:m]
+        return self._store(key, out) if fresh else out

@@ -1,0 +1,143 @@
+"""Apps as stochastic programs: drawing one run's path of stages (units, fan-out, call sizes).
+
+A run is realised in full when the app arrives, from its own stretch of one uniform stream, so
+every policy simulated on a workload sees exactly the same apps (common random numbers) and the
+simulator knows each app's true remaining work (for ``srpt_oracle`` only).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping
+from typing import NamedTuple
+
+import numpy as np
+
+from hermes_sdk.graph.records import END
+from hermes_sdk.sim.dists import Deterministic
+from hermes_sdk.sim.workload import AppSpec, BackendSpec, UnitSpec
+
+_BUFFER = 65_536
+
+
+class UniformStream:
+    """Uniforms on (0, 1) drawn from ``rng`` in large blocks (fast scalar draws)."""
+
+    __slots__ = ("_it", "_rng")
+
+    def __init__(self, rng: np.random.Generator) -> None:
+        self._rng = rng
+        self._it: Iterator[float] = iter(())
+
+    def u(self) -> float:
+        """The next uniform."""
+        try:
+            return next(self._it)
+        except StopIteration:
+            block = self._rng.random(_BUFFER)
+            np.clip(block, 1e-16, 1.0 - 1e-16, out=block)
+            self._it = iter(block.tolist())
+            return next(self._it)
+
+
+class RealStage(NamedTuple):
+    """One drawn stage: ``node`` called ``len(services_s)`` times in parallel (a named tuple:
+    the simulator draws millions)."""
+
+    node: str
+    unit: UnitSpec
+    visit: int
+    services_s: tuple[float, ...]
+    """Seconds of backend service of each call at speed 1."""
+    input_tokens: tuple[int, ...] | None = None
+    output_tokens: tuple[int, ...] | None = None
+
+    @property
+    def width(self) -> int:
+        """Number of parallel calls."""
+        return len(self.services_s)
+
+    @property
+    def service_s(self) -> float:
+        """Total demand of the stage, seconds."""
+        return sum(self.services_s)
+
+
+class Program:
+    """Draws runs of one app over the given backends (whose time models price LLM tokens)."""
+
+    def __init__(self, app: AppSpec, backends: Mapping[str, BackendSpec], max_stages: int) -> None:
+        self.app = app
+        self.backends = backends
+        self.max_stages = max_stages
+
+    def draw_stage(self, node: str, visit: int, stream: UniformStream) -> RealStage:
+        """Draw the calls of the ``visit``-th visit (1-based) of ``node``."""
+        unit = self.app.units[node]
+        fanout = unit.fanout
+        if isinstance(fanout, Deterministic):
+            width = max(1, round(fanout.value))
+        else:
+            width = max(1, round(fanout.ppf1(stream.u())))
+        tokens_in: tuple[int, ...] | None = None
+        tokens_out: tuple[int, ...] | None = None
+        if unit.input_tokens is not None:
+            growth = unit.prompt_growth_tokens * (visit - 1)
+            dist = unit.input_tokens
+            tokens_in = tuple(max(0, round(dist.ppf1(stream.u()))) + growth for _ in range(width))
+        if unit.output_tokens is not None:
+            dist = unit.output_tokens
+            tokens_out = tuple(max(0, round(dist.ppf1(stream.u()))) for _ in range(width))
+        service = unit.service
+        if service is not None:
+            if width == 1:
+                services: tuple[float, ...] = (max(0.0, service.ppf1(stream.u())),)
+            else:
+                services = tuple(max(0.0, service.ppf1(stream.u())) for _ in range(width))
+        else:
+            model = self.backends[unit.backend].time_model
+            assert model is not None  # checked when the workload was parsed
+            ins = tokens_in or (0,) * width
+            outs = tokens_out or (0,) * width
+            services = tuple(model.service_s(i, o) for i, o in zip(ins, outs, strict=True))
+        return RealStage(node, unit, visit, services, tokens_in, tokens_out)
+
+    def next_node(self, node: str, visit: int, stream: UniformStream) -> str:
+        """Draw the unit that follows the ``visit``-th visit of ``node`` (or END)."""
+        edges = self.app.units[node].edges(visit)
+        if len(edges) == 1:
+            return edges[0][0]
+        u = stream.u()
+        acc = 0.0
+        for to, p in edges:
+            acc += p
+            if u <= acc:
+                return to
+        return edges[-1][0]
+
+    def walk(
+        self, node: str, visits: dict[str, int], stream: UniformStream, *, enter: bool
+    ) -> list[RealStage]:
+        """Draw the rest of a run. ``enter``: start by entering ``node``; else leave it first.
+
+        ``visits`` (node -> times entered) is updated in place.
+        """
+        stages: list[RealStage] = []
+        if not enter:
+            node = self.next_node(node, visits.get(node, 1), stream)
+        while node != END and len(stages) < self.max_stages:
+            visit = visits.get(node, 0) + 1
+            visits[node] = visit
+            stages.append(self.draw_stage(node, visit, stream))
+            node = self.next_node(node, visit, stream)
+        return stages
+
+    def realize(self, stream: UniformStream) -> list[RealStage]:
+        """Draw one complete run from the start unit."""
+        return self.walk(self.app.start, {}, stream, enter=True)
+
+    def standalone_s(self, stages: list[RealStage]) -> float:
+        """Run time alone on idle warm backends: the sum of each stage's longest call."""
+        total = 0.0
+        for s in stages:
+            total += max(s.services_s) / self.backends[s.unit.backend].speed_at(1)
+        return total
