@@ -96,7 +96,7 @@ async def close_run(request: web.Request) -> web.Response:
         path = parse_path(body["path"], "body", tenant=tenant, run_id=run_id)
         if path.app != run.app:
             raise ApiError(400, "invalid_request", f"path.app must be {run.app!r}")
-    sched.apply(tenant, [RunEnd(run_id=run_id, failed=failed, path=path)])
+    await sched.apply_async(tenant, [RunEnd(run_id=run_id, failed=failed, path=path)])
     return web.json_response({"run_id": run_id, "ended": True, "stored": path is not None})
 
 
@@ -106,7 +106,7 @@ async def post_events(request: web.Request) -> web.Response:
     body = await read_object(request)
     tenant = _tenant(request)
     events, dropped = parse_batch(body, tenant)
-    accepted, rejected = request.app[SCHEDULER].apply(tenant, events, dropped)
+    accepted, rejected = await request.app[SCHEDULER].apply_async(tenant, events, dropped)
     return web.json_response({"accepted": accepted, "rejected": rejected})
 
 

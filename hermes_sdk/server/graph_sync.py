@@ -8,11 +8,12 @@ this process writes (sqlite, memory) pulling is a no-op.
 
 from __future__ import annotations
 
+import asyncio
 import itertools
 import logging
 from collections import Counter
-from collections.abc import Iterator
-from typing import Any
+from collections.abc import Iterator, Sequence
+from typing import Any, Protocol, runtime_checkable
 
 from hermes_sdk.errors import GraphError
 from hermes_sdk.graph import GraphRegistry
@@ -20,6 +21,20 @@ from hermes_sdk.graph.records import RunPath
 from hermes_sdk.store import Store
 
 log = logging.getLogger("hermes_sdk.server")
+
+
+@runtime_checkable
+class BatchStore(Protocol):
+    """Optional store capability: append many paths in one durable write."""
+
+    def append_paths(self, paths: Sequence[RunPath]) -> None: ...
+
+
+@runtime_checkable
+class CursorStore(Protocol):
+    """Optional store capability: read only the paths appended after a cursor."""
+
+    def paths_since(self, cursor: int) -> tuple[int, list[RunPath]]: ...
 
 
 class RecordingStore:
@@ -32,6 +47,8 @@ class RecordingStore:
         self.own: Counter[RunPath] = Counter()
         self.loaded = 0
         """Paths yielded by load_paths() so far (the registry's replay sets the cursor)."""
+        self.cursor: int | None = None
+        """Position after the replay in the store's own cursor space (CursorStore only)."""
 
     def append_path(self, path: RunPath) -> None:
         """Persist durably through the inner store and remember it as ours."""
@@ -39,11 +56,26 @@ class RecordingStore:
         if self._record:
             self.own[path] += 1
 
+    def append_paths(self, paths: Sequence[RunPath]) -> None:
+        """Persist several paths with one durable write when the store can, else one by one."""
+        if isinstance(self.inner, BatchStore):
+            self.inner.append_paths(paths)
+        else:
+            for path in paths:
+                self.inner.append_path(path)
+        if self._record:
+            self.own.update(paths)
+
     def load_paths(self) -> Iterator[RunPath]:
         """Every stored path (counted, so a later pull starts after them)."""
-        for path in self.inner.load_paths():
-            self.loaded += 1
-            yield path
+        if isinstance(self.inner, CursorStore):
+            self.cursor, paths = self.inner.paths_since(0)
+            self.loaded += len(paths)
+            yield from paths
+        else:
+            for path in self.inner.load_paths():
+                self.loaded += 1
+                yield path
         self.corrupt_rows = self.inner.corrupt_rows
 
     def put_json(self, namespace: str, key: str, value: dict[str, Any]) -> None:
@@ -70,16 +102,72 @@ class GraphSync:
         self.store = RecordingStore(store, record=shared)
         self.shared = shared
         self.registry = GraphRegistry(store=self.store)
-        self.cursor = self.store.loaded
+        self.cursor = self.store.loaded if self.store.cursor is None else self.store.cursor
         self.pulled = 0
+        self._pending: list[tuple[Sequence[RunPath], asyncio.Future[None]]] = []
+        self._flusher: asyncio.Task[None] | None = None
+
+    def validate(self, paths: Sequence[RunPath]) -> None:
+        """Raise GraphError if any path cannot be learned by its app's graph; changes nothing."""
+        for path in paths:
+            graph = self.registry.get(path.app, path.tenant)
+            if graph is not None:
+                graph.validate(path)
+
+    def store_and_fold(self, paths: Sequence[RunPath]) -> None:
+        """Persist ``paths`` durably (one write), then learn them (blocking)."""
+        self.store.append_paths(paths)
+        self._fold(paths)
+
+    def _fold(self, paths: Sequence[RunPath]) -> None:
+        for path in paths:
+            try:
+                self.registry.graph(path.app, path.tenant).observe(path)
+            except GraphError as exc:  # validated before storing; only a race gets here
+                log.warning("stored path of app %r not learned: %s", path.app, exc)
+
+    async def write(self, paths: Sequence[RunPath]) -> None:
+        """Persist then learn ``paths``; concurrent callers share one durable write.
+
+        The write runs in a worker thread (the event loop keeps admitting); whoever arrives
+        while a write is in flight joins the next one (group commit).
+        """
+        fut: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._pending.append((paths, fut))
+        if self._flusher is None or self._flusher.done():
+            self._flusher = asyncio.ensure_future(self._flush())
+        await asyncio.shield(fut)  # a caller going away does not abort the shared write
+
+    async def _flush(self) -> None:
+        while self._pending:
+            batch, self._pending = self._pending, []
+            paths = [p for group, _ in batch for p in group]
+            try:
+                await asyncio.to_thread(self.store.append_paths, paths)
+            except Exception as exc:
+                for _, fut in batch:
+                    if not fut.done():
+                        fut.set_exception(exc)
+                continue
+            self._fold(paths)
+            for _, fut in batch:
+                if not fut.done():
+                    fut.set_result(None)
 
     def pull(self) -> int:
         """Fold in paths other replicas appended since the last pull; returns how many."""
         if not self.shared:
             return 0
         folded = 0
-        for path in itertools.islice(self.store.inner.load_paths(), self.cursor, None):
-            self.cursor += 1
+        inner = self.store.inner
+        if isinstance(inner, CursorStore):
+            self.cursor, new_paths = inner.paths_since(self.cursor)
+            fresh: Iterator[RunPath] = iter(new_paths)
+        else:
+            fresh = itertools.islice(inner.load_paths(), self.cursor, None)
+        for path in fresh:
+            if not isinstance(inner, CursorStore):
+                self.cursor += 1
             if self.store.own[path] > 0:
                 self.store.own[path] -= 1
                 if not self.store.own[path]:

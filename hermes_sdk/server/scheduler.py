@@ -14,11 +14,12 @@ import time
 from collections.abc import AsyncIterator, Callable, Hashable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
-from typing import Final
+from typing import Any, Final
 
 import numpy as np
 from aiohttp import web
 
+from hermes_sdk.errors import GraphError, InvalidRequest
 from hermes_sdk.graph import GraphRegistry
 from hermes_sdk.graph.records import RunPath, RunState
 from hermes_sdk.policy import make_policy
@@ -95,8 +96,14 @@ class Scheduler:
         backends = dict(config.backends)
         for up in config.upstreams:
             backends.setdefault(up.name, BackendConfig(max_inflight=up.max_inflight))
+        self._gauges: dict[str, tuple[Any, Any, Any]] = {}
         for name, bc in backends.items():
             self.queues[name] = AdmissionQueue(name, bc.max_inflight, bc.lease_s, self._rank_key)
+            self._gauges[name] = (
+                metrics.queue_depth.labels(name),
+                metrics.inflight.labels(name),
+                metrics.queue_wait_s.labels(name),
+            )
 
     def now_s(self) -> float:
         """The scheduler's clock (unix seconds)."""
@@ -204,14 +211,14 @@ class Scheduler:
             key = (tenant, run_id)
             if key not in self._runs and app is not None:
                 self._hints.setdefault(key, _Hint(app, deadline_s, self._clock()))
-        self.metrics.queue_depth.labels(backend).set(q.depth + 1)
+        self._gauges[backend][0].set(q.depth + 1)
         try:
             lease = await q.acquire(tenant=tenant, run_key=key, timeout_s=timeout_s)
         finally:
             self._observe_queue(q)
             if key is not None and key in self._hints and not self._waiting(key):
                 del self._hints[key]
-        self.metrics.queue_wait_s.labels(backend).observe(lease.waited_s)
+        self._gauges[backend][2].observe(lease.waited_s)
         return lease
 
     def release(self, lease_id: str, *, tenant: str | None = None) -> bool:
@@ -266,25 +273,48 @@ class Scheduler:
         return any(w[2] == key for q in self.queues.values() for w in q.waiting())
 
     def _observe_queue(self, q: AdmissionQueue) -> None:
-        self.metrics.queue_depth.labels(q.backend).set(q.depth)
-        self.metrics.inflight.labels(q.backend).set(q.inflight)
+        depth, inflight, _ = self._gauges[q.backend]
+        depth.set(q.depth)
+        inflight.set(q.inflight)
 
     # --- events ----------------------------------------------------------------------------
 
     def ingest(self, tenant: str, events: list[dict[str, object]]) -> int:
-        """Validate and apply wire-format events; returns how many were accepted."""
+        """Validate and apply wire-format events (blocking); returns how many were accepted."""
         parsed, dropped = parse_batch({"events": events}, tenant)
         return self.apply(tenant, parsed, dropped)[0]
 
     def apply(self, tenant: str, events: list[Event], dropped: int = 0) -> tuple[int, int]:
-        """Apply validated events; paths are durably stored before this returns.
+        """Apply validated events; paths are durably stored before this returns (blocking).
 
         Returns (accepted, rejected); unit events for runs the tenant never started are rejected.
         """
+        paths = self._paths_of(events)
+        if paths:
+            self.sync.store_and_fold(paths)
+        return self._apply_state(tenant, events, dropped)
+
+    async def apply_async(
+        self, tenant: str, events: list[Event], dropped: int = 0
+    ) -> tuple[int, int]:
+        """:meth:`apply` for the event loop: paths go out in a shared write off the loop."""
+        paths = self._paths_of(events)
+        if paths:
+            await self.sync.write(paths)
+        return self._apply_state(tenant, events, dropped)
+
+    def _paths_of(self, events: list[Event]) -> list[RunPath]:
+        paths = [ev.path for ev in events if isinstance(ev, RunEnd) and ev.path is not None]
+        try:
+            self.sync.validate(paths)
+        except GraphError as exc:
+            raise InvalidRequest(f"path cannot be learned: {exc}") from None
+        return paths
+
+    def _apply_state(self, tenant: str, events: list[Event], dropped: int) -> tuple[int, int]:
         now_s = self._clock()
         touched: dict[RunKey, TrackedRun] = {}
         ended: set[RunKey] = set()
-        paths: list[RunPath] = []
         accepted = rejected = 0
         for ev in events:
             key = (tenant, ev.run_id)
@@ -310,19 +340,15 @@ class Scheduler:
                 else:
                     rejected += 1
             elif isinstance(ev, RunEnd):
-                if ev.path is not None:
-                    paths.append(ev.path)
-                self._runs.pop(key, None)
+                if self._runs.pop(key, None) is not None or self._shared_runs:
+                    ended.add(key)
                 touched.pop(key, None)
-                ended.add(key)
                 accepted += 1
-        for path in paths:
-            self.registry.observe(path)
-            self.metrics.paths_stored.inc()
-        for key, run in touched.items():
-            self.store.put_json(_runs_ns(key[0]), key[1], run.to_json())
-        for key in ended:
-            self.store.put_json(_runs_ns(key[0]), key[1], {"ended": True})
+        if self._shared_runs:  # replicas read runs from the store; one process keeps them here
+            for key, run in touched.items():
+                self.store.put_json(_runs_ns(key[0]), key[1], run.to_json())
+            for key in ended:
+                self.store.put_json(_runs_ns(key[0]), key[1], {"ended": True})
         for key in touched:
             for q in self.queues.values():
                 q.rerank(key)
@@ -335,6 +361,8 @@ class Scheduler:
     def _lookup(self, key: RunKey, *, refresh: bool = True) -> TrackedRun | None:
         run = self._runs.get(key)
         if run is not None and not (refresh and self._shared_runs):
+            return run
+        if not self._shared_runs:
             return run
         raw = self.store.get_json(_runs_ns(key[0]), key[1])
         stored = TrackedRun.from_json(raw) if raw is not None else None

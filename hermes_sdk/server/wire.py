@@ -13,6 +13,7 @@ from typing import Final, cast
 
 from hermes_sdk.errors import GraphError, InvalidRequest
 from hermes_sdk.graph.records import (
+    MAX_NAME_CHARS,
     MAX_TOKENS,
     UNIT_KINDS,
     RunPath,
@@ -87,6 +88,14 @@ def name_field(
     value = d.get(key) if optional else _field(d, key, where)
     if value is None and optional:
         return None
+    # Fast path: printable ASCII has no control characters, so it is a valid name.
+    if (
+        type(value) is str
+        and 0 < len(value) <= MAX_NAME_CHARS
+        and value.isascii()
+        and value.isprintable()
+    ):
+        return value
     try:
         return check_name(value, f"{where}.{key}")
     except GraphError as exc:

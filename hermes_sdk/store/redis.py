@@ -8,7 +8,7 @@ settings (``appendonly yes`` + ``appendfsync always`` for the strongest guarante
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 import redis
@@ -54,6 +54,34 @@ class RedisStore:
             self._redis().rpush(self._paths_key, text)
         except redis.RedisError as exc:
             raise StoreError(f"cannot append path: {exc}") from exc
+
+    def append_paths(self, paths: Sequence[RunPath]) -> None:
+        """RPUSH several paths in one command (all or none; acknowledged on return)."""
+        texts = [encode_path(p) for p in paths]
+        if not texts:
+            return
+        try:
+            self._redis().rpush(self._paths_key, *texts)
+        except redis.RedisError as exc:
+            raise StoreError(f"cannot append paths: {exc}") from exc
+
+    def paths_since(self, cursor: int) -> tuple[int, list[RunPath]]:
+        """Paths stored after the first ``cursor`` rows, and the new cursor (rows seen so far).
+
+        Lets a scheduler replica pick up what other replicas appended without rereading the log.
+        """
+        try:
+            rows: list[bytes] = self._redis().lrange(self._paths_key, cursor, -1)  # type: ignore[assignment]
+        except redis.RedisError as exc:
+            raise StoreError(f"cannot read paths: {exc}") from exc
+        out: list[RunPath] = []
+        for i, raw in enumerate(rows):
+            path = decode_path(raw, f"redis {self._paths_key}[{cursor + i}]")
+            if path is None:
+                self.corrupt_rows += 1
+            else:
+                out.append(path)
+        return cursor + len(rows), out
 
     def append_raw(self, text: str | bytes) -> None:
         """RPUSH a raw row as-is (tests use it to simulate corruption)."""

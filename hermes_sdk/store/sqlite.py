@@ -9,7 +9,7 @@ from __future__ import annotations
 import sqlite3
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -74,6 +74,25 @@ class SQLiteStore:
                 )
             except sqlite3.Error as exc:
                 raise StoreError(f"cannot append path: {exc}") from exc
+
+    def append_paths(self, paths: Sequence[RunPath]) -> None:
+        """Insert several paths in one transaction: one fsync, all or none (durable on return)."""
+        now = time.time()
+        rows = [(p.tenant, p.app, encode_path(p), now) for p in paths]
+        if not rows:
+            return
+        with self._lock:
+            db = self._db()
+            try:
+                db.execute("BEGIN IMMEDIATE")
+                db.executemany(
+                    "INSERT INTO paths (tenant, app, json, created_at) VALUES (?, ?, ?, ?)", rows
+                )
+                db.execute("COMMIT")
+            except sqlite3.Error as exc:
+                if db.in_transaction:
+                    db.execute("ROLLBACK")
+                raise StoreError(f"cannot append paths: {exc}") from exc
 
     def load_paths(self) -> Iterator[RunPath]:
         """Every stored path in insertion order; corrupt rows are skipped and counted."""

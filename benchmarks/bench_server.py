@@ -1,0 +1,244 @@
+"""Scheduler service benchmark: event ingest rate, acquire/release rate, added acquire latency.
+
+Run: ``.venv/bin/python benchmarks/bench_server.py [--quick]``. Starts the scheduler app (SQLite
+store in a temp dir, gittins policy) in a separate process, with one extra route, a plain aiohttp
+echo endpoint, as the same-run baseline. From this process it measures:
+
+- events/s ingested via ``POST /v1/events`` (batches of 100: unit start/end pairs of known runs,
+  one run_end with a path per batch, stored durably before the answer) with 1, 50, 500 clients;
+- acquire+release round trips/s on a backend with free slots, with 1, 50, 500 clients;
+- free-slot ``acquire`` latency p50/p99 from one client, minus the echo endpoint's latency
+  (same body size, requests alternating so drift hits both alike).
+
+Targets: >= 10k events/s; added acquire p50 <= 1 ms. Writes ``benchmarks/results/server.json``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import platform
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import numpy as np
+from rich.console import Console
+from rich.table import Table
+
+RESULTS = Path(__file__).parent / "results" / "server.json"
+EVENTS_TARGET_PER_S = 10_000.0
+ADDED_P50_TARGET_MS = 1.0
+BATCH = 100
+CLIENTS = (1, 50, 500)
+
+SERVER_SCRIPT = """
+import sys
+from aiohttp import web
+from hermes_sdk.server import BackendConfig, ServerConfig, create_app
+port, store = int(sys.argv[1]), sys.argv[2]
+cfg = ServerConfig(port=port, store_url=store, backends={"free": BackendConfig(100_000)},
+                   max_body_bytes=16 * 1024 * 1024)
+app = create_app(cfg)
+async def echo(request):
+    return web.json_response(await request.json())
+app.router.add_post("/bench/echo", echo)
+web.run_app(app, host="127.0.0.1", port=port, print=None, access_log=None,
+            handler_cancellation=True)
+"""
+
+PATH = {
+    "app": "bench",
+    "stages": [
+        {"node": "plan", "kind": "llm", "calls": [{"service_s": 0.5}]},
+        {"node": "search", "kind": "tool", "calls": [{"service_s": 0.2}]},
+    ],
+}
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port: int = s.getsockname()[1]
+        return port
+
+
+async def _wait_up(url: str) -> None:
+    async with aiohttp.ClientSession() as http:
+        for _ in range(600):
+            try:
+                async with http.get(url + "/healthz") as resp:
+                    if resp.status == 200:
+                        return
+            except aiohttp.ClientError:
+                pass
+            await asyncio.sleep(0.05)
+    raise RuntimeError("server did not start")
+
+
+def _batch(client: int, seq: int) -> list[dict[str, Any]]:
+    run_id = f"c{client}"
+    events: list[dict[str, Any]] = []
+    for i in range((BATCH - 1) // 2):
+        uid = f"{seq}-{i}"
+        events.append({"type": "unit_start", "run_id": run_id, "unit_id": uid, "node": "plan"})
+        events.append({"type": "unit_end", "run_id": run_id, "unit_id": uid, "service_s": 0.01})
+    events.append({"type": "run_end", "run_id": f"{run_id}-{seq}", "path": PATH})
+    return events
+
+
+async def _events_rate(http: aiohttp.ClientSession, url: str, clients: int, secs: float) -> float:
+    for c in range(clients):  # every client's run exists so unit events are applied
+        async with http.post(url + "/v1/runs", json={"app": "bench", "run_id": f"c{c}"}) as r:
+            assert r.status == 201, await r.text()
+    total = 0
+    stop_at = time.perf_counter() + secs
+
+    async def client(c: int) -> None:
+        nonlocal total
+        seq = 0
+        while time.perf_counter() < stop_at:
+            body = {"events": _batch(c, seq)}
+            async with http.post(url + "/v1/events", json=body) as resp:
+                data = await resp.json()
+                assert resp.status == 200, data
+                total += data["accepted"]
+            seq += 1
+
+    t0 = time.perf_counter()
+    await asyncio.gather(*(client(c) for c in range(clients)))
+    return total / (time.perf_counter() - t0)
+
+
+async def _acquire_rate(http: aiohttp.ClientSession, url: str, clients: int, secs: float) -> float:
+    total = 0
+    stop_at = time.perf_counter() + secs
+
+    async def client(c: int) -> None:
+        nonlocal total
+        while time.perf_counter() < stop_at:
+            async with http.post(url + "/v1/backends/free/acquire", json={"run_id": f"c{c}"}) as r:
+                lease = await r.json()
+            async with http.post(url + f"/v1/leases/{lease['lease_id']}/release") as r:
+                assert r.status == 200
+            total += 1
+
+    t0 = time.perf_counter()
+    await asyncio.gather(*(client(c) for c in range(clients)))
+    return total / (time.perf_counter() - t0)
+
+
+async def _latency(
+    http: aiohttp.ClientSession, url: str, n: int
+) -> tuple[np.ndarray[Any, Any], np.ndarray[Any, Any]]:
+    acquire_ms, echo_ms = [], []
+    body = {"run_id": "lat-1", "app": "bench"}
+    for i in range(n + 50):
+        t0 = time.perf_counter()
+        async with http.post(url + "/v1/backends/free/acquire", json=body) as r:
+            lease = await r.json()
+        t1 = time.perf_counter()
+        async with http.post(url + f"/v1/leases/{lease['lease_id']}/release") as r:
+            await r.read()
+        t2 = time.perf_counter()
+        async with http.post(url + "/bench/echo", json=body) as r:
+            await r.read()
+        t3 = time.perf_counter()
+        if i >= 50:  # warm-up
+            acquire_ms.append((t1 - t0) * 1e3)
+            echo_ms.append((t3 - t2) * 1e3)
+    return np.array(acquire_ms), np.array(echo_ms)
+
+
+async def _run(quick: bool) -> dict[str, Any]:
+    secs = 1.0 if quick else 3.0
+    n_lat = 500 if quick else 3000
+    port = _free_port()
+    url = f"http://127.0.0.1:{port}"
+    with tempfile.TemporaryDirectory() as tmp:
+        store = f"sqlite:///{tmp}/bench.db"
+        proc = subprocess.Popen([sys.executable, "-c", SERVER_SCRIPT, str(port), store])
+        try:
+            await _wait_up(url)
+            connector = aiohttp.TCPConnector(limit=0)
+            async with aiohttp.ClientSession(connector=connector) as http:
+                acquire_ms, echo_ms = await _latency(http, url, n_lat)
+                events = {c: await _events_rate(http, url, c, secs) for c in CLIENTS}
+                acquires = {c: await _acquire_rate(http, url, c, secs) for c in CLIENTS}
+        finally:
+            proc.terminate()
+            proc.wait(10)
+    p50, p99 = (float(np.percentile(acquire_ms, q)) for q in (50, 99))
+    e50, e99 = (float(np.percentile(echo_ms, q)) for q in (50, 99))
+    return {
+        "benchmark": "server",
+        "quick": quick,
+        "machine": {"python": platform.python_version(), "platform": platform.platform()},
+        "setup": {
+            "store": "sqlite (temp dir)",
+            "policy": "gittins",
+            "batch_events": BATCH,
+            "seconds_per_point": secs,
+            "latency_samples": n_lat,
+        },
+        "events_per_s": {str(c): round(v, 1) for c, v in events.items()},
+        "acquire_release_per_s": {str(c): round(v, 1) for c, v in acquires.items()},
+        "acquire_latency_ms": {"p50": p50, "p99": p99},
+        "echo_latency_ms": {"p50": e50, "p99": e99},
+        "added_acquire_latency_ms": {"p50": p50 - e50, "p99": p99 - e99},
+        "targets": {
+            "events_per_s": EVENTS_TARGET_PER_S,
+            "added_acquire_p50_ms": ADDED_P50_TARGET_MS,
+            "events_met": max(events.values()) >= EVENTS_TARGET_PER_S,
+            "acquire_met": p50 - e50 <= ADDED_P50_TARGET_MS,
+        },
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="shorter runs (CI smoke)")
+    args = parser.parse_args()
+    result = asyncio.run(_run(args.quick))
+    console = Console()
+    table = Table(title="hermes serve: throughput (loopback, one server process)")
+    table.add_column("clients", justify="right")
+    table.add_column("events/s", justify="right")
+    table.add_column("acquire+release/s", justify="right")
+    for c in CLIENTS:
+        table.add_row(
+            str(c),
+            f"{result['events_per_s'][str(c)]:,.0f}",
+            f"{result['acquire_release_per_s'][str(c)]:,.0f}",
+        )
+    console.print(table)
+    lat = Table(title="free-slot acquire latency vs plain aiohttp echo (same server, same run)")
+    for col in ("", "p50 ms", "p99 ms"):
+        lat.add_column(col, justify="right")
+    for name, key in (
+        ("acquire", "acquire_latency_ms"),
+        ("echo (baseline)", "echo_latency_ms"),
+        ("added", "added_acquire_latency_ms"),
+    ):
+        lat.add_row(name, f"{result[key]['p50']:.3f}", f"{result[key]['p99']:.3f}")
+    console.print(lat)
+    t = result["targets"]
+    events_ok = "met" if t["events_met"] else "MISSED"
+    acquire_ok = "met" if t["acquire_met"] else "MISSED"
+    console.print(
+        f"targets: >= {EVENTS_TARGET_PER_S:,.0f} events/s: {events_ok}; "
+        f"added acquire p50 <= {ADDED_P50_TARGET_MS} ms: {acquire_ok}"
+    )
+    RESULTS.parent.mkdir(parents=True, exist_ok=True)
+    RESULTS.write_text(json.dumps(result, indent=2) + "\n")
+    console.print(f"wrote {RESULTS}")
+
+
+if __name__ == "__main__":
+    main()

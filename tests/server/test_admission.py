@@ -1,0 +1,136 @@
+"""AdmissionQueue: slots, (rank, arrival) order, reranking, cancellation, timeouts, reclaim."""
+
+from __future__ import annotations
+
+import asyncio
+import math
+from collections.abc import Hashable
+
+import pytest
+
+from hermes_sdk.server.admission import AdmissionQueue, Lease, QueueTimeout
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 100.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def _queue(ranks: dict[Hashable, float], max_inflight: int = 1, clock: Clock | None = None):
+    return AdmissionQueue(
+        "gpu",
+        max_inflight,
+        lease_s=10.0,
+        rank_of=lambda key: ranks.get(key, math.inf),
+        clock=clock or Clock(),
+    )
+
+
+async def _settle() -> None:
+    for _ in range(5):
+        await asyncio.sleep(0)
+
+
+async def test_free_slots_are_granted_without_ranking() -> None:
+    asked: list[Hashable | None] = []
+
+    def rank(key: Hashable | None) -> float:
+        asked.append(key)
+        return 1.0
+
+    q = AdmissionQueue("gpu", 2, 10.0, rank)
+    a = await q.acquire(tenant="t", run_key="a")
+    b = await q.acquire(tenant="t", run_key="b")
+    assert (q.inflight, q.depth, asked) == (2, 0, [])
+    assert math.isnan(a.rank_s) and a.lease_id != b.lease_id
+
+
+async def test_waiters_are_granted_by_rank_then_arrival() -> None:
+    ranks: dict[Hashable, float] = {"slow": 9.0, "fast": 1.0, "mid1": 5.0, "mid2": 5.0}
+    q = _queue(ranks)
+    holder = await q.acquire(tenant="t")
+    order: list[str] = []
+
+    async def wait(key: str) -> Lease:
+        lease = await q.acquire(tenant="t", run_key=key)
+        order.append(key)
+        return lease
+
+    tasks = []
+    for key in ("slow", "mid1", "fast", "unknown", "mid2"):
+        tasks.append(asyncio.ensure_future(wait(key)))
+        await _settle()
+    assert [w[2] for w in q.waiting()] == ["fast", "mid1", "mid2", "slow", "unknown"]
+    lease = holder
+    for _ in tasks:
+        assert q.release(lease.lease_id)
+        await _settle()
+        lease = next(t.result() for t in tasks if t.done() and t.result().run_key == order[-1])
+    assert order == ["fast", "mid1", "mid2", "slow", "unknown"]
+
+
+async def test_rerank_moves_a_waiter() -> None:
+    ranks: dict[Hashable, float] = {"a": 1.0, "b": 2.0}
+    q = _queue(ranks)
+    holder = await q.acquire(tenant="t")
+    ta = asyncio.ensure_future(q.acquire(tenant="t", run_key="a"))
+    tb = asyncio.ensure_future(q.acquire(tenant="t", run_key="b"))
+    await _settle()
+    ranks["b"] = 0.5
+    assert q.rerank("b") == 1 and q.rerank("zzz") == 0
+    q.release(holder.lease_id)
+    await _settle()
+    assert tb.done() and not ta.done()
+    q.release(tb.result().lease_id)
+    await _settle()
+    assert ta.done()
+
+
+async def test_cancelled_waiter_leaves_the_queue() -> None:
+    q = _queue({})
+    holder = await q.acquire(tenant="t")
+    task = asyncio.ensure_future(q.acquire(tenant="t", run_key="x"))
+    await _settle()
+    assert q.depth == 1
+    task.cancel()
+    await _settle()
+    assert q.depth == 0
+    q.release(holder.lease_id)
+    assert q.inflight == 0
+
+
+async def test_cancelled_in_the_grant_instant_releases_the_slot() -> None:
+    q = _queue({})
+    holder = await q.acquire(tenant="t")
+    task = asyncio.ensure_future(q.acquire(tenant="t", run_key="x"))
+    await _settle()
+    q.release(holder.lease_id)  # grants to the waiter's future...
+    task.cancel()  # ...which is cancelled before it resumes
+    await _settle()
+    assert task.cancelled()
+    assert q.inflight == 0, "a grant nobody will use must go back"
+
+
+async def test_timeout_raises_with_a_retry_hint() -> None:
+    q = _queue({})
+    await q.acquire(tenant="t")
+    with pytest.raises(QueueTimeout) as err:
+        await q.acquire(tenant="t", timeout_s=0.01)
+    assert err.value.retry_after_s > 0 and q.depth == 0
+
+
+async def test_expired_leases_are_reclaimed_and_regranted() -> None:
+    clock = Clock()
+    q = _queue({}, clock=clock)
+    old = await q.acquire(tenant="t")
+    waiter = asyncio.ensure_future(q.acquire(tenant="t", run_key="w"))
+    await _settle()
+    assert q.reclaim_expired() == 0
+    clock.now += 10.0
+    assert q.reclaim_expired() == 1
+    await _settle()
+    assert waiter.done() and q.inflight == 1 and q.reclaimed == 1
+    assert not q.release(old.lease_id)
