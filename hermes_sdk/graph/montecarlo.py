@@ -63,6 +63,7 @@ class CompiledGraph:
     nodes: tuple[NodeState, ...]
     tables: tuple[FloatArray, ...]
     token_models: dict[str, TokenModel]
+    visit_free: bool  # no source's next-node law depends on the visit: skip visit counting
 
     def all_stages(self) -> SortedSamples:
         """Every node's stage demand pooled with equal weight (for a node never seen)."""
@@ -192,6 +193,7 @@ def _assemble(
         nodes=tuple(graph.nodes[name] for name in names),
         tables=ordered,
         token_models=graph.token_models,
+        visit_free=bool(np.array_equal(cum, np.broadcast_to(cum[:, :1, :], cum.shape))),
     )
 
 
@@ -297,12 +299,17 @@ def simulate(cg: CompiledGraph, state: RunState, n: int, rng: np.random.Generato
     cur = np.full(n, start, dtype=np.int64)
     acc = np.zeros(n)  # demand accumulated since the last compaction
     table, table_len, table_start = cg.stage_table, cg.stage_len, cg.stage_start
+    visit_free = cg.visit_free
     for _ in range(stages_left):
         m = idx.size
         u = rng.random(2 * m)  # row + u rounds up to the next row with p ~ 1e-13: negligible
-        query = cur * k + np.minimum(flat_counts[base + cur], k) + u[:m]
+        if visit_free:
+            query = cur * k + (u[:m] + 1.0)
+        else:
+            query = cur * k + np.minimum(flat_counts[base + cur], k) + u[:m]
         nxt = cg.trans_target[np.searchsorted(cg.trans_flat, query, side="right")]
-        flat_counts[base + nxt] += 1  # END is absorbing and its stage table is 0
+        if not visit_free:
+            flat_counts[base + nxt] += 1  # END is absorbing and its stage table is 0
         acc += table[(u[m:] * table_len[nxt] + table_start[nxt]).astype(np.int64)]
         cur = nxt
         running = nxt != end
