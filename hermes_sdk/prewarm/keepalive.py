@@ -1,0 +1,141 @@
+"""Learned keep-alive: how long an idle warm backend is kept before it is released.
+
+A hybrid-histogram policy in the spirit of Shahrad et al., "Serverless in the Wild" (ATC 2020):
+every idle gap of a backend (seconds from the end of its last use to its next request) goes into
+a histogram with geometric bins; the keep-alive is the ``percentile`` of that histogram (the upper
+edge of the bin where the CDF crosses it) plus a ``margin``, clamped to ``[min_s, max_s]``. Until
+``min_samples`` gaps are seen the histogram is not representative and a fixed keep-alive is used.
+Old gaps fade out: each new gap multiplies the existing counts by ``decay`` so the histogram
+follows drift with an effective memory of ``1 / (1 - decay)`` gaps.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+from numpy.typing import NDArray
+
+from hermes_sdk.errors import ConfigError
+
+
+@dataclass(frozen=True, slots=True)
+class KeepAliveConfig:
+    """Knobs of the histogram keep-alive; all durations in seconds."""
+
+    percentile: float = 0.99
+    margin: float = 0.10
+    min_samples: int = 10
+    fixed_s: float = 60.0
+    min_s: float = 0.0
+    max_s: float = 3600.0
+    bin_ratio: float = 1.15
+    first_bin_s: float = 0.05
+    decay: float = 0.999
+
+    def __post_init__(self) -> None:
+        if not 0.0 < self.percentile <= 1.0:
+            raise ConfigError(f"percentile must be in (0, 1], got {self.percentile!r}")
+        if not 0.0 <= self.min_s <= self.max_s or not math.isfinite(self.max_s):
+            raise ConfigError(f"need 0 <= min_s <= max_s < inf, got {self.min_s}, {self.max_s}")
+        if not self.min_s <= self.fixed_s <= self.max_s:
+            raise ConfigError(f"fixed_s must lie within [min_s, max_s], got {self.fixed_s!r}")
+        if self.bin_ratio <= 1.0 or self.first_bin_s <= 0.0 or self.margin < 0.0:
+            raise ConfigError("bin_ratio must be > 1, first_bin_s > 0 and margin >= 0")
+        if not 0.0 < self.decay <= 1.0 or self.min_samples < 1:
+            raise ConfigError("decay must be in (0, 1] and min_samples >= 1")
+
+
+class IdleHistogram:
+    """Histogram of one backend's idle gaps (seconds) and the keep-alive it implies.
+
+    Bin 0 holds gaps shorter than ``first_bin_s`` (including gaps a forecast already covers,
+    recorded as 0); bin ``i`` holds ``[first * r**(i-1), first * r**i)``; the last bin is the
+    overflow for gaps beyond ``max_s``.
+    """
+
+    __slots__ = ("_counts", "_edges_s", "config", "samples")
+
+    def __init__(self, config: KeepAliveConfig | None = None) -> None:
+        self.config = config or KeepAliveConfig()
+        cfg = self.config
+        top_s = max(cfg.max_s, cfg.first_bin_s)
+        n_bins = 1 + math.ceil(math.log(top_s / cfg.first_bin_s) / math.log(cfg.bin_ratio))
+        self._edges_s: NDArray[np.float64] = cfg.first_bin_s * np.power(
+            cfg.bin_ratio, np.arange(n_bins, dtype=np.float64)
+        )
+        self._counts: NDArray[np.float64] = np.zeros(n_bins + 1)
+        self.samples = 0
+        """Gaps observed so far (not decayed)."""
+
+    def observe(self, idle_s: float) -> None:
+        """Record one idle gap in seconds (negative or NaN gaps are ignored)."""
+        if not idle_s >= 0.0:
+            return
+        self._counts *= self.config.decay
+        self._counts[int(np.searchsorted(self._edges_s, idle_s, side="right"))] += 1.0
+        self.samples += 1
+
+    def quantile_s(self, q: float) -> float | None:
+        """Upper edge (seconds) of the bin where the gap CDF first reaches ``q``; None if empty.
+
+        ``inf`` when the quantile falls in the overflow bin.
+        """
+        total = float(self._counts.sum())
+        if total <= 0.0:
+            return None
+        cdf = np.cumsum(self._counts) / total
+        idx = int(np.searchsorted(cdf, q - 1e-12, side="left"))
+        return math.inf if idx >= self._edges_s.size else float(self._edges_s[idx])
+
+    def keep_alive_s(self) -> float:
+        """Seconds to keep an idle warm backend before releasing it."""
+        cfg = self.config
+        if self.samples < cfg.min_samples:
+            return cfg.fixed_s
+        q_s = self.quantile_s(cfg.percentile)
+        if q_s is None:
+            return cfg.fixed_s
+        return min(cfg.max_s, max(cfg.min_s, q_s * (1.0 + cfg.margin)))
+
+
+class ColdStartSketch:
+    """Observed start-up seconds of one backend (bounded window) with a prior until observed."""
+
+    __slots__ = ("_quantiles", "_values_s", "prior_s", "window")
+
+    def __init__(self, prior_s: float = 10.0, window: int = 200) -> None:
+        if not (prior_s >= 0.0 and math.isfinite(prior_s)) or window < 1:
+            raise ConfigError(f"prior_s must be finite >= 0 and window >= 1, got {prior_s!r}")
+        self.prior_s = float(prior_s)
+        self.window = window
+        self._values_s: list[float] = []
+        self._quantiles: dict[float, float] = {}
+
+    def observe(self, startup_s: float) -> None:
+        """Record one observed cold start (seconds from start command to ready)."""
+        if not (startup_s >= 0.0 and math.isfinite(startup_s)):
+            return
+        self._quantiles.clear()
+        self._values_s.append(float(startup_s))
+        if len(self._values_s) > self.window:
+            del self._values_s[0]
+
+    @property
+    def count(self) -> int:
+        """Number of cold starts in the window."""
+        return len(self._values_s)
+
+    def quantile_s(self, q: float) -> float:
+        """``q``-quantile of start-up seconds (the prior until anything is observed)."""
+        if not self._values_s:
+            return self.prior_s
+        value = self._quantiles.get(q)
+        if value is None:
+            value = self._quantiles[q] = float(np.quantile(np.asarray(self._values_s), q))
+        return value
+
+    def mean_s(self) -> float:
+        """Mean start-up seconds (the prior until anything is observed)."""
+        return float(np.mean(self._values_s)) if self._values_s else self.prior_s
