@@ -21,6 +21,39 @@ from hermes_sdk.instrument.ranking import compute_hints
 log = logging.getLogger("hermes_sdk.instrument")
 
 _C = TypeVar("_C", bound=Callable[..., Any])
+_Tokens = tuple[Token[RunHandle | None], Token[UnitHandle | None]]
+
+
+def _drive(gen: Generator[Any, Any, Any], scope: RunScope) -> Generator[Any, Any, Any]:
+    """Delegate to ``gen`` with the scope's run current only while ``gen`` runs.
+
+    A decorated generator is a run of its own; the consumer's code between items is not.
+    """
+    sent: Any = None
+    pending: BaseException | None = None
+    while True:
+        tokens = scope._activate()
+        try:
+            if pending is None:
+                item = gen.send(sent)
+            else:
+                exc, pending = pending, None
+                item = gen.throw(exc)
+        except StopIteration as stop:
+            return stop.value
+        finally:
+            scope._deactivate(tokens)
+        try:
+            sent = yield item
+        except GeneratorExit:
+            tokens = scope._activate()
+            try:
+                gen.close()
+            finally:
+                scope._deactivate(tokens)
+            raise
+        except BaseException as exc:
+            pending = exc
 
 
 class RunScope:
@@ -46,7 +79,7 @@ class RunScope:
         self.run_id = run_id
         self.tenant = tenant
         self._handle: RunHandle | None = None
-        self._tokens: tuple[Token[RunHandle | None], Token[UnitHandle | None]] | None = None
+        self._tokens: _Tokens | None = None
 
     def _fresh(self) -> RunScope:
         return RunScope(
@@ -68,13 +101,30 @@ class RunScope:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
+        self._leave()
+        handle = self._handle
+        if handle is not None:
+            handle.end(failed=exc_type is not None and exc_type is not GeneratorExit)
+
+    def _leave(self) -> None:
+        """Undo the context change of ``__enter__`` without ending the run."""
         tokens, self._tokens = self._tokens, None
         if tokens is not None:
             CURRENT_UNIT.reset(tokens[1])
             CURRENT_RUN.reset(tokens[0])
+
+    def _activate(self) -> _Tokens | None:
+        """Make this scope's run current (for one generator step); returns reset tokens."""
         handle = self._handle
-        if handle is not None:
-            handle.end(failed=exc_type is not None and exc_type is not GeneratorExit)
+        if handle is None or not handle.active:
+            return None
+        return (CURRENT_RUN.set(handle), CURRENT_UNIT.set(None))
+
+    @staticmethod
+    def _deactivate(tokens: _Tokens | None) -> None:
+        if tokens is not None:
+            CURRENT_UNIT.reset(tokens[1])
+            CURRENT_RUN.reset(tokens[0])
 
     async def __aenter__(self) -> RunHandle:
         return self.__enter__()
@@ -92,16 +142,70 @@ class RunScope:
         if inspect.isasyncgenfunction(fn):
 
             async def agen_wrapper(*args: Any, **kwargs: Any) -> AsyncGenerator[Any, Any]:
-                async with self._fresh():
-                    async for item in fn(*args, **kwargs):
-                        yield item
+                scope = self._fresh()
+                handle = scope.__enter__()  # enters and leaves around each step, below
+                scope._leave()
+                failed = True
+                try:
+                    tokens = scope._activate()
+                    try:
+                        agen = fn(*args, **kwargs)
+                    finally:
+                        scope._deactivate(tokens)
+                    sent: Any = None
+                    pending: BaseException | None = None
+                    while True:  # as _drive, inline: no `yield from` for async generators
+                        tokens = scope._activate()
+                        try:
+                            if pending is None:
+                                item = await agen.asend(sent)
+                            else:
+                                exc, pending = pending, None
+                                item = await agen.athrow(exc)
+                        except StopAsyncIteration:
+                            break
+                        finally:
+                            scope._deactivate(tokens)
+                        try:
+                            sent = yield item
+                        except GeneratorExit:
+                            tokens = scope._activate()
+                            try:
+                                await agen.aclose()
+                            finally:
+                                scope._deactivate(tokens)
+                            raise
+                        except BaseException as exc:
+                            pending = exc
+                    failed = False
+                except GeneratorExit:
+                    failed = False
+                    raise
+                finally:
+                    handle.end(failed=failed)
 
             wrapper: Callable[..., Any] = agen_wrapper
         elif inspect.isgeneratorfunction(fn):
 
             def gen_wrapper(*args: Any, **kwargs: Any) -> Generator[Any, Any, Any]:
-                with self._fresh():
-                    return (yield from fn(*args, **kwargs))
+                scope = self._fresh()
+                handle = scope.__enter__()  # enters and leaves around each step, below
+                scope._leave()
+                failed = True
+                try:
+                    tokens = scope._activate()
+                    try:
+                        gen = fn(*args, **kwargs)
+                    finally:
+                        scope._deactivate(tokens)
+                    result = yield from _drive(gen, scope)
+                    failed = False
+                    return result
+                except GeneratorExit:
+                    failed = False
+                    raise
+                finally:
+                    handle.end(failed=failed)
 
             wrapper = gen_wrapper
         elif inspect.iscoroutinefunction(fn):

@@ -10,7 +10,7 @@ from types import SimpleNamespace
 import pytest
 
 import hermes_sdk.instrument as hi
-from hermes_sdk.graph.records import RunPath
+from hermes_sdk.graph.records import RunPath, RunState
 from hermes_sdk.instrument._context import CURRENT_RUN, CURRENT_UNIT
 
 
@@ -392,3 +392,50 @@ def test_configure_disabled_records_nothing() -> None:
         assert draft("z") == "z"
         assert CURRENT_RUN.get() is None
     assert r.end() is None and r.path is None
+
+
+def test_run_decorated_generator_owns_only_its_own_steps() -> None:
+    @hi.tool
+    def inside() -> int:
+        return 1
+
+    @hi.tool
+    def consumer_side() -> int:
+        return 2
+
+    @hi.run("streamer")
+    def stream_answer() -> Iterator[int]:
+        yield inside()
+        yield inside()
+
+    with hi.run("outer") as outer:
+        for _ in stream_answer():
+            consumer_side()  # belongs to "outer", not to the generator's run
+    # The sub-run's unit in "outer" spans the whole iteration, so the consumer's calls overlap it.
+    assert nodes(outer.path) == ["consumer_side|streamer"]
+    assert [u.name for u in outer.units] == ["streamer", "consumer_side", "consumer_side"]
+    inner = hi.graph("streamer")
+    assert inner.runs == 1
+    assert inner.next_stage_probs(RunState()) == {"inside": 1.0}
+
+
+async def test_run_decorated_async_generator_closed_early() -> None:
+    @hi.tool
+    async def inside() -> int:
+        await asyncio.sleep(0)
+        return 1
+
+    @hi.run("astreamer")
+    async def stream_answer() -> AsyncIterator[int]:
+        while True:
+            yield await inside()
+
+    agen = stream_answer()
+    async for _ in agen:
+        assert hi.current_run() is None  # the consumer is outside the generator's run
+        break
+    await agen.aclose()
+    g = hi.graph("astreamer")
+    assert g.runs == 1
+    path_nodes = g.next_stage_probs(RunState())
+    assert path_nodes == {"inside": 1.0}
