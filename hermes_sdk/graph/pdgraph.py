@@ -360,8 +360,8 @@ class PDGraph:
         return graph_to_dot(self.to_dict(include_samples=False))
 
     def to_png(self, path: str | Path) -> Path:
-        """Draw the graph to a PNG file (matplotlib Agg, layered layout); returns the path."""
-        from hermes_sdk.graph.render_png import graph_to_png
+        """Draw the graph to a PNG file (matplotlib Agg, see :mod:`hermes_sdk.graph.picture`)."""
+        from hermes_sdk.graph.picture import graph_to_png
 
         return graph_to_png(self.to_dict(include_samples=False), path)
 
