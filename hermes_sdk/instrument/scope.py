@@ -139,6 +139,8 @@ class RunScope:
 
     def __call__(self, fn: _C) -> _C:
         """Decorate ``fn`` so each call (or each generator iteration) is its own run."""
+        if isinstance(fn, (classmethod, staticmethod)):
+            return cast(_C, type(fn)(self(fn.__func__)))
         if inspect.isasyncgenfunction(fn):
 
             async def agen_wrapper(*args: Any, **kwargs: Any) -> AsyncGenerator[Any, Any]:

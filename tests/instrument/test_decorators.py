@@ -439,3 +439,24 @@ async def test_run_decorated_async_generator_closed_early() -> None:
     assert g.runs == 1
     path_nodes = g.next_stage_probs(RunState())
     assert path_nodes == {"inside": 1.0}
+
+
+def test_run_decorator_on_methods_either_order() -> None:
+    class Service:
+        @hi.run("svc")
+        def handle(self) -> str:
+            return draft("m")
+
+        @hi.run("svc")
+        @classmethod
+        def handle_cls(cls) -> str:
+            return draft("c")
+
+        @staticmethod
+        @hi.run("svc")
+        def handle_static() -> str:
+            return draft("s")
+
+    assert Service().handle() == "m" and Service.handle_cls() == "c"
+    assert Service.handle_static() == "s"
+    assert hi.graph("svc").runs == 3
