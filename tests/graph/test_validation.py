@@ -146,3 +146,13 @@ def test_from_json_rejects_inconsistent_documents(graph: PDGraph) -> None:
     summary_only = graph.to_dict(include_samples=False)
     with pytest.raises(GraphError, match="include_samples"):
         PDGraph.from_dict(summary_only)
+
+
+@pytest.mark.parametrize("bad", [[1.0, "x"], [1.0, True], [-1.0], [float("inf")], "1,2"])
+def test_from_json_checks_sample_lists(graph: PDGraph, bad: object) -> None:
+    import json
+
+    doc = json.loads(graph.to_json())
+    doc["nodes"][0]["service_s"]["values"] = bad
+    with pytest.raises(GraphError):
+        PDGraph.from_dict(doc)
