@@ -16,11 +16,11 @@ from hermes_sdk.cli._app import app, console, err_console
 @app.command()
 def demo(
     apps: int = typer.Option(120, min=1, max=10_000, help="Apps to run under each policy."),
-    rate: float = typer.Option(6.0, min=0.01, help="App arrivals per second (Poisson)."),
+    rate: float = typer.Option(8.0, min=0.01, help="App arrivals per second (Poisson)."),
     policy_compare: str = typer.Option("fcfs,gittins", help="Comma-separated policies, in order."),
     out: str = typer.Option("hermes-demo", help="Directory for graphs, plot and logs."),
     seed: int = typer.Option(7, help="Seed of the app mix and arrival times."),
-    quick: bool = typer.Option(False, "--quick", help="A smaller run (60 apps)."),
+    quick: bool = typer.Option(False, "--quick", help="A smaller run (80 apps)."),
     json_out: bool = typer.Option(False, "--json", help="Print one JSON object, no table."),
 ) -> None:
     """Start two simulated engines and the scheduler, run LangGraph apps under each policy."""
