@@ -371,6 +371,9 @@ async def _proxy(request: web.Request) -> web.StreamResponse:
         return await _forward(
             request, gw, upstream, endpoint, body, stream, client_wants_usage, state
         )
+    except asyncio.CancelledError:  # the client went away (aiohttp handler cancellation)
+        state.disconnected = True
+        raise
     finally:
         await slot.__aexit__(None, None, None)
         gw.unit_ended(

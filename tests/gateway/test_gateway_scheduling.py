@@ -204,3 +204,19 @@ async def test_engine_without_priority_scheduling_gets_no_priority(
     assert [c.priority for c in gw.gateway.calls] == [None, None]
     assert gw.gateway.priority_rejected == {"up"}
     assert [r["priority"] for r in await engine_records(url)] == [0, 0]
+
+
+async def test_client_leaving_a_non_streaming_call_releases_slot(
+    stack: tuple[StartEngine, StartGateway],
+) -> None:
+    engine, gateway = stack
+    url = await engine()
+    gw = await gateway(UpstreamConfig("up", url, max_inflight=1))
+    async with aiohttp.ClientSession() as s:
+        call = asyncio.create_task(s.post(f"{gw.url}/chat/completions", json=_body(100_000)))
+        while not await engine_records(url):  # forwarded: the engine is generating
+            await asyncio.sleep(0.002)
+        call.cancel()
+        await gw.wait_inflight("up", 0)
+    (record,) = gw.gateway.calls
+    assert record.disconnected and record.failed
