@@ -35,6 +35,7 @@ MAX_SAMPLES = 1_000_000
 """Largest ``n`` accepted by :meth:`PDGraph.remaining_demand`."""
 MAX_VISIT_LIMIT = 64
 _CACHE_SIZE = 512
+_MAX_COUNTER_CELLS = 1 << 22  # paths x nodes visit counters per simulate() call (32 MiB)
 
 
 @dataclass(frozen=True, slots=True)
@@ -312,7 +313,13 @@ class PDGraph:
             if self.runs == 0:
                 out = self.prior.remaining(state.elapsed_s, n, gen)
             else:
-                out = simulate(self._compiler.get(self), state, n, gen)
+                compiled = self._compiler.get(self)
+                chunk = max(1, _MAX_COUNTER_CELLS // (len(compiled.names) + 2))
+                if n <= chunk:
+                    out = simulate(compiled, state, n, gen)
+                else:  # bound the per-path visit counters' memory on huge graphs / huge n
+                    sizes = [min(chunk, n - i) for i in range(0, n, chunk)]
+                    out = np.concatenate([simulate(compiled, state, m, gen) for m in sizes])
             out.setflags(write=False)
             if rng is None:
                 self._cache[key] = out

@@ -150,3 +150,27 @@ def test_incremental_compile_matches_a_full_rebuild() -> None:
     a = simulate(incremental, state, 500, np.random.default_rng(0))
     b = simulate(fresh, state, 500, np.random.default_rng(0))
     assert np.array_equal(a, b)
+
+
+def test_huge_n_is_simulated_in_bounded_chunks(monkeypatch: pytest.MonkeyPatch) -> None:
+    import hermes_sdk.graph.pdgraph as pdgraph_module
+
+    rng = np.random.default_rng(6)
+    graph = PDGraph(gen.APP)
+    for i in range(200):
+        graph.observe(gen.make_path(rng, i))
+    monkeypatch.setattr(pdgraph_module, "_MAX_COUNTER_CELLS", 600)  # 100 paths per chunk
+    out = graph.remaining_demand(RunState(), n=1050)
+    assert out.shape == (1050,) and np.all(out > 0)
+    assert out.mean() == pytest.approx(gen.exact_mean_s(), rel=0.1)
+
+
+def test_empty_and_failed_runs_are_learned() -> None:
+    from hermes_sdk import RunPath
+
+    graph = PDGraph("e")
+    graph.observe(RunPath("e", ()))
+    graph.observe(RunPath("e", (), failed=True))
+    assert graph.runs == 2
+    assert graph.next_stage_probs(RunState()) == {END: 1.0}
+    assert np.all(graph.remaining_demand(RunState()) == 0.0)
