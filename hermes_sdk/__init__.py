@@ -3,6 +3,7 @@
 The public API lives here and only here; every other module is an implementation detail.
 """
 
+from hermes_sdk.client.openai_kwargs import openai_kwargs
 from hermes_sdk.errors import (
     ConfigError,
     GraphError,
@@ -69,6 +70,7 @@ __all__ = [
     "make_policy",
     "on_prewarm",
     "open_store",
+    "openai_kwargs",
     "record",
     "retriever",
     "run",

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import aiohttp
+import pytest
 from openai import AsyncOpenAI
 
 from hermes_sdk.client.hints import Hints
-from hermes_sdk.client.openai_kwargs import openai_kwargs
+from hermes_sdk.client.openai_kwargs import OpenAIKwargs, openai_kwargs
 from hermes_sdk.sim.engine import SimEngineConfig, serve_sim_engine
 
 
@@ -46,3 +47,27 @@ async def test_openai_client_sends_priority_and_headers_to_engine() -> None:
     assert record["priority"] == hints.engine_priority("vllm")
     assert record["headers"]["x-hermes-run"] == "r1"
     assert record["headers"]["x-hermes-unit"] == "draft"
+
+
+def test_current_hints_of_the_running_unit_are_used(monkeypatch: pytest.MonkeyPatch) -> None:
+    import hermes_sdk as hermes
+
+    monkeypatch.delenv("HERMES_DISABLED", raising=False)
+    hermes.configure(store="memory://", enabled=True)
+    try:
+
+        @hermes.llm(backend="gpt")
+        def draft() -> tuple[Hints | None, OpenAIKwargs]:
+            return hermes.current_hints(), openai_kwargs()
+
+        with hermes.run("doc-qa", run_id="run-7", deadline_s=30.0):
+            hints, kwargs = draft()
+        assert openai_kwargs() == {"extra_headers": {}, "extra_body": {}}  # outside: no hints
+    finally:
+        hermes.configure(store="memory://", enabled=True)
+    assert hints is not None
+    assert kwargs["extra_headers"] == hints.headers()
+    assert kwargs["extra_headers"]["X-Hermes-App"] == "doc-qa"
+    assert kwargs["extra_headers"]["X-Hermes-Run"] == "run-7"
+    assert kwargs["extra_headers"]["X-Hermes-Unit"] == "draft"
+    assert kwargs["extra_body"] == {"priority": hints.engine_priority("vllm")}
