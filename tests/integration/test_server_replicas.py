@@ -158,3 +158,29 @@ async def test_paths_from_both_replicas_reach_both_graphs(
         assert graph_a["runs"] == graph_b["runs"] == 6
         _, apps = await _json(http, "GET", f"{b.url}/v1/apps")
         assert apps == {"apps": [{"app": "qa", "runs": 6}]}
+
+
+def test_redis_batch_append_and_cursor(redis_port: int) -> None:
+    from hermes_sdk.graph.records import Call, RunPath, Stage
+    from hermes_sdk.store import open_store
+    from hermes_sdk.store.redis import RedisStore
+
+    url = f"redis://127.0.0.1:{redis_port}/{next(_db) % 16}"
+    redis.Redis.from_url(url).flushdb()
+    store = open_store(url)
+    assert isinstance(store, RedisStore)
+    paths = [
+        RunPath(app="qa", run_id=f"r{i}", stages=(Stage("plan", (Call(1.0 + i),)),))
+        for i in range(3)
+    ]
+    store.append_paths(paths[:2])
+    store.append_raw("{corrupt")
+    store.append_paths([])
+    cursor, seen = store.paths_since(0)
+    assert (cursor, [p.run_id for p in seen]) == (3, ["r0", "r1"])
+    assert store.corrupt_rows == 1
+    store.append_paths(paths[2:])
+    cursor, seen = store.paths_since(cursor)
+    assert (cursor, [p.run_id for p in seen]) == (4, ["r2"])
+    assert store.paths_since(cursor) == (4, [])
+    store.close()
