@@ -1,1 +1,0 @@
-"""The `hermes demo` workload: real LangGraph apps served through the Hermes gateway."""
