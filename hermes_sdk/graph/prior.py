@@ -11,6 +11,8 @@ attained service first), which is the safe choice without data.
 
 from __future__ import annotations
 
+import threading
+
 import numpy as np
 
 from hermes_sdk.graph.sketch import FloatArray, Sketch, SortedSamples
@@ -64,19 +66,23 @@ def conditioned_residual(
 
 
 class PooledPrior:
-    """Total run demand pooled over apps; conditions on attained service."""
+    """Total run demand pooled over apps; conditions on attained service. Thread-safe."""
 
-    __slots__ = ("sketch",)
+    __slots__ = ("_lock", "sketch")
 
     def __init__(self, window: int = 5000) -> None:
         self.sketch = Sketch(window=window)
+        self._lock = threading.Lock()
 
     def add(self, run_service_s: float) -> None:
         """Fold in the total service seconds of one completed run."""
-        self.sketch.add(run_service_s)
+        with self._lock:
+            self.sketch.add(run_service_s)
 
     def remaining(self, attained_s: float, n: int, rng: np.random.Generator) -> FloatArray:
         """``n`` samples of remaining demand (seconds) given ``attained_s`` already received."""
-        if len(self.sketch) < MIN_POOLED_SAMPLES:
+        with self._lock:
+            samples = None if len(self.sketch) < MIN_POOLED_SAMPLES else self.sketch.sorted()
+        if samples is None:
             return lomax_residual(attained_s, n, rng)
-        return conditioned_residual(self.sketch.sorted(), attained_s, n, rng)
+        return conditioned_residual(samples, attained_s, n, rng)

@@ -50,6 +50,7 @@ class GraphRegistry:
         self._lock = threading.RLock()
         self._graphs: dict[tuple[str, str], PDGraph] = {}
         self._priors: dict[str, PooledPrior] = {}
+        self._writers: dict[tuple[str, str], threading.Lock] = {}
         self.loaded_paths = 0
         if store is not None:
             self._replay(store)
@@ -120,11 +121,16 @@ class GraphRegistry:
             raise GraphError(f"observe() needs a RunPath, got {type(path).__name__}")
         with self._lock:
             graph = self._graph(path.app, path.tenant)
+            writer = self._writers.setdefault((path.tenant, path.app), threading.Lock())
+        # Per-app writer lock: the store and the graph see one app's paths in the same order
+        # (so a rebuild is identical) while other apps, and queries, are not held up by the
+        # store's fsync.
+        with writer:
             graph.validate(path)
             if self.store is not None:
                 self.store.append_path(path)
             graph.observe(path)
-            return graph
+        return graph
 
     def remaining_demand(
         self, app: str, state: RunState, *, tenant: str = "default", n: int = 1000
