@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 import logging
+import threading
 from collections import Counter
 from collections.abc import Iterator, Sequence
 from typing import Any, Protocol, runtime_checkable
@@ -45,6 +46,7 @@ class RecordingStore:
         self.corrupt_rows = 0
         self._record = record
         self.own: Counter[RunPath] = Counter()
+        self.lock = threading.Lock()
         self.loaded = 0
         """Paths yielded by load_paths() so far (the registry's replay sets the cursor)."""
         self.cursor: int | None = None
@@ -52,19 +54,40 @@ class RecordingStore:
 
     def append_path(self, path: RunPath) -> None:
         """Persist durably through the inner store and remember it as ours."""
-        self.inner.append_path(path)
-        if self._record:
-            self.own[path] += 1
+        self.append_paths([path])
 
     def append_paths(self, paths: Sequence[RunPath]) -> None:
-        """Persist several paths with one durable write when the store can, else one by one."""
-        if isinstance(self.inner, BatchStore):
-            self.inner.append_paths(paths)
-        else:
-            for path in paths:
-                self.inner.append_path(path)
+        """Persist several paths with one durable write when the store can, else one by one.
+
+        They are marked as ours *before* the write (and unmarked if it fails), so a concurrent
+        pull never mistakes them for another replica's.
+        """
         if self._record:
-            self.own.update(paths)
+            with self.lock:
+                self.own.update(paths)
+        try:
+            if isinstance(self.inner, BatchStore):
+                self.inner.append_paths(paths)
+            else:
+                for path in paths:
+                    self.inner.append_path(path)
+        except BaseException:
+            if self._record:
+                with self.lock:
+                    self.own.subtract(paths)
+                    self.own += Counter()  # drop zero counts
+            raise
+
+    def claim(self, path: RunPath) -> bool:
+        """True (and forget it) if ``path`` is one this process appended."""
+        with self.lock:
+            if self.own[path] > 0:
+                self.own[path] -= 1
+                if not self.own[path]:
+                    del self.own[path]
+                return True
+            self.own.pop(path, None)
+            return False
 
     def load_paths(self) -> Iterator[RunPath]:
         """Every stored path (counted, so a later pull starts after them)."""
@@ -168,10 +191,7 @@ class GraphSync:
         for path in fresh:
             if not isinstance(inner, CursorStore):
                 self.cursor += 1
-            if self.store.own[path] > 0:
-                self.store.own[path] -= 1
-                if not self.store.own[path]:
-                    del self.store.own[path]
+            if self.store.claim(path):
                 continue
             try:
                 self.registry.graph(path.app, path.tenant).observe(path)
