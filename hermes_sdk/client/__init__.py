@@ -1,7 +1,14 @@
 """Client side of the scheduler protocol: hints, engine priority encoding, scheduler client."""
 
+from typing import TYPE_CHECKING
+
 from hermes_sdk.client.hints import Hints, rank_to_priority
 from hermes_sdk.client.openai_kwargs import OpenAIKwargs, openai_kwargs
+
+if TYPE_CHECKING:
+    from hermes_sdk.client.admission import admit
+    from hermes_sdk.client.events import HttpEventSink
+    from hermes_sdk.client.scheduler import SchedulerClient, SyncSchedulerClient
 
 __all__ = [
     "Hints",
