@@ -104,7 +104,10 @@ def stage_latency_s(graph: StageGraph, node: str, rng: np.random.Generator, n: i
     The maximum of ``w`` iid calls is drawn exactly by inverting the call-time CDF at
     ``u ** (1 / w)``.
     """
-    stats = graph.node_stats(node)
+    try:
+        stats = graph.node_stats(node)
+    except (KeyError, ValueError):  # a node the graph has not learned yet
+        return np.zeros(n)
     if stats.service_s.values.size == 0:
         return np.zeros(n)
     u = rng.random(n)
@@ -136,7 +139,8 @@ def times_to_backends(
     """Per backend, ``n`` sampled seconds until the app's next stage on it starts (``inf``: never).
 
     A stage running now on a backend counts as 0 for it. Walks stop at END, after ``max_stages``
-    stages, or once the elapsed sum passes ``horizon_s``.
+    stages, or once a walk passes ``horizon_s`` beyond the end of the stage running now (a
+    planner re-forecasts at that stage's end, so it only needs ``horizon_s`` = its cold start).
     """
     rng = rng or np.random.default_rng()
     wanted = frozenset(backends)
@@ -144,6 +148,7 @@ def times_to_backends(
     if not wanted or n <= 0:
         return out
     t_s = np.zeros(n)
+    limit_s = np.full(n, horizon_s)
     start = state
     if state.node not in ("START", END):
         using = node_backends(graph, state.node) & wanted
@@ -152,7 +157,9 @@ def times_to_backends(
                 out[b][:] = 0.0
             lat = stage_latency_s(graph, state.node, rng, n)
             t_s += _residual_s(lat, state.elapsed_s, rng)
+            limit_s += t_s
             start = RunState(node=state.node, visits=state.visits)
+    uses: dict[str, frozenset[str]] = {}
     groups: dict[RunState, NDArray[np.intp]] = {start: np.arange(n)}
     for _ in range(max_stages):
         nxt: defaultdict[RunState, list[NDArray[np.intp]]] = defaultdict(list)
@@ -167,12 +174,15 @@ def times_to_backends(
                 sel = idx[choice == j]
                 if sel.size == 0 or node == END:
                     continue
-                for b in node_backends(graph, node) & wanted:
+                hit = uses.get(node)
+                if hit is None:
+                    hit = uses[node] = node_backends(graph, node) & wanted
+                for b in hit:
                     arr = out[b]
                     first = sel[np.isinf(arr[sel])]
                     arr[first] = t_s[first]
                 t_s[sel] += stage_latency_s(graph, node, rng, sel.size)
-                keep = sel[t_s[sel] <= horizon_s]
+                keep = sel[t_s[sel] <= limit_s[sel]]
                 if keep.size:
                     nxt[_advance(st, node, max_visit)].append(keep)
         groups = {st: np.concatenate(parts) for st, parts in nxt.items()}

@@ -36,7 +36,8 @@ _EPS_S = 1e-6
 """Tolerance for re-deciding exactly at a predicted crossing time (float round-off)."""
 
 _FORECAST_CACHE = 4096
-"""Forecasts kept per (app, tenant, graph version, state); runs in one state share one walk."""
+"""Forecasts kept per (app, tenant, state); runs in one state share one walk until the graph
+has learned ``refresh_share`` more runs."""
 
 GraphLookup = Callable[[str, str], StageGraph | None]
 """``(app, tenant) -> graph or None``; ``GraphRegistry.get`` fits."""
@@ -57,10 +58,13 @@ class PrewarmConfig:
     cold_start_quantile: float = 0.9
     default_cold_start_s: float = 10.0
     n_samples: int = 400
-    horizon_s: float = 900.0
+    lookahead: float = 2.0
+    """Forecast walks look this many times the largest cold start past the running stage."""
     max_stages: int = 64
     max_visit: int = 8
     recheck_s: float = 1.0
+    refresh_share: float = 0.05
+    """A run's forecast is redone when its graph learned more than this share of new runs."""
     keep_alive: KeepAliveConfig = field(default_factory=KeepAliveConfig)
     seed: int | None = 0
 
@@ -130,7 +134,7 @@ class PrewarmPlanner:
         self._runs: dict[str, _Run] = {}
         self._rng = np.random.default_rng(self.config.seed)
         self._keys = itertools.count(1)
-        self._forecasts: dict[tuple[str, str, int, RunState], dict[str, FloatArray]] = {}
+        self._forecasts: dict[tuple[str, str, RunState], tuple[int, dict[str, FloatArray]]] = {}
 
     # --- app events -------------------------------------------------------------------------
 
@@ -157,30 +161,36 @@ class PrewarmPlanner:
         """The cold start ``C`` the rule plans for: a high quantile of observed start-ups."""
         return self.ledger.get(backend).cold_start.quantile_s(self.config.cold_start_quantile)
 
+    def _fresh(self, cached_version: int, version: int) -> bool:
+        return version - cached_version <= max(1.0, self.config.refresh_share * cached_version)
+
     def _samples(self, run: _Run) -> dict[str, FloatArray] | None:
         graph = self.graph_of(run.app, run.tenant)
         if graph is None:
             return None
-        if run.samples is None or run.version != graph.version:
-            key = (run.app, run.tenant, graph.version, run.state)
-            samples = self._forecasts.get(key)
-            if samples is None:
-                cfg = self.config
-                walked = times_to_backends(
-                    graph,
-                    run.state,
-                    self.backends,
-                    n=cfg.n_samples,
-                    horizon_s=cfg.horizon_s,
-                    max_stages=cfg.max_stages,
-                    max_visit=cfg.max_visit,
-                    rng=self._rng,
-                )
-                samples = {b: t for b, t in walked.items() if np.isfinite(t).any()}
-                if len(self._forecasts) >= _FORECAST_CACHE:
-                    del self._forecasts[next(iter(self._forecasts))]
-                self._forecasts[key] = samples
-            run.samples, run.version = samples, graph.version
+        version = graph.version
+        if run.samples is not None and self._fresh(run.version, version):
+            return run.samples
+        key = (run.app, run.tenant, run.state)
+        cached = self._forecasts.get(key)
+        if cached is None or not self._fresh(cached[0], version):
+            cfg = self.config
+            walked = times_to_backends(
+                graph,
+                run.state,
+                self.backends,
+                n=cfg.n_samples,
+                horizon_s=cfg.lookahead * max(map(self.cold_start_s, self.backends)),
+                max_stages=cfg.max_stages,
+                max_visit=cfg.max_visit,
+                rng=self._rng,
+            )
+            samples = {b: t for b, t in walked.items() if np.isfinite(t).any()}
+            self._forecasts.pop(key, None)
+            if len(self._forecasts) >= _FORECAST_CACHE:
+                del self._forecasts[next(iter(self._forecasts))]
+            cached = self._forecasts[key] = (version, samples)
+        run.version, run.samples = cached
         return run.samples
 
     def time_to_need(self, backend: str, now_s: float) -> dict[str, FloatArray]:
