@@ -144,3 +144,25 @@ def test_run_state_from_units() -> None:
     assert again is not None and again.to_json() == run.to_json()
     assert TrackedRun.from_json({"ended": True}) is None
     assert TrackedRun.from_json({"tenant": "t"}) is None
+
+
+def test_serve_flags_override_the_config_file(tmp_path: Path) -> None:
+    from hermes_sdk.cli.serve import build_config
+
+    (tmp_path / "hermes.toml").write_text(
+        '[server]\nport = 9000\npolicy = "lstf"\n[backends.gpu]\nmax_inflight = 3\n'
+    )
+    cfg = build_config(
+        config_file=tmp_path / "hermes.toml",
+        host=None,
+        port=9100,
+        store="memory://",
+        policy=None,
+        backends=["gpu=5", "cpu=2:30"],
+        api_keys=["k=acme"],
+        upstreams=["vllm=http://127.0.0.1:8000,engine=vllm"],
+    )
+    assert (cfg.port, cfg.policy, cfg.store_url) == (9100, "lstf", "memory://")
+    assert cfg.backends == {"gpu": BackendConfig(5), "cpu": BackendConfig(2, 30.0)}
+    assert Keyring(cfg.api_keys, cfg.key_salt).tenant_of("k") == "acme"
+    assert cfg.upstreams[0].engine == "vllm"
