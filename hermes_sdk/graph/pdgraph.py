@@ -141,6 +141,7 @@ class PDGraph:
         half_life_s: float | None = None,
         max_visit: int = 8,
         prior: PooledPrior | None = None,
+        max_stale_fraction: float = 0.0,
     ) -> None:
         if not isinstance(app, str) or not app:
             raise GraphError(f"app must be a non-empty string, got {app!r}")
@@ -149,7 +150,12 @@ class PDGraph:
             raise GraphError(f"max_visit must be an int, got {max_visit!r}")
         if not 1 <= max_visit <= MAX_VISIT_LIMIT:
             raise GraphError(f"max_visit must be within 1..{MAX_VISIT_LIMIT}, got {max_visit}")
+        if not (isinstance(max_stale_fraction, (int, float)) and 0.0 <= max_stale_fraction < 1.0):
+            raise GraphError(f"max_stale_fraction must be in [0, 1), got {max_stale_fraction!r}")
         self.app = app
+        self.max_stale_fraction = float(max_stale_fraction)
+        """A cached answer may be reused while at most this fraction of ``runs`` was learned
+        since it was computed (0 = exact: every observe invalidates)."""
         self.window = window
         self.half_life_s = None if half_life_s is None else float(half_life_s)
         self.max_visit = max_visit
@@ -162,7 +168,9 @@ class PDGraph:
         self.run_service_s = Sketch(window, half_life_s)
         self._lock = threading.RLock()
         self._compiler = GraphCompiler()
-        self._cache: OrderedDict[tuple[RunState, int], NDArray[np.float64]] = OrderedDict()
+        self._cache: OrderedDict[tuple[RunState, int], tuple[int, NDArray[np.float64]]] = (
+            OrderedDict()
+        )
 
     def __repr__(self) -> str:
         return f"PDGraph(app={self.app!r}, runs={self.runs}, nodes={len(self.nodes)})"
@@ -197,7 +205,8 @@ class PDGraph:
             self.version += 1
             touched = set(visits)
             self._compiler.touch(touched | {START}, touched)
-            self._cache.clear()
+            if self.max_stale_fraction == 0.0:
+                self._cache.clear()
 
     def _count_transition(self, source: str, visit: int, target: str) -> None:
         key = (source, min(visit, self.max_visit))
@@ -289,8 +298,9 @@ class PDGraph:
     ) -> NDArray[np.float64]:
         """``n`` Monte Carlo samples of the remaining service seconds of a run in ``state``.
 
-        Without ``rng`` the result is deterministic per (state, n, version) and cached; the
-        returned array is read-only. With ``rng`` fresh draws are made and not cached. A graph
+        Without ``rng`` the result is deterministic per (state, n, version) and cached (with
+        ``max_stale_fraction`` > 0 a cached answer survives a few observes); the returned array
+        is read-only. With ``rng`` fresh draws are made and not cached. A graph
         with no runs answers from its prior (pooled across the tenant's apps by the registry).
         """
         if not isinstance(state, RunState):
@@ -303,9 +313,12 @@ class PDGraph:
         with self._lock:
             if rng is None:
                 hit = self._cache.get(key)
-                if hit is not None:
+                if hit is not None and (
+                    hit[0] == self.version
+                    or self.version - hit[0] <= self.max_stale_fraction * self.runs
+                ):
                     self._cache.move_to_end(key)
-                    return hit
+                    return hit[1]
                 seed = zlib.crc32(repr(state).encode()) ^ (self.version * 2654435761)
                 gen = np.random.default_rng(seed)
             else:
@@ -322,7 +335,8 @@ class PDGraph:
                     out = np.concatenate([simulate(compiled, state, m, gen) for m in sizes])
             out.setflags(write=False)
             if rng is None:
-                self._cache[key] = out
+                self._cache[key] = (self.version, out)
+                self._cache.move_to_end(key)
                 if len(self._cache) > _CACHE_SIZE:
                     self._cache.popitem(last=False)
             return out

@@ -39,14 +39,18 @@ class GraphRegistry:
         window: int = 1000,
         half_life_s: float | None = None,
         max_visit: int = 8,
+        max_stale_fraction: float = 0.0,
     ) -> None:
-        PDGraph("_check", window=window, half_life_s=half_life_s, max_visit=max_visit)
+        PDGraph(
+            "_check",
+            window=window,
+            half_life_s=half_life_s,
+            max_visit=max_visit,
+            max_stale_fraction=max_stale_fraction,
+        )
         self.store = store
-        self._graph_kwargs: dict[str, int | float | None] = {
-            "window": window,
-            "half_life_s": half_life_s,
-            "max_visit": max_visit,
-        }
+        self._window, self._half_life_s, self._max_visit = window, half_life_s, max_visit
+        self._max_stale_fraction = max_stale_fraction
         self._lock = threading.RLock()
         self._graphs: dict[tuple[str, str], PDGraph] = {}
         self._priors: dict[str, PooledPrior] = {}
@@ -87,10 +91,11 @@ class GraphRegistry:
             check_name(tenant, "tenant")
             graph = PDGraph(
                 app,
-                window=int(self._graph_kwargs["window"] or 1000),
-                half_life_s=self._graph_kwargs["half_life_s"],
-                max_visit=int(self._graph_kwargs["max_visit"] or 8),
+                window=self._window,
+                half_life_s=self._half_life_s,
+                max_visit=self._max_visit,
                 prior=self.prior(tenant),
+                max_stale_fraction=self._max_stale_fraction,
             )
             self._graphs[key] = graph
         return graph

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from hermes_sdk import END, START, PDGraph, RunState
+from hermes_sdk import END, START, GraphError, PDGraph, RunState
 from tests.graph import generator as gen
 
 
@@ -174,3 +174,19 @@ def test_empty_and_failed_runs_are_learned() -> None:
     assert graph.runs == 2
     assert graph.next_stage_probs(RunState()) == {END: 1.0}
     assert np.all(graph.remaining_demand(RunState()) == 0.0)
+
+
+def test_stale_cache_tolerance_is_opt_in() -> None:
+    rng = np.random.default_rng(13)
+    graph = PDGraph(gen.APP, max_stale_fraction=0.1)
+    for i in range(100):
+        graph.observe(gen.make_path(rng, i))
+    first = graph.remaining_demand(RunState())
+    for i in range(10):  # 10 <= 0.1 * 110 runs: still served from the cache
+        graph.observe(gen.make_path(rng, 200 + i))
+    assert graph.remaining_demand(RunState()) is first
+    for i in range(5):
+        graph.observe(gen.make_path(rng, 300 + i))
+    assert graph.remaining_demand(RunState()) is not first
+    with pytest.raises(GraphError):
+        PDGraph("x", max_stale_fraction=1.5)
