@@ -26,6 +26,7 @@ import asyncio
 import gc
 import itertools
 import json
+import os
 import platform
 from pathlib import Path
 from time import perf_counter_ns
@@ -221,8 +222,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--quick", action="store_true", help="fewer invokes (smoke run)")
     parser.add_argument("--out", type=Path, default=RESULTS)
     args = parser.parse_args(argv)
-    n, rounds = (100, 2) if args.quick else (1500, 5)
+    n, rounds = (100, 2) if args.quick else (1000, 10)
     console = Console()
+    load_before = os.getloadavg()[0]
     results = measure(n, rounds)
     render(results, console)
     doc = {
@@ -231,6 +233,9 @@ def main(argv: list[str] | None = None) -> None:
         "nodes": N_NODES,
         "python": platform.python_version(),
         "machine": platform.machine(),
+        "cpus": os.cpu_count(),
+        "load_avg_1m_before": load_before,
+        "load_avg_1m_after": os.getloadavg()[0],
         "langgraph": getattr(langgraph, "__version__", None) or _version("langgraph"),
         "langchain_core": langchain_core.__version__,
         "results": results,
