@@ -46,4 +46,11 @@ def sim_engine(
         seed=seed,
     )
     console.print(f"sim engine [bold]{model}[/] on http://{host}:{port}/v1")
-    web.run_app(create_engine_app(config), host=host, port=port, print=None, access_log=None)
+    web.run_app(
+        create_engine_app(config),
+        host=host,
+        port=port,
+        print=None,
+        access_log=None,
+        handler_cancellation=True,  # a client that goes away aborts its generation
+    )

@@ -530,7 +530,7 @@ async def serve_sim_engine(
     config: SimEngineConfig, *, host: str = "127.0.0.1", port: int = 0
 ) -> AsyncIterator[str]:
     """Run the engine on ``host:port`` (0 = a free port) and yield its base URL (``.../v1``)."""
-    runner = web.AppRunner(create_engine_app(config), access_log=None)
+    runner = web.AppRunner(create_engine_app(config), access_log=None, handler_cancellation=True)
     await runner.setup()
     site = web.TCPSite(runner, host, port)
     await site.start()

@@ -48,6 +48,8 @@ async def test_gateway_call_nests_under_the_apps_llm_unit(
     async with hermes.run("qa", run_id="r-1"):
         await answer("what is hermes?")
     await client.close()
+    assert await asyncio.to_thread(hermes.flush, 5.0)  # run_end delivered while the server runs
+    assert gw.scheduler.run("default", "r-1") is None  # the run ended on the server too
     # The gateway's unit was nested under the app's own "answer" unit: one stage, no double count.
     assert seen_during == {"node": "answer", "attained_s": 0.0, "units": 1}
     (call,) = gw.gateway.calls

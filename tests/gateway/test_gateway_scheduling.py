@@ -220,3 +220,9 @@ async def test_client_leaving_a_non_streaming_call_releases_slot(
         await gw.wait_inflight("up", 0)
     (record,) = gw.gateway.calls
     assert record.disconnected and record.failed
+    for _ in range(500):  # the gateway closed its upstream request, so the engine aborted it
+        (seen,) = await engine_records(url)
+        if seen["aborted"]:
+            break
+        await asyncio.sleep(0.002)
+    assert seen["aborted"] is True
