@@ -14,6 +14,7 @@ import secrets
 import time
 from collections.abc import Callable, Hashable
 from dataclasses import dataclass, field
+from typing import Final, Protocol
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,6 +55,21 @@ class QueueTimeout(Exception):
 
 RankFn = Callable[[Hashable | None], float]
 
+SHARED_RETRY_S: Final = 0.02
+"""How soon a queue retries a grant the shared ledger refused (another replica holds the slot)."""
+
+
+class SlotLedger(Protocol):
+    """A backend's slots shared by several scheduler replicas (e.g. a Redis sorted set)."""
+
+    def try_take(self, backend: str, lease_id: str, max_inflight: int, lease_s: float) -> bool:
+        """Take one of ``max_inflight`` slots for ``lease_s`` seconds; False when all are held."""
+        ...
+
+    def give_back(self, backend: str, lease_id: str) -> None:
+        """Return a slot taken by :meth:`try_take`."""
+        ...
+
 
 class AdmissionQueue:
     """Slots of one backend and the requests waiting for them.
@@ -70,8 +86,11 @@ class AdmissionQueue:
         rank_of: RankFn,
         *,
         clock: Callable[[], float] = time.monotonic,
+        ledger: SlotLedger | None = None,
     ) -> None:
         self.backend = backend
+        self._ledger = ledger
+        self._retry: asyncio.TimerHandle | None = None
         self.max_inflight = max_inflight
         self.lease_s = lease_s
         self._rank_of = rank_of
@@ -111,7 +130,9 @@ class AdmissionQueue:
         now = self._clock()
         self.reclaim_expired(now)
         if not self._waiters and len(self._leases) < self.max_inflight:
-            return self._grant(tenant, run_key, math.nan, now, now)
+            lease = self._grant(tenant, run_key, math.nan, now, now)
+            if lease is not None:
+                return lease
         rank = self._safe_rank(run_key)
         loop = asyncio.get_running_loop()
         waiter = _Waiter(rank, next(self._seq), tenant, run_key, now, loop.create_future())
@@ -134,6 +155,8 @@ class AdmissionQueue:
         lease = self._leases.pop(lease_id, None)
         if lease is None:
             return False
+        if self._ledger is not None:
+            self._ledger.give_back(self.backend, lease_id)
         self._dispatch()
         return True
 
@@ -154,6 +177,8 @@ class AdmissionQueue:
         expired = [lid for lid, lease in self._leases.items() if lease.expires_at_s <= now]
         for lid in expired:
             del self._leases[lid]
+            if self._ledger is not None:
+                self._ledger.give_back(self.backend, lid)
         self.reclaimed += len(expired)
         if expired:
             self._dispatch()
@@ -166,9 +191,14 @@ class AdmissionQueue:
         rank_s: float,
         enqueued_at_s: float,
         now: float,
-    ) -> Lease:
+    ) -> Lease | None:
+        lease_id = secrets.token_hex(12)
+        if self._ledger is not None and not self._ledger.try_take(
+            self.backend, lease_id, self.max_inflight, self.lease_s
+        ):
+            return None
         lease = Lease(
-            lease_id=secrets.token_hex(12),
+            lease_id=lease_id,
             backend=self.backend,
             tenant=tenant,
             run_key=run_key,
@@ -185,12 +215,23 @@ class AdmissionQueue:
         now = self._clock()
         while self._waiters and len(self._leases) < self.max_inflight:
             best = min(self._waiters, key=_order)
-            self._waiters.remove(best)
             if best.future.done():
+                self._waiters.remove(best)
                 continue
-            best.future.set_result(
-                self._grant(best.tenant, best.run_key, best.rank_s, best.enqueued_at_s, now)
-            )
+            lease = self._grant(best.tenant, best.run_key, best.rank_s, best.enqueued_at_s, now)
+            if lease is None:  # another replica holds the shared slots: look again soon
+                self._retry_later()
+                return
+            self._waiters.remove(best)
+            best.future.set_result(lease)
+
+    def _retry_later(self) -> None:
+        if self._retry is None:
+            self._retry = asyncio.get_running_loop().call_later(SHARED_RETRY_S, self._retried)
+
+    def _retried(self) -> None:
+        self._retry = None
+        self._dispatch()
 
     def _abandon(self, waiter: _Waiter) -> None:
         if waiter in self._waiters:

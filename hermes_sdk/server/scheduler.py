@@ -27,6 +27,7 @@ from hermes_sdk.policy.base import AppState, Policy
 from hermes_sdk.server.admission import AdmissionQueue, Lease
 from hermes_sdk.server.config import BackendConfig, ServerConfig
 from hermes_sdk.server.graph_sync import GraphSync
+from hermes_sdk.server.ledger import RedisSlotLedger
 from hermes_sdk.server.metrics import ServerMetrics
 from hermes_sdk.server.runs import TrackedRun
 from hermes_sdk.server.wire import Event, RunEnd, RunStart, UnitEnd, UnitStart, parse_batch
@@ -97,8 +98,11 @@ class Scheduler:
         for up in config.upstreams:
             backends.setdefault(up.name, BackendConfig(max_inflight=up.max_inflight))
         self._gauges: dict[str, tuple[Any, Any, Any]] = {}
+        self.ledger = RedisSlotLedger(config.store_url) if self._shared_runs else None
         for name, bc in backends.items():
-            self.queues[name] = AdmissionQueue(name, bc.max_inflight, bc.lease_s, self._rank_key)
+            self.queues[name] = AdmissionQueue(
+                name, bc.max_inflight, bc.lease_s, self._rank_key, ledger=self.ledger
+            )
             self._gauges[name] = (
                 metrics.queue_depth.labels(name),
                 metrics.inflight.labels(name),
@@ -377,8 +381,10 @@ class Scheduler:
         return run
 
     def close(self) -> None:
-        """Release every waiter and the registry (not the store; its owner closes it)."""
+        """Close the registry (and with it the store) and the shared slot ledger."""
         self.registry.close()
+        if self.ledger is not None:
+            self.ledger.close()
 
 
 def _runs_ns(tenant: str) -> str:

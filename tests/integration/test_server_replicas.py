@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import itertools
 import shutil
 import socket
@@ -184,3 +185,26 @@ def test_redis_batch_append_and_cursor(redis_port: int) -> None:
     assert (cursor, [p.run_id for p in seen]) == (4, ["r2"])
     assert store.paths_since(cursor) == (4, [])
     store.close()
+
+
+async def test_replicas_share_a_backends_slots(replicas: tuple[Server, Server]) -> None:
+    a, b = replicas
+    async with aiohttp.ClientSession() as http:
+        status, lease_a = await _json(http, "POST", f"{a.url}/v1/backends/gpu/acquire", {})
+        assert status == 200
+        # max_inflight=1 across both replicas: B has a free local slot, but the shared one is taken.
+        status, err = await _json(
+            http, "POST", f"{b.url}/v1/backends/gpu/acquire", {"timeout_s": 0.2}
+        )
+        assert status == 429 and err["error"]["code"] == "queue_timeout"
+        waiting = asyncio.ensure_future(
+            _json(http, "POST", f"{b.url}/v1/backends/gpu/acquire", {"timeout_s": 10})
+        )
+        await asyncio.sleep(0.1)
+        assert not waiting.done()
+        status, _ = await _json(http, "POST", f"{a.url}/v1/leases/{lease_a['lease_id']}/release")
+        assert status == 200
+        status, lease_b = await waiting
+        assert status == 200
+        status, _ = await _json(http, "POST", f"{b.url}/v1/leases/{lease_b['lease_id']}/release")
+        assert status == 200

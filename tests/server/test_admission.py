@@ -134,3 +134,33 @@ async def test_expired_leases_are_reclaimed_and_regranted() -> None:
     await _settle()
     assert waiter.done() and q.inflight == 1 and q.reclaimed == 1
     assert not q.release(old.lease_id)
+
+
+class Ledger:
+    """An in-memory shared ledger standing in for other replicas."""
+
+    def __init__(self) -> None:
+        self.held: set[str] = set()
+        self.capacity_taken_elsewhere = 0
+
+    def try_take(self, backend: str, lease_id: str, max_inflight: int, lease_s: float) -> bool:
+        if len(self.held) + self.capacity_taken_elsewhere >= max_inflight:
+            return False
+        self.held.add(lease_id)
+        return True
+
+    def give_back(self, backend: str, lease_id: str) -> None:
+        self.held.discard(lease_id)
+
+
+async def test_a_shared_ledger_caps_grants_and_waiters_retry() -> None:
+    ledger = Ledger()
+    ledger.capacity_taken_elsewhere = 1  # another replica holds the only slot
+    q = AdmissionQueue("gpu", 1, 10.0, lambda key: 1.0, ledger=ledger)
+    task = asyncio.ensure_future(q.acquire(tenant="t", run_key="x"))
+    await asyncio.sleep(0.05)
+    assert not task.done() and q.depth == 1 and q.inflight == 0
+    ledger.capacity_taken_elsewhere = 0  # the other replica released
+    lease = await asyncio.wait_for(task, 2.0)
+    assert ledger.held == {lease.lease_id}
+    assert q.release(lease.lease_id) and ledger.held == set()
