@@ -8,8 +8,8 @@ from __future__ import annotations
 
 from hermes_sdk.cli import demo as _demo
 from hermes_sdk.cli import graph as _graph
-from hermes_sdk.cli import sim_engine as _sim_engine
 from hermes_sdk.cli import serve as _serve
+from hermes_sdk.cli import sim_engine as _sim_engine
 from hermes_sdk.cli import version as _version
 from hermes_sdk.cli._app import app
 
