@@ -1,0 +1,1 @@
+"""The `hermes demo` workload: real LangGraph apps served through the Hermes gateway."""

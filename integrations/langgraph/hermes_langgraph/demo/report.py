@@ -1,0 +1,99 @@
+"""What `hermes demo` shows: a rich progress bar, a comparison table and a PNG plot."""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from hermes_langgraph.demo.runner import DemoConfig, PolicyOutcome, run_demo, summary_json
+
+
+def run_with_report(config: DemoConfig, *, json_out: bool, console: Console) -> int:
+    """Run the demo; print a table (or one JSON object with ``json_out``); returns an exit code."""
+    progress = Progress(
+        TextColumn("[bold]{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=console,
+        disable=json_out,
+        transient=False,
+    )
+    tasks = {p: progress.add_task(f"apps under {p}", total=config.apps) for p in config.policies}
+
+    def on_progress(policy: str, done: int, total: int) -> None:
+        progress.update(tasks[policy], completed=done, total=total)
+
+    with progress:
+        outcomes, graphs, pids = run_demo(config, on_progress=on_progress)
+    plot = plot_outcomes(outcomes, config.out / "demo.png")
+    if json_out:
+        print(summary_json(outcomes, graphs, pids))
+    else:
+        console.print(outcome_table(outcomes))
+        console.print(f"plot: {plot}\ngraphs: {config.out / 'graphs'} ({len(graphs)} files)")
+    return 0 if all(o.completed == o.apps for o in outcomes) else 1
+
+
+def outcome_table(outcomes: Sequence[PolicyOutcome]) -> Table:
+    """Mean and P95 app completion time per policy, with the speed-up against the first."""
+    table = Table(title="App completion time (seconds)")
+    for col in ("policy", "apps", "completed", "mean", "p95", "mean speed-up", "p95 speed-up"):
+        table.add_column(col, justify="left" if col == "policy" else "right")
+    base = outcomes[0] if outcomes else None
+    for o in outcomes:
+        assert base is not None
+        table.add_row(
+            o.policy,
+            str(o.apps),
+            str(o.completed),
+            f"{o.mean:.2f}",
+            f"{o.p95:.2f}",
+            f"{base.mean / o.mean:.2f}x",
+            f"{base.p95 / o.p95:.2f}x",
+        )
+    return table
+
+
+def plot_outcomes(outcomes: Sequence[PolicyOutcome], path: Path) -> Path:
+    """Completion-time CDF per policy, plus per-app means, as one PNG."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, (left, right) = plt.subplots(1, 2, figsize=(11, 4))
+    for o in outcomes:
+        times = np.sort(np.asarray(o.times_s))
+        if times.size:
+            left.plot(times, np.arange(1, times.size + 1) / times.size, label=o.policy)
+    if any(o.times_s for o in outcomes):
+        left.legend()
+    left.set_xlabel("app completion time (s)")
+    left.set_ylabel("fraction of apps")
+    left.set_title("Completion-time CDF")
+    names = sorted({n for o in outcomes for n in o.per_app})
+    width = 0.8 / max(1, len(outcomes))
+    for i, o in enumerate(outcomes):
+        xs = np.arange(len(names)) + i * width
+        right.bar(xs, [o.per_app.get(n, 0.0) for n in names], width=width, label=o.policy)
+    right.set_xticks(np.arange(len(names)) + width * (len(outcomes) - 1) / 2, names)
+    right.set_ylabel("mean completion time (s)")
+    right.set_title("Per app")
+    right.legend()
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
+def quick(config: DemoConfig) -> DemoConfig:
+    """A smaller run for tests and CI (same shape, fewer apps)."""
+    return dataclasses.replace(config, apps=min(config.apps, 80))
