@@ -51,6 +51,23 @@ async def test_short_app_is_served_before_long_app(stack: tuple[StartEngine, Sta
     assert order == ["short", "short", "long", "long"]
 
 
+async def test_lstf_serves_the_tight_deadline_first(
+    stack: tuple[StartEngine, StartGateway],
+) -> None:
+    engine, gateway = stack
+    url = await engine()
+    gw = await gateway(UpstreamConfig("up", url, max_inflight=1), policy="lstf")
+    learn(gw.scheduler, "qa", 2.0)
+    deadlines = ["600", "5", "300", "10"]
+    headers = [
+        {"X-Hermes-App": "qa", "X-Hermes-Run": f"r{i}", "X-Hermes-Deadline": d}
+        for i, d in enumerate(deadlines)
+    ]
+    records = await _queue_behind_blocker(gw, url, headers)
+    order = [r["headers"].get("x-hermes-deadline") for r in records[1:]]  # type: ignore[union-attr]
+    assert order == ["5", "10", "300", "600"]
+
+
 async def test_without_hints_order_is_fcfs(stack: tuple[StartEngine, StartGateway]) -> None:
     engine, gateway = stack
     url = await engine()
