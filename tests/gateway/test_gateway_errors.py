@@ -7,6 +7,7 @@ import socket
 import aiohttp
 import pytest
 
+from hermes_sdk.server.config import ApiKey, hash_api_key
 from hermes_sdk.server.upstreams import UpstreamConfig
 from hermes_sdk.sim.engine import SimEngineConfig, serve_sim_engine
 from tests.gateway.conftest import StartEngine, StartGateway, engine_records
@@ -87,3 +88,25 @@ async def test_upstream_started_after_gateway_is_found(
             gw.gateway._discovered_at_s = float("-inf")  # skip the re-discovery rate limit
             async with s.post(f"{gw.url}/completions", json=body) as r:
                 assert r.status == 200
+
+
+async def test_api_keys_gate_the_gateway_and_set_the_tenant(
+    stack: tuple[StartEngine, StartGateway],
+) -> None:
+    engine, gateway = stack
+    url = await engine()
+    keys = (ApiKey(hash_api_key("key-a"), "tenant-a"),)
+    gw = await gateway(UpstreamConfig("up", url), api_keys=keys)
+    body = {"model": "m", "prompt": "x", "max_tokens": 1}
+    async with aiohttp.ClientSession() as s:
+        for headers, status in (({}, 401), ({"Authorization": "Bearer nope"}, 401)):
+            async with s.post(f"{gw.url}/completions", json=body, headers=headers) as r:
+                assert r.status == status
+                assert (await r.json())["error"]["code"] == "unauthorized"
+        auth = {"Authorization": "Bearer key-a", "X-Hermes-App": "qa", "X-Hermes-Run": "r1"}
+        async with s.post(f"{gw.url}/completions", json=body, headers=auth) as r:
+            assert r.status == 200
+    (call,) = gw.gateway.calls
+    assert call.tenant == "tenant-a"
+    (seen,) = await engine_records(url)
+    assert "authorization" not in seen["headers"]  # the tenant's key never leaves the gateway
