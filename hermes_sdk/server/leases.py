@@ -101,7 +101,7 @@ async def acquire(request: web.Request) -> web.StreamResponse:
         backend, tenant=tenant, run_id=run_id, app=app, deadline_s=deadline_s, timeout_s=timeout_s
     )
     try:
-        if q.depth == 0 and q.inflight < q.max_inflight:
+        if q.depth == 0 and q.inflight < q.max_inflight and sched.ledger is None:
             lease: Lease | None = await coro  # a free slot: granted without suspending
         else:
             lease = await _wait_or_disconnect(request, asyncio.ensure_future(coro))
