@@ -426,6 +426,7 @@ async def _forward(
     for name, value in request.headers.items():
         if name.lower().startswith("x-hermes-"):
             headers[name] = value
+    retry_without_priority = False
     try:
         async with gw.session.post(
             f"{upstream.base_url}/{endpoint}",
@@ -438,34 +439,35 @@ async def _forward(
             if not stream or up.status >= 400:
                 payload = await up.read()
                 if up.status == 400 and "priority" in body and _PRIORITY_OFF in payload:
-                    log.warning(
-                        "upstream %s runs without priority scheduling (vLLM: start it with "
-                        "--scheduling-policy priority); sending no priority to it",
-                        upstream.name,
-                    )
-                    gw.priority_rejected.add(upstream.name)
-                    del body["priority"]
-                    state.priority_dropped = True
-                    return await _forward(
-                        request, gw, upstream, endpoint, body, stream, client_wants_usage, state
-                    )
-                if up.status < 400:
+                    retry_without_priority = True
+                elif up.status < 400:
                     with suppress(ValueError, AttributeError):
                         usage = json.loads(payload).get("usage")
                         state.input_tokens, state.output_tokens = _usage(usage)
-                return web.Response(
-                    status=up.status, body=payload, headers={"Content-Type": content_type}
+                if not retry_without_priority:
+                    return web.Response(
+                        status=up.status, body=payload, headers={"Content-Type": content_type}
+                    )
+            else:
+                resp = web.StreamResponse(
+                    status=up.status,
+                    headers={"Content-Type": content_type, "Cache-Control": "no-cache"},
                 )
-            resp = web.StreamResponse(
-                status=up.status,
-                headers={"Content-Type": content_type, "Cache-Control": "no-cache"},
-            )
-            await resp.prepare(request)
-            await _relay_stream(up, resp, client_wants_usage, state)
-            return resp
+                await resp.prepare(request)
+                await _relay_stream(up, resp, client_wants_usage, state)
+                return resp
     except (aiohttp.ClientError, TimeoutError) as exc:
         state.status = 502
         return _error(502, "upstream_error", f"upstream {upstream.name!r} failed: {exc!r}")
+    log.warning(
+        "upstream %s runs without priority scheduling (vLLM: start it with "
+        "--scheduling-policy priority); sending it no priority from now on",
+        upstream.name,
+    )
+    gw.priority_rejected.add(upstream.name)
+    del body["priority"]
+    state.priority_dropped = True
+    return await _forward(request, gw, upstream, endpoint, body, stream, client_wants_usage, state)
 
 
 async def _relay_stream(
@@ -496,14 +498,10 @@ async def _relay_stream(
                         if not client_wants_usage and not event.get("choices"):
                             continue
                 out.append(line)
-            if out:
-                await resp.write(b"\n".join(out) + b"\n")
-        if pending:
-            await resp.write(pending)
-        await resp.write_eof()
-    except ConnectionResetError:  # the client went away: stop reading, free the upstream
-        state.disconnected = True
-        up.close()
+            if out and not await _write(resp, b"\n".join(out) + b"\n", up, state):
+                return
+        if pending and not await _write(resp, pending, up, state):
+            return
     except asyncio.CancelledError:
         state.disconnected = True
         up.close()
@@ -511,6 +509,21 @@ async def _relay_stream(
     except (aiohttp.ClientError, TimeoutError):  # the upstream broke mid-stream
         state.status = 502
         up.close()
+    with suppress(ConnectionResetError):
+        await resp.write_eof()
+
+
+async def _write(
+    resp: web.StreamResponse, data: bytes, up: aiohttp.ClientResponse, state: _CallState
+) -> bool:
+    """Send ``data`` to the client; False (and the upstream request closed) if it went away."""
+    try:
+        await resp.write(data)
+    except ConnectionResetError:
+        state.disconnected = True
+        up.close()
+        return False
+    return True
 
 
 async def _models(request: web.Request) -> web.Response:

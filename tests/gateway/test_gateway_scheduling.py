@@ -215,9 +215,10 @@ async def test_engine_without_priority_scheduling_gets_no_priority(
     url = await engine(strict_priority=True)  # like vLLM without --scheduling-policy priority
     gw = await gateway(UpstreamConfig("up", url, engine="vllm"))
     async with aiohttp.ClientSession() as s:
-        for _ in range(2):
-            async with s.post(f"{gw.url}/chat/completions", json=_body(1)) as r:
+        for stream in (True, False):
+            async with s.post(f"{gw.url}/chat/completions", json=_body(1, stream=stream)) as r:
                 assert r.status == 200, await r.text()
+                assert (b"[DONE]" in await r.read()) is stream
     assert [c.priority for c in gw.gateway.calls] == [None, None]
     assert gw.gateway.priority_rejected == {"up"}
     assert [r["priority"] for r in await engine_records(url)] == [0, 0]
