@@ -39,6 +39,8 @@ class Grant:
     backend: str
     rank_s: float | None
     waited_s: float
+    lease_s: float | None = None
+    """Seconds the server keeps the slot without a renewal (the client renews at half)."""
 
 
 class SchedulerClient:
@@ -64,6 +66,7 @@ class SchedulerClient:
         self.breaker = breaker or CircuitBreaker(name=f"scheduler at {self.url}")
         self._headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
         self._session: aiohttp.ClientSession | None = None
+        self._keepers: dict[str, asyncio.Task[None]] = {}
 
     async def __aenter__(self) -> SchedulerClient:
         return self
@@ -73,6 +76,9 @@ class SchedulerClient:
 
     async def close(self) -> None:
         """Close the HTTP session."""
+        for task in self._keepers.values():
+            task.cancel()
+        self._keepers.clear()
         if self._session is not None:
             await self._session.close()
             self._session = None
@@ -158,12 +164,29 @@ class SchedulerClient:
                 self.breaker.failure(f"acquire on {backend!r} answered HTTP {status}: {data!r}")
                 return None
             self.breaker.success()
+            if grant.lease_s is not None:
+                self._keepers[grant.lease_id] = asyncio.ensure_future(self._keep_alive(grant))
             return grant
+
+    async def _keep_alive(self, grant: Grant) -> None:
+        """Renew the lease at half its lifetime while it is held (calls longer than lease_s)."""
+        assert grant.lease_s is not None
+        while True:
+            await asyncio.sleep(grant.lease_s / 2)
+            try:
+                status, _ = await self._call("POST", f"/v1/leases/{grant.lease_id}/renew", {})
+            except SchedulerUnavailable:
+                continue
+            if status != 200:
+                return
 
     async def release(self, grant: Grant | None) -> None:
         """Give a slot back (best effort: an unreleased lease is reclaimed by the server)."""
         if grant is None:
             return
+        keeper = self._keepers.pop(grant.lease_id, None)
+        if keeper is not None:
+            keeper.cancel()
         try:
             await self._call("POST", f"/v1/leases/{grant.lease_id}/release", {})
         except SchedulerUnavailable as exc:
@@ -257,13 +280,22 @@ def _grant(data: object) -> Grant | None:
         return None
     lease_id, backend = data.get("lease_id"), data.get("backend")
     rank, waited = data.get("rank_s"), data.get("waited_s", 0.0)
+    lease_s = data.get("lease_s")
     if not isinstance(lease_id, str) or not isinstance(backend, str):
         return None
     if rank is not None and not isinstance(rank, (int, float)):
         return None
     if not isinstance(waited, (int, float)):
         return None
-    return Grant(lease_id, backend, None if rank is None else float(rank), float(waited))
+    if not isinstance(lease_s, (int, float)) or isinstance(lease_s, bool) or lease_s <= 0:
+        lease_s = None
+    return Grant(
+        lease_id,
+        backend,
+        None if rank is None else float(rank),
+        float(waited),
+        None if lease_s is None else float(lease_s),
+    )
 
 
 class SyncSchedulerClient:

@@ -13,7 +13,7 @@ import math
 import secrets
 import time
 from collections.abc import Callable, Hashable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Final, Protocol
 
 
@@ -68,6 +68,10 @@ class SlotLedger(Protocol):
 
     def give_back(self, backend: str, lease_id: str) -> None:
         """Return a slot taken by :meth:`try_take`."""
+        ...
+
+    def extend(self, backend: str, lease_id: str, lease_s: float) -> None:
+        """Push a held slot's expiry to ``lease_s`` seconds from now."""
         ...
 
 
@@ -159,6 +163,17 @@ class AdmissionQueue:
             self._ledger.give_back(self.backend, lease_id)
         self._dispatch()
         return True
+
+    def renew(self, lease_id: str) -> Lease | None:
+        """Extend a live lease to ``lease_s`` from now (for long calls); None if it is gone."""
+        lease = self._leases.get(lease_id)
+        if lease is None:
+            return None
+        renewed = replace(lease, expires_at_s=self._clock() + self.lease_s)
+        self._leases[lease_id] = renewed
+        if self._ledger is not None:
+            self._ledger.extend(self.backend, lease_id, self.lease_s)
+        return renewed
 
     def rerank(self, run_key: Hashable) -> int:
         """Recompute the rank of every waiter of ``run_key``; returns how many moved."""

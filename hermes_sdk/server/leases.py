@@ -130,3 +130,14 @@ async def release(request: web.Request) -> web.Response:
     if not request.app[SCHEDULER].release(lease_id, tenant=cast(str, request["tenant"])):
         raise ApiError(404, "unknown_lease", f"no live lease {lease_id!r} for this tenant")
     return web.json_response({"released": True})
+
+
+@routes.post("/v1/leases/{lease_id}/renew")
+async def renew(request: web.Request) -> web.Response:
+    """Keep a slot for another ``lease_s`` seconds (for calls longer than the lease)."""
+    lease_id = request.match_info["lease_id"]
+    sched = request.app[SCHEDULER]
+    lease = sched.renew(lease_id, tenant=cast(str, request["tenant"]))
+    if lease is None:
+        raise ApiError(404, "unknown_lease", f"no live lease {lease_id!r} for this tenant")
+    return web.json_response(_lease_json(lease, sched.queue(lease.backend).lease_s))

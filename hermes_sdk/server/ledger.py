@@ -65,6 +65,11 @@ class RedisSlotLedger:
         with contextlib.suppress(redis.RedisError):
             self._redis.zrem(self._key(backend), lease_id)
 
+    def extend(self, backend: str, lease_id: str, lease_s: float) -> None:
+        """Move a held slot's expiry to ``lease_s`` from now (only if it is still held)."""
+        with contextlib.suppress(redis.RedisError):
+            self._redis.zadd(self._key(backend), {lease_id: time.time() + lease_s}, xx=True)
+
     def held(self, backend: str) -> int:
         """Shared slots currently held across replicas (expired ones excluded)."""
         return int(self._redis.zcount(self._key(backend), time.time(), "+inf"))

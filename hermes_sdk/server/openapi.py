@@ -242,6 +242,16 @@ def openapi_document() -> dict[str, Any]:
                     parameters=[_param("lease_id", schema={"type": "string"})],
                 )
             },
+            "/v1/leases/{lease_id}/renew": {
+                "post": _op(
+                    "Extend a held slot by the backend's lease_s",
+                    {
+                        "200": _ok("Renewed", {"$ref": "#/components/schemas/Lease"}),
+                        "404": _err("Unknown or reclaimed lease"),
+                    },
+                    parameters=[_param("lease_id", schema={"type": "string"})],
+                )
+            },
             "/v1/apps": {"get": _op("The tenant's apps with a graph", {"200": _ok("List")})},
             "/v1/apps/{app}/graph": {
                 "get": _op(

@@ -237,6 +237,16 @@ class Scheduler:
                 return True
         return False
 
+    def renew(self, lease_id: str, *, tenant: str | None = None) -> Lease | None:
+        """Extend one of ``tenant``'s leases by its backend's lease_s; None if unknown."""
+        for q in self.queues.values():
+            lease = q.lease(lease_id)
+            if lease is not None:
+                if tenant is not None and lease.tenant != tenant:
+                    return None
+                return q.renew(lease_id)
+        return None
+
     @asynccontextmanager
     async def slot(
         self,

@@ -15,7 +15,7 @@ from hermes_sdk.client.admission import admit, configure_admission
 from hermes_sdk.client.events import HttpEventSink
 from hermes_sdk.client.scheduler import SchedulerClient, SyncSchedulerClient
 from hermes_sdk.errors import InvalidRequest, SchedulerUnavailable
-from hermes_sdk.server import BackendConfig
+from hermes_sdk.server import SCHEDULER, BackendConfig
 
 GPU = {"gpu": BackendConfig(max_inflight=1)}
 PATH = {"app": "qa", "stages": [{"node": "plan", "kind": "llm", "calls": [{"service_s": 1.0}]}]}
@@ -186,3 +186,17 @@ async def test_http_event_sink(serve: StartServer, garbage_url: str) -> None:
     with pytest.raises(SchedulerUnavailable):
         await asyncio.to_thread(HttpEventSink(garbage_url).send, events)
     sink.close()
+
+
+async def test_a_held_slot_is_renewed_past_its_lease(serve: StartServer) -> None:
+    server = await serve(
+        backends={"gpu": BackendConfig(max_inflight=1, lease_s=0.3)}, sync_interval_s=0.05
+    )
+    async with SchedulerClient(server.url) as client:
+        async with client.slot("gpu") as grant:
+            assert grant is not None and grant.lease_s == 0.3
+            await asyncio.sleep(1.0)  # > 3 lease lifetimes; housekeeping runs every 50 ms
+            assert await _inflight(server) == 1, "a renewed lease is not reclaimed"
+        assert await _inflight(server) == 0
+    sched = server.app[SCHEDULER]
+    assert sched.queue("gpu").reclaimed == 0

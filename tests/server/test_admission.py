@@ -152,6 +152,9 @@ class Ledger:
     def give_back(self, backend: str, lease_id: str) -> None:
         self.held.discard(lease_id)
 
+    def extend(self, backend: str, lease_id: str, lease_s: float) -> None:
+        pass
+
 
 async def test_a_shared_ledger_caps_grants_and_waiters_retry() -> None:
     ledger = Ledger()
@@ -164,3 +167,17 @@ async def test_a_shared_ledger_caps_grants_and_waiters_retry() -> None:
     lease = await asyncio.wait_for(task, 2.0)
     assert ledger.held == {lease.lease_id}
     assert q.release(lease.lease_id) and ledger.held == set()
+
+
+async def test_renew_extends_a_lease() -> None:
+    clock = Clock()
+    q = _queue({}, clock=clock)
+    lease = await q.acquire(tenant="t")
+    clock.now += 8.0
+    renewed = q.renew(lease.lease_id)
+    assert renewed is not None and renewed.expires_at_s == clock.now + 10.0
+    clock.now += 8.0
+    assert q.reclaim_expired() == 0
+    clock.now += 3.0
+    assert q.reclaim_expired() == 1
+    assert q.renew(lease.lease_id) is None

@@ -185,6 +185,7 @@ async def test_known_codes(serve: StartServer, http: aiohttp.ClientSession) -> N
         ("GET", "/v1/runs/x/hints", None, 404, "unknown_run"),
         ("GET", "/v1/apps/x/graph", None, 404, "unknown_app"),
         ("POST", "/v1/leases/x/release", None, 404, "unknown_lease"),
+        ("POST", "/v1/leases/x/renew", None, 404, "unknown_lease"),
         ("DELETE", "/v1/runs", None, 405, "method_not_allowed"),
     ]
     for method, path, body, want_status, want_code in cases:

@@ -80,6 +80,7 @@ async def test_tenant_b_cannot_touch_tenant_a(server: Server, http: aiohttp.Clie
         ("GET", "/v1/apps/qa/graph", None),
         ("GET", "/v1/apps/qa/graph?format=dot", None),
         ("POST", f"/v1/leases/{lease_a}/release", {}),
+        ("POST", f"/v1/leases/{lease_a}/renew", {}),
     ]
     for method, path, body in matrix:
         status, data = await _call(http, server, "key-b", method, path, body)
