@@ -9,13 +9,14 @@ from __future__ import annotations
 from hermes_sdk.cli import demo as _demo
 from hermes_sdk.cli import graph as _graph
 from hermes_sdk.cli import serve as _serve
+from hermes_sdk.cli import sim as _sim
 from hermes_sdk.cli import sim_engine as _sim_engine
 from hermes_sdk.cli import version as _version
 from hermes_sdk.cli._app import app
 
 __all__ = ["app", "main"]
 
-_COMMANDS = (_version, _demo, _graph, _sim_engine, _serve)
+_COMMANDS = (_version, _demo, _graph, _sim_engine, _serve, _sim)
 
 
 def main() -> None:

@@ -170,7 +170,6 @@ class Simulation:
     ) -> None:
         self.apps = apps
         self.mark_idx = mark_idx
-        self.area_mark = 0.0
         self.policy = policy
         self.ps = bool(getattr(policy, "processor_sharing", False))
         self.backends = {name: _Backend(spec, self.ps) for name, spec in backends.items()}
@@ -195,7 +194,9 @@ class Simulation:
         self.events = 0
         self.now = 0.0
         self.in_system = 0
+        """Measured apps (index >= mark_idx) now in the system."""
         self.area = 0.0
+        """Integral over time of ``in_system`` (app-seconds), for the Little's law check."""
         self.area_t = 0.0
         self.done = 0
         self.finished: list[_Request] = []
@@ -277,9 +278,8 @@ class Simulation:
                 app = self.apps[idx]
                 self.area += self.in_system * (t - self.area_t)
                 self.area_t = t
-                if idx == self.mark_idx:
-                    self.area_mark = self.area
-                self.in_system += 1
+                if idx >= self.mark_idx:
+                    self.in_system += 1
                 if idx + 1 < total:
                     self._push(self.apps[idx + 1].arrival_s, _ARRIVAL, idx + 1)
                 self._enter_stage(app, t)
@@ -385,9 +385,10 @@ class Simulation:
             self._enter_stage(app, t)
             return
         app.finish_s = t
-        self.area += self.in_system * (t - self.area_t)
-        self.area_t = t
-        self.in_system -= 1
+        if app.idx >= self.mark_idx:
+            self.area += self.in_system * (t - self.area_t)
+            self.area_t = t
+            self.in_system -= 1
         self.done += 1
         if self.observe is not None:
             path = RunPath(

@@ -21,7 +21,10 @@ class AppStats:
 
 @dataclass(frozen=True, slots=True)
 class LittleCheck:
-    """Little's law over the measurement window: mean number in system vs rate x mean time."""
+    """Little's law over the measurement window (first measured arrival to last departure):
+    the time-average number of measured apps in the system, integrated by the event loop, vs
+    their arrival rate x mean completion time. Every measured arrival must be matched by one
+    departure at the recorded time for the two to agree."""
 
     mean_in_system: float
     arrival_rate: float

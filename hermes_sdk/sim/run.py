@@ -134,7 +134,7 @@ def simulate(
     model, observe = _model(wl, programs, seed)
     chosen = make_policy(policy, model, n=wl.rank_samples) if isinstance(policy, str) else policy
     calls = [s for app in apps[:1000] for st in app.stages for s in st.services_s]
-    min_quantum = 1e-3 * (float(np.mean(calls)) if calls else 1.0)
+    min_quantum = 1e-2 * (float(np.mean(calls)) if calls else 1.0)
     sim = Simulation(
         apps,
         dict(wl.backends),
@@ -177,7 +177,7 @@ def _measure(
     t0 = measured[0].arrival_s
     window = max(t_end - t0, EPS_S)
     little = LittleCheck(
-        mean_in_system=(sim.area - sim.area_mark) / window,
+        mean_in_system=sim.area / window,
         arrival_rate=len(measured) / window,
         mean_sojourn_s=float(completion.mean()),
     )
