@@ -34,7 +34,14 @@ class NodeTask:
 
     node: str
     step: int
-    namespace_depth: int
+    task_id: str
+    """``langgraph_checkpoint_ns``: ``"node:task_id"`` (``"|"``-joined in subgraphs); retries of
+    a task keep it, ``Send`` fan-out tasks differ."""
+
+    @property
+    def namespace_depth(self) -> int:
+        """1 for a task of the top graph, +1 per enclosing subgraph."""
+        return self.task_id.count("|") + 1 if self.task_id else 1
 
 
 @functools.lru_cache(maxsize=4096)
@@ -62,8 +69,7 @@ def node_task(metadata: Mapping[str, object] | None, tags: Sequence[str] | None)
     if node is None or node.startswith("__"):
         return None
     ns = metadata.get("langgraph_checkpoint_ns")
-    depth = ns.count("|") + 1 if isinstance(ns, str) and ns else 1
-    return NodeTask(node=node, step=step, namespace_depth=depth)
+    return NodeTask(node=node, step=step, task_id=ns if isinstance(ns, str) else "")
 
 
 def model_backend(

@@ -14,7 +14,9 @@ stage from units overlapping in time, so the unit of the last open task of a ste
 until the next task starts: a task of the same step starts first and the held unit ends right
 after it (they overlap: one stage), a task of a later step makes the held unit end first (no
 overlap: a new stage). A held unit's service time thus includes the scheduling gap to the next
-task, normally microseconds.
+task, normally microseconds. A failed task is held until its step ends, so that a retry
+(``RetryPolicy``: same ``checkpoint_ns``, same step) continues its unit: retries make that call
+longer instead of adding calls to the stage.
 """
 
 from __future__ import annotations
@@ -49,35 +51,62 @@ class GraphRun:
     top: TopRun
     outer_unit: UnitHandle | None = None
     open_by_step: dict[int, int] = field(default_factory=dict)
-    held: list[tuple[UnitHandle, bool]] = field(default_factory=list)
+    held: list[_Held] = field(default_factory=list)
     held_step: int = -1
 
     def release_held(self) -> None:
         """End the held unit(s) now."""
         held, self.held = self.held, []
-        for unit, failed in held:
-            unit.end(failed)
+        for item in held:
+            item.unit.end(item.failed)
 
-    def start_node(self, name: str, step: int) -> UnitHandle:
-        """Start the unit of a node task of superstep ``step`` (see module docstring)."""
+    def start_node(self, name: str, step: int, task_id: str) -> UnitHandle:
+        """Start the unit of a node task of superstep ``step`` (see module docstring).
+
+        A retry of a failed task (same ``task_id``, same step) continues that task's unit, so
+        retries add service time to one call instead of widening the stage.
+        """
         if self.held and self.held_step != step:
             self.release_held()
-        unit = self.handle.start_unit(name, kind="custom")
+        unit = None
+        for i, item in enumerate(self.held):
+            if item.failed and item.task_id == task_id and item.unit.name == name:
+                unit = self.held.pop(i).unit
+                break
+        if unit is None:
+            unit = self.handle.start_unit(name, kind="custom")
         if self.held:
-            self.release_held()
+            # the new task overlaps the held ones now; failed ones wait for a retry or the step end
+            keep = [item for item in self.held if item.failed]
+            for item in self.held:
+                if not item.failed:
+                    item.unit.end(False)
+            self.held = keep
         self.open_by_step[step] = self.open_by_step.get(step, 0) + 1
         return unit
 
-    def end_node(self, unit: UnitHandle, step: int, failed: bool) -> None:
-        """End a node task's unit, or hold it if it is the last open task of its step."""
+    def end_node(self, unit: UnitHandle, step: int, failed: bool, task_id: str) -> None:
+        """End a node task's unit, or hold it: the last open task of its step, or a failed task
+        (it may be retried)."""
         remaining = self.open_by_step.get(step, 0) - 1
         if remaining > 0:
             self.open_by_step[step] = remaining
+        else:
+            self.open_by_step.pop(step, None)
+        if remaining > 0 and not failed:
             unit.end(failed)
             return
-        self.open_by_step.pop(step, None)
-        self.held.append((unit, failed))
+        self.held.append(_Held(unit, failed, task_id))
         self.held_step = step
+
+
+@dataclass(frozen=True, slots=True)
+class _Held:
+    """A node unit whose end is deferred (see :meth:`GraphRun.end_node`)."""
+
+    unit: UnitHandle
+    failed: bool
+    task_id: str
 
 
 @dataclass(slots=True, eq=False)
@@ -97,6 +126,7 @@ class _Entry:
     unit: UnitHandle | None = None
     scope: UnitHandle | None = None
     step: int = 0
+    task_id: str = ""
     hint_token: contextvars.Token[UnitHandle | None] | None = None
 
 
@@ -191,8 +221,10 @@ class RunTracker:
             if task is not None and parent.role == "chain" and parent.scope is not None:
                 self._promote_to_subgraph(parent)
             if task is not None and parent.role in ("root", "subgraph"):
-                unit = parent.graph.start_node(task.node, task.step)
-                self._remember(run_id, _Entry("node", parent.graph, unit, unit, task.step))
+                unit = parent.graph.start_node(task.node, task.step, task.task_id)
+                self._remember(
+                    run_id, _Entry("node", parent.graph, unit, unit, task.step, task.task_id)
+                )
             else:
                 self._remember(run_id, _Entry("chain", parent.graph, None, parent.scope))
             return []
@@ -265,7 +297,7 @@ class RunTracker:
                 return [], None
             ended: list[Ended] = []
             if entry.role == "node" and entry.unit is not None:
-                entry.graph.end_node(entry.unit, entry.step, failed)
+                entry.graph.end_node(entry.unit, entry.step, failed, entry.task_id)
             elif entry.unit is not None:
                 entry.unit.record(input_tokens=input_tokens, output_tokens=output_tokens)
                 entry.unit.end(failed)

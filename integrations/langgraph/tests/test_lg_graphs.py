@@ -288,3 +288,35 @@ def test_plain_chain_without_graph_records_its_llm_calls() -> None:
         ("ScriptedChatModel", "llm", "scripted-1")
     ]
     assert Counter(hi.graph("bare-model").transitions[("START", 1)]) == {"ScriptedChatModel": 1}
+
+
+def test_retried_node_is_one_call_not_a_wider_stage() -> None:
+    from langgraph.types import RetryPolicy, Send
+
+    class S(TypedDict):
+        n: int
+
+    attempts: dict[int, int] = {}
+
+    def work(state: S) -> dict[str, object]:
+        attempts[state["n"]] = attempts.get(state["n"], 0) + 1
+        if state["n"] == 1 and attempts[1] < 3:  # one branch of the fan-out fails twice
+            raise ConnectionError("transient")
+        return {}
+
+    builder = StateGraph(S)
+    builder.add_node("fan", lambda s: {})
+    builder.add_node(
+        "work",
+        work,
+        retry_policy=RetryPolicy(max_attempts=4, initial_interval=0.001, jitter=False),
+    )
+    builder.add_edge(START, "fan")
+    builder.add_conditional_edges("fan", lambda s: [Send("work", {"n": i}) for i in range(3)])
+    builder.add_edge("work", END)
+    handler = HermesCallbackHandler(app="retries")
+    builder.compile().invoke({"n": 0}, {"callbacks": [handler]})
+    assert attempts == {0: 1, 1: 3, 2: 1}
+    (path,) = handler.recent_paths
+    assert [(s.node, s.width) for s in path.stages] == [("fan", 1), ("work", 3)]
+    assert not path.failed and not any(c.failed for c in path.stages[1].calls)
