@@ -506,9 +506,13 @@ async def _relay_stream(
         state.disconnected = True
         up.close()
         raise
-    except (aiohttp.ClientError, TimeoutError):  # the upstream broke mid-stream
+    except (aiohttp.ClientError, TimeoutError) as exc:  # the upstream broke mid-stream
         state.status = 502
         up.close()
+        error = {"message": f"upstream failed mid-stream: {exc!r}", "code": "upstream_error"}
+        if pending:  # never glue the error event onto a partial line
+            await _write(resp, b"\n\n", up, state)
+        await _write(resp, b"data: " + json.dumps({"error": error}).encode() + b"\n\n", up, state)
     with suppress(ConnectionResetError):
         await resp.write_eof()
 

@@ -251,6 +251,7 @@ class BatchingEngine:
 
 ENGINE: Final = web.AppKey("hermes_sim_engine", BatchingEngine)
 _FAULTS: Final = web.AppKey("hermes_sim_faults", list)  # list[tuple[int, dict[str, object]]]
+_CUTS: Final = web.AppKey("hermes_sim_cuts", list)  # list[int]: drop a stream after n tokens
 
 
 def _error(status: int, message: str, err_type: str = "invalid_request_error") -> web.Response:
@@ -368,7 +369,9 @@ async def _generate(request: web.Request) -> web.StreamResponse:
     common = {"id": req.request_id, "created": int(time.time()), "model": cfg.model}
     try:
         if parsed.get("stream"):
-            return await _stream(request, req, digest, common, include_usage, finish_reason)
+            cuts: list[int] = request.app[_CUTS]
+            cut = cuts.pop(0) if cuts else None
+            return await _stream(request, req, digest, common, include_usage, finish_reason, cut)
         pieces = []
         while (index := await req.tokens.get()) is not None:
             pieces.append(_token_text(digest, index))
@@ -398,8 +401,10 @@ async def _stream(
     common: dict[str, object],
     include_usage: bool,
     finish_reason: str,
+    cut_after_tokens: int | None = None,
 ) -> web.StreamResponse:
-    """Write one SSE event per token as the batching loop produces it."""
+    """Write one SSE event per token as the batching loop produces it (or drop the connection
+    after ``cut_after_tokens``, an injected fault)."""
     chat = req.endpoint == "chat"
     obj = "chat.completion.chunk" if chat else "text_completion"
     response = web.StreamResponse(
@@ -425,6 +430,9 @@ async def _stream(
         await send([choice("", None, first=True)])
     while (index := await req.tokens.get()) is not None:
         await send([choice(_token_text(digest, index), None)])
+        if cut_after_tokens is not None and index >= cut_after_tokens and request.transport:
+            request.transport.close()  # the engine "crashed" mid-stream
+            return response
     await send([{**choice("", finish_reason), **({"delta": {}} if chat else {})}])
     if include_usage:
         await send([], _usage(req.prompt_tokens, req.generated_tokens))
@@ -495,8 +503,13 @@ async def _debug_requests(request: web.Request) -> web.Response:
 
 
 async def _debug_faults(request: web.Request) -> web.Response:
-    """Inject ``count`` error responses ``{"status", "body"}`` before the next generations."""
+    """Inject ``count`` error responses ``{"status", "body"}`` before the next generations, or
+    ``{"cut_after_tokens": n}``: the next ``count`` streams lose their connection after n."""
     body = await request.json()
+    if "cut_after_tokens" in body:
+        cut = int(body["cut_after_tokens"])
+        request.app[_CUTS].extend([cut] * int(body.get("count", 1)))
+        return web.json_response({"queued": len(request.app[_CUTS])})
     status = int(body.get("status", 500))
     err = body.get("body") or {"error": {"message": "injected fault", "type": "server_error"}}
     request.app[_FAULTS].extend([(status, err)] * int(body.get("count", 1)))
@@ -508,6 +521,7 @@ def create_engine_app(config: SimEngineConfig) -> web.Application:
     app = web.Application(client_max_size=64 * 1024 * 1024)
     app[ENGINE] = BatchingEngine(config)
     app[_FAULTS] = []
+    app[_CUTS] = []
 
     async def lifetime(app: web.Application) -> AsyncIterator[None]:
         app[ENGINE].start()

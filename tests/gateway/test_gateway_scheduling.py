@@ -6,6 +6,7 @@ import asyncio
 
 import aiohttp
 import pytest
+from openai import APIError, AsyncOpenAI
 
 from hermes_sdk.client.hints import rank_to_priority
 from hermes_sdk.server.upstreams import UpstreamConfig
@@ -244,3 +245,40 @@ async def test_client_leaving_a_non_streaming_call_releases_slot(
             break
         await asyncio.sleep(0.002)
     assert seen["aborted"] is True
+
+
+async def test_upstream_dying_mid_stream_fails_the_call_and_frees_the_slot(
+    stack: tuple[StartEngine, StartGateway],
+) -> None:
+    engine, gateway = stack
+    url = await engine()
+    gw = await gateway(UpstreamConfig("up", url, max_inflight=1))
+    async with aiohttp.ClientSession() as s:
+        cut = {"cut_after_tokens": 3}
+        async with s.post(url.removesuffix("/v1") + "/debug/faults", json=cut) as r:
+            assert r.status == 200
+        async with s.post(f"{gw.url}/chat/completions", json=_body(50, stream=True)) as r:
+            assert r.status == 200
+            received = await r.read()
+        assert received.count(b'"content": " ') == 3 and b"[DONE]" not in received
+        assert b'"upstream_error"' in received.rsplit(b"data: ", 1)[1]  # an SSE error event
+        await gw.wait_inflight("up", 0)
+        async with s.post(url.removesuffix("/v1") + "/debug/faults", json=cut) as r:
+            assert r.status == 200
+    client = AsyncOpenAI(base_url=gw.url, api_key="k", max_retries=0)
+    msgs = [{"role": "user", "content": "x"}]
+    stream = await client.chat.completions.create(
+        model="m",
+        messages=msgs,  # type: ignore[arg-type]
+        max_tokens=50,
+        stream=True,
+    )
+    with pytest.raises(APIError, match="mid-stream"):  # the official client raises on it
+        async for _ in stream:
+            pass
+    await client.close()
+    await gw.wait_inflight("up", 0)
+    assert [(c.status, c.failed, c.disconnected) for c in gw.gateway.calls] == [
+        (502, True, False),
+        (502, True, False),
+    ]
