@@ -53,7 +53,8 @@ class QueueTimeout(Exception):
         self.retry_after_s = retry_after_s
 
 
-RankFn = Callable[[Hashable | None], float]
+RankFn = Callable[[Hashable | None, float], float]
+"""``rank_of(run_key, waited_s)``: rank in seconds of a request that has waited ``waited_s``."""
 
 SHARED_RETRY_S: Final = 0.02
 """How soon a queue retries a grant the shared ledger refused (another replica holds the slot)."""
@@ -78,8 +79,8 @@ class SlotLedger(Protocol):
 class AdmissionQueue:
     """Slots of one backend and the requests waiting for them.
 
-    ``rank_of(run_key)`` returns a waiter's rank in seconds (lower first); it is called only
-    when a request has to wait, so a free slot is granted without ranking anything.
+    ``rank_of(run_key, waited_s)`` returns a waiter's rank in seconds (lower first); it is
+    called only when a request has to wait, so a free slot is granted without ranking anything.
     """
 
     def __init__(
@@ -137,7 +138,7 @@ class AdmissionQueue:
             lease = self._grant(tenant, run_key, math.nan, now, now)
             if lease is not None:
                 return lease
-        rank = self._safe_rank(run_key)
+        rank = self._safe_rank(run_key, 0.0)
         loop = asyncio.get_running_loop()
         waiter = _Waiter(rank, next(self._seq), tenant, run_key, now, loop.create_future())
         self._waiters.append(waiter)
@@ -180,7 +181,7 @@ class AdmissionQueue:
         moved = 0
         for w in self._waiters:
             if w.run_key == run_key:
-                new = self._safe_rank(run_key)
+                new = self._safe_rank(run_key, self._clock() - w.enqueued_at_s)
                 if new != w.rank_s:
                     w.rank_s = new
                     moved += 1
@@ -256,8 +257,8 @@ class AdmissionQueue:
         else:
             waiter.future.cancel()
 
-    def _safe_rank(self, run_key: Hashable | None) -> float:
-        rank = self._rank_of(run_key)
+    def _safe_rank(self, run_key: Hashable | None, waited_s: float) -> float:
+        rank = self._rank_of(run_key, waited_s)
         return math.inf if math.isnan(rank) else rank
 
     def _retry_after_s(self) -> float:

@@ -115,10 +115,12 @@ class Scheduler:
 
     # --- ranking ---------------------------------------------------------------------------
 
-    def _app_state(self, key: RunKey, now_s: float) -> AppState | None:
+    def _app_state(
+        self, key: RunKey, now_s: float, request_arrival_s: float | None = None
+    ) -> AppState | None:
         run = self._runs.get(key)
         if run is not None:
-            return run.app_state(now_s)
+            return run.app_state(now_s, request_arrival_s)
         hint = self._hints.get(key)
         if hint is None:
             return None
@@ -127,6 +129,7 @@ class Scheduler:
             run_id=key[1],
             arrival_s=hint.arrival_s,
             deadline_s=None if hint.deadline_s is None else hint.arrival_s + hint.deadline_s,
+            request_arrival_s=request_arrival_s,
             tenant=key[0],
         )
 
@@ -143,11 +146,11 @@ class Scheduler:
         self.metrics.ranks_computed.inc()
         return math.inf if math.isnan(rank) else rank
 
-    def _rank_key(self, key: Hashable | None) -> float:
+    def _rank_key(self, key: Hashable | None, waited_s: float) -> float:
         if not isinstance(key, tuple):
             return math.inf
         now_s = self._clock()
-        state = self._app_state(key, now_s)
+        state = self._app_state(key, now_s, request_arrival_s=now_s - waited_s)
         return math.inf if state is None else self._rank_state(state, now_s)
 
     def rank_of(self, tenant: str, run_id: str) -> float | None:

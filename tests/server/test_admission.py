@@ -24,7 +24,7 @@ def _queue(ranks: dict[Hashable, float], max_inflight: int = 1, clock: Clock | N
         "gpu",
         max_inflight,
         lease_s=10.0,
-        rank_of=lambda key: ranks.get(key, math.inf),
+        rank_of=lambda key, waited_s: ranks.get(key, math.inf),
         clock=clock or Clock(),
     )
 
@@ -37,7 +37,7 @@ async def _settle() -> None:
 async def test_free_slots_are_granted_without_ranking() -> None:
     asked: list[Hashable | None] = []
 
-    def rank(key: Hashable | None) -> float:
+    def rank(key: Hashable | None, waited_s: float) -> float:
         asked.append(key)
         return 1.0
 
@@ -159,7 +159,7 @@ class Ledger:
 async def test_a_shared_ledger_caps_grants_and_waiters_retry() -> None:
     ledger = Ledger()
     ledger.capacity_taken_elsewhere = 1  # another replica holds the only slot
-    q = AdmissionQueue("gpu", 1, 10.0, lambda key: 1.0, ledger=ledger)
+    q = AdmissionQueue("gpu", 1, 10.0, lambda key, waited_s: 1.0, ledger=ledger)
     task = asyncio.ensure_future(q.acquire(tenant="t", run_key="x"))
     await asyncio.sleep(0.05)
     assert not task.done() and q.depth == 1 and q.inflight == 0

@@ -165,3 +165,18 @@ async def test_client_sent_rank_is_ignored(serve: StartServer, http: aiohttp.Cli
     assert done == {s}
     await _post(http, f"{server.url}/v1/leases/{s.result()['lease_id']}/release")
     await _post(http, f"{server.url}/v1/leases/{(await b)['lease_id']}/release")
+
+
+@pytest.mark.parametrize(
+    ("policy", "expected"), [("fcfs", ["New", "Old"]), ("app_fcfs", ["Old", "New"])]
+)
+async def test_request_fcfs_versus_app_fcfs(
+    serve: StartServer, http: aiohttp.ClientSession, policy: str, expected: list[str]
+) -> None:
+    server = await serve(policy=policy, backends=GPU)
+    await _post(http, f"{server.url}/v1/runs", {"app": "steady", "run_id": "Old"})
+    await asyncio.sleep(0.01)
+    await _post(http, f"{server.url}/v1/runs", {"app": "steady", "run_id": "New"})
+    # New's request arrives first; Old's run arrived first. A state change re-ranks Old.
+    touch = [{"type": "unit_start", "run_id": "Old", "unit_id": "u", "node": "c"}]
+    assert await _contend(http, server, "New", "Old", between=touch) == expected
