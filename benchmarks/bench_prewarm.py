@@ -135,7 +135,7 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=1)
     args = parser.parse_args()
     n_apps = args.apps or (400 if args.quick else 3000)
-    console = Console()
+    console = Console(width=130)
     runs, params = workload_runs(n_apps, args.seed)
     results: dict[str, ReplayResult] = {}
     secs: dict[str, float] = {}

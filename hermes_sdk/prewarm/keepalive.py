@@ -55,7 +55,7 @@ class IdleHistogram:
     overflow for gaps beyond ``max_s``.
     """
 
-    __slots__ = ("_counts", "_edges_s", "config", "samples")
+    __slots__ = ("_counts", "_edges_s", "_uncovered", "config", "samples")
 
     def __init__(self, config: KeepAliveConfig | None = None) -> None:
         self.config = config or KeepAliveConfig()
@@ -66,26 +66,42 @@ class IdleHistogram:
             cfg.bin_ratio, np.arange(n_bins, dtype=np.float64)
         )
         self._counts: NDArray[np.float64] = np.zeros(n_bins + 1)
+        self._uncovered: NDArray[np.float64] = np.zeros(n_bins + 1)
         self.samples = 0
         """Gaps observed so far (not decayed)."""
 
-    def observe(self, idle_s: float) -> None:
-        """Record one idle gap in seconds (negative or NaN gaps are ignored)."""
+    def observe(self, idle_s: float, *, covered: bool = False) -> None:
+        """Record one idle gap in seconds (negative or NaN gaps are ignored).
+
+        ``covered``: a forecast predicted the request that ended the gap (a prewarm would have
+        hidden its cold start without any keep-alive); the percentile rule counts such a gap as 0.
+        """
         if not idle_s >= 0.0:
             return
-        self._counts *= self.config.decay
-        self._counts[int(np.searchsorted(self._edges_s, idle_s, side="right"))] += 1.0
+        decay = self.config.decay
+        self._counts *= decay
+        self._uncovered *= decay
+        idx = int(np.searchsorted(self._edges_s, idle_s, side="right"))
+        self._counts[idx] += 1.0
+        if not covered:
+            self._uncovered[idx] += 1.0
         self.samples += 1
+
+    def _percentile_counts(self) -> NDArray[np.float64]:
+        counts = self._uncovered.copy()
+        counts[0] += float(self._counts.sum() - self._uncovered.sum())
+        return counts
 
     def quantile_s(self, q: float) -> float | None:
         """Upper edge (seconds) of the bin where the gap CDF first reaches ``q``; None if empty.
 
         ``inf`` when the quantile falls in the overflow bin.
         """
-        total = float(self._counts.sum())
+        counts = self._percentile_counts()
+        total = float(counts.sum())
         if total <= 0.0:
             return None
-        cdf = np.cumsum(self._counts) / total
+        cdf = np.cumsum(counts) / total
         idx = int(np.searchsorted(cdf, q - 1e-12, side="left"))
         return math.inf if idx >= self._edges_s.size else float(self._edges_s[idx])
 
@@ -98,6 +114,35 @@ class IdleHistogram:
         if q_s is None:
             return cfg.fixed_s
         return min(cfg.max_s, max(cfg.min_s, q_s * (1.0 + cfg.margin)))
+
+    def cost_keep_alive_s(self, c_idle: float, c_delay: float, cold_start_s: float) -> float:
+        """Keep-alive minimising the expected cost per idle gap (a ski-rental choice).
+
+        Keeping a backend for ``k`` seconds costs ``c_idle * E[min(G, k)]``; a gap longer than
+        ``k`` costs a restart: ``c_idle * C`` of warming if a forecast covers it (a prewarm),
+        ``c_delay * C`` of app delay if not. Candidates are 0 and the histogram's bin edges.
+        """
+        cfg = self.config
+        if self.samples < cfg.min_samples:
+            return cfg.fixed_s
+        total = float(self._counts.sum())
+        if total <= 0.0:
+            return cfg.fixed_s
+        edges = self._edges_s
+        rep = np.empty(edges.size + 1)
+        rep[0] = edges[0] / 2.0
+        rep[1:-1] = np.sqrt(edges[:-1] * edges[1:])
+        rep[-1] = cfg.max_s
+        candidates = np.concatenate(([0.0], edges))
+        candidates = candidates[(candidates >= cfg.min_s) & (candidates <= cfg.max_s)]
+        if candidates.size == 0:
+            return cfg.min_s
+        longer = rep[None, :] > candidates[:, None]
+        idle = (np.minimum(rep[None, :], candidates[:, None]) * self._counts).sum(axis=1)
+        unc = (longer * self._uncovered).sum(axis=1)
+        cov = (longer * (self._counts - self._uncovered)).sum(axis=1)
+        cost = c_idle * idle + c_idle * cold_start_s * cov + c_delay * cold_start_s * unc
+        return float(candidates[int(np.argmin(cost))])
 
 
 class ColdStartSketch:

@@ -143,7 +143,7 @@ class BackendLedger:
         b.bump("requests")
         if b.inflight == 0 and b.last_use_end_s is not None:
             covered = b.prewarmed_unused or b.wanted
-            b.idle.observe(0.0 if covered else now_s - b.last_use_end_s)
+            b.idle.observe(now_s - b.last_use_end_s, covered=covered)
         if found == "cold":
             b.bump("misses")
         elif b.prewarmed_unused:

@@ -141,10 +141,15 @@ class PrewarmPlanner:
     def update_run(
         self, run_id: str, app: str, state: RunState, now_s: float, *, tenant: str = "default"
     ) -> None:
-        """A run entered a new state (stage started or ended); ``state.elapsed_s`` is ignored."""
+        """A run is in ``state`` (stage started or ended); may be repeated while it stays there.
+
+        For a running stage, ``state.elapsed_s`` dates the stage start (``now_s - elapsed_s``).
+        """
+        key = RunState(node=state.node, visits=state.visits, running=state.running)
         run = self._runs.get(run_id)
-        if run is None or run.state != state:
-            self._runs[run_id] = _Run(app, tenant, state, now_s)
+        if run is None or run.state != key:
+            since_s = now_s - (state.elapsed_s if state.running else 0.0)
+            self._runs[run_id] = _Run(app, tenant, key, since_s)
 
     def end_run(self, run_id: str) -> None:
         """A run finished (or failed): it no longer contributes demand."""
@@ -261,7 +266,7 @@ class PrewarmPlanner:
                     delay_s = earliest_crossing_s(per_run, c_s, cfg.threshold)
                     wake = min(wake, now_s + max(delay_s, _EPS_S))
             elif b.status == "warm" and b.inflight == 0 and b.idle_since_s is not None:
-                expire_s = b.idle_since_s + self.ledger.keep_alive_s(backend)
+                expire_s = b.idle_since_s + self.keep_alive_s(backend)
                 if now_s < expire_s:
                     wake = min(wake, expire_s)
                 elif b.wanted:
@@ -272,6 +277,15 @@ class PrewarmPlanner:
                     signals.append(self._signal("release", backend, reason, probability=p))
                     self.ledger.released(backend, now_s)
         return Decision(tuple(signals), wake)
+
+    def keep_alive_s(self, backend: str) -> float:
+        """Learned keep-alive: cost-optimal over the idle histogram when predictive, else the
+        histogram percentile (the forecast-free hybrid-histogram policy)."""
+        idle = self.ledger.get(backend).idle
+        if not self.config.predictive:
+            return idle.keep_alive_s()
+        cfg = self.config
+        return idle.cost_keep_alive_s(cfg.c_idle, cfg.c_delay, self.cold_start_s(backend))
 
     def metrics(self, now_s: float | None = None) -> dict[str, PrewarmMetrics]:
         """Per-backend prewarm metrics."""

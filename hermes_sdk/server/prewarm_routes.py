@@ -1,0 +1,183 @@
+"""Prewarm in the scheduler service: ``setup_prewarm(app, config)`` and ``/v1/prewarm`` routes.
+
+The planner forecasts from the scheduler's tracked runs and learned graphs; a poller copies run
+states and backend admissions (a granted lease = a request, inflight back to 0 = done) into it
+every ``poll_interval_s``, and a :class:`PrewarmRuntime` delivers signals to each backend's
+webhook. Backends (or their controllers) report readiness with ``POST /v1/prewarm/report`` so
+the cold-start time is learned. ``GET /v1/prewarm`` shows state, forecasts and metrics.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import math
+from collections.abc import AsyncIterator, Mapping
+from dataclasses import dataclass, field
+from typing import Final
+
+from aiohttp import web
+
+from hermes_sdk.errors import ConfigError, InvalidRequest
+from hermes_sdk.prewarm.adapters import PrewarmAdapter
+from hermes_sdk.prewarm.planner import PrewarmConfig, PrewarmPlanner
+from hermes_sdk.prewarm.runtime import PrewarmRuntime
+from hermes_sdk.prewarm.webhook import WebhookAdapter
+from hermes_sdk.server.scheduler import SCHEDULER, Scheduler
+
+
+@dataclass(frozen=True, slots=True)
+class PrewarmServerConfig:
+    """Which backends have cold starts, where their signals go, and the planner's knobs."""
+
+    backends: tuple[str, ...]
+    webhooks: Mapping[str, str] = field(default_factory=dict)
+    """backend -> URL receiving its prewarm/release POSTs."""
+    planner: PrewarmConfig = field(default_factory=PrewarmConfig)
+    poll_interval_s: float = 0.25
+
+    def __post_init__(self) -> None:
+        unknown = set(self.webhooks) - set(self.backends)
+        if unknown:
+            raise ConfigError(f"webhooks for unknown prewarm backends: {sorted(unknown)}")
+        if not (self.poll_interval_s > 0 and math.isfinite(self.poll_interval_s)):
+            raise ConfigError("poll_interval_s must be a positive number of seconds")
+
+
+PREWARM: Final = web.AppKey("hermes_prewarm", PrewarmRuntime)
+routes = web.RouteTableDef()
+
+
+def _sync(sched: Scheduler, runtime: PrewarmRuntime, seen: set[str], busy: dict[str, int]) -> None:
+    """Copy run states and backend admissions from the scheduler into the planner."""
+    now_s = sched.now_s()
+    runs = getattr(sched, "_runs", {})  # TODO(server): a public tracked-runs view
+    live: set[str] = set()
+    for (tenant, run_id), run in list(runs.items()):
+        key = f"{tenant}/{run_id}"
+        live.add(key)
+        runtime.run_state(key, run.app, run.run_state(now_s), tenant=tenant)
+    for key in seen - live:
+        runtime.run_end(key)
+    seen.clear()
+    seen.update(live)
+    for backend in runtime.planner.backends:
+        queue = sched.queues.get(backend)
+        if queue is None:
+            continue
+        inflight, before = queue.inflight, busy.get(backend, 0)
+        for _ in range(max(0, inflight - before)):
+            runtime.request(backend)
+        for _ in range(max(0, before - inflight)):
+            runtime.done(backend)
+        busy[backend] = inflight
+
+
+def setup_prewarm(app: web.Application, config: PrewarmServerConfig) -> None:
+    """Add the prewarm planner, its poller and the ``/v1/prewarm`` routes to a scheduler app."""
+    sched = app[SCHEDULER]
+    planner = PrewarmPlanner(sched.registry.get, config.backends, config.planner)
+    adapters: list[PrewarmAdapter] = [
+        _Only(backend, WebhookAdapter(url)) for backend, url in config.webhooks.items()
+    ]
+    runtime = PrewarmRuntime(planner, adapters)
+    app[PREWARM] = runtime
+
+    async def lifetime(app: web.Application) -> AsyncIterator[None]:
+        runtime.start()
+        seen: set[str] = set()
+        busy: dict[str, int] = {}
+
+        async def poll() -> None:
+            while True:
+                _sync(sched, runtime, seen, busy)
+                await asyncio.sleep(config.poll_interval_s)
+
+        poller = asyncio.get_running_loop().create_task(poll(), name="prewarm-poll")
+        yield
+        poller.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await poller
+        await runtime.aclose()
+
+    app.cleanup_ctx.append(lifetime)
+    app.add_routes(routes)
+
+
+@dataclass(slots=True)
+class _Only:
+    """Route one backend's signals to an adapter (each webhook serves one backend)."""
+
+    backend: str
+    adapter: PrewarmAdapter
+
+    async def prewarm(
+        self, backend: str, *, reason: str = "", eta_s: float | None = None, key: str = ""
+    ) -> None:
+        if backend == self.backend:
+            await self.adapter.prewarm(backend, reason=reason, eta_s=eta_s, key=key)
+
+    async def release(self, backend: str, *, key: str = "") -> None:
+        if backend == self.backend:
+            await self.adapter.release(backend, key=key)
+
+    async def aclose(self) -> None:
+        await self.adapter.aclose()
+
+
+def _finite(x: float) -> float | None:
+    return x if math.isfinite(x) else None
+
+
+@routes.get("/v1/prewarm")
+async def prewarm_state(request: web.Request) -> web.Response:
+    """Per backend: warm state, learned cold start and keep-alive, P(need), metrics."""
+    runtime = request.app[PREWARM]
+    planner = runtime.planner
+    now_s = runtime.clock()
+    out: dict[str, object] = {}
+    for backend in planner.backends:
+        b = planner.ledger.get(backend)
+        out[backend] = {
+            "status": b.status,
+            "inflight": b.inflight,
+            "cold_start_s": planner.cold_start_s(backend),
+            "keep_alive_s": _finite(planner.keep_alive_s(backend)),
+            "need_probability": planner.need_probability(backend, now_s),
+            "metrics": b.metrics(now_s).as_dict(),
+        }
+    signals = [
+        {"action": s.action, "backend": s.backend, "reason": s.reason, "key": s.key,
+         "eta_s": None if s.eta_s is None else _finite(s.eta_s), "probability": s.probability}
+        for s in runtime.signals[-50:]
+    ]  # fmt: skip
+    return web.json_response(
+        {"threshold": planner.config.threshold, "backends": out, "signals": signals}
+    )
+
+
+@routes.post("/v1/prewarm/report")
+async def prewarm_report(request: web.Request) -> web.Response:
+    """A backend reports ``{"backend", "event": "ready"|"released", "startup_s"?}``."""
+    runtime = request.app[PREWARM]
+    try:
+        body = await request.json()
+    except ValueError:
+        raise InvalidRequest("body must be JSON") from None
+    if not isinstance(body, dict):
+        raise InvalidRequest("body must be a JSON object")
+    backend, event = body.get("backend"), body.get("event")
+    if backend not in runtime.planner.backends:
+        raise InvalidRequest(f"unknown prewarm backend {backend!r}")
+    startup = body.get("startup_s")
+    if startup is not None and (
+        isinstance(startup, bool) or not isinstance(startup, (int, float)) or not startup >= 0
+    ):
+        raise InvalidRequest("startup_s must be a number of seconds >= 0")
+    if event == "ready":
+        runtime.ready(str(backend), None if startup is None else float(startup))
+    elif event == "released":
+        runtime.planner.ledger.released(str(backend), runtime.clock())
+    else:
+        raise InvalidRequest("event must be 'ready' or 'released'")
+    return web.json_response({"ok": True})
