@@ -6,6 +6,7 @@ this package registers them all.
 
 from __future__ import annotations
 
+from hermes_sdk.cli import bench as _bench
 from hermes_sdk.cli import demo as _demo
 from hermes_sdk.cli import graph as _graph
 from hermes_sdk.cli import serve as _serve
@@ -16,7 +17,7 @@ from hermes_sdk.cli._app import app
 
 __all__ = ["app", "main"]
 
-_COMMANDS = (_version, _demo, _graph, _sim_engine, _serve, _sim)
+_COMMANDS = (_version, _bench, _demo, _graph, _sim_engine, _serve, _sim)
 
 
 def main() -> None:

@@ -15,6 +15,9 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 import numpy as np
 
+from hermes_sdk.sim.bench import BenchResult, summarize
+from hermes_sdk.sim.workloads.spec import JsonValue
+
 _COLORS = {
     "fcfs": "tab:gray",
     "app_fcfs": "tab:brown",
@@ -162,3 +165,65 @@ def plot_deadlines(
     fig.savefig(path, dpi=110)
     plt.close(fig)
     return path
+
+
+def plot_result(result: BenchResult, out_dir: Path) -> list[Path]:
+    """Every plot of a bench run, written as PNGs into ``out_dir``."""
+    made = [plot_cdfs(result.cdfs, out_dir / "cdf.png", title="app completion time")]
+    summary = summarize(result.rows)
+    series: dict[str, dict[str, list[tuple[float, float, float]]]] = {}
+    for s in summary:
+        series.setdefault(s.suite, {}).setdefault(s.policy, []).append((s.load, s.mean, s.p95))
+    made.append(plot_vs_load(series, out_dir / "load.png"))
+    if result.learning:
+        suite = "paper" if "paper" in result.learning else next(iter(result.learning))
+        report = result.learning[suite]
+        assert isinstance(report, dict)
+        curves = report["apps"]
+        drift = report["drift"]
+        assert isinstance(curves, dict) and isinstance(drift, dict)
+        rolling: dict[str, list[tuple[float, float]]] = {}
+        for s_name, sim in result.learning_sim.items():
+            assert isinstance(sim, dict)
+            for learning in ("online", "oracle"):
+                trace = sim.get(learning)
+                if isinstance(trace, list):
+                    rolling[f"{s_name} gittins ({learning})"] = [
+                        (_f(p[0]), _f(p[1])) for p in trace if isinstance(p, list)
+                    ]
+        made.append(
+            plot_learning(
+                _point_lists(curves),
+                _point_lists({k: v for k, v in drift.items() if isinstance(v, list)}),
+                rolling,
+                out_dir / "learning.png",
+            )
+        )
+    if result.tightness:
+        dl: dict[str, dict[str, list[tuple[float, float]]]] = {}
+        groups: dict[tuple[str, str, float], list[float]] = {}
+        for t in result.tightness:
+            key = (str(t["suite"]), str(t["policy"]), _f(t["factor"]))
+            groups.setdefault(key, []).append(_f(t["deadline_hit_rate"]))
+        for (suite, policy, factor), hits in groups.items():
+            dl.setdefault(suite, {}).setdefault(policy, []).append((factor, float(np.mean(hits))))
+        made.append(plot_deadlines(dl, out_dir / "deadlines.png"))
+    return made
+
+
+def _point_lists(d: Mapping[str, JsonValue]) -> dict[str, list[dict[str, float]]]:
+    out: dict[str, list[dict[str, float]]] = {}
+    for key, points in d.items():
+        assert isinstance(points, list)
+        out[key] = [
+            {k: _f(v) for k, v in p.items() if isinstance(v, (int, float))}
+            for p in points
+            if isinstance(p, dict)
+        ]
+    return out
+
+
+def _f(value: JsonValue) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise TypeError(f"expected a number, got {value!r}")
+    return float(value)

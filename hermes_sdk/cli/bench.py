@@ -1,0 +1,176 @@
+"""`hermes bench`: the workload suites over policies x loads x seeds, with tables and plots."""
+
+from __future__ import annotations
+
+import shlex
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from hermes_sdk.cli._app import app, console, err_console
+from hermes_sdk.sim.bench import (
+    BASELINE,
+    BenchConfig,
+    BenchResult,
+    check_floors,
+    grid_size,
+    run_bench,
+    summarize,
+    with_overrides,
+    write_outputs,
+)
+from hermes_sdk.sim.workloads import SUITES
+
+
+def _floats(text: str, what: str) -> tuple[float, ...]:
+    try:
+        values = tuple(float(x) for x in text.split(",") if x.strip())
+    except ValueError:
+        raise typer.BadParameter(f"{what} must be comma-separated numbers, got {text!r}") from None
+    if not values:
+        raise typer.BadParameter(f"{what} is empty")
+    return values
+
+
+@app.command()
+def bench(
+    suite: Annotated[str, typer.Option(help="paper, light or all.")] = "all",
+    loads: Annotated[
+        str | None, typer.Option(help="Comma-separated LLM engine loads (0-1).")
+    ] = None,
+    policies: Annotated[str | None, typer.Option(help="Comma-separated policy names.")] = None,
+    deadlines: Annotated[
+        bool, typer.Option("--deadlines", help="Give 22% of runs deadlines; add edf and lstf.")
+    ] = False,
+    seeds: Annotated[int | None, typer.Option(min=1, help="Seeds per (suite, load).")] = None,
+    n_apps: Annotated[int | None, typer.Option(min=10, help="Apps per simulation.")] = None,
+    warmup_apps: Annotated[
+        int | None, typer.Option(min=0, help="Apps excluded from metrics (learning warm-up).")
+    ] = None,
+    tightness: Annotated[
+        str | None, typer.Option(help="Deadline factors of the EDF-vs-LSTF sweep; '' = none.")
+    ] = None,
+    tightness_load: Annotated[
+        float | None, typer.Option(help="Load of the deadline-tightness sweep.")
+    ] = None,
+    no_learning: Annotated[
+        bool, typer.Option("--no-learning", help="Skip the learning-quality report.")
+    ] = False,
+    no_plots: Annotated[bool, typer.Option("--no-plots", help="Skip the PNG plots.")] = False,
+    jobs: Annotated[int, typer.Option(min=1, help="Worker processes for the grid.")] = 1,
+    quick: Annotated[
+        bool, typer.Option("--quick", help="A small run of everything (< 1 minute).")
+    ] = False,
+    out: Annotated[Path, typer.Option(help="Directory for results.json and PNGs.")] = Path(
+        "bench-results"
+    ),
+) -> None:
+    """Run the workload suites over policies x loads x seeds; print tables, write JSON + PNG."""
+    base = BenchConfig.quick() if quick else BenchConfig()
+    suites = tuple(SUITES) if suite == "all" else (suite,)
+    if any(s not in SUITES for s in suites):
+        err_console.print(f"[red]unknown suite {suite!r}; choose from {sorted(SUITES)} or all")
+        raise typer.Exit(2)
+    config = with_overrides(
+        base,
+        suites=suites,
+        loads=_floats(loads, "--loads") if loads else None,
+        policies=tuple(p.strip() for p in policies.split(",") if p.strip()) if policies else None,
+        deadlines=deadlines or None,
+        seeds=seeds,
+        n_apps=n_apps,
+        warmup_apps=warmup_apps,
+        tightness=(_floats(tightness, "--tightness") if tightness else ())
+        if tightness is not None
+        else None,
+        tightness_load=tightness_load,
+        learning=False if no_learning else None,
+        plots=False if no_plots else None,
+        jobs=jobs,
+    )
+    if any(not 0.0 < x < 1.0 for x in config.loads):
+        err_console.print("[red]--loads must be within (0, 1)")
+        raise typer.Exit(2)
+    command = "hermes " + shlex.join(sys.argv[1:])
+    with Progress(
+        TextColumn("[bold]bench"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        TextColumn("{task.description}"),
+        console=err_console,
+        transient=True,
+    ) as progress:
+        task = progress.add_task("starting", total=grid_size(config))
+        result = run_bench(
+            config, command, step=lambda desc: progress.update(task, advance=1, description=desc)
+        )
+    path = write_outputs(result, out)
+    print_tables(result)
+    console.print(f"wrote {path}" + (f" and {len(result.plots)} plots" if result.plots else ""))
+
+
+def print_tables(result: BenchResult) -> None:
+    """One table per (suite, load), then the floor checks."""
+    summary = summarize(result.rows)
+    for suite, load in sorted({(s.suite, s.load) for s in summary}):
+        table = Table(title=f"{suite} suite, load {load:g} (completion time, s; mean over seeds)")
+        for col in ("policy", "mean", "p50", "p95", "p99", f"mean/{BASELINE}", f"p95/{BASELINE}"):
+            table.add_column(col, justify="left" if col == "policy" else "right")
+        has_deadlines = any(s.deadline_hit_rate is not None for s in summary)
+        if has_deadlines:
+            table.add_column("deadline hit", justify="right")
+        for s in summary:
+            if (s.suite, s.load) != (suite, load):
+                continue
+            cells = [
+                s.policy,
+                f"{s.mean:.1f}",
+                f"{s.p50:.1f}",
+                f"{s.p95:.1f}",
+                f"{s.p99:.1f}",
+                "-" if s.mean_vs_fcfs is None else f"{s.mean_vs_fcfs:.2f}x",
+                "-" if s.p95_vs_fcfs is None else f"{s.p95_vs_fcfs:.2f}x",
+            ]
+            if has_deadlines:
+                hit = s.deadline_hit_rate
+                cells.append("-" if hit is None else f"{hit:.1%}")
+            table.add_row(*cells)
+        console.print(table)
+    if result.tightness:
+        table = Table(title="deadline hit rate vs tightness (factor x standalone time)")
+        for col in ("suite", "factor", "fcfs", "edf", "lstf"):
+            table.add_column(col, justify="right")
+        sweep: dict[tuple[str, float], dict[str, list[float]]] = {}
+        for t in result.tightness:
+            rate, factor = t["deadline_hit_rate"], t["factor"]
+            if isinstance(rate, (int, float)) and isinstance(factor, (int, float)):
+                key = (str(t["suite"]), float(factor))
+                sweep.setdefault(key, {}).setdefault(str(t["policy"]), []).append(float(rate))
+        for (s_name, factor), by_policy in sorted(sweep.items()):
+            rates = [by_policy.get(p, []) for p in ("fcfs", "edf", "lstf")]
+            table.add_row(
+                s_name,
+                f"{factor:g}",
+                *["-" if not r else f"{sum(r) / len(r):.1%}" for r in rates],
+            )
+        console.print(table)
+    floors = check_floors(summary, result.tightness)
+    if floors:
+        table = Table(title="floors (issue 9)")
+        for col in ("suite", "load", "check", "measured", "limit", ""):
+            table.add_column(col)
+        for f in floors:
+            table.add_row(
+                f.suite,
+                "-" if f.load is None else f"{f.load:g}",
+                f.check,
+                f"{f.value:.3f}",
+                (">= " if f.at_least else "<= ") + f"{f.limit:g}",
+                "[green]pass" if f.passed else "[red]MISS",
+            )
+        console.print(table)
