@@ -10,7 +10,7 @@ import pytest
 from hermes_sdk.server.config import ApiKey, hash_api_key
 from hermes_sdk.server.upstreams import UpstreamConfig
 from hermes_sdk.sim.engine import SimEngineConfig, serve_sim_engine
-from tests.gateway.conftest import StartEngine, StartGateway, engine_records
+from tests.gateway.support import StartEngine, StartGateway, engine_records
 
 
 @pytest.mark.parametrize(

@@ -10,7 +10,7 @@ from openai import AsyncOpenAI
 
 import hermes_sdk as hermes
 from hermes_sdk.server.upstreams import UpstreamConfig
-from tests.gateway.conftest import StartEngine, StartGateway, engine_records, learn
+from tests.gateway.support import StartEngine, StartGateway, engine_records, learn
 
 
 @pytest.fixture

@@ -7,7 +7,7 @@ import pytest
 from hermes_sdk.client.hints import Hints
 from hermes_sdk.client.openai_kwargs import openai_kwargs
 from hermes_sdk.server.upstreams import UpstreamConfig
-from tests.gateway.conftest import StartEngine, StartGateway, engine_records
+from tests.gateway.support import StartEngine, StartGateway, engine_records
 
 langchain_openai = pytest.importorskip("langchain_openai")
 

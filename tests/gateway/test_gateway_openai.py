@@ -6,7 +6,7 @@ import aiohttp
 from openai import AsyncOpenAI
 
 from hermes_sdk.server.upstreams import UpstreamConfig
-from tests.gateway.conftest import StartEngine, StartGateway, engine_records
+from tests.gateway.support import StartEngine, StartGateway, engine_records
 
 
 async def test_non_streaming_chat_passes_through_with_usage(

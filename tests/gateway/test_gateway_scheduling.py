@@ -10,7 +10,7 @@ from openai import APIError, AsyncOpenAI
 
 from hermes_sdk.client.hints import rank_to_priority
 from hermes_sdk.server.upstreams import UpstreamConfig
-from tests.gateway.conftest import Gw, StartEngine, StartGateway, engine_records, learn
+from tests.gateway.support import Gw, StartEngine, StartGateway, engine_records, learn
 
 
 def _body(max_tokens: int, **extra: object) -> dict[str, object]:
