@@ -16,7 +16,11 @@ from pathlib import Path
 from hermes_sdk.cli import main
 
 OUT = Path(__file__).resolve().parent / "results" / "suite"
-FULL = ["--suite", "all", "--loads", "0.7,0.85,0.95", "--seeds", "2", "--deadlines"]
+FULL = [
+    "--suite", "all", "--loads", "0.7,0.85,0.95", "--seeds", "2",
+    "--n-apps", "1500", "--warmup-apps", "300",
+    "--tightness", "1.2,1.5,2.0", "--tightness-load", "0.95", "--jobs", "2",
+]  # fmt: skip
 
 
 if __name__ == "__main__":
