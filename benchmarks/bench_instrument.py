@@ -13,7 +13,8 @@ Run: ``.venv/bin/python benchmarks/bench_instrument.py [--quick]``. Prints a tab
 - ``otel span``: ``tracer.start_as_current_span`` with the OpenTelemetry SDK and a
   ``BatchSpanProcessor`` to a no-op exporter (what a typical tracing integration costs).
 
-Target: hermes enter+exit overhead (p50 over bare) <= 5 us.
+Target: hermes enter+exit overhead (p50 over bare) <= 5 us. Also reported: the cost of ending
+a 5-stage run in embedded mode (stage formation, learning, durable append) per store.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ import asyncio
 import gc
 import json
 import platform
+import tempfile
 from collections.abc import Awaitable, Callable, Iterator, Sequence
 from pathlib import Path
 from time import perf_counter_ns
@@ -201,12 +203,34 @@ def measure(n: int) -> dict[str, dict[str, dict[str, float]]]:
     return results
 
 
+def measure_run_end(runs: int) -> dict[str, dict[str, float]]:
+    """Cost of ending a 5-stage run (stage formation + learning), memory vs SQLite store, us."""
+    step = hermes.tool(work)
+    out: dict[str, dict[str, float]] = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        for label, store in (("memory", "memory://"), ("sqlite", f"sqlite:///{tmp}/bench.db")):
+            hermes.configure(store=store)
+            samples = np.empty(runs, dtype=np.int64)
+            for i in range(runs):
+                scope = hermes.run("bench-end")
+                scope.__enter__()
+                for _ in range(5):
+                    step(1)
+                t0 = perf_counter_ns()
+                scope.__exit__(None, None, None)
+                samples[i] = perf_counter_ns() - t0
+            out[label] = {k.replace("_ns", "_us"): v / 1000 for k, v in _quantiles(samples).items()}
+    hermes.configure(store="memory://")
+    return out
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     parser.add_argument("--quick", action="store_true", help="20k calls per variant")
     args = parser.parse_args()
     n = 20_000 if args.quick else 200_000
     results = measure(n)
+    run_end_us = measure_run_end(200 if args.quick else 2000)
 
     console = Console()
     table = Table(title=f"Per-call cost, ns ({n} calls per variant; overhead = minus bare)")
@@ -240,6 +264,12 @@ def main() -> None:
         f"worst hermes overhead p50 = {worst_p50:.0f} ns; target <= {TARGET_NS} ns: "
         + ("[green]met[/green]" if meets else "[red]missed[/red]")
     )
+    end_table = Table(title="Ending a 5-stage run (stage formation + learning + store), us")
+    for col in ("store", "p50", "p99"):
+        end_table.add_column(col, justify="left" if col == "store" else "right")
+    for store, q in run_end_us.items():
+        end_table.add_row(store, f"{q['p50_us']:.0f}", f"{q['p99_us']:.0f}")
+    console.print(end_table)
     RESULTS.parent.mkdir(parents=True, exist_ok=True)
     RESULTS.write_text(
         json.dumps(
@@ -255,6 +285,7 @@ def main() -> None:
                 "target_met": meets,
                 "per_call_ns": results,
                 "overhead_vs_bare_ns": overheads,
+                "run_end_us": run_end_us,
             },
             indent=2,
         )

@@ -88,6 +88,7 @@ class Recorder:
         batch_size: int = DEFAULT_BATCH_SIZE,
         flush_interval_s: float = DEFAULT_FLUSH_INTERVAL_S,
         exit_timeout_s: float = DEFAULT_EXIT_TIMEOUT_S,
+        label: str = "events",
     ) -> None:
         if max_queue < 1 or batch_size < 1:
             raise ValueError("max_queue and batch_size must be >= 1")
@@ -96,6 +97,7 @@ class Recorder:
         self.batch_size = batch_size
         self.flush_interval_s = flush_interval_s
         self.exit_timeout_s = exit_timeout_s
+        self.label = label
         self.sent = 0
         self.dropped = 0
         self.lost = 0
@@ -177,7 +179,9 @@ class Recorder:
         self._closed = True
         self._wake.set()
         if not drained:
-            log.warning("hermes: %d events not sent before exit timeout", len(self._queue))
+            log.warning(
+                "hermes: %d %s not handled before the timeout", len(self._queue), self.label
+            )
         return drained
 
     def stats(self) -> RecorderStats:

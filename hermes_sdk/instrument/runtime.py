@@ -14,6 +14,7 @@ import importlib
 import logging
 import os
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Final
 
@@ -32,6 +33,14 @@ from hermes_sdk.store import MemoryStore, Store, open_store
 log = logging.getLogger("hermes_sdk.instrument")
 
 DEFAULT_STORE_URL: Final = "sqlite:///~/.hermes/hermes.db"
+LEARN_QUEUE_SIZE: Final = 100_000
+"""Completed runs waiting to be learned; more are dropped and counted as failed to record."""
+LEARN_EXIT_TIMEOUT_S: Final = 5.0
+"""How long process exit waits for queued runs to reach the store."""
+FORK_QUIESCE_S: Final = 1.0
+"""Longest ``os.fork`` waits for queued runs/events to be handled before it proceeds."""
+SYNC_TIMEOUT_S: Final = 30.0
+"""How long ``graph()``/``stats()`` wait for queued runs to be learned."""
 MEMORY_STORE_URL: Final = "memory://"
 
 
@@ -63,8 +72,10 @@ class Runtime:
         recorder: Recorder | None = None,
         store: str | Store | None = None,
         remote: bool = False,
+        sink_factory: Callable[[], EventSink] | None = None,
     ) -> None:
         self.enabled = enabled
+        self.sink_factory = sink_factory
         self.recorder = recorder
         self.store = store
         self.remote = remote
@@ -72,6 +83,15 @@ class Runtime:
         self.runs_failed_to_record = 0
         self._registry: GraphRegistry | None = None
         self._lock = threading.Lock()
+        # Learning (and the durable store append) happens on a daemon thread, off the app's
+        # path: ending a run costs the app a queue append, not a disk write.
+        self.learner = Recorder(
+            _LearnSink(self),
+            max_queue=LEARN_QUEUE_SIZE,
+            flush_interval_s=0.0,
+            exit_timeout_s=LEARN_EXIT_TIMEOUT_S,
+            label="completed runs",
+        )
 
     def registry(self) -> GraphRegistry:
         """The registry runs are folded into, opened on first use (may raise StoreError)."""
@@ -88,7 +108,11 @@ class Runtime:
         return self._registry is not None
 
     def deliver(self, path: RunPath) -> None:
-        """Fold a completed path into the local registry; logs and counts, never raises."""
+        """Queue a completed path for learning on the background thread. Never blocks or raises."""
+        self.learner.emit({"path": path})
+
+    def learn(self, path: RunPath) -> None:
+        """Fold a completed path into the registry now (learner thread); logs, never raises."""
         try:
             self.registry().observe(path)
         except Exception as exc:
@@ -97,10 +121,15 @@ class Runtime:
             return
         self.runs_completed += 1
 
+    def sync(self, timeout_s: float | None = SYNC_TIMEOUT_S) -> bool:
+        """Wait until every completed run so far is learned; ``False`` on timeout."""
+        return self.learner.flush(timeout_s)
+
     def close(self) -> None:
-        """Flush the recorder and close the registry (used when reconfiguring)."""
+        """Flush the recorder and the learner, then close the registry (reconfiguring)."""
         if self.recorder is not None:
             self.recorder.close()
+        self.learner.close()
         with self._lock:
             if self._registry is not None:
                 try:
@@ -110,17 +139,31 @@ class Runtime:
                 self._registry = None
 
     def stats(self) -> InstrumentStats:
-        """Current counters."""
+        """Current counters (after waiting briefly for queued runs to be learned)."""
+        self.sync()
         rec = self.recorder.stats() if self.recorder is not None else None
         return InstrumentStats(
             runs_completed=self.runs_completed,
-            runs_failed_to_record=self.runs_failed_to_record,
+            runs_failed_to_record=self.runs_failed_to_record + self.learner.dropped,
             events_queued=rec.queued if rec else 0,
             events_sent=rec.sent if rec else 0,
             events_dropped=rec.dropped if rec else 0,
             events_lost=rec.lost if rec else 0,
             send_errors=rec.send_errors if rec else 0,
         )
+
+
+class _LearnSink:
+    """The learner's sink: each queued item carries one completed path."""
+
+    def __init__(self, runtime: Runtime) -> None:
+        self._runtime = runtime
+
+    def send(self, events: list[dict[str, object]]) -> None:
+        for item in events:
+            path = item.get("path")
+            if isinstance(path, RunPath):
+                self._runtime.learn(path)
 
 
 def _open_registry(store: str | Store | None, *, remote: bool) -> GraphRegistry:
@@ -166,6 +209,7 @@ def configure(
         enabled = not env_disabled()
     if scheduler_url is not None and sink is not None:
         raise ConfigError("pass either scheduler_url or sink, not both")
+    sink_factory: Callable[[], EventSink] | None = None
     if scheduler_url is not None:
         if not scheduler_url.startswith(("http://", "https://")):
             raise ConfigError(f"scheduler_url must be an http(s) URL, got {scheduler_url!r}")
@@ -175,7 +219,14 @@ def configure(
             )
         except ImportError as exc:
             raise ConfigError("remote mode needs hermes_sdk.client.events") from exc
-        sink = HttpEventSink(scheduler_url, api_key=api_key)
+        url = scheduler_url
+
+        def http_sink() -> EventSink:
+            made: EventSink = HttpEventSink(url, api_key=api_key)
+            return made
+
+        sink_factory = http_sink
+        sink = http_sink()
     recorder = None
     if sink is not None:
         recorder = Recorder(
@@ -186,26 +237,47 @@ def configure(
         )
     old = RUNTIME
     RUNTIME = Runtime(
-        enabled=enabled, recorder=recorder, store=store, remote=scheduler_url is not None
+        enabled=enabled,
+        recorder=recorder,
+        store=store,
+        remote=scheduler_url is not None,
+        sink_factory=sink_factory,
     )
     old.close()
 
 
-def _after_fork_in_child() -> None:
-    """A forked child must not share the parent's store connection: reopen it lazily.
+def _before_fork() -> None:
+    """Let the background threads finish what they hold (briefly), so no lock they own is
+    copied into the child in a taken state."""
+    runtime = RUNTIME
+    try:
+        runtime.learner.flush(FORK_QUIESCE_S)
+        if runtime.recorder is not None:
+            runtime.recorder.flush(FORK_QUIESCE_S)
+    except Exception as exc:
+        log.debug("hermes: could not quiesce before fork: %r", exc)
 
-    Durable stores replay every path the parent stored, so nothing learned is lost; an
-    in-memory registry is kept as it is (it holds no OS resources).
+
+def _after_fork_in_child() -> None:
+    """A forked child must not share the parent's store connection or HTTP connection.
+
+    A durable store is reopened lazily (it replays every path the parent stored, so nothing
+    learned is lost); an in-memory registry is kept as it is. The scheduler sink is rebuilt.
     """
     runtime = RUNTIME
     runtime._lock = threading.Lock()
     reg = runtime._registry
     if reg is not None and reg.store is not None and not isinstance(reg.store, MemoryStore):
         runtime._registry = None
+    if runtime.recorder is not None and runtime.sink_factory is not None:
+        try:
+            runtime.recorder.sink = runtime.sink_factory()
+        except Exception as exc:
+            log.warning("hermes: could not rebuild the event sink after fork: %r", exc)
 
 
 if hasattr(os, "register_at_fork"):
-    os.register_at_fork(after_in_child=_after_fork_in_child)
+    os.register_at_fork(before=_before_fork, after_in_child=_after_fork_in_child)
 
 
 def stats() -> InstrumentStats:
@@ -214,9 +286,14 @@ def stats() -> InstrumentStats:
 
 
 def flush(timeout_s: float | None = None) -> bool:
-    """Block until queued events were handed to the sink; ``False`` on timeout."""
-    rec = RUNTIME.recorder
-    return True if rec is None else rec.flush(timeout_s)
+    """Block until queued events reached the sink and completed runs were learned (stored).
+
+    Returns ``False`` if that did not happen within ``timeout_s`` seconds (``None``: no limit).
+    """
+    runtime = RUNTIME
+    learned = runtime.sync(timeout_s)
+    rec = runtime.recorder
+    return learned and (True if rec is None else rec.flush(timeout_s))
 
 
 class GraphAccessor:
@@ -236,6 +313,7 @@ class GraphAccessor:
         Opens the configured store on first use (replaying its stored paths); raises
         :class:`~hermes_sdk.errors.StoreError` / :class:`ConfigError` if it is unusable.
         """
+        RUNTIME.sync()
         return RUNTIME.registry().graph(app, tenant)
 
     def __getattr__(self, name: str) -> object:
@@ -250,5 +328,6 @@ graph = GraphAccessor()
 
 
 def registry() -> GraphRegistry:
-    """The process-wide registry completed runs are folded into (opened on first use)."""
+    """The process-wide registry completed runs are folded into (synced, opened on first use)."""
+    RUNTIME.sync()
     return RUNTIME.registry()

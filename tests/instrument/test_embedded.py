@@ -5,6 +5,10 @@ from __future__ import annotations
 import asyncio
 import os
 import random
+import subprocess
+import sys
+import threading
+import traceback
 from pathlib import Path
 
 import pytest
@@ -118,6 +122,7 @@ def test_hermes_store_env_is_the_default(tmp_path: Path, monkeypatch: pytest.Mon
     hi.configure()
     with hi.run("env-app"):
         pass
+    assert hi.flush(10)
     assert (tmp_path / "env.db").exists()
 
 
@@ -156,8 +161,59 @@ def test_forked_child_reopens_the_store_and_keeps_learning(tmp_path: Path) -> No
                 with hi.run("forked"):
                     step()
             marker.write_text(str(hi.graph("forked").runs))
+        except BaseException:
+            marker.write_text(traceback.format_exc())
         finally:
             os._exit(0)
     os.waitpid(pid, 0)
     assert marker.read_text() == "5"  # 3 replayed from the store + 2 of its own
     assert hi.graph("forked").runs == 3
+
+
+class RecordingStore:
+    """A store that notes which thread appends (wraps the real in-memory store)."""
+
+    def __init__(self) -> None:
+        from hermes_sdk.store import MemoryStore
+
+        self.inner = MemoryStore()
+        self.threads: list[str] = []
+        self.corrupt_rows = 0
+
+    def append_path(self, path: object) -> None:
+        self.threads.append(threading.current_thread().name)
+        self.inner.append_path(path)  # type: ignore[arg-type]
+
+    def load_paths(self) -> object:
+        return self.inner.load_paths()
+
+    def close(self) -> None:
+        self.inner.close()
+
+
+def test_runs_are_stored_off_the_app_thread() -> None:
+    store = RecordingStore()
+    hi.configure(store=store)  # type: ignore[arg-type]
+    for _ in range(3):
+        with hi.run("bg"):
+            pass
+    assert hi.flush(10)
+    assert len(store.threads) == 3
+    assert threading.current_thread().name not in store.threads
+
+
+_EXIT_CHILD = """
+import sys
+import hermes_sdk as hermes
+hermes.configure(store=sys.argv[1])
+for _ in range(25):
+    with hermes.run("exit-learn"):
+        pass
+"""
+
+
+def test_process_exit_stores_queued_runs(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path}/exit.db"
+    subprocess.run([sys.executable, "-c", _EXIT_CHILD, url], check=True, timeout=60)
+    hi.configure(store=url)
+    assert hi.graph("exit-learn").runs == 25
