@@ -26,11 +26,8 @@ from hermes_sdk.graph.prior import PooledPrior
 from hermes_sdk.graph.records import END, START, RunPath, RunState, Stage, UnitKind
 from hermes_sdk.graph.sketch import Sketch, SortedSamples
 from hermes_sdk.graph.token_model import TokenModel
+from hermes_sdk.graph.validation import check_path, check_state
 
-MAX_NODES = 10_000
-"""Most distinct nodes one app graph accepts (protects memory against runaway names)."""
-MAX_PATH_STAGES = 10_000
-"""Most stages one observed path may have."""
 MAX_SAMPLES = 1_000_000
 """Largest ``n`` accepted by :meth:`PDGraph.remaining_demand`."""
 MAX_VISIT_LIMIT = 64
@@ -102,34 +99,6 @@ class NodeState:
         return sk
 
 
-def _check_path(path: object, app: str, known: set[str]) -> RunPath:
-    """Validate everything observe() relies on, before any state changes."""
-    if not isinstance(path, RunPath):
-        raise GraphError(f"observe() needs a RunPath, got {type(path).__name__}")
-    if path.app != app:
-        raise GraphError(f"path of app {path.app!r} observed by the graph of app {app!r}")
-    if len(path.stages) > MAX_PATH_STAGES:
-        raise GraphError(f"path has {len(path.stages)} stages, more than {MAX_PATH_STAGES}")
-    if not math.isfinite(path.started_at):
-        raise GraphError("path.started_at must be finite")
-    new_nodes: set[str] = set()
-    for i, stage in enumerate(path.stages):
-        if not isinstance(stage, Stage) or not stage.calls:
-            raise GraphError(f"stages[{i}] is not a Stage with calls")
-        if stage.node in (START, END) or not stage.node:
-            raise GraphError(f"stages[{i}] uses the reserved or empty node name {stage.node!r}")
-        for call in stage.calls:
-            for what in ("service_s", "cold_start_s"):
-                v = getattr(call, what)
-                if v is not None and not (math.isfinite(v) and v >= 0.0):
-                    raise GraphError(f"stages[{i}] ({stage.node!r}) has {what}={v!r}")
-        if stage.node not in known:
-            new_nodes.add(stage.node)
-    if len(known) + len(new_nodes) > MAX_NODES:
-        raise GraphError(f"graph of app {app!r} would exceed {MAX_NODES} nodes")
-    return path
-
-
 class PDGraph:
     """Learned demand graph of one app; thread-safe. ``version`` grows by one per observe()."""
 
@@ -180,12 +149,12 @@ class PDGraph:
     def validate(self, path: RunPath) -> None:
         """Raise GraphError if ``path`` cannot be observed; changes nothing."""
         with self._lock:
-            _check_path(path, self.app, set(self.nodes))
+            check_path(path, self.app, set(self.nodes))
 
     def observe(self, path: RunPath) -> None:
         """Fold one completed run in. Raises GraphError (and learns nothing) on bad input."""
         with self._lock:
-            _check_path(path, self.app, set(self.nodes))
+            check_path(path, self.app, set(self.nodes))
             t_s = float(path.started_at)
             visits: Counter[str] = Counter()
             source, source_visit = START, 1
@@ -323,6 +292,7 @@ class PDGraph:
                 gen = np.random.default_rng(seed)
             else:
                 gen = rng
+            check_state(state)
             if self.runs == 0:
                 out = self.prior.remaining(state.elapsed_s, n, gen)
             else:

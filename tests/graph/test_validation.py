@@ -7,7 +7,7 @@ import math
 import numpy as np
 import pytest
 
-import hermes_sdk.graph.pdgraph as pdgraph_module
+import hermes_sdk.graph.validation as validation_module
 from hermes_sdk import Call, GraphError, HermesError, PDGraph, RunPath, RunState, Stage
 from hermes_sdk.graph.records import path_from_dict
 from tests.graph import generator as gen
@@ -92,11 +92,11 @@ def test_absurd_sizes_rejected(graph: PDGraph, monkeypatch: pytest.MonkeyPatch) 
     with pytest.raises(GraphError, match="fan-out"):
         Stage("search", tuple(Call(0.1) for _ in range(10_001)))
     too_long = tuple(
-        Stage("refine", (Call(0.1),)) for _ in range(pdgraph_module.MAX_PATH_STAGES + 1)
+        Stage("refine", (Call(0.1),)) for _ in range(validation_module.MAX_PATH_STAGES + 1)
     )
     with pytest.raises(GraphError, match="stages"):
         graph.observe(RunPath(gen.APP, too_long))
-    monkeypatch.setattr(pdgraph_module, "MAX_NODES", 5)
+    monkeypatch.setattr(validation_module, "MAX_NODES", 5)
     many = tuple(Stage(f"n{i}", (Call(0.1),)) for i in range(3))
     with pytest.raises(GraphError, match="exceed 5 nodes"):
         graph.observe(RunPath(gen.APP, many))
@@ -156,3 +156,24 @@ def test_from_json_checks_sample_lists(graph: PDGraph, bad: object) -> None:
     doc["nodes"][0]["service_s"]["values"] = bad
     with pytest.raises(GraphError):
         PDGraph.from_dict(doc)
+
+
+@pytest.mark.parametrize(
+    "state",
+    [
+        RunState("plan", (("plan", -1),)),
+        RunState("plan", (("plan", 1.5),)),  # type: ignore[arg-type]
+        RunState("plan", (("plan", 1),), running=True, input_tokens=-3),
+        RunState("plan", (("plan", 1),), running=True, width=-2),
+    ],
+)
+def test_bad_states_rejected(graph: PDGraph, state: RunState) -> None:
+    with pytest.raises(GraphError, match="state"):
+        graph.remaining_demand(state)
+
+
+def test_too_many_calls_in_one_path(graph: PDGraph, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(validation_module, "MAX_PATH_CALLS", 10)
+    wide = tuple(Stage("search", tuple(Call(0.1) for _ in range(4))) for _ in range(3))
+    with pytest.raises(GraphError, match="calls in total"):
+        graph.observe(RunPath(gen.APP, wide))
