@@ -35,7 +35,9 @@ from hermes_sdk.server.upstreams import UpstreamConfig, UpstreamRouter
 MAX_CALL_RECORDS: Final = 10_000
 _METADATA_KEYS: Final = ("hermes_app", "hermes_run", "hermes_unit", "hermes_deadline")
 _FORWARD_HEADERS: Final = ("accept", "user-agent")
-_DISCONNECT_POLL_S: Final = 0.05
+_DISCONNECT_POLL_S: Final = 0.25
+"""How often a queued request checks that its client is still there (without handler
+cancellation aiohttp does not tell the handler), in seconds."""
 _REDISCOVER_S: Final = 5.0
 _PRIORITY_OFF: Final = b"riority scheduling is not enabled"
 """vLLM's 400 message for a ``priority`` sent to an engine without priority scheduling."""
