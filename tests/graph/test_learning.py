@@ -190,3 +190,13 @@ def test_stale_cache_tolerance_is_opt_in() -> None:
     assert graph.remaining_demand(RunState()) is not first
     with pytest.raises(GraphError):
         PDGraph("x", max_stale_fraction=1.5)
+
+
+@pytest.mark.parametrize("visit", [1, 2, 3, 4])
+def test_mean_remaining_inside_the_loop_matches_theory(learned: PDGraph, visit: int) -> None:
+    at_least = {k: p for k, p in gen.LOOP_LAW.items() if k >= visit}
+    more_loops = sum((k - visit) * p for k, p in at_least.items()) / sum(at_least.values())
+    exact = more_loops * gen.REFINE_MEAN_S
+    state = RunState("refine", (("plan", 1), ("refine", visit), ("search", 1)))
+    mean = learned.remaining_demand(state, n=20_000).mean()
+    assert abs(mean - exact) <= 0.05 * exact + 0.02, (visit, mean, exact)
