@@ -202,7 +202,8 @@ class PrewarmPlanner:
         """Per running run, sampled seconds from ``now_s`` until it next needs ``backend``.
 
         Samples are conditioned on what already happened: draws that would have reached the
-        backend before ``now_s`` are dropped (the run is known not to have reached it).
+        backend before ``now_s`` are dropped (the run is known not to have reached it); if the
+        running stage has overrun every draw, the draws are clamped to 0 (the need is imminent).
         """
         out: dict[str, FloatArray] = {}
         for run_id, run in self._runs.items():
@@ -213,7 +214,10 @@ class PrewarmPlanner:
             if run.state.running:
                 t = np.where(samples[backend] == 0.0, 0.0, t)
             alive = t[t >= 0.0]
-            out[run_id] = alive if alive.size else np.full(1, math.inf)
+            if np.isfinite(alive).any():
+                out[run_id] = alive  # conditioned on not having reached the backend yet
+            else:  # the stage overran every sample: what follows it is imminent
+                out[run_id] = np.maximum(t, 0.0)
         return out
 
     def need_probability(self, backend: str, now_s: float, window_s: float | None = None) -> float:

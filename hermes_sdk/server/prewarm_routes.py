@@ -12,17 +12,19 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import math
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Final
 
 from aiohttp import web
+from prometheus_client.core import GaugeMetricFamily
 
 from hermes_sdk.errors import ConfigError, InvalidRequest
 from hermes_sdk.prewarm.adapters import PrewarmAdapter
 from hermes_sdk.prewarm.planner import PrewarmConfig, PrewarmPlanner
 from hermes_sdk.prewarm.runtime import PrewarmRuntime
 from hermes_sdk.prewarm.webhook import WebhookAdapter
+from hermes_sdk.server.metrics import METRICS
 from hermes_sdk.server.scheduler import SCHEDULER, Scheduler
 
 
@@ -102,6 +104,35 @@ def setup_prewarm(app: web.Application, config: PrewarmServerConfig) -> None:
 
     app.cleanup_ctx.append(lifetime)
     app.add_routes(routes)
+    if METRICS in app:
+        app[METRICS].registry.register(_PrewarmCollector(runtime))
+
+
+_HELP: Final = {
+    "requests": "Requests that reached a prewarm-managed backend",
+    "cold_start_wait_s": "Seconds apps waited for backend start-ups",
+    "warm_idle_s": "Seconds a backend was up with nothing in flight",
+    "prewarms": "Prewarm signals sent",
+    "releases": "Backends released (scaled to zero)",
+    "prewarm_hits": "Requests served by an instance a prewarm started",
+    "misses": "Requests that found the backend cold",
+    "wasted_warms": "Prewarmed instances released without serving a request",
+}
+
+
+class _PrewarmCollector:
+    """Prometheus collector exposing the prewarm metrics per backend on ``/metrics``."""
+
+    def __init__(self, runtime: PrewarmRuntime) -> None:
+        self.runtime = runtime
+
+    def collect(self) -> Iterator[GaugeMetricFamily]:
+        per_backend = self.runtime.metrics()
+        for name, help_text in _HELP.items():
+            family = GaugeMetricFamily(f"hermes_prewarm_{name}", help_text, labels=["backend"])
+            for backend, m in per_backend.items():
+                family.add_metric([backend], float(getattr(m, name)))
+            yield family
 
 
 @dataclass(slots=True)

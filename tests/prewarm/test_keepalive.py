@@ -77,3 +77,21 @@ def test_cold_start_sketch_prior_then_observed() -> None:
     assert s.count == 3
     assert s.mean_s() == 3.0
     assert s.quantile_s(1.0) == 4.0
+
+
+def test_cost_keep_alive_releases_when_forecasts_cover_long_gaps() -> None:
+    h = IdleHistogram(KeepAliveConfig(min_samples=5, decay=1.0))
+    for _ in range(50):
+        h.observe(30.0, covered=True)  # a prewarm re-warms in time: keeping costs 30 s idle
+    assert h.cost_keep_alive_s(c_idle=1.0, c_delay=20.0, cold_start_s=2.0) == 0.0
+    assert h.keep_alive_s() < 0.1  # the percentile rule counts covered gaps as 0
+
+
+def test_cost_keep_alive_covers_frequent_uncovered_short_gaps() -> None:
+    h = IdleHistogram(KeepAliveConfig(min_samples=5, decay=1.0))
+    for _ in range(50):
+        h.observe(5.0)  # unpredicted, 5 s: keeping (5 idle s) beats a 2 s wait at 20x cost
+    ka = h.cost_keep_alive_s(c_idle=1.0, c_delay=20.0, cold_start_s=2.0)
+    assert 5.0 <= ka <= 6.0
+    # when delay is cheap, releasing at once is better
+    assert h.cost_keep_alive_s(c_idle=1.0, c_delay=1.0, cold_start_s=2.0) == 0.0

@@ -80,6 +80,9 @@ async def test_running_app_state_prewarms_its_next_backend(tmp_path: Path) -> No
                 state = await resp.json()
             assert state["backends"]["box"]["status"] == "warm"
             assert state["backends"]["box"]["cold_start_s"] == pytest.approx(0.8)
+            async with http.get(f"{url}/metrics") as resp:
+                text = await resp.text()
+            assert 'hermes_prewarm_prewarms{backend="box"} 1.0' in text
             bad = {"backend": "nope", "event": "ready"}
             async with http.post(f"{url}/v1/prewarm/report", json=bad) as resp:
                 assert resp.status == 400
