@@ -25,6 +25,7 @@ from typing import Final
 
 import aiohttp
 from aiohttp import web
+from prometheus_client import Counter, Histogram
 
 from hermes_sdk.policy.base import AppState
 from hermes_sdk.server.admission import Lease, QueueTimeout
@@ -89,6 +90,25 @@ class Gateway:
         """Upstreams that refused a ``priority`` (no priority scheduling): none is sent to them."""
         self._session: aiohttp.ClientSession | None = None
         self._discovered_at_s = -math.inf
+        registry = scheduler.metrics.registry
+        self._requests = Counter(
+            "hermes_gateway_requests",
+            "LLM requests forwarded by the gateway, by final status (499: client left)",
+            ["upstream", "status"],
+            registry=registry,
+        )
+        self._tokens = Counter(
+            "hermes_gateway_tokens",
+            "Tokens reported in upstream usage",
+            ["upstream", "kind"],
+            registry=registry,
+        )
+        self._service_s = Histogram(
+            "hermes_gateway_upstream_seconds",
+            "Seconds from slot grant to the end of the upstream response",
+            ["upstream"],
+            registry=registry,
+        )
 
     @property
     def session(self) -> aiohttp.ClientSession:
@@ -166,8 +186,15 @@ class Gateway:
         return unit_id if self._ingest(tenant, event) else None
 
     def unit_ended(self, tenant: str, unit_id: str | None, call: GatewayCall) -> None:
-        """Keep the call and close its unit with the tokens from ``usage``."""
+        """Keep the call, count it, and close its unit with the tokens from ``usage``."""
         self.calls.append(call)
+        status = "499" if call.disconnected else str(call.status)
+        self._requests.labels(call.upstream, status).inc()
+        self._service_s.labels(call.upstream).observe(call.service_s)
+        if call.input_tokens:
+            self._tokens.labels(call.upstream, "prompt").inc(call.input_tokens)
+        if call.output_tokens:
+            self._tokens.labels(call.upstream, "completion").inc(call.output_tokens)
         if unit_id is None or call.run_id is None:
             return
         event: dict[str, object] = {

@@ -99,3 +99,19 @@ async def test_hermes_api_key_is_not_forwarded(stack: tuple[StartEngine, StartGa
     assert "upstream-secret" not in repr(gw.gateway.router.upstreams[0])
     (seen,) = await engine_records(url)
     assert seen["headers"] == {"authorization": "Bearer upstream-secret"}
+
+
+async def test_gateway_metrics_are_exported(stack: tuple[StartEngine, StartGateway]) -> None:
+    engine, gateway = stack
+    gw = await gateway(UpstreamConfig("up", await engine()))
+    client = AsyncOpenAI(base_url=gw.url, api_key="k", max_retries=0)
+    await client.completions.create(model="m", prompt="a b", max_tokens=5)
+    await client.close()
+    async with (
+        aiohttp.ClientSession() as s,
+        s.get(gw.url.removesuffix("/v1") + "/metrics") as r,
+    ):
+        text = await r.text()
+    assert 'hermes_gateway_requests_total{status="200",upstream="up"} 1.0' in text
+    assert 'hermes_gateway_tokens_total{kind="completion",upstream="up"} 5.0' in text
+    assert 'hermes_gateway_upstream_seconds_count{upstream="up"} 1.0' in text
