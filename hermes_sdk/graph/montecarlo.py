@@ -112,18 +112,22 @@ def _row_from(counts: dict[str, int], index: dict[str, int]) -> FloatArray:
 class GraphCompiler:
     """Builds a graph's CompiledGraph incrementally: only what the last observes touched.
 
-    A new node changes every row's width, so it triggers a full rebuild; otherwise the rows of
-    the sources and the demand tables of the nodes on the observed paths are recomputed and the
-    flat arrays re-concatenated (cheap numpy copies).
+    A new node changes every row's width, so it triggers a full rebuild. Otherwise the rows of
+    the sources on the observed paths are rewritten in place in the flat transition table, and
+    the demand tables of the nodes on those paths are rewritten in place when their length is
+    unchanged (always, once a sketch's window is full), else the demand table is re-packed.
     """
 
     def __init__(self) -> None:
         self._names: tuple[str, ...] = ()
+        self._slot: dict[str, int] = {}
         self._cum: FloatArray = np.zeros((0, 0, 0))
+        self._visit_free = np.zeros(0, dtype=bool)
         self._tables: dict[str, FloatArray] = {}
         self._dirty_sources: set[str] = set()
         self._dirty_nodes: set[str] = set()
         self._full = True
+        self._last: CompiledGraph | None = None
         self._compiled: CompiledGraph | None = None
 
     def touch(self, sources: set[str], nodes: set[str]) -> None:
@@ -137,23 +141,68 @@ class GraphCompiler:
         if self._compiled is not None:
             return self._compiled
         names = tuple(sorted(graph.nodes))  # canonical: results depend only on learned state
-        index = {name: i for i, name in enumerate(names)}
         k = graph.max_visit
-        sources = [*names, END, START]
-        if self._full or names != self._names or self._cum.shape[1] != k:
+        last = self._last
+        if self._full or last is None or names != self._names or self._cum.shape[1] != k:
+            index = {name: i for i, name in enumerate(names)}
+            sources = [*names, END, START]
+            self._slot = {src: i for i, src in enumerate(sources)}
             self._cum = np.stack([_source_rows(graph, src, index, k) for src in sources])
+            self._visit_free = np.array([_same_rows(c) for c in self._cum])
             self._tables = {name: _node_table(graph.nodes[name]) for name in names}
+            compiled = _assemble(graph, names, index, self._cum, self._tables)
         else:
-            slot = {src: i for i, src in enumerate(sources)}
-            for src in self._dirty_sources:
-                self._cum[slot[src]] = _source_rows(graph, src, index, k)
-            for name in self._dirty_nodes:
-                self._tables[name] = _node_table(graph.nodes[name])
-        self._names, self._full = names, False
+            compiled = self._update(graph, last, k)
+        self._names, self._full, self._last = names, False, compiled
         self._dirty_sources.clear()
         self._dirty_nodes.clear()
-        self._compiled = _assemble(graph, names, index, self._cum, self._tables)
-        return self._compiled
+        self._compiled = compiled
+        return compiled
+
+    def _update(self, graph: PDGraph, last: CompiledGraph, k: int) -> CompiledGraph:
+        width = self._cum.shape[2]
+        trans_flat = last.trans_flat
+        for src in self._dirty_sources:
+            s = self._slot[src]
+            cum = _source_rows(graph, src, last.index, k)
+            self._cum[s] = cum
+            self._visit_free[s] = _same_rows(cum)
+            offsets = np.arange(s * k + 1, (s + 1) * k + 1, dtype=np.float64)[:, None]
+            trans_flat[s * k * width : (s + 1) * k * width] = (cum + offsets).ravel()
+        stage_table, repack = last.stage_table, False
+        for name in self._dirty_nodes:
+            table = _node_table(graph.nodes[name])
+            i = last.index[name]
+            if table.size != int(last.stage_len[i]):
+                repack = True
+            elif not repack:
+                start = int(last.stage_start[i])
+                stage_table[start : start + table.size] = table
+                stage_table[start + table.size] = table[-1]
+            self._tables[name] = table
+        if repack:
+            stage_table, starts, lengths = _pack_tables(self._tables, last.names)
+        else:
+            starts, lengths = last.stage_start, last.stage_len
+        return CompiledGraph(
+            names=last.names,
+            index=last.index,
+            max_visit=k,
+            trans_flat=trans_flat,
+            trans_target=last.trans_target,
+            stage_table=stage_table,
+            stage_start=starts,
+            stage_len=lengths,
+            nodes=last.nodes,
+            tables=tuple(self._tables[name] for name in last.names),
+            token_models=graph.token_models,
+            visit_free=bool(self._visit_free.all()),
+        )
+
+
+def _same_rows(cum: FloatArray) -> bool:
+    """Whether a source's next-node law is the same for every visit."""
+    return bool(np.array_equal(cum, np.broadcast_to(cum[:1], cum.shape)))
 
 
 def _node_table(node: NodeState) -> FloatArray:
@@ -161,6 +210,21 @@ def _node_table(node: NodeState) -> FloatArray:
     if sketch.half_life_s is None:  # equal weights: the sorted samples are the table
         return sketch.sorted_values() if len(sketch) else np.zeros(1)
     return _equal_weight_table(sketch.sorted())
+
+
+def _pack_tables(
+    tables: dict[str, FloatArray], names: tuple[str, ...]
+) -> tuple[FloatArray, FloatArray, FloatArray]:
+    """One flat demand table: each node's table + a guard entry, then END's two zeros."""
+    lengths = np.array([tables[name].size for name in names] + [1], dtype=np.float64)
+    starts = np.concatenate(([0.0], np.cumsum(lengths + 1.0)[:-1]))
+    packed = np.zeros(int(lengths.sum() + lengths.size))
+    for name, start in zip(names, starts.tolist(), strict=False):
+        table = tables[name]
+        begin = int(start)
+        packed[begin : begin + table.size] = table
+        packed[begin + table.size] = table[-1]  # guard entry for u * len == len
+    return packed, starts, lengths
 
 
 def _assemble(
@@ -176,24 +240,20 @@ def _assemble(
     trans_flat = (cum.reshape(n_rows, width) + np.arange(1, n_rows + 1)[:, None]).ravel()
     # target of each flat position; one extra END entry guards a search past the last row
     trans_target = np.append(np.tile(np.arange(width, dtype=np.int64), n_rows), end)
-    ordered = tuple(tables[name] for name in names)
-    parts = [np.append(t, t[-1]) for t in ordered]  # guard entry for u * len == len
-    parts.append(np.zeros(2))  # END: no demand
-    lengths = np.array([t.size for t in ordered] + [1], dtype=np.float64)
-    starts = np.concatenate(([0.0], np.cumsum(lengths + 1.0)[:-1]))
+    stage_table, starts, lengths = _pack_tables(tables, names)
     return CompiledGraph(
         names=names,
         index=index,
         max_visit=graph.max_visit,
         trans_flat=trans_flat,
         trans_target=trans_target,
-        stage_table=np.concatenate(parts),
+        stage_table=stage_table,
         stage_start=starts,
         stage_len=lengths,
         nodes=tuple(graph.nodes[name] for name in names),
-        tables=ordered,
+        tables=tuple(tables[name] for name in names),
         token_models=graph.token_models,
-        visit_free=bool(np.array_equal(cum, np.broadcast_to(cum[:, :1, :], cum.shape))),
+        visit_free=all(_same_rows(c) for c in cum),
     )
 
 

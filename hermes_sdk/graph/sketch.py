@@ -84,27 +84,23 @@ class Sketch:
         self._times_list: list[float] = []
         self._head = 0  # next write position once the buffer is full
         self._count = 0  # total samples ever added
-        self._arrays: tuple[FloatArray, FloatArray] | None = None
+        self._arrays: FloatArray | None = None  # values as an array, until the next add
         self._cache: SortedSamples | None = None
 
     def __len__(self) -> int:
         return len(self._values_list)
 
-    def _storage(self) -> tuple[FloatArray, FloatArray]:
+    @property
+    def _values(self) -> FloatArray:
         if self._arrays is None:
-            self._arrays = (
-                np.asarray(self._values_list, dtype=np.float64),
-                np.asarray(self._times_list, dtype=np.float64),
-            )
+            values = self._values_list
+            self._arrays = np.fromiter(values, dtype=np.float64, count=len(values))
         return self._arrays
 
     @property
-    def _values(self) -> FloatArray:
-        return self._storage()[0]
-
-    @property
     def _times(self) -> FloatArray:
-        return self._storage()[1]
+        times = self._times_list
+        return np.fromiter(times, dtype=np.float64, count=len(times))
 
     @property
     def total_added(self) -> int:

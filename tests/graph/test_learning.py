@@ -132,11 +132,12 @@ def test_unknown_running_node_contributes_positive_residual(learned: PDGraph) ->
     assert learned.next_stage_probs(state) == {}
 
 
-def test_incremental_compile_matches_a_full_rebuild() -> None:
+@pytest.mark.parametrize("window", [1000, 20])  # 20: full windows, tables updated in place
+def test_incremental_compile_matches_a_full_rebuild(window: int) -> None:
     from hermes_sdk.graph.montecarlo import compile_graph, simulate
 
     rng = np.random.default_rng(21)
-    graph = PDGraph(gen.APP, max_visit=3)
+    graph = PDGraph(gen.APP, max_visit=3, window=window)
     for i in range(120):
         graph.observe(gen.make_path(rng, i))
         if i % 7 == 0:
@@ -146,6 +147,8 @@ def test_incremental_compile_matches_a_full_rebuild() -> None:
     fresh = compile_graph(graph)
     assert np.array_equal(incremental.trans_flat, fresh.trans_flat)
     assert np.array_equal(incremental.stage_table, fresh.stage_table)
+    assert np.array_equal(incremental.stage_start, fresh.stage_start)
+    assert incremental.visit_free == fresh.visit_free
     state = RunState("refine", (("plan", 1), ("refine", 2), ("search", 1)))
     a = simulate(incremental, state, 500, np.random.default_rng(0))
     b = simulate(fresh, state, 500, np.random.default_rng(0))
