@@ -1,10 +1,10 @@
 """Vectorised Monte Carlo of remaining demand over a compiled PDGraph.
 
-``compile_graph`` turns the graph's counters and sketches into flat numpy arrays once per graph
-version: for every ``(source, visit)`` row a cumulative transition distribution, and for every node
-its sorted per-stage service samples, both offset by the row/node index so that **one**
-``np.searchsorted`` draws the next node (or stage demand) for all paths at once, whatever node
-each path is at.
+:class:`GraphCompiler` turns the graph's counters and sketches into flat numpy arrays (updated
+incrementally after each observe): for every ``(source, visit)`` row a cumulative transition
+distribution stored as ``row + 1 + cdf``, so that **one** ``np.searchsorted`` draws the next node
+for all paths at once whatever node each path is at; and for every node an equal-weight table of
+per-stage service seconds, so a stage's demand is one uniform index into a flat array.
 
 ``simulate`` then:
 
@@ -14,9 +14,11 @@ each path is at.
    fan-out width (known, else sampled). For an ``llm`` node whose prompt size is known and whose
    backend's token model is fitted, ``X`` is the token model's prediction
    ``a + b * input_tokens + c * output_tokens`` over the node's output-token samples;
-2. walks transitions by (node, visit index) with per-path visit counters, adding a per-stage
-   service sample (the sum over that stage's fan-out, learned jointly) for every stage entered,
-   until END or :data:`MAX_STAGES` stages in total (longer paths are truncated).
+2. walks transitions by (node, visit index) with per-path visit counters (skipped when no node's
+   law depends on the visit), adding a per-stage service sample (the sum over that stage's
+   fan-out, learned jointly) for every stage entered, until END (absorbing, zero demand; finished
+   paths are compacted away once half are done) or :data:`MAX_STAGES` stages in total (longer
+   paths are truncated).
 
 A running node the graph has never seen contributes a residual drawn from all of the app's stage
 samples, and the path then ends (nothing is known about what follows it).
