@@ -282,3 +282,36 @@ async def test_upstream_dying_mid_stream_fails_the_call_and_frees_the_slot(
         (502, True, False),
         (502, True, False),
     ]
+
+
+async def test_engine_orders_forwarded_requests_by_the_gateways_priority(
+    stack: tuple[StartEngine, StartGateway],
+) -> None:
+    """Slots to spare at the gateway: the order comes from the engine's own priority queue."""
+    engine, gateway = stack
+    url = await engine(max_batch=1, priority_scheduling=True, preempt=False)
+    gw = await gateway(UpstreamConfig("up", url, engine="vllm", max_inflight=16))
+    learn(gw.scheduler, "short", 0.05)
+    learn(gw.scheduler, "long", 500.0)
+    async with aiohttp.ClientSession() as s:
+
+        async def post(h: dict[str, str], max_tokens: int) -> None:
+            async with s.post(f"{gw.url}/chat/completions", json=_body(max_tokens), headers=h) as r:
+                assert r.status == 200
+                await r.read()
+
+        blocker = asyncio.create_task(post({}, 100))
+        while not await engine_records(url):
+            await asyncio.sleep(0.002)
+        apps = ["long", "short", "long", "short"]
+        tasks = []
+        for i, app in enumerate(apps):
+            h = {"X-Hermes-App": app, "X-Hermes-Run": f"{app}-{i}"}
+            tasks.append(asyncio.create_task(post(h, 1)))
+            while len(await engine_records(url)) < i + 2:  # each reached the engine's queue
+                await asyncio.sleep(0.002)
+        await asyncio.gather(blocker, *tasks)
+    assert gw.scheduler.queues["up"].granted == 5  # nobody waited at the gateway
+    records = sorted(await engine_records(url), key=lambda r: float(r["start_s"]))  # type: ignore[arg-type]
+    order = [r["headers"].get("x-hermes-app") for r in records[1:]]  # type: ignore[union-attr]
+    assert order == ["short", "short", "long", "long"]
