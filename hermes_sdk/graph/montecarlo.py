@@ -328,11 +328,33 @@ def _running_residual(
     return np.asarray(total * (widths / used), dtype=np.float64)
 
 
-def simulate(cg: CompiledGraph, state: RunState, n: int, rng: np.random.Generator) -> FloatArray:
-    """``n`` samples of remaining service seconds of a run in ``state`` (see module docstring)."""
+def running_residual(
+    cg: CompiledGraph, state: RunState, n: int, rng: np.random.Generator
+) -> FloatArray:
+    """Residual seconds of the stage running in ``state`` (zeros if nothing is running)."""
+    if not state.running or state.node == START:
+        return np.zeros(n)
+    i = cg.index.get(state.node)
+    if i is None:
+        return conditioned_residual(cg.all_stages(), state.elapsed_s, n, rng)
+    return _running_residual(cg, cg.nodes[i], state, n, rng)
+
+
+def simulate(
+    cg: CompiledGraph,
+    state: RunState,
+    n: int,
+    rng: np.random.Generator,
+    *,
+    max_stages: int = MAX_STAGES,
+) -> FloatArray:
+    """``n`` samples of remaining service seconds of a run in ``state`` (see module docstring).
+
+    ``max_stages`` counts the running stage, if any, plus the stages walked after it.
+    """
     n_nodes, k = len(cg.names), cg.max_visit
     total = np.zeros(n)
-    stages_left = MAX_STAGES
+    stages_left = max_stages
     if state.node == START:
         start = n_nodes  # replaced by the START row index below
     elif state.node in cg.index:

@@ -21,7 +21,13 @@ import numpy as np
 from numpy.typing import NDArray
 
 from hermes_sdk.errors import GraphError
-from hermes_sdk.graph.montecarlo import GraphCompiler, simulate
+from hermes_sdk.graph.montecarlo import (
+    MAX_STAGES,
+    CompiledGraph,
+    GraphCompiler,
+    running_residual,
+    simulate,
+)
 from hermes_sdk.graph.prior import PooledPrior
 from hermes_sdk.graph.records import END, START, RunPath, RunState, Stage, UnitKind
 from hermes_sdk.graph.sketch import Sketch, SortedSamples
@@ -137,7 +143,7 @@ class PDGraph:
         self.run_service_s = Sketch(window, half_life_s)
         self._lock = threading.RLock()
         self._compiler = GraphCompiler()
-        self._cache: OrderedDict[tuple[RunState, int], tuple[int, NDArray[np.float64]]] = (
+        self._cache: OrderedDict[tuple[RunState, int, int], tuple[int, NDArray[np.float64]]] = (
             OrderedDict()
         )
 
@@ -278,38 +284,84 @@ class PDGraph:
             raise GraphError(f"n must be an int within 1..{MAX_SAMPLES}, got {n!r}")
         if not (math.isfinite(state.elapsed_s) and state.elapsed_s >= 0.0):
             raise GraphError(f"state.elapsed_s must be finite and >= 0, got {state.elapsed_s!r}")
-        key = (state, n)
+        key = (state, n, MAX_STAGES)
         with self._lock:
             if rng is None:
-                hit = self._cache.get(key)
-                if hit is not None and (
-                    hit[0] == self.version
-                    or self.version - hit[0] <= self.max_stale_fraction * self.runs
-                ):
-                    self._cache.move_to_end(key)
-                    return hit[1]
-                seed = zlib.crc32(repr(state).encode()) ^ (self.version * 2654435761)
-                gen = np.random.default_rng(seed)
-            else:
-                gen = rng
+                hit = self._cached(key)
+                if hit is not None:
+                    return hit
+            gen = rng if rng is not None else self._seeded(state)
             check_state(state)
             if self.runs == 0:
                 out = self.prior.remaining(state.elapsed_s, n, gen)
             else:
                 compiled = self._compiler.get(self)
-                chunk = max(1, _MAX_COUNTER_CELLS // (len(compiled.names) + 2))
-                if n <= chunk:
-                    out = simulate(compiled, state, n, gen)
-                else:  # bound the per-path visit counters' memory on huge graphs / huge n
-                    sizes = [min(chunk, n - i) for i in range(0, n, chunk)]
-                    out = np.concatenate([simulate(compiled, state, m, gen) for m in sizes])
+                if state.running and state.node in compiled.index:
+                    # residual of the running unit + the walk after it: independent parts, and
+                    # only the first depends on elapsed_s, so the walk is cached per position
+                    between = RunState(state.node, state.visits)
+                    future = self._future(compiled, between, n, rng)
+                    out = future + running_residual(compiled, state, n, gen)
+                else:
+                    out = self._walk(compiled, state, n, gen, MAX_STAGES)
             out.setflags(write=False)
             if rng is None:
-                self._cache[key] = (self.version, out)
-                self._cache.move_to_end(key)
-                if len(self._cache) > _CACHE_SIZE:
-                    self._cache.popitem(last=False)
+                self._store(key, out)
             return out
+
+    def _seeded(self, state: RunState) -> np.random.Generator:
+        """Generator seeded by (state, version): answers are reproducible after a rebuild."""
+        return np.random.default_rng(zlib.crc32(repr(state).encode()) ^ (self.version * 2654435761))
+
+    def _cached(self, key: tuple[RunState, int, int]) -> NDArray[np.float64] | None:
+        hit = self._cache.get(key)
+        if hit is None:
+            return None
+        if hit[0] != self.version and self.version - hit[0] > self.max_stale_fraction * self.runs:
+            return None
+        self._cache.move_to_end(key)
+        return hit[1]
+
+    def _store(self, key: tuple[RunState, int, int], out: NDArray[np.float64]) -> None:
+        self._cache[key] = (self.version, out)
+        self._cache.move_to_end(key)
+        if len(self._cache) > _CACHE_SIZE:
+            self._cache.popitem(last=False)
+
+    def _future(
+        self,
+        compiled: CompiledGraph,
+        between: RunState,
+        n: int,
+        rng: np.random.Generator | None,
+    ) -> NDArray[np.float64]:
+        """Demand after the running stage of ``between``'s node ends (cached without rng)."""
+        if rng is not None:
+            return self._walk(compiled, between, n, rng, MAX_STAGES - 1)
+        key = (between, n, MAX_STAGES - 1)
+        hit = self._cached(key)
+        if hit is None:
+            hit = self._walk(compiled, between, n, self._seeded(between), MAX_STAGES - 1)
+            hit.setflags(write=False)
+            self._store(key, hit)
+        return hit
+
+    @staticmethod
+    def _walk(
+        compiled: CompiledGraph,
+        state: RunState,
+        n: int,
+        gen: np.random.Generator,
+        max_stages: int,
+    ) -> NDArray[np.float64]:
+        chunk = max(1, _MAX_COUNTER_CELLS // (len(compiled.names) + 2))
+        if n <= chunk:
+            return simulate(compiled, state, n, gen, max_stages=max_stages)
+        # bound the per-path visit counters' memory on huge graphs / huge n
+        sizes = [min(chunk, n - i) for i in range(0, n, chunk)]
+        return np.concatenate(
+            [simulate(compiled, state, m, gen, max_stages=max_stages) for m in sizes]
+        )
 
     # --- export (implemented in hermes_sdk.graph.export) ----------------------------------------
 

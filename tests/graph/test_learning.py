@@ -203,3 +203,28 @@ def test_mean_remaining_inside_the_loop_matches_theory(learned: PDGraph, visit: 
     state = RunState("refine", (("plan", 1), ("refine", visit), ("search", 1)))
     mean = learned.remaining_demand(state, n=20_000).mean()
     assert abs(mean - exact) <= 0.05 * exact + 0.02, (visit, mean, exact)
+
+
+def test_rerank_of_a_running_unit_reuses_the_cached_walk(
+    learned: PDGraph, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import hermes_sdk.graph.pdgraph as pdgraph_module
+
+    calls: list[RunState] = []
+    real = pdgraph_module.simulate
+
+    def counting(*args, **kwargs):  # type: ignore[no-untyped-def]
+        calls.append(args[1])
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(pdgraph_module, "simulate", counting)
+    visits = (("plan", 1),)
+    outs = [
+        learned.remaining_demand(RunState("plan", visits, running=True, elapsed_s=e), n=4001)
+        for e in (0.5, 1.0, 2.0, 3.0)
+    ]
+    assert len(calls) == 1 and not calls[0].running  # one walk, four residuals
+    after_plan = gen.exact_mean_s() - gen.PLAN_MEAN_S
+    for out in outs:  # exponential plan: memoryless residual of mean ~1 s, then the rest
+        assert out.mean() == pytest.approx(after_plan + gen.PLAN_MEAN_S, rel=0.1)
+        assert np.all(out > 0)
