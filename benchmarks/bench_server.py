@@ -18,6 +18,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
 import platform
 import socket
 import subprocess
@@ -179,7 +180,12 @@ async def _run(quick: bool) -> dict[str, Any]:
     return {
         "benchmark": "server",
         "quick": quick,
-        "machine": {"python": platform.python_version(), "platform": platform.platform()},
+        "machine": {
+            "python": platform.python_version(),
+            "platform": platform.platform(),
+            "cpus": os.cpu_count(),
+            "load_average_1m_after": round(os.getloadavg()[0], 2),
+        },
         "setup": {
             "store": "sqlite (temp dir)",
             "policy": "gittins",
