@@ -25,7 +25,8 @@ from hermes_sdk.prewarm.callbacks import CallbackAdapter
 from hermes_sdk.prewarm.planner import PrewarmSignal
 from hermes_sdk.prewarm.subprocess_pool import ProcessSpec, SubprocessPoolAdapter
 from hermes_sdk.prewarm.webhook import WebhookAdapter
-from tests.prewarm.test_subprocess_pool import free_port, pid_alive
+
+from .test_subprocess_pool import free_port, pid_alive
 
 
 @dataclass

@@ -15,7 +15,8 @@ from hermes_sdk.prewarm.forecast import (
     stage_latency_s,
     times_to_backends,
 )
-from tests.prewarm.conftest import learned, stage, three_stage_path
+
+from .builders import learned, stage, three_stage_path
 
 
 def test_time_to_third_stage_backend_is_sum_of_first_two() -> None:

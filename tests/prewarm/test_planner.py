@@ -11,7 +11,8 @@ from hermes_sdk.graph import PDGraph
 from hermes_sdk.graph.records import RunState
 from hermes_sdk.prewarm.keepalive import KeepAliveConfig
 from hermes_sdk.prewarm.planner import PrewarmConfig, PrewarmPlanner
-from tests.prewarm.conftest import learned, three_stage_path
+
+from .builders import learned, three_stage_path
 
 WRITING = RunState("write", (("plan", 1), ("write", 1)), running=True)
 

@@ -9,7 +9,8 @@ from hermes_sdk.graph.records import RunPath
 from hermes_sdk.prewarm.keepalive import KeepAliveConfig
 from hermes_sdk.prewarm.planner import PrewarmConfig, PrewarmPlanner
 from hermes_sdk.prewarm.replay import replay
-from tests.prewarm.conftest import three_stage_path
+
+from .builders import three_stage_path
 
 COLD_START_S = 4.0
 

@@ -14,7 +14,8 @@ from hermes_sdk.prewarm.planner import PrewarmConfig
 from hermes_sdk.server import BackendConfig, ServerConfig, create_app
 from hermes_sdk.server.prewarm_routes import PrewarmServerConfig, setup_prewarm
 from hermes_sdk.server.scheduler import SCHEDULER
-from tests.prewarm.conftest import stage
+
+from .builders import stage
 
 pytestmark = pytest.mark.filterwarnings("ignore::aiohttp.web_exceptions.NotAppKeyWarning")
 

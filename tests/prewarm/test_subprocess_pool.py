@@ -16,7 +16,8 @@ from hermes_sdk.prewarm.keepalive import KeepAliveConfig
 from hermes_sdk.prewarm.planner import PrewarmConfig, PrewarmPlanner
 from hermes_sdk.prewarm.runtime import PrewarmRuntime
 from hermes_sdk.prewarm.subprocess_pool import ProcessSpec, SubprocessPoolAdapter
-from tests.prewarm.conftest import stage
+
+from .builders import stage
 
 THINK_S = 3.0
 

@@ -1,4 +1,4 @@
-"""Shared builders for prewarm tests: simple apps as real PDGraphs."""
+"""Builders shared by the prewarm tests: simple apps as real PDGraphs."""
 
 from __future__ import annotations
 
