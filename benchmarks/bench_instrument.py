@@ -45,6 +45,8 @@ from hermes_sdk.instrument._context import CURRENT_RUN
 RESULTS = Path(__file__).parent / "results" / "instrument.json"
 TARGET_NS = 5_000
 CALLS_PER_RUN = 500
+ROUNDS = 5
+"""Variants are measured in this many interleaved rounds."""
 
 
 class NullExporter(SpanExporter):
@@ -161,6 +163,8 @@ async def _async_samples(
 
 
 def measure(n: int) -> dict[str, dict[str, dict[str, float]]]:
+    """Per-call samples of every variant, interleaved in ROUNDS rounds so that load from other
+    processes on the machine hits all variants alike."""
     provider = TracerProvider()
     processor = BatchSpanProcessor(NullExporter(), max_queue_size=1_000_000)
     provider.add_span_processor(processor)
@@ -169,38 +173,50 @@ def measure(n: int) -> dict[str, dict[str, dict[str, float]]]:
     d_work = hermes.tool(work)
     d_awork = hermes.tool(awork)
     d_gwork = hermes.tool(gwork)
+    chunk = max(n // ROUNDS, 1)
+    samples: dict[str, dict[str, list[np.ndarray]]] = {
+        shape: {} for shape in ("sync", "async", "generator")
+    }
 
-    results: dict[str, dict[str, dict[str, float]]] = {"sync": {}, "async": {}, "generator": {}}
-    gc.collect()
-    for shape, bare, dec, timer in (
-        ("sync", work, d_work, time_sync),
-        ("generator", gwork, d_gwork, time_gen),
-    ):
-        _plain(n // 10, timer(bare))  # warm-up
-        results[shape]["bare"] = _quantiles(_plain(n, timer(bare)))
-        hermes.configure(store="memory://")
-        results[shape]["hermes outside run"] = _quantiles(_plain(n, timer(dec)))
-        results[shape]["hermes embedded"] = _quantiles(_in_runs(n, timer(dec)))
+    def add(shape: str, variant: str, values: np.ndarray) -> None:
+        samples[shape].setdefault(variant, []).append(values)
+
+    def remote() -> None:
         hermes.configure(store="memory://", sink=NullSink(), queue_size=10_000_000)
-        results[shape]["hermes remote"] = _quantiles(_in_runs(n, timer(dec)))
-        hermes.configure(store="memory://")
-        body = (lambda: work(1)) if shape == "sync" else (lambda: list(gwork(1)))
-        results[shape]["otel span"] = _quantiles(_plain(n, time_otel(tracer, body)))
 
-    async def run_async() -> None:
-        results["async"]["bare"] = _quantiles(await _async_samples(n, awork, "plain"))
-        results["async"]["hermes outside run"] = _quantiles(
-            await _async_samples(n, d_awork, "plain")
-        )
-        results["async"]["hermes embedded"] = _quantiles(await _async_samples(n, d_awork, "run"))
-        hermes.configure(store="memory://", sink=NullSink(), queue_size=10_000_000)
-        results["async"]["hermes remote"] = _quantiles(await _async_samples(n, d_awork, "run"))
+    def embedded() -> None:
         hermes.configure(store="memory://")
-        results["async"]["otel span"] = _quantiles(await _async_samples(n, awork, "plain", tracer))
 
-    asyncio.run(run_async())
+    async def async_round() -> None:
+        add("async", "bare", await _async_samples(chunk, awork, "plain"))
+        add("async", "hermes outside run", await _async_samples(chunk, d_awork, "plain"))
+        add("async", "hermes embedded", await _async_samples(chunk, d_awork, "run"))
+        remote()
+        add("async", "hermes remote", await _async_samples(chunk, d_awork, "run"))
+        embedded()
+        add("async", "otel span", await _async_samples(chunk, awork, "plain", tracer))
+
+    _plain(chunk, time_sync(work))  # warm-up
+    for _ in range(ROUNDS):
+        gc.collect()
+        for shape, bare, dec, timer, body in (
+            ("sync", work, d_work, time_sync, lambda: work(1)),
+            ("generator", gwork, d_gwork, time_gen, lambda: list(gwork(1))),
+        ):
+            embedded()
+            add(shape, "bare", _plain(chunk, timer(bare)))
+            add(shape, "hermes outside run", _plain(chunk, timer(dec)))
+            add(shape, "hermes embedded", _in_runs(chunk, timer(dec)))
+            remote()
+            add(shape, "hermes remote", _in_runs(chunk, timer(dec)))
+            embedded()
+            add(shape, "otel span", _plain(chunk, time_otel(tracer, body)))
+        asyncio.run(async_round())
     provider.shutdown()
-    return results
+    return {
+        shape: {name: _quantiles(np.concatenate(parts)) for name, parts in variants.items()}
+        for shape, variants in samples.items()
+    }
 
 
 def measure_run_end(runs: int) -> dict[str, dict[str, float]]:

@@ -107,11 +107,7 @@ def _wrap_generator(
         unit = run.open_unit(node, kind, backend, CURRENT_UNIT.get())
         failed = True
         try:
-            token = CURRENT_UNIT.set(unit)
-            try:
-                gen = fn(*args, **kwargs)
-            finally:
-                CURRENT_UNIT.reset(token)
+            gen = fn(*args, **kwargs)  # runs no user code yet: no context needed
             sent: Any = None
             pending: BaseException | None = None
             while True:
