@@ -61,19 +61,32 @@ SHARED_RETRY_S: Final = 0.02
 
 
 class SlotLedger(Protocol):
-    """A backend's slots shared by several scheduler replicas (e.g. a Redis sorted set)."""
+    """A backend's slots shared by several scheduler replicas (e.g. a Redis sorted set).
 
-    def try_take(self, backend: str, lease_id: str, max_inflight: int, lease_s: float) -> bool:
+    Members are ``"<tenant>/<lease_id>"``, so any replica can release or renew a lease for its
+    tenant, and the replica that granted it learns about that by :meth:`AdmissionQueue.reconcile`.
+    """
+
+    def try_take(self, backend: str, member: str, max_inflight: int, lease_s: float) -> bool:
         """Take one of ``max_inflight`` slots for ``lease_s`` seconds; False when all are held."""
         ...
 
-    def give_back(self, backend: str, lease_id: str) -> None:
-        """Return a slot taken by :meth:`try_take`."""
+    def give_back(self, backend: str, member: str) -> bool:
+        """Return a slot; False if it was not held (already released or expired)."""
         ...
 
-    def extend(self, backend: str, lease_id: str, lease_s: float) -> None:
-        """Push a held slot's expiry to ``lease_s`` seconds from now."""
+    def extend(self, backend: str, member: str, lease_s: float) -> bool:
+        """Push a held slot's expiry to ``lease_s`` seconds from now; False if not held."""
         ...
+
+    def expiry(self, backend: str, member: str) -> float | None:
+        """Unix time the held slot expires, or None if it is not held."""
+        ...
+
+
+def ledger_member(tenant: str, lease_id: str) -> str:
+    """The ledger's name for a lease."""
+    return f"{tenant}/{lease_id}"
 
 
 class AdmissionQueue:
@@ -161,7 +174,7 @@ class AdmissionQueue:
         if lease is None:
             return False
         if self._ledger is not None:
-            self._ledger.give_back(self.backend, lease_id)
+            self._ledger.give_back(self.backend, ledger_member(lease.tenant, lease_id))
         self._dispatch()
         return True
 
@@ -173,7 +186,7 @@ class AdmissionQueue:
         renewed = replace(lease, expires_at_s=self._clock() + self.lease_s)
         self._leases[lease_id] = renewed
         if self._ledger is not None:
-            self._ledger.extend(self.backend, lease_id, self.lease_s)
+            self._ledger.extend(self.backend, ledger_member(lease.tenant, lease_id), self.lease_s)
         return renewed
 
     def rerank(self, run_key: Hashable) -> int:
@@ -188,17 +201,44 @@ class AdmissionQueue:
         return moved
 
     def reclaim_expired(self, now: float | None = None) -> int:
-        """Reclaim leases held past ``lease_s``; returns how many."""
+        """Reclaim leases held past ``lease_s`` (and not renewed elsewhere); returns how many."""
         now = self._clock() if now is None else now
         expired = [lid for lid, lease in self._leases.items() if lease.expires_at_s <= now]
+        if expired and self._ledger is not None:
+            self.reconcile()  # a lease renewed through another replica is not expired
+            expired = [lid for lid, lease in self._leases.items() if lease.expires_at_s <= now]
         for lid in expired:
-            del self._leases[lid]
+            lease = self._leases.pop(lid)
             if self._ledger is not None:
-                self._ledger.give_back(self.backend, lid)
+                self._ledger.give_back(self.backend, ledger_member(lease.tenant, lid))
         self.reclaimed += len(expired)
         if expired:
             self._dispatch()
         return len(expired)
+
+    def reconcile(self) -> int:
+        """Sync local leases with the shared ledger; returns how many were released elsewhere.
+
+        A lease released through another replica (or expired there) is dropped here and its slot
+        granted again; one renewed elsewhere gets the ledger's expiry.
+        """
+        if self._ledger is None or not self._leases:
+            return 0
+        now, now_unix = self._clock(), time.time()
+        gone = 0
+        for lid, lease in list(self._leases.items()):
+            try:
+                expires_unix = self._ledger.expiry(self.backend, ledger_member(lease.tenant, lid))
+            except Exception:  # ledger unreachable: keep what we have
+                return gone
+            if expires_unix is None or expires_unix <= now_unix:
+                del self._leases[lid]
+                gone += 1
+            else:
+                self._leases[lid] = replace(lease, expires_at_s=now + expires_unix - now_unix)
+        if gone:
+            self._dispatch()
+        return gone
 
     def _grant(
         self,
@@ -210,7 +250,7 @@ class AdmissionQueue:
     ) -> Lease | None:
         lease_id = secrets.token_hex(12)
         if self._ledger is not None and not self._ledger.try_take(
-            self.backend, lease_id, self.max_inflight, self.lease_s
+            self.backend, ledger_member(tenant, lease_id), self.max_inflight, self.lease_s
         ):
             return None
         lease = Lease(

@@ -7,7 +7,6 @@ that dies without releasing loses its slots when their leases expire.
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import time
 from typing import Final
@@ -44,13 +43,13 @@ class RedisSlotLedger:
     def _key(self, backend: str) -> str:
         return f"{self._prefix}:slots:{backend}"
 
-    def try_take(self, backend: str, lease_id: str, max_inflight: int, lease_s: float) -> bool:
+    def try_take(self, backend: str, member: str, max_inflight: int, lease_s: float) -> bool:
         """Take a shared slot for ``lease_s`` seconds if one is free."""
         now = time.time()
         try:
             taken = self._take(
                 keys=[self._key(backend)],
-                args=[now, max_inflight, now + lease_s, lease_id, int(lease_s) + 60],
+                args=[now, max_inflight, now + lease_s, member, int(lease_s) + 60],
             )
         except redis.RedisError as exc:
             if not self._failing:
@@ -60,15 +59,30 @@ class RedisSlotLedger:
         self._failing = False
         return bool(taken)
 
-    def give_back(self, backend: str, lease_id: str) -> None:
-        """Release a shared slot (best effort: it expires anyway)."""
-        with contextlib.suppress(redis.RedisError):
-            self._redis.zrem(self._key(backend), lease_id)
+    def give_back(self, backend: str, member: str) -> bool:
+        """Release a shared slot; False if it was not held (best effort on errors)."""
+        try:
+            return bool(self._redis.zrem(self._key(backend), member))
+        except redis.RedisError:
+            return False
 
-    def extend(self, backend: str, lease_id: str, lease_s: float) -> None:
-        """Move a held slot's expiry to ``lease_s`` from now (only if it is still held)."""
-        with contextlib.suppress(redis.RedisError):
-            self._redis.zadd(self._key(backend), {lease_id: time.time() + lease_s}, xx=True)
+    def extend(self, backend: str, member: str, lease_s: float) -> bool:
+        """Move a held slot's expiry to ``lease_s`` from now; False if it is not held."""
+        now = time.time()
+        key = self._key(backend)
+        try:
+            score = self._redis.zscore(key, member)
+            if score is None or float(score) <= now:
+                return False
+            self._redis.zadd(key, {member: now + lease_s}, xx=True)
+        except redis.RedisError:
+            return False
+        return True
+
+    def expiry(self, backend: str, member: str) -> float | None:
+        """Unix time the slot expires, None if not held; raises redis errors."""
+        score = self._redis.zscore(self._key(backend), member)
+        return None if score is None else float(score)
 
     def held(self, backend: str) -> int:
         """Shared slots currently held across replicas (expired ones excluded)."""

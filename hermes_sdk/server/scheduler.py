@@ -24,7 +24,7 @@ from hermes_sdk.graph import GraphRegistry
 from hermes_sdk.graph.records import RunPath, RunState
 from hermes_sdk.policy import make_policy
 from hermes_sdk.policy.base import AppState, Policy
-from hermes_sdk.server.admission import AdmissionQueue, Lease
+from hermes_sdk.server.admission import AdmissionQueue, Lease, ledger_member
 from hermes_sdk.server.config import BackendConfig, ServerConfig
 from hermes_sdk.server.graph_sync import GraphSync
 from hermes_sdk.server.ledger import RedisSlotLedger
@@ -229,7 +229,10 @@ class Scheduler:
         return lease
 
     def release(self, lease_id: str, *, tenant: str | None = None) -> bool:
-        """Release a lease (only its own tenant's when ``tenant`` is given)."""
+        """Release a lease (only its own tenant's when ``tenant`` is given).
+
+        With a shared ledger a lease granted by another replica is released there too.
+        """
         for q in self.queues.values():
             lease = q.lease(lease_id)
             if lease is not None:
@@ -238,6 +241,9 @@ class Scheduler:
                 q.release(lease_id)
                 self._observe_queue(q)
                 return True
+        if self.ledger is not None and tenant is not None:
+            member = ledger_member(tenant, lease_id)
+            return any(self.ledger.give_back(name, member) for name in self.queues)
         return False
 
     def renew(self, lease_id: str, *, tenant: str | None = None) -> Lease | None:
@@ -248,6 +254,14 @@ class Scheduler:
                 if tenant is not None and lease.tenant != tenant:
                     return None
                 return q.renew(lease_id)
+        if self.ledger is not None and tenant is not None:  # granted by another replica
+            member = ledger_member(tenant, lease_id)
+            for q in self.queues.values():
+                if self.ledger.extend(q.backend, member, q.lease_s):
+                    now = time.monotonic()
+                    return Lease(
+                        lease_id, q.backend, tenant, None, math.nan, 0.0, now, now + q.lease_s
+                    )
         return None
 
     @asynccontextmanager
@@ -279,6 +293,8 @@ class Scheduler:
         """Reclaim leases held past their backend's lease_s; returns how many."""
         total = 0
         for q in self.queues.values():
+            if q.reconcile():
+                self._observe_queue(q)
             n = q.reclaim_expired()
             if n:
                 self.metrics.leases_reclaimed.labels(q.backend).inc(n)

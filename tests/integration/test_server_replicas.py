@@ -208,3 +208,27 @@ async def test_replicas_share_a_backends_slots(replicas: tuple[Server, Server]) 
         assert status == 200
         status, _ = await _json(http, "POST", f"{b.url}/v1/leases/{lease_b['lease_id']}/release")
         assert status == 200
+
+
+async def test_a_lease_can_be_renewed_and_released_through_either_replica(
+    replicas: tuple[Server, Server],
+) -> None:
+    a, b = replicas
+    async with aiohttp.ClientSession() as http:
+        status, lease = await _json(http, "POST", f"{a.url}/v1/backends/gpu/acquire", {})
+        assert status == 200
+        lid = lease["lease_id"]
+        status, renewed = await _json(http, "POST", f"{b.url}/v1/leases/{lid}/renew")
+        assert status == 200 and renewed["lease_id"] == lid
+        status, _ = await _json(http, "POST", f"{b.url}/v1/leases/{lid}/release")
+        assert status == 200
+        status, _ = await _json(http, "POST", f"{b.url}/v1/leases/{lid}/release")
+        assert status == 404
+        # A learns the slot is free (housekeeping reconciles with the ledger) and grants again.
+        status, again = await _json(
+            http, "POST", f"{a.url}/v1/backends/gpu/acquire", {"timeout_s": 5}
+        )
+        assert status == 200
+        _, backends = await _json(http, "GET", f"{a.url}/v1/backends")
+        assert backends["backends"][0]["inflight"] == 1
+        await _json(http, "POST", f"{a.url}/v1/leases/{again['lease_id']}/release")

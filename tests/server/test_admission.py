@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import math
+import time
 from collections.abc import Hashable
 
 import pytest
@@ -149,11 +150,16 @@ class Ledger:
         self.held.add(lease_id)
         return True
 
-    def give_back(self, backend: str, lease_id: str) -> None:
-        self.held.discard(lease_id)
+    def give_back(self, backend: str, member: str) -> bool:
+        held = member in self.held
+        self.held.discard(member)
+        return held
 
-    def extend(self, backend: str, lease_id: str, lease_s: float) -> None:
-        pass
+    def extend(self, backend: str, member: str, lease_s: float) -> bool:
+        return member in self.held
+
+    def expiry(self, backend: str, member: str) -> float | None:
+        return time.time() + 60 if member in self.held else None
 
 
 async def test_a_shared_ledger_caps_grants_and_waiters_retry() -> None:
@@ -165,8 +171,16 @@ async def test_a_shared_ledger_caps_grants_and_waiters_retry() -> None:
     assert not task.done() and q.depth == 1 and q.inflight == 0
     ledger.capacity_taken_elsewhere = 0  # the other replica released
     lease = await asyncio.wait_for(task, 2.0)
-    assert ledger.held == {lease.lease_id}
+    assert ledger.held == {f"t/{lease.lease_id}"}
     assert q.release(lease.lease_id) and ledger.held == set()
+    # Released through another replica: reconcile frees the local slot for the next waiter.
+    first = await q.acquire(tenant="t")
+    waiter = asyncio.ensure_future(q.acquire(tenant="t", run_key="y"))
+    await _settle()
+    ledger.give_back("gpu", f"t/{first.lease_id}")
+    assert q.reconcile() == 1
+    await _settle()
+    assert waiter.done() and q.inflight == 1
 
 
 async def test_renew_extends_a_lease() -> None:
