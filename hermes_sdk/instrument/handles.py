@@ -248,7 +248,7 @@ class RunHandle:
                 deadline_s=self.deadline_s,
                 failed=failed,
             )
-        except (GraphError, ValueError) as exc:
+        except Exception as exc:  # invalid records (GraphError) or a bug: never break the app
             log.warning("hermes: run %s of %s not recorded: %s", self.run_id, self.app, exc)
             path = None
         self.path = path

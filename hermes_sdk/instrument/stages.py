@@ -10,11 +10,12 @@ unit lends it its kind and backend.
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from hermes_sdk.graph.records import Call, Stage, UnitKind
+from hermes_sdk.graph.records import MAX_NAME_CHARS, Call, Stage, UnitKind
 
 if TYPE_CHECKING:
     from hermes_sdk.instrument.handles import UnitHandle
@@ -88,7 +89,7 @@ def _stage(group: list[UnitHandle], rollups: dict[int, _Rollup], end_ns: int) ->
         kinds.add(acc.kind)
         backends.add(acc.backend)
         names.add(u.name)
-    node = next(iter(names)) if len(names) == 1 else "|".join(sorted(names))
+    node = next(iter(names)) if len(names) == 1 else composite_name(names)
     kind: UnitKind = rollups[id(group[0])].kind if len(kinds) == 1 else "custom"
     backend = next(iter(backends)) if len(backends) == 1 else None
     return Stage(
@@ -98,6 +99,16 @@ def _stage(group: list[UnitHandle], rollups: dict[int, _Rollup], end_ns: int) ->
         backend=backend,
         latency_s=(stop - start) / NS_PER_S,
     )
+
+
+def composite_name(names: set[str]) -> str:
+    """``"a|b|c"`` for units that ran in parallel; past the name limit, a stable shortened form
+    (a prefix plus a digest of the full name) so the stage is still recorded."""
+    full = "|".join(sorted(names))
+    if len(full) <= MAX_NAME_CHARS:
+        return full
+    digest = hashlib.sha1(full.encode(), usedforsecurity=False).hexdigest()[:12]
+    return f"{full[: MAX_NAME_CHARS - 14]}|#{digest}"
 
 
 def form_stages(units: Sequence[UnitHandle], end_ns: int) -> tuple[Stage, ...]:

@@ -176,3 +176,17 @@ def test_hints_predict_output_tokens_and_rank_after_learning() -> None:
     assert u.hints() is h  # cached per unit
     u.end()
     r.end()
+
+
+def test_many_parallel_names_get_a_stable_shortened_composite() -> None:
+    r = hi.start_run("wide")
+    units = [r.start_unit(f"tool_{i:03d}_with_a_rather_long_descriptive_name") for i in range(20)]
+    for u in units:
+        u.end()
+    path = r.end()
+    assert path is not None and len(path.stages) == 1
+    node = path.stages[0].node
+    assert len(node) <= 256 and "|#" in node and path.stages[0].width == 20
+    from hermes_sdk.instrument.stages import composite_name
+
+    assert composite_name({u.name for u in units}) == node  # deterministic
