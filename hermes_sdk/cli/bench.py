@@ -105,10 +105,17 @@ def bench(
         console=err_console,
         transient=True,
     ) as progress:
-        task = progress.add_task("starting", total=grid_size(config))
-        result = run_bench(
-            config, command, step=lambda desc: progress.update(task, advance=1, description=desc)
-        )
+        total = grid_size(config)
+        task = progress.add_task("starting", total=total)
+        done = [0]
+
+        def step(desc: str) -> None:
+            progress.update(task, advance=1, description=desc)
+            done[0] += 1
+            if not err_console.is_terminal:  # a log file: one line per finished job
+                err_console.print(f"[{done[0]}/{total}] {desc}", highlight=False)
+
+        result = run_bench(config, command, step=step)
     path = write_outputs(result, out)
     print_tables(result)
     console.print(f"wrote {path}" + (f" and {len(result.plots)} plots" if result.plots else ""))
@@ -119,7 +126,8 @@ def print_tables(result: BenchResult) -> None:
     summary = summarize(result.rows)
     for suite, load in sorted({(s.suite, s.load) for s in summary}):
         table = Table(title=f"{suite} suite, load {load:g} (completion time, s; mean over seeds)")
-        for col in ("policy", "mean", "p50", "p95", "p99", f"mean/{BASELINE}", f"p95/{BASELINE}"):
+        cols = ("policy", "mean", "p50", "p95", "p99", f"mean/{BASELINE}", f"p95/{BASELINE}")
+        for col in (*cols, "engine busy", "cold wait"):
             table.add_column(col, justify="left" if col == "policy" else "right")
         has_deadlines = any(s.deadline_hit_rate is not None for s in summary)
         if has_deadlines:
@@ -135,6 +143,8 @@ def print_tables(result: BenchResult) -> None:
                 f"{s.p99:.1f}",
                 "-" if s.mean_vs_fcfs is None else f"{s.mean_vs_fcfs:.2f}x",
                 "-" if s.p95_vs_fcfs is None else f"{s.p95_vs_fcfs:.2f}x",
+                f"{s.utilization:.0%}",
+                f"{s.cold_wait_s:.2f}",
             ]
             if has_deadlines:
                 hit = s.deadline_hit_rate

@@ -336,6 +336,8 @@ class SummaryRow:
     p50: float
     p95: float
     p99: float
+    utilization: float
+    cold_wait_s: float
     deadline_hit_rate: float | None
     mean_vs_fcfs: float | None
     p95_vs_fcfs: float | None
@@ -364,6 +366,8 @@ def summarize(rows: Sequence[BenchRow]) -> list[SummaryRow]:
                 p50=a["p50"],
                 p95=a["p95"],
                 p99=a["p99"],
+                utilization=a["utilization"],
+                cold_wait_s=a["cold_wait_s"],
                 deadline_hit_rate=float(np.mean(hits)) if hits else None,
                 mean_vs_fcfs=a["mean"] / base["mean"] if base else None,
                 p95_vs_fcfs=a["p95"] / base["p95"] if base else None,
@@ -372,7 +376,7 @@ def summarize(rows: Sequence[BenchRow]) -> list[SummaryRow]:
     return out
 
 
-_METRICS: Final = ("mean", "p50", "p95", "p99")
+_METRICS: Final = ("mean", "p50", "p95", "p99", "utilization", "cold_wait_s")
 
 
 @dataclass(frozen=True, slots=True)

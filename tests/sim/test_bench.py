@@ -2,11 +2,24 @@
 
 from __future__ import annotations
 
+import json
 import math
+import subprocess
+import sys
+from dataclasses import replace
+from pathlib import Path
 
 import pytest
 
-from hermes_sdk.sim.bench import BenchConfig, BenchRow, check_floors, grid_size, summarize
+from hermes_sdk.sim.bench import (
+    BenchConfig,
+    BenchRow,
+    Job,
+    check_floors,
+    grid_size,
+    run_job,
+    summarize,
+)
 
 
 def _row(policy: str, seed: int, mean: float, p95: float, load: float = 0.95) -> BenchRow:
@@ -96,3 +109,56 @@ def test_grid_size_counts_every_simulation(deadlines: bool) -> None:
     )
     policies = 4 if deadlines else 2
     assert grid_size(config) == 2 * 2 * policies + 1 * 3 + 3
+
+
+def test_suite_runs_are_deterministic_per_seed() -> None:
+    config = BenchConfig(suites=("light",), n_apps=60, warmup_apps=10)
+    for policy in ("fcfs", "gittins"):
+        job = Job("grid", "light", 0.9, seed=2, policy=policy)
+        first, second = run_job(config, job), run_job(config, job)
+        assert first.row is not None and second.row is not None
+        assert replace(first.row, wall_s=0.0) == replace(second.row, wall_s=0.0)
+        assert first.times == second.times and len(first.times) == 50
+    other = run_job(config, Job("grid", "light", 0.9, seed=3, policy="fcfs"))
+    assert other.times != first.times
+
+
+@pytest.mark.slow
+def test_quick_bench_subprocess_writes_every_documented_field(tmp_path: Path) -> None:
+    out = tmp_path / "bench"
+    code = "from hermes_sdk.cli import main; main()"
+    proc = subprocess.run(
+        [sys.executable, "-c", code, "bench", "--quick", "--out", str(out)],
+        capture_output=True,
+        text=True,
+        timeout=900,
+        check=False,
+    )
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert "paper suite, load 0.9" in proc.stdout and "floors" in proc.stdout
+    doc = json.loads((out / "results.json").read_text())
+    assert doc["command"].startswith("hermes ") and "--quick" in doc["command"]
+    assert {r["suite"] for r in doc["rows"]} == {"paper", "light"}
+    policies = {"fcfs", "app_fcfs", "las", "sjf_mean", "gittins", "gittins_blind", "srpt_oracle"}
+    assert {r["policy"] for r in doc["rows"]} == policies
+    for row in doc["rows"]:
+        for key in ("suite", "load", "policy", "seed", "n", "mean", "p50", "p95", "p99"):
+            assert key in row
+        assert row["deadline_hit_rate"] is None  # no --deadlines
+        assert row["n"] == 100 and row["p50"] <= row["p95"] <= row["p99"]
+    assert {s["policy"] for s in doc["summary"]} == policies
+    assert doc["floors"] and all(isinstance(f["passed"], bool) for f in doc["floors"])
+    sweep = doc["tightness"]
+    assert {t["policy"] for t in sweep} == {"fcfs", "edf", "lstf"}
+    assert all(0.0 <= t["deadline_hit_rate"] <= 1.0 for t in sweep)
+    for suite in ("paper", "light"):
+        report = doc["learning"][suite]
+        assert set(report["apps"]) >= {"code_feedback", "factool_kbqa", "react_alfw"}
+        for points in report["apps"].values():
+            assert [p["runs"] for p in points] == [5, 20]
+            assert all(0.0 <= p["p95_coverage"] <= 1.0 for p in points)
+        assert report["drift"]["window"] and report["drift"]["half_life_3600s"]
+        assert doc["learning_sim"][suite]["online_mean"] > 0
+    assert set(doc["plots"]) == {"cdf.png", "load.png", "learning.png", "deadlines.png"}
+    for name in doc["plots"]:
+        assert (out / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
