@@ -218,6 +218,8 @@ def main() -> None:
         "uncached_ok": uncached_20 <= UNCACHED_20_P99_TARGET_MS,
         "uncached_20_nodes_cpu_p99_ms": uncached_20_cpu,
         "uncached_cpu_ok": uncached_20_cpu <= UNCACHED_20_P99_TARGET_MS,
+        "uncached_20_nodes_cpu_min_ms": results["20"]["uncached_mc_1000_cpu"]["min_us"] / 1e3,  # type: ignore[index]
+        "note": "wall-clock numbers include waiting for a core; see machine.load_avg_1m_*",
     }
     console.print(targets)
     RESULTS.parent.mkdir(parents=True, exist_ok=True)
