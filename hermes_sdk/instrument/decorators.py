@@ -31,6 +31,8 @@ _F = TypeVar("_F", bound="Callable[..., Any] | classmethod[Any, Any, Any] | stat
 
 def unit_name(fn: object) -> str:
     """Default node name of a callable: its qualified name without ``<locals>`` prefixes."""
+    while isinstance(fn, functools.partial):
+        fn = fn.func
     qual = getattr(fn, "__qualname__", None) or getattr(fn, "__name__", None)
     if not isinstance(qual, str):
         qual = type(fn).__qualname__
@@ -212,8 +214,11 @@ def _decorate(fn: _F, kind: UnitKind, name: str | None, backend: str | None) -> 
         return cast(_F, type(fn)(_decorate(fn.__func__, kind, name, backend)))
     if env_disabled():
         return fn
-    if not callable(fn):
-        raise TypeError(f"hermes unit decorators need a callable, got {type(fn).__name__}")
+    if not callable(fn) or inspect.isclass(fn):
+        raise TypeError(
+            f"hermes unit decorators need a function or method, got {type(fn).__name__}"
+            " (decorate the class's methods instead)"
+        )
     node = check_name(name if name is not None else unit_name(fn), "unit name")
     capture = kind == "llm"
     if inspect.isasyncgenfunction(fn):

@@ -460,3 +460,21 @@ def test_run_decorator_on_methods_either_order() -> None:
     assert Service().handle() == "m" and Service.handle_cls() == "c"
     assert Service.handle_static() == "s"
     assert hi.graph("svc").runs == 3
+
+
+def test_partials_are_named_after_their_function_and_classes_are_refused() -> None:
+    import functools
+
+    def scale(x: int, factor: int) -> int:
+        return x * factor
+
+    triple = hi.tool(functools.partial(scale, factor=3))
+    with hi.run("p") as r:
+        assert triple(2) == 6
+    assert nodes(r.path) == ["scale"]
+
+    class Thing:
+        pass
+
+    with pytest.raises(TypeError):
+        hi.tool(Thing)
