@@ -201,3 +201,15 @@ def test_open_store_urls(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Non
     (tmp_path / "garbage.db").write_bytes(b"this is not a database" * 100)
     with pytest.raises(StoreError):
         open_store(f"sqlite://{tmp_path}/garbage.db")
+
+
+def test_documents_survive_reopen(backend: str, store_url: str) -> None:
+    if backend == "memory":
+        pytest.skip("memory:// does not survive a reopen by design")
+    s = open_store(store_url)
+    s.put_json("api_keys", "h1", {"tenant": "acme", "scopes": ["runs"]})
+    s.close()
+    again = open_store(store_url)
+    assert again.get_json("api_keys", "h1") == {"tenant": "acme", "scopes": ["runs"]}
+    assert again.list_keys("api_keys") == ["h1"]
+    again.close()
