@@ -217,3 +217,30 @@ def test_process_exit_stores_queued_runs(tmp_path: Path) -> None:
     subprocess.run([sys.executable, "-c", _EXIT_CHILD, url], check=True, timeout=60)
     hi.configure(store=url)
     assert hi.graph("exit-learn").runs == 25
+
+
+_DISABLED_CHILD = """
+import hermes_sdk as hermes
+
+def f():
+    return 7
+
+decorated = hermes.llm(f)
+with hermes.run("off") as r:
+    assert decorated() == 7
+print(decorated is f, r.end() is None, r.path is None, hermes.current_hints() is None)
+"""
+
+
+def test_hermes_disabled_env_turns_everything_off(tmp_path: Path) -> None:
+    env = {**os.environ, "HERMES_DISABLED": "1", "HERMES_STORE": f"sqlite:///{tmp_path}/x.db"}
+    out = subprocess.run(
+        [sys.executable, "-c", _DISABLED_CHILD],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=60,
+    ).stdout
+    assert out.split() == ["True", "True", "True", "True"]
+    assert not (tmp_path / "x.db").exists()  # nothing was opened or stored
