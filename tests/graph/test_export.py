@@ -76,6 +76,9 @@ def test_schema_is_shipped_inside_the_package() -> None:
     path = Path(graph_pkg.__file__).parent / "schema" / "pdgraph.schema.json"
     assert json.loads(path.read_text()) == graph_schema()
     assert graph_schema()["properties"]["schema_version"] == {"const": 1}
+    import jsonschema
+
+    jsonschema.Draft202012Validator.check_schema(graph_schema())
 
 
 def test_weird_names_round_trip() -> None:
