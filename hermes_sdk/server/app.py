@@ -51,6 +51,7 @@ async def _housekeeping(sched: Scheduler) -> None:
         try:
             sched.reclaim_expired()
             sched.sync.pull()
+            sched.forget_idle_runs()
         except Exception:
             log.exception("scheduler housekeeping failed")
 

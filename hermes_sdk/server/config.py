@@ -79,6 +79,8 @@ class ServerConfig:
     """Longest a single acquire long-poll waits before answering 429 with a retry hint."""
     sync_interval_s: float = 1.0
     """How often a replica pulls paths other replicas appended to a shared store."""
+    run_idle_s: float = 6 * 3600.0
+    """A run with no event for this long is forgotten (its client died without run_end)."""
 
     def __post_init__(self) -> None:
         for name in self.backends:
@@ -92,6 +94,7 @@ class ServerConfig:
         for what, value in (
             ("acquire_timeout_s", self.acquire_timeout_s),
             ("sync_interval_s", self.sync_interval_s),
+            ("run_idle_s", self.run_idle_s),
         ):
             if not isinstance(value, (int, float)) or not math.isfinite(value) or value <= 0:
                 raise ConfigError(f"{what} must be a positive number of seconds, got {value!r}")
@@ -163,6 +166,7 @@ def load_config(path: str | Path, base: ServerConfig | None = None) -> ServerCon
         "key_salt": str,
         "acquire_timeout_s": float,
         "sync_interval_s": float,
+        "run_idle_s": float,
     }
     changes: dict[str, object] = {}
     for key, value in server.items():

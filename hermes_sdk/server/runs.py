@@ -42,6 +42,8 @@ class TrackedRun:
     units: dict[str, RunningUnit] = field(default_factory=dict)
     stage_started_s: float = 0.0
     version: int = 0
+    last_event_s: float = 0.0
+    """Server time of the latest event (idle runs are forgotten after a while)."""
 
     def _stage_names(self) -> list[str]:
         return [u.node for u in self.units.values() if u.top_level]

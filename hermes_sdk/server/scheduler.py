@@ -302,6 +302,16 @@ class Scheduler:
             total += n
         return total
 
+    def forget_idle_runs(self) -> int:
+        """Drop runs with no event for ``run_idle_s`` (their clients died); returns how many."""
+        cutoff = self._clock() - self.config.run_idle_s
+        idle = [key for key, run in self._runs.items() if run.last_event_s < cutoff]
+        for key in idle:
+            del self._runs[key]
+        if idle:
+            self.metrics.runs_active.set(len(self._runs))
+        return len(idle)
+
     def _waiting(self, key: RunKey) -> bool:
         return any(w[2] == key for q in self.queues.values() for w in q.waiting())
 
@@ -377,6 +387,8 @@ class Scheduler:
                     ended.add(key)
                 touched.pop(key, None)
                 accepted += 1
+        for run in touched.values():
+            run.last_event_s = now_s
         if self._shared_runs:  # replicas read runs from the store; one process keeps them here
             for key, run in touched.items():
                 self.store.put_json(_runs_ns(key[0]), key[1], run.to_json())

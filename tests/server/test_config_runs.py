@@ -166,3 +166,19 @@ def test_serve_flags_override_the_config_file(tmp_path: Path) -> None:
     assert cfg.backends == {"gpu": BackendConfig(5), "cpu": BackendConfig(2, 30.0)}
     assert Keyring(cfg.api_keys, cfg.key_salt).tenant_of("k") == "acme"
     assert cfg.upstreams[0].engine == "vllm"
+
+
+def test_idle_runs_are_forgotten() -> None:
+    from hermes_sdk.server.metrics import ServerMetrics
+    from hermes_sdk.server.scheduler import Scheduler
+    from hermes_sdk.store import open_store
+
+    now = [1000.0]
+    config = ServerConfig(store_url="memory://", run_idle_s=60.0)
+    sched = Scheduler(config, open_store("memory://"), ServerMetrics(), clock=lambda: now[0])
+    sched.ingest("t", [{"type": "run_start", "run_id": "old", "app": "qa"}])
+    now[0] += 50.0
+    sched.ingest("t", [{"type": "run_start", "run_id": "new", "app": "qa"}])
+    now[0] += 20.0
+    assert sched.forget_idle_runs() == 1
+    assert sched.run("t", "old") is None and sched.run("t", "new") is not None
