@@ -311,6 +311,7 @@ def main() -> None:
                 "python": platform.python_version(),
                 "cpus": os.cpu_count(),
                 "load_average_1m_at_start": load_before,
+                "nice": os.nice(0),
             },
             "setup": "sim engine (zero step cost), bare aiohttp proxy and gateway in separate "
             "processes; client in the benchmark process; 8-token completions",
