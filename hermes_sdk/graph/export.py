@@ -186,6 +186,12 @@ def graph_from_dict(data: object) -> PDGraph:
 
     validate_graph_json(_without_samples(data))
     doc = cast(dict[str, Any], data)
+    from hermes_sdk.graph import validation
+
+    if len(doc["nodes"]) > validation.MAX_NODES:
+        raise GraphError(f"graph has {len(doc['nodes'])} nodes, more than {validation.MAX_NODES}")
+    if len({nd["id"] for nd in doc["nodes"]}) != len(doc["nodes"]):
+        raise GraphError("graph has duplicate node ids")
     cfg = doc["config"]
     graph = PDGraph(
         doc["app"],

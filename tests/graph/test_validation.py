@@ -177,3 +177,12 @@ def test_too_many_calls_in_one_path(graph: PDGraph, monkeypatch: pytest.MonkeyPa
     wide = tuple(Stage("search", tuple(Call(0.1) for _ in range(4))) for _ in range(3))
     with pytest.raises(GraphError, match="calls in total"):
         graph.observe(RunPath(gen.APP, wide))
+
+
+def test_from_json_rejects_duplicate_nodes(graph: PDGraph) -> None:
+    import json
+
+    doc = json.loads(graph.to_json())
+    doc["nodes"].append(doc["nodes"][0])
+    with pytest.raises(GraphError, match="duplicate"):
+        PDGraph.from_dict(doc)
