@@ -38,7 +38,7 @@ def build(specs: list[tuple[str, int, int, int | None, int]]) -> tuple[RunHandle
     return run, units
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=200, deadline=None)
 @given(unit_specs)
 def test_stage_formation_invariants(specs: list[tuple[str, int, int, int | None, int]]) -> None:
     run, units = build(specs)
@@ -74,7 +74,7 @@ def test_stage_formation_invariants(specs: list[tuple[str, int, int, int | None,
         assert s.node == "|".join(sorted({u.name for u in g}))
         span = max(u.end_ns for u in g) - min(u.start_ns for u in g)  # type: ignore[type-var]
         assert s.latency_s is not None and abs(s.latency_s - span / 1e9) < 1e-12
-    run.end()
+    assert run.units == units  # the run is left open: nothing is learned
 
 
 def test_touching_intervals_are_sequential() -> None:
