@@ -40,6 +40,7 @@ _DISCONNECT_POLL_S: Final = 0.25
 """How often a queued request checks that its client is still there (without handler
 cancellation aiohttp does not tell the handler), in seconds."""
 _REDISCOVER_S: Final = 5.0
+_HINT_RANK_TTL_S: Final = 1.0
 _PRIORITY_OFF: Final = b"riority scheduling is not enabled"
 """vLLM's 400 message for a ``priority`` sent to an engine without priority scheduling."""
 
@@ -90,6 +91,7 @@ class Gateway:
         """Upstreams that refused a ``priority`` (no priority scheduling): none is sent to them."""
         self._session: aiohttp.ClientSession | None = None
         self._discovered_at_s = -math.inf
+        self._hint_ranks: dict[tuple[str, str], tuple[float, float | None]] = {}
         registry = scheduler.metrics.registry
         self._requests = Counter(
             "hermes_gateway_requests",
@@ -153,6 +155,36 @@ class Gateway:
             await asyncio.gather(*(self.discover(u) for u in self.router.upstreams))
             found = self.router.route(model)
         return found
+
+    def hint_rank(
+        self, tenant: str, app: str, run_id: str, deadline_s: float | None
+    ) -> float | None:
+        """Rank of a run known only from headers: the policy's rank of a fresh run of ``app``.
+
+        Without a deadline that rank depends only on the app's graph, so it is cached for
+        ``_HINT_RANK_TTL_S`` (a Monte Carlo rank per request would cost more than the proxying).
+        """
+        now_s = time.time()
+        key = (tenant, app)
+        if deadline_s is None:
+            hit = self._hint_ranks.get(key)
+            if hit is not None and hit[0] > now_s:
+                return hit[1]
+        deadline = None if deadline_s is None else now_s + deadline_s
+        state = AppState(
+            app=app, run_id=run_id, arrival_s=now_s, deadline_s=deadline, tenant=tenant
+        )
+        try:
+            rank = float(self.scheduler.policy.rank(state, now_s))
+        except Exception:
+            log.exception("policy failed to rank a fresh run of %s", app)
+            return None
+        out = rank if math.isfinite(rank) else None
+        if deadline_s is None:
+            if len(self._hint_ranks) >= MAX_CALL_RECORDS:
+                self._hint_ranks.clear()
+            self._hint_ranks[key] = (now_s + _HINT_RANK_TTL_S, out)
+        return out
 
     def unit_started(
         self, tenant: str, ref: _RunRef, upstream: UpstreamConfig, model: str
@@ -294,18 +326,7 @@ def _rank(gw: Gateway, lease: Lease, tenant: str, ref: _RunRef) -> float | None:
     known = gw.scheduler.rank_of(tenant, ref.run_id)
     if known is not None:
         return None if math.isinf(known) else known
-    if ref.app is None:
-        return None
-    now_s = time.time()
-    deadline = None if ref.deadline_s is None else now_s + ref.deadline_s
-    state = AppState(
-        app=ref.app, run_id=ref.run_id, arrival_s=now_s, deadline_s=deadline, tenant=tenant
-    )
-    try:
-        out = float(gw.scheduler.policy.rank(state, now_s))
-    except Exception:
-        return None
-    return out if math.isfinite(out) else None
+    return None if ref.app is None else gw.hint_rank(tenant, ref.app, ref.run_id, ref.deadline_s)
 
 
 async def _wait_granted(
