@@ -1,6 +1,6 @@
 """Instrumentation: runs, units, decorators, hints and the fail-open event recorder.
 
-Users import these names from ``hermes_sdk`` directly; see docs/api.md.
+Users import these names from ``hermes_sdk`` directly (see docs/architecture.md).
 """
 
 from hermes_sdk.instrument._context import context_executor, wrap_context

@@ -285,6 +285,8 @@ def _unit_start_event(unit: object, input_tokens: object) -> dict[str, object]:
         event["backend"] = unit.backend
     if input_tokens is not None:
         event["input_tokens"] = input_tokens
+    if unit.parent is not None and unit.parent.unit_id:
+        event["parent_id"] = str(unit.parent.unit_id)  # nested: does not move the run's node
     return event
 
 

@@ -84,6 +84,22 @@ def test_wire_events_match_the_protocol() -> None:
     json.dumps(events)  # every event is JSON-able
 
 
+def test_nested_unit_events_carry_parent_id() -> None:
+    sink = ListSink()
+    hi.configure(store="memory://", sink=sink)
+
+    @hi.unit
+    def step() -> None:
+        chat()
+
+    with hi.run("nested"):
+        step()
+    assert hi.flush(10)
+    starts = [e for e in sink.events if e["type"] == "unit_start"]
+    assert [e["node"] for e in starts] == ["step", "chat"]
+    assert "parent_id" not in starts[0] and starts[1]["parent_id"] == starts[0]["unit_id"]
+
+
 def test_full_queue_drops_and_counts_without_touching_the_app() -> None:
     sink = BlockingSink()
     rec = Recorder(sink, max_queue=10, batch_size=1, flush_interval_s=0.01)
