@@ -188,7 +188,9 @@ class RunTracker:
     # --- starting -------------------------------------------------------------------------
 
     def _new_top(self, run_id: UUID) -> tuple[GraphRun, list[Ended]]:
-        handle = start_run(self.app, deadline_s=self.deadline_s, tenant=self.tenant)
+        handle = start_run(
+            self.app, deadline_s=self.deadline_s, tenant=self.tenant, run_id=str(run_id)
+        )
         graph = GraphRun(handle=handle, top=TopRun())
         evicted: list[Ended] = []
         if len(self._tops) >= MAX_OPEN_RUNS:
@@ -213,13 +215,13 @@ class RunTracker:
             if self._ignored and self._skip(run_id, parent_run_id):
                 return []
             parent = self._entries.get(parent_run_id) if parent_run_id is not None else None
-            if parent is None:
+            if parent is None or parent_run_id is None:
                 graph, evicted = self._new_top(run_id)
                 self._remember(run_id, _Entry("root", graph))
                 return evicted
             task = node_task(metadata, tags)
             if task is not None and parent.role == "chain" and parent.scope is not None:
-                self._promote_to_subgraph(parent)
+                self._promote_to_subgraph(parent, parent_run_id)
             if task is not None and parent.role in ("root", "subgraph"):
                 unit = parent.graph.start_node(task.node, task.step, task.task_id)
                 self._remember(
@@ -229,7 +231,7 @@ class RunTracker:
                 self._remember(run_id, _Entry("chain", parent.graph, None, parent.scope))
             return []
 
-    def _promote_to_subgraph(self, entry: _Entry) -> None:
+    def _promote_to_subgraph(self, entry: _Entry, run_id: UUID) -> None:
         """A chain inside a unit turned out to run a graph: record that graph as a sub-run."""
         outer = entry.scope
         assert outer is not None
@@ -237,7 +239,7 @@ class RunTracker:
         # An empty context: the sub-run must not also become a unit of a decorator run that
         # happens to be current here (it is accounted for through ``outer`` instead).
         handle = contextvars.Context().run(
-            start_run, app, deadline_s=None, tenant=entry.graph.handle.tenant
+            start_run, app, deadline_s=None, tenant=entry.graph.handle.tenant, run_id=str(run_id)
         )
         entry.role = "subgraph"
         entry.graph = GraphRun(handle=handle, top=entry.graph.top, outer_unit=outer)

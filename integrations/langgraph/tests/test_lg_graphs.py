@@ -320,3 +320,15 @@ def test_retried_node_is_one_call_not_a_wider_stage() -> None:
     (path,) = handler.recent_paths
     assert [(s.node, s.width) for s in path.stages] == [("fan", 1), ("work", 3)]
     assert not path.failed and not any(c.failed for c in path.stages[1].calls)
+
+
+def test_hermes_run_id_is_the_langchain_run_id() -> None:
+    from uuid import uuid4
+
+    handler = HermesCallbackHandler(app="ids")
+    rid = uuid4()
+    subgraph_graph().invoke(
+        {"question": "q", "drafts": 0, "answer": ""}, {"callbacks": [handler], "run_id": rid}
+    )
+    (path,) = handler.recent_paths
+    assert path.run_id == str(rid)  # the id LangSmith shows for the same invocation

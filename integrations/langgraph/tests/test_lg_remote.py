@@ -1,0 +1,53 @@
+"""Remote mode: a traced graph's runs reach a real scheduler service, which learns the graph."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+from aiohttp import web
+from hermes_langgraph import HermesCallbackHandler
+from lg_apps import ScriptedChatModel, map_reduce_graph, subgraph_graph
+
+import hermes_sdk.instrument as hi
+from hermes_sdk.client.scheduler import SchedulerClient
+from hermes_sdk.server import ServerConfig, create_app
+
+pytestmark = pytest.mark.filterwarnings("ignore::aiohttp.web_exceptions.NotAppKeyWarning")
+
+
+@pytest.fixture
+async def scheduler_url(tmp_path: Path) -> AsyncIterator[str]:
+    app = create_app(ServerConfig(port=0, store_url=f"sqlite:///{tmp_path}/h.db"))
+    runner = web.AppRunner(app)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    host, port = runner.addresses[0][:2]
+    yield f"http://{host}:{port}"
+    hi.configure(store="memory://")
+    await runner.cleanup()
+
+
+async def test_runs_and_sub_runs_reach_the_scheduler(scheduler_url: str) -> None:
+    hi.configure(scheduler_url=scheduler_url, flush_interval_s=0.01)
+    handler = HermesCallbackHandler(app="mr-remote")
+    graph = map_reduce_graph(ScriptedChatModel(delay_s=0.001))
+    for width in (2, 3, 2):
+        await graph.ainvoke({"width": width, "summaries": []}, {"callbacks": [handler]})
+    nested = HermesCallbackHandler(app="doc-remote")
+    await subgraph_graph().ainvoke(
+        {"question": "q", "drafts": 0, "answer": ""}, {"callbacks": [nested]}
+    )
+    assert await asyncio.to_thread(hi.flush, 5.0)
+    async with SchedulerClient(scheduler_url) as client:
+        apps = {a["app"]: a["runs"] for a in await client.apps()}
+        graph_doc = json.loads(await client.graph("mr-remote"))
+    assert apps == {"mr-remote": 3, "doc-remote": 1, "doc-remote/research": 1}
+    assert "summarise" in json.dumps(graph_doc) and "combine" in json.dumps(graph_doc)
+    stats = hi.stats()
+    assert stats.events_lost == 0 and stats.send_errors == 0 and stats.events_sent > 0
+    assert handler.errors == 0 and nested.errors == 0
