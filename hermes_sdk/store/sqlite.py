@@ -78,7 +78,8 @@ class SQLiteStore:
     def append_paths(self, paths: Sequence[RunPath]) -> None:
         """Insert several paths in one transaction: one fsync, all or none (durable on return)."""
         now = time.time()
-        rows = [(p.tenant, p.app, encode_path(p), now) for p in paths]
+        texts = [encode_path(p) for p in paths]  # StoreError on anything but a RunPath
+        rows = [(p.tenant, p.app, text, now) for p, text in zip(paths, texts, strict=True)]
         if not rows:
             return
         with self._lock:

@@ -213,3 +213,14 @@ def test_documents_survive_reopen(backend: str, store_url: str) -> None:
     assert again.get_json("api_keys", "h1") == {"tenant": "acme", "scopes": ["runs"]}
     assert again.list_keys("api_keys") == ["h1"]
     again.close()
+
+
+def test_append_paths_batches_all_or_none(store: Store) -> None:
+    batch = [_path(i) for i in range(5)]
+    store.append_paths([])  # type: ignore[attr-defined]
+    store.append_paths(batch[:2])  # type: ignore[attr-defined]
+    store.append_path(batch[2])
+    store.append_paths(batch[3:])  # type: ignore[attr-defined]
+    with pytest.raises(StoreError):
+        store.append_paths([_path(9), "not a path"])  # type: ignore[attr-defined,list-item]
+    assert list(store.load_paths()) == batch
