@@ -85,3 +85,34 @@ async def test_scheduler_down_never_breaks_the_app(caplog: pytest.LogCaptureFixt
 def test_configure_rejects_a_bad_scheduler_url() -> None:
     with pytest.raises(hermes.ConfigError):
         hermes.configure(scheduler_url="ftp://nope")
+
+
+async def test_server_tracks_the_top_level_unit_while_a_nested_llm_runs(
+    scheduler: tuple[web.Application, str],
+) -> None:
+    import aiohttp
+
+    _, url = scheduler
+    hermes.configure(scheduler_url=url, api_key="key-acme")
+    seen: dict[str, object] = {}
+
+    @hermes.llm(backend="gpt")
+    async def inner_chat() -> None:
+        assert await asyncio.to_thread(hermes.flush, 20.0)
+        run = hermes.current_hints()
+        assert run is not None
+        async with (
+            aiohttp.ClientSession() as http,
+            http.get(
+                f"{url}/v1/runs/{run.run_id}", headers={"Authorization": "Bearer key-acme"}
+            ) as resp,
+        ):
+            seen.update(await resp.json())
+
+    @hermes.unit
+    async def step() -> None:
+        await inner_chat()
+
+    async with hermes.run("tracked"):
+        await step()
+    assert seen["node"] == "step" and seen["running"] is True
