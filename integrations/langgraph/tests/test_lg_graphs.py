@@ -332,3 +332,18 @@ def test_hermes_run_id_is_the_langchain_run_id() -> None:
     )
     (path,) = handler.recent_paths
     assert path.run_id == str(rid)  # the id LangSmith shows for the same invocation
+
+
+async def test_abandoned_streams_end_their_runs_as_failed() -> None:
+    handler = HermesCallbackHandler(app="abandoned")
+    graph = react_graph()
+    for _ in graph.stream(react_input(3), {"callbacks": [handler]}):
+        break
+    stream = graph.astream(react_input(3), {"callbacks": [handler]})
+    async for _ in stream:
+        break
+    await stream.aclose()
+    assert [(p.failed, nodes_of(p)) for p in handler.recent_paths] == [(True, ["agent"])] * 2
+    assert handler.open_runs == 0 and handler._tracker.open_entries == 0
+    handler.close()  # nothing left to end
+    assert handler.errors == 0 and len(handler.recent_paths) == 2
