@@ -234,12 +234,16 @@ class Simulation:
         policy = self.policy
         if self.time_varying:
             key = policy.order_key(state, t)  # type: ignore[attr-defined]
+            granule = max(RERANK_REL * app.stage_attained_s, self.min_quantum_s)
+            app.quantum_end_s = app.attained_s + granule
         elif self.has_quantum:
             key, quantum = policy.rank_and_quantum(state, t)  # type: ignore[attr-defined]
             granule = max(RERANK_REL * app.stage_attained_s, self.min_quantum_s)
             app.quantum_end_s = app.attained_s + max(quantum, granule)
         else:
             key = policy.rank(state, t)
+            granule = max(RERANK_REL * app.stage_attained_s, self.min_quantum_s)
+            app.quantum_end_s = app.attained_s + granule
         if key != app.key:
             app.key = key
             app.version += 1
@@ -445,7 +449,12 @@ class Simulation:
         return True
 
     def _refresh_running(self, b: _Backend, t: float, best: float) -> None:
-        """Re-rank running apps whose rank may have changed since it was computed."""
+        """Re-rank running apps whose rank may have changed since it was computed.
+
+        LAS ranks (attained service) are cheap: always. Others: when a waiting app may outrank
+        a running one, or once the running app got its quantum (Gittins: the optimal quantum;
+        other policies: the re-rank granule) since its rank was computed.
+        """
         seen: set[int] = set()
         worst = max(r.app.key for r in b.running)
         for r in b.running:
@@ -453,7 +462,7 @@ class Simulation:
             if app.idx in seen:
                 continue
             seen.add(app.idx)
-            if not self.has_quantum or best < worst or app.attained_s >= app.quantum_end_s - EPS_S:
+            if self.las or best < worst or app.attained_s >= app.quantum_end_s - EPS_S:
                 self._rerank(app, t)
 
     def _dispatch(self, b: _Backend, t: float) -> None:

@@ -8,9 +8,9 @@ also let the oracle draw residual sizes conditioned on service already received.
 from __future__ import annotations
 
 import math
-from bisect import bisect_left
+from bisect import bisect_left, bisect_right
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from statistics import NormalDist
 
 import numpy as np
@@ -102,16 +102,22 @@ class Discrete(Dist):
     """Sorted distinct values."""
     cum: tuple[float, ...]
     """Cumulative probabilities, last = 1."""
+    _values: NDArray[np.float64] = field(init=False, repr=False, compare=False)
+    _cum: NDArray[np.float64] = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "_values", np.asarray(self.values, dtype=np.float64))
+        object.__setattr__(self, "_cum", np.asarray(self.cum, dtype=np.float64))
 
     def ppf(self, u: NDArray[np.float64]) -> NDArray[np.float64]:
-        idx = np.searchsorted(np.asarray(self.cum), u, side="left")
-        return np.asarray(self.values)[np.minimum(idx, len(self.values) - 1)]
+        idx = np.searchsorted(self._cum, u, side="left")
+        return self._values[np.minimum(idx, len(self.values) - 1)]
 
     def ppf1(self, u: float) -> float:
         return self.values[min(bisect_left(self.cum, u), len(self.values) - 1)]
 
     def cdf(self, x: float) -> float:
-        i = int(np.searchsorted(np.asarray(self.values), x, side="right"))
+        i = bisect_right(self.values, x)
         return 0.0 if i == 0 else self.cum[i - 1]
 
     def mean(self) -> float:

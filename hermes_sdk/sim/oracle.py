@@ -15,7 +15,7 @@ from numpy.typing import NDArray
 
 from hermes_sdk.graph.records import START, RunState
 from hermes_sdk.sim.dists import Discrete, Dist
-from hermes_sdk.sim.programs import Program, UniformStream
+from hermes_sdk.sim.programs import DemandSampler, Program
 
 _TOKEN_POOL = 4096
 _CACHE_LIMIT = 20_000
@@ -35,10 +35,7 @@ class OracleModel:
         self.seed = seed
         self._cache: dict[tuple[object, ...], NDArray[np.float64]] = {}
         self._dists: dict[tuple[object, ...], Dist] = {}
-
-    def _stream(self, key: tuple[object, ...]) -> UniformStream:
-        salt = zlib.crc32(repr(key).encode())
-        return UniformStream(np.random.default_rng([self.seed, salt]))
+        self._samplers: dict[str, DemandSampler] = {}
 
     def _cached(self, key: tuple[object, ...]) -> NDArray[np.float64] | None:
         return self._cache.get(key)
@@ -58,16 +55,19 @@ class OracleModel:
         hit = self._cached(key)
         if hit is not None:
             return hit
-        program = self.programs[app]
-        stream = self._stream(key)
-        out = np.empty(n)
-        for i in range(n):
-            if node == START:
-                stages = program.realize(stream)
-            else:
-                stages = program.walk(node, dict(visits), stream, enter=False)
-            out[i] = sum(s.service_s for s in stages)
+        sampler = self._sampler(app)
+        rng = np.random.default_rng([self.seed, zlib.crc32(repr(key).encode())])
+        if node == START:
+            out = sampler.remaining(sampler.program.app.start, (), n, rng, enter=True)
+        else:
+            out = sampler.remaining(node, visits, n, rng, enter=False)
         return self._store(key, out)
+
+    def _sampler(self, app: str) -> DemandSampler:
+        sampler = self._samplers.get(app)
+        if sampler is None:
+            sampler = self._samplers[app] = DemandSampler(self.programs[app])
+        return sampler
 
     def _call_dist(self, app: str, node: str, visit: int) -> Dist:
         """Law of one call's service at this visit (token-priced units: an empirical pool)."""
@@ -77,12 +77,10 @@ class OracleModel:
         key = (app, node, visit)
         dist = self._dists.get(key)
         if dist is None:
-            program = self.programs[app]
-            stream = self._stream(("call", *key))
-            pool: list[float] = []
-            while len(pool) < _TOKEN_POOL:
-                pool.extend(program.draw_stage(node, visit, stream).services_s)
-            dist = Discrete.of(pool[:_TOKEN_POOL], [1.0] * _TOKEN_POOL)
+            rng = np.random.default_rng([self.seed, zlib.crc32(repr(("call", *key)).encode())])
+            visits = np.full(_TOKEN_POOL, visit, dtype=np.int64)
+            pool = self._sampler(app).call_services(node, visits, rng)
+            dist = Discrete.of(pool.tolist(), [1.0] * _TOKEN_POOL)
             self._dists[key] = dist
         return dist
 

@@ -11,6 +11,7 @@ from collections.abc import Iterator, Mapping
 from typing import NamedTuple
 
 import numpy as np
+from numpy.typing import NDArray
 
 from hermes_sdk.graph.records import END
 from hermes_sdk.sim.dists import Deterministic
@@ -140,4 +141,104 @@ class Program:
         total = 0.0
         for s in stages:
             total += max(s.services_s) / self.backends[s.unit.backend].speed_at(1)
+        return total
+
+
+class DemandSampler:
+    """Vectorised Monte Carlo of a program's demand: ``n`` runs advanced step by step together.
+
+    The oracle's view of the truth; equivalent in law to :meth:`Program.walk` (different draws).
+    """
+
+    def __init__(self, program: Program) -> None:
+        self.program = program
+        self.names = list(program.app.units)
+        self.index = {name: i for i, name in enumerate(self.names)}
+
+    def call_services(
+        self, node: str, visits: NDArray[np.int64], rng: np.random.Generator
+    ) -> NDArray[np.float64]:
+        """One call's service seconds for each entry of ``visits`` (the visit number)."""
+        unit = self.program.app.units[node]
+        m = visits.size
+        if unit.service is not None:
+            return np.maximum(unit.service.ppf(rng.random(m)), 0.0)
+        model = self.program.backends[unit.backend].time_model
+        assert model is not None
+        tokens_in = np.zeros(m)
+        tokens_out = np.zeros(m)
+        if unit.input_tokens is not None:
+            tokens_in = np.maximum(np.rint(unit.input_tokens.ppf(rng.random(m))), 0.0)
+            tokens_in += unit.prompt_growth_tokens * (visits - 1)
+        if unit.output_tokens is not None:
+            tokens_out = np.maximum(np.rint(unit.output_tokens.ppf(rng.random(m))), 0.0)
+        return np.asarray(
+            model.overhead_s
+            + model.per_input_token_s * tokens_in
+            + model.per_output_token_s * tokens_out,
+            dtype=np.float64,
+        )
+
+    def stage_services(
+        self, node: str, visits: NDArray[np.int64], rng: np.random.Generator
+    ) -> NDArray[np.float64]:
+        """Total service of one stage (all fan-out calls) for each entry of ``visits``."""
+        unit = self.program.app.units[node]
+        fanout = unit.fanout
+        m = visits.size
+        if isinstance(fanout, Deterministic):
+            widths = np.full(m, max(1, round(fanout.value)))
+        else:
+            widths = np.maximum(np.rint(fanout.ppf(rng.random(m))), 1).astype(np.int64)
+        total = np.zeros(m)
+        for k in range(int(widths.max())):
+            rows = np.nonzero(widths > k)[0]
+            total[rows] += self.call_services(node, visits[rows], rng)
+        return total
+
+    def _step(
+        self, current: NDArray[np.int64], counts: NDArray[np.int64], rng: np.random.Generator
+    ) -> NDArray[np.int64]:
+        """Next node index of every run (-1 = END) given its current node and visit counts."""
+        out = np.full(current.size, -1, dtype=np.int64)
+        for j in np.unique(current[current >= 0]).tolist():
+            unit = self.program.app.units[self.names[j]]
+            rows = np.nonzero(current == j)[0]
+            law = np.minimum(counts[rows, j], len(unit.next)) - 1
+            for li in np.unique(law).tolist():
+                sub = rows[law == li]
+                edges = unit.next[li]
+                targets = np.array([self.index.get(to, -1) for to, _ in edges], dtype=np.int64)
+                cum = np.cumsum([p for _, p in edges])
+                pick = np.searchsorted(cum, rng.random(sub.size) * cum[-1], side="left")
+                out[sub] = targets[np.minimum(pick, len(edges) - 1)]
+        return out
+
+    def remaining(
+        self,
+        node: str,
+        visits: tuple[tuple[str, int], ...],
+        n: int,
+        rng: np.random.Generator,
+        *,
+        enter: bool,
+    ) -> NDArray[np.float64]:
+        """``n`` samples of the demand of the rest of a run (``enter``: starting with ``node``)."""
+        counts = np.zeros((n, len(self.names)), dtype=np.int64)
+        for name, count in visits:
+            if name in self.index:
+                counts[:, self.index[name]] = count
+        current = np.full(n, self.index[node], dtype=np.int64)
+        if not enter:
+            current = self._step(current, counts, rng)
+        total = np.zeros(n)
+        for _ in range(self.program.max_stages):
+            live = current >= 0
+            if not live.any():
+                break
+            for j in np.unique(current[live]).tolist():
+                rows = np.nonzero(current == j)[0]
+                counts[rows, j] += 1
+                total[rows] += self.stage_services(self.names[j], counts[rows, j], rng)
+            current = self._step(current, counts, rng)
         return total
