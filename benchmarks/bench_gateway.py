@@ -149,16 +149,20 @@ async def _one(
         return first, chunks
 
 
-def _pct(xs: list[float]) -> dict[str, float]:
-    a = np.asarray(xs) * 1000.0
-    return {"p50_ms": float(np.percentile(a, 50)), "p99_ms": float(np.percentile(a, 99))}
-
-
 async def latency(
-    targets: dict[str, tuple[str, dict[str, str] | None]], pids: dict[str, int], n: int
-) -> tuple[dict[str, dict[str, float]], dict[str, float]]:
-    """Latency percentiles per (kind, target) and CPU ms per request per proxy process."""
+    targets: dict[str, tuple[str, dict[str, str] | None]],
+    pids: dict[str, int],
+    n: int,
+    rounds: int,
+) -> tuple[dict[str, dict[str, float]], dict[str, dict[str, object]], dict[str, float]]:
+    """Latency per (kind, target), added latency per (kind, proxy target), proxy CPU ms/request.
+
+    ``rounds`` rounds of ``n`` interleaved requests per target: p50 is the median of the round
+    p50s and "added" the median of the per-round p50 differences to direct, so a burst of load
+    from other processes moves one round, not the result; p99 pools every sample.
+    """
     lat: dict[str, dict[str, float]] = {}
+    added: dict[str, dict[str, object]] = {}
     cpu_ms: dict[str, float] = {}
     async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0)) as s:
         for stream in (False, True):
@@ -166,19 +170,35 @@ async def latency(
             for _ in range(20):  # warm connections and code paths
                 for url, headers in targets.values():
                     await _one(s, url, stream, headers)
-            samples: dict[str, list[float]] = {name: [] for name in targets}
-            for _ in range(n):
-                for name, (url, headers) in targets.items():
-                    samples[name].append((await _one(s, url, stream, headers))[0])
-            for name, xs in samples.items():
-                lat[f"{kind}_{name}"] = _pct(xs)
+            pooled: dict[str, list[float]] = {name: [] for name in targets}
+            round_p50: dict[str, list[float]] = {name: [] for name in targets}
+            for _ in range(rounds):
+                samples: dict[str, list[float]] = {name: [] for name in targets}
+                for _ in range(n):
+                    for name, (url, headers) in targets.items():
+                        samples[name].append((await _one(s, url, stream, headers))[0])
+                for name, xs in samples.items():
+                    pooled[name] += xs
+                    round_p50[name].append(float(np.median(xs)) * 1000.0)
+            for name in targets:
+                p99 = float(np.percentile(np.asarray(pooled[name]) * 1000.0, 99))
+                lat[f"{kind}_{name}"] = {"p50_ms": float(np.median(round_p50[name])), "p99_ms": p99}
+            for name in targets:
+                if name == "direct":
+                    continue
+                diffs = np.subtract(round_p50[name], round_p50["direct"])
+                added[f"{kind}_{name}"] = {
+                    "p50_ms": float(np.median(diffs)),
+                    "p99_ms": lat[f"{kind}_{name}"]["p99_ms"] - lat[f"{kind}_direct"]["p99_ms"],
+                    "round_p50_ms": [float(d) for d in diffs],
+                }
             for name, pid in pids.items():  # sequential requests of one target: clean CPU share
                 url, headers = targets[name]
                 before = _cpu_s(pid)
                 for _ in range(n):
                     await _one(s, url, stream, headers)
                 cpu_ms[f"{kind}_{name}"] = (_cpu_s(pid) - before) / n * 1000.0
-    return lat, cpu_ms
+    return lat, added, cpu_ms
 
 
 async def throughput(url: str, concurrency: int, duration_s: float) -> dict[str, float]:
@@ -199,7 +219,7 @@ async def throughput(url: str, concurrency: int, duration_s: float) -> dict[str,
 
 
 async def run(quick: bool, urls: dict[str, str], pids: dict[str, int]) -> dict[str, object]:
-    n = 150 if quick else 600
+    n, rounds = (50, 3) if quick else (200, 5)
     targets: dict[str, tuple[str, dict[str, str] | None]] = {
         "direct": (urls["direct"], None),
         "bare_proxy": (urls["bare_proxy"], None),
@@ -208,24 +228,18 @@ async def run(quick: bool, urls: dict[str, str], pids: dict[str, int]) -> dict[s
     }
     cpu_pids = {"bare_proxy": pids["bare_proxy"], "gateway": pids["gateway"]}
     cpu_pids["gateway_hints"] = pids["gateway"]
-    lat, cpu_ms = await latency(targets, cpu_pids, n)
+    lat, added, cpu_ms = await latency(targets, cpu_pids, n, rounds)
     tput: dict[str, dict[str, float]] = {}
     for c in (1, 32, 256):
         for name in ("direct", "bare_proxy", "gateway"):
             tput[f"{c}_{name}"] = await throughput(urls[name], c, 1.0 if quick else 3.0)
-    added = {
-        f"{kind}_{name}": {
-            q: lat[f"{kind}_{name}"][q] - lat[f"{kind}_direct"][q] for q in ("p50_ms", "p99_ms")
-        }
-        for kind in ("nonstream", "ttft")
-        for name in ("bare_proxy", "gateway", "gateway_hints")
-    }
     return {
         "latency": lat,
         "added": added,
         "cpu_ms_per_request": cpu_ms,
         "throughput": tput,
-        "samples": n,
+        "samples_per_round": n,
+        "rounds": rounds,
     }
 
 
