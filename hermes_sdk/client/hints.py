@@ -18,6 +18,8 @@ RANK_FLOOR_S: Final = 0.01
 """Ranks at or below this many seconds map to the most urgent level."""
 RANK_CEIL_S: Final = 10_000.0
 """Ranks at or above this many seconds map to the least urgent level."""
+QUEUE_WAIT_HEADER: Final = "X-Hermes-Queue-Wait"
+"""Response header of the gateway: seconds the request waited for a backend slot."""
 
 
 def rank_to_level(rank_s: float | None, levels: int = PRIORITY_LEVELS) -> int:
