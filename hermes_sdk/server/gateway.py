@@ -27,6 +27,7 @@ import aiohttp
 from aiohttp import web
 from prometheus_client import Counter, Histogram
 
+from hermes_sdk.client.hints import QUEUE_WAIT_HEADER
 from hermes_sdk.policy.base import AppState
 from hermes_sdk.server.admission import Lease, QueueTimeout
 from hermes_sdk.server.config import ServerConfig
@@ -416,7 +417,7 @@ async def _proxy(request: web.Request) -> web.StreamResponse:
         priority = upstream.priority(rank)  # no rank: the middle level, neither jumps nor starves
     if priority is not None:
         body["priority"] = priority
-    state = _CallState()
+    state = _CallState(waited_s=granted_at - queued_at)
     try:
         return await _forward(
             request, gw, upstream, endpoint, body, stream, client_wants_usage, state
@@ -457,6 +458,15 @@ class _CallState:
     output_tokens: int | None = None
     disconnected: bool = False
     priority_dropped: bool = False
+    waited_s: float = 0.0
+
+    def headers(self, content_type: str) -> dict[str, str]:
+        """Response headers: the upstream's content type and the admission wait (seconds).
+
+        ``X-Hermes-Queue-Wait`` lets the client subtract the time its request waited for a slot
+        from the unit's measured time, so the PDGraph learns service demand, not queueing.
+        """
+        return {"Content-Type": content_type, QUEUE_WAIT_HEADER: f"{self.waited_s:.6f}"}
 
 
 async def _forward(
@@ -496,12 +506,12 @@ async def _forward(
                         state.input_tokens, state.output_tokens = _usage(usage)
                 if not retry_without_priority:
                     return web.Response(
-                        status=up.status, body=payload, headers={"Content-Type": content_type}
+                        status=up.status, body=payload, headers=state.headers(content_type)
                     )
             else:
                 resp = web.StreamResponse(
                     status=up.status,
-                    headers={"Content-Type": content_type, "Cache-Control": "no-cache"},
+                    headers={**state.headers(content_type), "Cache-Control": "no-cache"},
                 )
                 await resp.prepare(request)
                 await _relay_stream(up, resp, client_wants_usage, state)
