@@ -285,7 +285,10 @@ class Simulation:
                 if idx >= self.mark_idx:
                     self.in_system += 1
                 if idx + 1 < total:
-                    self._push(self.apps[idx + 1].arrival_s, _ARRIVAL, idx + 1)
+                    self.seq += 1
+                    heapq.heappush(
+                        heap, (self.apps[idx + 1].arrival_s, self.seq, _ARRIVAL, idx + 1, 0)
+                    )
                 self._enter_stage(app, t)
             while self.finished:
                 self._request_done(self.finished.pop(), t)
@@ -309,7 +312,8 @@ class Simulation:
             self._submit(backend, _Request(app, i, service, t, self.seq), t)
 
     def _submit(self, b: _Backend, req: _Request, t: float) -> None:
-        self._advance(b, t)
+        if b.last_t != t:
+            self._advance(b, t)
         if (
             b.state == _WARM
             and b.spec.cold_start_s > 0
@@ -336,17 +340,25 @@ class Simulation:
         running = b.running
         if not running:
             return
+        done = False
         if dt > 0.0:
             b.busy_s += dt * (min(len(running), b.slots) if b.slots else len(running))
             for r in running:
                 work = r.rate * dt
-                if work > r.remaining_s:
-                    work = r.remaining_s
-                r.remaining_s -= work
+                left = r.remaining_s
+                if work >= left - EPS_S:
+                    work = left
+                    done = True
+                r.remaining_s = left - work
                 app = r.app
                 app.attained_s += work
                 app.stage_attained_s += work
-        if any(r.remaining_s <= EPS_S for r in running):
+        else:
+            for r in running:
+                if r.remaining_s <= EPS_S:
+                    done = True
+                    break
+        if done:
             keep = []
             for r in running:
                 if r.remaining_s <= EPS_S:

@@ -78,6 +78,9 @@ class SimResult:
     cold_wait: ColdWaitStats
     events: int
     wall_s: float
+    """Wall-clock seconds of the event loop (excludes drawing the apps)."""
+    cpu_s: float
+    """CPU seconds of this process during the event loop (robust to a busy machine)."""
     completion_times: NDArray[np.float64] = field(compare=False, repr=False)
     """Per measured app, in arrival order."""
     slowdowns: NDArray[np.float64] = field(compare=False, repr=False)
@@ -96,6 +99,11 @@ class SimResult:
     def events_per_s(self) -> float:
         """Simulator speed: events processed per wall-clock second."""
         return self.events / self.wall_s if self.wall_s > 0 else math.inf
+
+    @property
+    def events_per_cpu_s(self) -> float:
+        """Simulator speed: events processed per CPU second."""
+        return self.events / self.cpu_s if self.cpu_s > 0 else math.inf
 
     def to_dict(self) -> dict[str, object]:
         """JSON-able summary (the ``hermes sim --json`` object)."""
@@ -134,7 +142,9 @@ class SimResult:
             },
             "events": self.events,
             "events_per_s": self.events_per_s,
+            "events_per_cpu_s": self.events_per_cpu_s,
             "wall_s": self.wall_s,
+            "cpu_s": self.cpu_s,
         }
 
 

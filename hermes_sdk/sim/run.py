@@ -144,14 +144,21 @@ def simulate(
         progress=progress,
         mark_idx=wl.warmup_apps,
     )
-    started = time.perf_counter()
+    started, cpu_started = time.perf_counter(), time.process_time()
     sim.run()
     wall = time.perf_counter() - started
-    return _measure(wl, chosen.name, seed, apps, sim, wall)
+    cpu = time.process_time() - cpu_started
+    return _measure(wl, chosen.name, seed, apps, sim, wall, cpu)
 
 
 def _measure(
-    wl: Workload, policy: str, seed: int, apps: list[SimApp], sim: Simulation, wall_s: float
+    wl: Workload,
+    policy: str,
+    seed: int,
+    apps: list[SimApp],
+    sim: Simulation,
+    wall_s: float,
+    cpu_s: float,
 ) -> SimResult:
     measured = apps[wl.warmup_apps :]
     completion = np.array([a.finish_s - a.arrival_s for a in measured])
@@ -210,6 +217,7 @@ def _measure(
         cold_wait=cold,
         events=sim.events,
         wall_s=wall_s,
+        cpu_s=cpu_s,
         completion_times=completion,
         slowdowns=slowdowns,
         app_names=names,
