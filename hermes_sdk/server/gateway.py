@@ -492,7 +492,7 @@ async def _forward(
             f"{upstream.base_url}/{endpoint}",
             data=json.dumps(body).encode(),
             headers=headers,
-            timeout=aiohttp.ClientTimeout(total=upstream.timeout_s),
+            timeout=aiohttp.ClientTimeout(sock_connect=10.0, sock_read=upstream.timeout_s),
         ) as up:
             state.status = up.status
             content_type = up.headers.get("Content-Type", "application/json")

@@ -42,7 +42,8 @@ class UpstreamConfig:
     higher_first: bool | None = None
     models: tuple[str, ...] = ()
     timeout_s: float = 600.0
-    """Longest a forwarded request may wait for a slot, and then take, in seconds (each)."""
+    """Longest a request waits for a slot (then 429), and longest the upstream may stay silent
+    mid-response (then 502), in seconds; a long stream that keeps sending is never cut."""
     api_key: str | None = field(default=None, repr=False)
     """Bearer token sent to the upstream (the client's own key is never forwarded)."""
 

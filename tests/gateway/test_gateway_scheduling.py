@@ -315,3 +315,20 @@ async def test_engine_orders_forwarded_requests_by_the_gateways_priority(
     records = sorted(await engine_records(url), key=lambda r: float(r["start_s"]))  # type: ignore[arg-type]
     order = [r["headers"].get("x-hermes-app") for r in records[1:]]  # type: ignore[union-attr]
     assert order == ["short", "short", "long", "long"]
+
+
+async def test_queue_timeout_is_429_with_retry_after(
+    stack: tuple[StartEngine, StartGateway],
+) -> None:
+    engine, gateway = stack
+    url = await engine()
+    gw = await gateway(UpstreamConfig("up", url, max_inflight=1, timeout_s=0.3))
+    async with aiohttp.ClientSession() as s:
+        body = _body(100_000, stream=True)
+        async with s.post(f"{gw.url}/chat/completions", json=body) as blocker:
+            await blocker.content.readline()
+            async with s.post(f"{gw.url}/chat/completions", json=_body(1)) as r:
+                assert r.status == 429
+                assert (await r.json())["error"]["code"] == "queue_timeout"
+                assert int(r.headers["Retry-After"]) >= 1
+        await gw.wait_inflight("up", 0)
