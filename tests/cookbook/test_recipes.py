@@ -1,0 +1,102 @@
+"""Every recipe in cookbook/ runs as a user runs it: exit 0, its key output, no process left.
+
+Recipes are found by glob, so a new recipe is covered as soon as it is added; give it an entry
+in ``EXPECTED`` (the line that proves it showed what it promises) and, if it takes more than a
+few seconds, in ``FAST`` only when it does not.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import subprocess
+import sys
+import uuid
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+COOKBOOK = Path(__file__).resolve().parents[2] / "cookbook"
+RECIPES = sorted(p for p in COOKBOOK.glob("*.py") if not p.name.startswith("_"))
+TIMEOUT_S = 240.0
+
+EXPECTED: dict[str, tuple[str, ...]] = {
+    "decorators_async.py": (
+        "learned 40 runs of 'support-bot'",
+        "flowchart LR",
+        "search fan-out width (mean): 3.0",
+        "P(next | check, visit 3): {'END': 1.0}",
+        "hints of a new run: Hints(app='support-bot'",
+    ),
+    "engine_priority.py": ("engine saw app=quick-qa priority=", "'sglang':"),
+    "deadlines_lstf.py": ("policy lstf", "first admitted: chat-reply"),
+    "prewarm_subprocess.py": ("prewarm signal", "stage waited 0.00 s"),
+    "redis_replicas.py": ("graph on replica A:", "graph on replica B:", "both replicas agree"),
+    "export_graphs.py": ("digraph", "flowchart", "wrote", "from the server:"),
+    "langgraph_callback.py": ("learned 4 runs of 'research-assistant'", "-> vLLM priority"),
+}
+ARGS: dict[str, tuple[str, ...]] = {"langgraph_callback.py": ("--invokes", "4")}
+NEEDS: dict[str, str] = {"langgraph_callback.py": "langchain_openai"}
+FAST = {"decorators_async.py"}
+"""Recipes that finish in a few seconds even on a loaded machine (the rest are marked slow)."""
+
+
+def _tagged_pids(tag: str) -> list[int]:
+    """Live processes whose environment carries ``HERMES_RECIPE_TAG=tag`` (the recipe's tree)."""
+    marker = f"HERMES_RECIPE_TAG={tag}".encode()
+    pids = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            environ = (entry / "environ").read_bytes()
+            state = (entry / "stat").read_text().rsplit(")", 1)[1].split()[0]
+        except OSError:
+            continue
+        if marker in environ.split(b"\0") and state != "Z":
+            pids.append(int(entry.name))
+    return pids
+
+
+def _params() -> list[Any]:
+    out = []
+    for path in RECIPES:
+        marks = [] if path.name in FAST else [pytest.mark.slow]
+        out.append(pytest.param(path, marks=marks, id=path.stem))
+    return out
+
+
+def test_every_recipe_has_an_expectation() -> None:
+    assert RECIPES, "no recipes found"
+    missing = [p.name for p in RECIPES if p.name not in EXPECTED]
+    assert not missing, f"add the key output lines of {missing} to EXPECTED"
+
+
+@pytest.mark.parametrize("recipe", _params())
+def test_recipe_runs(recipe: Path, tmp_path: Path) -> None:
+    if recipe.name in NEEDS:
+        pytest.importorskip(NEEDS[recipe.name])
+    tag = uuid.uuid4().hex
+    env = {**os.environ, "HERMES_RECIPE_TAG": tag, "HOME": str(tmp_path)}
+    env.pop("HERMES_STORE", None)
+    try:
+        done = subprocess.run(
+            [sys.executable, str(recipe), *ARGS.get(recipe.name, ())],
+            capture_output=True,
+            text=True,
+            timeout=TIMEOUT_S,
+            cwd=tmp_path,
+            env=env,
+            check=False,
+        )
+    finally:
+        left = _tagged_pids(tag)
+        for pid in left:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, 9)
+    assert done.returncode == 0, f"stdout:\n{done.stdout}\nstderr:\n{done.stderr}"
+    for line in EXPECTED.get(recipe.name, ()):
+        assert line in done.stdout, f"{line!r} missing from:\n{done.stdout}"
+    assert not left, f"{recipe.name} left processes behind: {left}"
+    assert not any(tmp_path.iterdir()), f"{recipe.name} wrote into the working directory"
