@@ -426,18 +426,21 @@ async def _stream(
             out["text"] = text
         return out
 
-    if chat:
-        await send([choice("", None, first=True)])
-    while (index := await req.tokens.get()) is not None:
-        await send([choice(_token_text(digest, index), None)])
-        if cut_after_tokens is not None and index >= cut_after_tokens and request.transport:
-            request.transport.close()  # the engine "crashed" mid-stream
-            return response
-    await send([{**choice("", finish_reason), **({"delta": {}} if chat else {})}])
-    if include_usage:
-        await send([], _usage(req.prompt_tokens, req.generated_tokens))
-    await response.write(b"data: [DONE]\n\n")
-    await response.write_eof()
+    try:
+        if chat:
+            await send([choice("", None, first=True)])
+        while (index := await req.tokens.get()) is not None:
+            await send([choice(_token_text(digest, index), None)])
+            if cut_after_tokens is not None and index >= cut_after_tokens and request.transport:
+                request.transport.close()  # the engine "crashed" mid-stream
+                return response
+        await send([{**choice("", finish_reason), **({"delta": {}} if chat else {})}])
+        if include_usage:
+            await send([], _usage(req.prompt_tokens, req.generated_tokens))
+        await response.write(b"data: [DONE]\n\n")
+        await response.write_eof()
+    except ConnectionResetError:  # the client went away; the caller aborts the request
+        pass
     return response
 
 
