@@ -37,6 +37,7 @@ from rich.console import Console
 from rich.table import Table
 
 RESULTS = Path(__file__).parent / "results" / "gateway.json"
+PLOT = RESULTS.with_suffix(".png")
 ADDED_P50_TARGET_MS = 1.0
 MODEL = "sim"
 HINTS = {"X-Hermes-App": "bench", "X-Hermes-Run": "r1"}
@@ -333,7 +334,39 @@ def main() -> None:
     )
     RESULTS.parent.mkdir(parents=True, exist_ok=True)
     RESULTS.write_text(json.dumps(doc, indent=2) + "\n")
-    console.print(f"wrote {RESULTS}")
+    _plot(doc)
+    console.print(f"wrote {RESULTS} and {PLOT}")
+
+
+def _plot(doc: dict[str, object]) -> None:
+    """Latency p50 per target (left) and streaming throughput per concurrency (right)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    lat, tput = doc["latency"], doc["throughput"]
+    assert isinstance(lat, dict) and isinstance(tput, dict)
+    names = ("direct", "bare_proxy", "gateway", "gateway_hints")
+    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(11, 4))
+    width = 0.2
+    for i, name in enumerate(names):
+        ys = [lat[f"{kind}_{name}"]["p50_ms"] for kind in ("nonstream", "ttft")]
+        ax1.bar([k + i * width for k in range(2)], ys, width, label=name.replace("_", " "))
+    ax1.set_xticks([k + 1.5 * width for k in range(2)], ["non-streaming", "TTFT (stream)"])
+    ax1.set_ylabel("p50 latency (ms)")
+    ax1.legend()
+    for i, name in enumerate(names[:3]):
+        ys = [tput[f"{c}_{name}"]["requests_per_s"] for c in (1, 32, 256)]
+        ax2.bar([k + i * width for k in range(3)], ys, width, label=name.replace("_", " "))
+    ax2.set_xticks([k + width for k in range(3)], ["1", "32", "256"])
+    ax2.set_xlabel("concurrent streams")
+    ax2.set_ylabel("requests/s (8-token streams)")
+    ax2.legend()
+    fig.suptitle("hermes gateway vs direct sim engine (same run)")
+    fig.tight_layout()
+    fig.savefig(PLOT, dpi=100)
+    plt.close(fig)
 
 
 if __name__ == "__main__":
