@@ -57,6 +57,7 @@ class UnitHandle:
         "run",
         "start_ns",
         "unit_id",
+        "wait_ns",
     )
 
     def __init__(
@@ -80,6 +81,7 @@ class UnitHandle:
         self.failed = False
         self.end_ns: int | None = None
         self._hints: Hints | None = None
+        self.wait_ns = 0
         self.start_ns = perf_counter_ns()
 
     @property
@@ -89,8 +91,30 @@ class UnitHandle:
 
     @property
     def service_s(self) -> float | None:
-        """Wall seconds from start to end (``None`` while running)."""
-        return None if self.end_ns is None else (self.end_ns - self.start_ns) / NS_PER_S
+        """Seconds of service: wall time minus recorded waits (``None`` while running)."""
+        if self.end_ns is None:
+            return None
+        return max(self.end_ns - self.start_ns - self.wait_ns, 0) / NS_PER_S
+
+    def record_wait(self, seconds: float) -> None:
+        """Record that ``seconds`` of this unit's wall time were spent waiting for a backend slot.
+
+        The gateway reports it (``X-Hermes-Queue-Wait``); subtracting it from this unit and every
+        enclosing unit makes the PDGraph learn service demand, not queueing delay, which depends
+        on the policy and the load. Bad values are ignored; never raises.
+        """
+        if (
+            isinstance(seconds, bool)
+            or not isinstance(seconds, (int, float))
+            or not 0.0 <= seconds < 1e7
+        ):
+            log.debug("hermes: ignoring wait of %r s for %s", seconds, self.name)
+            return
+        wait_ns = int(seconds * NS_PER_S)
+        unit: UnitHandle | None = self
+        while unit is not None:
+            unit.wait_ns += wait_ns
+            unit = unit.parent
 
     def record(self, input_tokens: int | None = None, output_tokens: int | None = None) -> None:
         """Set this unit's token counts (the last value given wins; ``None`` keeps the field).
@@ -297,7 +321,7 @@ def _unit_end_event(unit: object, at_end: object) -> dict[str, object]:
         "type": "unit_end",
         "run_id": unit.run.run_id,
         "unit_id": str(unit.unit_id),
-        "service_s": (end_ns - unit.start_ns) / NS_PER_S,
+        "service_s": max(end_ns - unit.start_ns - unit.wait_ns, 0) / NS_PER_S,
         "failed": unit.failed,
         "ts": unit.run.unix_time(end_ns),
     }

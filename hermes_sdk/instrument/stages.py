@@ -80,7 +80,7 @@ def _stage(group: list[UnitHandle], rollups: dict[int, _Rollup], end_ns: int) ->
         stop = max(stop, u_end)
         calls.append(
             Call(
-                service_s=max(u_end - u.start_ns, 0) / NS_PER_S,
+                service_s=max(u_end - u.start_ns - u.wait_ns, 0) / NS_PER_S,
                 input_tokens=acc.input_tokens,
                 output_tokens=acc.output_tokens,
                 failed=u.failed,

@@ -9,10 +9,13 @@ hints (``X-Hermes-*`` headers and the engine-native ``priority``).
 from hermes_langgraph._callback import HermesCallbackHandler
 from hermes_langgraph._hints import (
     async_httpx_request_hook,
+    async_httpx_response_hook,
     attach_hints,
     chat_openai_kwargs,
     current_hints,
     httpx_request_hook,
+    httpx_response_hook,
+    note_queue_wait,
 )
 
 chat_model_kwargs = chat_openai_kwargs
@@ -24,9 +27,12 @@ __all__ = [
     "HermesCallbackHandler",
     "__version__",
     "async_httpx_request_hook",
+    "async_httpx_response_hook",
     "attach_hints",
     "chat_model_kwargs",
     "chat_openai_kwargs",
     "current_hints",
     "httpx_request_hook",
+    "httpx_response_hook",
+    "note_queue_wait",
 ]

@@ -18,7 +18,7 @@ import sys
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Protocol
 
-from hermes_sdk.client.hints import PRIORITY_LEVELS, Engine, Hints
+from hermes_sdk.client.hints import PRIORITY_LEVELS, QUEUE_WAIT_HEADER, Engine, Hints
 from hermes_sdk.client.openai_kwargs import openai_kwargs
 from hermes_sdk.instrument import current_hints as _instrument_hints
 
@@ -142,6 +142,49 @@ def async_httpx_request_hook(
     return hook
 
 
+class HttpResponse(Protocol):
+    """The part of an ``httpx.Response`` the response hooks use."""
+
+    @property
+    def headers(self) -> _Headers: ...
+
+
+def note_queue_wait(response: HttpResponse) -> bool:
+    """Subtract the gateway's reported slot wait (``X-Hermes-Queue-Wait``) from the LLM unit.
+
+    So the PDGraph learns the call's service time, not how long it queued (which depends on the
+    policy and the load). Returns whether a wait was recorded; never raises.
+    """
+    try:
+        unit = CURRENT_LLM_UNIT.get()
+        value = response.headers.get(QUEUE_WAIT_HEADER)
+        if unit is None or value is None:
+            return False
+        unit.record_wait(float(value))
+        return True
+    except Exception as exc:
+        log.debug("hermes_langgraph: queue wait not recorded: %r", exc)
+        return False
+
+
+def httpx_response_hook() -> Callable[[HttpResponse], None]:
+    """A sync httpx ``event_hooks["response"]`` entry that calls :func:`note_queue_wait`."""
+
+    def hook(response: HttpResponse) -> None:
+        note_queue_wait(response)
+
+    return hook
+
+
+def async_httpx_response_hook() -> Callable[[HttpResponse], Awaitable[None]]:
+    """The ``httpx.AsyncClient`` counterpart of :func:`httpx_response_hook`."""
+
+    async def hook(response: HttpResponse) -> None:
+        note_queue_wait(response)
+
+    return hook
+
+
 def chat_openai_kwargs(
     *, engine: Engine | str = "vllm", levels: int = PRIORITY_LEVELS
 ) -> dict[str, object]:
@@ -151,16 +194,23 @@ def chat_openai_kwargs(
     client classes (so the right httpx flavour is used) plus the request hooks above. Every
     request the model sends inside a graph run traced by a ``HermesCallbackHandler`` carries
     ``X-Hermes-App/Run/Unit/Kind/Deadline/Rank`` and, for ``engine="vllm"``/``"sglang"``, the
-    engine-native ``priority``. Requires the ``openai`` package (installed with
+    engine-native ``priority``; the gateway's reported slot wait is subtracted from the call's
+    measured time (:func:`note_queue_wait`). Requires the ``openai`` package (installed with
     ``langchain-openai``).
     """
     import openai
 
     return {
         "http_client": openai.DefaultHttpxClient(
-            event_hooks={"request": [httpx_request_hook(engine=engine, levels=levels)]}
+            event_hooks={
+                "request": [httpx_request_hook(engine=engine, levels=levels)],
+                "response": [httpx_response_hook()],
+            }
         ),
         "http_async_client": openai.DefaultAsyncHttpxClient(
-            event_hooks={"request": [async_httpx_request_hook(engine=engine, levels=levels)]}
+            event_hooks={
+                "request": [async_httpx_request_hook(engine=engine, levels=levels)],
+                "response": [async_httpx_response_hook()],
+            }
         ),
     }

@@ -25,7 +25,11 @@ import numpy as np
 from langchain_openai import ChatOpenAI
 
 import hermes_sdk as hermes
-from hermes_langgraph import HermesCallbackHandler, async_httpx_request_hook
+from hermes_langgraph import (
+    HermesCallbackHandler,
+    async_httpx_request_hook,
+    async_httpx_response_hook,
+)
 from hermes_langgraph.demo.apps import DEMO_APPS
 from hermes_langgraph.demo.processes import ChildProcesses, free_port
 
@@ -111,7 +115,10 @@ async def _run_apps(
     async with httpx.AsyncClient(
         limits=limits,
         timeout=120,
-        event_hooks={"request": [async_httpx_request_hook(engine="openai")]},
+        event_hooks={
+            "request": [async_httpx_request_hook(engine="openai")],
+            "response": [async_httpx_response_hook()],
+        },
     ) as client:
         chat = _chat_factory(gateway, client)
         graphs = {a.name: a.build(chat) for a in DEMO_APPS}
