@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import math
 from collections import defaultdict
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import Protocol
 
 import numpy as np
@@ -117,6 +117,21 @@ def stage_latency_s(graph: StageGraph, node: str, rng: np.random.Generator, n: i
     return np.asarray(_inverse_cdf(stats.service_s, u), dtype=np.float64)
 
 
+LatencySampler = Callable[[str, np.random.Generator, int], FloatArray | None]
+"""``(node, rng, n) -> n`` observed stage wall times, or None when too few are known."""
+
+
+def _latency(
+    graph: StageGraph,
+    latency: LatencySampler | None,
+    node: str,
+    rng: np.random.Generator,
+    n: int,
+) -> FloatArray:
+    drawn = latency(node, rng, n) if latency is not None else None
+    return drawn if drawn is not None else stage_latency_s(graph, node, rng, n)
+
+
 def _residual_s(latency_s: FloatArray, elapsed_s: float, rng: np.random.Generator) -> FloatArray:
     """Remaining time of a running stage: draws conditioned on exceeding ``elapsed_s``."""
     above = latency_s[latency_s > elapsed_s]
@@ -135,8 +150,12 @@ def times_to_backends(
     max_stages: int = 64,
     max_visit: int = 8,
     rng: np.random.Generator | None = None,
+    latency: LatencySampler | None = None,
 ) -> dict[str, FloatArray]:
     """Per backend, ``n`` sampled seconds until the app's next stage on it starts (``inf``: never).
+
+    ``latency(node, rng, n)`` may supply observed stage wall times (queueing included); when it
+    returns None the graph's call times are used (:func:`stage_latency_s`).
 
     A stage running now on a backend counts as 0 for it. Walks stop at END, after ``max_stages``
     stages, or once a walk passes ``horizon_s`` beyond the end of the stage running now (a
@@ -155,7 +174,7 @@ def times_to_backends(
         if state.running:
             for b in using:
                 out[b][:] = 0.0
-            lat = stage_latency_s(graph, state.node, rng, n)
+            lat = _latency(graph, latency, state.node, rng, n)
             t_s += _residual_s(lat, state.elapsed_s, rng)
             limit_s += t_s
             start = RunState(node=state.node, visits=state.visits)
@@ -181,7 +200,7 @@ def times_to_backends(
                     arr = out[b]
                     first = sel[np.isinf(arr[sel])]
                     arr[first] = t_s[first]
-                t_s[sel] += stage_latency_s(graph, node, rng, sel.size)
+                t_s[sel] += _latency(graph, latency, node, rng, sel.size)
                 keep = sel[t_s[sel] <= limit_s[sel]]
                 if keep.size:
                     nxt[_advance(st, node, max_visit)].append(keep)

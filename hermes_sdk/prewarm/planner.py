@@ -23,8 +23,10 @@ import numpy as np
 
 from hermes_sdk.errors import ConfigError
 from hermes_sdk.graph.records import RunState
+from hermes_sdk.graph.sketch import Sketch
 from hermes_sdk.prewarm.forecast import (
     FloatArray,
+    LatencySampler,
     StageGraph,
     earliest_crossing_s,
     times_to_backends,
@@ -58,6 +60,10 @@ class PrewarmConfig:
     cold_start_quantile: float = 0.9
     default_cold_start_s: float = 10.0
     n_samples: int = 400
+    latency_window: int = 200
+    """Observed stage wall times kept per (app, node) for the forecast."""
+    min_latency_samples: int = 5
+    """Below this many observed wall times a stage's time comes from the graph's call times."""
     lookahead: float = 2.0
     """Forecast walks look this many times the largest cold start past the running stage."""
     max_stages: int = 64
@@ -134,6 +140,7 @@ class PrewarmPlanner:
         self._runs: dict[str, _Run] = {}
         self._rng = np.random.default_rng(self.config.seed)
         self._keys = itertools.count(1)
+        self._latencies: dict[tuple[str, str, str], Sketch] = {}
         self._forecasts: dict[tuple[str, str, RunState], tuple[int, dict[str, FloatArray]]] = {}
 
     # --- app events -------------------------------------------------------------------------
@@ -147,13 +154,35 @@ class PrewarmPlanner:
         """
         key = RunState(node=state.node, visits=state.visits, running=state.running)
         run = self._runs.get(run_id)
+        if run is not None and run.state != key and run.state.running:
+            self._observe_latency(run, now_s - run.since_s)
         if run is None or run.state != key:
             since_s = now_s - (state.elapsed_s if state.running else 0.0)
             self._runs[run_id] = _Run(app, tenant, key, since_s)
 
-    def end_run(self, run_id: str) -> None:
+    def end_run(self, run_id: str, now_s: float | None = None) -> None:
         """A run finished (or failed): it no longer contributes demand."""
-        self._runs.pop(run_id, None)
+        run = self._runs.pop(run_id, None)
+        if run is not None and now_s is not None and run.state.running:
+            self._observe_latency(run, now_s - run.since_s)
+
+    def _observe_latency(self, run: _Run, latency_s: float) -> None:
+        """Learn a stage's wall time as the apps saw it (queueing and start-up waits included)."""
+        if latency_s >= 0.0 and math.isfinite(latency_s):
+            key = (run.app, run.tenant, run.state.node)
+            book = self._latencies.get(key)
+            if book is None:
+                book = self._latencies[key] = Sketch(self.config.latency_window)
+            book.add(latency_s)
+
+    def _latency_sampler(self, app: str, tenant: str) -> LatencySampler:
+        def sample(node: str, rng: np.random.Generator, n: int) -> FloatArray | None:
+            book = self._latencies.get((app, tenant, node))
+            if book is None or len(book) < self.config.min_latency_samples:
+                return None
+            return book.sample(rng, n)
+
+        return sample
 
     @property
     def running(self) -> int:
@@ -189,6 +218,7 @@ class PrewarmPlanner:
                 max_stages=cfg.max_stages,
                 max_visit=cfg.max_visit,
                 rng=self._rng,
+                latency=self._latency_sampler(run.app, run.tenant),
             )
             samples = {b: t for b, t in walked.items() if np.isfinite(t).any()}
             self._forecasts.pop(key, None)

@@ -136,7 +136,7 @@ def replay(
                 planner.update_run(run_id, path.app, state, now_s, tenant=path.tenant)
                 push(now_s, "stage", run_id, idx + 1)
             else:
-                planner.end_run(run_id)
+                planner.end_run(run_id, now_s)
                 completion.append(now_s - arrivals[run_id])
                 if observe is not None:
                     observe(path)

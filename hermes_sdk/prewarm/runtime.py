@@ -55,7 +55,7 @@ class PrewarmRuntime:
 
     def run_end(self, run_id: str) -> None:
         """A run finished."""
-        self.planner.end_run(run_id)
+        self.planner.end_run(run_id, self.clock())
         self._wake.set()
 
     def request(self, backend: str) -> Status:
