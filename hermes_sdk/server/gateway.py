@@ -32,7 +32,12 @@ from hermes_sdk.policy.base import AppState
 from hermes_sdk.server.admission import Lease, QueueTimeout
 from hermes_sdk.server.config import ServerConfig
 from hermes_sdk.server.scheduler import SCHEDULER, Scheduler
-from hermes_sdk.server.upstreams import UpstreamConfig, UpstreamRouter
+from hermes_sdk.server.upstreams import (
+    ModelCard,
+    UpstreamConfig,
+    UpstreamRouter,
+    fetch_model_cards,
+)
 
 MAX_CALL_RECORDS: Final = 10_000
 _METADATA_KEYS: Final = ("hermes_app", "hermes_run", "hermes_unit", "hermes_deadline")
@@ -130,19 +135,9 @@ class Gateway:
         yield
         await self._session.close()
 
-    async def discover(self, upstream: UpstreamConfig) -> list[dict[str, object]]:
-        """Fetch ``upstream``'s ``/models`` and learn them for routing; [] if unreachable."""
-        try:
-            async with self.session.get(
-                upstream.base_url + "/models",
-                headers=_auth(upstream),
-                timeout=aiohttp.ClientTimeout(total=2.0),
-            ) as resp:
-                body = await resp.json(content_type=None) if resp.status == 200 else {}
-        except (aiohttp.ClientError, TimeoutError, ValueError):
-            return []
-        data = body.get("data") if isinstance(body, dict) else None
-        cards = [c for c in data if isinstance(c, dict)] if isinstance(data, list) else []
+    async def discover(self, upstream: UpstreamConfig) -> list[ModelCard]:
+        """Fetch ``upstream``'s model cards and learn them for routing; [] if unreachable."""
+        cards = await fetch_model_cards(self.session, upstream)
         self.router.learn(upstream, [str(c["id"]) for c in cards if "id" in c])
         return cards
 
@@ -253,10 +248,6 @@ class Gateway:
 
 
 GATEWAY: Final = web.AppKey("hermes_gateway", Gateway)
-
-
-def _auth(upstream: UpstreamConfig) -> dict[str, str]:
-    return {"Authorization": f"Bearer {upstream.api_key}"} if upstream.api_key else {}
 
 
 def _error(status: int, code: str, message: str) -> web.Response:
@@ -479,7 +470,7 @@ async def _forward(
     client_wants_usage: bool,
     state: _CallState,
 ) -> web.StreamResponse:
-    headers = {"Content-Type": "application/json", **_auth(upstream)}
+    headers = {"Content-Type": "application/json", **upstream.auth_headers()}
     for name in _FORWARD_HEADERS:
         if name in request.headers:
             headers[name] = request.headers[name]
@@ -593,16 +584,7 @@ async def _write(
 async def _models(request: web.Request) -> web.Response:
     gw = request.app[GATEWAY]
     found = await asyncio.gather(*(gw.discover(u) for u in gw.router.upstreams))
-    cards: dict[str, dict[str, object]] = {}
-    for upstream, upstream_cards in zip(gw.router.upstreams, found, strict=True):
-        for card in upstream_cards:
-            if not upstream.models or card.get("id") in upstream.models:
-                cards.setdefault(str(card.get("id")), card)
-        for model in upstream.models:
-            cards.setdefault(
-                model, {"id": model, "object": "model", "created": 0, "owned_by": upstream.name}
-            )
-    return web.json_response({"object": "list", "data": [cards[k] for k in sorted(cards)]})
+    return web.json_response({"object": "list", "data": gw.router.model_cards(found)})
 
 
 def setup_gateway(app: web.Application, config: ServerConfig) -> None:

@@ -10,15 +10,19 @@ to the upstream listing it, else (one upstream only, or a model learned from an 
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Final, get_args
+
+import aiohttp
 
 from hermes_sdk.client.hints import PRIORITY_LEVELS, Engine, rank_to_priority
 from hermes_sdk.errors import ConfigError
 from hermes_sdk.graph.records import check_name
 
 ENGINES: Final[frozenset[str]] = frozenset(get_args(Engine))
+ModelCard = dict[str, object]
+"""One entry of an OpenAI ``/v1/models`` list (``id``, ``object``, ``owned_by``, ...)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -87,6 +91,10 @@ class UpstreamConfig:
         url = self.url.rstrip("/")
         scheme_end = url.index("//") + 2
         return url if "/" in url[scheme_end:] else url + "/v1"
+
+    def auth_headers(self) -> dict[str, str]:
+        """``Authorization`` for this upstream's own key (empty without one)."""
+        return {"Authorization": f"Bearer {self.api_key}"} if self.api_key else {}
 
     def priority(self, rank_s: float | None) -> int | None:
         """The engine-native ``priority`` for a server-side rank, or None for ``openai``."""
@@ -181,3 +189,33 @@ class UpstreamRouter:
         """Every known (model, upstream) pair, explicit ones first, sorted by model."""
         known = {**self._learned, **self._explicit}
         return sorted(known.items(), key=lambda item: item[0])
+
+    def model_cards(self, found: Sequence[Sequence[ModelCard]]) -> list[ModelCard]:
+        """The gateway's ``/v1/models`` list from each upstream's cards (in upstream order):
+        an upstream with a ``models`` list shows only those (a card made up if it has none)."""
+        cards: dict[str, ModelCard] = {}
+        for upstream, upstream_cards in zip(self.upstreams, found, strict=True):
+            for card in upstream_cards:
+                if not upstream.models or card.get("id") in upstream.models:
+                    cards.setdefault(str(card.get("id")), card)
+            for model in upstream.models:
+                card = {"id": model, "object": "model", "created": 0, "owned_by": upstream.name}
+                cards.setdefault(model, card)
+        return [cards[k] for k in sorted(cards)]
+
+
+async def fetch_model_cards(
+    session: aiohttp.ClientSession, upstream: UpstreamConfig, *, timeout_s: float = 2.0
+) -> list[ModelCard]:
+    """``upstream``'s ``GET /models`` cards; [] if it is unreachable or answers garbage."""
+    try:
+        async with session.get(
+            upstream.base_url + "/models",
+            headers=upstream.auth_headers(),
+            timeout=aiohttp.ClientTimeout(total=timeout_s),
+        ) as resp:
+            body = await resp.json(content_type=None) if resp.status == 200 else {}
+    except (aiohttp.ClientError, TimeoutError, ValueError):
+        return []
+    data = body.get("data") if isinstance(body, dict) else None
+    return [c for c in data if isinstance(c, dict)] if isinstance(data, list) else []
