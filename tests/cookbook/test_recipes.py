@@ -78,7 +78,17 @@ def test_recipe_runs(recipe: Path, tmp_path: Path) -> None:
     if recipe.name in NEEDS:
         pytest.importorskip(NEEDS[recipe.name])
     tag = uuid.uuid4().hex
-    env = {**os.environ, "HERMES_RECIPE_TAG": tag, "HOME": str(tmp_path)}
+    home, cwd = tmp_path / "home", tmp_path / "cwd"
+    home.mkdir()
+    cwd.mkdir()
+    real_home = Path.home()
+    env = {
+        **os.environ,
+        "HERMES_RECIPE_TAG": tag,
+        "HOME": str(home),  # a recipe must not touch ~/.hermes
+        "XDG_CACHE_HOME": os.environ.get("XDG_CACHE_HOME", str(real_home / ".cache")),
+        "XDG_CONFIG_HOME": os.environ.get("XDG_CONFIG_HOME", str(real_home / ".config")),
+    }
     env.pop("HERMES_STORE", None)
     try:
         done = subprocess.run(
@@ -86,7 +96,7 @@ def test_recipe_runs(recipe: Path, tmp_path: Path) -> None:
             capture_output=True,
             text=True,
             timeout=TIMEOUT_S,
-            cwd=tmp_path,
+            cwd=cwd,
             env=env,
             check=False,
         )
@@ -99,4 +109,5 @@ def test_recipe_runs(recipe: Path, tmp_path: Path) -> None:
     for line in EXPECTED.get(recipe.name, ()):
         assert line in done.stdout, f"{line!r} missing from:\n{done.stdout}"
     assert not left, f"{recipe.name} left processes behind: {left}"
-    assert not any(tmp_path.iterdir()), f"{recipe.name} wrote into the working directory"
+    assert not any(cwd.iterdir()), f"{recipe.name} wrote into the working directory"
+    assert not (home / ".hermes").exists(), f"{recipe.name} wrote into ~/.hermes"
