@@ -117,6 +117,7 @@ class _Request:
 class _Backend:
     __slots__ = (
         "busy_s",
+        "can_cool",
         "cold_starts",
         "held",
         "idle_since",
@@ -146,6 +147,7 @@ class _Backend:
         self.wake_version = 0
         self.wake_t = math.inf
         self.speed = spec.speed
+        self.can_cool = spec.cold_start_s > 0 and math.isfinite(spec.keep_alive_s)
         cold = spec.cold_start_s > 0 and not spec.initially_warm
         self.state = _COLD if cold else _WARM
         self.warm_at = 0.0
@@ -299,24 +301,34 @@ class Simulation:
                 self.progress(self.done, total)
 
     def _enter_stage(self, app: SimApp, t: float) -> None:
-        stage = app.stages[app.stage_i]
-        app.visits[stage.node] = app.visits.get(stage.node, 0) + 1
-        app.pending = stage.width
+        node, unit, _, services, _, _ = app.stages[app.stage_i]
+        visits = app.visits
+        visits[node] = visits.get(node, 0) + 1
+        app.pending = len(services)
         app.stage_attained_s = 0.0
         app.stage_start_s = t
         app.stage_cold_s = 0.0
-        self._rerank(app, t)
-        backend = self.backends[stage.unit.backend]
-        for i, service in enumerate(stage.services_s):
-            self.seq += 1
-            self._submit(backend, _Request(app, i, service, t, self.seq), t)
+        fast = self.fast_key
+        if fast is None:
+            self._rerank(app, t)
+        else:
+            key = fast(app)
+            if key != app.key:
+                app.key = key
+                app.version += 1
+        backend = self.backends[unit.backend]
+        seq = self.seq
+        for i, service in enumerate(services):
+            seq += 1
+            self._submit(backend, _Request(app, i, service, t, seq), t)
+        self.seq = seq
 
     def _submit(self, b: _Backend, req: _Request, t: float) -> None:
         if b.last_t != t:
             self._advance(b, t)
         if (
-            b.state == _WARM
-            and b.spec.cold_start_s > 0
+            b.can_cool
+            and b.state == _WARM
             and not b.running
             and not b.waiting
             and t - b.idle_since > b.spec.keep_alive_s
@@ -488,9 +500,13 @@ class Simulation:
             waiting = b.waiting
             peek = self._peek
             while len(running) < slots:
-                entry = peek(b)
+                entry = waiting[0] if waiting else None
                 if entry is None:
                     break
+                if entry[3].state != _WAITING or entry[4] != entry[3].app.version:
+                    entry = peek(b)
+                    if entry is None:
+                        break
                 heapq.heappop(waiting)
                 entry[3].state = _RUNNING
                 running.append(entry[3])
