@@ -31,7 +31,12 @@ EXPECTED: dict[str, tuple[str, ...]] = {
     ),
     "engine_priority.py": ("engine saw app=quick-qa priority=", "'sglang':"),
     "deadlines_lstf.py": ("policy lstf", "first admitted: chat-reply"),
-    "prewarm_subprocess.py": ("prewarm signal", "stage waited 0.00 s"),
+    "prewarm_subprocess.py": (
+        "prewarm signal: prewarm sandbox",
+        "with prewarm: the stage waited",
+        "without prewarm: the stage waited",
+        "sandbox process running: False",
+    ),
     "redis_replicas.py": ("graph on replica A:", "graph on replica B:", "both replicas agree"),
     "export_graphs.py": ("digraph", "flowchart", "wrote", "from the server:"),
     "langgraph_callback.py": ("learned 4 runs of 'research-assistant'", "-> vLLM priority"),
