@@ -15,6 +15,7 @@ which one sort and one cumulative sum evaluate for every ``k`` at once (O(m log 
 
 from __future__ import annotations
 
+import math
 from collections import OrderedDict
 from typing import Final
 
@@ -29,17 +30,18 @@ MIN_RESIDUAL_S: Final = 1e-9
 """Residual sizes at or below this many seconds count as finished (guards float round-off)."""
 
 
-def _residuals(samples: ArrayLike, attained: float) -> NDArray[np.float64]:
-    arr = np.asarray(samples, dtype=np.float64).ravel()
-    if arr.size == 0:
-        raise ValueError("gittins_index() needs at least one sample")
-    if not np.all(np.isfinite(arr)):
-        raise ValueError("gittins_index() samples must be finite")
-    if not (np.isfinite(attained) and attained >= 0.0):
-        raise ValueError(f"attained must be finite and >= 0, got {attained!r}")
-    res = arr[arr > attained] - attained
-    res.sort()
-    return res
+_RAMPS: dict[int, tuple[NDArray[np.float64], NDArray[np.float64]]] = {}
+
+
+def _ramps(m: int) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
+    """``(k, m - k)`` for k = 1..m, cached per m (the hot path ranks 1000-sample arrays)."""
+    hit = _RAMPS.get(m)
+    if hit is None:
+        k = np.arange(1, m + 1, dtype=np.float64)
+        hit = (k, m - k)
+        if len(_RAMPS) < 64:
+            _RAMPS[m] = hit
+    return hit
 
 
 def gittins_index_and_quantum(samples: ArrayLike, attained: float = 0.0) -> tuple[float, float]:
@@ -52,17 +54,31 @@ def gittins_index_and_quantum(samples: ArrayLike, attained: float = 0.0) -> tupl
     as if its residual equalled its attained service (index ``1 / attained``, quantum
     ``attained``), the doubling guess that ranks it like least-attained-service.
     """
-    res = _residuals(samples, attained)
+    arr = np.asarray(samples, dtype=np.float64)
+    if arr.ndim != 1:
+        arr = arr.ravel()
+    if arr.size == 0:
+        raise ValueError("gittins_index() needs at least one sample")
+    if not math.isfinite(float(arr.sum())):
+        raise ValueError("gittins_index() samples must be finite")
+    if not (math.isfinite(attained) and attained >= 0.0):
+        raise ValueError(f"attained must be finite and >= 0, got {attained!r}")
+    res = arr[arr > attained]
+    if attained:
+        res -= attained
+    res.sort()
     m = res.size
     if m == 0:
         guess = max(float(attained), MIN_RESIDUAL_S)
         return 1.0 / guess, guess
-    k = np.arange(1, m + 1, dtype=np.float64)
-    # E[min(R, r_k)] * m = sum_{i<=k} r_i + (m - k) * r_k ; P(R <= r_k) * m = k (ties: last k wins)
-    denom = np.cumsum(res) + (m - k) * res
-    np.maximum(denom, MIN_RESIDUAL_S * m, out=denom)
+    k, rest = _ramps(m)
+    # m * E[min(R, r_k)] = sum_{i<=k} r_i + (m - k) r_k ; m * P(R <= r_k) = k (ties: last k wins)
+    denom = np.cumsum(res)
+    denom += rest * res
+    if res[0] < MIN_RESIDUAL_S:  # denominators >= m * r_1; keep the ratios finite
+        np.maximum(denom, MIN_RESIDUAL_S * m, out=denom)
     ratios = k / denom
-    best = int(np.argmax(ratios))
+    best = int(ratios.argmax())
     return float(ratios[best]), float(res[best])
 
 
