@@ -535,6 +535,10 @@ async def _relay_stream(
     pending = b""
     try:
         async for chunk in up.content.iter_any():
+            if not pending and chunk.endswith(b"\n") and b'"prompt_tokens"' not in chunk:
+                if not await _write(resp, chunk, up, state):  # whole lines, no usage: as is
+                    return
+                continue
             pending += chunk
             *lines, pending = pending.split(b"\n")
             out = []
