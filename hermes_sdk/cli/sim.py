@@ -57,15 +57,22 @@ def sim(
     ),
     seed: int | None = typer.Option(None, help="Seed (default: the workload's)."),
     n_apps: int | None = typer.Option(None, "--n-apps", help="Override the number of apps."),
+    warmup_apps: int | None = typer.Option(
+        None, "--warmup-apps", help="Override the apps excluded from the metrics."
+    ),
     as_json: bool = typer.Option(False, "--json", help="Print one JSON object on stdout."),
 ) -> None:
     """Simulate one policy on a workload; print completion-time statistics."""
     try:
         wl = load_workload(workload)
-        if n_apps is not None:
-            if n_apps <= wl.warmup_apps:
-                raise ConfigError(f"--n-apps must exceed warmup_apps ({wl.warmup_apps})")
-            wl = replace(wl, n_apps=n_apps)
+        if n_apps is not None or warmup_apps is not None:
+            n = wl.n_apps if n_apps is None else n_apps
+            warm = wl.warmup_apps if warmup_apps is None else warmup_apps
+            if n_apps is not None and warmup_apps is None and warm >= n:
+                warm = n // 10  # keep the workload's warm-up share sensible for a short run
+            if not 0 <= warm < n:
+                raise ConfigError(f"--warmup-apps must be within 0..{n - 1}, got {warm}")
+            wl = replace(wl, n_apps=n, warmup_apps=warm)
         if as_json:
             result = simulate(wl, policy, seed=seed)
         else:

@@ -149,7 +149,7 @@ def test_cli_table(tmp_path: Path) -> None:
     [
         ({"n_apps": "many"}, [], "n_apps"),
         ({}, ["--policy", "magic"], "unknown policy 'magic'"),
-        ({}, ["--n-apps", "10"], "--n-apps"),
+        ({}, ["--n-apps", "10", "--warmup-apps", "10"], "--warmup-apps"),
     ],
 )
 def test_cli_bad_input_exits_2(
