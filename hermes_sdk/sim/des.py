@@ -127,6 +127,7 @@ class _Backend:
         "slots",
         "spec",
         "speed",
+        "stale",
         "state",
         "waiting",
         "wake_t",
@@ -147,6 +148,8 @@ class _Backend:
         self.wake_version = 0
         self.wake_t = math.inf
         self.speed = spec.speed
+        self.stale = True
+        """The running set changed since the pending wake-up was computed."""
         self.can_cool = spec.cold_start_s > 0 and math.isfinite(spec.keep_alive_s)
         cold = spec.cold_start_s > 0 and not spec.initially_warm
         self.state = _COLD if cold else _WARM
@@ -338,6 +341,7 @@ class Simulation:
             if b.state == _WARM:
                 b.running.append(req)
                 req.state = _RUNNING
+                b.stale = True
             else:
                 b.held.append(req)
         else:
@@ -379,6 +383,7 @@ class Simulation:
                 else:
                     keep.append(r)
             b.running = keep
+            b.stale = True
             self.dirty.add(b)
 
     def _request_done(self, req: _Request, t: float) -> None:
@@ -470,6 +475,7 @@ class Simulation:
                 req.state = _RUNNING
             b.running.extend(b.held)
             b.held = []
+        b.stale = True
         return True
 
     def _refresh_running(self, b: _Backend, t: float, best: float) -> None:
@@ -510,6 +516,7 @@ class Simulation:
                 heapq.heappop(waiting)
                 entry[3].state = _RUNNING
                 running.append(entry[3])
+                b.stale = True
             if b.spec.preemptive and running:
                 entry = peek(b)
                 if entry is not None and self.dynamic:
@@ -530,10 +537,14 @@ class Simulation:
                     heapq.heappush(waiting, (wa.key, wa.arrival_s, worst.seq, worst, wa.version))
                     entry[3].state = _RUNNING
                     running.append(entry[3])
+                    b.stale = True
                     entry = peek(b)
                 if entry is not None and self.dynamic:
                     tick = self._next_tick(b, t, entry[0])
         if ready and running:
+            if not b.stale and tick == math.inf and b.wake_t < math.inf:
+                return  # same requests at the same rates: the pending wake-up still holds
+            b.stale = False
             k = len(running)
             speed = b.speed
             if b.shared and b.slots is not None and k > b.slots:
