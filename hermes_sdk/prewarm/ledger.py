@@ -125,12 +125,15 @@ class BackendLedger:
             b.bump("prewarms")
             b.idle_since_s = now_s if b.inflight == 0 else None
 
-    def ready(self, backend: str, now_s: float, startup_s: float | None = None) -> None:
-        """The instance became ready; ``startup_s`` (default: since ``starting``) is learned."""
+    def ready(
+        self, backend: str, now_s: float, startup_s: float | None = None, *, learn: bool = True
+    ) -> None:
+        """The instance became ready; ``startup_s`` (default: since ``starting``) is learned
+        unless ``learn`` is false (readiness assumed, not observed)."""
         b = self.get(backend)
         if startup_s is None and b.started_at_s is not None:
             startup_s = now_s - b.started_at_s
-        if startup_s is not None:
+        if startup_s is not None and learn:
             b.cold_start.observe(startup_s)
         b.status, b.ready_at_s = "warm", now_s
         if b.inflight == 0 and b.idle_since_s is None:

@@ -69,6 +69,11 @@ class PrewarmConfig:
     max_stages: int = 64
     max_visit: int = 8
     recheck_s: float = 1.0
+    assume_ready: bool = False
+    """Treat a start nobody confirmed as ready after the cold start C (for fire-and-forget
+    adapters such as a webhook whose receiver does not report readiness)."""
+    start_timeout_s: float = 600.0
+    """A start not confirmed ready within this many seconds failed: the backend is cold again."""
     refresh_share: float = 0.05
     """A run's forecast is redone when its graph learned more than this share of new runs."""
     keep_alive: KeepAliveConfig = field(default_factory=KeepAliveConfig)
@@ -288,6 +293,14 @@ class PrewarmPlanner:
                     miss *= 1.0 - float(np.count_nonzero(t <= c_s + _EPS_S)) / t.size
                 p = 1.0 - miss
             b.wanted = p >= cfg.threshold
+            if b.status == "starting" and b.started_at_s is not None:
+                if cfg.assume_ready and now_s >= b.started_at_s + c_s:
+                    self.ledger.ready(backend, now_s, startup_s=None, learn=False)
+                elif now_s >= b.started_at_s + cfg.start_timeout_s:
+                    self.ledger.released(backend, now_s)
+                else:
+                    due_s = b.started_at_s + (c_s if cfg.assume_ready else cfg.start_timeout_s)
+                    wake = min(wake, due_s)
             if b.status == "cold":
                 if b.wanted:
                     eta = earliest_crossing_s(per_run, 0.0, cfg.threshold)

@@ -35,7 +35,8 @@ class PrewarmServerConfig:
     backends: tuple[str, ...]
     webhooks: Mapping[str, str] = field(default_factory=dict)
     """backend -> URL receiving its prewarm/release POSTs."""
-    planner: PrewarmConfig = field(default_factory=PrewarmConfig)
+    planner: PrewarmConfig = field(default_factory=lambda: PrewarmConfig(assume_ready=True))
+    """With webhooks, readiness is reported to ``/v1/prewarm/report`` or assumed after C."""
     poll_interval_s: float = 0.25
 
     def __post_init__(self) -> None:

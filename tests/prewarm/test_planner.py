@@ -96,3 +96,22 @@ def test_wasted_warm_and_hit_accounting(graph: PDGraph) -> None:
     m = planner.metrics()["box"]
     assert (m.prewarms, m.prewarm_hits, m.wasted_warms, m.misses, m.requests) == (2, 1, 1, 1, 2)
     assert m.warm_idle_s == pytest.approx(3.0 + 2.0 + 1.0)
+
+
+def test_unconfirmed_start_is_assumed_ready_or_times_out(graph: PDGraph) -> None:
+    trusting = _planner(graph, assume_ready=True)
+    trusting.update_run("r", "coder", WRITING, 0.0)
+    signals = trusting.decide(10.0).signals  # write overran: box is needed now
+    assert [s.action for s in signals] == ["prewarm"]
+    assert trusting.decide(11.0).wake_at_s == pytest.approx(12.0)  # started + C
+    trusting.decide(12.5)
+    assert trusting.ledger.get("box").status == "warm"
+    assert trusting.ledger.get("box").cold_start.count == 0  # assumed, not learned
+    strict = _planner(graph, start_timeout_s=30.0)
+    strict.update_run("r", "coder", WRITING, 0.0)
+    strict.decide(10.0)
+    strict.end_run("r")
+    strict.decide(39.0)
+    assert strict.ledger.get("box").status == "starting"
+    strict.decide(40.5)
+    assert strict.ledger.get("box").status == "cold"  # the start failed; it may be retried
