@@ -56,7 +56,6 @@ class SimApp:
         "pending",
         "quantum_end_s",
         "records",
-        "run_id",
         "stage_attained_s",
         "stage_cold_s",
         "stage_i",
@@ -79,12 +78,11 @@ class SimApp:
     ) -> None:
         self.idx = idx
         self.name = name
-        self.run_id = f"run-{idx}"
         self.arrival_s = arrival_s
         self.stages = stages
         self.standalone_s = standalone_s
         self.deadline_s = None if deadline_rel_s is None else arrival_s + deadline_rel_s
-        self.total_s = sum(s.service_s for s in stages)
+        self.total_s = sum([sum(s[3]) for s in stages])
         self.attained_s = 0.0
         self.stage_attained_s = 0.0
         self.stage_i = 0
@@ -98,6 +96,11 @@ class SimApp:
         self.finish_s = math.nan
         self.visits: dict[str, int] = {}
         self.records: list[Stage] = []
+
+    @property
+    def run_id(self) -> str:
+        """Run id shown to policies and in learned paths."""
+        return f"run-{self.idx}"
 
 
 class _Request:

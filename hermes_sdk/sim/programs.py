@@ -70,6 +70,7 @@ class Program:
         self.app = app
         self.backends = backends
         self.max_stages = max_stages
+        self._speed1 = {name: b.speed_at(1) for name, b in backends.items()}
 
     def draw_stage(self, node: str, visit: int, stream: UniformStream) -> RealStage:
         """Draw the calls of the ``visit``-th visit (1-based) of ``node``."""
@@ -138,10 +139,8 @@ class Program:
 
     def standalone_s(self, stages: list[RealStage]) -> float:
         """Run time alone on idle warm backends: the sum of each stage's longest call."""
-        total = 0.0
-        for s in stages:
-            total += max(s.services_s) / self.backends[s.unit.backend].speed_at(1)
-        return total
+        speed1 = self._speed1
+        return sum([max(s[3]) / speed1[s[1].backend] for s in stages])
 
 
 class DemandSampler:
