@@ -174,6 +174,10 @@ class RunTracker:
         """
         with self._lock:
             self._entries.pop(run_id, None)
+            top = self._tops.pop(run_id, None)
+            if top is not None:  # drop (never end) a run whose own start failed half-way
+                for rid in top.top.run_ids:
+                    self._entries.pop(rid, None)
             if len(self._ignored) >= MAX_IGNORED:
                 self._ignored.clear()
             self._ignored.add(run_id)

@@ -44,11 +44,13 @@ def test_a_failing_handler_leaves_results_identical(
     assert len(warnings) == 1  # logged once, then at debug level
 
 
+@pytest.mark.parametrize("method", ["chain_start", "_remember"])
 def test_a_root_start_failure_does_not_turn_nodes_into_runs(
-    monkeypatch: pytest.MonkeyPatch,
+    method: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    """Fails before anything is recorded (chain_start) or after the run was opened (_remember)."""
     handler = HermesCallbackHandler(app="half")
-    real = handler._tracker.chain_start
+    real = getattr(handler._tracker, method)
     calls = {"n": 0}
 
     def fail_first(*args: Any, **kwargs: Any) -> Any:
@@ -57,7 +59,7 @@ def test_a_root_start_failure_does_not_turn_nodes_into_runs(
             raise RuntimeError("root start failed")
         return real(*args, **kwargs)
 
-    monkeypatch.setattr(handler._tracker, "chain_start", fail_first)
+    monkeypatch.setattr(handler._tracker, method, fail_first)
     react_graph().invoke(react_input(1), {"callbacks": [handler]})
     assert handler.errors == 1
     assert list(handler.recent_paths) == []  # the invocation is skipped, not split up
