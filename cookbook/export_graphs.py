@@ -6,12 +6,14 @@ directory), then exports it with the CLI, exactly as you would in a shell:
     hermes graph export --app rag-qa --format json|dot|mermaid|png [--out FILE] --store URL
     hermes graph export --app rag-qa --format mermaid --server http://127.0.0.1:8700
 
-first from the store file, then from a running ``hermes serve`` over that store (use
+first from the store file (JSON and PNG files, DOT on stdout), then from a running
+``hermes serve`` over that store (Mermaid, and the ``hermes graph list`` table; pass
 ``--api-key`` / ``HERMES_API_KEY`` when the server has keys: graphs are per tenant). JSON
 follows ``hermes_sdk/graph/schema/pdgraph.schema.json`` (schema_version 1); DOT renders with
 Graphviz, Mermaid in GitHub/GitLab markdown; PNG needs a file (``--out``).
 
-Run: ``python cookbook/export_graphs.py`` (a few CLI calls; the files go to a temporary dir).
+Run: ``python cookbook/export_graphs.py`` (five CLI calls, run concurrently; files go to a
+temporary directory).
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from subprocess import PIPE
 
 import hermes_sdk as hermes
 
@@ -54,16 +57,22 @@ async def learn(runs: int) -> None:
             await answer(docs)
 
 
-def hermes_cli(*args: str) -> str:
-    """Run ``hermes ARGS`` and return what it printed (raises if it fails)."""
-    done = subprocess.run([*HERMES, *args], capture_output=True, text=True, check=True)
-    return done.stdout + done.stderr  # `wrote FILE` may go to stderr
+def hermes_cli(*commands: list[str]) -> list[str]:
+    """Run several ``hermes ARGS`` commands at once; what each printed (raises if one fails)."""
+    procs = [subprocess.Popen([*HERMES, *args], stdout=PIPE, stderr=PIPE, text=True)
+             for args in commands]  # fmt: skip
+    outputs = []
+    for proc, args in zip(procs, commands, strict=True):
+        out, err = proc.communicate()
+        if proc.returncode != 0:
+            raise subprocess.CalledProcessError(proc.returncode, args, out, err)
+        outputs.append(out + err)  # `wrote FILE` may go to stderr
+    return outputs
 
 
-def export(fmt: str, *source: str, out: str | None = None) -> str:
-    """``hermes graph export --app APP --format FMT [--out FILE] SOURCE...``."""
-    return hermes_cli("graph", "export", "--app", APP, "--format", fmt, *source,
-                      *(["--out", out] if out else []))  # fmt: skip
+def export(fmt: str, *source: str) -> list[str]:
+    """``hermes graph export --app APP --format FMT SOURCE...`` as an argument list."""
+    return ["graph", "export", "--app", APP, "--format", fmt, *source]
 
 
 def main() -> None:
@@ -72,26 +81,30 @@ def main() -> None:
         hermes.configure(store=store)
         asyncio.run(learn(20))
         hermes.configure(store="memory://")  # flushes and closes the store file
-        for fmt in ("json", "png"):  # files for the platform team
-            print(export(fmt, "--store", store, out=f"{tmp}/{APP}.{fmt}").strip())
-        doc = json.loads(Path(f"{tmp}/{APP}.json").read_text())
-        nodes = sorted(n["id"] for n in doc["nodes"])
-        print(f"json: schema_version {doc['schema_version']}, {doc['runs']} runs, nodes {nodes}")
-        print(export("dot", "--store", store))  # text formats go to stdout without --out
-        print(export("mermaid", "--store", store))
         with socket.socket() as s:
             s.bind(("127.0.0.1", 0))
             port = s.getsockname()[1]
         serve = [*HERMES, "serve", "--port", str(port), "--store", store]
-        server = subprocess.Popen(serve, stdout=subprocess.DEVNULL)
+        server = subprocess.Popen(serve, stdout=subprocess.DEVNULL)  # starts meanwhile
         try:
-            for _ in range(400):  # wait until it accepts connections (at most ~20 s)
+            for text in hermes_cli(
+                export("json", "--store", store, "--out", f"{tmp}/{APP}.json"),
+                export("png", "--store", store, "--out", f"{tmp}/{APP}.png"),
+                export("dot", "--store", store),  # text formats go to stdout without --out
+            ):
+                print(text.strip())
+            doc = json.loads(Path(f"{tmp}/{APP}.json").read_text())
+            nodes = sorted(n["id"] for n in doc["nodes"])
+            print(f"json: schema_version {doc['schema_version']}, {doc['runs']} runs, {nodes}")
+            for _ in range(400):  # wait until the server accepts connections (at most ~20 s)
                 with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port)):
                     break
                 time.sleep(0.05)
             url = f"http://127.0.0.1:{port}"
-            print("from the server:", export("mermaid", "--server", url), sep="\n")
-            print(hermes_cli("graph", "list", "--server", url))
+            mermaid, table = hermes_cli(
+                export("mermaid", "--server", url), ["graph", "list", "--server", url]
+            )
+            print("from the server:", mermaid, table, sep="\n")
         finally:
             server.terminate()
             server.wait(10)
