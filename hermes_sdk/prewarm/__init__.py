@@ -11,6 +11,7 @@ from hermes_sdk.prewarm.callbacks import CallbackAdapter
 from hermes_sdk.prewarm.forecast import need_probability, time_to_backend, times_to_backends
 from hermes_sdk.prewarm.keepalive import ColdStartSketch, IdleHistogram, KeepAliveConfig
 from hermes_sdk.prewarm.ledger import BackendLedger, PrewarmMetrics
+from hermes_sdk.prewarm.listener import PrewarmListener
 from hermes_sdk.prewarm.planner import Decision, PrewarmConfig, PrewarmPlanner, PrewarmSignal
 from hermes_sdk.prewarm.replay import ReplayResult, replay
 from hermes_sdk.prewarm.runtime import PrewarmRuntime
@@ -26,6 +27,7 @@ __all__ = [
     "KeepAliveConfig",
     "PrewarmAdapter",
     "PrewarmConfig",
+    "PrewarmListener",
     "PrewarmMetrics",
     "PrewarmPlanner",
     "PrewarmRuntime",

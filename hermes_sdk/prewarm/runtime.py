@@ -43,6 +43,9 @@ class PrewarmRuntime:
         self.signals: list[PrewarmSignal] = []
         """The most recent signals sent (up to ``history``), oldest first."""
         self._history = history
+        self.sent = 0
+        """Signals sent so far; signal number ``i`` (1-based) is ``signals[i - sent - 1]``."""
+        self._new_signals = asyncio.Condition()
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
 
@@ -96,10 +99,28 @@ class PrewarmRuntime:
         decision = self.planner.decide(self.clock())
         if decision.signals:
             self.signals.extend(decision.signals)
+            self.sent += len(decision.signals)
             del self.signals[: max(0, len(self.signals) - self._history)]
+            async with self._new_signals:
+                self._new_signals.notify_all()
             await deliver(decision.signals, self.adapters)
         self._next_wake_s = decision.wake_at_s
         return decision.signals
+
+    async def signals_after(self, seq: int, wait_s: float = 0.0) -> tuple[int, list[PrewarmSignal]]:
+        """Signals numbered after ``seq`` (waiting up to ``wait_s`` for one) and the last number.
+
+        A subscriber passes back the returned number; signals that fell out of the history are
+        skipped, never repeated.
+        """
+        if self.sent <= seq and wait_s > 0.0:
+            async with self._new_signals:
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(
+                        self._new_signals.wait_for(lambda: self.sent > seq), wait_s
+                    )
+        first = self.sent - len(self.signals)  # number of the oldest kept signal, minus one
+        return self.sent, self.signals[max(0, seq - first) :]
 
     async def _loop(self) -> None:
         while True:

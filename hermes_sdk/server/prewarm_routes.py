@@ -21,7 +21,7 @@ from prometheus_client.core import GaugeMetricFamily
 
 from hermes_sdk.errors import ConfigError, InvalidRequest
 from hermes_sdk.prewarm.adapters import PrewarmAdapter
-from hermes_sdk.prewarm.planner import PrewarmConfig, PrewarmPlanner
+from hermes_sdk.prewarm.planner import PrewarmConfig, PrewarmPlanner, PrewarmSignal
 from hermes_sdk.prewarm.runtime import PrewarmRuntime
 from hermes_sdk.prewarm.webhook import WebhookAdapter
 from hermes_sdk.server.metrics import METRICS
@@ -48,6 +48,8 @@ class PrewarmServerConfig:
 
 
 PREWARM: Final = web.AppKey("hermes_prewarm", PrewarmRuntime)
+MAX_WAIT_S: Final = 30.0
+"""Longest long-poll a signal subscriber may ask for."""
 routes = web.RouteTableDef()
 
 
@@ -178,14 +180,31 @@ async def prewarm_state(request: web.Request) -> web.Response:
             "need_probability": planner.need_probability(backend, now_s),
             "metrics": b.metrics(now_s).as_dict(),
         }
-    signals = [
-        {"action": s.action, "backend": s.backend, "reason": s.reason, "key": s.key,
-         "eta_s": None if s.eta_s is None else _finite(s.eta_s), "probability": s.probability}
-        for s in runtime.signals[-50:]
-    ]  # fmt: skip
+    signals = [_signal_json(s) for s in runtime.signals[-50:]]
     return web.json_response(
         {"threshold": planner.config.threshold, "backends": out, "signals": signals}
     )
+
+
+def _signal_json(s: PrewarmSignal) -> dict[str, object]:
+    eta = None if s.eta_s is None else _finite(s.eta_s)
+    return {"action": s.action, "backend": s.backend, "reason": s.reason, "key": s.key,
+            "eta_s": eta, "probability": s.probability}  # fmt: skip
+
+
+@routes.get("/v1/prewarm/signals")
+async def prewarm_signals(request: web.Request) -> web.Response:
+    """Long-poll for signals: ``?after=<seq>&wait_s=<seconds, <= 30>`` -> ``{"seq", "signals"}``."""
+    runtime = request.app[PREWARM]
+    try:
+        after = int(request.query.get("after", "0"))
+        wait_s = float(request.query.get("wait_s", "0"))
+    except ValueError:
+        raise InvalidRequest("after must be an integer and wait_s a number") from None
+    if after < 0 or not 0.0 <= wait_s <= MAX_WAIT_S:
+        raise InvalidRequest(f"need after >= 0 and 0 <= wait_s <= {MAX_WAIT_S}")
+    seq, signals = await runtime.signals_after(after, wait_s)
+    return web.json_response({"seq": seq, "signals": [_signal_json(s) for s in signals]})
 
 
 @routes.post("/v1/prewarm/report")

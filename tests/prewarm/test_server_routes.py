@@ -9,7 +9,10 @@ import aiohttp
 import pytest
 from aiohttp import web
 
+import hermes_sdk as hermes
 from hermes_sdk.graph.records import RunPath
+from hermes_sdk.instrument.prewarm_hooks import PrewarmNotice, remove_prewarm
+from hermes_sdk.prewarm.listener import PrewarmListener
 from hermes_sdk.prewarm.planner import PrewarmConfig
 from hermes_sdk.server import BackendConfig, ServerConfig, create_app
 from hermes_sdk.server.prewarm_routes import PrewarmServerConfig, setup_prewarm
@@ -55,7 +58,19 @@ async def test_running_app_state_prewarms_its_next_backend(tmp_path: Path) -> No
         path = (stage("plan", 1.5, "llm"), stage("test", 0.5, "box", "container"))
         app[SCHEDULER].registry.observe(RunPath("coder", path, run_id=f"old{i}"))
     runner, url = await _serve(app)
+    notices: list[tuple[str, str]] = []
+
+    def on_box(notice: PrewarmNotice) -> None:
+        notices.append((notice.backend, notice.action))
+
+    hermes.on_prewarm("box", on_box)
+    listener = PrewarmListener(url, wait_s=2.0)
+    listener.start()
     try:
+        for _ in range(100):  # the listener's first answer fixes its position
+            if listener.seq is not None:
+                break
+            await asyncio.sleep(0.02)
         async with aiohttp.ClientSession() as http:
             events = [
                 {"type": "run_start", "run_id": "r1", "app": "coder", "ts": 0.0},
@@ -84,9 +99,21 @@ async def test_running_app_state_prewarms_its_next_backend(tmp_path: Path) -> No
             async with http.get(f"{url}/metrics") as resp:
                 text = await resp.text()
             assert 'hermes_prewarm_prewarms{backend="box"} 1.0' in text
+            async with http.get(f"{url}/v1/prewarm/signals?after=0") as resp:
+                data = await resp.json()
+            assert data["seq"] >= 1 and data["signals"][0]["backend"] == "box"
+            async with http.get(f"{url}/v1/prewarm/signals?after=-1") as resp:
+                assert resp.status == 400
             bad = {"backend": "nope", "event": "ready"}
             async with http.post(f"{url}/v1/prewarm/report", json=bad) as resp:
                 assert resp.status == 400
+            for _ in range(200):  # the app process's callback heard it through the listener
+                if notices:
+                    break
+                await asyncio.sleep(0.05)
+            assert notices == [("box", "prewarm")]
     finally:
+        remove_prewarm("box", on_box)
+        await listener.aclose()
         await runner.cleanup()
         await hook_runner.cleanup()
