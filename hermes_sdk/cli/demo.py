@@ -15,8 +15,8 @@ from hermes_sdk.cli._app import app, console, err_console
 
 @app.command()
 def demo(
-    apps: int = typer.Option(120, min=1, max=10_000, help="Apps to run under each policy."),
-    rate: float = typer.Option(8.0, min=0.01, help="App arrivals per second (Poisson)."),
+    apps: int = typer.Option(100, min=1, max=10_000, help="Apps to run under each policy."),
+    rate: float = typer.Option(3.2, min=0.01, help="App arrivals per second (Poisson)."),
     policy_compare: str = typer.Option("fcfs,gittins", help="Comma-separated policies, in order."),
     out: str = typer.Option("hermes-demo", help="Directory for graphs, plot and logs."),
     seed: int = typer.Option(7, help="Seed of the app mix and arrival times."),

@@ -43,14 +43,14 @@ SLOW_MODEL = "slow-llm"
 class DemoConfig:
     """Knobs of one demo run (seconds, counts)."""
 
-    apps: int = 120
-    arrival_rate: float = 8.0
-    """Apps started per second (Poisson); the fast engine saturates around 8/s."""
+    apps: int = 100
+    arrival_rate: float = 3.2
+    """Apps started per second (Poisson); the shared engine saturates around 3.5/s."""
     policies: tuple[str, ...] = ("fcfs", "gittins")
     seed: int = 7
-    max_inflight: int = 2
+    max_inflight: int = 1
     """Requests each engine serves at once; the rest wait in the scheduler's admission queue."""
-    step_s: float = 0.002
+    step_s: float = 0.005
     """Decoding step of the fast engine; the slow one takes twice as long."""
     slow_cold_start_s: float = 1.0
     out: Path = field(default_factory=lambda: Path("hermes-demo"))

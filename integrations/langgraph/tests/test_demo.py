@@ -1,0 +1,55 @@
+"""`hermes demo` end to end, run as a new user runs it: a subprocess with real child servers."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from hermes_langgraph.demo.runner import DemoConfig, plan
+
+
+def test_plan_is_seeded_and_mixes_every_app() -> None:
+    a, b = plan(DemoConfig(apps=80, seed=3)), plan(DemoConfig(apps=80, seed=3))
+    assert a == b
+    assert {p.name for p in a} == {"rag", "react", "codefix", "mapreduce"}
+    starts = [p.start_s for p in a]
+    assert starts == sorted(starts)
+    assert plan(DemoConfig(apps=80, seed=4)) != a
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    # A zombie still answers kill(0); it is gone for our purposes once reaped or defunct.
+    stat = Path(f"/proc/{pid}/stat")
+    return stat.exists() and stat.read_text().split()[2] != "Z"
+
+
+@pytest.mark.slow
+def test_quick_demo_json_hermes_beats_fcfs_and_leaves_no_process(tmp_path: Path) -> None:
+    proc = subprocess.run(
+        [sys.executable, "-m", "hermes_sdk", "demo", "--quick", "--json", "--out", str(tmp_path)],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    doc = json.loads(proc.stdout)
+    fcfs, hermes = doc["policies"]["fcfs"], doc["policies"]["gittins"]
+    for result in (fcfs, hermes):
+        assert result["completed"] == result["apps"] > 0
+    assert hermes["mean"] < fcfs["mean"]
+    assert hermes["p95"] < fcfs["p95"]
+    assert doc["graphs"] and all(Path(p).is_file() for p in doc["graphs"])
+    for name in ("rag", "react", "codefix", "mapreduce"):
+        graph = json.loads((tmp_path / "graphs" / f"{name}.json").read_text())
+        assert graph["schema_version"] == 1 and graph["runs"] > 0
+    assert (tmp_path / "demo.png").read_bytes()[:4] == b"\x89PNG"
+    assert doc["processes"] and not any(_alive(pid) for pid in doc["processes"])
