@@ -40,11 +40,15 @@ def scheduler(policy: str) -> Iterator[str]:
         proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL)
         url = f"http://127.0.0.1:{port}"
         try:
-            for _ in range(400):  # wait until it answers (at most ~20 s)
+            for _ in range(600):  # wait until it answers (at most ~30 s)
+                if proc.poll() is not None:
+                    raise RuntimeError(f"hermes serve exited with status {proc.returncode}")
                 with contextlib.suppress(OSError):
-                    urllib.request.urlopen(url + "/v1/backends", timeout=1).close()
+                    urllib.request.urlopen(url + "/healthz", timeout=1).close()
                     break
                 time.sleep(0.05)
+            else:
+                raise TimeoutError("hermes serve did not start")
             yield url
         finally:
             proc.terminate()

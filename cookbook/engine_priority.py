@@ -39,11 +39,15 @@ def sim_engine() -> Iterator[str]:
     proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL)
     origin = f"http://127.0.0.1:{port}"
     try:
-        for _ in range(200):  # wait until it answers (at most ~10 s)
+        for _ in range(600):  # wait until it answers (at most ~30 s)
+            if proc.poll() is not None:
+                raise RuntimeError(f"hermes sim-engine exited with status {proc.returncode}")
             with contextlib.suppress(OSError):
                 urllib.request.urlopen(origin + "/health", timeout=1).close()
                 break
             time.sleep(0.05)
+        else:
+            raise TimeoutError("hermes sim-engine did not start")
         yield origin
     finally:
         proc.terminate()

@@ -96,10 +96,14 @@ def main() -> None:
             doc = json.loads(Path(f"{tmp}/{APP}.json").read_text())
             nodes = sorted(n["id"] for n in doc["nodes"])
             print(f"json: schema_version {doc['schema_version']}, {doc['runs']} runs, {nodes}")
-            for _ in range(400):  # wait until the server accepts connections (at most ~20 s)
+            for _ in range(600):  # wait until the server accepts connections (at most ~30 s)
+                if server.poll() is not None:
+                    raise RuntimeError(f"hermes serve exited with status {server.returncode}")
                 with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port)):
                     break
                 time.sleep(0.05)
+            else:
+                raise TimeoutError("hermes serve did not start")
             url = f"http://127.0.0.1:{port}"
             mermaid, table = hermes_cli(
                 export("mermaid", "--server", url), ["graph", "list", "--server", url]

@@ -38,10 +38,14 @@ def spawn(argv: list[str], port: int) -> Iterator[None]:
     """Run ``argv`` until the block ends; wait until it accepts TCP connections on ``port``."""
     proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL)
     try:
-        for _ in range(400):  # at most ~20 s
+        for _ in range(600):  # at most ~30 s
+            if proc.poll() is not None:
+                raise RuntimeError(f"{argv[0]} exited with status {proc.returncode}")
             with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), 1):
                 break
             time.sleep(0.05)
+        else:
+            raise TimeoutError(f"{argv} did not start")
         yield
     finally:
         proc.terminate()
