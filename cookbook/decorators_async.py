@@ -55,11 +55,11 @@ async def handle(question: str, rng: random.Random) -> str:
 
 
 async def main(runs: int) -> None:
-    rng = random.Random(7)
     with tempfile.TemporaryDirectory() as tmp:
         hermes.configure(store=f"sqlite:///{tmp}/hermes.db")  # embedded mode
         for start in range(0, runs, 8):  # eight concurrent requests at a time
-            await asyncio.gather(*(handle(f"q{i}", rng) for i in range(start, start + 8)))
+            batch = range(start, min(start + 8, runs))  # each request has its own seeded dice
+            await asyncio.gather(*(handle(f"q{i}", random.Random(i)) for i in batch))
         graph = hermes.graph(APP)  # waits until every finished run is learned
         print(f"learned {graph.runs} runs of {APP!r}")
         print(graph.to_mermaid())

@@ -93,7 +93,10 @@ async def main() -> None:
         for signal in runtime.signals:
             print(f"prewarm signal: {signal.action} {signal.backend} ({signal.reason})")
         print(f"with prewarm: the stage waited {warm_wait_s:.2f} s")
-        await asyncio.sleep(1.0)  # idle past the keep-alive: the planner releases the sandbox
+        for _ in range(100):  # idle past the keep-alive (0.5 s): the planner releases it
+            if adapter.pid("sandbox") is None:
+                break
+            await asyncio.sleep(0.05)
         print("after keep-alive:", [f"{s.action} {s.backend}" for s in runtime.signals])
         print("sandbox process running:", adapter.pid("sandbox") is not None)
     finally:

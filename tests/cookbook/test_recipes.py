@@ -94,7 +94,8 @@ def test_recipe_runs(recipe: Path, tmp_path: Path) -> None:
         "XDG_CACHE_HOME": os.environ.get("XDG_CACHE_HOME", str(real_home / ".cache")),
         "XDG_CONFIG_HOME": os.environ.get("XDG_CONFIG_HOME", str(real_home / ".config")),
     }
-    env.pop("HERMES_STORE", None)
+    for name in ("HERMES_STORE", "HERMES_DISABLED", "HERMES_API_KEY"):
+        env.pop(name, None)  # recipes run as in a fresh shell
     try:
         done = subprocess.run(
             [sys.executable, str(recipe), *ARGS.get(recipe.name, ())],
