@@ -24,6 +24,7 @@ from hermes_sdk.graph.records import (
     check_name,
     path_to_dict,
 )
+from hermes_sdk.instrument import observers as _obs
 from hermes_sdk.instrument import runtime as _rt
 from hermes_sdk.instrument._context import CURRENT_RUN, CURRENT_UNIT
 from hermes_sdk.instrument.stages import NS_PER_S, form_stages
@@ -144,6 +145,8 @@ class UnitHandle:
             rec.emit_lazy(
                 _unit_end_event, self, (self.input_tokens, self.output_tokens, self.end_ns)
             )
+        if _obs.OBSERVERS:
+            _obs.unit_ended(self)
 
     def hints(self) -> Hints:
         """Scheduling hints for this unit (rank computed lazily from the local graph)."""
@@ -250,6 +253,8 @@ class RunHandle:
         if rec is not None:
             unit.unit_id = next(_UNIT_IDS)
             rec.emit_lazy(_unit_start_event, unit, input_tokens)
+        if _obs.OBSERVERS:
+            _obs.unit_started(unit)
         return unit
 
     def end(self, failed: bool = False) -> RunPath | None:
@@ -283,6 +288,8 @@ class RunHandle:
             outer.record(sum(inp) if inp else None, sum(out) if out else None)
         if outer is not None:
             outer.end(failed)
+        if _obs.OBSERVERS:
+            _obs.run_ended(self, path)
         if path is None:
             return None
         runtime = _rt.RUNTIME
@@ -386,4 +393,6 @@ def start_run(
         if deadline_s is not None:
             event["deadline_s"] = deadline_s
         rec.emit(event)
+    if active and _obs.OBSERVERS:
+        _obs.run_started(handle)
     return handle
