@@ -481,22 +481,29 @@ class Simulation:
         b.stale = True
         return True
 
-    def _refresh_running(self, b: _Backend, t: float, best: float) -> None:
-        """Re-rank running apps whose rank may have changed since it was computed.
+    def _refresh_running(self, b: _Backend, t: float, best: float) -> set[int]:
+        """Re-rank running apps whose rank may have changed since it was computed; returns the
+        indices of the apps re-ranked.
 
-        LAS ranks (attained service) are cheap: always. Others: when a waiting app may outrank
-        a running one, or once the running app got its quantum (Gittins: the optimal quantum;
-        other policies: the re-rank granule) since its rank was computed.
+        LAS ranks (attained service) are cheap: always. Gittins: only apps past their quantum
+        (within it the rank can only improve, so the stale rank is an upper bound; the
+        preemption loop re-ranks the worst running app before it preempts it). Others: when a
+        waiting app may outrank a running one, or after the re-rank granule of service.
         """
-        seen: set[int] = set()
+        fresh: set[int] = set()
         worst = max(r.app.key for r in b.running)
         for r in b.running:
             app = r.app
-            if app.idx in seen:
+            if app.idx in fresh:
                 continue
-            seen.add(app.idx)
-            if self.las or best < worst or app.attained_s >= app.quantum_end_s - EPS_S:
+            if (
+                self.las
+                or app.attained_s >= app.quantum_end_s - EPS_S
+                or (not self.has_quantum and best < worst)
+            ):
+                fresh.add(app.idx)
                 self._rerank(app, t)
+        return fresh
 
     def _dispatch(self, b: _Backend, t: float) -> None:
         if b.last_t != t:
@@ -522,8 +529,9 @@ class Simulation:
                 b.stale = True
             if b.spec.preemptive and running:
                 entry = peek(b)
+                fresh: set[int] = set()
                 if entry is not None and self.dynamic:
-                    self._refresh_running(b, t, entry[0])
+                    fresh = self._refresh_running(b, t, entry[0])
                     entry = peek(b)
                 while entry is not None:
                     worst = running[0]
@@ -534,6 +542,12 @@ class Simulation:
                             worst, wa = r, ra
                     if (entry[0], entry[1], entry[2]) >= (wa.key, wa.arrival_s, worst.seq):
                         break
+                    if self.has_quantum and wa.idx not in fresh:
+                        # its stale rank is an upper bound: look at the current one first
+                        fresh.add(wa.idx)
+                        self._rerank(wa, t)
+                        entry = peek(b)
+                        continue
                     heapq.heappop(waiting)
                     running.remove(worst)
                     worst.state = _WAITING
