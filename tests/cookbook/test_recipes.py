@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import subprocess
 import sys
 import uuid
@@ -29,7 +30,12 @@ EXPECTED: dict[str, tuple[str, ...]] = {
         "P(next | check, visit 3): {'END': 1.0}",
         "hints of a new run: Hints(app='support-bot'",
     ),
-    "engine_priority.py": ("engine saw app=quick-qa priority=", "'sglang':"),
+    "engine_priority.py": (
+        "vllm   engine saw app=quick-qa priority=",
+        "(lower first)",
+        "sglang engine saw app=quick-qa priority=",
+        "(higher first)",
+    ),
     "deadlines_lstf.py": ("policy lstf", "first admitted: chat-reply"),
     "prewarm_subprocess.py": (
         "prewarm signal: prewarm sandbox",
@@ -115,5 +121,10 @@ def test_recipe_runs(recipe: Path, tmp_path: Path) -> None:
     for line in EXPECTED.get(recipe.name, ()):
         assert line in done.stdout, f"{line!r} missing from:\n{done.stdout}"
     assert not left, f"{recipe.name} left processes behind: {left}"
+    if recipe.name == "engine_priority.py":  # the shorter app is the more urgent on both engines
+        first = dict(re.findall(r"(\w+ +new \S+) +run: first call's priority (\d+)", done.stdout))
+        prio = {" ".join(k.split()): int(v) for k, v in first.items()}
+        assert prio["vllm new quick-qa"] < prio["vllm new research"], prio
+        assert prio["sglang new quick-qa"] > prio["sglang new research"], prio
     assert not any(cwd.iterdir()), f"{recipe.name} wrote into the working directory"
     assert not (home / ".hermes").exists(), f"{recipe.name} wrote into ~/.hermes"
