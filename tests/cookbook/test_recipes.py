@@ -121,6 +121,9 @@ def test_recipe_runs(recipe: Path, tmp_path: Path) -> None:
     for line in EXPECTED.get(recipe.name, ()):
         assert line in done.stdout, f"{line!r} missing from:\n{done.stdout}"
     assert not left, f"{recipe.name} left processes behind: {left}"
+    if recipe.name == "deadlines_lstf.py":  # every tight-deadline run before every loose one
+        admitted = re.findall(r"^ +(chat-reply|batch-report)/", done.stdout, re.MULTILINE)
+        assert admitted == ["chat-reply"] * 3 + ["batch-report"] * 3, admitted
     if recipe.name == "engine_priority.py":  # the shorter app is the more urgent on both engines
         first = dict(re.findall(r"(\w+ +new \S+) +run: first call's priority (\d+)", done.stdout))
         prio = {" ".join(k.split()): int(v) for k, v in first.items()}
