@@ -11,6 +11,7 @@ request carried. Two apps learn their graphs (a one-call Q&A, a four-call resear
 Q&A run, predicted to finish sooner, then gets the more urgent priority on both engines.
 
 Run: ``python cookbook/engine_priority.py`` (a few seconds; engines stopped at the end).
+Needs: ``pip install openai`` (in the dev environment already).
 """
 
 from __future__ import annotations

@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import os
 import re
+import shutil
 import subprocess
 import sys
 import uuid
@@ -48,7 +49,13 @@ EXPECTED: dict[str, tuple[str, ...]] = {
     "langgraph_callback.py": ("learned 4 runs of 'research-assistant'", "-> vLLM priority"),
 }
 ARGS: dict[str, tuple[str, ...]] = {"langgraph_callback.py": ("--invokes", "4")}
-NEEDS: dict[str, str] = {"langgraph_callback.py": "langchain_openai"}
+NEEDS: dict[str, str] = {
+    "langgraph_callback.py": "langchain_openai",
+    "engine_priority.py": "openai",
+}
+"""Python packages a recipe needs beyond hermes-sdk (the test is skipped without them)."""
+BINARIES: dict[str, str] = {"redis_replicas.py": "redis-server"}
+"""Programs a recipe starts (the test is skipped when they are not installed)."""
 FAST = {"decorators_async.py"}
 """Recipes that finish in a few seconds even on a loaded machine (the rest are marked slow)."""
 
@@ -88,6 +95,8 @@ def test_every_recipe_has_an_expectation() -> None:
 def test_recipe_runs(recipe: Path, tmp_path: Path) -> None:
     if recipe.name in NEEDS:
         pytest.importorskip(NEEDS[recipe.name])
+    if recipe.name in BINARIES and shutil.which(BINARIES[recipe.name]) is None:
+        pytest.skip(f"{BINARIES[recipe.name]} is not installed")
     tag = uuid.uuid4().hex
     home, cwd = tmp_path / "home", tmp_path / "cwd"
     home.mkdir()
