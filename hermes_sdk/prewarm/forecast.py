@@ -151,8 +151,12 @@ def times_to_backends(
     max_visit: int = 8,
     rng: np.random.Generator | None = None,
     latency: LatencySampler | None = None,
+    stage_end_out: FloatArray | None = None,
 ) -> dict[str, FloatArray]:
     """Per backend, ``n`` sampled seconds until the app's next stage on it starts (``inf``: never).
+
+    ``stage_end_out`` (length ``n``), if given, receives each walk's end time of the stage
+    running now (0 between stages), so a caller can condition later on that stage still running.
 
     ``latency(node, rng, n)`` may supply observed stage wall times (queueing included); when it
     returns None the graph's call times are used (:func:`stage_latency_s`).
@@ -178,6 +182,8 @@ def times_to_backends(
             t_s += _residual_s(lat, state.elapsed_s, rng)
             limit_s += t_s
             start = RunState(node=state.node, visits=state.visits)
+    if stage_end_out is not None:
+        stage_end_out[:] = t_s
     uses: dict[str, frozenset[str]] = {}
     groups: dict[RunState, NDArray[np.intp]] = {start: np.arange(n)}
     for _ in range(max_stages):

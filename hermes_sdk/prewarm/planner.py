@@ -124,6 +124,8 @@ class _Run:
     state: RunState
     since_s: float
     samples: dict[str, FloatArray] | None = None
+    stage_end: FloatArray | None = None
+    """Per sample, when the stage running at ``since_s`` ends (seconds after ``since_s``)."""
     version: int = -1
 
 
@@ -146,7 +148,9 @@ class PrewarmPlanner:
         self._rng = np.random.default_rng(self.config.seed)
         self._keys = itertools.count(1)
         self._latencies: dict[tuple[str, str, str], Sketch] = {}
-        self._forecasts: dict[tuple[str, str, RunState], tuple[int, dict[str, FloatArray]]] = {}
+        self._forecasts: dict[
+            tuple[str, str, RunState], tuple[int, dict[str, FloatArray], FloatArray]
+        ] = {}
 
     # --- app events -------------------------------------------------------------------------
 
@@ -214,6 +218,7 @@ class PrewarmPlanner:
         cached = self._forecasts.get(key)
         if cached is None or not self._fresh(cached[0], version):
             cfg = self.config
+            stage_end = np.zeros(cfg.n_samples)
             walked = times_to_backends(
                 graph,
                 run.state,
@@ -224,35 +229,42 @@ class PrewarmPlanner:
                 max_visit=cfg.max_visit,
                 rng=self._rng,
                 latency=self._latency_sampler(run.app, run.tenant),
+                stage_end_out=stage_end,
             )
             samples = {b: t for b, t in walked.items() if np.isfinite(t).any()}
             self._forecasts.pop(key, None)
             if len(self._forecasts) >= _FORECAST_CACHE:
                 del self._forecasts[next(iter(self._forecasts))]
-            cached = self._forecasts[key] = (version, samples)
-        run.version, run.samples = cached
+            cached = self._forecasts[key] = (version, samples, stage_end)
+        run.version, run.samples, run.stage_end = cached
         return run.samples
 
     def time_to_need(self, backend: str, now_s: float) -> dict[str, FloatArray]:
         """Per running run, sampled seconds from ``now_s`` until it next needs ``backend``.
 
-        Samples are conditioned on what already happened: draws that would have reached the
-        backend before ``now_s`` are dropped (the run is known not to have reached it); if the
-        running stage has overrun every draw, the draws are clamped to 0 (the need is imminent).
+        Samples are conditioned on what already happened: walks in which the running stage would
+        have ended by ``now_s`` are dropped (it is known to be still running); if it overran every
+        walk, it is taken to end now and the stages after it keep their sampled times.
         """
         out: dict[str, FloatArray] = {}
         for run_id, run in self._runs.items():
             samples = self._samples(run)
             if samples is None or backend not in samples:
                 continue
-            t = samples[backend] - (now_s - run.since_s)
-            if run.state.running:
-                t = np.where(samples[backend] == 0.0, 0.0, t)
+            elapsed_s = now_s - run.since_s
+            times = samples[backend]
+            if run.state.running and run.stage_end is not None and not np.all(times == 0.0):
+                going = run.stage_end > elapsed_s  # walks where this stage is still running
+                if going.any():
+                    out[run_id] = times[going] - elapsed_s
+                else:  # the stage overran every walk: it ends now, the rest follows as sampled
+                    out[run_id] = np.maximum(times - run.stage_end, 0.0)
+                continue
+            t = times - elapsed_s
+            if run.state.running:  # a stage on this backend runs now: needed now
+                t = np.where(times == 0.0, 0.0, t)
             alive = t[t >= 0.0]
-            if np.isfinite(alive).any():
-                out[run_id] = alive  # conditioned on not having reached the backend yet
-            else:  # the stage overran every sample: what follows it is imminent
-                out[run_id] = np.maximum(t, 0.0)
+            out[run_id] = alive if alive.size else np.full(1, math.inf)
         return out
 
     def need_probability(self, backend: str, now_s: float, window_s: float | None = None) -> float:
@@ -323,6 +335,9 @@ class PrewarmPlanner:
                     reason = f"idle {idle_s:.2f}s >= keep-alive, P(need)={p:.3f}"
                     signals.append(self._signal("release", backend, reason, probability=p))
                     self.ledger.released(backend, now_s)
+                    if per_run:  # cold now: wake when it must be warmed again
+                        delay_s = earliest_crossing_s(per_run, c_s, cfg.threshold)
+                        wake = min(wake, now_s + max(delay_s, _EPS_S))
         return Decision(tuple(signals), wake)
 
     def keep_alive_s(self, backend: str) -> float:
