@@ -14,6 +14,7 @@ from hermes_sdk.server.auth import KEYRING, Keyring, auth_middleware
 from hermes_sdk.server.config import ServerConfig
 from hermes_sdk.server.metrics import METRICS, ServerMetrics
 from hermes_sdk.server.middlewares import error_middleware
+from hermes_sdk.server.ratelimit import RATE_LIMITER, TenantRateLimiter, rate_limit_middleware
 from hermes_sdk.server.scheduler import SCHEDULER, Scheduler
 from hermes_sdk.store import open_store
 
@@ -70,13 +71,15 @@ def create_app(config: ServerConfig) -> web.Application:
         store.close()
         raise
     app = web.Application(
-        middlewares=[error_middleware, auth_middleware],
+        middlewares=[error_middleware, auth_middleware, rate_limit_middleware],
         client_max_size=config.max_body_bytes,
     )
     app[CONFIG] = config
     app[KEYRING] = Keyring(config.api_keys, config.key_salt)
     app[METRICS] = metrics_
     app[SCHEDULER] = sched
+    if config.rate_limit_rps is not None:
+        app[RATE_LIMITER] = TenantRateLimiter(config.rate_limit_rps, config.rate_limit_burst)
     app.cleanup_ctx.append(_scheduler_ctx)
     for table in (health_routes, control.routes, leases.routes, metrics.routes, openapi.routes):
         app.add_routes(table)

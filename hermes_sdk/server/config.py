@@ -81,6 +81,10 @@ class ServerConfig:
     """How often a replica pulls paths other replicas appended to a shared store."""
     run_idle_s: float = 6 * 3600.0
     """A run with no event for this long is forgotten (its client died without run_end)."""
+    rate_limit_rps: float | None = None
+    """Requests per second each tenant may make (token bucket); None: no limit."""
+    rate_limit_burst: int = 100
+    """Requests a tenant may make at once before ``rate_limit_rps`` applies."""
 
     def __post_init__(self) -> None:
         for name in self.backends:
@@ -98,6 +102,14 @@ class ServerConfig:
         ):
             if not isinstance(value, (int, float)) or not math.isfinite(value) or value <= 0:
                 raise ConfigError(f"{what} must be a positive number of seconds, got {value!r}")
+        rps = self.rate_limit_rps
+        if rps is not None and (
+            not isinstance(rps, (int, float)) or not math.isfinite(rps) or rps <= 0
+        ):
+            raise ConfigError(f"rate_limit_rps must be a positive number or None, got {rps!r}")
+        if not isinstance(self.rate_limit_burst, int) or self.rate_limit_burst < 1:
+            burst = self.rate_limit_burst
+            raise ConfigError(f"rate_limit_burst must be an integer >= 1, got {burst!r}")
 
     def with_api_keys(self, keys: Mapping[str, str]) -> ServerConfig:
         """A copy that also accepts the plaintext ``keys`` (key -> tenant), stored hashed."""
@@ -146,7 +158,8 @@ def load_config(path: str | Path, base: ServerConfig | None = None) -> ServerCon
 
     Layout::
 
-        [server]          # host, port, store, policy, max_body_bytes, key_salt, acquire_timeout_s
+        [server]          # host, port, store, policy, max_body_bytes, key_salt, acquire_timeout_s,
+                          # rate_limit_rps, rate_limit_burst
         [backends.NAME]   # max_inflight, lease_s
         [[api_keys]]      # tenant plus key (plaintext, hashed on load) or key_sha256
         [[upstreams]]     # gateway upstreams: name, url, engine, max_inflight, ...
@@ -167,6 +180,8 @@ def load_config(path: str | Path, base: ServerConfig | None = None) -> ServerCon
         "acquire_timeout_s": float,
         "sync_interval_s": float,
         "run_idle_s": float,
+        "rate_limit_rps": float,
+        "rate_limit_burst": int,
     }
     changes: dict[str, object] = {}
     for key, value in server.items():
