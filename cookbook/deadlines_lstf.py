@@ -3,11 +3,11 @@
 Starts ``hermes serve --policy lstf --backend gpu=1`` (a subprocess on a free port, SQLite store
 in a temporary directory). A first run holds the only ``gpu`` slot; meanwhile three runs of a
 ``batch-report`` app (deadline 120 s) ask for it, then three runs of a ``chat-reply`` app
-(deadline 3 s). When the slot frees up, LSTF admits the runs with the least slack
-(deadline - elapsed - predicted remaining work) first: the chat replies go before the reports
-that arrived earlier. Under ``--policy fcfs`` the order would be the arrival order.
-Uses the scheduler client's slot API (``async with client.slot(backend, run_id=, app=,
-deadline_s=)``): hold a slot around each backend call.
+(deadline 3 s); both apps' graphs were learned from a few earlier runs. When the slot frees up,
+LSTF admits the runs with the least slack (deadline - now - P95 of the predicted remaining
+work, seconds) first: the chat replies go before the reports that arrived earlier (under
+``--policy fcfs`` the order is the arrival order). Uses the scheduler client's slot API
+(``async with client.slot(backend, run_id=, app=, deadline_s=)``) around each backend call.
 
 Run: ``python cookbook/deadlines_lstf.py [--policy lstf]`` (a few seconds).
 """
@@ -60,11 +60,17 @@ async def main(policy: str) -> None:
 
     async def use_gpu(client: SchedulerClient, app: str, run_id: str, deadline_s: float) -> None:
         async with client.slot("gpu", run_id=run_id, app=app, deadline_s=deadline_s) as grant:
-            admitted.append(f"{app}/{run_id} (rank {grant.rank_s if grant else None})")
+            rank = f"{grant.rank_s:.2f} s" if grant and grant.rank_s is not None else None
+            admitted.append(f"{app}/{run_id} (rank {rank})")  # LSTF: the slack
             await asyncio.sleep(0.05)  # the backend call
 
     with scheduler(policy) as url:
         async with SchedulerClient(url, connect_timeout_s=1.0) as client:
+            for _ in range(5):  # history: a chat reply is one 0.5 s call, a report four 2 s calls
+                for app, calls, call_s in (("chat-reply", 1, 0.5), ("batch-report", 4, 2.0)):
+                    stages = [{"node": "generate", "kind": "llm", "calls": [{"service_s": call_s}]}]
+                    run_id = await client.start_run(app)
+                    await client.end_run(run_id, path={"app": app, "stages": stages * calls})
             blocker = await client.acquire("gpu", run_id="first", app="warmup")
             waiting = []
             arrivals = [("batch-report", 120.0)] * 3 + [("chat-reply", 3.0)] * 3
