@@ -8,6 +8,7 @@ settings (``appendonly yes`` + ``appendfsync always`` for the strongest guarante
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterator, Sequence
 from typing import Any
 
@@ -16,6 +17,8 @@ import redis
 from hermes_sdk.errors import StoreError
 from hermes_sdk.graph.records import RunPath
 from hermes_sdk.store.base import decode_path, decode_value, encode_path, encode_value
+
+log = logging.getLogger("hermes_sdk.store")
 
 _BATCH = 1000
 
@@ -69,9 +72,24 @@ class RedisStore:
         """Paths stored after the first ``cursor`` rows, and the new cursor (rows seen so far).
 
         Lets a scheduler replica pick up what other replicas appended without rereading the log.
+        A log shorter than ``cursor`` was lost (Redis restarted without persistence or failed
+        over to an empty replica): everything in it is new, so it is read from the start.
         """
         try:
-            rows: list[bytes] = self._redis().lrange(self._paths_key, cursor, -1)  # type: ignore[assignment]
+            pipe = self._redis().pipeline(transaction=True)
+            pipe.llen(self._paths_key)
+            pipe.lrange(self._paths_key, cursor, -1)
+            length, rows = pipe.execute()
+            if length < cursor:
+                log.warning(
+                    "redis path log %s has %d rows, fewer than the %d already read: it was "
+                    "lost or truncated; reading it again from the start",
+                    self._paths_key,
+                    length,
+                    cursor,
+                )
+                cursor = 0
+                rows = self._redis().lrange(self._paths_key, 0, -1)
         except redis.RedisError as exc:
             raise StoreError(f"cannot read paths: {exc}") from exc
         out: list[RunPath] = []
