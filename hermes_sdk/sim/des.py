@@ -125,6 +125,7 @@ class _Backend:
         "held",
         "idle_since",
         "last_t",
+        "preemptive",
         "running",
         "shared",
         "slots",
@@ -142,6 +143,7 @@ class _Backend:
     def __init__(self, spec: BackendSpec, processor_sharing: bool) -> None:
         self.spec = spec
         self.slots = spec.servers
+        self.preemptive = spec.preemptive
         self.shared = processor_sharing or spec.servers is None
         self.waiting: list[tuple[float, float, int, _Request, int]] = []
         self.held: list[_Request] = []
@@ -200,7 +202,6 @@ class Simulation:
         self.heap: list[tuple[float, int, int, object, int]] = []
         self.seq = 0
         self.events = 0
-        self.now = 0.0
         self.in_system = 0
         """Measured apps (index >= mark_idx) now in the system."""
         self.area = 0.0
@@ -272,6 +273,11 @@ class Simulation:
         total = len(self.apps)
         step = max(1, total // 100)
         reported = 0
+        apps = self.apps
+        mark = self.mark_idx
+        finished = self.finished
+        dirty = self.dirty
+        events = 0
         while heap:
             t, _, kind, obj, version = pop(heap)
             if kind == _WAKE:
@@ -279,32 +285,28 @@ class Simulation:
                 if version != backend.wake_version:
                     continue
                 backend.wake_t = math.inf
-                self.events += 1
-                self.now = t
+                events += 1
                 self._advance(backend, t)
-                self.dirty.add(backend)
+                dirty.add(backend)
             else:
-                self.events += 1
-                self.now = t
+                events += 1
                 idx: int = obj  # type: ignore[assignment]
-                app = self.apps[idx]
-                self.area += self.in_system * (t - self.area_t)
-                self.area_t = t
-                if idx >= self.mark_idx:
+                if idx >= mark:
+                    self.area += self.in_system * (t - self.area_t)
+                    self.area_t = t
                     self.in_system += 1
                 if idx + 1 < total:
                     self.seq += 1
-                    heapq.heappush(
-                        heap, (self.apps[idx + 1].arrival_s, self.seq, _ARRIVAL, idx + 1, 0)
-                    )
-                self._enter_stage(app, t)
-            while self.finished:
-                self._request_done(self.finished.pop(), t)
-            while self.dirty:
-                self._dispatch(self.dirty.pop(), t)
+                    heapq.heappush(heap, (apps[idx + 1].arrival_s, self.seq, _ARRIVAL, idx + 1, 0))
+                self._enter_stage(apps[idx], t)
+            while finished:
+                self._request_done(finished.pop(), t)
+            while dirty:
+                self._dispatch(dirty.pop(), t)
             if self.progress is not None and self.done >= reported + step:
                 reported = self.done
                 self.progress(self.done, total)
+        self.events = events
 
     def _enter_stage(self, app: SimApp, t: float) -> None:
         node, unit, _, services, _, _ = app.stages[app.stage_i]
@@ -527,8 +529,12 @@ class Simulation:
                 entry[3].state = _RUNNING
                 running.append(entry[3])
                 b.stale = True
-            if b.spec.preemptive and running:
-                entry = peek(b)
+            if b.preemptive and running:
+                entry = waiting[0] if waiting else None
+                if entry is not None and (
+                    entry[3].state != _WAITING or entry[4] != entry[3].app.version
+                ):
+                    entry = peek(b)
                 fresh: set[int] = set()
                 if entry is not None and self.dynamic:
                     fresh = self._refresh_running(b, t, entry[0])
@@ -538,9 +544,14 @@ class Simulation:
                     wa = worst.app
                     for r in running:
                         ra = r.app
-                        if (ra.key, ra.arrival_s, r.seq) > (wa.key, wa.arrival_s, worst.seq):
+                        if ra.key > wa.key or (
+                            ra.key == wa.key and (ra.arrival_s, r.seq) > (wa.arrival_s, worst.seq)
+                        ):
                             worst, wa = r, ra
-                    if (entry[0], entry[1], entry[2]) >= (wa.key, wa.arrival_s, worst.seq):
+                    wk = wa.key
+                    if entry[0] > wk or (
+                        entry[0] == wk and (entry[1], entry[2]) >= (wa.arrival_s, worst.seq)
+                    ):
                         break
                     if self.has_quantum and wa.idx not in fresh:
                         # its stale rank is an upper bound: look at the current one first
