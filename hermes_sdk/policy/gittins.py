@@ -50,6 +50,8 @@ def gittins_index_and_quantum(samples: ArrayLike, attained: float = 0.0) -> tupl
     ``samples`` are total sizes in seconds; the distribution is conditioned on ``R > attained``.
     While a job is served for less than ``quantum_s`` more seconds its index does not fall below
     the returned value, so a scheduler need only re-rank it at the end of the quantum.
+    Residuals below ``MIN_RESIDUAL_S`` (float round-off of a clock) count as that much, which
+    caps the index at ``1 / MIN_RESIDUAL_S``.
     When no sample exceeds ``attained`` the job has outlived everything seen; it is then treated
     as if its residual equalled its attained service (index ``1 / attained``, quantum
     ``attained``), the doubling guess that ranks it like least-attained-service.
