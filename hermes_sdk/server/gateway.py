@@ -313,7 +313,8 @@ def _rank(gw: Gateway, lease: Lease, tenant: str, ref: _RunRef) -> float | None:
     """The server-side rank in seconds for this request, None when it has no run."""
     if ref.run_id is None:
         return None
-    if not math.isnan(lease.rank_s):  # NaN: granted at once, never ranked
+    # NaN: granted at once, never ranked; deadline policies queue by order keys, not seconds
+    if not math.isnan(lease.rank_s) and not gw.scheduler.time_varying:
         return None if math.isinf(lease.rank_s) else lease.rank_s
     known = gw.scheduler.rank_of(tenant, ref.run_id)
     if known is not None:

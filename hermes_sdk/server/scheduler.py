@@ -91,6 +91,13 @@ class Scheduler:
         self.sync = GraphSync(store, shared=self._shared_runs)
         self.registry: GraphRegistry = self.sync.registry
         self.policy: Policy = make_policy(config.policy, self.registry)
+        # Deadline policies' ranks fall with time; queued waiters ranked at different moments
+        # are compared by the policy's time-invariant order key instead (same order at any now).
+        self._order_key: Callable[[AppState, float], float] | None = (
+            getattr(self.policy, "order_key", None)
+            if getattr(self.policy, "time_varying", False)
+            else None
+        )
         self._runs: dict[RunKey, TrackedRun] = {}
         self._hints: dict[RunKey, _Hint] = {}
         self.queues: dict[str, AdmissionQueue] = {}
@@ -133,10 +140,18 @@ class Scheduler:
             tenant=key[0],
         )
 
-    def _rank_state(self, state: AppState, now_s: float) -> float:
+    @property
+    def time_varying(self) -> bool:
+        """True when queue keys are order keys (deadline policies), not ranks in seconds."""
+        return self._order_key is not None
+
+    def _rank_state(self, state: AppState, now_s: float, *, ordering: bool = False) -> float:
         t0 = time.perf_counter()
         try:
-            rank = float(self.policy.rank(state, now_s))
+            if ordering and self._order_key is not None:
+                rank = float(self._order_key(state, now_s))
+            else:
+                rank = float(self.policy.rank(state, now_s))
         except Exception:  # a policy bug must not stall admission: fall back to FCFS
             log.exception(
                 "policy %s failed to rank %s/%s", self.policy.name, state.app, state.run_id
@@ -151,7 +166,7 @@ class Scheduler:
             return math.inf
         now_s = self._clock()
         state = self._app_state(key, now_s, request_arrival_s=now_s - waited_s)
-        return math.inf if state is None else self._rank_state(state, now_s)
+        return math.inf if state is None else self._rank_state(state, now_s, ordering=True)
 
     def rank_of(self, tenant: str, run_id: str) -> float | None:
         """The run's current rank in seconds (lower first), None if the tenant has no such run."""
