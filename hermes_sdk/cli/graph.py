@@ -22,12 +22,13 @@ from hermes_sdk.errors import HermesError
 from hermes_sdk.graph import GraphRegistry
 from hermes_sdk.graph.picture import graph_to_png
 from hermes_sdk.graph.render import graph_to_dot, graph_to_mermaid
+from hermes_sdk.graph.svg import graph_page_html
 from hermes_sdk.store import open_store
 
 graph_app = typer.Typer(help="List and export learned PDGraphs.", no_args_is_help=True)
 app.add_typer(graph_app, name="graph")
 
-FORMATS = ("json", "dot", "mermaid", "png")
+FORMATS = ("json", "dot", "mermaid", "png", "html")
 
 
 def _fetch(server: str, path: str, api_key: str | None) -> Any:
@@ -107,14 +108,14 @@ def list_graphs(
 @graph_app.command("export")
 def export_graph(
     app_name: str = typer.Option(..., "--app", help="App whose graph to export."),
-    fmt: str = typer.Option("json", "--format", help="json, dot, mermaid or png."),
+    fmt: str = typer.Option("json", "--format", help="json, dot, mermaid, png or html."),
     out: str | None = typer.Option(None, "--out", help="File to write (png needs one)."),
     store: str | None = _STORE,
     server: str | None = _SERVER,
     api_key: str | None = _KEY,
     tenant: str = _TENANT,
 ) -> None:
-    """Export one app's graph as JSON (schema_version 1), DOT, Mermaid or PNG."""
+    """Export one app's graph as JSON (schema_version 1), DOT, Mermaid, PNG or HTML (SVG page)."""
     if fmt not in FORMATS:
         err_console.print(f"error: --format must be one of {', '.join(FORMATS)}, got {fmt!r}")
         raise typer.Exit(2)
@@ -134,6 +135,7 @@ def export_graph(
         "json": lambda: json.dumps(doc, indent=2, sort_keys=True) + "\n",
         "dot": lambda: graph_to_dot(doc),
         "mermaid": lambda: graph_to_mermaid(doc),
+        "html": lambda: graph_page_html(doc),
     }[fmt]()
     if out is None:
         sys.stdout.write(text)

@@ -9,7 +9,7 @@ from collections.abc import AsyncIterator
 
 from aiohttp import web
 
-from hermes_sdk.server import control, leases, metrics, openapi
+from hermes_sdk.server import control, leases, metrics, openapi, ui
 from hermes_sdk.server.auth import KEYRING, Keyring, auth_middleware
 from hermes_sdk.server.config import ServerConfig
 from hermes_sdk.server.metrics import METRICS, ServerMetrics
@@ -83,6 +83,7 @@ def create_app(config: ServerConfig) -> web.Application:
     app.cleanup_ctx.append(_scheduler_ctx)
     for table in (health_routes, control.routes, leases.routes, metrics.routes, openapi.routes):
         app.add_routes(table)
+    ui.setup_ui(app)
     if config.upstreams:
         from hermes_sdk.server.gateway import setup_gateway
 

@@ -19,8 +19,10 @@ DEFAULT_TENANT: Final = "default"
 TENANT: Final = "tenant"
 """``request[TENANT]``: the tenant of the request (a plain string key: the gateway reads it too)."""
 warnings.filterwarnings("ignore", category=web.NotAppKeyWarning, module=r"hermes_sdk\.server\.auth")
-PUBLIC_PATHS: Final = frozenset({"/healthz", "/metrics", "/openapi.json"})
-"""Paths served without a key (they expose no tenant data)."""
+PUBLIC_PATHS: Final = frozenset(
+    {"/healthz", "/metrics", "/openapi.json", "/ui", "/ui/app.js", "/ui/app.css"}
+)
+"""Paths served without a key (they expose no tenant data; the dashboard page calls /v1)."""
 
 
 class Keyring:

@@ -1,0 +1,249 @@
+"""The read-only dashboard: ``GET /ui`` (static page) and its tenant-scoped JSON/SVG endpoints.
+
+The page and its two assets (``/ui``, ``/ui/app.js``, ``/ui/app.css``, shipped in
+``hermes_sdk/server/static``) carry no data and are public. Every data call the page makes goes
+to ``/v1/ui/...`` with the tenant's API key as ``Authorization: Bearer`` (the key is typed once,
+or passed once as ``/ui?key=...``, and kept in the tab's ``sessionStorage``), so the dashboard
+shows exactly what the key's tenant may read through the rest of ``/v1``:
+
+- ``GET /v1/ui/state``: the policy in force, each backend's slots in flight and requests waiting
+  (shared backends: counts over all tenants, plus how many of the waiting are this tenant's),
+  prewarm state per backend (or ``null`` when prewarm is off), the tenant's apps with their
+  graph sizes, and its running apps ordered by predicted remaining demand (seconds).
+- ``GET /v1/ui/apps/{app}/graph.svg``: the app's PDGraph drawn server-side
+  (:func:`hermes_sdk.graph.svg.graph_to_svg`).
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass
+from functools import cache
+from importlib import resources
+from typing import Final, cast
+
+import numpy as np
+from aiohttp import web
+
+from hermes_sdk.graph.svg import graph_to_svg
+from hermes_sdk.server.middlewares import ApiError
+from hermes_sdk.server.runs import TrackedRun
+from hermes_sdk.server.scheduler import SCHEDULER, Scheduler
+
+STATIC_FILES: Final = {
+    "/ui": ("ui.html", "text/html"),
+    "/ui/app.js": ("app.js", "text/javascript"),
+    "/ui/app.css": ("app.css", "text/css"),
+}
+"""Public paths of the page and its assets -> (file in ``static/``, content type)."""
+TOP_RUNS: Final = 15
+"""Running apps listed, most remaining demand first."""
+MAX_RUNS_RANKED: Final = 100
+"""At most this many of a tenant's running apps (latest events first) get a prediction per poll."""
+SAMPLES: Final = 256
+"""Monte Carlo samples of remaining demand per run and poll."""
+STATE_TTL_S: Final = 0.5
+"""A tenant's state is recomputed at most this often, however many tabs poll it."""
+SECURITY_HEADERS: Final = {
+    "Content-Security-Policy": (
+        "default-src 'none'; script-src 'self'; style-src 'self'; connect-src 'self'; "
+        "img-src 'self' data:; base-uri 'none'; form-action 'self'; frame-ancestors 'none'"
+    ),
+    "Referrer-Policy": "no-referrer",
+    "X-Content-Type-Options": "nosniff",
+    "Cache-Control": "no-cache",
+}
+
+routes = web.RouteTableDef()
+
+
+@cache
+def _asset(name: str) -> bytes:
+    return resources.files("hermes_sdk.server").joinpath("static", name).read_bytes()
+
+
+async def _static(request: web.Request) -> web.Response:
+    name, content_type = STATIC_FILES[request.path]
+    return web.Response(
+        body=_asset(name), content_type=content_type, charset="utf-8", headers=SECURITY_HEADERS
+    )
+
+
+def _tenant(request: web.Request) -> str:
+    tenant = request.get("tenant")
+    if not isinstance(tenant, str):  # a public path never reaches the /v1 handlers
+        raise ApiError(401, "unauthorized", "an API key is required")
+    return tenant
+
+
+def _finite(x: float | None) -> float | None:
+    return None if x is None or not math.isfinite(x) else x
+
+
+def tenant_runs(sched: Scheduler, tenant: str) -> list[TrackedRun]:
+    """The tenant's runs tracked by this replica (started and not ended)."""
+    runs = cast(dict[tuple[str, str], TrackedRun], getattr(sched, "_runs", {}))
+    return [run for (owner, _), run in list(runs.items()) if owner == tenant]
+
+
+def _run_rows(sched: Scheduler, tenant: str, now_s: float) -> tuple[int, list[dict[str, object]]]:
+    runs = tenant_runs(sched, tenant)
+    runs.sort(key=lambda r: r.last_event_s, reverse=True)
+    rows: list[dict[str, object]] = []
+    for run in runs[:MAX_RUNS_RANKED]:
+        state = run.app_state(now_s)
+        p50 = p95 = None
+        samples = sched.registry.remaining_demand(run.app, state.state, tenant=tenant, n=SAMPLES)
+        if len(samples):
+            p50, p95 = (float(x) for x in np.quantile(samples, [0.5, 0.95]))
+        try:
+            rank_s: float | None = float(sched.policy.rank(state, now_s))
+        except Exception:  # the scheduler falls back to FCFS for this run; so does the view
+            rank_s = None
+        rows.append(
+            {
+                "run_id": run.run_id,
+                "app": run.app,
+                "node": run.node,
+                "running": bool(state.state.running),
+                "attained_s": state.attained_s,
+                "remaining_p50_s": p50,
+                "remaining_p95_s": p95,
+                "rank_s": _finite(rank_s),
+                "deadline_in_s": None
+                if state.deadline_s is None
+                else round(state.deadline_s - now_s, 3),
+            }
+        )
+    rows.sort(key=_remaining_s, reverse=True)
+    return len(runs), rows[:TOP_RUNS]
+
+
+def _remaining_s(row: dict[str, object]) -> float:
+    value = row["remaining_p50_s"]
+    return value if isinstance(value, float) else -1.0
+
+
+def _backends(sched: Scheduler, tenant: str) -> list[dict[str, object]]:
+    out: list[dict[str, object]] = []
+    for name in sorted(sched.queues):
+        q = sched.queues[name]
+        waiting = q.waiting()
+        yours = sum(1 for _, _, key in waiting if isinstance(key, tuple) and key[0] == tenant)
+        out.append(
+            {
+                "backend": name,
+                "max_inflight": q.max_inflight,
+                "inflight": q.inflight,
+                "waiting": len(waiting),
+                "waiting_yours": yours,
+                "lease_s": q.lease_s,
+            }
+        )
+    return out
+
+
+def _prewarm(app: web.Application) -> dict[str, object] | None:
+    from hermes_sdk.server.prewarm_routes import PREWARM
+
+    if PREWARM not in app:
+        return None
+    runtime = app[PREWARM]
+    planner = runtime.planner
+    now_s = runtime.clock()
+    backends = []
+    for backend in planner.backends:
+        b = planner.ledger.get(backend)
+        backends.append(
+            {
+                "backend": backend,
+                "status": b.status,
+                "inflight": b.inflight,
+                "cold_start_s": _finite(planner.cold_start_s(backend)),
+                "keep_alive_s": _finite(planner.keep_alive_s(backend)),
+                "need_probability": _finite(planner.need_probability(backend, now_s)),
+            }
+        )
+    return {"threshold": planner.config.threshold, "backends": backends}
+
+
+def _apps(sched: Scheduler, tenant: str, active: dict[str, int]) -> list[dict[str, object]]:
+    out: list[dict[str, object]] = []
+    for name in sorted(set(sched.registry.apps(tenant)) | set(active)):
+        g = sched.registry.get(name, tenant)
+        out.append(
+            {
+                "app": name,
+                "runs": g.runs if g is not None else 0,
+                "version": g.version if g is not None else 0,
+                "nodes": len(g.nodes) if g is not None else 0,
+                "active_runs": active.get(name, 0),
+            }
+        )
+    return out
+
+
+def ui_state(app: web.Application, tenant: str) -> dict[str, object]:
+    """Everything the dashboard shows for ``tenant`` (see the module docstring)."""
+    sched = app[SCHEDULER]
+    sched.sync.pull()
+    now_s = sched.now_s()
+    active_runs, top = _run_rows(sched, tenant, now_s)
+    active: dict[str, int] = {}
+    for run in tenant_runs(sched, tenant):
+        active[run.app] = active.get(run.app, 0) + 1
+    return {
+        "tenant": tenant,
+        "policy": sched.policy.name,
+        "now_s": now_s,
+        "backends": _backends(sched, tenant),
+        "prewarm": _prewarm(app),
+        "runs": {"active": active_runs, "top": top},
+        "apps": _apps(sched, tenant, active),
+    }
+
+
+@dataclass(slots=True)
+class _Cached:
+    at_s: float
+    state: dict[str, object]
+
+
+UI_CACHE: Final = web.AppKey("hermes_ui_cache", dict[str, _Cached])
+
+
+@routes.get("/v1/ui/state")
+async def state_endpoint(request: web.Request) -> web.Response:
+    """The dashboard's data for the key's tenant (polled every second by ``/ui``)."""
+    tenant = _tenant(request)
+    cache_ = request.app[UI_CACHE]
+    now = time.monotonic()
+    hit = cache_.get(tenant)
+    if hit is None or now - hit.at_s >= STATE_TTL_S:
+        hit = cache_[tenant] = _Cached(now, ui_state(request.app, tenant))
+    return web.json_response(hit.state, headers={"Cache-Control": "no-store"})
+
+
+@routes.get("/v1/ui/apps/{app}/graph.svg")
+async def graph_svg(request: web.Request) -> web.Response:
+    """The tenant's app's PDGraph as SVG; 404 when the tenant has no such app."""
+    name = request.match_info["app"]
+    sched = request.app[SCHEDULER]
+    graph = sched.registry.get(name, _tenant(request))
+    if graph is None:
+        raise ApiError(404, "unknown_app", f"no graph for app {name!r} for this tenant")
+    svg = graph_to_svg(graph.to_dict(include_samples=False))
+    return web.Response(
+        text=svg,
+        content_type="image/svg+xml",
+        headers={"Cache-Control": "no-store", "X-Content-Type-Options": "nosniff"},
+    )
+
+
+def setup_ui(app: web.Application) -> None:
+    """Add the dashboard page, its assets and its ``/v1/ui`` endpoints to a scheduler app."""
+    app[UI_CACHE] = {}
+    for path in STATIC_FILES:
+        app.router.add_get(path, _static)
+    app.add_routes(routes)
