@@ -179,10 +179,11 @@ class ServerProcess:
 
 
 class RedisProcess:
-    """A real ``redis-server`` on a free port (no persistence), restartable on the same port."""
+    """A real ``redis-server`` on a free port (AOF, fsync always), restartable on the same port."""
 
-    def __init__(self, workdir: Path) -> None:
+    def __init__(self, workdir: Path, *, persist: bool = True) -> None:
         self.port = free_port()
+        self.persist = persist
         self.workdir = workdir
         self.proc: subprocess.Popen[bytes] | None = None
         self.start()
@@ -203,7 +204,9 @@ class RedisProcess:
                 "--save",
                 "",
                 "--appendonly",
-                "no",
+                "yes" if self.persist else "no",
+                "--appendfsync",
+                "always",
                 "--dir",
                 str(self.workdir),
             ],
@@ -222,7 +225,7 @@ class RedisProcess:
         raise RuntimeError("redis-server did not start")
 
     def stop(self) -> None:
-        """Kill the server (data in memory is lost, as in a crash without persistence)."""
+        """SIGKILL the server (a crash: only what the AOF holds survives)."""
         if self.proc is not None and self.proc.poll() is None:
             self.proc.kill()
             self.proc.wait(10)
