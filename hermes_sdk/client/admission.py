@@ -1,4 +1,4 @@
-"""``admit(backend)``: the admission hook behind the decorators' ``admit=True``.
+"""``admit(backend)``: the admission hook behind the unit decorators' ``admit=True``.
 
 Configure once with :func:`configure_admission` (``hermes.configure(scheduler_url=...)`` does
 it); then ``with admit("gpu", run_id=...)`` or ``async with admit(...)`` holds a slot of the

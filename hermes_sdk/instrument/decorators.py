@@ -17,6 +17,7 @@ from __future__ import annotations
 import functools
 import inspect
 from collections.abc import AsyncGenerator, Callable, Generator
+from time import perf_counter_ns
 from typing import Any, TypeVar, cast, overload
 
 from hermes_sdk.errors import GraphError
@@ -202,6 +203,44 @@ def _capture_stream(unit: UnitHandle, item: object) -> None:
         unit.output_tokens = usage[1] if usage[1] is not None else unit.output_tokens
 
 
+def _admitted(fn: Callable[..., Any], backend: str, is_async: bool) -> Callable[..., Any]:
+    """``fn`` run inside a slot of ``backend`` (scheduler admission, fail-open).
+
+    The time spent waiting for the slot is recorded as a wait of the calling unit, so it is
+    not learned as service demand.
+    """
+    from hermes_sdk.client.admission import Admission
+
+    def admission() -> Admission:
+        run = CURRENT_RUN.get()
+        if run is None:
+            return Admission(backend)
+        return Admission(backend, run_id=run.run_id, app=run.app, deadline_s=run.deadline_s)
+
+    def note_wait(start_ns: int) -> None:
+        unit = CURRENT_UNIT.get()
+        if unit is not None:
+            unit.record_wait((perf_counter_ns() - start_ns) / 1e9)
+
+    if is_async:
+
+        async def async_inner(*args: Any, **kwargs: Any) -> Any:
+            start_ns = perf_counter_ns()
+            async with admission():
+                note_wait(start_ns)
+                return await fn(*args, **kwargs)
+
+        return async_inner
+
+    def inner(*args: Any, **kwargs: Any) -> Any:
+        start_ns = perf_counter_ns()
+        with admission():
+            note_wait(start_ns)
+            return fn(*args, **kwargs)
+
+    return inner
+
+
 def _is_async_callable(fn: object) -> bool:
     if inspect.iscoroutinefunction(fn):
         return True
@@ -209,9 +248,11 @@ def _is_async_callable(fn: object) -> bool:
     return not inspect.isfunction(fn) and inspect.iscoroutinefunction(call)
 
 
-def _decorate(fn: _F, kind: UnitKind, name: str | None, backend: str | None) -> _F:
+def _decorate(
+    fn: _F, kind: UnitKind, name: str | None, backend: str | None, admit: bool = False
+) -> _F:
     if isinstance(fn, (classmethod, staticmethod)):
-        return cast(_F, type(fn)(_decorate(fn.__func__, kind, name, backend)))
+        return cast(_F, type(fn)(_decorate(fn.__func__, kind, name, backend, admit)))
     if env_disabled():
         return fn
     if not callable(fn) or inspect.isclass(fn):
@@ -221,14 +262,21 @@ def _decorate(fn: _F, kind: UnitKind, name: str | None, backend: str | None) -> 
         )
     node = check_name(name if name is not None else unit_name(fn), "unit name")
     capture = kind == "llm"
+    target: Callable[..., Any] = fn
+    if admit:
+        if backend is None:
+            raise GraphError(f"admit=True needs a backend to hold a slot of ({node!r})")
+        if inspect.isasyncgenfunction(fn) or inspect.isgeneratorfunction(fn):
+            raise TypeError("admit=True works on functions and coroutine functions, not generators")
+        target = functools.wraps(fn)(_admitted(fn, backend, _is_async_callable(fn)))
     if inspect.isasyncgenfunction(fn):
         wrapper = _wrap_async_generator(fn, node, kind, backend, capture)
     elif inspect.isgeneratorfunction(fn):
         wrapper = _wrap_generator(fn, node, kind, backend, capture)
     elif _is_async_callable(fn):
-        wrapper = _wrap_coroutine(fn, node, kind, backend, capture)
+        wrapper = _wrap_coroutine(target, node, kind, backend, capture)
     else:
-        wrapper = _wrap_sync(fn, node, kind, backend, capture)
+        wrapper = _wrap_sync(target, node, kind, backend, capture)
     functools.update_wrapper(wrapper, fn)
     wrapper.__hermes_unit__ = (node, kind, backend)  # type: ignore[attr-defined]
     return cast(_F, wrapper)
@@ -252,6 +300,7 @@ def unit(
     kind: UnitKind = "custom",
     name: str | None = None,
     backend: str | None = None,
+    admit: bool = False,
 ) -> Callable[[_F], _F]: ...
 def unit(
     fn: _F | None = None,
@@ -260,32 +309,45 @@ def unit(
     kind: UnitKind = "custom",
     name: str | None = None,
     backend: str | None = None,
+    admit: bool = False,
 ) -> _F | Callable[[_F], _F]:
     """Record each call of the decorated callable as a unit of the current run.
 
     ``kind`` is one of llm, tool, retriever, dnn, container, custom; ``name`` defaults to the
     qualified function name; ``backend`` names the serving backend the unit uses. Works bare
-    (``@hermes.unit``) or with arguments. Raises :class:`GraphError` at decoration time for an
-    invalid kind, name or backend.
+    (``@hermes.unit``) or with arguments. With ``admit=True`` each call first holds a slot of
+    ``backend`` at the configured scheduler (``configure(scheduler_url=...)``; without one, or
+    with the scheduler down, it runs at once) and the wait is not counted as service. Raises
+    :class:`GraphError` at decoration time for an invalid kind, name or backend.
     """
     checked = _check(kind, backend)
     if fn is not None:
-        return _decorate(fn, checked, name, backend)
-    return lambda f: _decorate(f, checked, name, backend)
+        return _decorate(fn, checked, name, backend, admit)
+    return lambda f: _decorate(f, checked, name, backend, admit)
 
 
 @overload
 def llm(fn: _F, /) -> _F: ...
 @overload
 def llm(
-    fn: None = None, /, *, name: str | None = None, backend: str | None = None
+    fn: None = None,
+    /,
+    *,
+    name: str | None = None,
+    backend: str | None = None,
+    admit: bool = False,
 ) -> Callable[[_F], _F]: ...
 def llm(
-    fn: _F | None = None, /, *, name: str | None = None, backend: str | None = None
+    fn: _F | None = None,
+    /,
+    *,
+    name: str | None = None,
+    backend: str | None = None,
+    admit: bool = False,
 ) -> _F | Callable[[_F], _F]:
     """An LLM call unit; input/output tokens are read from the return value when it has usage."""
     if fn is None:
-        return unit(kind="llm", name=name, backend=backend)
+        return unit(kind="llm", name=name, backend=backend, admit=admit)
     return _decorate(fn, "llm", name, backend)
 
 
@@ -293,14 +355,24 @@ def llm(
 def tool(fn: _F, /) -> _F: ...
 @overload
 def tool(
-    fn: None = None, /, *, name: str | None = None, backend: str | None = None
+    fn: None = None,
+    /,
+    *,
+    name: str | None = None,
+    backend: str | None = None,
+    admit: bool = False,
 ) -> Callable[[_F], _F]: ...
 def tool(
-    fn: _F | None = None, /, *, name: str | None = None, backend: str | None = None
+    fn: _F | None = None,
+    /,
+    *,
+    name: str | None = None,
+    backend: str | None = None,
+    admit: bool = False,
 ) -> _F | Callable[[_F], _F]:
     """A tool call unit (code execution, search API, calculator...)."""
     if fn is None:
-        return unit(kind="tool", name=name, backend=backend)
+        return unit(kind="tool", name=name, backend=backend, admit=admit)
     return _decorate(fn, "tool", name, backend)
 
 
@@ -308,12 +380,22 @@ def tool(
 def retriever(fn: _F, /) -> _F: ...
 @overload
 def retriever(
-    fn: None = None, /, *, name: str | None = None, backend: str | None = None
+    fn: None = None,
+    /,
+    *,
+    name: str | None = None,
+    backend: str | None = None,
+    admit: bool = False,
 ) -> Callable[[_F], _F]: ...
 def retriever(
-    fn: _F | None = None, /, *, name: str | None = None, backend: str | None = None
+    fn: _F | None = None,
+    /,
+    *,
+    name: str | None = None,
+    backend: str | None = None,
+    admit: bool = False,
 ) -> _F | Callable[[_F], _F]:
     """A retrieval unit (vector search, document fetch)."""
     if fn is None:
-        return unit(kind="retriever", name=name, backend=backend)
+        return unit(kind="retriever", name=name, backend=backend, admit=admit)
     return _decorate(fn, "retriever", name, backend)

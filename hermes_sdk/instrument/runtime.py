@@ -168,7 +168,8 @@ class _LearnSink:
 
 def _open_registry(store: str | Store | None, *, remote: bool) -> GraphRegistry:
     if store is None:
-        store = MEMORY_STORE_URL if remote else os.environ.get("HERMES_STORE", DEFAULT_STORE_URL)
+        env = os.environ.get("HERMES_STORE")  # set but empty means the default, as open_store
+        store = MEMORY_STORE_URL if remote else (env or DEFAULT_STORE_URL)
     return GraphRegistry(open_store(store) if isinstance(store, str) else store)
 
 
@@ -244,6 +245,10 @@ def configure(
         sink_factory=sink_factory,
     )
     old.close()
+    # Units decorated with admit=True hold a backend slot of this scheduler (none: admit at once).
+    from hermes_sdk.client.admission import configure_admission
+
+    configure_admission(scheduler_url, api_key)
 
 
 def _before_fork() -> None:
