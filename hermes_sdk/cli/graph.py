@@ -129,7 +129,7 @@ def export_graph(
         raise typer.Exit(2) from exc
     if fmt == "png":
         assert out is not None
-        console.print(f"wrote {graph_to_png(doc, out)}")
+        err_console.print(f"wrote {graph_to_png(doc, out)}")
         return
     text = {
         "json": lambda: json.dumps(doc, indent=2, sort_keys=True) + "\n",

@@ -14,6 +14,7 @@ import json
 import math
 import os
 import threading
+import urllib.parse
 from collections.abc import AsyncIterator, Coroutine, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any, TypeVar
@@ -252,7 +253,9 @@ class SchedulerClient:
 
     async def graph(self, app: str, *, format: str = "json") -> str:
         """An app's graph as JSON, DOT or Mermaid text."""
-        status, data = await self._call("GET", f"/v1/apps/{app}/graph?format={format}")
+        name = urllib.parse.quote(app, safe="")  # subgraph apps are named "<app>/<node>"
+        fmt = urllib.parse.quote(format, safe="")
+        status, data = await self._call("GET", f"/v1/apps/{name}/graph?format={fmt}")
         _raise_for(status, data)
         return data if isinstance(data, str) else json.dumps(data)
 

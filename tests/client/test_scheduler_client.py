@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import socket
 from collections.abc import AsyncIterator
@@ -200,3 +201,12 @@ async def test_a_held_slot_is_renewed_past_its_lease(serve: StartServer) -> None
         assert await _inflight(server) == 0
     sched = server.app[SCHEDULER]
     assert sched.queue("gpu").reclaimed == 0
+
+
+async def test_graph_of_an_app_whose_name_has_a_slash(serve: StartServer) -> None:
+    server = await serve(backends=GPU)
+    async with SchedulerClient(server.url) as client:
+        run_id = await client.start_run("qa/sub graph")
+        await client.end_run(run_id, path={**PATH, "app": "qa/sub graph"})
+        assert [a["app"] for a in await client.apps()] == ["qa/sub graph"]
+        assert json.loads(await client.graph("qa/sub graph"))["app"] == "qa/sub graph"

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import math
+from pathlib import Path
+
+import pytest
 
 import hermes_sdk as hermes
 
@@ -38,3 +41,16 @@ def test_waits_longer_than_the_unit_clamp_to_zero_service() -> None:
     assert unit.service_s == 0.0
     path = run.end()
     assert path is not None and path.stages[0].calls[0].service_s == 0.0
+
+
+def test_empty_hermes_store_means_the_default(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.setenv("HOME", str(tmp_path))
+    monkeypatch.setenv("HERMES_STORE", "")
+    hermes.configure()
+    with hermes.run(app="empty-env"):
+        pass
+    hermes.flush()
+    assert hermes.stats().runs_failed_to_record == 0
+    assert (tmp_path / ".hermes" / "hermes.db").exists()
