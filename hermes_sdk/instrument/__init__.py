@@ -6,6 +6,7 @@ Users import these names from ``hermes_sdk`` directly (see docs/architecture.md)
 from hermes_sdk.instrument._context import context_executor, wrap_context
 from hermes_sdk.instrument.decorators import llm, retriever, tool, unit
 from hermes_sdk.instrument.handles import RunHandle, UnitHandle, start_run
+from hermes_sdk.instrument.observers import UnitObserver, add_unit_observer, remove_unit_observer
 from hermes_sdk.instrument.prewarm_hooks import (
     PrewarmNotice,
     dispatch_prewarm,
@@ -33,6 +34,8 @@ __all__ = [
     "RunHandle",
     "RunScope",
     "UnitHandle",
+    "UnitObserver",
+    "add_unit_observer",
     "configure",
     "context_executor",
     "current_hints",
@@ -45,6 +48,7 @@ __all__ = [
     "record",
     "registry",
     "remove_prewarm",
+    "remove_unit_observer",
     "retriever",
     "run",
     "start_run",

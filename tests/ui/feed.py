@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
-from typing import Final
+from typing import Final, cast
 
 import aiohttp
 import numpy as np
@@ -13,8 +13,9 @@ from aiohttp import web
 from hermes_sdk.graph.records import path_to_dict
 from hermes_sdk.server import ServerConfig, create_app
 from hermes_sdk.server.config import BackendConfig
+from hermes_sdk.sim.workloads.paper import paper_apps
 from hermes_sdk.sim.workloads.paths import sample_path
-from hermes_sdk.sim.workloads.suites import paper_suite
+from hermes_sdk.sim.workloads.spec import Workload, llm_backend, pool_backend
 
 ACME_KEY: Final = "key-acme-0123"
 RIVAL_KEY: Final = "key-rival-4567"
@@ -75,9 +76,15 @@ async def post_events(
         return body
 
 
+def paper_workload() -> Workload:
+    """The paper's app programs and backends (no arrival calibration: only paths are drawn)."""
+    backends = {"llm": llm_backend(4), "search": pool_backend(2), "container": pool_backend(4)}
+    return cast(Workload, {"apps": paper_apps(), "backends": {**backends, "dnn": pool_backend(2)}})
+
+
 async def feed(http: aiohttp.ClientSession, url: str) -> None:
     """Completed simulator runs for acme's apps and one rival app, plus a few running apps."""
-    workload = paper_suite(n_apps=10, warmup_apps=0)
+    workload = paper_workload()
     rng = np.random.default_rng(7)
     now = time.time()
     events: list[dict[str, object]] = []
