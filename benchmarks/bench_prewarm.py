@@ -236,11 +236,16 @@ def render(console: Console, title: str, rows: list[dict[str, Any]]) -> bool:
 
 
 def main() -> None:
+    global C_DELAY
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="fewer apps (a smoke run)")
     parser.add_argument("--apps", type=int, default=None)
     parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument(
+        "--c-delay", type=float, default=C_DELAY, help="cost of an app-delay second (c_idle = 1)"
+    )
     args = parser.parse_args()
+    C_DELAY = args.c_delay
     n_apps = args.apps or (400 if args.quick else 3000)
     console = Console(width=130)
     ratio = C_DELAY / C_IDLE
@@ -253,6 +258,8 @@ def main() -> None:
     command = "python benchmarks/bench_prewarm.py" + (" --quick" if args.quick else "")
     if args.apps:
         command += f" --apps {args.apps}"
+    if args.c_delay != 20.0:
+        command += f" --c-delay {args.c_delay:g}"
     doc = {
         "command": command,
         "rows": rows,

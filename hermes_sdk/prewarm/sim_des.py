@@ -192,7 +192,7 @@ def simulate_prewarm(
         cold_wait_s=np.array([a.cold_wait_s for a in measured]),
         app_names=tuple(a.name for a in measured),
         planner=planner,
-        end_s=sim.now,
+        end_s=max((a.finish_s for a in apps if math.isfinite(a.finish_s)), default=0.0),
         wall_s=time.perf_counter() - started,
     )
 
