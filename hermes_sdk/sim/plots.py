@@ -41,8 +41,12 @@ def plot_cdfs(
     """Completion-time CDFs: ``samples[panel][policy]`` -> completion times (s); one panel per
     key (e.g. "paper @ 0.95"), log-scale time axis."""
     panels = list(samples)
-    fig, axes = plt.subplots(1, len(panels), figsize=(5.5 * len(panels), 4.2), squeeze=False)
-    for ax, panel in zip(axes[0], panels, strict=True):
+    ncols = min(3, max(1, len(panels)))
+    nrows = -(-len(panels) // ncols)
+    fig, axes = plt.subplots(nrows, ncols, figsize=(5.5 * ncols, 4.2 * nrows), squeeze=False)
+    for ax in axes.flat[len(panels) :]:
+        ax.set_visible(False)
+    for ax, panel in zip(axes.flat, panels, strict=False):
         for policy, times in samples[panel].items():
             xs = np.sort(np.asarray(times, dtype=float))
             if xs.size == 0:
