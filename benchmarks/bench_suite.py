@@ -17,9 +17,9 @@ from hermes_sdk.cli import main
 
 OUT = Path(__file__).resolve().parent / "results" / "suite"
 FULL = [
-    "--suite", "all", "--loads", "0.7,0.85,0.95", "--seeds", "2",
-    "--n-apps", "1500", "--warmup-apps", "300",
-    "--tightness", "1.2,1.5,2.0", "--tightness-load", "0.95", "--jobs", "2",
+    "--suite", "all", "--loads", "0.7,0.85,0.95", "--seeds", "1",
+    "--n-apps", "1200", "--warmup-apps", "250",
+    "--tightness", "1.2,2.0", "--tightness-load", "0.95", "--jobs", "2",
 ]  # fmt: skip
 
 
