@@ -8,16 +8,16 @@ import logging
 import signal
 from dataclasses import replace
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from aiohttp import web
 
 from hermes_sdk.cli._app import app, console, err_console
 from hermes_sdk.errors import HermesError
-from hermes_sdk.server import ServerConfig, create_app, load_config
-from hermes_sdk.server.config import parse_api_key_flag, parse_backend_flag
-from hermes_sdk.server.upstreams import parse_upstream_flag
+
+if TYPE_CHECKING:  # the server is imported when the command runs, so `hermes --help` stays fast
+    from hermes_sdk.server import ServerConfig
 
 
 def build_config(
@@ -32,6 +32,10 @@ def build_config(
     upstreams: list[str],
 ) -> ServerConfig:
     """Config file first, then command-line flags on top (flags win)."""
+    from hermes_sdk.server import ServerConfig, load_config
+    from hermes_sdk.server.config import parse_api_key_flag, parse_backend_flag
+    from hermes_sdk.server.upstreams import parse_upstream_flag
+
     cfg = load_config(config_file) if config_file is not None else ServerConfig()
     changes: dict[str, object] = {}
     for name, value in (("host", host), ("port", port), ("store_url", store), ("policy", policy)):
@@ -51,6 +55,8 @@ def build_config(
 
 async def run_server(config: ServerConfig) -> None:
     """Serve until SIGINT/SIGTERM; prints the bound URL (useful with ``--port 0``)."""
+    from hermes_sdk.server import create_app
+
     runner = web.AppRunner(create_app(config), handler_cancellation=True, access_log=None)
     await runner.setup()
     site = web.TCPSite(runner, config.host, config.port)

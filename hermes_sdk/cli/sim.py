@@ -6,7 +6,7 @@ import json
 import math
 from dataclasses import replace
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.progress import Progress
@@ -15,7 +15,9 @@ from rich.table import Table
 from hermes_sdk.cli._app import app, console, err_console
 from hermes_sdk.errors import ConfigError
 from hermes_sdk.policy import POLICY_NAMES
-from hermes_sdk.sim import SimResult, load_workload, simulate
+
+if TYPE_CHECKING:  # the simulator (scipy) is imported when the command runs
+    from hermes_sdk.sim import SimResult
 
 
 def _fmt(value: float | None, unit: str = "") -> str:
@@ -64,6 +66,8 @@ def sim(
 ) -> None:
     """Simulate one policy on a workload; print completion-time statistics."""
     try:
+        from hermes_sdk.sim import load_workload, simulate
+
         wl = load_workload(workload)
         if n_apps is not None or warmup_apps is not None:
             n = wl.n_apps if n_apps is None else n_apps

@@ -6,7 +6,6 @@ import typer
 from aiohttp import web
 
 from hermes_sdk.cli._app import app, console
-from hermes_sdk.sim.engine import SimEngineConfig, create_engine_app
 
 
 @app.command("sim-engine")
@@ -32,6 +31,8 @@ def sim_engine(
     prefill_per_token_s: float = typer.Option(0.00001, help="Prefill seconds per prompt token."),
 ) -> None:
     """Serve a simulated LLM engine (continuous batching, SSE, priority, cold start)."""
+    from hermes_sdk.sim.engine import SimEngineConfig, create_engine_app  # only when run
+
     config = SimEngineConfig(
         model=model,
         step_base_s=step_s,
