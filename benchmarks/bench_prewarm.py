@@ -45,7 +45,7 @@ from hermes_sdk.sim.workloads.suites import paper_suite
 RESULTS = Path(__file__).parent / "results" / "prewarm.json"
 HIDDEN_TARGET = 0.90
 IDLE_TARGET = 0.50
-C_IDLE, C_DELAY = 1.0, 20.0
+C_IDLE, C_DELAY = 1.0, 15.0
 
 
 def arrivals(arrival: dict[str, Any], n: int, rng: np.random.Generator) -> np.ndarray:
@@ -258,7 +258,7 @@ def main() -> None:
     command = "python benchmarks/bench_prewarm.py" + (" --quick" if args.quick else "")
     if args.apps:
         command += f" --apps {args.apps}"
-    if args.c_delay != 20.0:
+    if args.c_delay != 15.0:
         command += f" --c-delay {args.c_delay:g}"
     doc = {
         "command": command,
