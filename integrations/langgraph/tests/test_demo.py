@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -53,3 +55,24 @@ def test_quick_demo_json_hermes_beats_fcfs_and_leaves_no_process(tmp_path: Path)
         assert graph["schema_version"] == 1 and graph["runs"] > 0
     assert (tmp_path / "demo.png").read_bytes()[:4] == b"\x89PNG"
     assert doc["processes"] and not any(_alive(pid) for pid in doc["processes"])
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])
+def test_interrupted_demo_stops_every_child(tmp_path: Path, signum: int) -> None:
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "hermes_sdk", "demo", "--quick", "--json", "--out", str(tmp_path)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    pids_file = tmp_path / "logs" / "pids"
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and proc.poll() is None:
+        if pids_file.exists() and len(pids_file.read_text().splitlines()) >= 3:
+            break  # both engines and the first scheduler are up: apps are running
+        time.sleep(0.1)
+    assert proc.poll() is None, "the demo ended before it could be interrupted"
+    proc.send_signal(signum)
+    assert proc.wait(timeout=60) != 0
+    pids = [int(line.split()[0]) for line in pids_file.read_text().splitlines()]
+    assert len(pids) >= 3 and not any(_alive(pid) for pid in pids)

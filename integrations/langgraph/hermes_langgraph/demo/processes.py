@@ -53,6 +53,8 @@ class ChildProcesses:
         )
         log.close()
         self._children.append(proc)
+        with (self._log_dir / "pids").open("a") as pids:  # so anyone can check they are gone
+            pids.write(f"{proc.pid} {name}\n")
         deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline:
             if proc.poll() is not None:

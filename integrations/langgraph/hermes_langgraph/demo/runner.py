@@ -15,6 +15,8 @@ import asyncio
 import json
 import logging
 import random
+import signal
+import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
@@ -173,6 +175,7 @@ def run_demo(
     out = config.out
     out.mkdir(parents=True, exist_ok=True)
     planned = plan(config)
+    _exit_on_sigterm()
     store_url = f"sqlite:///{(out / 'hermes.db').resolve()}"
     outcomes: list[PolicyOutcome] = []
     with ChildProcesses(out / "logs") as children:
@@ -240,6 +243,16 @@ def run_demo(
         pids = children.pids
     hermes.configure(store="memory://")
     return outcomes, graphs, pids
+
+
+def _exit_on_sigterm() -> None:
+    """Turn SIGTERM into SystemExit so the child processes are stopped on the way out."""
+    if threading.current_thread() is threading.main_thread():
+
+        def stop(signum: int, frame: object) -> None:
+            raise SystemExit(128 + signum)
+
+        signal.signal(signal.SIGTERM, stop)
 
 
 def _export_graphs(gateway: str, out: Path) -> list[Path]:
