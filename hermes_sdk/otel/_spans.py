@@ -195,9 +195,14 @@ class SpanObserver:
 
 
 def _hint_attributes(unit: UnitHandle) -> dict[str, AttrValue]:
-    """``hermes.rank_s`` / ``remaining_p50_s`` / ``remaining_p95_s`` when a graph predicts them."""
+    """``hermes.rank_s`` / ``remaining_p50_s`` / ``remaining_p95_s`` when a graph predicts them.
+
+    A nested unit runs within its top-level unit's stage, so it shares that unit's hints
+    (computed once and cached on the unit, also for :func:`hermes_sdk.current_hints`).
+    """
+    nested = unit.parent is not None
     try:
-        hints = unit.hints()
+        hints = unit.root.hints()
     except Exception as exc:  # hints fail open; so does tracing
         log.debug("hermes: no hints for %s: %r", unit.name, exc)
         return {}
@@ -206,7 +211,7 @@ def _hint_attributes(unit: UnitHandle) -> dict[str, AttrValue]:
         ("hermes.rank_s", hints.rank_s),
         ("hermes.remaining_p50_s", hints.remaining_p50_s),
         ("hermes.remaining_p95_s", hints.remaining_p95_s),
-        ("hermes.predicted_output_tokens", hints.predicted_output_tokens),
+        ("hermes.predicted_output_tokens", None if nested else hints.predicted_output_tokens),
     ):
         if value is not None:
             attrs[key] = value
@@ -238,9 +243,11 @@ def instrument(
 
     ``tracer_provider`` defaults to the global one (``opentelemetry.trace``). With ``hints``
     (default) each unit's span carries the rank and remaining-demand quantiles (seconds)
-    computed from the app's learned graph when the unit starts (a Monte Carlo estimate, about a
-    millisecond per unit; pass ``hints=False`` to skip it). Calling it again replaces the
-    previous exporter. Returns the observer (see :func:`uninstrument`).
+    computed from the app's learned graph when its top-level unit starts (a Monte Carlo
+    estimate, about a millisecond per top-level unit, shared by nested units and reused by
+    ``current_hints``; pass ``hints=False`` to skip it for apps with very short units).
+    Calling it again replaces the previous exporter. Returns the observer (see
+    :func:`uninstrument`).
     """
     global _ACTIVE
     from hermes_sdk import __version__

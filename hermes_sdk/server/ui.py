@@ -16,9 +16,10 @@ shows exactly what the key's tenant may read through the rest of ``/v1``:
 
 from __future__ import annotations
 
+import asyncio
 import math
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from functools import cache
 from importlib import resources
 from typing import Final, cast
@@ -26,7 +27,9 @@ from typing import Final, cast
 import numpy as np
 from aiohttp import web
 
+from hermes_sdk.graph import GraphRegistry
 from hermes_sdk.graph.svg import graph_to_svg
+from hermes_sdk.policy.base import AppState
 from hermes_sdk.server.middlewares import ApiError
 from hermes_sdk.server.runs import TrackedRun
 from hermes_sdk.server.scheduler import SCHEDULER, Scheduler
@@ -39,11 +42,11 @@ STATIC_FILES: Final = {
 """Public paths of the page and its assets -> (file in ``static/``, content type)."""
 TOP_RUNS: Final = 15
 """Running apps listed, most remaining demand first."""
-MAX_RUNS_RANKED: Final = 100
+MAX_RUNS_PREDICTED: Final = 64
 """At most this many of a tenant's running apps (latest events first) get a prediction per poll."""
 SAMPLES: Final = 256
 """Monte Carlo samples of remaining demand per run and poll."""
-STATE_TTL_S: Final = 0.5
+STATE_TTL_S: Final = 1.0
 """A tenant's state is recomputed at most this often, however many tabs poll it."""
 SECURITY_HEADERS: Final = {
     "Content-Security-Policy": (
@@ -87,42 +90,55 @@ def tenant_runs(sched: Scheduler, tenant: str) -> list[TrackedRun]:
     return [run for (owner, _), run in list(runs.items()) if owner == tenant]
 
 
-def _run_rows(sched: Scheduler, tenant: str, now_s: float) -> tuple[int, list[dict[str, object]]]:
+@dataclass(frozen=True, slots=True)
+class _RunView:
+    """A running app as the dashboard lists it (a snapshot taken on the event loop)."""
+
+    run_id: str
+    app: str
+    node: str
+    state: AppState
+    remaining_p50_s: float | None = None
+    remaining_p95_s: float | None = None
+
+
+def _snapshot(sched: Scheduler, tenant: str, now_s: float) -> tuple[int, list[_RunView]]:
     runs = tenant_runs(sched, tenant)
     runs.sort(key=lambda r: r.last_event_s, reverse=True)
-    rows: list[dict[str, object]] = []
-    for run in runs[:MAX_RUNS_RANKED]:
-        state = run.app_state(now_s)
-        p50 = p95 = None
-        samples = sched.registry.remaining_demand(run.app, state.state, tenant=tenant, n=SAMPLES)
+    views = [_RunView(r.run_id, r.app, r.node, r.app_state(now_s)) for r in runs]
+    return len(runs), views[:MAX_RUNS_PREDICTED]
+
+
+def _predict(registry: GraphRegistry, tenant: str, views: list[_RunView]) -> list[_RunView]:
+    """Remaining-demand quantiles of each run (Monte Carlo; runs off the event loop)."""
+    out = []
+    for v in views:
+        samples = registry.remaining_demand(v.app, v.state.state, tenant=tenant, n=SAMPLES)
         if len(samples):
             p50, p95 = (float(x) for x in np.quantile(samples, [0.5, 0.95]))
-        try:
-            rank_s: float | None = float(sched.policy.rank(state, now_s))
-        except Exception:  # the scheduler falls back to FCFS for this run; so does the view
-            rank_s = None
-        rows.append(
-            {
-                "run_id": run.run_id,
-                "app": run.app,
-                "node": run.node,
-                "running": bool(state.state.running),
-                "attained_s": state.attained_s,
-                "remaining_p50_s": p50,
-                "remaining_p95_s": p95,
-                "rank_s": _finite(rank_s),
-                "deadline_in_s": None
-                if state.deadline_s is None
-                else round(state.deadline_s - now_s, 3),
-            }
-        )
-    rows.sort(key=_remaining_s, reverse=True)
-    return len(runs), rows[:TOP_RUNS]
+            v = replace(v, remaining_p50_s=p50, remaining_p95_s=p95)
+        out.append(v)
+    out.sort(key=lambda v: -1.0 if v.remaining_p50_s is None else v.remaining_p50_s, reverse=True)
+    return out[:TOP_RUNS]
 
 
-def _remaining_s(row: dict[str, object]) -> float:
-    value = row["remaining_p50_s"]
-    return value if isinstance(value, float) else -1.0
+def _run_row(sched: Scheduler, v: _RunView, now_s: float) -> dict[str, object]:
+    try:
+        rank_s: float | None = float(sched.policy.rank(v.state, now_s))
+    except Exception:  # the scheduler falls back to FCFS for this run; so does the view
+        rank_s = None
+    deadline_s = v.state.deadline_s
+    return {
+        "run_id": v.run_id,
+        "app": v.app,
+        "node": v.node,
+        "running": bool(v.state.state.running),
+        "attained_s": v.state.attained_s,
+        "remaining_p50_s": v.remaining_p50_s,
+        "remaining_p95_s": v.remaining_p95_s,
+        "rank_s": _finite(rank_s),
+        "deadline_in_s": None if deadline_s is None else round(deadline_s - now_s, 3),
+    }
 
 
 def _backends(sched: Scheduler, tenant: str) -> list[dict[str, object]]:
@@ -184,12 +200,17 @@ def _apps(sched: Scheduler, tenant: str, active: dict[str, int]) -> list[dict[st
     return out
 
 
-def ui_state(app: web.Application, tenant: str) -> dict[str, object]:
-    """Everything the dashboard shows for ``tenant`` (see the module docstring)."""
+async def ui_state(app: web.Application, tenant: str) -> dict[str, object]:
+    """Everything the dashboard shows for ``tenant`` (see the module docstring).
+
+    Run states are snapshotted on the event loop; the Monte Carlo predictions run in a worker
+    thread (the registry is thread-safe), and only the listed runs are ranked by the policy.
+    """
     sched = app[SCHEDULER]
     sched.sync.pull()
     now_s = sched.now_s()
-    active_runs, top = _run_rows(sched, tenant, now_s)
+    active_runs, views = _snapshot(sched, tenant, now_s)
+    top = await asyncio.to_thread(_predict, sched.registry, tenant, views) if views else []
     active: dict[str, int] = {}
     for run in tenant_runs(sched, tenant):
         active[run.app] = active.get(run.app, 0) + 1
@@ -199,18 +220,18 @@ def ui_state(app: web.Application, tenant: str) -> dict[str, object]:
         "now_s": now_s,
         "backends": _backends(sched, tenant),
         "prewarm": _prewarm(app),
-        "runs": {"active": active_runs, "top": top},
+        "runs": {"active": active_runs, "top": [_run_row(sched, v, now_s) for v in top]},
         "apps": _apps(sched, tenant, active),
     }
 
 
 @dataclass(slots=True)
-class _Cached:
-    at_s: float
-    state: dict[str, object]
+class _StateCache:
+    lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+    states: dict[str, tuple[float, dict[str, object]]] = field(default_factory=dict)
 
 
-UI_CACHE: Final = web.AppKey("hermes_ui_cache", dict[str, _Cached])
+UI_CACHE: Final = web.AppKey("hermes_ui_cache", _StateCache)
 
 
 @routes.get("/v1/ui/state")
@@ -218,11 +239,11 @@ async def state_endpoint(request: web.Request) -> web.Response:
     """The dashboard's data for the key's tenant (polled every second by ``/ui``)."""
     tenant = _tenant(request)
     cache_ = request.app[UI_CACHE]
-    now = time.monotonic()
-    hit = cache_.get(tenant)
-    if hit is None or now - hit.at_s >= STATE_TTL_S:
-        hit = cache_[tenant] = _Cached(now, ui_state(request.app, tenant))
-    return web.json_response(hit.state, headers={"Cache-Control": "no-store"})
+    async with cache_.lock:  # many tabs polling: one computation per tenant and STATE_TTL_S
+        hit = cache_.states.get(tenant)
+        if hit is None or time.monotonic() - hit[0] >= STATE_TTL_S:
+            hit = cache_.states[tenant] = (time.monotonic(), await ui_state(request.app, tenant))
+    return web.json_response(hit[1], headers={"Cache-Control": "no-store"})
 
 
 @routes.get("/v1/ui/apps/{app}/graph.svg")
@@ -243,7 +264,7 @@ async def graph_svg(request: web.Request) -> web.Response:
 
 def setup_ui(app: web.Application) -> None:
     """Add the dashboard page, its assets and its ``/v1/ui`` endpoints to a scheduler app."""
-    app[UI_CACHE] = {}
+    app[UI_CACHE] = _StateCache()
     for path in STATIC_FILES:
         app.router.add_get(path, _static)
     app.add_routes(routes)

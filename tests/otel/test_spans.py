@@ -150,6 +150,9 @@ async def test_rank_and_remaining_demand_once_the_graph_has_learned(
     # Later units have less left to do than the first one.
     assert answer_attrs["hermes.remaining_p50_s"] <= plan_attrs["hermes.remaining_p50_s"]  # type: ignore[operator]
     assert plan_attrs["hermes.predicted_output_tokens"] == 30
+    # A nested unit shares its top-level unit's hints (same run state, computed once).
+    assert units["fetch"]["hermes.rank_s"] == units["search"]["hermes.rank_s"]
+    assert "hermes.predicted_output_tokens" not in units["fetch"]
 
 
 def test_failed_unit_and_run_are_error_spans(exporter: InMemorySpanExporter) -> None:

@@ -15,7 +15,7 @@ from hermes_sdk.server import ServerConfig, create_app
 from hermes_sdk.server.admission import Lease
 from hermes_sdk.server.prewarm_routes import PrewarmServerConfig, setup_prewarm
 from hermes_sdk.server.scheduler import SCHEDULER
-from hermes_sdk.server.ui import setup_ui
+from hermes_sdk.server.ui import UI_CACHE, setup_ui
 from tests.ui.feed import (
     ACME_APPS,
     ACME_KEY,
@@ -111,8 +111,10 @@ async def test_queues_count_inflight_and_waiting_live(
         asyncio.create_task(sched.acquire("llm", tenant="acme", run_id="live-2")),
         asyncio.create_task(sched.acquire("llm", tenant="rival", run_id=RIVAL_RUN)),
     ]
+    cache = server.app[UI_CACHE].states
     try:
-        await asyncio.sleep(0.6)  # the waiters queue; the state cache expires
+        await asyncio.sleep(0.05)  # the waiters queue
+        cache.clear()  # states are cached for STATE_TTL_S
         acme = {b["backend"]: b for b in (await _state(http, server.url, ACME_KEY))["backends"]}
         rival = {b["backend"]: b for b in (await _state(http, server.url, RIVAL_KEY))["backends"]}
         assert acme["llm"] | {"waiting_yours": 0} == rival["llm"] | {"waiting_yours": 0}
@@ -123,7 +125,7 @@ async def test_queues_count_inflight_and_waiting_live(
         for lease in held:
             sched.release(lease.lease_id)
         granted: list[Lease] = list(await asyncio.gather(*waiters))
-        await asyncio.sleep(0.6)
+        cache.clear()
         after = {b["backend"]: b for b in (await _state(http, server.url, ACME_KEY))["backends"]}
         assert (after["llm"]["inflight"], after["llm"]["waiting"]) == (2, 0)
         for lease in granted:
