@@ -30,10 +30,15 @@ def build_config(
     backends: list[str],
     api_keys: list[str],
     upstreams: list[str],
+    prewarm: list[str] | None = None,
 ) -> ServerConfig:
     """Config file first, then command-line flags on top (flags win)."""
     from hermes_sdk.server import ServerConfig, load_config
-    from hermes_sdk.server.config import parse_api_key_flag, parse_backend_flag
+    from hermes_sdk.server.config import (
+        parse_api_key_flag,
+        parse_backend_flag,
+        parse_prewarm_flag,
+    )
     from hermes_sdk.server.upstreams import parse_upstream_flag
 
     cfg = load_config(config_file) if config_file is not None else ServerConfig()
@@ -48,6 +53,14 @@ def build_config(
         cfg = replace(cfg, backends=merged)
     if upstreams:
         cfg = replace(cfg, upstreams=cfg.upstreams + tuple(map(parse_upstream_flag, upstreams)))
+    if prewarm:
+        parsed = [parse_prewarm_flag(flag) for flag in prewarm]
+        hooks = {name: url for name, url in parsed if url is not None}
+        cfg = replace(
+            cfg,
+            prewarm_backends=tuple(dict.fromkeys([*cfg.prewarm_backends, *(n for n, _ in parsed)])),
+            prewarm_webhooks={**cfg.prewarm_webhooks, **hooks},
+        )
     if api_keys:
         cfg = cfg.with_api_keys(dict(parse_api_key_flag(flag) for flag in api_keys))
     return cfg
@@ -108,6 +121,10 @@ def serve(
         list[str] | None,
         typer.Option("--upstream", help="Gateway upstream NAME=URL[,engine=vllm,...]."),
     ] = None,
+    prewarm: Annotated[
+        list[str] | None,
+        typer.Option("--prewarm", help="NAME[=WEBHOOK_URL]: prewarm this backend, repeatable."),
+    ] = None,
     log_level: Annotated[str, typer.Option(help="Python log level.")] = "warning",
 ) -> None:
     """Run the Hermes scheduler service."""
@@ -122,6 +139,7 @@ def serve(
             backends=backend or [],
             api_keys=api_key or [],
             upstreams=upstream or [],
+            prewarm=prewarm or [],
         )
         asyncio.run(run_server(cfg))
     except HermesError as exc:

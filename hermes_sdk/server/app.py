@@ -84,6 +84,15 @@ def create_app(config: ServerConfig) -> web.Application:
     for table in (health_routes, control.routes, leases.routes, metrics.routes, openapi.routes):
         app.add_routes(table)
     ui.setup_ui(app)
+    if config.prewarm_backends:
+        from hermes_sdk.server.prewarm_routes import PrewarmServerConfig, setup_prewarm
+
+        setup_prewarm(
+            app,
+            PrewarmServerConfig(
+                backends=config.prewarm_backends, webhooks=dict(config.prewarm_webhooks)
+            ),
+        )
     if config.upstreams:
         from hermes_sdk.server.gateway import setup_gateway
 

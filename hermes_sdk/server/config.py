@@ -85,6 +85,10 @@ class ServerConfig:
     """Requests per second each tenant may make (token bucket); None: no limit."""
     rate_limit_burst: int = 100
     """Requests a tenant may make at once before ``rate_limit_rps`` applies."""
+    prewarm_backends: tuple[str, ...] = ()
+    """Backends with cold starts the prewarm planner warms ahead of predicted need (none: off)."""
+    prewarm_webhooks: Mapping[str, str] = field(default_factory=dict)
+    """backend -> URL receiving its ``prewarm``/``release`` POSTs."""
 
     def __post_init__(self) -> None:
         for name in self.backends:
@@ -163,6 +167,7 @@ def load_config(path: str | Path, base: ServerConfig | None = None) -> ServerCon
         [backends.NAME]   # max_inflight, lease_s
         [[api_keys]]      # tenant plus key (plaintext, hashed on load) or key_sha256
         [[upstreams]]     # gateway upstreams: name, url, engine, max_inflight, ...
+        [prewarm]         # backends = [NAME, ...]; [prewarm.webhooks] NAME = "URL"
     """
     try:
         doc = tomllib.loads(Path(path).expanduser().read_text(encoding="utf-8"))
@@ -223,7 +228,37 @@ def load_config(path: str | Path, base: ServerConfig | None = None) -> ServerCon
         except (TypeError, ValueError) as exc:
             raise ConfigError(f"upstreams[{i}]: {exc}") from None
     cfg = replace(cfg, backends=backends, api_keys=tuple(keys), upstreams=tuple(upstreams))
+    if "prewarm" in doc:
+        cfg = _with_prewarm(cfg, _table(doc["prewarm"], "[prewarm]"))
     return cfg.with_api_keys(plain)
+
+
+def _with_prewarm(cfg: ServerConfig, table: dict[str, object]) -> ServerConfig:
+    unknown = set(table) - {"backends", "webhooks"}
+    if unknown:
+        raise ConfigError(f"unknown key [prewarm].{sorted(unknown)[0]}")
+    names = table.get("backends", [])
+    if not isinstance(names, list) or not all(isinstance(n, str) for n in names):
+        raise ConfigError("[prewarm].backends must be an array of backend names")
+    hooks = _table(table.get("webhooks", {}), "[prewarm.webhooks]")
+    for name, url in hooks.items():
+        if not isinstance(url, str) or not url.startswith(("http://", "https://")):
+            raise ConfigError(f"[prewarm.webhooks].{name} must be an http(s) URL")
+    backends = tuple(dict.fromkeys([*cfg.prewarm_backends, *names, *hooks]))
+    return replace(
+        cfg,
+        prewarm_backends=tuple(_check_config_name(n, "prewarm backend") for n in backends),
+        prewarm_webhooks={**cfg.prewarm_webhooks, **{k: str(v) for k, v in hooks.items()}},
+    )
+
+
+def parse_prewarm_flag(flag: str) -> tuple[str, str | None]:
+    """Parse ``--prewarm NAME[=WEBHOOK_URL]`` into (backend, webhook URL or None)."""
+    name, _, url = flag.partition("=")
+    name = _check_config_name(name.strip(), "prewarm backend")
+    if url and not url.startswith(("http://", "https://")):
+        raise ConfigError(f"--prewarm {flag!r}: the webhook must be an http(s) URL")
+    return name, url or None
 
 
 def _table(value: object, what: str) -> dict[str, object]:
