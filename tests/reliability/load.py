@@ -106,6 +106,29 @@ async def _app(http: aiohttp.ClientSession, url: str, i: int, n_units: int, t: _
         t.acknowledged.append(run_id)
 
 
+async def _light_scheduler(http: aiohttp.ClientSession, url: str, n: int = 300) -> dict[str, float]:
+    """One client, free slot: acquire round trip against ``GET /healthz`` (same-run baseline),
+    requests alternating so drift hits both alike; the added latency is the difference."""
+    acq: list[float] = []
+    base: list[float] = []
+    for _ in range(n):
+        t0 = time.perf_counter()
+        async with http.get(url + "/healthz") as resp:
+            await resp.read()
+        base.append(time.perf_counter() - t0)
+        t0 = time.perf_counter()
+        _, lease = await _post(http, url + "/v1/backends/gpu/acquire", {})
+        acq.append(time.perf_counter() - t0)
+        await _post(http, f"{url}/v1/leases/{lease['lease_id']}/release", None)
+    return {
+        "idle_baseline_healthz_p50_ms": round(_pct(base, 50), 3),
+        "idle_acquire_p50_ms": round(_pct(acq, 50), 3),
+        "idle_acquire_p99_ms": round(_pct(acq, 99), 3),
+        "idle_added_p50_ms": round(_pct(acq, 50) - _pct(base, 50), 3),
+        "idle_added_p99_ms": round(_pct(acq, 99) - _pct(base, 99), 3),
+    }
+
+
 async def scenario_scheduler_load(
     tmp: Path, *, n_apps: int = 500, n_units: int = 20, max_inflight: int = 64
 ) -> dict[str, Any]:
@@ -117,6 +140,7 @@ async def scenario_scheduler_load(
     try:
         url = proc.url
         async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0)) as http:
+            light = await _light_scheduler(http, url)
             t0 = time.perf_counter()
             tasks = [asyncio.create_task(_app(http, url, i, n_units, t)) for i in range(n_apps)]
             done, pending = await asyncio.wait(tasks, timeout=TIMEOUT_S)
@@ -166,6 +190,7 @@ async def scenario_scheduler_load(
         "server_peak_rss_mib": round(peak_rss_kib / 1024, 1),
         "elapsed_s": round(elapsed_s, 2),
         "units_per_s": round(n_requests / elapsed_s, 1),
+        **light,
         "acquire_added_p50_ms": round(_pct(t.overhead_s, 50), 3),
         "acquire_added_p99_ms": round(_pct(t.overhead_s, 99), 3),
         "release_p99_ms": round(_pct(t.release_s, 99), 3),
@@ -237,6 +262,28 @@ async def _chat(
     return status, rid, total_s, waited_s
 
 
+async def _light_gateway(
+    http: aiohttp.ClientSession, url: str, engine: str, n: int = 200
+) -> dict[str, float]:
+    """One client: the same chat request straight to the engine (same-run baseline) and through
+    the gateway, alternating; the added latency is the difference."""
+    body = {"model": "sim-model", "messages": [{"role": "user", "content": "x"}], "max_tokens": 2}
+    direct: list[float] = []
+    via: list[float] = []
+    for _ in range(n):
+        for target, out in ((engine, direct), (url, via)):
+            t0 = time.perf_counter()
+            async with http.post(target + "/v1/chat/completions", json=body) as resp:
+                await resp.read()
+            out.append(time.perf_counter() - t0)
+    return {
+        "idle_direct_p50_ms": round(_pct(direct, 50), 3),
+        "idle_gateway_p50_ms": round(_pct(via, 50), 3),
+        "idle_added_p50_ms": round(_pct(via, 50) - _pct(direct, 50), 3),
+        "idle_added_p99_ms": round(_pct(via, 99) - _pct(direct, 99), 3),
+    }
+
+
 async def scenario_gateway_load(
     tmp: Path, *, n_apps: int = 500, n_units: int = 20, max_inflight: int = 64
 ) -> dict[str, Any]:
@@ -258,6 +305,9 @@ async def scenario_gateway_load(
                 results.append(await _chat(http, url, i, u, stream=u % 4 == 3))
 
         async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0)) as http:
+            light = await _light_gateway(http, url, engine.url.removesuffix("/v1"))
+            async with http.delete(f"http://127.0.0.1:{engine.port}/debug/requests"):
+                pass  # count only the load's requests below
             t0 = time.perf_counter()
             tasks = [asyncio.create_task(app(http, i)) for i in range(n_apps)]
             done, pending = await asyncio.wait(tasks, timeout=TIMEOUT_S)
@@ -307,6 +357,7 @@ async def scenario_gateway_load(
         "server_peak_rss_mib": round(peak_rss_kib / 1024, 1),
         "elapsed_s": round(elapsed_s, 2),
         "requests_per_s": round(n_requests / elapsed_s, 1),
+        **light,
         "added_p50_ms": round(_pct(added, 50), 3),
         "added_p99_ms": round(_pct(added, 99), 3),
     }
