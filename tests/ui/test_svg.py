@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import re
 import xml.etree.ElementTree as ET
 from pathlib import Path
@@ -9,13 +10,13 @@ from typing import Any
 
 import numpy as np
 import pytest
-from typer.testing import CliRunner
+from typer.testing import CliRunner, Result
 
 import hermes_sdk as hermes
 from hermes_sdk.cli import app as cli
 from hermes_sdk.graph.svg import graph_page_html, graph_to_svg, node_demand_s
 from hermes_sdk.sim.workloads.paths import sample_path
-from tests.ui.feed import paper_workload
+from tests.ui.feed import ACME_KEY, RIVAL_APP, LoopbackServer, paper_workload
 
 SVG_NS = "{http://www.w3.org/2000/svg}"
 ODD = 'plan <"&"> \u00e9t\u00e9'
@@ -132,3 +133,19 @@ def test_cli_exports_html_from_a_store(tmp_path: Path) -> None:
     )
     assert result.exit_code == 0, result.output
     assert "10 runs learned" in out.read_text(encoding="utf-8")
+
+
+async def test_cli_exports_html_from_a_running_server_for_the_keys_tenant(
+    server: LoopbackServer,
+) -> None:
+    runner = CliRunner()
+
+    def export(app: str, key: str) -> Result:
+        args = ["graph", "export", "--app", app, "--format", "html"]
+        return runner.invoke(cli, [*args, "--server", server.url, "--api-key", key])
+
+    result = await asyncio.to_thread(export, "react_fever", ACME_KEY)
+    assert result.exit_code == 0, result.output
+    assert 'data-node="thought"' in result.stdout and "PDGraph of react_fever" in result.stdout
+    refused = await asyncio.to_thread(export, RIVAL_APP, ACME_KEY)
+    assert refused.exit_code == 2 and "404" in refused.output
