@@ -256,13 +256,14 @@ def problem(status: int, content_type: str, body: bytes) -> str | None:
     """Why an answer is unacceptable, or None.
 
     An engine error the gateway relays (OpenAI shape, e.g. ``"code": 400``) must be a JSON
-    ``{"error": {...}}`` object but keeps the engine's own fields.
+    ``{"error": {...}}`` object but keeps the engine's own fields; an engine 5xx relayed as is
+    is the engine's failure, not the server's (the benchmark counts them separately).
     """
-    if status >= 500:
-        return f"HTTP {status}: {body[:200]!r}"
-    if status < 400:
-        return None
     relayed = content_type.startswith("relayed;")
+    if status >= 500 and not relayed:
+        return f"HTTP {status}: {body[:200]!r}"
+    if status < 400 or (relayed and status >= 500):  # the engine's own failure, passed on as is
+        return None
     content_type = content_type.removeprefix("relayed;")
     if not content_type.startswith("application/json"):
         return f"HTTP {status} with content type {content_type!r}"
