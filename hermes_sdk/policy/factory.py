@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Final
 
 from hermes_sdk.errors import ConfigError
+from hermes_sdk.policy.aging import AgingPolicy
 from hermes_sdk.policy.base import DemandModel, Policy
 from hermes_sdk.policy.baselines import (
     AppFCFSPolicy,
@@ -28,9 +29,10 @@ POLICY_NAMES: Final = (
     "edf",
     "ps",
     "srpt_oracle",
+    "gittins_aging",
 )
 """Every name :func:`make_policy` accepts."""
-MODEL_POLICIES: Final = frozenset({"gittins", "gittins_blind", "lstf", "sjf_mean"})
+MODEL_POLICIES: Final = frozenset({"gittins", "gittins_blind", "lstf", "sjf_mean", "gittins_aging"})
 """Policies that need a :class:`DemandModel`."""
 
 
@@ -47,6 +49,9 @@ def make_policy(name: str, model: DemandModel | None = None, *, n: int = 1000) -
     if name == "gittins":
         assert model is not None
         return GittinsPolicy(model, n=n)
+    if name == "gittins_aging":  # Gittins with the starvation guard (hermes_sdk.policy.aging)
+        assert model is not None
+        return AgingPolicy(GittinsPolicy(model, n=n))
     if name == "gittins_blind":
         assert model is not None
         return GittinsBlindPolicy(model, n=n)

@@ -26,6 +26,7 @@ from hermes_sdk.policy import (
     ProcessorSharingPolicy,
     SRPTOraclePolicy,
 )
+from hermes_sdk.policy.fairness import tenant_shares_of
 from hermes_sdk.sim.programs import RealStage
 from hermes_sdk.sim.workload import BackendSpec
 
@@ -62,6 +63,7 @@ class SimApp:
         "stage_start_s",
         "stages",
         "standalone_s",
+        "tenant",
         "total_s",
         "version",
         "visits",
@@ -75,8 +77,10 @@ class SimApp:
         stages: list[RealStage],
         standalone_s: float,
         deadline_rel_s: float | None,
+        tenant: str = "default",
     ) -> None:
         self.idx = idx
+        self.tenant = tenant
         self.name = name
         self.arrival_s = arrival_s
         self.stages = stages
@@ -133,6 +137,7 @@ class _Backend:
         "speed",
         "stale",
         "state",
+        "tq",
         "waiting",
         "wake_t",
         "wake_version",
@@ -146,6 +151,8 @@ class _Backend:
         self.preemptive = spec.preemptive
         self.shared = processor_sharing or spec.servers is None
         self.waiting: list[tuple[float, float, int, _Request, int]] = []
+        self.tq: dict[str, list[tuple[float, float, int, _Request, int]]] = {}
+        """Per-tenant waiting heaps under fair sharing (``waiting`` is then the picked one)."""
         self.held: list[_Request] = []
         self.running: list[_Request] = []
         self.last_t = 0.0
@@ -196,6 +203,12 @@ class Simulation:
             SRPTOraclePolicy: lambda a: max(a.total_s - a.attained_s, 0.0),
         }
         self.fast_key = fast.get(type(policy))
+        self.shares = None if self.ps else tenant_shares_of(policy)
+        """Tenant counters of a fair-share policy (None: one queue per backend)."""
+        self.service_window = (-math.inf, math.inf)
+        self.tenant_service_s: dict[str, dict[str, float]] | None = None
+        """backend -> tenant -> service seconds received within ``service_window``, when
+        tracked (set to a dict to track)."""
         """Keys of the simple baselines without building an AppState (same values as rank)."""
         self.min_quantum_s = min_quantum_s
         self.progress = progress
@@ -238,6 +251,7 @@ class Simulation:
             ),
             deadline_s=app.deadline_s,
             request_arrival_s=app.stage_start_s,
+            tenant=app.tenant,
             true_remaining_s=max(app.total_s - app.attained_s, 0.0),
         )
         policy = self.policy
@@ -338,7 +352,7 @@ class Simulation:
             b.can_cool
             and b.state == _WARM
             and not b.running
-            and not b.waiting
+            and not self._has_waiting(b)
             and t - b.idle_since > b.spec.keep_alive_s
         ):
             b.state = _COLD
@@ -351,7 +365,12 @@ class Simulation:
                 b.held.append(req)
         else:
             app = req.app
-            heapq.heappush(b.waiting, (app.key, app.arrival_s, req.seq, req, app.version))
+            entry = (app.key, app.arrival_s, req.seq, req, app.version)
+            if self.shares is not None:
+                self.shares.enter(b.spec.name, app.tenant)
+                heapq.heappush(b.tq.setdefault(app.tenant, []), entry)
+            else:
+                heapq.heappush(b.waiting, entry)
         self.dirty.add(b)
 
     def _advance(self, b: _Backend, t: float) -> None:
@@ -364,6 +383,8 @@ class Simulation:
         done = False
         if dt > 0.0:
             b.busy_s += dt * (min(len(running), b.slots) if b.slots else len(running))
+            if self.shares is not None or self.tenant_service_s is not None:
+                self._account(b, running, dt, t)
             for r in running:
                 work = r.rate * dt
                 left = r.remaining_s
@@ -385,6 +406,8 @@ class Simulation:
                 if r.remaining_s <= EPS_S:
                     r.state = _DONE
                     self.finished.append(r)
+                    if self.shares is not None and not b.shared:
+                        self.shares.leave(b.spec.name, r.app.tenant)
                 else:
                     keep.append(r)
             b.running = keep
@@ -433,6 +456,7 @@ class Simulation:
                 app=app.name,
                 stages=tuple(app.records),
                 run_id=app.run_id,
+                tenant=app.tenant,
                 started_at=app.arrival_s,
                 deadline_s=None if app.deadline_s is None else app.deadline_s - app.arrival_s,
             )
@@ -440,6 +464,37 @@ class Simulation:
             self.observe(path)
 
     # --- dispatch ------------------------------------------------------------------------------
+
+    def _has_waiting(self, b: _Backend) -> bool:
+        return any(b.tq.values()) if self.shares is not None else bool(b.waiting)
+
+    def _pick_tenant(self, b: _Backend) -> list[tuple[float, float, int, _Request, int]]:
+        """Point ``b.waiting`` at the heap of the tenant fair sharing serves next; returns it."""
+        shares = self.shares
+        assert shares is not None
+        while True:
+            tenants = [name for name, h in b.tq.items() if h]
+            if not tenants:
+                b.waiting = []
+                return b.waiting
+            b.waiting = b.tq[shares.pick(b.spec.name, tenants)]
+            if self._peek(b) is not None:
+                return b.waiting
+
+    def _account(self, b: _Backend, running: list[_Request], dt: float, t: float) -> None:
+        """Charge the service of ``dt`` seconds to the running requests' tenants."""
+        name = b.spec.name
+        shares = None if b.shared else self.shares
+        window = self.tenant_service_s
+        lo, hi = self.service_window
+        per = window.setdefault(name, {}) if window is not None and lo <= t <= hi else None
+        for r in running:
+            work = min(r.rate * dt, r.remaining_s)
+            tenant = r.app.tenant
+            if shares is not None:
+                shares.charge(name, tenant, work)
+            if per is not None:
+                per[tenant] = per.get(tenant, 0.0) + work
 
     def _peek(self, b: _Backend) -> tuple[float, float, int, _Request, int] | None:
         h = b.waiting
@@ -461,7 +516,7 @@ class Simulation:
         if b.state == _WARM:
             return True
         if b.state == _COLD:
-            if not (b.waiting or b.held):
+            if not (self._has_waiting(b) or b.held):
                 return False
             b.state = _WARMING
             b.cold_starts += 1
@@ -470,7 +525,8 @@ class Simulation:
         if t < b.warm_at - EPS_S:
             return False
         b.state = _WARM
-        waiting = [e[3] for e in b.waiting if e[3].state == _WAITING] + b.held
+        queued = [e for h in b.tq.values() for e in h] if self.shares is not None else b.waiting
+        waiting = [e[3] for e in queued if e[3].state == _WAITING] + b.held
         for req in waiting:
             wait = b.warm_at - max(req.arrival_s, b.warm_start)
             self.cold_waits.append(wait)
@@ -513,11 +569,16 @@ class Simulation:
         ready = b.state == _WARM or self._warm_up(b, t)
         tick = math.inf
         running = b.running
+        fair = self.shares is not None and not b.shared
+        if fair and ready:
+            self._pick_tenant(b)
         if ready and not b.shared and b.waiting:
             slots = b.slots or 0
             waiting = b.waiting
             peek = self._peek
             while len(running) < slots:
+                if fair:
+                    waiting = self._pick_tenant(b)
                 entry = waiting[0] if waiting else None
                 if entry is None:
                     break
@@ -540,9 +601,14 @@ class Simulation:
                     fresh = self._refresh_running(b, t, entry[0])
                     entry = peek(b)
                 while entry is not None:
-                    worst = running[0]
+                    # fair sharing preempts only within the picked tenant
+                    tenant = entry[3].app.tenant
+                    pool = [r for r in running if r.app.tenant == tenant] if fair else running
+                    if not pool:
+                        break
+                    worst = pool[0]
                     wa = worst.app
-                    for r in running:
+                    for r in pool:
                         ra = r.app
                         if ra.key > wa.key or (
                             ra.key == wa.key and (ra.arrival_s, r.seq) > (wa.arrival_s, worst.seq)

@@ -94,6 +94,19 @@ class SimResult:
         default_factory=lambda: np.empty(0), compare=False, repr=False
     )
     """Total service demand of each measured app (seconds at speed 1), for checks."""
+    tenant_service_s: Mapping[str, Mapping[str, float]] = field(
+        default_factory=dict, compare=False, repr=False
+    )
+    """backend -> tenant -> service seconds received between the first measured and the last
+    arrival (while arrivals keep the backends loaded); empty with a single tenant."""
+    tenants: tuple[str, ...] = field(default=(), compare=False, repr=False)
+    """Tenant of each entry of ``completion_times`` (empty with a single tenant)."""
+
+    def tenant_share(self, backend: str) -> dict[str, float]:
+        """Share (0-1) of ``backend``'s service each tenant received in the window."""
+        per = self.tenant_service_s.get(backend, {})
+        whole = sum(per.values())
+        return {t: s / whole for t, s in sorted(per.items())} if whole > 0 else {}
 
     @property
     def events_per_s(self) -> float:

@@ -18,6 +18,7 @@ from numpy.typing import NDArray
 from hermes_sdk.errors import ConfigError
 from hermes_sdk.graph.records import RunPath
 from hermes_sdk.policy import DemandModel, Policy, make_policy
+from hermes_sdk.policy.fairness import fairness_enabled, with_fairness
 from hermes_sdk.sim.des import EPS_S, SimApp, Simulation
 from hermes_sdk.sim.oracle import OracleModel
 from hermes_sdk.sim.programs import Program, UniformStream
@@ -44,7 +45,7 @@ def _draw_apps(wl: Workload, seed: int, programs: Mapping[str, Program]) -> list
         if rel is None and spec.deadline_factors and deadline_u[i, 0] < spec.deadline_fraction:
             factors = spec.deadline_factors
             rel = factors[min(int(deadline_u[i, 1] * len(factors)), len(factors) - 1)] * standalone
-        apps.append(SimApp(i, spec.name, 0.0, stages, standalone, rel))
+        apps.append(SimApp(i, spec.name, 0.0, stages, standalone, rel, spec.tenant))
     return apps
 
 
@@ -109,12 +110,15 @@ def simulate(
     *,
     seed: int | None = None,
     progress: ProgressFn | None = None,
+    fairness: bool | None = None,
 ) -> SimResult:
     """Simulate ``workload`` (a dict as in a workload file, or a parsed :class:`Workload`)
     under ``policy`` (a name from :data:`hermes_sdk.policy.POLICY_NAMES` or a Policy object).
 
     ``seed`` overrides the workload's seed; ``progress(done_apps, total_apps)`` is called about
-    a hundred times. Raises :class:`ConfigError` for an invalid workload or policy name.
+    a hundred times. ``fairness`` overrides the workload's: weighted fair sharing across the
+    apps' tenants (default: on when they name more than one). Raises :class:`ConfigError` for an
+    invalid workload or policy name.
     """
     wl = workload if isinstance(workload, Workload) else parse_workload(workload)
     seed = wl.seed if seed is None else int(seed)
@@ -133,6 +137,9 @@ def simulate(
             app.deadline_s += t
     model, observe = _model(wl, programs, seed)
     chosen = make_policy(policy, model, n=wl.rank_samples) if isinstance(policy, str) else policy
+    tenants = wl.tenants
+    if fairness_enabled(wl.fairness if fairness is None else fairness, tenants):
+        chosen = with_fairness(chosen, wl.tenant_weights)
     calls = [s for app in apps[:1000] for st in app.stages for s in st.services_s]
     min_quantum = 1e-2 * (float(np.mean(calls)) if calls else 1.0)
     sim = Simulation(
@@ -144,6 +151,9 @@ def simulate(
         progress=progress,
         mark_idx=wl.warmup_apps,
     )
+    if len(tenants) > 1:
+        sim.tenant_service_s = {}
+        sim.service_window = (apps[wl.warmup_apps].arrival_s, apps[-1].arrival_s)
     started, cpu_started = time.perf_counter(), time.process_time()
     sim.run()
     wall = time.perf_counter() - started
@@ -223,4 +233,6 @@ def _measure(
         app_names=names,
         arrival_times=np.array([a.arrival_s for a in measured]),
         demands=np.array([a.total_s for a in measured]),
+        tenant_service_s=sim.tenant_service_s or {},
+        tenants=tuple(a.tenant for a in measured) if sim.tenant_service_s is not None else (),
     )

@@ -102,6 +102,8 @@ class AppSpec:
     """Fixed deadline, seconds after arrival."""
     deadline_fraction: float = 0.0
     deadline_factors: tuple[float, ...] = ()
+    tenant: str = "default"
+    """Tenant whose fair share this app's runs count against."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -131,6 +133,15 @@ class Workload:
     rank_samples: int = 1000
     max_stages: int = DEFAULT_MAX_STAGES
     name: str = ""
+    tenant_weights: Mapping[str, float] = field(default_factory=dict)
+    """Fair-share weight per tenant (absent tenants weigh 1)."""
+    fairness: bool | None = None
+    """Fair sharing across tenants; None: on when the apps name more than one tenant."""
+
+    @property
+    def tenants(self) -> tuple[str, ...]:
+        """Tenants the apps name, sorted."""
+        return tuple(sorted({a.tenant for a in self.apps}))
 
 
 @cache
@@ -276,6 +287,7 @@ def _parse_app(i: int, raw: Mapping[str, Any], backends: Mapping[str, BackendSpe
         deadline_s=None if raw.get("deadline_s") is None else float(raw["deadline_s"]),
         deadline_fraction=float(deadline["fraction"]) if deadline else 0.0,
         deadline_factors=tuple(float(f) for f in deadline["factors"]) if deadline else (),
+        tenant=str(raw.get("tenant", "default")),
     )
 
 
@@ -328,6 +340,8 @@ def parse_workload(doc: object) -> Workload:
         rank_samples=int(d.get("rank_samples", 1000)),
         max_stages=int(d.get("max_stages", DEFAULT_MAX_STAGES)),
         name=str(d.get("name", "")),
+        tenant_weights={str(k): float(v) for k, v in d.get("tenants", {}).items()},
+        fairness=None if d.get("fairness") is None else bool(d["fairness"]),
     )
 
 

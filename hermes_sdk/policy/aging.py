@@ -1,0 +1,69 @@
+"""Starvation guard: an app's effective rank improves the longer it has been in the system.
+
+Gittins serves the app most likely to finish soon; under sustained load a big app can wait
+behind an endless stream of smaller ones. :class:`AgingPolicy` lowers the inner rank by
+``(now - arrival_s) / slowdown_cap`` seconds per second in the system::
+
+    effective_rank = rank - (now - arrival_s) / slowdown_cap
+
+which orders apps exactly like the time-invariant key ``rank + arrival_s / slowdown_cap``, i.e.
+earliest *virtual deadline* ``arrival_s + slowdown_cap * rank`` first. Apps that arrive close
+together keep the inner (Gittins) order; an app that has waited about ``slowdown_cap`` times its
+rank overtakes every newcomer, so no app's slowdown grows without bound however long the busy
+period. The knob trades mean for tail: a small cap approaches FCFS (bounded slowdown, worse
+mean), a large one approaches pure Gittins. Queues compare :meth:`AgingPolicy.order_key`, so
+waiting requests never need re-ranking as time passes.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Final
+
+from hermes_sdk.errors import ConfigError
+from hermes_sdk.policy.base import AppState, Policy
+
+DEFAULT_SLOWDOWN_CAP: Final = 20.0
+"""Default virtual-deadline factor (dimensionless): deadline = arrival + cap x rank."""
+
+
+class AgingPolicy:
+    """``inner`` with aging: rank falls by ``1 / slowdown_cap`` seconds per second since arrival."""
+
+    dynamic = True
+    time_varying = True
+    """Ranks fall with time; queues order by :meth:`order_key`."""
+
+    def __init__(self, inner: Policy, slowdown_cap: float = DEFAULT_SLOWDOWN_CAP) -> None:
+        if not (
+            isinstance(slowdown_cap, (int, float))
+            and math.isfinite(slowdown_cap)
+            and slowdown_cap > 0
+        ):
+            raise ConfigError(f"slowdown_cap must be a positive number, got {slowdown_cap!r}")
+        self.inner = inner
+        self.slowdown_cap = float(slowdown_cap)
+        self.name = f"{inner.name}_aging"
+        self._inner_key = (
+            getattr(inner, "order_key", None) if getattr(inner, "time_varying", False) else None
+        )
+
+    def _key(self, app: AppState, now: float) -> float:
+        if self._inner_key is not None:
+            return float(self._inner_key(app, now))
+        return float(self.inner.rank(app, now))
+
+    def rank(self, app: AppState, now: float) -> float:
+        """Inner rank minus the time in the system divided by the cap (seconds)."""
+        return float(self.inner.rank(app, now)) - (now - app.arrival_s) / self.slowdown_cap
+
+    def order_key(self, app: AppState, now: float) -> float:
+        """Time-invariant key with the order of :meth:`rank` at any common ``now``."""
+        return self._key(app, now) + app.arrival_s / self.slowdown_cap
+
+
+def with_aging(inner: Policy, slowdown_cap: float | None) -> Policy:
+    """``inner`` wrapped in :class:`AgingPolicy`, or ``inner`` itself when the cap is None."""
+    if slowdown_cap is None or isinstance(inner, AgingPolicy):
+        return inner
+    return AgingPolicy(inner, slowdown_cap)
