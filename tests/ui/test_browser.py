@@ -13,11 +13,25 @@ import shutil
 from pathlib import Path
 from typing import Final
 
+import aiohttp
 import pytest
 
+from hermes_sdk.prewarm.planner import PrewarmConfig
+from hermes_sdk.server import create_app
 from hermes_sdk.server.admission import Lease
+from hermes_sdk.server.prewarm_routes import PrewarmServerConfig, setup_prewarm
 from hermes_sdk.server.scheduler import SCHEDULER
-from tests.ui.feed import ACME_APPS, ACME_KEY, RIVAL_APP, RIVAL_KEY, RIVAL_RUN, LoopbackServer
+from tests.ui.feed import (
+    ACME_APPS,
+    ACME_KEY,
+    RIVAL_APP,
+    RIVAL_KEY,
+    RIVAL_RUN,
+    LoopbackServer,
+    config,
+    feed,
+    serve_app,
+)
 
 CHROMIUM: Final = next(
     (p for p in (shutil.which("chromium"), shutil.which("chromium-browser")) if p), None
@@ -59,8 +73,19 @@ def _hidden(dom: str, element_id: str) -> bool:
 
 
 async def test_dashboard_renders_graphs_queues_and_runs_of_its_tenant_only(
-    server: LoopbackServer, tmp_path: Path
+    tmp_path: Path, http: aiohttp.ClientSession
 ) -> None:
+    app = create_app(config(tmp_path))
+    setup_prewarm(app, PrewarmServerConfig(("container",), planner=PrewarmConfig()))
+    server = await serve_app(app)
+    try:
+        await feed(http, server.url)
+        await _check_dashboard(server, tmp_path)
+    finally:
+        await server.close()
+
+
+async def _check_dashboard(server: LoopbackServer, tmp_path: Path) -> None:
     sched = server.app[SCHEDULER]
     held = [await sched.acquire("llm", tenant="acme", run_id=f"live-{i}") for i in range(2)]
     waiters = [
@@ -104,10 +129,11 @@ async def test_dashboard_renders_graphs_queues_and_runs_of_its_tenant_only(
     assert llm is not None
     assert 'data-inflight="2"' in llm.group(0) and 'data-waiting="2"' in llm.group(0)
     assert "<meter" in llm.group(0)
-    # Running apps, most remaining demand first; prewarm is off on this server.
+    # Running apps, most remaining demand first; prewarm state of the container backend.
     runs = re.findall(r'<tr data-run="(live-\d)"', dom)
     assert sorted(runs) == ["live-0", "live-1", "live-2", "live-3"]
-    assert not _hidden(dom, "prewarm-off") and _hidden(dom, "prewarm")
+    assert _hidden(dom, "prewarm-off") and not _hidden(dom, "prewarm")
+    assert re.search(r'<table id="prewarm".*<tr data-backend="container">', dom, re.S)
     # Another tenant's apps and runs never reach the page, nor does the key.
     for secret in (RIVAL_APP, RIVAL_RUN, "rival", RIVAL_KEY, ACME_KEY):
         assert secret not in dom, secret
