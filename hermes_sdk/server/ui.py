@@ -17,6 +17,7 @@ shows exactly what the key's tenant may read through the rest of ``/v1``:
 from __future__ import annotations
 
 import asyncio
+import logging
 import math
 import time
 from dataclasses import dataclass, field, replace
@@ -59,6 +60,7 @@ SECURITY_HEADERS: Final = {
 }
 
 routes = web.RouteTableDef()
+log = logging.getLogger("hermes_sdk.server")
 
 
 @cache
@@ -105,15 +107,19 @@ class _RunView:
 def _snapshot(sched: Scheduler, tenant: str, now_s: float) -> tuple[int, list[_RunView]]:
     runs = tenant_runs(sched, tenant)
     runs.sort(key=lambda r: r.last_event_s, reverse=True)
-    views = [_RunView(r.run_id, r.app, r.node, r.app_state(now_s)) for r in runs]
-    return len(runs), views[:MAX_RUNS_PREDICTED]
+    recent = runs[:MAX_RUNS_PREDICTED]
+    return len(runs), [_RunView(r.run_id, r.app, r.node, r.app_state(now_s)) for r in recent]
 
 
 def _predict(registry: GraphRegistry, tenant: str, views: list[_RunView]) -> list[_RunView]:
     """Remaining-demand quantiles of each run (Monte Carlo; runs off the event loop)."""
     out = []
     for v in views:
-        samples = registry.remaining_demand(v.app, v.state.state, tenant=tenant, n=SAMPLES)
+        try:
+            samples = registry.remaining_demand(v.app, v.state.state, tenant=tenant, n=SAMPLES)
+        except Exception:  # one odd run must not blank the dashboard
+            log.exception("dashboard: no prediction for run %s of %s", v.run_id, v.app)
+            samples = np.empty(0)
         if len(samples):
             p50, p95 = (float(x) for x in np.quantile(samples, [0.5, 0.95]))
             v = replace(v, remaining_p50_s=p50, remaining_p95_s=p95)
