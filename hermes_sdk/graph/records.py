@@ -171,8 +171,9 @@ class RunState:
 
     ``node`` is the stage most recently entered (START before the first). ``visits`` counts how
     many times each node has been entered, including ``node``. While ``running`` is true the
-    stage is still executing: ``elapsed_s`` of service is already spent on it, and its prompt
-    size (``input_tokens``) and fan-out ``width`` may be known.
+    stage is still executing: each of its parallel calls has been served ``elapsed_s`` seconds
+    (the stage's service so far divided by its width; the wall time of the stage when its calls
+    run together), and its prompt size (``input_tokens``) and fan-out ``width`` may be known.
     """
 
     node: str = START

@@ -245,7 +245,8 @@ class Simulation:
                 node=stage.node,
                 visits=tuple(sorted(app.visits.items())),
                 running=True,
-                elapsed_s=app.stage_attained_s,
+                # per call, as the PDGraph and the server define it (stage service / width)
+                elapsed_s=app.stage_attained_s / max(1, stage.width),
                 input_tokens=stage.input_tokens[0] if stage.input_tokens else None,
                 width=stage.width,
             ),

@@ -87,8 +87,9 @@ class OracleModel:
     def _stage_residual(
         self, app: str, node: str, visit: int, width: int, elapsed_s: float, n: int
     ) -> NDArray[np.float64]:
-        """Remaining service of the running stage given ``elapsed_s`` spent on it (sorted)."""
+        """Remaining service of the running stage (sorted) whose calls each ran ``elapsed_s``."""
         dist = self._call_dist(app, node, visit)
+        elapsed_s *= max(1, width)  # the stage's service so far, summed over its calls
         above = elapsed_s + TOLERANCE_S * (1.0 + elapsed_s)
         if width <= 1:
             grid = dist.conditional_grid(above, n)
