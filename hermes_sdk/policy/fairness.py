@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
 from typing import Final
 
 from hermes_sdk.errors import ConfigError
@@ -170,3 +171,40 @@ def fairness_enabled(option: bool | None, tenants: Iterable[str]) -> bool:
     if option is not None:
         return option
     return len(set(tenants)) > 1
+
+
+@dataclass(frozen=True, slots=True)
+class FairnessConfig:
+    """The ``[fairness]`` table of ``hermes.toml``.
+
+    ``enabled`` None: on when more than one tenant is configured; ``slowdown_cap`` None: no
+    starvation guard; ``weights``: tenant -> weight (absent tenants weigh 1).
+    """
+
+    enabled: bool | None = None
+    slowdown_cap: float | None = None
+    weights: Mapping[str, float] = field(default_factory=dict)
+
+
+def parse_fairness_table(table: Mapping[str, object]) -> FairnessConfig:
+    """Validate ``[fairness]`` (``enabled``, ``slowdown_cap``, ``[fairness.weights]``)."""
+    unknown = set(table) - {"enabled", "slowdown_cap", "weights"}
+    if unknown:
+        raise ConfigError(f"unknown key [fairness].{sorted(unknown)[0]}")
+    enabled = table.get("enabled")
+    if enabled is not None and not isinstance(enabled, bool):
+        raise ConfigError(f"[fairness].enabled must be true or false, got {enabled!r}")
+    cap = table.get("slowdown_cap")
+    if cap is not None and (
+        isinstance(cap, bool) or not isinstance(cap, (int, float)) or not cap > 0
+    ):
+        raise ConfigError(f"[fairness].slowdown_cap must be a positive number, got {cap!r}")
+    raw = table.get("weights", {})
+    if not isinstance(raw, Mapping):
+        raise ConfigError("[fairness.weights] must be a table of tenant = weight")
+    weights: dict[str, float] = {}
+    for tenant, w in raw.items():
+        if isinstance(w, bool) or not isinstance(w, (int, float)) or not w > 0:
+            raise ConfigError(f"[fairness.weights].{tenant} must be a positive number, got {w!r}")
+        weights[str(tenant)] = float(w)
+    return FairnessConfig(enabled, None if cap is None else float(cap), weights)

@@ -105,8 +105,11 @@ class AdmissionQueue:
         *,
         clock: Callable[[], float] = time.monotonic,
         ledger: SlotLedger | None = None,
+        pick_tenant: Callable[[list[str]], str] | None = None,
     ) -> None:
         self.backend = backend
+        self._pick_tenant = pick_tenant
+        """Fair sharing: which of the waiting tenants is served next (None: by rank only)."""
         self._ledger = ledger
         self._retry: asyncio.TimerHandle | None = None
         self.max_inflight = max_inflight
@@ -270,7 +273,7 @@ class AdmissionQueue:
     def _dispatch(self) -> None:
         now = self._clock()
         while self._waiters and len(self._leases) < self.max_inflight:
-            best = min(self._waiters, key=_order)
+            best = self._next_waiter()
             if best.future.done():
                 self._waiters.remove(best)
                 continue
@@ -280,6 +283,15 @@ class AdmissionQueue:
                 return
             self._waiters.remove(best)
             best.future.set_result(lease)
+
+    def _next_waiter(self) -> _Waiter:
+        """Best-ranked waiter, of the tenant fair sharing picks when several are waiting."""
+        if self._pick_tenant is not None:
+            tenants = sorted({w.tenant for w in self._waiters})
+            if len(tenants) > 1:
+                chosen = self._pick_tenant(tenants)
+                return min((w for w in self._waiters if w.tenant == chosen), key=_order)
+        return min(self._waiters, key=_order)
 
     def _retry_later(self) -> None:
         if self._retry is None:

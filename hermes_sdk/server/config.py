@@ -17,6 +17,7 @@ from typing import Final, cast
 
 from hermes_sdk.errors import ConfigError
 from hermes_sdk.graph.records import check_name
+from hermes_sdk.policy.fairness import FairnessConfig, parse_fairness_table
 from hermes_sdk.server.upstreams import UpstreamConfig
 
 DEFAULT_PORT: Final = 8700
@@ -89,6 +90,8 @@ class ServerConfig:
     """Backends with cold starts the prewarm planner warms ahead of predicted need (none: off)."""
     prewarm_webhooks: Mapping[str, str] = field(default_factory=dict)
     """backend -> URL receiving its ``prewarm``/``release`` POSTs."""
+    fairness: FairnessConfig = field(default_factory=FairnessConfig)
+    """Weighted fair sharing across tenants and the starvation guard (``[fairness]``)."""
 
     def __post_init__(self) -> None:
         for name in self.backends:
@@ -168,6 +171,7 @@ def load_config(path: str | Path, base: ServerConfig | None = None) -> ServerCon
         [[api_keys]]      # tenant plus key (plaintext, hashed on load) or key_sha256
         [[upstreams]]     # gateway upstreams: name, url, engine, max_inflight, ...
         [prewarm]         # backends = [NAME, ...]; [prewarm.webhooks] NAME = "URL"
+        [fairness]        # enabled (default: > 1 tenant), slowdown_cap; [fairness.weights] T = w
     """
     try:
         doc = tomllib.loads(Path(path).expanduser().read_text(encoding="utf-8"))
@@ -230,6 +234,8 @@ def load_config(path: str | Path, base: ServerConfig | None = None) -> ServerCon
     cfg = replace(cfg, backends=backends, api_keys=tuple(keys), upstreams=tuple(upstreams))
     if "prewarm" in doc:
         cfg = _with_prewarm(cfg, _table(doc["prewarm"], "[prewarm]"))
+    if "fairness" in doc:
+        cfg = replace(cfg, fairness=parse_fairness_table(_table(doc["fairness"], "[fairness]")))
     return cfg.with_api_keys(plain)
 
 

@@ -36,6 +36,9 @@ class ServerMetrics:
     events_rejected: Counter = field(init=False)
     events_dropped: Counter = field(init=False)
     paths_stored: Counter = field(init=False)
+    tenant_service_s: Counter = field(init=False)
+    tenant_service_share: Gauge = field(init=False)
+    tenant_max_slowdown: Gauge = field(init=False)
 
     def __post_init__(self) -> None:
         r = self.registry
@@ -76,6 +79,24 @@ class ServerMetrics:
         )
         self.paths_stored = Counter(
             "hermes_paths_stored", "Completed run paths durably stored", registry=r
+        )
+        self.tenant_service_s = Counter(
+            "hermes_tenant_service_seconds",
+            "Lease seconds each tenant held on a backend (service received)",
+            ["backend", "tenant"],
+            registry=r,
+        )
+        self.tenant_service_share = Gauge(
+            "hermes_tenant_service_share",
+            "Share (0-1) of a backend's service each tenant received since start",
+            ["backend", "tenant"],
+            registry=r,
+        )
+        self.tenant_max_slowdown = Gauge(
+            "hermes_tenant_max_slowdown",
+            "Worst slowdown (run time / own service time) over a tenant's last 1000 runs",
+            ["tenant"],
+            registry=r,
         )
 
     def render(self) -> bytes:

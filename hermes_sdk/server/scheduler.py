@@ -11,9 +11,11 @@ from __future__ import annotations
 import logging
 import math
 import time
+from collections import deque
 from collections.abc import AsyncIterator, Callable, Hashable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
+from functools import partial
 from typing import Any, Final
 
 import numpy as np
@@ -23,7 +25,9 @@ from hermes_sdk.errors import GraphError, InvalidRequest
 from hermes_sdk.graph import GraphRegistry
 from hermes_sdk.graph.records import RunPath, RunState
 from hermes_sdk.policy import make_policy
+from hermes_sdk.policy.aging import with_aging
 from hermes_sdk.policy.base import AppState, Policy
+from hermes_sdk.policy.fairness import fairness_enabled, tenant_shares_of, with_fairness
 from hermes_sdk.server.admission import AdmissionQueue, Lease, ledger_member
 from hermes_sdk.server.config import BackendConfig, ServerConfig
 from hermes_sdk.server.graph_sync import GraphSync
@@ -91,6 +95,13 @@ class Scheduler:
         self.sync = GraphSync(store, shared=self._shared_runs)
         self.registry: GraphRegistry = self.sync.registry
         self.policy: Policy = make_policy(config.policy, self.registry)
+        fair = config.fairness  # starvation guard, then fair sharing across tenants
+        self.policy = with_aging(self.policy, fair.slowdown_cap)
+        tenants = {*fair.weights, *(k.tenant for k in config.api_keys)}
+        if fairness_enabled(fair.enabled, tenants):
+            self.policy = with_fairness(self.policy, fair.weights)
+        self.shares = tenant_shares_of(self.policy)
+        self._slowdowns: dict[str, deque[float]] = {}
         # Deadline policies' ranks fall with time; queued waiters ranked at different moments
         # are compared by the policy's time-invariant order key instead (same order at any now).
         self._order_key: Callable[[AppState, float], float] | None = (
@@ -108,7 +119,12 @@ class Scheduler:
         self.ledger = RedisSlotLedger(config.store_url) if self._shared_runs else None
         for name, bc in backends.items():
             self.queues[name] = AdmissionQueue(
-                name, bc.max_inflight, bc.lease_s, self._rank_key, ledger=self.ledger
+                name,
+                bc.max_inflight,
+                bc.lease_s,
+                self._rank_key,
+                ledger=self.ledger,
+                pick_tenant=None if self.shares is None else partial(self.shares.pick, name),
             )
             self._gauges[name] = (
                 metrics.queue_depth.labels(name),
@@ -234,8 +250,14 @@ class Scheduler:
             if key not in self._runs and app is not None:
                 self._hints.setdefault(key, _Hint(app, deadline_s, self._clock()))
         self._gauges[backend][0].set(q.depth + 1)
+        if self.shares is not None:
+            self.shares.enter(backend, tenant)
         try:
             lease = await q.acquire(tenant=tenant, run_key=key, timeout_s=timeout_s)
+        except BaseException:
+            if self.shares is not None:
+                self.shares.leave(backend, tenant)
+            raise
         finally:
             self._observe_queue(q)
             if key is not None and key in self._hints and not self._waiting(key):
@@ -254,6 +276,7 @@ class Scheduler:
                 if tenant is not None and lease.tenant != tenant:
                     return False
                 q.release(lease_id)
+                self._charge(q.backend, lease)
                 self._observe_queue(q)
                 return True
         if self.ledger is not None and tenant is not None:
@@ -327,6 +350,26 @@ class Scheduler:
             self.metrics.runs_active.set(len(self._runs))
         return len(idle)
 
+    def _charge(self, backend: str, lease: Lease) -> None:
+        """Count a released lease's hold time as service its tenant received on ``backend``."""
+        held_s = max(0.0, time.monotonic() - lease.granted_at_s)
+        self.metrics.tenant_service_s.labels(backend, lease.tenant).inc(held_s)
+        if self.shares is None:
+            return
+        self.shares.leave(backend, lease.tenant)
+        self.shares.charge(backend, lease.tenant, held_s)
+        for tenant, share in self.shares.shares(backend).items():
+            self.metrics.tenant_service_share.labels(backend, tenant).set(share)
+
+    def _observe_slowdown(self, tenant: str, run_s: float, path: RunPath) -> None:
+        """Record a finished run's slowdown: run time / own service (critical path) time."""
+        own_s = sum(max((c.service_s for c in st.calls), default=0.0) for st in path.stages)
+        if own_s <= 0.0:
+            return
+        recent = self._slowdowns.setdefault(tenant, deque(maxlen=1000))
+        recent.append(max(1.0, run_s / own_s))
+        self.metrics.tenant_max_slowdown.labels(tenant).set(max(recent))
+
     def _waiting(self, key: RunKey) -> bool:
         return any(w[2] == key for q in self.queues.values() for w in q.waiting())
 
@@ -398,7 +441,10 @@ class Scheduler:
                 else:
                     rejected += 1
             elif isinstance(ev, RunEnd):
-                if self._runs.pop(key, None) is not None or self._shared_runs:
+                done = self._runs.pop(key, None)
+                if done is not None and ev.path is not None:
+                    self._observe_slowdown(tenant, now_s - done.arrival_s, ev.path)
+                if done is not None or self._shared_runs:
                     ended.add(key)
                 touched.pop(key, None)
                 accepted += 1
