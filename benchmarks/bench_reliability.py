@@ -121,7 +121,12 @@ def main() -> None:
         ("fuzz", lambda d: fuzz(d, examples)),
         ("load scheduler", lambda d: load.scenario_scheduler_load(d, n_apps=apps, n_units=units)),
         ("load gateway", lambda d: load.scenario_gateway_load(d, n_apps=apps, n_units=units)),
-        ("kill/restart", lambda d: faults.scenario_kill_restart(d, n_apps=50 if quick else 200)),
+        (
+            "kill/restart",
+            lambda d: faults.scenario_kill_restart(
+                d, n_apps=50 if quick else 200, kill_after_s=1.5
+            ),
+        ),
         ("redis restart", lambda d: faults.scenario_redis_restart(d, persist=True)),
         ("redis restart empty", lambda d: faults.scenario_redis_restart(d, persist=False)),
         ("upstream faults", faults.scenario_upstream_faults),
@@ -131,6 +136,7 @@ def main() -> None:
         ("tenant matrix", security.scenario_tenant_matrix),
         ("keys constant time", lambda d: security.scenario_key_compare()),
         ("secrets", security.scenario_secrets_at_rest_and_logs),
+        ("secrets in logs", security.scenario_secrets_in_process_logs),
         ("forged priority", security.scenario_forged_priority),
         ("size/rate limits", security.scenario_limits),
         ("input limits", lambda d: inputs.scenario_input_limits(d, huge_n=huge_n)),

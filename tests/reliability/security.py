@@ -11,6 +11,7 @@ import hmac
 import json
 import logging
 import sqlite3
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 from unittest import mock
@@ -19,10 +20,11 @@ import aiohttp
 
 from hermes_sdk.server import BackendConfig, ServerConfig
 from hermes_sdk.server.auth import Keyring
+from hermes_sdk.server.upstreams import UpstreamConfig
 from hermes_sdk.sim.engine import SimEngineConfig, serve_sim_engine
 
 from .fuzz import openapi_operations
-from .harness import ServerProcess, running, with_engine
+from .harness import ServerProcess, free_port, running, with_engine
 
 KEYS = {"key-owner-7f3a9c": "owner", "key-mallory-55e1": "mallory", "key-eve-0b7d2": "eve"}
 OWNER_KEY = "key-owner-7f3a9c"
@@ -228,6 +230,82 @@ async def scenario_secrets_at_rest_and_logs(tmp: Path) -> dict[str, Any]:
         "log_bytes": len(log_text),
         "store_tables": tables,
         **found,
+    }
+
+
+class _Capture(logging.Handler):
+    def __init__(self) -> None:
+        super().__init__(logging.DEBUG)
+        self.lines: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.lines.append(self.format(record))
+
+
+async def scenario_secrets_in_process_logs(tmp: Path) -> dict[str, Any]:
+    """Every logger at DEBUG while keys go wrong ways: unknown keys, a key in the query string,
+    an engine refusing ``priority`` (the gateway logs it), an upstream that is down. No client
+    or upstream key may appear in any log record."""
+    client_key, upstream_key = "client-key-In7Proc", "upstream-key-Dd93Lo"
+    capture = _Capture()
+    capture.setFormatter(logging.Formatter("%(name)s %(levelname)s %(message)s"))
+    root = logging.getLogger()
+    old_level = root.level
+    root.addHandler(capture)
+    root.setLevel(logging.DEBUG)
+    dead = f"http://127.0.0.1:{free_port()}/v1"
+    try:
+        cfg = ServerConfig(port=0, store_url=f"sqlite:///{tmp}/logs.db").with_api_keys(
+            {client_key: "acme"}
+        )
+        sim = SimEngineConfig(strict_priority=True, min_output_tokens=1, max_output_tokens=2)
+        async with with_engine(cfg, sim, engine="vllm", api_key=upstream_key) as (_a, url, _):
+            dead_up = UpstreamConfig(
+                name="dead", url=dead, models=("dead-model",), api_key=upstream_key, timeout_s=1
+            )
+            async with (
+                running(replace(cfg, upstreams=(dead_up,))) as (_, url2),
+                aiohttp.ClientSession() as http,
+            ):
+                msgs = [{"role": "user", "content": "hi"}]
+                statuses = [
+                    (await _call(http, url, client_key + "x", "GET", "/v1/apps"))[0],
+                    (await _call(http, url, None, "GET", f"/v1/apps?key={client_key}"))[0],
+                    (
+                        await _call(
+                            http,
+                            url,
+                            client_key,
+                            "POST",
+                            "/v1/chat/completions",
+                            {"model": "sim-model", "messages": msgs},
+                        )
+                    )[0],
+                    (
+                        await _call(
+                            http,
+                            url2,
+                            client_key,
+                            "POST",
+                            "/v1/chat/completions",
+                            {"model": "dead-model", "messages": msgs},
+                        )
+                    )[0],
+                ]
+    finally:
+        root.removeHandler(capture)
+        root.setLevel(old_level)
+    text = "\n".join(capture.lines)
+    leaked = [k for k in (client_key, upstream_key) if k in text]
+    return {
+        "name": "security_no_secret_in_process_logs",
+        "passed": not leaked
+        and statuses[:3] == [401, 401, 200]
+        and statuses[3] >= 500
+        and len(capture.lines) > 0,
+        "statuses": statuses,
+        "log_records": len(capture.lines),
+        "leaked": leaked,
     }
 
 

@@ -61,3 +61,9 @@ def test_rate_limit_config_is_validated() -> None:
     with pytest.raises(ConfigError):
         ServerConfig(rate_limit_burst=0)
     assert ServerConfig().rate_limit_rps is None  # off by default
+
+
+async def test_no_secret_in_process_logs(tmp_path: Path) -> None:
+    result = await security.scenario_secrets_in_process_logs(tmp_path)
+    assert result["leaked"] == []
+    assert result["passed"], result
