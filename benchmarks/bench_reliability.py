@@ -25,7 +25,7 @@ import time
 from collections import Counter
 from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from hypothesis import HealthCheck, given, settings
 from rich.console import Console
@@ -147,7 +147,9 @@ def main() -> None:
         with tempfile.TemporaryDirectory() as tmp:
             try:
                 out = step(Path(tmp))
-                result = asyncio.run(out) if asyncio.iscoroutine(out) else out
+                result: dict[str, Any] = (
+                    asyncio.run(out) if asyncio.iscoroutine(out) else cast(dict[str, Any], out)
+                )
             except Exception as exc:  # a crashing scenario is a failed scenario, reported
                 result = {"name": label, "passed": False, "error": repr(exc)}
         result.setdefault("scenario_s", round(time.perf_counter() - t0, 2))

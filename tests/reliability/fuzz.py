@@ -217,8 +217,11 @@ def cases(draw: st.DrawFn, ops: list[Operation], api_key: str | None) -> Case:
         start, end = path.index("{"), path.index("}")
         value = draw(HOSTILE_NAMES)
         path = path[:start] + urllib.parse.quote(value, safe="") + path[end + 1 :]
-    query = {name: draw(from_schema(schema) | st.text(max_size=8)) for name, schema in op.query}
-    if query and draw(st.booleans()):
+    query: dict[str, Any] = {
+        name: draw(from_schema(schema) | st.text(max_size=8)) for name, schema in op.query
+    }
+    add_query: bool = draw(st.booleans())
+    if query and add_query:
         path += "?" + urllib.parse.urlencode({k: str(v) for k, v in query.items()})
     body = draw(mutated(from_schema(op.body))) if op.body is not None else None
     headers = {"Content-Type": "application/json"}

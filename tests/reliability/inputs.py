@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -132,13 +133,14 @@ def _library_checks(huge_n: int) -> dict[str, Any]:
             accepted.append(name)
         except (HermesError, ValueError) as exc:  # GraphError is a ValueError and a HermesError
             refused[name] = type(exc).__name__
-    for name, build in (
+    builders: list[tuple[str, Callable[[], RunPath]]] = [
         (
             "direct_huge_stages",
             lambda: RunPath(APP, tuple(Stage(f"n{i}", (Call(1.0),)) for i in range(huge_n))),
         ),
         ("direct_nan_service", lambda: RunPath(APP, (Stage("plan", (Call(float("nan")),)),))),
-    ):
+    ]
+    for name, build in builders:
         try:
             reg.observe(build())
             accepted.append(name)

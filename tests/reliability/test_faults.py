@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -34,7 +35,7 @@ def test_redis_path_log_lost_is_read_again(tmp_path: Path) -> None:
         store = open_store(redis.url)
         path = RunPath("a", (Stage("n", (Call(1.0),)),), run_id="r0")
         for i in range(5):
-            store.append_path(path.__class__(**{**_fields(path), "run_id": f"r{i}"}))
+            store.append_path(replace(path, run_id=f"r{i}"))
         cursor, rows = store.paths_since(0)  # type: ignore[attr-defined]
         assert (cursor, len(rows)) == (5, 5)
         redis.stop()
@@ -45,10 +46,6 @@ def test_redis_path_log_lost_is_read_again(tmp_path: Path) -> None:
         store.close()
     finally:
         redis.stop()
-
-
-def _fields(path: RunPath) -> dict[str, object]:
-    return {f: getattr(path, f) for f in path.__dataclass_fields__}
 
 
 async def test_upstream_5xx_timeouts_and_slow_streams(tmp_path: Path) -> None:
