@@ -5,25 +5,16 @@ from __future__ import annotations
 import shlex
 import sys
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from hermes_sdk.cli._app import app, console, err_console
-from hermes_sdk.sim.bench import (
-    BASELINE,
-    BenchConfig,
-    BenchResult,
-    check_floors,
-    grid_size,
-    run_bench,
-    summarize,
-    with_overrides,
-    write_outputs,
-)
-from hermes_sdk.sim.workloads import SUITES
+
+if TYPE_CHECKING:  # the simulator (scipy, matplotlib) is imported when the command runs
+    from hermes_sdk.sim.bench import BenchResult
 
 
 def _floats(text: str, what: str) -> tuple[float, ...]:
@@ -70,6 +61,15 @@ def bench(
     ),
 ) -> None:
     """Run the workload suites over policies x loads x seeds; print tables, write JSON + PNG."""
+    from hermes_sdk.sim.bench import (
+        BenchConfig,
+        grid_size,
+        run_bench,
+        with_overrides,
+        write_outputs,
+    )
+    from hermes_sdk.sim.workloads import SUITES
+
     base = BenchConfig.quick() if quick else BenchConfig()
     suites = tuple(SUITES) if suite == "all" else (suite,)
     if any(s not in SUITES for s in suites):
@@ -123,6 +123,8 @@ def bench(
 
 def print_tables(result: BenchResult) -> None:
     """One table per (suite, load), then the floor checks."""
+    from hermes_sdk.sim.bench import BASELINE, check_floors, summarize
+
     summary = summarize(result.rows)
     for suite, load in sorted({(s.suite, s.load) for s in summary}):
         table = Table(title=f"{suite} suite, load {load:g} (completion time, s; mean over seeds)")
