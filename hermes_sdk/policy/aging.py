@@ -23,7 +23,7 @@ from typing import Final
 from hermes_sdk.errors import ConfigError
 from hermes_sdk.policy.base import AppState, Policy
 
-DEFAULT_SLOWDOWN_CAP: Final = 20.0
+DEFAULT_SLOWDOWN_CAP: Final = 5.0
 """Default virtual-deadline factor (dimensionless): deadline = arrival + cap x rank."""
 
 
