@@ -20,6 +20,11 @@ per-stage service seconds, so a stage's demand is one uniform index into a flat 
    paths are compacted away once half are done) or :data:`MAX_STAGES` stages in total (longer
    paths are truncated).
 
+``simulate(..., kind="latency")`` is the same walk over a per-node table of stage *latency*
+(wall-clock seconds, recorded per stage; the same equal-weight layout as the service table), and
+takes the max rather than the sum over the running stage's parallel calls: what a deadline
+policy needs, since a wide fan-out's service is many times its latency.
+
 A running node the graph has never seen contributes a residual drawn from all of the app's stage
 samples, and the path then ends (nothing is known about what follows it).
 """
@@ -27,7 +32,7 @@ samples, and the path then ends (nothing is known about what follows it).
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Literal
 
 import numpy as np
 
@@ -45,6 +50,10 @@ MAX_WIDTH_DRAWS = 64
 """Widths above this sum MAX_WIDTH_DRAWS residual draws scaled by width / MAX_WIDTH_DRAWS."""
 TOKEN_DRAWS = 256
 
+Demand = Literal["service", "latency"]
+"""What a walk sums per stage: ``service`` (backend seconds, summed over the fan-out) or
+``latency`` (wall-clock seconds from stage start to its last call's end, as recorded)."""
+
 
 @dataclass(frozen=True, slots=True)
 class CompiledGraph:
@@ -60,6 +69,7 @@ class CompiledGraph:
     trans_flat: FloatArray  # (N + 2) * K rows of N + 1 targets, row r holds r + 1 + cumulative p
     trans_target: np.ndarray  # node index (N = END) of each trans_flat position, plus one END
     stage_table: FloatArray  # per node equal-weight stage service seconds (+1 guard), concatenated
+    latency_table: FloatArray  # same layout (starts, lengths) for stage latency seconds
     stage_start: FloatArray  # offset of each node's table in stage_table (float for speed)
     stage_len: FloatArray  # entries per node table, excluding the guard
     nodes: tuple[NodeState, ...]
@@ -126,6 +136,7 @@ class GraphCompiler:
         self._cum: FloatArray = np.zeros((0, 0, 0))
         self._visit_free = np.zeros(0, dtype=bool)
         self._tables: dict[str, FloatArray] = {}
+        self._latency: dict[str, FloatArray] = {}
         self._dirty_sources: set[str] = set()
         self._dirty_nodes: set[str] = set()
         self._full = True
@@ -152,7 +163,10 @@ class GraphCompiler:
             self._cum = np.stack([_source_rows(graph, src, index, k) for src in sources])
             self._visit_free = np.array([_same_rows(c) for c in self._cum])
             self._tables = {name: _node_table(graph.nodes[name]) for name in names}
-            compiled = _assemble(graph, names, index, self._cum, self._tables)
+            self._latency = {
+                name: _latency_table(graph.nodes[name], self._tables[name]) for name in names
+            }
+            compiled = _assemble(graph, names, index, self._cum, self._tables, self._latency)
         else:
             compiled = self._update(graph, last, k)
         self._names, self._full, self._last = names, False, compiled
@@ -171,19 +185,23 @@ class GraphCompiler:
             self._visit_free[s] = _same_rows(cum)
             offsets = np.arange(s * k + 1, (s + 1) * k + 1, dtype=np.float64)[:, None]
             trans_flat[s * k * width : (s + 1) * k * width] = (cum + offsets).ravel()
-        stage_table, repack = last.stage_table, False
+        stage_table, latency_table, repack = last.stage_table, last.latency_table, False
         for name in self._dirty_nodes:
             table = _node_table(graph.nodes[name])
+            latency = _latency_table(graph.nodes[name], table)
             i = last.index[name]
             if table.size != int(last.stage_len[i]):
                 repack = True
             elif not repack:
                 start = int(last.stage_start[i])
-                stage_table[start : start + table.size] = table
-                stage_table[start + table.size] = table[-1]
+                for flat, values in ((stage_table, table), (latency_table, latency)):
+                    flat[start : start + values.size] = values
+                    flat[start + values.size] = values[-1]
             self._tables[name] = table
+            self._latency[name] = latency
         if repack:
             stage_table, starts, lengths = _pack_tables(self._tables, last.names)
+            latency_table = _pack_tables(self._latency, last.names)[0]
         else:
             starts, lengths = last.stage_start, last.stage_len
         return CompiledGraph(
@@ -193,6 +211,7 @@ class GraphCompiler:
             trans_flat=trans_flat,
             trans_target=last.trans_target,
             stage_table=stage_table,
+            latency_table=latency_table,
             stage_start=starts,
             stage_len=lengths,
             nodes=last.nodes,
@@ -212,6 +231,27 @@ def _node_table(node: NodeState) -> FloatArray:
     if sketch.half_life_s is None:  # equal weights: the sorted samples are the table
         return sketch.sorted_values() if len(sketch) else np.zeros(1)
     return _equal_weight_table(sketch.sorted())
+
+
+def _latency_table(node: NodeState, service: FloatArray) -> FloatArray:
+    """Equal-weight stage latency seconds, as long as the node's service table.
+
+    Both sketches get one sample per stage, so their tables normally have the same length; a node
+    without latency samples (a graph loaded from JSON, which does not carry them) falls back to
+    the service table divided by the node's mean fan-out width (calls run in parallel).
+    """
+    sketch = node.stage_latency_s
+    if len(sketch) == 0:
+        width = node.width.sorted().mean() if len(node.width) else None
+        return np.asarray(service / max(1.0, width or 1.0), dtype=np.float64)
+    if sketch.half_life_s is None:
+        table = sketch.sorted_values()
+    else:
+        table = _equal_weight_table(sketch.sorted())
+    if table.size != service.size:  # resample to the service table's equal-weight grid
+        grid = (np.arange(service.size) + 0.5) / service.size
+        table = np.quantile(table, grid)
+    return np.asarray(table, dtype=np.float64)
 
 
 def _pack_tables(
@@ -235,6 +275,7 @@ def _assemble(
     index: dict[str, int],
     cum: FloatArray,
     tables: dict[str, FloatArray],
+    latency: dict[str, FloatArray],
 ) -> CompiledGraph:
     n_rows, width = cum.shape[0] * cum.shape[1], cum.shape[2]
     end = len(names)
@@ -250,6 +291,7 @@ def _assemble(
         trans_flat=trans_flat,
         trans_target=trans_target,
         stage_table=stage_table,
+        latency_table=_pack_tables(latency, names)[0],
         stage_start=starts,
         stage_len=lengths,
         nodes=tuple(graph.nodes[name] for name in names),
@@ -307,9 +349,15 @@ def _call_distribution(
 
 
 def _running_residual(
-    cg: CompiledGraph, node: NodeState, state: RunState, n: int, rng: np.random.Generator
+    cg: CompiledGraph,
+    node: NodeState,
+    state: RunState,
+    n: int,
+    rng: np.random.Generator,
+    kind: Demand = "service",
 ) -> FloatArray:
-    """Residual seconds of the running stage: sum over its width of conditioned call residuals."""
+    """Residual seconds of the running stage: the sum (``service``) or, since the calls run in
+    parallel, the max (``latency``) over its width of conditioned per-call residuals."""
     calls = _call_distribution(cg, node, state, rng)
     if state.width is not None:
         widths = np.full(n, max(1, state.width), dtype=np.int64)
@@ -324,12 +372,18 @@ def _running_residual(
     draws = conditioned_residual(calls, state.elapsed_s, n * draws_w, rng).reshape(n, draws_w)
     used = np.minimum(widths, draws_w)
     mask = np.arange(draws_w)[None, :] < used[:, None]
+    if kind == "latency":
+        return np.asarray((draws * mask).max(axis=1), dtype=np.float64)
     total = (draws * mask).sum(axis=1)
     return np.asarray(total * (widths / used), dtype=np.float64)
 
 
 def running_residual(
-    cg: CompiledGraph, state: RunState, n: int, rng: np.random.Generator
+    cg: CompiledGraph,
+    state: RunState,
+    n: int,
+    rng: np.random.Generator,
+    kind: Demand = "service",
 ) -> FloatArray:
     """Residual seconds of the stage running in ``state`` (zeros if nothing is running)."""
     if not state.running or state.node == START:
@@ -337,7 +391,7 @@ def running_residual(
     i = cg.index.get(state.node)
     if i is None:
         return conditioned_residual(cg.all_stages(), state.elapsed_s, n, rng)
-    return _running_residual(cg, cg.nodes[i], state, n, rng)
+    return _running_residual(cg, cg.nodes[i], state, n, rng, kind)
 
 
 def simulate(
@@ -347,8 +401,10 @@ def simulate(
     rng: np.random.Generator,
     *,
     max_stages: int = MAX_STAGES,
+    kind: Demand = "service",
 ) -> FloatArray:
-    """``n`` samples of remaining service seconds of a run in ``state`` (see module docstring).
+    """``n`` samples of remaining service (or, ``kind="latency"``, latency) seconds of a run in
+    ``state`` (see module docstring); the same walk, only the per-stage table differs.
 
     ``max_stages`` counts the running stage, if any, plus the stages walked after it.
     """
@@ -375,14 +431,15 @@ def simulate(
     if start != start_idx:
         counts[:, start] = np.maximum(counts[:, start], 1)
         if state.running:
-            total += _running_residual(cg, cg.nodes[start], state, n, rng)
+            total += _running_residual(cg, cg.nodes[start], state, n, rng, kind)
             stages_left -= 1
     flat_counts = counts.ravel()
     idx = np.arange(n)  # path id of each still-simulated row (compacted lazily)
     base = idx * stride  # offset of each row's counters in flat_counts
     cur = np.full(n, start, dtype=np.int64)
     acc = np.zeros(n)  # demand accumulated since the last compaction
-    table, table_len, table_start = cg.stage_table, cg.stage_len, cg.stage_start
+    table = cg.latency_table if kind == "latency" else cg.stage_table
+    table_len, table_start = cg.stage_len, cg.stage_start
     visit_free = cg.visit_free
     for _ in range(stages_left):
         m = idx.size

@@ -24,6 +24,7 @@ from hermes_sdk.errors import GraphError
 from hermes_sdk.graph.montecarlo import (
     MAX_STAGES,
     CompiledGraph,
+    Demand,
     GraphCompiler,
     running_residual,
     simulate,
@@ -37,6 +38,7 @@ from hermes_sdk.graph.validation import check_path, check_state
 MAX_SAMPLES = 1_000_000
 """Largest ``n`` accepted by :meth:`PDGraph.remaining_demand`."""
 MAX_VISIT_LIMIT = 64
+_Key = tuple[RunState, int, int, Demand]
 _CACHE_SIZE = 512
 _MAX_COUNTER_CELLS = 1 << 22  # paths x nodes visit counters per simulate() call (32 MiB)
 
@@ -74,6 +76,7 @@ class NodeState:
         "kind",
         "output_tokens",
         "service_s",
+        "stage_latency_s",
         "stage_service_s",
         "width",
     )
@@ -94,6 +97,8 @@ class NodeState:
         self.calls = 0
         self.service_s = Sketch(window, half_life_s)
         self.stage_service_s = Sketch(window, half_life_s)
+        # wall-clock seconds per stage (not in SKETCHES: not exported, rebuilt by replaying paths)
+        self.stage_latency_s = Sketch(window, half_life_s)
         self.input_tokens = Sketch(window, half_life_s)
         self.output_tokens = Sketch(window, half_life_s)
         self.width = Sketch(window, half_life_s)
@@ -143,9 +148,7 @@ class PDGraph:
         self.run_service_s = Sketch(window, half_life_s)
         self._lock = threading.RLock()
         self._compiler = GraphCompiler()
-        self._cache: OrderedDict[tuple[RunState, int, int], tuple[int, NDArray[np.float64]]] = (
-            OrderedDict()
-        )
+        self._cache: OrderedDict[_Key, tuple[int, NDArray[np.float64]]] = OrderedDict()
 
     def __repr__(self) -> str:
         return f"PDGraph(app={self.app!r}, runs={self.runs}, nodes={len(self.nodes)})"
@@ -198,6 +201,8 @@ class PDGraph:
         node.calls += stage.width
         node.width.add(float(stage.width), t_s)
         node.stage_service_s.add(stage.service_s, t_s)
+        latency_s = stage.latency_s if stage.latency_s is not None else stage.service_s
+        node.stage_latency_s.add(latency_s, t_s)
         for call in stage.calls:
             node.service_s.add(call.service_s, t_s)
             if call.input_tokens is not None:
@@ -278,13 +283,30 @@ class PDGraph:
         is read-only. With ``rng`` fresh draws are made and not cached. A graph
         with no runs answers from its prior (pooled across the tenant's apps by the registry).
         """
+        return self._remaining(state, n, rng, "service")
+
+    def remaining_latency(
+        self, state: RunState, *, n: int = 1000, rng: np.random.Generator | None = None
+    ) -> NDArray[np.float64]:
+        """``n`` Monte Carlo samples of the remaining wall-clock seconds of a run in ``state``.
+
+        The same walk as :meth:`remaining_demand`, summing each stage's learned latency (start
+        to last call's end, queueing included as observed) instead of its service, and for the
+        running stage the max, not the sum, of its parallel calls' residual service. A graph
+        with no runs answers from the prior of total service (an upper bound).
+        """
+        return self._remaining(state, n, rng, "latency")
+
+    def _remaining(
+        self, state: RunState, n: int, rng: np.random.Generator | None, kind: Demand
+    ) -> NDArray[np.float64]:
         if not isinstance(state, RunState):
             raise GraphError(f"remaining_demand() needs a RunState, got {type(state).__name__}")
         if isinstance(n, bool) or not isinstance(n, int) or not 1 <= n <= MAX_SAMPLES:
             raise GraphError(f"n must be an int within 1..{MAX_SAMPLES}, got {n!r}")
         if not (math.isfinite(state.elapsed_s) and state.elapsed_s >= 0.0):
             raise GraphError(f"state.elapsed_s must be finite and >= 0, got {state.elapsed_s!r}")
-        key = (state, n, MAX_STAGES)
+        key: _Key = (state, n, MAX_STAGES, kind)
         with self._lock:
             if rng is None:
                 hit = self._cached(key)
@@ -300,10 +322,10 @@ class PDGraph:
                     # residual of the running unit + the walk after it: independent parts, and
                     # only the first depends on elapsed_s, so the walk is cached per position
                     between = RunState(state.node, state.visits)
-                    future = self._future(compiled, between, n, rng)
-                    out = future + running_residual(compiled, state, n, gen)
+                    future = self._future(compiled, between, n, rng, kind)
+                    out = future + running_residual(compiled, state, n, gen, kind)
                 else:
-                    out = self._walk(compiled, state, n, gen, MAX_STAGES)
+                    out = self._walk(compiled, state, n, gen, MAX_STAGES, kind)
             out.setflags(write=False)
             if rng is None:
                 self._store(key, out)
@@ -313,7 +335,7 @@ class PDGraph:
         """Generator seeded by (state, version): answers are reproducible after a rebuild."""
         return np.random.default_rng(zlib.crc32(repr(state).encode()) ^ (self.version * 2654435761))
 
-    def _cached(self, key: tuple[RunState, int, int]) -> NDArray[np.float64] | None:
+    def _cached(self, key: _Key) -> NDArray[np.float64] | None:
         hit = self._cache.get(key)
         if hit is None:
             return None
@@ -322,7 +344,7 @@ class PDGraph:
         self._cache.move_to_end(key)
         return hit[1]
 
-    def _store(self, key: tuple[RunState, int, int], out: NDArray[np.float64]) -> None:
+    def _store(self, key: _Key, out: NDArray[np.float64]) -> None:
         self._cache[key] = (self.version, out)
         self._cache.move_to_end(key)
         if len(self._cache) > _CACHE_SIZE:
@@ -334,14 +356,15 @@ class PDGraph:
         between: RunState,
         n: int,
         rng: np.random.Generator | None,
+        kind: Demand = "service",
     ) -> NDArray[np.float64]:
         """Demand after the running stage of ``between``'s node ends (cached without rng)."""
         if rng is not None:
-            return self._walk(compiled, between, n, rng, MAX_STAGES - 1)
-        key = (between, n, MAX_STAGES - 1)
+            return self._walk(compiled, between, n, rng, MAX_STAGES - 1, kind)
+        key: _Key = (between, n, MAX_STAGES - 1, kind)
         hit = self._cached(key)
         if hit is None:
-            hit = self._walk(compiled, between, n, self._seeded(between), MAX_STAGES - 1)
+            hit = self._walk(compiled, between, n, self._seeded(between), MAX_STAGES - 1, kind)
             hit.setflags(write=False)
             self._store(key, hit)
         return hit
@@ -353,14 +376,15 @@ class PDGraph:
         n: int,
         gen: np.random.Generator,
         max_stages: int,
+        kind: Demand = "service",
     ) -> NDArray[np.float64]:
         chunk = max(1, _MAX_COUNTER_CELLS // (len(compiled.names) + 2))
         if n <= chunk:
-            return simulate(compiled, state, n, gen, max_stages=max_stages)
+            return simulate(compiled, state, n, gen, max_stages=max_stages, kind=kind)
         # bound the per-path visit counters' memory on huge graphs / huge n
         sizes = [min(chunk, n - i) for i in range(0, n, chunk)]
         return np.concatenate(
-            [simulate(compiled, state, m, gen, max_stages=max_stages) for m in sizes]
+            [simulate(compiled, state, m, gen, max_stages=max_stages, kind=kind) for m in sizes]
         )
 
     # --- export (implemented in hermes_sdk.graph.export) ----------------------------------------

@@ -141,10 +141,26 @@ class GraphRegistry:
         self, app: str, state: RunState, *, tenant: str = "default", n: int = 1000
     ) -> NDArray[np.float64]:
         """``n`` samples of remaining service seconds (DemandModel); pooled prior if unknown."""
+        return self._remaining(app, state, tenant, n, latency=False)
+
+    def remaining_latency(
+        self, app: str, state: RunState, *, tenant: str = "default", n: int = 1000
+    ) -> NDArray[np.float64]:
+        """``n`` samples of remaining wall-clock seconds (:meth:`PDGraph.remaining_latency`).
+
+        An unknown app answers from the pooled prior of total service (an upper bound).
+        """
+        return self._remaining(app, state, tenant, n, latency=True)
+
+    def _remaining(
+        self, app: str, state: RunState, tenant: str, n: int, *, latency: bool
+    ) -> NDArray[np.float64]:
         with self._lock:
             graph = self._graphs.get((tenant, app))
             prior = self.prior(tenant) if graph is None else None
         if graph is not None:
+            if latency:
+                return graph.remaining_latency(state, n=n)
             return graph.remaining_demand(state, n=n)
         assert prior is not None
         if not isinstance(state, RunState):

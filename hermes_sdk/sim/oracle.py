@@ -3,24 +3,51 @@
 ``learning: oracle`` hands this to the policy instead of a learned PDGraph, to check policies
 against queueing theory with the learning error removed. It still only knows the app's *state*
 (node, visit counts, service spent in the running stage, fan-out width), never the drawn sizes.
+
+``remaining_latency`` is the same walk with each stage priced at its latency in isolation, the
+max (not the sum) of its parallel calls' service: a lower bound on the wall-clock time left,
+since the queueing the run will meet is not modelled.
 """
 
 from __future__ import annotations
 
 import zlib
 from collections.abc import Mapping
+from typing import Literal
 
 import numpy as np
 from numpy.typing import NDArray
 
 from hermes_sdk.graph.records import START, RunState
-from hermes_sdk.sim.dists import Discrete, Dist
+from hermes_sdk.sim.dists import Deterministic, Discrete, Dist
 from hermes_sdk.sim.programs import DemandSampler, Program
 
+_Demand = Literal["service", "latency"]
 _TOKEN_POOL = 4096
 _CACHE_LIMIT = 20_000
 TOLERANCE_S = 1e-9
 """Residuals within this many seconds of zero count as done (float round-off of the clock)."""
+
+
+class _LatencySampler(DemandSampler):
+    """A DemandSampler whose stage price is its slowest call (the fan-out runs in parallel)."""
+
+    def stage_services(
+        self, node: str, visits: NDArray[np.int64], rng: np.random.Generator
+    ) -> NDArray[np.float64]:
+        """Latency of one stage in isolation: the max over its calls' service seconds."""
+        unit = self.program.app.units[node]
+        fanout = unit.fanout
+        m = visits.size
+        if isinstance(fanout, Deterministic):
+            widths = np.full(m, max(1, round(fanout.value)))
+        else:
+            widths = np.maximum(np.rint(fanout.ppf(rng.random(m))), 1).astype(np.int64)
+        longest = np.zeros(m)
+        for k in range(int(widths.max())):
+            rows = np.nonzero(widths > k)[0]
+            longest[rows] = np.maximum(longest[rows], self.call_services(node, visits[rows], rng))
+        return longest
 
 
 class OracleModel:
@@ -35,7 +62,7 @@ class OracleModel:
         self.seed = seed
         self._cache: dict[tuple[object, ...], NDArray[np.float64]] = {}
         self._dists: dict[tuple[object, ...], Dist] = {}
-        self._samplers: dict[str, DemandSampler] = {}
+        self._samplers: dict[tuple[str, _Demand], DemandSampler] = {}
 
     def _cached(self, key: tuple[object, ...]) -> NDArray[np.float64] | None:
         return self._cache.get(key)
@@ -48,14 +75,19 @@ class OracleModel:
         return value
 
     def _future(
-        self, app: str, node: str, visits: tuple[tuple[str, int], ...], n: int
+        self,
+        app: str,
+        node: str,
+        visits: tuple[tuple[str, int], ...],
+        n: int,
+        kind: _Demand = "service",
     ) -> NDArray[np.float64]:
         """Demand of the rest of the run after the current visit of ``node`` ends (shuffled)."""
-        key = ("future", app, node, visits, n)
+        key = ("future", app, node, visits, n) + (("latency",) if kind == "latency" else ())
         hit = self._cached(key)
         if hit is not None:
             return hit
-        sampler = self._sampler(app)
+        sampler = self._sampler(app, kind)
         rng = np.random.default_rng([self.seed, zlib.crc32(repr(key).encode())])
         if node == START:
             out = sampler.remaining(sampler.program.app.start, (), n, rng, enter=True)
@@ -63,10 +95,11 @@ class OracleModel:
             out = sampler.remaining(node, visits, n, rng, enter=False)
         return self._store(key, out)
 
-    def _sampler(self, app: str) -> DemandSampler:
-        sampler = self._samplers.get(app)
+    def _sampler(self, app: str, kind: _Demand = "service") -> DemandSampler:
+        sampler = self._samplers.get((app, kind))
         if sampler is None:
-            sampler = self._samplers[app] = DemandSampler(self.programs[app])
+            cls = _LatencySampler if kind == "latency" else DemandSampler
+            sampler = self._samplers[(app, kind)] = cls(self.programs[app])
         return sampler
 
     def _call_dist(self, app: str, node: str, visit: int) -> Dist:
@@ -105,6 +138,40 @@ class OracleModel:
         if tail.size < max(1, n // 20):
             tail = sums[-max(1, n // 20) :]
         return np.maximum(tail - elapsed_s, TOLERANCE_S)
+
+    def _latency_residual(
+        self, app: str, node: str, visit: int, width: int, elapsed_s: float, n: int
+    ) -> NDArray[np.float64]:
+        """Remaining latency of the running stage: max over its calls of each call's residual."""
+        dist = self._call_dist(app, node, visit)
+        above = elapsed_s + TOLERANCE_S * (1.0 + elapsed_s)
+        grid = dist.conditional_grid(above, n)
+        if not grid.size:
+            return np.full(1, TOLERANCE_S)
+        residual = np.maximum(grid - elapsed_s, TOLERANCE_S)
+        if width <= 1:
+            return residual
+        key = ("latency", app, node, visit, width, n, elapsed_s)
+        rng = np.random.default_rng([self.seed, zlib.crc32(repr(key).encode())])
+        picks = rng.integers(0, residual.size, size=(residual.size, width))
+        return np.sort(residual[picks].max(axis=1))
+
+    def remaining_latency(
+        self, app: str, state: RunState, *, tenant: str = "default", n: int = 1000
+    ) -> NDArray[np.float64]:
+        """Samples (seconds) of the remaining latency of a run of ``app`` in ``state``: the walk
+        of :meth:`remaining_demand` with each stage priced at its slowest call (no queueing)."""
+        if state.node == START:
+            return self._future(app, START, (), n, "latency")
+        future = self._future(app, state.node, state.visits, n, "latency")
+        if not state.running:
+            return future
+        visit = state.visit_count(state.node)
+        residual = self._latency_residual(
+            app, state.node, visit, state.width or 1, state.elapsed_s, n
+        )
+        m = min(residual.size, future.size)
+        return residual[:m] + future[:m]
 
     def remaining_demand(
         self, app: str, state: RunState, *, tenant: str = "default", n: int = 1000
