@@ -326,76 +326,47 @@ def unit(
     return lambda f: _decorate(f, checked, name, backend, admit)
 
 
-@overload
-def llm(fn: _F, /) -> _F: ...
-@overload
-def llm(
-    fn: None = None,
-    /,
-    *,
-    name: str | None = None,
-    backend: str | None = None,
-    admit: bool = False,
-) -> Callable[[_F], _F]: ...
-def llm(
-    fn: _F | None = None,
-    /,
-    *,
-    name: str | None = None,
-    backend: str | None = None,
-    admit: bool = False,
-) -> _F | Callable[[_F], _F]:
-    """An LLM call unit; input/output tokens are read from the return value when it has usage."""
-    if fn is None:
-        return unit(kind="llm", name=name, backend=backend, admit=admit)
-    return _decorate(fn, "llm", name, backend)
+class KindDecorator:
+    """``@hermes.llm`` / ``@hermes.tool`` / ``@hermes.retriever``: :func:`unit` with a fixed kind.
+
+    Works bare (``@hermes.tool``) or with ``name``, ``backend`` and ``admit`` (see :func:`unit`).
+    """
+
+    def __init__(self, kind: UnitKind, doc: str) -> None:
+        self.kind = kind
+        self.__doc__ = doc
+
+    @overload
+    def __call__(self, fn: _F, /) -> _F: ...
+    @overload
+    def __call__(
+        self,
+        fn: None = None,
+        /,
+        *,
+        name: str | None = None,
+        backend: str | None = None,
+        admit: bool = False,
+    ) -> Callable[[_F], _F]: ...
+    def __call__(
+        self,
+        fn: _F | None = None,
+        /,
+        *,
+        name: str | None = None,
+        backend: str | None = None,
+        admit: bool = False,
+    ) -> _F | Callable[[_F], _F]:
+        if fn is None:
+            return unit(kind=self.kind, name=name, backend=backend, admit=admit)
+        return _decorate(fn, self.kind, name, backend)
+
+    def __repr__(self) -> str:
+        return f"hermes.{self.kind}"
 
 
-@overload
-def tool(fn: _F, /) -> _F: ...
-@overload
-def tool(
-    fn: None = None,
-    /,
-    *,
-    name: str | None = None,
-    backend: str | None = None,
-    admit: bool = False,
-) -> Callable[[_F], _F]: ...
-def tool(
-    fn: _F | None = None,
-    /,
-    *,
-    name: str | None = None,
-    backend: str | None = None,
-    admit: bool = False,
-) -> _F | Callable[[_F], _F]:
-    """A tool call unit (code execution, search API, calculator...)."""
-    if fn is None:
-        return unit(kind="tool", name=name, backend=backend, admit=admit)
-    return _decorate(fn, "tool", name, backend)
-
-
-@overload
-def retriever(fn: _F, /) -> _F: ...
-@overload
-def retriever(
-    fn: None = None,
-    /,
-    *,
-    name: str | None = None,
-    backend: str | None = None,
-    admit: bool = False,
-) -> Callable[[_F], _F]: ...
-def retriever(
-    fn: _F | None = None,
-    /,
-    *,
-    name: str | None = None,
-    backend: str | None = None,
-    admit: bool = False,
-) -> _F | Callable[[_F], _F]:
-    """A retrieval unit (vector search, document fetch)."""
-    if fn is None:
-        return unit(kind="retriever", name=name, backend=backend, admit=admit)
-    return _decorate(fn, "retriever", name, backend)
+llm = KindDecorator(
+    "llm", "An LLM call unit; input/output tokens are read from the return value when it has usage."
+)
+tool = KindDecorator("tool", "A tool call unit (code execution, search API, calculator...).")
+retriever = KindDecorator("retriever", "A retrieval unit (vector search, document fetch).")
