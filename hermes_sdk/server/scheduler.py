@@ -275,8 +275,8 @@ class Scheduler:
             if lease is not None:
                 if tenant is not None and lease.tenant != tenant:
                     return False
+                self._charge(q.backend, lease)  # before the release grants the slot again
                 q.release(lease_id)
-                self._charge(q.backend, lease)
                 self._observe_queue(q)
                 return True
         if self.ledger is not None and tenant is not None:
