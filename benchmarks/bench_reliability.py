@@ -18,6 +18,7 @@ import argparse
 import asyncio
 import json
 import logging
+import os
 import platform
 import sys
 import tempfile
@@ -167,7 +168,12 @@ def main() -> None:
     console.print(table)
     report = {
         "command": "python benchmarks/bench_reliability.py" + (" --quick" if quick else ""),
-        "machine": {"python": platform.python_version(), "platform": platform.platform()},
+        "machine": {
+            "python": platform.python_version(),
+            "platform": platform.platform(),
+            "cpus": os.cpu_count(),
+            "load_average_1m_at_end": round(os.getloadavg()[0], 2),
+        },
         "passed": all(s["passed"] for s in scenarios),
         "scenarios": scenarios,
     }
