@@ -1,0 +1,167 @@
+"""Fairness across tenants and the starvation guard, measured in the simulator.
+
+Two scenarios, each against a baseline measured in the same run on the same apps and arrivals:
+
+* ``guard``: the workload suites at load 0.95, plain Gittins vs Gittins with the aging guard
+  (``gittins_aging``): mean, p99 and the worst slowdown (completion / own standalone time).
+* ``tenants``: the light suite's app mix sent by two tenants of weight 1, ``heavy`` at 10x the
+  rate of ``light`` (together ~8.8x the engine's capacity): the engine's service split with and
+  without fair sharing; then ``light`` alone with and without the wrapper (no change expected).
+
+    .venv/bin/python benchmarks/bench_fairness.py [--quick]
+
+Writes ``benchmarks/results/fairness.json`` as ``{"command", "rows": [{"policy", "mean", "p99",
+"max_slowdown", "tenant_share", ...}], "checks": {...}}``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import json
+import shlex
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+from rich.table import Table
+
+from hermes_sdk.sim import simulate
+from hermes_sdk.sim.workloads import SUITES
+from hermes_sdk.sim.workloads.spec import JsonValue
+
+OUT = Path(__file__).parent / "results" / "fairness.json"
+LIGHT_LOAD = 0.8
+"""Load the light tenant offers alone (share of the engine); heavy sends 10x that."""
+
+
+def _row(scenario: str, suite: str, label: str, result: Any, **extra: JsonValue) -> dict[str, Any]:
+    share = result.tenant_share("llm")
+    return {
+        "scenario": scenario,
+        "suite": suite,
+        "policy": label,
+        "n": int(result.n),
+        "mean": round(float(result.mean), 3),
+        "p99": round(float(result.p99), 3),
+        "max_slowdown": round(float(result.slowdowns.max()), 3),
+        "mean_slowdown": round(float(result.mean_slowdown), 3),
+        "tenant_share": {t: round(s, 4) for t, s in share.items()},
+        "wall_s": round(float(result.wall_s), 2),
+        **extra,
+    }
+
+
+def guard_rows(suites: list[str], n_apps: int, warmup: int, seeds: int) -> list[dict[str, Any]]:
+    """Gittins vs Gittins + aging at load 0.95 on each suite (online learning)."""
+    rows = []
+    for suite in suites:
+        for seed in range(1, seeds + 1):
+            wl = SUITES[suite](load=0.95, seed=seed, n_apps=n_apps, warmup_apps=warmup)
+            for policy in ("gittins", "gittins_aging", "fcfs"):
+                r = simulate(wl, policy)
+                rows.append(_row("guard", suite, policy, r, load=0.95, seed=seed))
+                print(f"guard {suite} seed {seed} {policy}: done", file=sys.stderr)
+    return rows
+
+
+def two_tenant_suite(n_apps: int, warmup: int, *, alone: bool = False) -> dict[str, Any]:
+    """The light suite's mix as two tenants: ``heavy`` sends 10x ``light``'s rate."""
+    base = SUITES["light"](load=0.5, seed=1, n_apps=n_apps, warmup_apps=warmup, learning="oracle")
+    doc = copy.deepcopy(dict(base))
+    light = [dict(a, tenant="light") for a in doc["apps"]]
+    heavy = [
+        dict(a, name=f"{a['name']}@heavy", tenant="heavy", weight=10.0 * float(a.get("weight", 1)))
+        for a in copy.deepcopy(doc["apps"])
+    ]
+    doc["apps"] = light if alone else light + heavy
+    scale = (LIGHT_LOAD / 0.5) * (1.0 if alone else 11.0)
+    doc["arrival"] = dict(doc["arrival"], rate=float(doc["arrival"]["rate"]) * scale)
+    return doc
+
+
+def tenant_rows(n_apps: int, warmup: int) -> list[dict[str, Any]]:
+    """Fair sharing off vs on under a 10x flood; the light tenant alone with and without it."""
+    rows = []
+    flood = two_tenant_suite(n_apps, warmup)
+    for fair in (False, True):
+        r = simulate(flood, "gittins", fairness=fair)
+        means = {
+            t: round(float(r.completion_times[[x == t for x in r.tenants]].mean()), 3)
+            for t in ("light", "heavy")
+        }
+        rows.append(_row("tenants", "light x2", r.policy, r, tenant_mean=means))
+        print(f"tenants fair={fair}: done", file=sys.stderr)
+    alone = two_tenant_suite(n_apps // 4, warmup // 4, alone=True)
+    alone["arrival"]["rate"] *= 0.9 / LIGHT_LOAD  # light alone at load 0.9, below saturation
+    for fair in (False, True):
+        r = simulate(alone, "gittins", fairness=fair)
+        rows.append(_row("light_alone", "light", r.policy, r))
+    return rows
+
+
+def checks(rows: list[dict[str, Any]]) -> dict[str, JsonValue]:
+    """The issue's targets, measured."""
+    out: dict[str, JsonValue] = {}
+    fair = next(r for r in rows if r["scenario"] == "tenants" and r["policy"].endswith("+fair"))
+    out["flood_min_share"] = min(fair["tenant_share"].values())
+    out["flood_min_share_target"] = 0.45
+    plain_alone, fair_alone = (r for r in rows if r["scenario"] == "light_alone")
+    out["light_alone_mean_ratio"] = round(fair_alone["mean"] / plain_alone["mean"], 6)
+    for suite in sorted({r["suite"] for r in rows if r["scenario"] == "guard"}):
+        g = [r for r in rows if r["scenario"] == "guard" and r["suite"] == suite]
+        plain = [r for r in g if r["policy"] == "gittins"]
+        aged = [r for r in g if r["policy"] == "gittins_aging"]
+        worst_plain = max(r["max_slowdown"] for r in plain)
+        worst_aged = max(r["max_slowdown"] for r in aged)
+        mean_plain = sum(r["mean"] for r in plain) / len(plain)
+        mean_aged = sum(r["mean"] for r in aged) / len(aged)
+        out[f"{suite}_max_slowdown_drop"] = round(worst_plain / worst_aged, 3)
+        out[f"{suite}_mean_rise"] = round(mean_aged / mean_plain - 1.0, 4)
+    out["max_slowdown_drop_target"] = 5.0
+    out["mean_rise_target"] = 0.10
+    return out
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--quick", action="store_true", help="small apps counts, one seed")
+    args = parser.parse_args()
+    if args.quick:
+        n_apps, warmup, seeds, suites = 400, 80, 1, ["light"]
+    else:
+        n_apps, warmup, seeds, suites = 1200, 250, 2, ["light", "paper"]
+    started = time.perf_counter()
+    rows = tenant_rows(n_apps * 2, warmup * 2) + guard_rows(suites, n_apps, warmup, seeds)
+    result = {
+        "command": "python benchmarks/bench_fairness.py " + shlex.join(sys.argv[1:]),
+        "rows": rows,
+        "checks": checks(rows),
+        "wall_s": round(time.perf_counter() - started, 1),
+    }
+    table = Table(title="fairness and starvation guard (completion times in s)")
+    for col in ("scenario", "suite", "policy", "mean", "p99", "max slowdown", "tenant share"):
+        table.add_column(col)
+    for r in rows:
+        share = ", ".join(f"{t} {s:.1%}" for t, s in r["tenant_share"].items())
+        table.add_row(
+            r["scenario"],
+            r["suite"],
+            r["policy"],
+            f"{r['mean']:.2f}",
+            f"{r['p99']:.1f}",
+            f"{r['max_slowdown']:.2f}",
+            share or "-",
+        )
+    console = Console()
+    console.print(table)
+    console.print(result["checks"])
+    OUT.parent.mkdir(parents=True, exist_ok=True)
+    OUT.write_text(json.dumps(result, indent=1) + "\n", encoding="utf-8")
+    console.print(f"wrote {OUT}")
+
+
+if __name__ == "__main__":
+    main()
