@@ -383,3 +383,46 @@ async def scenario_limits(tmp: Path) -> dict[str, Any]:
 
 
 logging.getLogger("hermes_sdk").setLevel(logging.WARNING)
+
+
+async def scenario_gateway_tenants(tmp: Path) -> dict[str, Any]:
+    """Through the gateway a foreign tenant naming the owner's run (``X-Hermes-Run``) records
+    nothing on it; the owner's own call does (positive control), and each sees only its own."""
+    cfg = ServerConfig(port=0, store_url=f"sqlite:///{tmp}/gwt.db").with_api_keys(KEYS)
+    sim = SimEngineConfig(min_output_tokens=1, max_output_tokens=2)
+    msgs = [{"role": "user", "content": "hi"}]
+    headers = {"X-Hermes-App": APP, "X-Hermes-Run": RUN, "X-Hermes-Unit": "plan"}
+    out: dict[str, Any] = {}
+    async with with_engine(cfg, sim) as (_, url, _e), aiohttp.ClientSession() as http:
+        await _call(http, url, OWNER_KEY, "POST", "/v1/runs", {"app": APP, "run_id": RUN})
+        before = (await _call(http, url, OWNER_KEY, "GET", f"/v1/runs/{RUN}"))[1]
+        for key in (k for k in KEYS if k != OWNER_KEY):
+            async with http.post(
+                url + "/v1/chat/completions",
+                json={"model": "sim-model", "messages": msgs},
+                headers={**headers, "Authorization": f"Bearer {key}"},
+            ) as r:
+                out[f"{KEYS[key]}_call"] = r.status
+            out[f"{KEYS[key]}_sees_run"] = (await _call(http, url, key, "GET", f"/v1/runs/{RUN}"))[
+                0
+            ]
+        after_foreign = (await _call(http, url, OWNER_KEY, "GET", f"/v1/runs/{RUN}"))[1]
+        async with http.post(
+            url + "/v1/chat/completions",
+            json={"model": "sim-model", "messages": msgs},
+            headers={**headers, "Authorization": f"Bearer {OWNER_KEY}"},
+        ) as r:
+            out["owner_call"] = r.status
+        after_owner = (await _call(http, url, OWNER_KEY, "GET", f"/v1/runs/{RUN}"))[1]
+    untouched = _strip_elapsed({"run": before}) == _strip_elapsed({"run": after_foreign})
+    recorded = after_owner["visits"] != before["visits"]
+    return {
+        "name": "security_gateway_tenant_isolation",
+        "passed": untouched
+        and recorded
+        and all(v == 200 for k, v in out.items() if k.endswith("_call"))
+        and all(v == 404 for k, v in out.items() if k.endswith("_sees_run")),
+        "foreign_calls_left_owner_run_untouched": untouched,
+        "owner_call_recorded_on_run": recorded,
+        **out,
+    }
