@@ -135,6 +135,7 @@ def main() -> None:
         ("clock jumps", faults.scenario_clock_jumps),
         ("slow client", faults.scenario_slow_client),
         ("tenant matrix", security.scenario_tenant_matrix),
+        ("gateway tenants", security.scenario_gateway_tenants),
         ("keys constant time", lambda d: security.scenario_key_compare()),
         ("secrets", security.scenario_secrets_at_rest_and_logs),
         ("secrets in logs", security.scenario_secrets_in_process_logs),
