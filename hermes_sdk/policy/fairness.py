@@ -184,11 +184,14 @@ class FairnessConfig:
     enabled: bool | None = None
     slowdown_cap: float | None = None
     weights: Mapping[str, float] = field(default_factory=dict)
+    max_boost_s: float | None = 40.0
+    """Largest rank improvement the guard may give, seconds (see hermes_sdk.policy.aging)."""
 
 
 def parse_fairness_table(table: Mapping[str, object]) -> FairnessConfig:
-    """Validate ``[fairness]`` (``enabled``, ``slowdown_cap``, ``[fairness.weights]``)."""
-    unknown = set(table) - {"enabled", "slowdown_cap", "weights"}
+    """Validate ``[fairness]`` (``enabled``, ``slowdown_cap``, ``max_boost_s``,
+    ``[fairness.weights]``)."""
+    unknown = set(table) - {"enabled", "slowdown_cap", "weights", "max_boost_s"}
     if unknown:
         raise ConfigError(f"unknown key [fairness].{sorted(unknown)[0]}")
     enabled = table.get("enabled")
@@ -199,6 +202,9 @@ def parse_fairness_table(table: Mapping[str, object]) -> FairnessConfig:
         isinstance(cap, bool) or not isinstance(cap, (int, float)) or not cap > 0
     ):
         raise ConfigError(f"[fairness].slowdown_cap must be a positive number, got {cap!r}")
+    boost = table.get("max_boost_s", 40.0)
+    if isinstance(boost, bool) or not isinstance(boost, (int, float)) or not boost > 0:
+        raise ConfigError(f"[fairness].max_boost_s must be a positive number, got {boost!r}")
     raw = table.get("weights", {})
     if not isinstance(raw, Mapping):
         raise ConfigError("[fairness.weights] must be a table of tenant = weight")
@@ -207,4 +213,4 @@ def parse_fairness_table(table: Mapping[str, object]) -> FairnessConfig:
         if isinstance(w, bool) or not isinstance(w, (int, float)) or not w > 0:
             raise ConfigError(f"[fairness.weights].{tenant} must be a positive number, got {w!r}")
         weights[str(tenant)] = float(w)
-    return FairnessConfig(enabled, None if cap is None else float(cap), weights)
+    return FairnessConfig(enabled, None if cap is None else float(cap), weights, float(boost))

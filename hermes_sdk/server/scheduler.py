@@ -96,7 +96,7 @@ class Scheduler:
         self.registry: GraphRegistry = self.sync.registry
         self.policy: Policy = make_policy(config.policy, self.registry)
         fair = config.fairness  # starvation guard, then fair sharing across tenants
-        self.policy = with_aging(self.policy, fair.slowdown_cap)
+        self.policy = with_aging(self.policy, fair.slowdown_cap, fair.max_boost_s)
         tenants = {*fair.weights, *(k.tenant for k in config.api_keys)}
         if fairness_enabled(fair.enabled, tenants):
             self.policy = with_fairness(self.policy, fair.weights)

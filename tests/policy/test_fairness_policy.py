@@ -124,15 +124,19 @@ def test_fairness_is_on_with_more_than_one_tenant_unless_told() -> None:
 
 def test_aging_order_key_orders_like_the_rank_at_any_time() -> None:
     model = Fixed()
-    policy = AgingPolicy(GittinsPolicy(model), slowdown_cap=4.0)
+    unbounded = AgingPolicy(GittinsPolicy(model), slowdown_cap=4.0, max_boost_s=None)
+    capped = AgingPolicy(GittinsPolicy(model), slowdown_cap=4.0, max_boost_s=2.0)
     apps = [
         AppState(app="x", run_id=str(i), arrival_s=float(i * 7 % 13), attained_s=float(i % 3))
         for i in range(12)
     ]
-    keys = [policy.order_key(a, 20.0) for a in apps]
+    fixed_keys = [unbounded.order_key(a, 20.0) for a in apps]
     for now in (13.0, 50.0, 1e4):
-        ranks = [policy.rank(a, now) for a in apps]
-        assert np.argsort(ranks, kind="stable").tolist() == np.argsort(keys, kind="stable").tolist()
+        for policy, keys in ((unbounded, fixed_keys), (capped, None)):
+            ranks = [policy.rank(a, now) for a in apps]
+            keys = keys or [policy.order_key(a, now) for a in apps]
+            order = np.argsort(keys, kind="stable").tolist()
+            assert np.argsort(ranks, kind="stable").tolist() == order
 
 
 def test_aging_lets_an_old_big_app_overtake_a_new_small_one() -> None:
@@ -143,7 +147,8 @@ def test_aging_lets_an_old_big_app_overtake_a_new_small_one() -> None:
             return np.full(n, 100.0 if app == "big" else 1.0)
 
     plain = GittinsPolicy(BySize())
-    aged = AgingPolicy(plain, slowdown_cap=5.0)
+    aged = AgingPolicy(plain, slowdown_cap=5.0, max_boost_s=None)
+    capped = AgingPolicy(plain, slowdown_cap=5.0, max_boost_s=40.0)
     big = AppState(app="big", run_id="b", arrival_s=0.0)
     now = 1000.0
     small = AppState(app="small", run_id="s", arrival_s=now)
@@ -151,6 +156,9 @@ def test_aging_lets_an_old_big_app_overtake_a_new_small_one() -> None:
     assert aged.rank(big, now) < aged.rank(small, now)  # waited 1000 s > 5 x its 100 s rank
     fresh_big = AppState(app="big", run_id="b2", arrival_s=now - 100.0)
     assert aged.rank(fresh_big, now) > aged.rank(small, now)  # 100 s < 5 x 100 s
+    # the boost is capped: an old big app is lifted by 40 s at most, not past the small one
+    assert capped.rank(big, now) == pytest.approx(60.0)
+    assert capped.rank(big, now) > capped.rank(small, now)
 
 
 def test_aging_composes_with_deadline_policies_and_validates() -> None:
@@ -165,6 +173,8 @@ def test_aging_composes_with_deadline_policies_and_validates() -> None:
     assert with_aging(aged, 2.0) is aged and with_aging(LASPolicy(), None).name == "las"
     with pytest.raises(ConfigError):
         AgingPolicy(LASPolicy(), 0.0)
+    with pytest.raises(ConfigError):
+        AgingPolicy(LASPolicy(), 1.0, max_boost_s=-1.0)
     assert make_policy("gittins_aging", model).name == "gittins_aging"
 
 
