@@ -73,3 +73,15 @@ async def test_gateway_keeps_tenants_apart(tmp_path: Path) -> None:
     result = await security.scenario_gateway_tenants(tmp_path)
     assert result["owner_call_recorded_on_run"], result  # the check can see a change
     assert result["passed"], result
+
+
+def test_rate_limit_from_toml(tmp_path: Path) -> None:
+    from hermes_sdk.server.config import load_config
+
+    toml = tmp_path / "hermes.toml"
+    toml.write_text("[server]\nrate_limit_rps = 50\nrate_limit_burst = 10\n")
+    cfg = load_config(toml)
+    assert (cfg.rate_limit_rps, cfg.rate_limit_burst) == (50.0, 10)
+    toml.write_text('[server]\nrate_limit_burst = "many"\n')
+    with pytest.raises(ConfigError):
+        load_config(toml)
