@@ -444,17 +444,44 @@ async def _stream(
     return response
 
 
+def _is_token_ids(value: object) -> bool:
+    return isinstance(value, list) and all(
+        isinstance(t, int) and not isinstance(t, bool) for t in value
+    )
+
+
+def _embedding_texts(raw: object) -> list[str] | None:
+    """The texts of an OpenAI embeddings ``input`` (token ids become their decimal strings)."""
+    if isinstance(raw, str):
+        return [raw]
+    if not isinstance(raw, list) or not raw:
+        return None
+    if _is_token_ids(raw):
+        return [" ".join(map(str, raw))]
+    texts = []
+    for item in raw:
+        if isinstance(item, str):
+            texts.append(item)
+        elif _is_token_ids(item) and item:
+            texts.append(" ".join(map(str, item)))
+        else:
+            return None
+    return texts
+
+
 async def _embeddings(request: web.Request) -> web.StreamResponse:
     parsed = await _parse(request)
     if isinstance(parsed, web.Response):
         return parsed
     engine = request.app[ENGINE]
     cfg = engine.config
-    raw = parsed.get("input")
-    inputs = [raw] if isinstance(raw, str) else raw
-    if not isinstance(inputs, list) or not inputs:
-        return _error(400, "input must be a string or a non-empty list")
-    texts = [i if isinstance(i, str) else " ".join(map(str, i)) for i in inputs]
+    texts = _embedding_texts(parsed.get("input"))
+    if texts is None:
+        return _error(
+            400,
+            "input must be a string, a list of strings, a list of token ids or a list of "
+            "token-id lists (non-empty)",
+        )
     tokens = sum(count_tokens(t) for t in texts)
     priority = parsed.get("priority", 0)
     seq = engine.next_seq()

@@ -241,3 +241,25 @@ async def test_strict_priority_rejects_priority_without_scheduling() -> None:
             body = {"model": "m", "messages": msgs, "max_tokens": 1, "priority": priority}
             async with s.post(f"{url}/chat/completions", json=body) as r:
                 assert r.status == status
+
+
+@pytest.mark.parametrize(
+    ("body_input", "status"),
+    [
+        ([298, 17], 200),
+        ([[1, 2], [3]], 200),
+        (["a", "b"], 200),
+        ([None], 400),
+        ([298, None], 400),
+        ([[1, None]], 400),
+        ([], 400),
+        ({"x": 1}, 400),
+    ],
+)
+async def test_embeddings_input_forms(engine_url: str, body_input: object, status: int) -> None:
+    async with (
+        aiohttp.ClientSession() as session,
+        session.post(f"{engine_url}/embeddings", json={"model": "m", "input": body_input}) as resp,
+    ):
+        assert resp.status == status
+        assert "error" in await resp.json() or status == 200
