@@ -17,7 +17,6 @@ Writes ``benchmarks/results/fairness.json`` as ``{"command", "rows": [{"policy",
 from __future__ import annotations
 
 import argparse
-import copy
 import json
 import shlex
 import sys
@@ -29,12 +28,11 @@ from rich.console import Console
 from rich.table import Table
 
 from hermes_sdk.sim import simulate
+from hermes_sdk.sim.bench import run_tenants
 from hermes_sdk.sim.workloads import SUITES
 from hermes_sdk.sim.workloads.spec import JsonValue
 
 OUT = Path(__file__).parent / "results" / "fairness.json"
-LIGHT_LOAD = 0.8
-"""Load the light tenant offers alone (share of the engine); heavy sends 10x that."""
 
 
 def _row(scenario: str, suite: str, label: str, result: Any, **extra: JsonValue) -> dict[str, Any]:
@@ -67,38 +65,13 @@ def guard_rows(suites: list[str], n_apps: int, warmup: int, seeds: int) -> list[
     return rows
 
 
-def two_tenant_suite(n_apps: int, warmup: int, *, alone: bool = False) -> dict[str, Any]:
-    """The light suite's mix as two tenants: ``heavy`` sends 10x ``light``'s rate."""
-    base = SUITES["light"](load=0.5, seed=1, n_apps=n_apps, warmup_apps=warmup, learning="oracle")
-    doc = copy.deepcopy(dict(base))
-    light = [dict(a, tenant="light") for a in doc["apps"]]
-    heavy = [
-        dict(a, name=f"{a['name']}@heavy", tenant="heavy", weight=10.0 * float(a.get("weight", 1)))
-        for a in copy.deepcopy(doc["apps"])
-    ]
-    doc["apps"] = light if alone else light + heavy
-    scale = (LIGHT_LOAD / 0.5) * (1.0 if alone else 11.0)
-    doc["arrival"] = dict(doc["arrival"], rate=float(doc["arrival"]["rate"]) * scale)
-    return doc
-
-
 def tenant_rows(n_apps: int, warmup: int) -> list[dict[str, Any]]:
-    """Fair sharing off vs on under a 10x flood; the light tenant alone with and without it."""
-    rows = []
-    flood = two_tenant_suite(n_apps, warmup)
-    for fair in (False, True):
-        r = simulate(flood, "gittins", fairness=fair)
-        means = {
-            t: round(float(r.completion_times[[x == t for x in r.tenants]].mean()), 3)
-            for t in ("light", "heavy")
-        }
-        rows.append(_row("tenants", "light x2", r.policy, r, tenant_mean=means))
-        print(f"tenants fair={fair}: done", file=sys.stderr)
-    alone = two_tenant_suite(n_apps // 4, warmup // 4, alone=True)
-    alone["arrival"]["rate"] *= 0.9 / LIGHT_LOAD  # light alone at load 0.9, below saturation
-    for fair in (False, True):
-        r = simulate(alone, "gittins", fairness=fair)
-        rows.append(_row("light_alone", "light", r.policy, r))
+    """Fair sharing off vs on under a 10x flood; the light tenant alone with and without it
+    (the same code as ``hermes bench --tenants``)."""
+    rows = [dict(r) for r in run_tenants("light", n_apps=n_apps, warmup_apps=warmup)]
+    for r in rows:
+        r["scenario"] = {"flood": "tenants", "alone": "light_alone"}[str(r["scenario"])]
+    print("tenants: done", file=sys.stderr)
     return rows
 
 

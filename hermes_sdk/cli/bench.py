@@ -56,11 +56,20 @@ def bench(
     quick: Annotated[
         bool, typer.Option("--quick", help="A small run of everything (< 1 minute).")
     ] = False,
+    tenants: Annotated[
+        bool,
+        typer.Option(
+            "--tenants", help="Fair-sharing scenario instead: two tenants, one sending 10x."
+        ),
+    ] = False,
     out: Annotated[Path, typer.Option(help="Directory for results.json and PNGs.")] = Path(
         "bench-results"
     ),
 ) -> None:
     """Run the workload suites over policies x loads x seeds; print tables, write JSON + PNG."""
+    if tenants:
+        _run_tenants("light" if suite == "all" else suite, quick, out)
+        return
     from hermes_sdk.sim.bench import (
         BenchConfig,
         grid_size,
@@ -186,3 +195,39 @@ def print_tables(result: BenchResult) -> None:
                 "[green]pass" if f.passed else "[red]MISS",
             )
         console.print(table)
+
+
+def _run_tenants(suite: str, quick: bool, out: Path) -> None:
+    """``--tenants``: Gittins with fair sharing off/on under a 10x flood; writes tenants.json."""
+    import json
+
+    from hermes_sdk.sim.bench import run_tenants
+    from hermes_sdk.sim.workloads import SUITES
+
+    if suite not in SUITES:
+        err_console.print(f"[red]unknown suite {suite!r}; choose from {sorted(SUITES)}")
+        raise typer.Exit(2)
+    n_apps = 600 if quick else 2400
+    rows = run_tenants(suite, n_apps=n_apps, warmup_apps=n_apps // 5)
+    table = Table(title=f"tenants: {suite} mix, heavy sends 10x light (completion s)")
+    columns = ("scenario", "policy", "mean", "p99", "max slowdown", "engine share", "by tenant")
+    for col in columns:
+        table.add_column(col)
+    for r in rows:
+        share, means = r["tenant_share"], r["tenant_mean"]
+        assert isinstance(share, dict) and isinstance(means, dict)
+        table.add_row(
+            str(r["scenario"]),
+            str(r["policy"]),
+            f"{r['mean']:.1f}",
+            f"{r['p99']:.1f}",
+            f"{r['max_slowdown']:.1f}",
+            ", ".join(f"{t} {v:.1%}" for t, v in share.items()) or "-",
+            ", ".join(f"{t} {v:.1f}" for t, v in means.items()),
+        )
+    console.print(table)
+    out.mkdir(parents=True, exist_ok=True)
+    path = out / "tenants.json"
+    doc = {"command": "hermes " + shlex.join(sys.argv[1:]), "rows": rows}
+    path.write_text(json.dumps(doc, indent=1) + "\n", encoding="utf-8")
+    console.print(f"wrote {path}")

@@ -95,3 +95,20 @@ def test_starvation_guard_bounds_the_worst_slowdown_at_load_095() -> None:
     guarded = simulate(wl, "gittins_aging")
     assert guarded.mean <= 1.10 * plain.mean
     assert float(plain.slowdowns.max()) >= 1.8 * float(guarded.slowdowns.max())
+
+
+def test_bench_tenants_scenario_rows() -> None:
+    """`hermes bench --tenants` runs this: off/on under the flood, then light alone."""
+    from hermes_sdk.sim.bench import run_tenants
+
+    rows = run_tenants("light", n_apps=300, warmup_apps=60)
+    assert [(r["scenario"], r["policy"]) for r in rows] == [
+        ("flood", "gittins"),
+        ("flood", "gittins+fair"),
+        ("alone", "gittins"),
+        ("alone", "gittins+fair"),
+    ]
+    off, on, alone, alone_fair = rows
+    assert isinstance(on["tenant_share"], dict) and isinstance(off["tenant_share"], dict)
+    assert float(on["tenant_share"]["light"]) > float(off["tenant_share"]["light"])
+    assert alone["mean"] == alone_fair["mean"]
