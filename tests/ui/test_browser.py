@@ -115,7 +115,7 @@ async def _check_dashboard(server: LoopbackServer, tmp_path: Path) -> None:
             sched.release(lease.lease_id)
 
     assert not _hidden(dom, "dashboard") and _hidden(dom, "key-form")
-    assert '<strong id="policy">gittins</strong>' in dom
+    assert '<strong id="policy">gittins+fair</strong>' in dom  # two tenants: fair sharing
     assert '<strong id="tenant">acme</strong>' in dom
     # Graphs: one article with a server-drawn SVG per app, nodes and edge probabilities drawn.
     for app in ACME_APPS:

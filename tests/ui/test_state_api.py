@@ -53,7 +53,7 @@ async def test_state_shows_only_the_keys_tenant(
     acme = await _state(http, server.url, ACME_KEY)
     rival = await _state(http, server.url, RIVAL_KEY)
     assert acme["tenant"] == "acme" and rival["tenant"] == "rival"
-    assert acme["policy"] == "gittins"
+    assert acme["policy"] == "gittins+fair"  # two tenants configured: fair sharing is on
     assert [a["app"] for a in acme["apps"]] == sorted(ACME_APPS)
     assert all(a["runs"] == RUNS_PER_APP and a["nodes"] >= 1 for a in acme["apps"])
     assert [a["app"] for a in rival["apps"]] == [RIVAL_APP]
