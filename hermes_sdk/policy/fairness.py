@@ -103,6 +103,10 @@ class TenantShares:
         whole = sum(totals.values())
         return {t: s / whole for t, s in totals.items()} if whole > 0 else {}
 
+    def backlogged(self, resource: str) -> list[str]:
+        """Tenants with requests waiting for or running on ``resource``, sorted."""
+        return sorted(t for t, n in self._pending.get(resource, {}).items() if n > 0)
+
     def resources(self) -> list[str]:
         """Resources that have served anything."""
         return sorted(self._service_s)

@@ -101,6 +101,8 @@ class Scheduler:
         if fairness_enabled(fair.enabled, tenants):
             self.policy = with_fairness(self.policy, fair.weights)
         self.shares = tenant_shares_of(self.policy)
+        self._held: dict[str, tuple[str, str]] = {}
+        """Fair sharing: lease_id -> (backend, tenant) of leases granted and not yet released."""
         self._slowdowns: dict[str, deque[float]] = {}
         # Deadline policies' ranks fall with time; queued waiters ranked at different moments
         # are compared by the policy's time-invariant order key instead (same order at any now).
@@ -263,6 +265,8 @@ class Scheduler:
             if key is not None and key in self._hints and not self._waiting(key):
                 del self._hints[key]
         self._gauges[backend][2].observe(lease.waited_s)
+        if self.shares is not None:
+            self._held[lease.lease_id] = (backend, tenant)
         return lease
 
     def release(self, lease_id: str, *, tenant: str | None = None) -> bool:
@@ -338,6 +342,11 @@ class Scheduler:
                 self.metrics.leases_reclaimed.labels(q.backend).inc(n)
                 self._observe_queue(q)
             total += n
+        if self.shares is not None:  # reclaimed or released elsewhere: no longer backlogged
+            for lease_id, (backend, tenant) in list(self._held.items()):
+                if self.queues[backend].lease(lease_id) is None:
+                    del self._held[lease_id]
+                    self.shares.leave(backend, tenant)
         return total
 
     def forget_idle_runs(self) -> int:
@@ -356,7 +365,8 @@ class Scheduler:
         self.metrics.tenant_service_s.labels(backend, lease.tenant).inc(held_s)
         if self.shares is None:
             return
-        self.shares.leave(backend, lease.tenant)
+        if self._held.pop(lease.lease_id, None) is not None:
+            self.shares.leave(backend, lease.tenant)
         self.shares.charge(backend, lease.tenant, held_s)
         for tenant, share in self.shares.shares(backend).items():
             self.metrics.tenant_service_share.labels(backend, tenant).set(share)

@@ -117,3 +117,18 @@ async def test_fairness_table_in_hermes_toml(tmp_path: Path, serve: StartServer)
     assert sched.policy.name == "gittins_aging+fair"
     assert sched.shares is not None and sched.shares.weight("bravo") == 3.0
     assert sched.time_varying  # aging ranks fall with time: queues compare order keys
+
+
+async def test_a_reclaimed_lease_stops_counting_as_backlog(
+    serve: StartServer, http: aiohttp.ClientSession
+) -> None:
+    base = ServerConfig(backends={"gpu": BackendConfig(max_inflight=1, lease_s=0.05)})
+    server = await serve(backends=base.backends, api_keys=base.with_api_keys(KEYS).api_keys)
+    sched = server.app[SCHEDULER]
+    assert sched.shares is not None
+    status, _ = await _post(http, server, "key-a", "/v1/backends/gpu/acquire")
+    assert status == 200
+    assert sched.shares.backlogged("gpu") == ["acme"]
+    await asyncio.sleep(0.1)  # the client died holding the lease
+    sched.reclaim_expired()  # (or the housekeeping loop already did)
+    assert sched.shares.backlogged("gpu") == []
