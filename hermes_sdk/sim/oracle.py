@@ -19,7 +19,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from hermes_sdk.graph.records import START, RunState
-from hermes_sdk.sim.dists import Deterministic, Discrete, Dist
+from hermes_sdk.sim.dists import Discrete, Dist
 from hermes_sdk.sim.programs import DemandSampler, Program
 
 _Demand = Literal["service", "latency"]
@@ -36,18 +36,7 @@ class _LatencySampler(DemandSampler):
         self, node: str, visits: NDArray[np.int64], rng: np.random.Generator
     ) -> NDArray[np.float64]:
         """Latency of one stage in isolation: the max over its calls' service seconds."""
-        unit = self.program.app.units[node]
-        fanout = unit.fanout
-        m = visits.size
-        if isinstance(fanout, Deterministic):
-            widths = np.full(m, max(1, round(fanout.value)))
-        else:
-            widths = np.maximum(np.rint(fanout.ppf(rng.random(m))), 1).astype(np.int64)
-        longest = np.zeros(m)
-        for k in range(int(widths.max())):
-            rows = np.nonzero(widths > k)[0]
-            longest[rows] = np.maximum(longest[rows], self.call_services(node, visits[rows], rng))
-        return longest
+        return self.over_calls(node, visits, rng, np.maximum)
 
 
 class OracleModel:

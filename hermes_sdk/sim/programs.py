@@ -7,7 +7,7 @@ simulator knows each app's true remaining work (for ``srpt_oracle`` only).
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from typing import NamedTuple
 
 import numpy as np
@@ -182,6 +182,17 @@ class DemandSampler:
         self, node: str, visits: NDArray[np.int64], rng: np.random.Generator
     ) -> NDArray[np.float64]:
         """Total service of one stage (all fan-out calls) for each entry of ``visits``."""
+        return self.over_calls(node, visits, rng, np.add)
+
+    def over_calls(
+        self,
+        node: str,
+        visits: NDArray[np.int64],
+        rng: np.random.Generator,
+        combine: Callable[[NDArray[np.float64], NDArray[np.float64]], NDArray[np.float64]],
+    ) -> NDArray[np.float64]:
+        """Draw each entry's fan-out width, then fold its calls' service seconds with ``combine``
+        (``np.add``: the stage's service; ``np.maximum``: its latency in isolation)."""
         unit = self.program.app.units[node]
         fanout = unit.fanout
         m = visits.size
@@ -189,11 +200,11 @@ class DemandSampler:
             widths = np.full(m, max(1, round(fanout.value)))
         else:
             widths = np.maximum(np.rint(fanout.ppf(rng.random(m))), 1).astype(np.int64)
-        total = np.zeros(m)
+        acc = np.zeros(m)
         for k in range(int(widths.max())):
             rows = np.nonzero(widths > k)[0]
-            total[rows] += self.call_services(node, visits[rows], rng)
-        return total
+            acc[rows] = combine(acc[rows], self.call_services(node, visits[rows], rng))
+        return acc
 
     def _step(
         self, current: NDArray[np.int64], counts: NDArray[np.int64], rng: np.random.Generator
