@@ -31,7 +31,7 @@ def demo(
     except ImportError as exc:
         err_console.print(
             f"hermes demo needs the hermes-langgraph integration ({exc}); "
-            "run ./scripts/demo or pip install -e integrations/langgraph"
+            "run ./scripts/demo or pip install -e 'integrations/langgraph[openai]'"
         )
         raise typer.Exit(2) from exc
     policies = tuple(p.strip() for p in policy_compare.split(",") if p.strip())
