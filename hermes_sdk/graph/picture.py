@@ -34,6 +34,14 @@ def _columns(doc: dict[str, Any]) -> dict[str, int]:
     return depth
 
 
+def graph_layers(doc: dict[str, Any]) -> dict[int, list[str]]:
+    """Node ids (START and END included) by column, each column's names sorted."""
+    rows: dict[int, list[str]] = {}
+    for node, col in sorted(_columns(doc).items(), key=lambda kv: (kv[1], kv[0])):
+        rows.setdefault(col, []).append(node)
+    return rows
+
+
 def graph_to_png(doc: dict[str, Any], path: str | Path) -> Path:
     """Draw the graph document into a PNG file at ``path``; returns the path."""
     import matplotlib
@@ -41,10 +49,7 @@ def graph_to_png(doc: dict[str, Any], path: str | Path) -> Path:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    depth = _columns(doc)
-    rows: dict[int, list[str]] = {}
-    for node, col in sorted(depth.items(), key=lambda kv: (kv[1], kv[0])):
-        rows.setdefault(col, []).append(node)
+    rows = graph_layers(doc)
     pos = {
         node: (col, (len(names) - 1) / 2 - i)
         for col, names in rows.items()

@@ -14,7 +14,7 @@ import math
 from html import escape
 from typing import Any, Final
 
-from hermes_sdk.graph.picture import _columns
+from hermes_sdk.graph.picture import graph_layers
 from hermes_sdk.graph.records import END, START
 
 COL_W: Final = 190
@@ -63,10 +63,7 @@ def _id_prefix(app: str) -> str:
 
 
 def _layout(doc: dict[str, Any]) -> tuple[dict[str, tuple[float, float]], float, float]:
-    depth = _columns(doc)
-    rows: dict[int, list[str]] = {}
-    for node, col in sorted(depth.items(), key=lambda kv: (kv[1], kv[0])):
-        rows.setdefault(col, []).append(node)
+    rows = graph_layers(doc)
     n_rows = max((len(v) for v in rows.values()), default=1)
     height = 2 * TOP_PAD + 2 * MARGIN + max(n_rows - 1, 0) * ROW_H + 40
     pos: dict[str, tuple[float, float]] = {}
