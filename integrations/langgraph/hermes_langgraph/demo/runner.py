@@ -178,6 +178,7 @@ def run_demo(
     _exit_on_sigterm()
     store_url = f"sqlite:///{(out / 'hermes.db').resolve()}"
     outcomes: list[PolicyOutcome] = []
+    graphs: list[Path] = []
     with ChildProcesses(out / "logs") as children:
         fast_port, slow_port = free_port(), free_port()
         engine_args = ["--priority", "--max-batch", "64", "--seed", str(config.seed)]
@@ -238,7 +239,8 @@ def run_demo(
             done, failed = asyncio.run(_run_apps(planned, gateway, tick))
             hermes.flush(timeout_s=10.0)
             outcomes.append(_outcome(policy, len(planned), done, failed))
-            graphs = _export_graphs(gateway, out)
+            if policy == config.policies[-1]:  # the store is shared: the last one has them all
+                graphs = _export_graphs(gateway, out)
             children.stop(pid)
         pids = children.pids
     hermes.configure(store="memory://")
