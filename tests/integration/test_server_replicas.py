@@ -4,12 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import itertools
-import shutil
-import socket
-import subprocess
-import time
-from collections.abc import AsyncIterator, Iterator
-from pathlib import Path
+from collections.abc import AsyncIterator
 from typing import Any
 
 import aiohttp
@@ -19,55 +14,21 @@ from server.conftest import Server, start_server
 
 from hermes_sdk.server import BackendConfig, ServerConfig
 
-REDIS_BIN = "/usr/bin/redis-server"
 pytestmark = pytest.mark.filterwarnings("ignore::aiohttp.web_exceptions.NotAppKeyWarning")
 _db = itertools.count(0)
 
 
-@pytest.fixture(scope="module")
-def redis_port(tmp_path_factory: pytest.TempPathFactory) -> Iterator[int]:
-    binary = REDIS_BIN if Path(REDIS_BIN).exists() else shutil.which("redis-server")
-    if binary is None:
-        pytest.skip("redis-server not installed")
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = int(s.getsockname()[1])
-    proc = subprocess.Popen(
-        [
-            binary,
-            "--port",
-            str(port),
-            "--bind",
-            "127.0.0.1",
-            "--save",
-            "",
-            "--appendonly",
-            "no",
-            "--dir",
-            str(tmp_path_factory.mktemp("redis")),
-        ],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    client = redis.Redis(host="127.0.0.1", port=port)
-    for _ in range(400):
-        try:
-            client.ping()
-            break
-        except redis.ConnectionError:
-            time.sleep(0.025)
-    else:
-        proc.kill()
-        pytest.fail("redis-server did not start")
-    yield port
-    proc.terminate()
-    proc.wait(10)
+def _fresh_db(redis_url: str) -> str:
+    """A flushed db (1-15; db 0 is the store suite's) on the shared session redis-server."""
+    url = f"{redis_url.rsplit('/', 1)[0]}/{1 + next(_db) % 15}"
+    with redis.Redis.from_url(url) as client:
+        client.flushdb()
+    return url
 
 
 @pytest.fixture
-async def replicas(redis_port: int) -> AsyncIterator[tuple[Server, Server]]:
-    url = f"redis://127.0.0.1:{redis_port}/{next(_db) % 16}"
-    redis.Redis.from_url(url).flushdb()
+async def replicas(redis_url: str) -> AsyncIterator[tuple[Server, Server]]:
+    url = _fresh_db(redis_url)
     config = ServerConfig(
         port=0, store_url=url, backends={"gpu": BackendConfig(1)}, sync_interval_s=0.05
     )
@@ -161,14 +122,12 @@ async def test_paths_from_both_replicas_reach_both_graphs(
         assert apps == {"apps": [{"app": "qa", "runs": 6}]}
 
 
-def test_redis_batch_append_and_cursor(redis_port: int) -> None:
+def test_redis_batch_append_and_cursor(redis_url: str) -> None:
     from hermes_sdk.graph.records import Call, RunPath, Stage
     from hermes_sdk.store import open_store
     from hermes_sdk.store.redis import RedisStore
 
-    url = f"redis://127.0.0.1:{redis_port}/{next(_db) % 16}"
-    redis.Redis.from_url(url).flushdb()
-    store = open_store(url)
+    store = open_store(_fresh_db(redis_url))
     assert isinstance(store, RedisStore)
     paths = [
         RunPath(app="qa", run_id=f"r{i}", stages=(Stage("plan", (Call(1.0 + i),)),))
