@@ -91,6 +91,25 @@ def _arrival_times(
     return np.asarray(cycles * cycle_s + j * spec.bucket_s + within, dtype=np.float64)
 
 
+def draw_runs(wl: Workload, seed: int) -> tuple[dict[str, Program], list[SimApp]]:
+    """The app runs of ``wl`` for ``seed`` (paths, arrival times, absolute deadlines), in arrival
+    order, with the programs that drew them: what every policy simulated on this seed sees."""
+    programs = {a.name: Program(a, wl.backends, wl.max_stages) for a in wl.apps}
+    apps = _draw_apps(wl, seed, programs)
+    times = _arrival_times(
+        wl.arrival,
+        wl.n_apps,
+        np.random.default_rng([seed, 1]),
+        lambda load: offered_rate(wl, apps, load),
+    )
+    for app, t in zip(apps, times.tolist(), strict=True):
+        app.arrival_s = t
+        app.stage_start_s = t
+        if app.deadline_s is not None:
+            app.deadline_s += t
+    return programs, apps
+
+
 def _model(
     wl: Workload, programs: Mapping[str, Program], seed: int
 ) -> tuple[DemandModel, Callable[[RunPath], object] | None]:
@@ -122,19 +141,7 @@ def simulate(
     """
     wl = workload if isinstance(workload, Workload) else parse_workload(workload)
     seed = wl.seed if seed is None else int(seed)
-    programs = {a.name: Program(a, wl.backends, wl.max_stages) for a in wl.apps}
-    apps = _draw_apps(wl, seed, programs)
-    times = _arrival_times(
-        wl.arrival,
-        wl.n_apps,
-        np.random.default_rng([seed, 1]),
-        lambda load: offered_rate(wl, apps, load),
-    )
-    for app, t in zip(apps, times.tolist(), strict=True):
-        app.arrival_s = t
-        app.stage_start_s = t
-        if app.deadline_s is not None:
-            app.deadline_s += t
+    programs, apps = draw_runs(wl, seed)
     model, observe = _model(wl, programs, seed)
     chosen = make_policy(policy, model, n=wl.rank_samples) if isinstance(policy, str) else policy
     tenants = wl.tenants
