@@ -55,13 +55,11 @@ routes = web.RouteTableDef()
 
 def _sync(sched: Scheduler, runtime: PrewarmRuntime, seen: set[str], busy: dict[str, int]) -> None:
     """Copy run states and backend admissions from the scheduler into the planner."""
-    now_s = sched.now_s()
-    runs = getattr(sched, "_runs", {})  # TODO(server): a public tracked-runs view
     live: set[str] = set()
-    for (tenant, run_id), run in list(runs.items()):
-        key = f"{tenant}/{run_id}"
+    for run in sched.tracked_runs():
+        key = f"{run.tenant}/{run.run_id}"
         live.add(key)
-        runtime.run_state(key, run.app, run.run_state(now_s), tenant=tenant)
+        runtime.run_state(key, run.app, run.position, tenant=run.tenant)
     for key in seen - live:
         runtime.run_end(key)
     seen.clear()

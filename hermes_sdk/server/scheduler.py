@@ -67,6 +67,47 @@ class RunHints:
     policy: str
 
 
+@dataclass(frozen=True, slots=True)
+class RunView:
+    """Read-only snapshot of one tracked run, taken by :meth:`Scheduler.tracked_runs`.
+
+    ``state`` is what the policy ranks the run on at the snapshot time (equal to what the
+    scheduler itself would rank); the properties are shortcuts into it.
+    """
+
+    tenant: str
+    run_id: str
+    app: str
+    last_event_s: float
+    """Server time (unix seconds) of the run's latest event."""
+    state: AppState
+
+    @property
+    def position(self) -> RunState:
+        """Where the run is in its app's graph (node, visits, running, elapsed, width)."""
+        return self.state.state
+
+    @property
+    def node(self) -> str:
+        """The stage most recently entered (``START`` before the first)."""
+        return self.state.state.node
+
+    @property
+    def arrival_s(self) -> float:
+        """When the run started (server unix seconds)."""
+        return self.state.arrival_s
+
+    @property
+    def attained_s(self) -> float:
+        """Service received so far, including the running stage's elapsed time."""
+        return self.state.attained_s
+
+    @property
+    def deadline_s(self) -> float | None:
+        """Absolute deadline (server unix seconds), if the run has one."""
+        return self.state.deadline_s
+
+
 @dataclass(slots=True)
 class _Hint:
     """Rank input for a request whose run the server has not seen (gateway headers)."""
@@ -77,7 +118,15 @@ class _Hint:
 
 
 class Scheduler:
-    """Runs, ranks and admission queues of one server; mutated only on the event loop."""
+    """Runs, ranks and admission queues of one server; mutated only on the event loop.
+
+    Read-only views for the server's own consumers (dashboard, prewarm poller):
+
+    - :meth:`tracked_runs` -- an immutable snapshot (a tuple of frozen :class:`RunView`) of the
+      runs this replica tracks (started, not ended, not forgotten as idle), optionally of one
+      tenant only. It never reads through the store, so it is cheap enough to call per request
+      or poll tick; use :meth:`run` / :meth:`run_state` for one run's read-through state.
+    """
 
     def __init__(
         self,
@@ -219,6 +268,22 @@ class Scheduler:
     def run(self, tenant: str, run_id: str) -> TrackedRun | None:
         """A tenant's tracked run (read-through from the store), or None."""
         return self._lookup((tenant, run_id))
+
+    def tracked_runs(
+        self, tenant: str | None = None, *, now_s: float | None = None
+    ) -> tuple[RunView, ...]:
+        """Snapshot of the runs tracked by this replica (all tenants', or ``tenant``'s only).
+
+        Each view's ``state`` is taken at ``now_s`` (default: the scheduler's clock). Order is
+        unspecified. Local only: with a shared store, runs other replicas track are not listed.
+        """
+        if now_s is None:
+            now_s = self._clock()
+        return tuple(
+            RunView(owner, run_id, run.app, run.last_event_s, run.app_state(now_s))
+            for (owner, run_id), run in self._runs.items()
+            if tenant is None or owner == tenant
+        )
 
     def run_state(self, tenant: str, run_id: str) -> RunState | None:
         """Where a tenant's run is now, or None."""

@@ -23,7 +23,7 @@ import time
 from dataclasses import dataclass, field, replace
 from functools import cache
 from importlib import resources
-from typing import Final, cast
+from typing import Final
 
 import numpy as np
 from aiohttp import web
@@ -32,8 +32,7 @@ from hermes_sdk.graph import GraphRegistry
 from hermes_sdk.graph.svg import graph_to_svg
 from hermes_sdk.policy.base import AppState
 from hermes_sdk.server.middlewares import ApiError
-from hermes_sdk.server.runs import TrackedRun
-from hermes_sdk.server.scheduler import SCHEDULER, Scheduler
+from hermes_sdk.server.scheduler import SCHEDULER, RunView, Scheduler
 
 STATIC_FILES: Final = {
     "/ui": ("ui.html", "text/html"),
@@ -86,12 +85,6 @@ def _finite(x: float | None) -> float | None:
     return None if x is None or not math.isfinite(x) else x
 
 
-def tenant_runs(sched: Scheduler, tenant: str) -> list[TrackedRun]:
-    """The tenant's runs tracked by this replica (started and not ended)."""
-    runs = cast(dict[tuple[str, str], TrackedRun], getattr(sched, "_runs", {}))
-    return [run for (owner, _), run in list(runs.items()) if owner == tenant]
-
-
 @dataclass(frozen=True, slots=True)
 class _RunView:
     """A running app as the dashboard lists it (a snapshot taken on the event loop)."""
@@ -104,11 +97,9 @@ class _RunView:
     remaining_p95_s: float | None = None
 
 
-def _snapshot(sched: Scheduler, tenant: str, now_s: float) -> tuple[int, list[_RunView]]:
-    runs = tenant_runs(sched, tenant)
-    runs.sort(key=lambda r: r.last_event_s, reverse=True)
-    recent = runs[:MAX_RUNS_PREDICTED]
-    return len(runs), [_RunView(r.run_id, r.app, r.node, r.app_state(now_s)) for r in recent]
+def _snapshot(runs: tuple[RunView, ...]) -> list[_RunView]:
+    recent = sorted(runs, key=lambda r: r.last_event_s, reverse=True)[:MAX_RUNS_PREDICTED]
+    return [_RunView(r.run_id, r.app, r.node, r.state) for r in recent]
 
 
 def _predict(registry: GraphRegistry, tenant: str, views: list[_RunView]) -> list[_RunView]:
@@ -215,18 +206,19 @@ async def ui_state(app: web.Application, tenant: str) -> dict[str, object]:
     sched = app[SCHEDULER]
     sched.sync.pull()
     now_s = sched.now_s()
-    active_runs, views = _snapshot(sched, tenant, now_s)
-    top = await asyncio.to_thread(_predict, sched.registry, tenant, views) if views else []
+    runs = sched.tracked_runs(tenant, now_s=now_s)
     active: dict[str, int] = {}
-    for run in tenant_runs(sched, tenant):
+    for run in runs:
         active[run.app] = active.get(run.app, 0) + 1
+    views = _snapshot(runs)
+    top = await asyncio.to_thread(_predict, sched.registry, tenant, views) if views else []
     return {
         "tenant": tenant,
         "policy": sched.policy.name,
         "now_s": now_s,
         "backends": _backends(sched, tenant),
         "prewarm": _prewarm(app),
-        "runs": {"active": active_runs, "top": [_run_row(sched, v, now_s) for v in top]},
+        "runs": {"active": len(runs), "top": [_run_row(sched, v, now_s) for v in top]},
         "apps": _apps(sched, tenant, active),
     }
 
