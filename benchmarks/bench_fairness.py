@@ -29,58 +29,10 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
-from hermes_sdk.sim import simulate
-from hermes_sdk.sim.bench import run_tenants
-from hermes_sdk.sim.bounds import max_slowdown_lower_bound
-from hermes_sdk.sim.workloads import SUITES
+from hermes_sdk.sim.fairness_runs import guard_checks, run_guard, run_tenants
 from hermes_sdk.sim.workloads.spec import JsonValue
 
 OUT = Path(__file__).parent / "results" / "fairness.json"
-GUARD_POLICIES = ("gittins", "gittins_aging", "srpt_oracle", "fcfs")
-
-
-def _row(scenario: str, suite: str, label: str, result: Any, **extra: JsonValue) -> dict[str, Any]:
-    share = result.tenant_share("llm")
-    return {
-        "scenario": scenario,
-        "suite": suite,
-        "policy": label,
-        "n": int(result.n),
-        "mean": round(float(result.mean), 3),
-        "p99": round(float(result.p99), 3),
-        "max_slowdown": round(float(result.slowdowns.max()), 3),
-        "mean_slowdown": round(float(result.mean_slowdown), 3),
-        "tenant_share": {t: round(s, 4) for t, s in share.items()},
-        "wall_s": round(float(result.wall_s), 2),
-        **extra,
-    }
-
-
-def guard_rows(suites: list[str], n_apps: int, warmup: int, seeds: int) -> list[dict[str, Any]]:
-    """Gittins vs Gittins + aging at load 0.95 on each suite (online learning), with references
-    and the run's worst-slowdown lower bound."""
-    rows = []
-    for suite in suites:
-        for seed in range(1, seeds + 1):
-            wl = SUITES[suite](load=0.95, seed=seed, n_apps=n_apps, warmup_apps=warmup)
-            bound = round(max_slowdown_lower_bound(wl).value, 3)
-            for policy in GUARD_POLICIES:
-                r = simulate(wl, policy)
-                rows.append(
-                    _row("guard", suite, policy, r, load=0.95, seed=seed, max_slowdown_bound=bound)
-                )
-                print(f"guard {suite} seed {seed} {policy}: done", file=sys.stderr)
-    return rows
-
-
-def tenant_rows(n_apps: int, warmup: int) -> list[dict[str, Any]]:
-    """Fair sharing off vs on under a 10x flood; the light tenant alone with and without it
-    (the same code as ``hermes bench --tenants``)."""
-    rows = [dict(r) for r in run_tenants("light", n_apps=n_apps, warmup_apps=warmup)]
-    for r in rows:
-        r["scenario"] = {"flood": "tenants", "alone": "light_alone"}[str(r["scenario"])]
-    print("tenants: done", file=sys.stderr)
-    return rows
 
 
 def checks(rows: list[dict[str, Any]]) -> dict[str, JsonValue]:
@@ -91,29 +43,7 @@ def checks(rows: list[dict[str, Any]]) -> dict[str, JsonValue]:
     out["flood_min_share_target"] = 0.45
     plain_alone, fair_alone = (r for r in rows if r["scenario"] == "light_alone")
     out["light_alone_mean_ratio"] = round(fair_alone["mean"] / plain_alone["mean"], 6)
-    for suite in sorted({r["suite"] for r in rows if r["scenario"] == "guard"}):
-        g = [r for r in rows if r["scenario"] == "guard" and r["suite"] == suite]
-        plain = {r["seed"]: r for r in g if r["policy"] == "gittins"}
-        aged = {r["seed"]: r for r in g if r["policy"] == "gittins_aging"}
-        worst_plain = max(r["max_slowdown"] for r in plain.values())
-        worst_aged = max(r["max_slowdown"] for r in aged.values())
-        mean_plain = sum(r["mean"] for r in plain.values()) / len(plain)
-        mean_aged = sum(r["mean"] for r in aged.values()) / len(aged)
-        out[f"{suite}_max_slowdown_drop"] = round(worst_plain / worst_aged, 3)
-        out[f"{suite}_mean_rise"] = round(mean_aged / mean_plain - 1.0, 4)
-        per_seed: dict[str, JsonValue] = {}
-        for seed, p in sorted(plain.items()):
-            a, bound = aged[seed], p["max_slowdown_bound"]
-            per_seed[str(seed)] = {
-                "drop": round(p["max_slowdown"] / a["max_slowdown"], 3),
-                "mean_rise": round(a["mean"] / p["mean"] - 1.0, 4),
-                "largest_possible_drop": round(p["max_slowdown"] / bound, 3),
-                "gap_closed": round(
-                    (p["max_slowdown"] - a["max_slowdown"]) / max(p["max_slowdown"] - bound, 1e-9),
-                    3,
-                ),
-            }
-        out[f"{suite}_per_seed"] = per_seed
+    out.update(guard_checks(rows))
     out["max_slowdown_drop_target"] = 5.0
     out["mean_rise_target"] = 0.10
     return out
@@ -128,7 +58,14 @@ def main() -> None:
     else:
         n_apps, warmup, seeds, suites = 1200, 250, 4, ["light", "paper"]
     started = time.perf_counter()
-    rows = tenant_rows(n_apps * 2, warmup * 2) + guard_rows(suites, n_apps, warmup, seeds)
+
+    def note(msg: str) -> None:
+        print(f"{msg}: done", file=sys.stderr)
+
+    rows: list[dict[str, Any]] = [*run_tenants("light", n_apps=n_apps * 2, warmup_apps=warmup * 2)]
+    for suite in suites:
+        seed_list = range(1, seeds + 1)
+        rows += run_guard(suite, seeds=seed_list, n_apps=n_apps, warmup_apps=warmup, progress=note)
     result = {
         "command": "python benchmarks/bench_fairness.py " + shlex.join(sys.argv[1:]),
         "rows": rows,

@@ -198,36 +198,66 @@ def print_tables(result: BenchResult) -> None:
 
 
 def _run_tenants(suite: str, quick: bool, out: Path) -> None:
-    """``--tenants``: Gittins with fair sharing off/on under a 10x flood; writes tenants.json."""
+    """``--tenants``: Gittins with fair sharing off/on under a 10x flood, and the starvation
+    guard at load 0.95 next to the run's worst-slowdown bound; writes tenants.json."""
     import json
 
-    from hermes_sdk.sim.bench import run_tenants
+    from hermes_sdk.sim.fairness_runs import guard_checks, run_guard, run_tenants
     from hermes_sdk.sim.workloads import SUITES
 
     if suite not in SUITES:
         err_console.print(f"[red]unknown suite {suite!r}; choose from {sorted(SUITES)}")
         raise typer.Exit(2)
     n_apps = 600 if quick else 2400
-    rows = run_tenants(suite, n_apps=n_apps, warmup_apps=n_apps // 5)
-    table = Table(title=f"tenants: {suite} mix, heavy sends 10x light (completion s)")
-    columns = ("scenario", "policy", "mean", "p99", "max slowdown", "engine share", "by tenant")
+    with console.status("fair sharing under a 10x flood..."):
+        rows = run_tenants(suite, n_apps=n_apps, warmup_apps=n_apps // 5)
+    with console.status("starvation guard at load 0.95...") as status:
+        rows += run_guard(
+            suite,
+            n_apps=n_apps // 2,
+            warmup_apps=n_apps // 10,
+            progress=lambda msg: status.update(f"{msg} done"),
+        )
+    table = Table(title=f"tenants and starvation guard: {suite} mix (completion s)")
+    columns = (
+        "scenario",
+        "policy",
+        "mean",
+        "p99",
+        "max slowdown",
+        "bound",
+        "engine share",
+        "by tenant",
+    )
     for col in columns:
         table.add_column(col)
     for r in rows:
-        share, means = r["tenant_share"], r["tenant_mean"]
+        share, means = r["tenant_share"], r.get("tenant_mean", {})
         assert isinstance(share, dict) and isinstance(means, dict)
+        bound = r.get("max_slowdown_bound")
         table.add_row(
             str(r["scenario"]),
             str(r["policy"]),
             f"{r['mean']:.1f}",
             f"{r['p99']:.1f}",
             f"{r['max_slowdown']:.1f}",
+            "-" if bound is None else f"{bound:.2f}",
             ", ".join(f"{t} {v:.1%}" for t, v in share.items()) or "-",
-            ", ".join(f"{t} {v:.1f}" for t, v in means.items()),
+            ", ".join(f"{t} {v:.1f}" for t, v in means.items()) or "-",
         )
     console.print(table)
+    checks = guard_checks(rows)
+    per_seed = checks[f"{suite}_per_seed"]
+    assert isinstance(per_seed, dict)
+    for seed, c in per_seed.items():
+        assert isinstance(c, dict)
+        console.print(
+            f"guard, seed {seed}: worst slowdown {c['drop']}x lower (largest possible "
+            f"{c['largest_possible_drop']}x, {c['gap_closed']:.0%} of the gap closed), "
+            f"mean {c['mean_rise']:+.1%}"
+        )
     out.mkdir(parents=True, exist_ok=True)
     path = out / "tenants.json"
-    doc = {"command": "hermes " + shlex.join(sys.argv[1:]), "rows": rows}
+    doc = {"command": "hermes " + shlex.join(sys.argv[1:]), "rows": rows, "checks": checks}
     path.write_text(json.dumps(doc, indent=1) + "\n", encoding="utf-8")
     console.print(f"wrote {path}")

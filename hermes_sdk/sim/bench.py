@@ -9,7 +9,6 @@ LSTF), the PDGraph learning-quality report and PNG plots, all written to ``resul
 
 from __future__ import annotations
 
-import copy
 import json
 import math
 import multiprocessing
@@ -18,7 +17,7 @@ from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
-from typing import Final, cast
+from typing import Final
 
 import numpy as np
 
@@ -522,84 +521,3 @@ def write_outputs(result: BenchResult, out_dir: Path) -> Path:
 def with_overrides(config: BenchConfig, **changes: object) -> BenchConfig:
     """``config`` with the given fields replaced (None values are ignored)."""
     return replace(config, **{k: v for k, v in changes.items() if v is not None})  # type: ignore[arg-type]
-
-
-# --- `hermes bench --tenants`: fair sharing under a flood (issue 12) --------------------------
-
-TENANT_RATIO: Final = 10.0
-"""The heavy tenant's arrival rate over the light tenant's."""
-TENANT_LIGHT_LOAD: Final = 0.8
-"""Engine load the light tenant offers on its own; heavy adds ``TENANT_RATIO`` times that."""
-
-
-def tenant_flood(
-    suite: str = "light",
-    *,
-    n_apps: int = 2400,
-    warmup_apps: int = 500,
-    seed: int = 1,
-    alone: bool = False,
-    light_load: float = TENANT_LIGHT_LOAD,
-) -> Workload:
-    """``suite``'s mix sent by two weight-1 tenants (oracle demand): ``light`` offering
-    ``light_load`` of the engine, ``heavy`` (apps named ``<app>@heavy``) ``TENANT_RATIO`` times
-    that rate; with ``alone`` only ``light``."""
-    base = SUITES[suite](
-        load=0.5, seed=seed, n_apps=n_apps, warmup_apps=warmup_apps, learning="oracle"
-    )
-    doc: Workload = copy.deepcopy(base)
-    mix = cast(list[dict[str, JsonValue]], doc["apps"])
-    light: list[JsonValue] = [{**a, "tenant": "light"} for a in mix]
-    heavy: list[JsonValue] = [
-        {
-            **copy.deepcopy(a),
-            "name": f"{a['name']}@heavy",
-            "tenant": "heavy",
-            "weight": TENANT_RATIO * float(cast(float, a.get("weight", 1.0))),
-        }
-        for a in mix
-    ]
-    doc["apps"] = light if alone else light + heavy
-    arrival = cast(dict[str, JsonValue], doc["arrival"])
-    scale = (light_load / 0.5) * (1.0 if alone else 1.0 + TENANT_RATIO)
-    doc["arrival"] = {**arrival, "rate": float(cast(float, arrival["rate"])) * scale}
-    return doc
-
-
-def run_tenants(
-    suite: str = "light", *, n_apps: int = 2400, warmup_apps: int = 500
-) -> list[dict[str, JsonValue]]:
-    """Gittins with fair sharing off and on under the flood, then ``light`` alone (at load 0.9)
-    with and without the wrapper. Rows: policy, mean, p99, max_slowdown, tenant_share (of the
-    engine's service while arrivals last), tenant_mean (completion, s)."""
-    from hermes_sdk.sim import simulate
-
-    rows: list[dict[str, JsonValue]] = []
-    for scenario, alone, load in (("flood", False, TENANT_LIGHT_LOAD), ("alone", True, 0.9)):
-        n = n_apps if not alone else max(n_apps // 4, warmup_apps // 4 + 10)
-        wl = tenant_flood(
-            suite, n_apps=n, warmup_apps=warmup_apps // (4 if alone else 1), alone=alone,
-            light_load=load,
-        )  # fmt: skip
-        for fair in (False, True):
-            r = simulate(wl, "gittins", fairness=fair)
-            tenants = np.asarray(r.tenants) if r.tenants else np.full(r.n, "light")
-            means: dict[str, JsonValue] = {
-                str(t): round(float(r.completion_times[tenants == t].mean()), 3)
-                for t in sorted(set(tenants.tolist()))
-            }
-            share: dict[str, JsonValue] = {t: round(s, 4) for t, s in r.tenant_share("llm").items()}
-            rows.append(
-                {
-                    "scenario": scenario,
-                    "suite": suite,
-                    "policy": r.policy,
-                    "n": int(r.n),
-                    "mean": round(float(r.mean), 3),
-                    "p99": round(float(r.p99), 3),
-                    "max_slowdown": round(float(r.slowdowns.max()), 3),
-                    "tenant_share": share,
-                    "tenant_mean": means,
-                }
-            )
-    return rows

@@ -99,16 +99,47 @@ def test_starvation_guard_bounds_the_worst_slowdown_at_load_095() -> None:
 
 def test_bench_tenants_scenario_rows() -> None:
     """`hermes bench --tenants` runs this: off/on under the flood, then light alone."""
-    from hermes_sdk.sim.bench import run_tenants
+    from hermes_sdk.sim.fairness_runs import run_tenants
 
     rows = run_tenants("light", n_apps=300, warmup_apps=60)
     assert [(r["scenario"], r["policy"]) for r in rows] == [
-        ("flood", "gittins"),
-        ("flood", "gittins+fair"),
-        ("alone", "gittins"),
-        ("alone", "gittins+fair"),
+        ("tenants", "gittins"),
+        ("tenants", "gittins+fair"),
+        ("light_alone", "gittins"),
+        ("light_alone", "gittins+fair"),
     ]
     off, on, alone, alone_fair = rows
     assert isinstance(on["tenant_share"], dict) and isinstance(off["tenant_share"], dict)
     assert float(on["tenant_share"]["light"]) > float(off["tenant_share"]["light"])
     assert alone["mean"] == alone_fair["mean"]
+
+
+def test_guard_scenario_reports_the_bound_and_the_gap_closed() -> None:
+    """The guard rows carry each run's worst-slowdown bound; no policy is below it, and the
+    checks derive the drop, the mean rise and the gap closed from the rows."""
+    from hermes_sdk.sim.fairness_runs import GUARD_POLICIES, guard_checks, run_guard
+
+    rows = run_guard("light", seeds=(1, 2), n_apps=240, warmup_apps=40)
+    assert [(r["seed"], r["policy"]) for r in rows] == [
+        (s, p) for s in (1, 2) for p in GUARD_POLICIES
+    ]
+
+    def num(value: Any) -> float:
+        return float(value)
+
+    for r in rows:
+        assert num(r["max_slowdown"]) >= num(r["max_slowdown_bound"]) * (1 - 1e-3), r
+    per_seed = guard_checks(rows)["light_per_seed"]
+    assert isinstance(per_seed, dict) and set(per_seed) == {"1", "2"}
+    for seed, c in per_seed.items():
+        assert isinstance(c, dict)
+        by_policy = {r["policy"]: r for r in rows if r["seed"] == int(seed)}
+        plain, aged = by_policy["gittins"], by_policy["gittins_aging"]
+        assert num(c["drop"]) == pytest.approx(
+            num(plain["max_slowdown"]) / num(aged["max_slowdown"]), rel=1e-2
+        )
+        assert num(c["mean_rise"]) == pytest.approx(
+            num(aged["mean"]) / num(plain["mean"]) - 1.0, abs=1e-3
+        )
+        assert num(c["largest_possible_drop"]) >= num(c["drop"]) * (1 - 1e-2)
+        assert num(c["gap_closed"]) <= 1.0 + 1e-2
