@@ -2,9 +2,12 @@
 
 The document carries the readable summary required by the schema (nodes with mean/p50/p95,
 edges with ``p`` and per-visit ``by_visit``) and, with ``include_samples=True`` (the default), the
-sketch windows (``values`` oldest first, plus ``times`` when time decay is on), the token models'
-sufficient statistics and the graph configuration, so that ``from_dict`` rebuilds the same graph
-and ``to_json(from_json(s)) == s``.
+sketch windows (``values`` oldest first, plus ``times`` when time decay is on), the transition
+windows (per ``(source, visit)`` the targets of its last ``window`` departures, oldest first,
+run-length encoded; the edges' counts are their totals), the token models' sufficient statistics
+and the graph configuration, so that ``from_dict`` rebuilds the same graph, learning continues
+identically and ``to_json(from_json(s)) == s``. ``failed_runs`` (optional, default 0) counts the
+runs, among ``runs``, that were learned as failed.
 """
 
 from __future__ import annotations
@@ -89,6 +92,19 @@ def _edges(graph: PDGraph) -> list[dict[str, Any]]:
     return edges
 
 
+def _windows(graph: PDGraph) -> list[dict[str, Any]]:
+    out = []
+    for (src, visit), targets in sorted(graph.transition_windows().items()):
+        runs: list[list[Any]] = []
+        for target in targets:
+            if runs and runs[-1][0] == target:
+                runs[-1][1] += 1
+            else:
+                runs.append([target, 1])
+        out.append({"source": src, "visit": visit, "runs": runs})
+    return out
+
+
 def graph_to_dict(graph: PDGraph, *, include_samples: bool = True) -> dict[str, Any]:
     """Document form of ``graph`` (see module docstring)."""
     nodes = []
@@ -113,6 +129,7 @@ def graph_to_dict(graph: PDGraph, *, include_samples: bool = True) -> dict[str, 
         "schema_version": SCHEMA_VERSION,
         "app": graph.app,
         "runs": graph.runs,
+        "failed_runs": graph.failed_runs,
         "version": graph.version,
         "config": {
             "window": graph.window,
@@ -124,6 +141,7 @@ def graph_to_dict(graph: PDGraph, *, include_samples: bool = True) -> dict[str, 
         "run_service_s": _sketch_to_dict(graph.run_service_s, include_samples),
     }
     if include_samples:
+        doc["transition_windows"] = _windows(graph)
         doc["token_models"] = [
             {"backend": b, **graph.token_models[b].to_dict()} for b in sorted(graph.token_models)
         ]
@@ -166,6 +184,8 @@ def _without_samples(doc: object) -> object:
         return sk
 
     out = dict(doc)
+    if "transition_windows" in out:  # checked by _window_orders
+        out["transition_windows"] = []
     if "run_service_s" in out:
         out["run_service_s"] = strip(out["run_service_s"])
     if isinstance(out.get("nodes"), list):
@@ -207,6 +227,7 @@ def graph_from_dict(data: object) -> PDGraph:
         for name, key in zip(NodeState.SKETCHES, _NODE_KEYS, strict=True):
             _load_sketch(st.sketch(name), nd[key], f"node {nd['id']!r} {key}")
         graph.nodes[nd["id"]] = st
+    rows: dict[tuple[str, int], dict[str, int]] = {}
     for edge in doc["edges"]:
         src, dst = edge["source"], edge["target"]
         if src != START and src not in graph.nodes:
@@ -216,12 +237,49 @@ def graph_from_dict(data: object) -> PDGraph:
         for bv in edge["by_visit"]:
             if bv["visit"] > graph.max_visit:
                 raise GraphError(f"edge {src!r}->{dst!r} visit {bv['visit']} > max_visit")
-            graph.transitions.setdefault((src, bv["visit"]), Counter())[dst] = bv["count"]
+            rows.setdefault((src, bv["visit"]), {})[dst] = bv["count"]
+    orders = _window_orders(doc.get("transition_windows"), graph.window)
+    if not set(orders) <= set(rows):
+        raise GraphError("transition_windows has a (source, visit) without edges")
+    for (src, visit), counts in rows.items():
+        graph._load_transitions(src, visit, counts, orders.get((src, visit)))
     _load_sketch(graph.run_service_s, doc["run_service_s"], "run_service_s")
     for tm in doc.get("token_models", []):
         graph.token_models[tm["backend"]] = TokenModel.from_dict(tm)
     graph.runs, graph.version = doc["runs"], doc["version"]
+    graph.failed_runs = doc.get("failed_runs", 0)
+    if graph.failed_runs > graph.runs:
+        raise GraphError(f"failed_runs {graph.failed_runs} > runs {graph.runs}")
     return graph
+
+
+def _window_orders(data: object, window: int) -> dict[tuple[str, int], list[str]]:
+    """Parse ``transition_windows`` (absent: {}); GraphError if malformed."""
+    if data is None:
+        return {}
+    bad = GraphError("transition_windows must be a list of {source, visit, runs: [[target, n]]}")
+    if not isinstance(data, list):
+        raise bad
+    out: dict[tuple[str, int], list[str]] = {}
+    for item in data:
+        if not isinstance(item, dict) or not isinstance(item.get("runs"), list):
+            raise bad
+        src, visit = item.get("source"), item.get("visit")
+        if not isinstance(src, str) or type(visit) is not int or (src, visit) in out:
+            raise bad
+        order: list[str] = []
+        for run in item["runs"]:
+            if not (
+                isinstance(run, list)
+                and len(run) == 2
+                and isinstance(run[0], str)
+                and type(run[1]) is int
+                and 1 <= run[1] <= window - len(order)
+            ):
+                raise GraphError(f"transition window of ({src!r}, {visit}): bad run {run!r}")
+            order.extend([run[0]] * run[1])
+        out[(src, visit)] = order
+    return out
 
 
 _NODE_KEYS = (

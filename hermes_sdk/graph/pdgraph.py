@@ -4,8 +4,10 @@ Nodes are functional units (composite nodes ``"a|b"`` for overlapping different 
 ordinary nodes). Each node keeps bounded sketches of per-call service seconds, per-stage service
 seconds (sum over the fan-out), input/output tokens, fan-out width and cold-start seconds.
 Transitions are counted per ``(node, visit index capped at max_visit)`` so loops with
-non-geometric lengths are learned exactly. See :mod:`hermes_sdk.graph.montecarlo` for how the
-remaining demand of a running app is sampled.
+non-geometric lengths are learned exactly; like the sketches, each such row only remembers the
+targets of its last ``window`` departures, so the learned law follows drift. A failed run teaches
+only what it really did (the transitions it took and its completed calls, never an END).
+See :mod:`hermes_sdk.graph.montecarlo` for how the remaining demand of a running app is sampled.
 """
 
 from __future__ import annotations
@@ -13,7 +15,8 @@ from __future__ import annotations
 import math
 import threading
 import zlib
-from collections import Counter, OrderedDict
+from collections import Counter, OrderedDict, deque
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -141,9 +144,15 @@ class PDGraph:
         self.max_visit = max_visit
         self.prior = prior if prior is not None else PooledPrior()
         self.runs = 0
+        """Runs observed, failed ones included."""
+        self.failed_runs = 0
+        """Of ``runs``, those observed with ``RunPath.failed`` (learned without their END)."""
         self.version = 0
         self.nodes: dict[str, NodeState] = {}
         self.transitions: dict[tuple[str, int], Counter[str]] = {}
+        """Per (node, visit): counts of the targets of its last ``window`` departures."""
+        self._recent: dict[tuple[str, int], deque[str]] = {}  # those targets, oldest first
+        self._names: dict[str, str] = {END: END}  # one str object per name held in _recent
         self.token_models: dict[str, TokenModel] = {}
         self.run_service_s = Sketch(window, half_life_s)
         self._lock = threading.RLock()
@@ -161,10 +170,18 @@ class PDGraph:
             check_path(path, self.app, set(self.nodes))
 
     def observe(self, path: RunPath) -> None:
-        """Fold one completed run in. Raises GraphError (and learns nothing) on bad input."""
+        """Fold one finished run in. Raises GraphError (and learns nothing) on bad input.
+
+        A ``failed`` path was cut short, so only what it really did is learned: the transitions
+        between the stages it went through (not the last one to END), and the demand of its
+        completed calls. Its failed calls (truncated) and the stage totals of stages holding one
+        are skipped, as are its run total and the prior. It counts in ``runs`` and
+        ``failed_runs``.
+        """
         with self._lock:
             check_path(path, self.app, set(self.nodes))
             t_s = float(path.started_at)
+            failed = bool(path.failed)
             visits: Counter[str] = Counter()
             source, source_visit = START, 1
             for stage in path.stages:
@@ -172,13 +189,16 @@ class PDGraph:
                 if node is None:
                     node = NodeState(stage.kind, stage.backend, self.window, self.half_life_s)
                     self.nodes[stage.node] = node
-                self._fold_stage(node, stage, t_s)
+                self._fold_stage(node, stage, t_s, failed)
                 visits[stage.node] += 1
                 self._count_transition(source, source_visit, stage.node)
                 source, source_visit = stage.node, visits[stage.node]
-            self._count_transition(source, source_visit, END)
-            self.run_service_s.add(path.service_s, t_s)
-            self.prior.add(path.service_s)
+            if failed:
+                self.failed_runs += 1
+            else:
+                self._count_transition(source, source_visit, END)
+                self.run_service_s.add(path.service_s, t_s)
+                self.prior.add(path.service_s)
             self.runs += 1
             self.version += 1
             touched = set(visits)
@@ -187,23 +207,67 @@ class PDGraph:
                 self._cache.clear()
 
     def _count_transition(self, source: str, visit: int, target: str) -> None:
+        """Record one departure of ``(source, visit)``; O(1), forgets the oldest past window."""
         key = (source, min(visit, self.max_visit))
         counter = self.transitions.get(key)
         if counter is None:
             counter = self.transitions[key] = Counter()
+            recent = self._recent[key] = deque()
+        else:
+            recent = self._recent[key]
+        if len(recent) >= self.window:
+            old = recent.popleft()
+            left = counter[old] - 1
+            if left > 0:
+                counter[old] = left
+            else:
+                del counter[old]
+        recent.append(self._names.setdefault(target, target))
         counter[target] += 1
 
-    def _fold_stage(self, node: NodeState, stage: Stage, t_s: float) -> None:
+    def _load_transitions(
+        self, source: str, visit: int, counts: Mapping[str, int], order: list[str] | None
+    ) -> None:
+        """Set a (source, visit) row from an export: its window ``order`` (oldest first) when
+        the document carries it, else ``counts`` spread evenly (scaled down to the window if a
+        document written before windows existed holds more departures than the window)."""
+        counts = {t: c for t, c in counts.items() if c > 0}
+        total = sum(counts.values())
+        if order is None:
+            if total > self.window:
+                counts = _scaled(counts, self.window)
+            order = _interleaved(counts)
+        elif len(order) > self.window or Counter(order) != Counter(counts):
+            raise GraphError(
+                f"transition window of ({source!r}, {visit}) disagrees with its edge counts "
+                f"or exceeds the window {self.window}"
+            )
+        key = (source, visit)
+        self.transitions.pop(key, None)
+        self._recent.pop(key, None)
+        for target in order:
+            self._count_transition(source, visit, target)
+
+    def transition_windows(self) -> dict[tuple[str, int], list[str]]:
+        """Per (node, visit): the targets of its last ``window`` departures, oldest first."""
+        with self._lock:
+            return {key: list(recent) for key, recent in self._recent.items()}
+
+    def _fold_stage(self, node: NodeState, stage: Stage, t_s: float, failed_run: bool) -> None:
         node.kind = stage.kind
         if stage.backend is not None:
             node.backend = stage.backend
         node.count += 1
         node.calls += stage.width
-        node.width.add(float(stage.width), t_s)
-        node.stage_service_s.add(stage.service_s, t_s)
-        latency_s = stage.latency_s if stage.latency_s is not None else stage.service_s
-        node.stage_latency_s.add(latency_s, t_s)
+        # in a failed run a stage holding a failed call was cut short: its totals are not real
+        if not (failed_run and any(call.failed for call in stage.calls)):
+            node.width.add(float(stage.width), t_s)
+            node.stage_service_s.add(stage.service_s, t_s)
+            latency_s = stage.latency_s if stage.latency_s is not None else stage.service_s
+            node.stage_latency_s.add(latency_s, t_s)
         for call in stage.calls:
+            if failed_run and call.failed:
+                continue  # truncated by the crash: its service / tokens are not its demand
             node.service_s.add(call.service_s, t_s)
             if call.input_tokens is not None:
                 node.input_tokens.add(float(call.input_tokens), t_s)
@@ -314,7 +378,7 @@ class PDGraph:
                     return hit
             gen = rng if rng is not None else self._seeded(state)
             check_state(state)
-            if self.runs == 0:
+            if self.runs == self.failed_runs:  # no complete run yet: nothing ends
                 out = self.prior.remaining(state.elapsed_s, n, gen)
             else:
                 compiled = self._compiler.get(self)
@@ -437,3 +501,20 @@ class PDGraph:
         from hermes_sdk.graph.render import graph_to_mermaid
 
         return graph_to_mermaid(self.to_dict(include_samples=False))
+
+
+def _scaled(counts: Mapping[str, int], size: int) -> dict[str, int]:
+    """``counts`` scaled to sum to ``size`` (largest remainders, ties by name)."""
+    total = sum(counts.values())
+    exact = {t: c * size / total for t, c in counts.items()}
+    out = {t: int(x) for t, x in exact.items()}
+    short = size - sum(out.values())
+    for t in sorted(exact, key=lambda t: (out[t] - exact[t], t))[:short]:
+        out[t] += 1
+    return {t: c for t, c in out.items() if c > 0}
+
+
+def _interleaved(counts: Mapping[str, int]) -> list[str]:
+    """A sequence with ``counts`` of each target, each spread evenly (deterministic)."""
+    slots = [((i + 0.5) / c, t) for t, c in counts.items() for i in range(c)]
+    return [t for _, t in sorted(slots)]

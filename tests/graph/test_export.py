@@ -76,6 +76,10 @@ def test_schema_is_shipped_inside_the_package() -> None:
     path = Path(graph_pkg.__file__).parent / "schema" / "pdgraph.schema.json"
     assert json.loads(path.read_text()) == graph_schema()
     assert graph_schema()["properties"]["schema_version"] == {"const": 1}
+    # fields added within schema_version 1 are optional: older documents stay valid
+    for optional in ("failed_runs", "transition_windows", "token_models"):
+        assert optional in graph_schema()["properties"]
+        assert optional not in graph_schema()["required"]
     import jsonschema
 
     jsonschema.Draft202012Validator.check_schema(graph_schema())

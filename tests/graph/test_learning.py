@@ -12,7 +12,7 @@ from tests.graph import generator as gen
 @pytest.fixture(scope="module")
 def learned() -> PDGraph:
     rng = np.random.default_rng(20261125)
-    graph = PDGraph(gen.APP)
+    graph = PDGraph(gen.APP, window=2000)  # every run in the (transition) windows
     for i in range(2000):
         graph.observe(gen.make_path(rng, i))
     return graph
