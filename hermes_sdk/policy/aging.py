@@ -15,8 +15,11 @@ cap the key of a queued request is a tag fixed when it was ranked (re-ranked at 
 Apps that arrive close together keep the inner (Gittins) order; an app that has waited about
 ``slowdown_cap`` times its rank overtakes newcomers whose rank is up to ``max_boost_s`` smaller.
 The knobs trade mean for tail: a small cap (or large boost) approaches app-FCFS, a large cap (or
-small boost) pure Gittins. Queues compare :meth:`AgingPolicy.order_key`, so waiting requests need
-no re-ranking as time passes.
+small boost) pure Gittins. Only the uncapped guard (``max_boost_s`` None or ``inf``) bounds the
+wait outright: an app whose rank stays at most ``r`` is never overtaken by an app arriving more
+than ``slowdown_cap * r`` seconds after it (ranks are >= 0), so only the finitely many apps that
+arrive before then can delay it. Queues compare :meth:`AgingPolicy.order_key`, so waiting
+requests need no re-ranking as time passes.
 """
 
 from __future__ import annotations
@@ -52,8 +55,10 @@ class AgingPolicy:
             and slowdown_cap > 0
         ):
             raise ConfigError(f"slowdown_cap must be a positive number, got {slowdown_cap!r}")
-        if max_boost_s is not None and not (math.isfinite(max_boost_s) and max_boost_s > 0):
+        if max_boost_s is not None and not max_boost_s > 0:  # also rejects NaN
             raise ConfigError(f"max_boost_s must be a positive number, got {max_boost_s!r}")
+        if max_boost_s is not None and math.isinf(max_boost_s):
+            max_boost_s = None
         self.inner = inner
         self.slowdown_cap = float(slowdown_cap)
         self.max_boost_s = max_boost_s

@@ -189,7 +189,8 @@ class FairnessConfig:
     slowdown_cap: float | None = None
     weights: Mapping[str, float] = field(default_factory=dict)
     max_boost_s: float | None = 40.0
-    """Largest rank improvement the guard may give, seconds (see hermes_sdk.policy.aging)."""
+    """Largest rank improvement the guard may give, seconds; ``inf`` (TOML ``inf``) for none,
+    which bounds every app's wait (see hermes_sdk.policy.aging)."""
 
 
 def parse_fairness_table(table: Mapping[str, object]) -> FairnessConfig:

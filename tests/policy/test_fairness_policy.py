@@ -185,3 +185,47 @@ def test_fairness_table() -> None:
     for bad in ({"enabled": 1}, {"slowdown_cap": -1}, {"weights": {"a": 0}}, {"x": 1}):
         with pytest.raises(ConfigError):
             parse_fairness_table(bad)
+
+
+class _FixedRank:
+    """An inner policy whose rank is the app's attained service (any rank >= 0 will do)."""
+
+    name = "fixed"
+
+    def rank(self, app: AppState, now: float) -> float:
+        return app.attained_s
+
+
+@given(
+    cap=st.floats(0.1, 50.0),
+    r_old=st.floats(0.0, 1e3),
+    r_new=st.floats(0.0, 1e3),
+    arrival_old=st.floats(0.0, 1e5),
+    late_by=st.floats(1e-3, 1e4),
+    now_after=st.floats(0.0, 1e6),
+)
+def test_uncapped_aging_never_lets_a_much_later_app_overtake(
+    cap: float, r_old: float, r_new: float, arrival_old: float, late_by: float, now_after: float
+) -> None:
+    """The hard bound of the uncapped guard: an app of rank r is ahead of every app that arrives
+    more than cap * r seconds after it, whatever that app's rank, at any common time."""
+    guard = AgingPolicy(_FixedRank(), slowdown_cap=cap, max_boost_s=math.inf)
+    old = AppState(app="x", run_id="o", arrival_s=arrival_old, attained_s=r_old)
+    arrival_new = arrival_old + cap * r_old + late_by
+    new = AppState(app="x", run_id="n", arrival_s=arrival_new, attained_s=r_new)
+    now = arrival_new + now_after
+    assert guard.order_key(old, now) < guard.order_key(new, now)
+    assert guard.rank(old, now) < guard.rank(new, now) + 1e-9 * max(1.0, now / cap)
+
+
+def test_inf_boost_means_uncapped_in_code_and_config() -> None:
+    assert AgingPolicy(LASPolicy(), 2.0, max_boost_s=math.inf).max_boost_s is None
+    assert (
+        parse_fairness_table({"slowdown_cap": 2, "max_boost_s": math.inf}).max_boost_s == math.inf
+    )
+    with pytest.raises(ConfigError):
+        AgingPolicy(LASPolicy(), 2.0, max_boost_s=math.nan)
+    capped = AgingPolicy(_FixedRank(), slowdown_cap=2.0, max_boost_s=5.0)
+    old = AppState(app="x", run_id="o", arrival_s=0.0, attained_s=100.0)
+    new = AppState(app="x", run_id="n", arrival_s=1000.0, attained_s=0.0)
+    assert capped.rank(old, 1000.0) > capped.rank(new, 1000.0)  # the cap gives up the bound

@@ -8,6 +8,7 @@ from typing import Any
 
 import aiohttp
 
+from hermes_sdk.policy.aging import AgingPolicy
 from hermes_sdk.server import BackendConfig, ServerConfig
 from hermes_sdk.server.config import load_config
 from hermes_sdk.server.scheduler import SCHEDULER
@@ -117,6 +118,21 @@ async def test_fairness_table_in_hermes_toml(tmp_path: Path, serve: StartServer)
     assert sched.policy.name == "gittins_aging+fair"
     assert sched.shares is not None and sched.shares.weight("bravo") == 3.0
     assert sched.time_varying  # aging ranks fall with time: queues compare order keys
+
+
+async def test_uncapped_guard_from_hermes_toml(tmp_path: Path, serve: StartServer) -> None:
+    """`max_boost_s = inf` (a TOML float) turns the cap off: the guard that bounds every wait."""
+    toml = tmp_path / "hermes.toml"
+    toml.write_text(
+        "[fairness]\nslowdown_cap = 4\nmax_boost_s = inf\n[backends.gpu]\nmax_inflight = 1\n",
+        encoding="utf-8",
+    )
+    cfg = load_config(toml)
+    assert cfg.fairness.max_boost_s == float("inf")
+    server = await serve(backends=cfg.backends, fairness=cfg.fairness)
+    policy = server.app[SCHEDULER].policy
+    assert policy.name == "gittins_aging"  # one tenant: no fair-share wrapper
+    assert isinstance(policy, AgingPolicy) and policy.max_boost_s is None
 
 
 async def test_a_reclaimed_lease_stops_counting_as_backlog(
