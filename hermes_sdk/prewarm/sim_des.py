@@ -1,20 +1,18 @@
 """The prewarm planner inside the discrete-event simulator (``hermes_sdk.sim``).
 
-:class:`PrewarmSimulation` is the simulator with the planner wired in: every stage start and end
-updates the planner's view of the run and the backend ledger, the planner decides after every
-event (and at its own wake-up times, through a virtual backend that only carries wake-ups), and
-its signals drive the simulated backends' warm state: ``prewarm`` starts a cold backend's start-up
-(``cold_start_s``), ``release`` turns an idle warm backend cold. Backends with a cold start get an
-infinite built-in keep-alive so the planner alone decides releases. The simulator exposes no
-prewarm hook yet, so this subclass overrides four of its internal methods; a public hook in
-``Simulation`` (see the report of issue 8) would replace it.
+:class:`PlannerHook` is a :class:`~hermes_sdk.sim.des.SimHook` that wires the planner in: every
+stage start and end updates the planner's view of the run and the backend ledger, the planner
+decides at the simulator's ticks (after every event with a stage start or end, and at its own
+wake-up times), and its signals drive the simulated backends' warm state: ``prewarm`` starts a
+cold backend's start-up (``cold_start_s``), ``release`` turns an idle warm backend cold.
+:func:`simulate_prewarm` runs ``hermes_sdk.sim.simulate`` with it; backends with a cold start get
+an infinite built-in keep-alive so the planner alone decides releases.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import math
-import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -24,106 +22,67 @@ from numpy.typing import NDArray
 
 from hermes_sdk.graph import GraphRegistry
 from hermes_sdk.graph.records import RunState
-from hermes_sdk.policy import Policy, make_policy
+from hermes_sdk.policy import DemandModel
 from hermes_sdk.prewarm.planner import GraphLookup, PrewarmPlanner
-from hermes_sdk.sim.des import _COLD, _WAKE, _WARM, _WARMING, SimApp, Simulation, _Backend
-from hermes_sdk.sim.programs import Program
-from hermes_sdk.sim.run import _arrival_times, _draw_apps, _model, offered_rate
-from hermes_sdk.sim.workload import BackendSpec, Workload, parse_workload
+from hermes_sdk.sim.des import SimApp, Simulation
+from hermes_sdk.sim.programs import RealStage
+from hermes_sdk.sim.run import simulate
+from hermes_sdk.sim.workload import Workload, parse_workload
 
 
-class PrewarmSimulation(Simulation):
-    """:class:`Simulation` whose cold-start backends are warmed and released by a planner."""
+class PlannerHook:
+    """Simulator hook: the planner sees the runs and the ``tracked`` backends' start-ups, and its
+    signals warm and release them. With ``always_warm`` it only observes (the backends start
+    warm and stay so)."""
 
     def __init__(
-        self,
-        apps: list[SimApp],
-        backends: dict[str, BackendSpec],
-        policy: Policy,
-        planner: PrewarmPlanner,
-        *,
-        always_warm: bool = False,
-        **kwargs: Any,
+        self, planner: PrewarmPlanner, tracked: frozenset[str], *, always_warm: bool = False
     ) -> None:
-        self.tracked = frozenset(n for n, s in backends.items() if s.cold_start_s > 0)
-        specs = {
-            n: dataclasses.replace(s, keep_alive_s=math.inf, initially_warm=always_warm)
-            if n in self.tracked
-            else s
-            for n, s in backends.items()
-        }
-        super().__init__(apps, specs, policy, **kwargs)
         self.planner = planner
+        self.tracked = tracked
         self.always_warm = always_warm
-        self._tick = _Backend(BackendSpec("__prewarm__", servers=None), False)
+        self.end_s = 0.0
+        """Latest app finish so far."""
+        self.cold_wait_s: dict[int, float] = {}
+        """Seconds each finished app (by index) waited for backend start-ups."""
         if always_warm:
-            for name in self.tracked:
+            for name in tracked:
                 planner.ledger.starting(name, 0.0, prewarm=False)
                 planner.ledger.ready(name, 0.0, 0.0)
 
-    def _enter_stage(self, app: SimApp, t: float) -> None:
-        backend = app.stages[app.stage_i].unit.backend
-        if backend in self.tracked:
-            self.planner.ledger.request(backend, t)
-        super()._enter_stage(app, t)
+    def stage_started(self, app: SimApp, t: float) -> None:
         stage = app.stages[app.stage_i]
+        if stage.unit.backend in self.tracked:
+            self.planner.ledger.request(stage.unit.backend, t)
         state = RunState(stage.node, tuple(sorted(app.visits.items())), running=True)
         self.planner.update_run(app.run_id, app.name, state, t)
-        self.dirty.add(self._tick)
 
-    def _request_done(self, req: Any, t: float) -> None:
-        app: SimApp = req.app
-        index = app.stage_i
-        backend = app.stages[index].unit.backend
-        super()._request_done(req, t)
-        if app.pending > 0 and app.stage_i == index:
-            return
-        if backend in self.tracked:
-            self.planner.ledger.done(backend, t)
+    def stage_done(self, app: SimApp, stage: RealStage, t: float) -> None:
+        if stage.unit.backend in self.tracked:
+            self.planner.ledger.done(stage.unit.backend, t)
         if app.stage_i >= len(app.stages):
             self.planner.end_run(app.run_id, t)
-        self.dirty.add(self._tick)
+            self.cold_wait_s[app.idx] = app.cold_wait_s
+            self.end_s = max(self.end_s, t)
 
-    def _warm_up(self, b: _Backend, t: float) -> bool:
-        before = b.state
-        ready = super()._warm_up(b, t)
-        name = b.spec.name
-        if name in self.tracked:
-            if before == _COLD and b.state == _WARMING:
-                self.planner.ledger.starting(name, t, prewarm=False)
-            if before != _WARM and b.state == _WARM:
-                self.planner.ledger.ready(name, t, b.warm_at - b.warm_start)
-        return ready
+    def backend_starting(self, backend: str, t: float) -> None:
+        if backend in self.tracked:
+            self.planner.ledger.starting(backend, t, prewarm=False)
 
-    def _dispatch(self, b: _Backend, t: float) -> None:
-        if b is self._tick:
-            self._decide(t)
-        else:
-            super()._dispatch(b, t)
+    def backend_ready(self, backend: str, t: float, startup_s: float) -> None:
+        if backend in self.tracked:
+            self.planner.ledger.ready(backend, t, startup_s)
 
-    def _decide(self, t: float) -> None:
+    def tick(self, sim: Simulation, t: float) -> float:
         if self.always_warm:
-            return
+            return math.inf
         decision = self.planner.decide(t)
         for signal in decision.signals:
-            b = self.backends[signal.backend]
-            if signal.action == "prewarm" and b.state == _COLD:
-                b.state, b.warm_start = _WARMING, t
-                b.warm_at = t + b.spec.cold_start_s
-                b.cold_starts += 1
-                self.dirty.add(b)
-            elif signal.action == "release" and b.state == _WARM and not _busy(b):
-                b.state = _COLD
-        tick = self._tick
-        wake = decision.wake_at_s
-        if math.isfinite(wake) and wake != tick.wake_t:
-            tick.wake_version += 1
-            tick.wake_t = wake
-            self._push(max(wake, t), _WAKE, tick, tick.wake_version)
-
-
-def _busy(b: _Backend) -> bool:
-    return bool(b.running or b.waiting or b.held)
+            if signal.action == "prewarm":
+                sim.prewarm(signal.backend, t)
+            elif signal.action == "release":
+                sim.release(signal.backend)
+        return decision.wake_at_s
 
 
 @dataclass(frozen=True, slots=True)
@@ -151,49 +110,35 @@ def simulate_prewarm(
     """``hermes_sdk.sim.simulate`` with a prewarm planner driving the cold-start backends.
 
     ``planner_for(graph_lookup, cold_backends)`` builds the planner from the online-learning
-    registry's lookup and the names of the backends with a cold start.
+    registry's lookup and the names of the backends with a cold start. No tenant fair sharing.
     """
     wl = workload if isinstance(workload, Workload) else parse_workload(workload)
-    seed = wl.seed if seed is None else int(seed)
-    programs = {a.name: Program(a, wl.backends, wl.max_stages) for a in wl.apps}
-    apps = _draw_apps(wl, seed, programs)
-    times = _arrival_times(
-        wl.arrival,
-        wl.n_apps,
-        np.random.default_rng([seed, 1]),
-        lambda load: offered_rate(wl, apps, load),
+    tracked = frozenset(n for n, s in wl.backends.items() if s.cold_start_s > 0)
+    backends = {
+        n: dataclasses.replace(s, keep_alive_s=math.inf, initially_warm=always_warm)
+        if n in tracked
+        else s
+        for n, s in wl.backends.items()
+    }
+    hooks: list[PlannerHook] = []
+
+    def hook(model: DemandModel) -> PlannerHook:
+        lookup: GraphLookup = model.get if isinstance(model, GraphRegistry) else _no_graph
+        planner = planner_for(lookup, sorted(tracked))
+        hooks.append(PlannerHook(planner, tracked, always_warm=always_warm))
+        return hooks[-1]
+
+    res = simulate(
+        dataclasses.replace(wl, backends=backends), policy, seed=seed, fairness=False, hook=hook
     )
-    for app, t in zip(apps, times.tolist(), strict=True):
-        app.arrival_s = t
-        app.stage_start_s = t
-        if app.deadline_s is not None:
-            app.deadline_s += t
-    model, observe = _model(wl, programs, seed)
-    cold = sorted(n for n, s in wl.backends.items() if s.cold_start_s > 0)
-    lookup: GraphLookup = model.get if isinstance(model, GraphRegistry) else _no_graph
-    planner = planner_for(lookup, cold)
-    chosen = make_policy(policy, model, n=wl.rank_samples)
-    calls = [s for app in apps[:1000] for st in app.stages for s in st.services_s]
-    sim = PrewarmSimulation(
-        apps,
-        dict(wl.backends),
-        chosen,
-        planner,
-        always_warm=always_warm,
-        observe=observe if wl.learning == "online" else None,
-        min_quantum_s=1e-2 * (float(np.mean(calls)) if calls else 1.0),
-        mark_idx=wl.warmup_apps,
-    )
-    started = time.perf_counter()
-    sim.run()
-    measured = apps[wl.warmup_apps :]
+    (done,) = hooks
     return PrewarmSimResult(
-        completion_s=np.array([a.finish_s - a.arrival_s for a in measured]),
-        cold_wait_s=np.array([a.cold_wait_s for a in measured]),
-        app_names=tuple(a.name for a in measured),
-        planner=planner,
-        end_s=max((a.finish_s for a in apps if math.isfinite(a.finish_s)), default=0.0),
-        wall_s=time.perf_counter() - started,
+        completion_s=res.completion_times,
+        cold_wait_s=np.array([done.cold_wait_s[i] for i in range(wl.warmup_apps, wl.n_apps)]),
+        app_names=res.app_names,
+        planner=done.planner,
+        end_s=done.end_s,
+        wall_s=res.wall_s,
     )
 
 

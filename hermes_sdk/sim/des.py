@@ -7,6 +7,10 @@ whenever a better one waits (an iteration-level LLM engine); processor sharing (
 serves every request at once. Ranks come from the policy and are recomputed when an app's state
 changes: a stage starts or a call ends, a running app crosses its Gittins quantum (the service
 after which its index may fall), or, for LAS, its attained service passes a waiting app's.
+
+An optional :class:`SimHook` watches stage starts and ends and backend start-ups, and at its
+ticks may warm or release backends (:meth:`Simulation.prewarm`, :meth:`Simulation.release`):
+the prewarm planner runs inside the simulator this way (``hermes_sdk.prewarm.sim_des``).
 """
 
 from __future__ import annotations
@@ -14,7 +18,7 @@ from __future__ import annotations
 import heapq
 import math
 from collections.abc import Callable, Sequence
-from typing import Final
+from typing import Final, Protocol
 
 from hermes_sdk.graph.records import Call, RunPath, RunState, Stage
 from hermes_sdk.policy import (
@@ -37,7 +41,7 @@ RERANK_REL: Final = 0.02
 service so far (and ``min_quantum_s``); LAS switches when the running app's attained service
 exceeds a waiting one's by this share. Continuous-time policies (LAS, Gittins on decreasing
 hazards) would otherwise switch infinitely often."""
-_ARRIVAL, _WAKE = 0, 1
+_ARRIVAL, _WAKE, _TICK = 0, 1, 2
 _WAITING, _RUNNING, _DONE = 0, 1, 2
 _COLD, _WARMING, _WARM = 0, 1, 2
 
@@ -105,6 +109,35 @@ class SimApp:
     def run_id(self) -> str:
         """Run id shown to policies and in learned paths."""
         return f"run-{self.idx}"
+
+
+class SimHook(Protocol):
+    """Observer of a :class:`Simulation` that may warm and release its backends.
+
+    Called synchronously from the event loop at simulated time ``t``; the observers must not
+    change the apps. Without a hook the simulator pays one ``is None`` check per call site.
+    """
+
+    def stage_started(self, app: SimApp, t: float) -> None:
+        """``app`` entered stage ``app.stages[app.stage_i]``; its calls were submitted."""
+
+    def stage_done(self, app: SimApp, stage: RealStage, t: float) -> None:
+        """The last call of ``stage`` ended, after the app moved on: its next stage started
+        (:meth:`stage_started` was called) or it finished (``app.stage_i == len(app.stages)``,
+        ``app.finish_s == t``, its path observed)."""
+
+    def backend_starting(self, backend: str, t: float) -> None:
+        """A cold ``backend`` began its start-up on demand (a request found it cold); not
+        called for starts the hook asked for with :meth:`Simulation.prewarm`."""
+
+    def backend_ready(self, backend: str, t: float, startup_s: float) -> None:
+        """``backend`` finished a start-up of ``startup_s`` seconds and serves from now."""
+
+    def tick(self, sim: Simulation, t: float) -> float:
+        """Decide: called after every event in which a stage started or ended (once its
+        backends were dispatched) and at the time the previous tick returned (``inf``: none;
+        a new return value replaces a pending one). May call ``sim.prewarm``/``sim.release``."""
+        ...
 
 
 class _Request:
@@ -184,8 +217,14 @@ class Simulation:
         min_quantum_s: float = 1e-3,
         progress: Callable[[int, int], None] | None = None,
         mark_idx: int = 0,
+        hook: SimHook | None = None,
     ) -> None:
         self.apps = apps
+        self.hook = hook
+        self.tick_due = False
+        """A stage started or ended since the hook's last tick."""
+        self.tick_t = math.inf
+        self.tick_version = 0
         self.mark_idx = mark_idx
         self.policy = policy
         self.ps = bool(getattr(policy, "processor_sharing", False))
@@ -292,6 +331,7 @@ class Simulation:
         mark = self.mark_idx
         finished = self.finished
         dirty = self.dirty
+        hook = self.hook
         events = 0
         while heap:
             t, _, kind, obj, version = pop(heap)
@@ -303,6 +343,12 @@ class Simulation:
                 events += 1
                 self._advance(backend, t)
                 dirty.add(backend)
+            elif kind == _TICK:
+                if version != self.tick_version:
+                    continue
+                self.tick_t = math.inf
+                events += 1
+                self.tick_due = True
             else:
                 events += 1
                 idx: int = obj  # type: ignore[assignment]
@@ -318,10 +364,45 @@ class Simulation:
                 self._request_done(finished.pop(), t)
             while dirty:
                 self._dispatch(dirty.pop(), t)
+            if hook is not None and self.tick_due:
+                self._tick(hook, t)
             if self.progress is not None and self.done >= reported + step:
                 reported = self.done
                 self.progress(self.done, total)
         self.events = events
+
+    def _tick(self, hook: SimHook, t: float) -> None:
+        self.tick_due = False
+        wake = hook.tick(self, t)
+        if math.isfinite(wake) and wake != self.tick_t:
+            self.tick_version += 1
+            self.tick_t = wake
+            self._push(max(wake, t), _TICK, None, self.tick_version)
+        dirty = self.dirty
+        while dirty:
+            self._dispatch(dirty.pop(), t)
+
+    def prewarm(self, backend: str, t: float) -> bool:
+        """Start ``backend``'s start-up (``cold_start_s``) at ``t`` if it is cold; True if so."""
+        b = self.backends[backend]
+        if b.state != _COLD:
+            return False
+        b.state, b.warm_start = _WARMING, t
+        b.warm_at = t + b.spec.cold_start_s
+        b.cold_starts += 1
+        self.dirty.add(b)
+        return True
+
+    def release(self, backend: str) -> bool:
+        """Turn ``backend`` cold if it has a cold start and is warm with nothing running or
+        queued; True if so."""
+        b = self.backends[backend]
+        if b.state != _WARM or b.running or b.held or self._has_waiting(b):
+            return False
+        if b.spec.cold_start_s <= 0:
+            return False
+        b.state = _COLD
+        return True
 
     def _enter_stage(self, app: SimApp, t: float) -> None:
         node, unit, _, services, _, _ = app.stages[app.stage_i]
@@ -345,6 +426,9 @@ class Simulation:
             seq += 1
             self._submit(backend, _Request(app, i, service, t, seq), t)
         self.seq = seq
+        if self.hook is not None:
+            self.hook.stage_started(app, t)
+            self.tick_due = True
 
     def _submit(self, b: _Backend, req: _Request, t: float) -> None:
         if b.last_t != t:
@@ -445,6 +529,9 @@ class Simulation:
         app.stage_i += 1
         if app.stage_i < len(app.stages):
             self._enter_stage(app, t)
+            if self.hook is not None:
+                self.hook.stage_done(app, stage, t)
+                self.tick_due = True
             return
         app.finish_s = t
         if app.idx >= self.mark_idx:
@@ -463,6 +550,9 @@ class Simulation:
             )
             app.records = []
             self.observe(path)
+        if self.hook is not None:
+            self.hook.stage_done(app, stage, t)
+            self.tick_due = True
 
     # --- dispatch ------------------------------------------------------------------------------
 
@@ -523,6 +613,8 @@ class Simulation:
             b.cold_starts += 1
             b.warm_start = t
             b.warm_at = t + b.spec.cold_start_s
+            if self.hook is not None:
+                self.hook.backend_starting(b.spec.name, t)
         if t < b.warm_at - EPS_S:
             return False
         b.state = _WARM
@@ -538,6 +630,8 @@ class Simulation:
             b.running.extend(b.held)
             b.held = []
         b.stale = True
+        if self.hook is not None:
+            self.hook.backend_ready(b.spec.name, t, b.warm_at - b.warm_start)
         return True
 
     def _refresh_running(self, b: _Backend, t: float, best: float) -> set[int]:

@@ -19,7 +19,7 @@ from hermes_sdk.errors import ConfigError
 from hermes_sdk.graph.records import RunPath
 from hermes_sdk.policy import DemandModel, Policy, make_policy
 from hermes_sdk.policy.fairness import fairness_enabled, with_fairness
-from hermes_sdk.sim.des import EPS_S, SimApp, Simulation
+from hermes_sdk.sim.des import EPS_S, SimApp, SimHook, Simulation
 from hermes_sdk.sim.oracle import OracleModel
 from hermes_sdk.sim.programs import Program, UniformStream
 from hermes_sdk.sim.result import AppStats, ColdWaitStats, LittleCheck, SimResult, percentile
@@ -130,6 +130,7 @@ def simulate(
     seed: int | None = None,
     progress: ProgressFn | None = None,
     fairness: bool | None = None,
+    hook: Callable[[DemandModel], SimHook] | None = None,
 ) -> SimResult:
     """Simulate ``workload`` (a dict as in a workload file, or a parsed :class:`Workload`)
     under ``policy`` (a name from :data:`hermes_sdk.policy.POLICY_NAMES` or a Policy object).
@@ -138,6 +139,9 @@ def simulate(
     a hundred times. ``fairness`` overrides the workload's: weighted fair sharing across the
     apps' tenants (default: on when they name more than one). Raises :class:`ConfigError` for an
     invalid workload or policy name.
+
+    ``hook(model)`` builds a :class:`~hermes_sdk.sim.des.SimHook` for the run from the demand
+    model the policy ranks with (under online learning, the registry learning from these runs).
     """
     wl = workload if isinstance(workload, Workload) else parse_workload(workload)
     seed = wl.seed if seed is None else int(seed)
@@ -157,6 +161,7 @@ def simulate(
         min_quantum_s=min_quantum,
         progress=progress,
         mark_idx=wl.warmup_apps,
+        hook=None if hook is None else hook(model),
     )
     if len(tenants) > 1:
         sim.tenant_service_s = {}
