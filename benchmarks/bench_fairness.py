@@ -10,16 +10,18 @@ Two scenarios, each against a baseline measured in the same run on the same apps
   rate of ``light`` (together ~8.8x the engine's capacity): the engine's service split with and
   without fair sharing; then ``light`` alone with and without the wrapper (no change expected).
 
-    .venv/bin/python benchmarks/bench_fairness.py [--quick]
+    .venv/bin/python benchmarks/bench_fairness.py [--quick] [--plot-only]
 
 Writes ``benchmarks/results/fairness.json`` as ``{"command", "rows": [{"policy", "mean", "p99",
-"max_slowdown", "tenant_share", ...}], "checks": {...}}``.
+"max_slowdown", "tenant_share", ...}], "checks": {...}}`` and ``fairness.png`` (``--plot-only``
+redraws the PNG from the JSON).
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import math
 import shlex
 import sys
 import time
@@ -33,6 +35,7 @@ from hermes_sdk.sim.fairness_runs import guard_checks, run_guard, run_tenants
 from hermes_sdk.sim.workloads.spec import JsonValue
 
 OUT = Path(__file__).parent / "results" / "fairness.json"
+PNG = OUT.with_suffix(".png")
 
 
 def checks(rows: list[dict[str, Any]]) -> dict[str, JsonValue]:
@@ -52,7 +55,14 @@ def checks(rows: list[dict[str, Any]]) -> dict[str, JsonValue]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--quick", action="store_true", help="small apps counts, one seed")
+    parser.add_argument(
+        "--plot-only", action="store_true", help=f"redraw {PNG.name} from {OUT.name}, no runs"
+    )
     args = parser.parse_args()
+    if args.plot_only:
+        plot(json.loads(OUT.read_text(encoding="utf-8")), PNG)
+        print(f"wrote {PNG}")
+        return
     if args.quick:
         n_apps, warmup, seeds, suites = 400, 80, 1, ["light"]
     else:
@@ -94,7 +104,69 @@ def main() -> None:
     console.print(result["checks"])
     OUT.parent.mkdir(parents=True, exist_ok=True)
     OUT.write_text(json.dumps(result, indent=1) + "\n", encoding="utf-8")
-    console.print(f"wrote {OUT}")
+    plot(result, PNG)
+    console.print(f"wrote {OUT} and {PNG}")
+
+
+GUARD_POLICIES = ("gittins", "gittins_aging", "srpt_oracle")
+
+
+def plot(result: dict[str, Any], path: Path) -> None:
+    """Engine share per tenant with fair sharing off/on (left); per (suite, seed) the worst
+    slowdown of the guard's policies next to the run's lower bound (right)."""
+    from plotting import BASELINE, figure, grouped_bars, save
+
+    rows = result["rows"]
+    fig, (share_ax, guard_ax) = figure(
+        1, 2, (13, 5.2), "Fairness and the starvation guard (simulator, same apps and arrivals)"
+    )
+    flood = [r for r in rows if r["scenario"] == "tenants"]
+    tenants = sorted({t for r in flood for t in r["tenant_share"]})
+    share_series = {
+        ("fair sharing on" if r["policy"].endswith("+fair") else "fair sharing off"): [
+            100 * r["tenant_share"].get(t, math.nan) for t in tenants
+        ]
+        for r in flood
+    }
+    target = result["checks"].get("flood_min_share_target")
+    grouped_bars(
+        share_ax,
+        [f"{t}\n({'10x rate' if t == 'heavy' else '1x rate'})" for t in tenants],
+        share_series,
+        horizontal=False,
+        axis_label="share of engine service (%)",
+        title="Engine share per tenant, heavy floods at 10x (gittins)",
+        fmt=lambda v: f"{v:.1f}%",
+        targets=[(100 * target, f"target: min share >= {target:.0%}")] if target else [],
+        legend="upper right",
+    )
+    share_ax.set_ylim(0, 112)
+    guard = [r for r in rows if r["scenario"] == "guard"]
+    runs = sorted({(r["suite"], r["seed"]) for r in guard})
+    by_key = {(r["suite"], r["seed"], r["policy"]): r for r in guard}
+
+    def slowdown(policy: str) -> list[float | None]:
+        return [
+            by_key[(s, k, policy)]["max_slowdown"] if (s, k, policy) in by_key else None
+            for s, k in runs
+        ]
+
+    series: dict[str, list[float | None]] = {p: slowdown(p) for p in GUARD_POLICIES}
+    bounds = {(r["suite"], r["seed"]): r.get("max_slowdown_bound") for r in guard}
+    series["lower bound (no policy can beat)"] = [bounds[run] for run in runs]
+    load = guard[0].get("load") if guard else None
+    grouped_bars(
+        guard_ax,
+        [f"{s} seed {k}" for s, k in runs],
+        series,
+        log=True,
+        axis_label="worst slowdown (completion / standalone time, log)",
+        title="Worst slowdown per run" + (f" at load {load:g}" if load else ""),
+        fmt=lambda v: f"{v:.1f}",
+        colors={"lower bound (no policy can beat)": BASELINE},
+        legend="lower right",
+    )
+    save(fig, path)
 
 
 if __name__ == "__main__":

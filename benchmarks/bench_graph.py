@@ -1,10 +1,10 @@
 """PDGraph benchmark: observe throughput and remaining_demand latency for 5/20/100-node graphs.
 
-Run: ``.venv/bin/python benchmarks/bench_graph.py [--quick]``. Prints a table and writes
-``benchmarks/results/graph.json``. Baseline (same run): a straightforward per-path Python Monte
-Carlo over the same graph (``next_stage_probs`` + per-stage sampling), to show what the
-vectorised, precompiled sampler buys. Targets: cached lookup p99 <= 20 us; uncached 1000-path
-Monte Carlo on the 20-node graph <= 2 ms.
+Run: ``.venv/bin/python benchmarks/bench_graph.py [--quick] [--plot-only]``. Prints a table and
+writes ``benchmarks/results/graph.json`` and ``graph.png``. Baseline (same run): a
+straightforward per-path Python Monte Carlo over the same graph (``next_stage_probs`` +
+per-stage sampling), to show what the vectorised, precompiled sampler buys. Targets: cached
+lookup p99 <= 20 us; uncached 1000-path Monte Carlo on the 20-node graph <= 2 ms.
 """
 
 from __future__ import annotations
@@ -15,6 +15,7 @@ import os
 import platform
 import time
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from rich.console import Console
@@ -24,6 +25,7 @@ from hermes_sdk import Call, PDGraph, RunPath, RunState, Stage
 from hermes_sdk.graph.montecarlo import GraphCompiler
 
 RESULTS = Path(__file__).parent / "results" / "graph.json"
+PNG = RESULTS.with_suffix(".png")
 CACHED_P99_TARGET_US = 20.0
 UNCACHED_20_P99_TARGET_MS = 2.0
 
@@ -161,7 +163,14 @@ def bench_size(n_nodes: int, runs: int, reps: int, baseline_paths: int) -> dict[
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--quick", action="store_true", help="fewer runs and repetitions")
+    parser.add_argument(
+        "--plot-only", action="store_true", help=f"redraw {PNG.name} from {RESULTS.name}"
+    )
     args = parser.parse_args()
+    if args.plot_only:
+        plot(json.loads(RESULTS.read_text()), PNG)
+        print(f"wrote {PNG}")
+        return
     runs, reps, base = (500, 100, 100) if args.quick else (3000, 500, 400)
     console = Console(width=max(140, Console().width))
     load_before = os.getloadavg()[0]
@@ -237,7 +246,77 @@ def main() -> None:
         "targets": targets,
     }
     RESULTS.write_text(json.dumps(doc, indent=2) + "\n")
-    console.print(f"wrote {RESULTS}")
+    plot(doc, PNG)
+    console.print(f"wrote {RESULTS} and {PNG}")
+
+
+def plot(result: dict[str, Any], path: Path) -> None:
+    """Per graph size: cached lookup and uncached Monte Carlo latency against their targets
+    (the latter next to the per-path Python baseline), the latencies that follow an observed
+    run, and observe throughput."""
+    from plotting import figure, grouped_bars, save, us
+
+    sizes = result["sizes"]
+    targets = result["targets"]
+    graphs = [f"{r['nodes']} nodes" for r in sizes.values()]
+    fig, (cached_ax, mc_ax, after_ax, observe_ax) = figure(
+        2, 2, (14, 8.5), "PDGraph remaining_demand latency and observe throughput per graph size"
+    )
+
+    def q(key: str, p: str, scale: float = 1.0) -> list[float | None]:
+        return [r[key][f"{p}_us"] * scale for r in sizes.values()]
+
+    cached_target = targets.get("cached_p99_target_us", CACHED_P99_TARGET_US)
+    grouped_bars(
+        cached_ax,
+        graphs,
+        {"p50": q("cached_lookup", "p50"), "p99": q("cached_lookup", "p99")},
+        axis_label="us per lookup",
+        title="Cached lookup (same state asked again)",
+        fmt=us,
+        targets=[(cached_target, f"target: p99 <= {cached_target:g} us")],
+        legend="center right",
+    )
+    mc_target = targets.get("uncached_target_ms", UNCACHED_20_P99_TARGET_MS)
+    grouped_bars(
+        mc_ax,
+        graphs,
+        {
+            "p50": q("uncached_mc_1000", "p50", 1e-3),
+            "p99": q("uncached_mc_1000", "p99", 1e-3),
+            "baseline: per-path Python MC": [
+                r["baseline_python_mc_1000_ms"] for r in sizes.values()
+            ],
+        },
+        log=True,
+        axis_label="ms per query (log)",
+        title="Uncached Monte Carlo, 1000 paths, vs per-path Python",
+        fmt=us,
+        targets=[(mc_target, f"target: p99 <= {mc_target:g} ms (19/20-node graph)")],
+        legend="outside",
+    )
+    grouped_bars(
+        after_ax,
+        graphs,
+        {
+            "full compile": q("full_compile", "p50", 1e-3),
+            "first query after observe": q("first_query_after_observe", "p50", 1e-3),
+            "re-rank running unit": q("rerank_running_new_elapsed", "p50", 1e-3),
+        },
+        axis_label="p50 ms",
+        title="After a change: compile, query after observe, re-rank (p50)",
+        fmt=us,
+        legend="outside",
+    )
+    grouped_bars(
+        observe_ax,
+        graphs,
+        {"observe": [r["observe_paths_per_s"] for r in sizes.values()]},
+        axis_label="observed run paths per second",
+        title="observe() throughput",
+        legend=None,
+    )
+    save(fig, path)
 
 
 if __name__ == "__main__":

@@ -1,9 +1,10 @@
 """Instrumentation overhead: ns per decorated call (sync, async, generator) in the same run as
 the bare function and as an OpenTelemetry SDK span around the same function.
 
-Run: ``.venv/bin/python benchmarks/bench_instrument.py [--quick]``. Prints a table and writes
-``benchmarks/results/instrument.json``. Every call is timed on its own with ``perf_counter_ns``
-(the timer's own cost is in every variant, so differences are overheads). Variants:
+Run: ``.venv/bin/python benchmarks/bench_instrument.py [--quick] [--plot-only]``. Prints a table
+and writes ``benchmarks/results/instrument.json`` and ``instrument.png``. Every call is timed on
+its own with ``perf_counter_ns`` (the timer's own cost is in every variant, so differences are
+overheads). Variants:
 
 - ``bare``: the undecorated function (baseline);
 - ``hermes outside run``: decorated, called with no run open (one context-variable read);
@@ -28,6 +29,7 @@ import tempfile
 from collections.abc import Awaitable, Callable, Iterator, Sequence
 from pathlib import Path
 from time import perf_counter_ns
+from typing import Any
 
 import numpy as np
 from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
@@ -43,6 +45,7 @@ import hermes_sdk as hermes
 from hermes_sdk.instrument._context import CURRENT_RUN
 
 RESULTS = Path(__file__).parent / "results" / "instrument.json"
+PNG = RESULTS.with_suffix(".png")
 TARGET_NS = 5_000
 CALLS_PER_RUN = 500
 ROUNDS = 5
@@ -243,7 +246,14 @@ def measure_run_end(runs: int) -> dict[str, dict[str, float]]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     parser.add_argument("--quick", action="store_true", help="20k calls per variant")
+    parser.add_argument(
+        "--plot-only", action="store_true", help=f"redraw {PNG.name} from {RESULTS.name}"
+    )
     args = parser.parse_args()
+    if args.plot_only:
+        plot(json.loads(RESULTS.read_text()), PNG)
+        print(f"wrote {PNG}")
+        return
     n = 20_000 if args.quick else 200_000
     results = measure(n)
     run_end_us = measure_run_end(200 if args.quick else 2000)
@@ -287,27 +297,63 @@ def main() -> None:
         end_table.add_row(store, f"{q['p50_us']:.0f}", f"{q['p99_us']:.0f}")
     console.print(end_table)
     RESULTS.parent.mkdir(parents=True, exist_ok=True)
-    RESULTS.write_text(
-        json.dumps(
-            {
-                "benchmark": "instrument",
-                "calls_per_variant": n,
-                "quick": args.quick,
-                "python": platform.python_version(),
-                "machine": platform.machine(),
-                "processor": platform.processor(),
-                "target_overhead_ns": TARGET_NS,
-                "worst_hermes_overhead_p50_ns": worst_p50,
-                "target_met": meets,
-                "per_call_ns": results,
-                "overhead_vs_bare_ns": overheads,
-                "run_end_us": run_end_us,
-            },
-            indent=2,
-        )
-        + "\n"
+    doc = {
+        "benchmark": "instrument",
+        "calls_per_variant": n,
+        "quick": args.quick,
+        "python": platform.python_version(),
+        "machine": platform.machine(),
+        "processor": platform.processor(),
+        "target_overhead_ns": TARGET_NS,
+        "worst_hermes_overhead_p50_ns": worst_p50,
+        "target_met": meets,
+        "per_call_ns": results,
+        "overhead_vs_bare_ns": overheads,
+        "run_end_us": run_end_us,
+    }
+    RESULTS.write_text(json.dumps(doc, indent=2) + "\n")
+    plot(doc, PNG)
+    console.print(f"wrote {RESULTS} and {PNG}")
+
+
+def plot(result: dict[str, Any], path: Path) -> None:
+    """Overhead over the bare call per call shape, hermes variants vs an OpenTelemetry span,
+    p50 (with the target) and p99."""
+    from plotting import figure, grouped_bars, save, shared_legend, us
+
+    over = result["overhead_vs_bare_ns"]
+    shapes = list(over)
+    variants = list(next(iter(over.values())))
+    n = result.get("calls_per_variant")
+    fig, axes = figure(
+        1,
+        2,
+        (13, 4.8),
+        "Per-call overhead over the undecorated function: hermes vs OpenTelemetry SDK span"
+        + (f" ({n:,} calls per variant, same run)" if n else " (same run)"),
     )
-    console.print(f"wrote {RESULTS}")
+    for ax, q in zip(axes, ("p50", "p99"), strict=True):
+        series = {
+            ("baseline: OpenTelemetry SDK span" if v == "otel span" else v): [
+                over[shape][v][f"{q}_ns"] / 1e3 for shape in shapes
+            ]
+            for v in variants
+        }
+        target = result.get("target_overhead_ns") if q == "p50" else None
+        grouped_bars(
+            ax,
+            [f"{shape} function" for shape in shapes],
+            series,
+            log=True,
+            axis_label=f"{q} overhead per call (us, log)",
+            title=f"{q} overhead (variant {q} minus bare {q})",
+            fmt=us,
+            targets=[(target / 1e3, f"target: hermes p50 <= {target / 1e3:g} us")]
+            if target
+            else [],
+        )
+    shared_legend(fig, axes)
+    save(fig, path)
 
 
 if __name__ == "__main__":

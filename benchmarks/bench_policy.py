@@ -1,10 +1,10 @@
 """Policy and simulator benchmark: Gittins rank latency, re-rank after one event, events/s.
 
-Run: ``.venv/bin/python benchmarks/bench_policy.py [--quick]``. Prints a table and writes
-``benchmarks/results/policy.json``. Baselines measured in the same run: the textbook
-definition of the Gittins index evaluated quantum by quantum (O(n^2)), a full re-rank of every
-waiting app, and a bare heapq M/M/1 FCFS event loop. Targets: rank p99 <= 50 us for 1000-sample
-distributions; re-rank of 1000 waiting apps after one event <= 5 ms.
+Run: ``.venv/bin/python benchmarks/bench_policy.py [--quick] [--plot-only]``. Prints a table and
+writes ``benchmarks/results/policy.json`` and ``policy.png``. Baselines measured in the same
+run: the textbook definition of the Gittins index evaluated quantum by quantum (O(n^2)), a full
+re-rank of every waiting app, and a bare heapq M/M/1 FCFS event loop. Targets: rank p99 <= 50 us
+for 1000-sample distributions; re-rank of 1000 waiting apps after one event <= 5 ms.
 """
 
 from __future__ import annotations
@@ -17,6 +17,7 @@ import os
 import platform
 import time
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
@@ -28,6 +29,7 @@ from hermes_sdk.policy import AppState, GittinsPolicy, gittins_index
 from hermes_sdk.sim import simulate
 
 RESULTS = Path(__file__).parent / "results" / "policy.json"
+PNG = RESULTS.with_suffix(".png")
 RANK_P99_TARGET_US = 50.0
 RERANK_TARGET_MS = 5.0
 N_SAMPLES = 1000
@@ -257,7 +259,14 @@ def bench_sim(quick: bool) -> dict[str, dict[str, float]]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--quick", action="store_true", help="fewer repetitions, smaller runs")
+    parser.add_argument(
+        "--plot-only", action="store_true", help=f"redraw {PNG.name} from {RESULTS.name}"
+    )
     args = parser.parse_args()
+    if args.plot_only:
+        plot(json.loads(RESULTS.read_text()), PNG)
+        print(f"wrote {PNG}")
+        return
     reps = 2000 if args.quick else 20_000
     rng = np.random.default_rng(7)
     console = Console()
@@ -324,7 +333,57 @@ def main() -> None:
     }
     RESULTS.parent.mkdir(parents=True, exist_ok=True)
     RESULTS.write_text(json.dumps(doc, indent=2) + "\n")
-    console.print(f"wrote {RESULTS}")
+    plot(doc, PNG)
+    console.print(f"wrote {RESULTS} and {PNG}")
+
+
+def plot(result: dict[str, Any], path: Path) -> None:
+    """Rank and re-rank latency p50/p99 vs their same-run baselines (with the p99 targets) and
+    simulator events/s vs the bare heapq event loop (with the events/s target)."""
+    from plotting import figure, grouped_bars, save, us
+
+    targets = result["targets"]
+    n = result.get("samples_per_distribution", N_SAMPLES)
+    fig, (rank_ax, rerank_ax, sim_ax) = figure(
+        3, 1, (10, 11), "Gittins policy and simulator vs same-run baselines (latencies: wall clock)"
+    )
+
+    def latency(ax: Any, rows: dict[str, dict[str, float]], title: str, target: str) -> None:
+        value_us = targets[target] * (1e3 if target.endswith("_ms") else 1)
+        grouped_bars(
+            ax,
+            list(rows),
+            {q: [r[f"{q}_us"] for r in rows.values()] for q in ("p50", "p99")},
+            log=True,
+            axis_label="latency per call (us, log)",
+            title=title,
+            fmt=us,
+            targets=[(value_us, f"target: p99 <= {us(value_us)} us (thread CPU time)")],
+            legend="upper right",
+        )
+
+    latency(rank_ax, result["rank"], f"Gittins index of a {n}-sample distribution", "rank_p99_us")
+    latency(
+        rerank_ax,
+        result["rerank_1000"],
+        "Re-rank of 1000 waiting apps after one event",
+        "rerank_1000_ms",
+    )
+    sim = result["simulator"]
+    grouped_bars(
+        sim_ax,
+        list(sim),
+        {
+            "events per wall s": [r["events_per_s"] for r in sim.values()],
+            "events per CPU s": [r["events_per_cpu_s"] for r in sim.values()],
+        },
+        log=True,
+        axis_label="simulated events per second (log)",
+        title="Simulator speed vs a bare heapq M/M/1 loop",
+        targets=[(targets["sim_events_per_s"], "target: M/M/1 fcfs, per CPU s")],
+        legend="upper right",
+    )
+    save(fig, path)
 
 
 if __name__ == "__main__":

@@ -1,10 +1,10 @@
 """Prewarm benchmark: how much cold-start wait each warm policy hides, and at what idle cost.
 
-Run: ``.venv/bin/python benchmarks/bench_prewarm.py [--quick]``. Apps come from the paper suite
-(``hermes_sdk.sim.workloads.suites.paper_suite``: its app mix, bursty trace arrivals and its
-cold-start backends ``container`` (2 s start-up) and ``dnn`` (5 s)), sampled as standalone runs
-and replayed over the cold-start backends by ``hermes_sdk.prewarm.replay`` (no LLM queueing: the
-only delay studied is the cold start). Same runs, same arrivals for every policy:
+Run: ``.venv/bin/python benchmarks/bench_prewarm.py [--quick] [--plot-only]``. Apps come from
+the paper suite (``hermes_sdk.sim.workloads.suites.paper_suite``: its app mix, bursty trace
+arrivals and its cold-start backends ``container`` (2 s start-up) and ``dnn`` (5 s)), sampled as
+standalone runs and replayed over the cold-start backends by ``hermes_sdk.prewarm.replay`` (no LLM
+queueing: the only delay studied is the cold start). Same runs, same arrivals for every policy:
 
 - ``none``: cold on demand, released as soon as idle (keep-alive 0): the cold-wait reference;
 - ``always-warm``: warm from t=0, never released: the idle-seconds reference;
@@ -15,7 +15,7 @@ only delay studied is the cold start). Same runs, same arrivals for every policy
 
 Reports mean/P95 app completion time, ``cold_wait_hidden`` = 1 - cold wait / cold wait of none,
 and ``idle_seconds_vs_always_warm``. Target: hermes hides >= 90% of the cold-start wait at <= 50%
-of always-warm's idle seconds. Writes ``benchmarks/results/prewarm.json``.
+of always-warm's idle seconds. Writes ``benchmarks/results/prewarm.json`` and ``prewarm.png``.
 """
 
 from __future__ import annotations
@@ -43,6 +43,7 @@ from hermes_sdk.sim.workloads.paths import sample_path
 from hermes_sdk.sim.workloads.suites import paper_suite
 
 RESULTS = Path(__file__).parent / "results" / "prewarm.json"
+PNG = RESULTS.with_suffix(".png")
 HIDDEN_TARGET = 0.90
 IDLE_TARGET = 0.50
 C_IDLE, C_DELAY = 1.0, 15.0
@@ -244,7 +245,14 @@ def main() -> None:
     parser.add_argument(
         "--c-delay", type=float, default=C_DELAY, help="cost of an app-delay second (c_idle = 1)"
     )
+    parser.add_argument(
+        "--plot-only", action="store_true", help=f"redraw {PNG.name} from {RESULTS.name}"
+    )
     args = parser.parse_args()
+    if args.plot_only:
+        plot(json.loads(RESULTS.read_text()), PNG)
+        print(f"wrote {PNG}")
+        return
     C_DELAY = args.c_delay
     n_apps = args.apps or (400 if args.quick else 3000)
     console = Console(width=130)
@@ -276,7 +284,53 @@ def main() -> None:
     }
     RESULTS.parent.mkdir(parents=True, exist_ok=True)
     RESULTS.write_text(json.dumps(doc, indent=2) + "\n")
-    console.print(f"wrote {RESULTS}")
+    plot(doc, PNG)
+    console.print(f"wrote {RESULTS} and {PNG}")
+
+
+def plot(result: dict[str, Any], path: Path) -> None:
+    """Per warm strategy: the share of the cold-start wait it hides (vs none) and its idle warm
+    seconds (vs always-warm), in the cold-start replay and in the full simulator."""
+    from plotting import figure, grouped_bars, save, shared_legend
+
+    panels = [("cold-start replay (no LLM queueing)", result["rows"])]
+    if result.get("simulator_rows"):
+        panels.append(("full simulator (LLM queueing, FCFS)", result["simulator_rows"]))
+    ratio = result["c_delay"] / result["c_idle"]
+    fig, axes = figure(
+        1,
+        len(panels),
+        (6.5 * len(panels), 4.6),
+        "Prewarm strategies: cold-start wait hidden vs idle warm seconds "
+        f"(paper suite, {result['apps']} apps, c_delay/c_idle = {ratio:g})",
+    )
+    for ax, (title, rows) in zip(axes, panels, strict=True):
+        hidden = [100 * r["cold_wait_hidden"] for r in rows]
+        idle = [100 * r["idle_seconds_vs_always_warm"] for r in rows]
+        grouped_bars(
+            ax,
+            [r["policy"] for r in rows],
+            {"cold wait hidden (% of none's)": hidden, "idle seconds (% of always-warm's)": idle},
+            axis_label="% of the reference strategy",
+            title=title,
+            labels={
+                "cold wait hidden (% of none's)": [
+                    f"{h:.1f}% ({r['cold_wait_s']:,.0f} s left)"
+                    for h, r in zip(hidden, rows, strict=True)
+                ],
+                "idle seconds (% of always-warm's)": [
+                    f"{i:.1f}% ({r['warm_idle_s']:,.0f} s)" for i, r in zip(idle, rows, strict=True)
+                ],
+            },
+            targets=[
+                (100 * HIDDEN_TARGET, f"target (hermes): hidden >= {HIDDEN_TARGET:.0%}"),
+                (100 * IDLE_TARGET, f"target (hermes): idle <= {IDLE_TARGET:.0%}"),
+            ],
+            legend=None,
+        )
+        ax.set_xlim(0, 135)
+    shared_legend(fig, axes)
+    save(fig, path)
 
 
 if __name__ == "__main__":

@@ -1,9 +1,11 @@
 """Reliability and security report: fuzzing, load, faults, tenant isolation, hostile input.
 
-Run: ``.venv/bin/python benchmarks/bench_reliability.py [--quick]``. Every scenario runs real
+Run: ``.venv/bin/python benchmarks/bench_reliability.py [--quick] [--plot-only]``. Every scenario
+runs real
 processes on loopback (``hermes serve`` and ``hermes sim-engine`` children, ``redis-server``)
 through the same code as ``tests/reliability`` (which runs them smaller), and is one entry of
-``benchmarks/results/reliability.json``: ``{"command", "scenarios": [{"name", "passed", ...}]}``.
+``benchmarks/results/reliability.json``: ``{"command", "scenarios": [{"name", "passed", ...}]}``,
+drawn in ``reliability.png``.
 
 Load is 500 concurrent apps x 20 units through the scheduler (events + acquire/release) and
 through the gateway (sim engine); its added latency is measured twice: idle, against a same-run
@@ -110,7 +112,15 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="smaller load and fuzz runs")
     parser.add_argument("--out", type=Path, default=RESULTS)
+    parser.add_argument(
+        "--plot-only", action="store_true", help="redraw the PNG next to --out from that JSON"
+    )
     args = parser.parse_args()
+    png = args.out.with_suffix(".png")
+    if args.plot_only:
+        plot(json.loads(args.out.read_text()), png)
+        print(f"wrote {png}")
+        return
     logging.basicConfig(level=logging.ERROR)
     quick = args.quick
     apps, units = (100, 5) if quick else (500, 20)
@@ -180,7 +190,121 @@ def main() -> None:
     }
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(report, indent=2) + "\n")
-    console.print(f"wrote {args.out}")
+    plot(report, png)
+    console.print(f"wrote {args.out} and {png}")
+
+
+# Counts shown next to each scenario, when it has them (lists count their entries): the work
+# done first, then what must be zero.
+KEY_COUNTS = (
+    "requests", "acquires", "units", "acknowledged", "acknowledged_paths", "cells",
+    "lost_paths", "lost_acknowledged", "duplicate_grants", "engine_duplicates", "engine_missing",
+    "non_200", "stuck_apps", "five_xx", "leaks", "leaked", "refused_not_4xx", "uncoded_errors",
+)  # fmt: skip
+PASS, FAIL = "#2ca02c", "#d62728"
+
+
+def _counts(scenario: dict[str, Any]) -> str:
+    if "error" in scenario:
+        return str(scenario["error"])[:60]
+    shown = []
+    for key in KEY_COUNTS:
+        value = scenario.get(key)
+        if isinstance(value, list):
+            value = len(value)
+        if isinstance(value, int) and not isinstance(value, bool):
+            shown.append(f"{key} {value:,}")
+    return ",  ".join(shown[:4])
+
+
+def plot(report: dict[str, Any], path: Path) -> None:
+    """Every scenario passed or failed (with its wall time and key counts), the fuzzer's answers
+    by status, and the load scenarios' added latency idle vs under the full load."""
+    from plotting import grouped_bars, pyplot, save
+
+    scenarios = report["scenarios"]
+    passed = sum(bool(s["passed"]) for s in scenarios)
+    fig, axes = pyplot().subplot_mosaic(
+        [["pass", "counts"], ["fuzz", "fuzz"], ["load", "load"]],
+        figsize=(13, 13),
+        height_ratios=(2.2, 1, 1),
+        width_ratios=(1.25, 1),
+    )
+    fig.suptitle(
+        f"hermes reliability and security: {passed}/{len(scenarios)} scenarios passed "
+        "(real processes on loopback)",
+        fontsize=11,
+    )
+    pass_ax, counts_ax, fuzz_ax, load_ax = (axes[k] for k in ("pass", "counts", "fuzz", "load"))
+    grouped_bars(
+        pass_ax,
+        [s["name"] for s in scenarios],
+        {"wall time": [max(float(s.get("scenario_s", 0.01)), 0.01) for s in scenarios]},
+        log=True,
+        axis_label="scenario wall time (s, log)",
+        title="Scenarios: green = passed, red = failed",
+        labels={
+            "wall time": [
+                f"{'pass' if s['passed'] else 'FAIL'}, {s.get('scenario_s', 0):g} s"
+                for s in scenarios
+            ]
+        },
+        bar_colors={"wall time": [PASS if s["passed"] else FAIL for s in scenarios]},
+        legend=None,
+    )
+    pass_ax.set_xlim(right=pass_ax.get_xlim()[1] * 4)  # room for "pass, 43.18 s"
+    counts_ax.set_ylim(pass_ax.get_ylim())
+    counts_ax.set_axis_off()
+    counts_ax.set_title("key counts (lost / duplicated / leaked must be 0)", fontsize=10)
+    for i, s in enumerate(scenarios):
+        counts_ax.text(0.0, i, _counts(s), va="center", fontsize=7.5)
+    by_name = {s["name"]: s for s in scenarios}
+    fuzz = by_name.get("fuzz_openapi_and_gateway")
+    if fuzz and "status_counts" in fuzz:
+        codes = list(fuzz["status_counts"])
+        relayed = fuzz.get("engine_5xx_relayed", 0)
+        grouped_bars(
+            fuzz_ax,
+            codes,
+            {"responses": [fuzz["status_counts"][c] for c in codes]},
+            horizontal=False,
+            axis_label="responses",
+            title=f"Fuzzing: {fuzz['requests']:,} generated requests to {fuzz['operations']} "
+            f"operations, answers by HTTP status ({fuzz['five_xx']} own 5xx, "
+            f"{relayed} relayed from the engine)",
+            bar_colors={"responses": [FAIL if c.startswith("5") else PASS for c in codes]},
+            legend=None,
+        )
+        fuzz_ax.set_xlabel("HTTP status")
+    else:
+        fuzz_ax.set_axis_off()
+    sched, gw = by_name.get("load_scheduler", {}), by_name.get("load_gateway", {})
+    rows = [
+        (f"scheduler acquire ({sched.get('apps')} apps x {sched.get('units_per_app')} units)",
+         sched, ("idle_added_p50_ms", "idle_added_p99_ms", "acquire_added_p50_ms",
+                 "acquire_added_p99_ms")),
+        (f"gateway request ({gw.get('apps')} apps x {gw.get('units_per_app')} units)",
+         gw, ("idle_added_p50_ms", "idle_added_p99_ms", "added_p50_ms", "added_p99_ms")),
+    ]  # fmt: skip
+    rows = [row for row in rows if row[1]]
+    if rows:
+        names = ("idle p50", "idle p99", "under load p50", "under load p99")
+        grouped_bars(
+            load_ax,
+            [label for label, _, _ in rows],
+            {
+                n: [s.get(k) for _, s, keys in rows for k in keys[i : i + 1]]
+                for i, n in enumerate(names)
+            },
+            log=True,
+            axis_label="added latency (ms, log): idle = minus the same-run baseline, "
+            "under load = minus the queue wait",
+            title="Load: latency hermes adds, idle and under the full load",
+            legend="outside",
+        )
+    else:
+        load_ax.set_axis_off()
+    save(fig, path)
 
 
 if __name__ == "__main__":

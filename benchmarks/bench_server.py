@@ -1,8 +1,8 @@
 """Scheduler service benchmark: event ingest rate, acquire/release rate, added acquire latency.
 
-Run: ``.venv/bin/python benchmarks/bench_server.py [--quick]``. Starts the scheduler app (SQLite
-store in a temp dir, gittins policy) in a separate process, with one extra route, a plain aiohttp
-echo endpoint, as the same-run baseline. From this process it measures:
+Run: ``.venv/bin/python benchmarks/bench_server.py [--quick] [--plot-only]``. Starts the
+scheduler app (SQLite store in a temp dir, gittins policy) in a separate process, with one extra
+route, a plain aiohttp echo endpoint, as the same-run baseline. From this process it measures:
 
 - events/s ingested via ``POST /v1/events`` (batches of 100: unit start/end pairs of known runs,
   one run_end with a path per batch, stored durably before the answer) with 1, 50, 500 clients;
@@ -10,7 +10,8 @@ echo endpoint, as the same-run baseline. From this process it measures:
 - free-slot ``acquire`` latency p50/p99 from one client, minus the echo endpoint's latency
   (same body size, requests alternating so drift hits both alike).
 
-Targets: >= 10k events/s; added acquire p50 <= 1 ms. Writes ``benchmarks/results/server.json``.
+Targets: >= 10k events/s; added acquire p50 <= 1 ms. Writes ``benchmarks/results/server.json``
+and ``server.png``.
 """
 
 from __future__ import annotations
@@ -34,6 +35,7 @@ from rich.console import Console
 from rich.table import Table
 
 RESULTS = Path(__file__).parent / "results" / "server.json"
+PNG = RESULTS.with_suffix(".png")
 EVENTS_TARGET_PER_S = 10_000.0
 ADDED_P50_TARGET_MS = 1.0
 BATCH = 100
@@ -210,7 +212,14 @@ async def _run(quick: bool) -> dict[str, Any]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="shorter runs (CI smoke)")
+    parser.add_argument(
+        "--plot-only", action="store_true", help=f"redraw {PNG.name} from {RESULTS.name}"
+    )
     args = parser.parse_args()
+    if args.plot_only:
+        plot(json.loads(RESULTS.read_text()), PNG)
+        print(f"wrote {PNG}")
+        return
     result = asyncio.run(_run(args.quick))
     console = Console()
     table = Table(title="hermes serve: throughput (loopback, one server process)")
@@ -243,7 +252,54 @@ def main() -> None:
     )
     RESULTS.parent.mkdir(parents=True, exist_ok=True)
     RESULTS.write_text(json.dumps(result, indent=2) + "\n")
-    console.print(f"wrote {RESULTS}")
+    plot(result, PNG)
+    console.print(f"wrote {RESULTS} and {PNG}")
+
+
+def plot(result: dict[str, Any], path: Path) -> None:
+    """Free-slot acquire latency vs the plain aiohttp echo on the same server (left, with the
+    added-latency target); events/s and acquire+release/s per client count (right)."""
+    from plotting import figure, grouped_bars, save
+
+    targets = result["targets"]
+    fig, (lat_ax, rate_ax) = figure(
+        1, 2, (13, 4.8), "hermes serve: scheduler HTTP API on loopback, one server process"
+    )
+    quantiles = ("p50", "p99")
+    added_target = targets.get("added_acquire_p50_ms", ADDED_P50_TARGET_MS)
+    grouped_bars(
+        lat_ax,
+        quantiles,
+        {
+            "acquire (free slot)": [result["acquire_latency_ms"][q] for q in quantiles],
+            "baseline: plain aiohttp echo": [result["echo_latency_ms"][q] for q in quantiles],
+            "added = acquire - echo": [result["added_acquire_latency_ms"][q] for q in quantiles],
+        },
+        horizontal=False,
+        axis_label="latency per request (ms)",
+        title="Acquire latency vs plain aiohttp echo (same run)",
+        fmt=lambda v: f"{v:.3f}",
+        targets=[(added_target, f"target: added p50 <= {added_target:g} ms")],
+        legend="upper left",
+    )
+    clients = list(result["events_per_s"])
+    events_target = targets.get("events_per_s", EVENTS_TARGET_PER_S)
+    batch = result.get("setup", {}).get("batch_events", BATCH)
+    grouped_bars(
+        rate_ax,
+        [f"{c} client{'s' if c != '1' else ''}" for c in clients],
+        {
+            f"events/s (batches of {batch})": [result["events_per_s"][c] for c in clients],
+            "acquire+release/s": [result["acquire_release_per_s"][c] for c in clients],
+        },
+        horizontal=False,
+        log=True,
+        axis_label="per second (log)",
+        title="Throughput per concurrent clients",
+        targets=[(events_target, f"target: >= {events_target:,.0f} events/s")],
+        legend="upper left",
+    )
+    save(fig, path)
 
 
 if __name__ == "__main__":
