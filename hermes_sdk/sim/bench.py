@@ -5,519 +5,58 @@ simulator's common random numbers give every policy identical apps and arrivals.
 rows (one per simulation), a per-(suite, load, policy) summary averaged over seeds with ratios
 to request-FCFS, floor checks against the issue's targets, a deadline-tightness sweep (EDF vs
 LSTF), the PDGraph learning-quality report and PNG plots, all written to ``results.json``.
+
+The implementation is split by responsibility: :mod:`~hermes_sdk.sim.bench_grid` (configuration,
+jobs and running them) and :mod:`~hermes_sdk.sim.bench_report` (summaries, floor checks,
+results.json and plots); this module re-exports their public names.
 """
 
-from __future__ import annotations
-
-import json
-import math
-import multiprocessing
-import time
-from collections.abc import Callable, Mapping, Sequence
-from concurrent.futures import ProcessPoolExecutor, as_completed
-from dataclasses import asdict, dataclass, field, replace
-from pathlib import Path
-from typing import Final
-
-import numpy as np
-
-from hermes_sdk.sim.workloads import SUITES, Workload
-from hermes_sdk.sim.workloads.learning import CHECKPOINTS, learning_report
-from hermes_sdk.sim.workloads.spec import JsonValue
-
-DEFAULT_POLICIES: Final = (
-    "fcfs",
-    "app_fcfs",
-    "las",
-    "sjf_mean",
-    "gittins",
-    "gittins_blind",
-    "srpt_oracle",
+from hermes_sdk.sim.bench_grid import (
+    BASELINE,
+    CDF_POINTS,
+    DEADLINE_POLICIES,
+    DEFAULT_POLICIES,
+    BenchConfig,
+    BenchResult,
+    BenchRow,
+    Job,
+    JobOutcome,
+    Step,
+    grid_size,
+    plan,
+    run_bench,
+    run_job,
+    with_overrides,
 )
-DEADLINE_POLICIES: Final = ("edf", "lstf")
-BASELINE: Final = "fcfs"
-CDF_POINTS: Final = 300
-"""Completion times kept per (suite, load, policy) for the CDF plot (evenly spaced quantiles)."""
-
-
-@dataclass(frozen=True, slots=True)
-class BenchConfig:
-    """What one `hermes bench` invocation runs."""
-
-    suites: tuple[str, ...] = ("paper", "light")
-    loads: tuple[float, ...] = (0.7, 0.85, 0.95)
-    policies: tuple[str, ...] = DEFAULT_POLICIES
-    seeds: int = 3
-    deadlines: bool = False
-    n_apps: int = 3000
-    warmup_apps: int = 500
-    tightness: tuple[float, ...] = (1.2, 1.5, 2.0, 3.0)
-    """Deadline factors of the tightness sweep (empty = no sweep)."""
-    tightness_load: float = 0.85
-    tightness_seeds: int = 2
-    learning: bool = True
-    learning_checkpoints: tuple[int, ...] = CHECKPOINTS
-    learning_held_out: int = 100
-    drift_runs: int = 2000
-    plots: bool = True
-    jobs: int = 1
-    """Worker processes (1 = run in this process)."""
-
-    @staticmethod
-    def quick() -> BenchConfig:
-        """A < 1 minute smoke run of everything (small apps counts, one seed, one load)."""
-        return BenchConfig(
-            loads=(0.9,),
-            seeds=1,
-            n_apps=120,
-            warmup_apps=20,
-            tightness=(1.2,),
-            tightness_seeds=1,
-            learning_checkpoints=(5, 20),
-            learning_held_out=8,
-            drift_runs=40,
-        )
-
-
-@dataclass(frozen=True, slots=True)
-class BenchRow:
-    """One simulation: completion times in seconds over the apps after warm-up."""
-
-    suite: str
-    load: float
-    policy: str
-    seed: int
-    n: int
-    mean: float
-    p50: float
-    p95: float
-    p99: float
-    deadline_hit_rate: float | None
-    utilization: float
-    """Busy share of the LLM engine's slots."""
-    cold_wait_s: float
-    """Mean per app of the time its critical path waited for cold backends (prewarm metric)."""
-    wall_s: float
-
-
-@dataclass(slots=True)
-class BenchResult:
-    """Everything a bench run measured (the content of results.json, plus CDF samples)."""
-
-    command: str
-    config: BenchConfig
-    rows: list[BenchRow] = field(default_factory=list)
-    cdfs: dict[str, dict[str, list[float]]] = field(default_factory=dict)
-    tightness: list[dict[str, JsonValue]] = field(default_factory=list)
-    learning: dict[str, JsonValue] = field(default_factory=dict)
-    learning_sim: dict[str, JsonValue] = field(default_factory=dict)
-    plots: list[str] = field(default_factory=list)
-
-
-Step = Callable[[str], None]
-"""Progress callback: called once per finished simulation with a description."""
-
-
-def _workload(config: BenchConfig, suite: str, load: float, seed: int, **kw: object) -> Workload:
-    factory = SUITES[suite]
-    return factory(load=load, seed=seed, n_apps=config.n_apps, warmup_apps=config.warmup_apps, **kw)
-
-
-@dataclass(frozen=True, slots=True)
-class Job:
-    """One unit of bench work, run in-process or in a worker process."""
-
-    kind: str
-    """"grid", "tightness", "learning" (PDGraph report) or "learning_sim"."""
-    suite: str
-    load: float
-    seed: int = 1
-    policy: str = ""
-    factor: float = 0.0
-    mode: str = "online"
-
-    @property
-    def label(self) -> str:
-        """Progress-bar description."""
-        if self.kind == "grid":
-            return f"{self.suite} load {self.load:g} seed {self.seed} {self.policy}"
-        if self.kind == "tightness":
-            return f"{self.suite} deadlines x{self.factor:g} seed {self.seed} {self.policy}"
-        if self.kind == "learning":
-            return f"{self.suite} PDGraph learning report"
-        return f"{self.suite} gittins while learning ({self.mode})"
-
-
-_COST: Final = {"gittins": 10.0, "lstf": 10.0, "gittins_blind": 2.0, "sjf_mean": 2.0}
-
-
-def plan(config: BenchConfig) -> list[Job]:
-    """Every job of a bench run, most expensive first (balances a process pool)."""
-    jobs: list[Job] = []
-    for suite in config.suites:
-        for load in config.loads:
-            for seed in range(1, config.seeds + 1):
-                jobs += [Job("grid", suite, load, seed, p) for p in _grid_policies(config)]
-        for factor in config.tightness:
-            for seed in range(1, config.tightness_seeds + 1):
-                jobs += [
-                    Job("tightness", suite, config.tightness_load, seed, p, factor)
-                    for p in ("fcfs", *DEADLINE_POLICIES)
-                ]
-        if config.learning:
-            jobs.append(Job("learning", suite, config.loads[-1]))
-            jobs += [
-                Job("learning_sim", suite, config.loads[-1], 1, "gittins", mode=m)
-                for m in ("online", "oracle")
-            ]
-
-    def cost(job: Job) -> float:
-        if job.kind == "learning":
-            return 8.0
-        return _COST.get(job.policy, 1.0) * (2.0 if job.kind == "learning_sim" else 1.0)
-
-    return sorted(jobs, key=cost, reverse=True)
-
-
-def grid_size(config: BenchConfig) -> int:
-    """Number of jobs :func:`run_bench` will run (for a progress bar)."""
-    return len(plan(config))
-
-
-def _grid_policies(config: BenchConfig) -> tuple[str, ...]:
-    extra = tuple(p for p in DEADLINE_POLICIES if config.deadlines and p not in config.policies)
-    return config.policies + extra
-
-
-@dataclass(frozen=True, slots=True)
-class JobOutcome:
-    """What a job produced: a row and completion times (simulations) or a report."""
-
-    job: Job
-    row: BenchRow | None = None
-    times: tuple[float, ...] = ()
-    report: dict[str, JsonValue] | None = None
-
-
-def run_job(config: BenchConfig, job: Job) -> JobOutcome:
-    """Run one job (module-level so a process pool can pickle it)."""
-    if job.kind == "learning":
-        workload = _workload(config, job.suite, job.load, 1)
-        report = learning_report(
-            workload,
-            checkpoints=config.learning_checkpoints,
-            drift_runs=config.drift_runs,
-            n_held_out=config.learning_held_out,
-        )
-        return JobOutcome(job, report=report)
-    if job.kind == "learning_sim":
-        workload = SUITES[job.suite](
-            load=job.load, seed=1, n_apps=config.n_apps, warmup_apps=0, learning=job.mode
-        )
-    elif job.kind == "tightness":
-        workload = _workload(
-            config, job.suite, job.load, job.seed, deadlines=True, deadline_factors=(job.factor,)
-        )
-    else:
-        workload = _workload(config, job.suite, job.load, job.seed, deadlines=config.deadlines)
-    row, times = _simulate_row(workload, job.suite, job.load, job.policy, job.seed)
-    return JobOutcome(job, row=row, times=tuple(times))
-
-
-def _simulate_row(
-    workload: Workload, suite: str, load: float, policy: str, seed: int
-) -> tuple[BenchRow, list[float]]:
-    from hermes_sdk.sim import simulate
-
-    start = time.perf_counter()
-    result = simulate(workload, policy, seed=seed)
-    wall_s = time.perf_counter() - start
-    hit = result.deadline_hit_rate
-    util = result.backend_utilization.get("llm", result.utilization)
-    row = BenchRow(
-        suite=suite,
-        load=load,
-        policy=policy,
-        seed=seed,
-        n=int(result.n),
-        mean=float(result.mean),
-        p50=float(result.p50),
-        p95=float(result.p95),
-        p99=float(result.p99),
-        deadline_hit_rate=None if hit is None else float(hit),
-        utilization=float(util),
-        cold_wait_s=float(result.cold_wait.app_mean_s),
-        wall_s=wall_s,
-    )
-    return row, [float(x) for x in result.completion_times]
-
-
-def _quantile_points(times: Sequence[float], k: int = CDF_POINTS) -> list[float]:
-    if len(times) <= k:
-        return sorted(times)
-    qs = np.quantile(np.asarray(times), np.linspace(0.0, 1.0, k))
-    return [round(float(x), 4) for x in qs]
-
-
-def run_bench(config: BenchConfig, command: str, *, step: Step | None = None) -> BenchResult:
-    """Run every job of :func:`plan` (in a pool of ``config.jobs`` processes when > 1) and
-    collect the results in a deterministic order."""
-    tick = step or (lambda _desc: None)
-    jobs = plan(config)
-    outcomes: list[JobOutcome] = []
-    if config.jobs <= 1:
-        for job in jobs:
-            outcomes.append(run_job(config, job))
-            tick(job.label)
-    else:
-        ctx = multiprocessing.get_context("spawn")
-        with ProcessPoolExecutor(max_workers=config.jobs, mp_context=ctx) as pool:
-            futures = [pool.submit(run_job, config, job) for job in jobs]
-            for future in as_completed(futures):
-                outcome = future.result()
-                outcomes.append(outcome)
-                tick(outcome.job.label)
-    return _collect(config, command, outcomes)
-
-
-def _collect(config: BenchConfig, command: str, outcomes: Sequence[JobOutcome]) -> BenchResult:
-    out = BenchResult(command=command, config=config)
-    order: dict[str, int] = {}
-    for p in (*_grid_policies(config), "fcfs"):
-        order.setdefault(p, len(order))
-
-    def key(o: JobOutcome) -> tuple[str, float, int, float, int, str]:
-        j = o.job
-        return (j.suite, j.load, j.seed, j.factor, order.get(j.policy, 99), j.mode)
-
-    for o in sorted(outcomes, key=key):
-        j = o.job
-        if j.kind == "grid" and o.row is not None:
-            out.rows.append(o.row)
-            if j.seed == 1:
-                panel = out.cdfs.setdefault(f"{j.suite} @ {j.load:g}", {})
-                panel[j.policy] = _quantile_points(o.times)
-        elif j.kind == "tightness" and o.row is not None:
-            out.tightness.append({"suite": j.suite, "factor": j.factor, **_row_json(o.row)})
-        elif j.kind == "learning" and o.report is not None:
-            out.learning[j.suite] = o.report
-        elif j.kind == "learning_sim" and o.row is not None:
-            entry = out.learning_sim.setdefault(j.suite, {"load": j.load})
-            assert isinstance(entry, dict)
-            window = max(10, config.n_apps // 20)
-            times = np.asarray(o.times, dtype=float)
-            entry["window"] = window
-            entry[f"{j.mode}_mean"] = round(o.row.mean, 4)
-            if times.size >= window:
-                rolling = np.convolve(times, np.ones(window) / window, mode="valid")
-                idx = np.linspace(0, rolling.size - 1, min(60, rolling.size)).astype(int)
-                entry[j.mode] = [[int(i + window), round(float(rolling[i]), 3)] for i in idx]
-    return out
-
-
-def _row_json(row: BenchRow) -> dict[str, JsonValue]:
-    d: dict[str, JsonValue] = {k: v for k, v in asdict(row).items() if k != "suite"}
-    for key in ("mean", "p50", "p95", "p99", "utilization", "cold_wait_s", "wall_s"):
-        value = d[key]
-        assert isinstance(value, float)
-        d[key] = round(value, 4)
-    return d
-
-
-@dataclass(frozen=True, slots=True)
-class SummaryRow:
-    """Seed-averaged metrics of one (suite, load, policy) and ratios to request-FCFS."""
-
-    suite: str
-    load: float
-    policy: str
-    seeds: int
-    mean: float
-    p50: float
-    p95: float
-    p99: float
-    utilization: float
-    cold_wait_s: float
-    deadline_hit_rate: float | None
-    mean_vs_fcfs: float | None
-    p95_vs_fcfs: float | None
-
-
-def summarize(rows: Sequence[BenchRow]) -> list[SummaryRow]:
-    """Average each metric over seeds; ratios use the seed-averaged FCFS metric."""
-    groups: dict[tuple[str, float, str], list[BenchRow]] = {}
-    for r in rows:
-        groups.setdefault((r.suite, r.load, r.policy), []).append(r)
-    avg: dict[tuple[str, float, str], dict[str, float]] = {}
-    for key, rs in groups.items():
-        avg[key] = {m: float(np.mean([getattr(r, m) for r in rs])) for m in _METRICS}
-    out: list[SummaryRow] = []
-    for (suite, load, policy), rs in groups.items():
-        a = avg[(suite, load, policy)]
-        base = avg.get((suite, load, BASELINE))
-        hits = [r.deadline_hit_rate for r in rs if r.deadline_hit_rate is not None]
-        out.append(
-            SummaryRow(
-                suite=suite,
-                load=load,
-                policy=policy,
-                seeds=len(rs),
-                mean=a["mean"],
-                p50=a["p50"],
-                p95=a["p95"],
-                p99=a["p99"],
-                utilization=a["utilization"],
-                cold_wait_s=a["cold_wait_s"],
-                deadline_hit_rate=float(np.mean(hits)) if hits else None,
-                mean_vs_fcfs=a["mean"] / base["mean"] if base else None,
-                p95_vs_fcfs=a["p95"] / base["p95"] if base else None,
-            )
-        )
-    return out
-
-
-_METRICS: Final = ("mean", "p50", "p95", "p99", "utilization", "cold_wait_s")
-
-
-@dataclass(frozen=True, slots=True)
-class FloorCheck:
-    """One target of the issue, measured: ``value`` must be <= ``limit`` (or >= if ``at_least``)."""
-
-    suite: str
-    load: float | None
-    check: str
-    value: float
-    limit: float
-    at_least: bool = False
-
-    @property
-    def passed(self) -> bool:
-        """Whether the measured value meets the limit."""
-        return self.value >= self.limit if self.at_least else self.value <= self.limit
-
-
-def check_floors(
-    summary: Sequence[SummaryRow], tightness: Sequence[Mapping[str, JsonValue]]
-) -> list[FloorCheck]:
-    """The issue's floors, for every (suite, load) the grid covered."""
-    by = {(s.suite, s.load, s.policy): s for s in summary}
-    checks: list[FloorCheck] = []
-    for suite, load in sorted({(s.suite, s.load) for s in summary}):
-        g = by.get((suite, load, "gittins"))
-        if g is None:
-            continue
-
-        def ratio(policy: str, metric: str = "mean") -> float | None:
-            other = by.get((suite, load, policy))  # noqa: B023
-            if other is None:
-                return None
-            return float(getattr(g, metric)) / float(getattr(other, metric))  # noqa: B023
-
-        wanted: list[tuple[str, str, str, float]] = []
-        if math.isclose(load, 0.95):
-            wanted += [
-                ("gittins/fcfs mean", "fcfs", "mean", 0.40),
-                ("gittins/fcfs p95", "fcfs", "p95", 0.70),
-            ]
-        if load >= 0.85 - 1e-9:
-            wanted += [
-                ("gittins/srpt_oracle mean", "srpt_oracle", "mean", 1.25),
-                ("gittins/las mean", "las", "mean", 0.95),
-                ("gittins/app_fcfs mean", "app_fcfs", "mean", 0.90),
-            ]
-        wanted.append(("gittins/gittins_blind mean", "gittins_blind", "mean", 1.0))
-        for name, policy, metric, limit in wanted:
-            value = ratio(policy, metric)
-            if value is not None:
-                checks.append(FloorCheck(suite, load, name, value, limit))
-    for suite in sorted({str(t["suite"]) for t in tightness}):
-        rows = [t for t in tightness if t["suite"] == suite]
-        tightest = min(_f(t["factor"]) for t in rows)
-        rate = {
-            p: float(
-                np.mean(
-                    [
-                        _f(t["deadline_hit_rate"])
-                        for t in rows
-                        if t["policy"] == p and _f(t["factor"]) == tightest
-                    ]
-                )
-            )
-            for p in DEADLINE_POLICIES
-        }
-        checks.append(
-            FloorCheck(
-                suite,
-                None,
-                f"lstf - edf hit rate at x{tightest:g}",
-                rate["lstf"] - rate["edf"],
-                0.10,
-                at_least=True,
-            )
-        )
-    return checks
-
-
-def _f(value: JsonValue) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise TypeError(f"expected a number, got {value!r}")
-    return float(value)
-
-
-def results_json(result: BenchResult) -> dict[str, JsonValue]:
-    """The results.json document: command, rows (one per simulation) and everything else."""
-    import hermes_sdk
-
-    summary = summarize(result.rows)
-    floors = check_floors(summary, result.tightness)
-    config: dict[str, JsonValue] = {
-        k: list[JsonValue](v) if isinstance(v, tuple) else v
-        for k, v in asdict(result.config).items()
-    }
-    return {
-        "command": result.command,
-        "hermes_version": hermes_sdk.__version__,
-        "created_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-        "config": config,
-        "rows": [{"suite": r.suite, **_row_json(r)} for r in result.rows],
-        "summary": [_rounded(asdict(s)) for s in summary],
-        "floors": [{**_rounded(asdict(f)), "passed": f.passed} for f in floors],
-        "tightness": list[JsonValue](result.tightness),
-        "learning": result.learning,
-        "learning_sim": result.learning_sim,
-        "cdfs": {
-            panel: {policy: list[JsonValue](times) for policy, times in by_policy.items()}
-            for panel, by_policy in result.cdfs.items()
-        },
-        "plots": list[JsonValue](result.plots),
-    }
-
-
-def _rounded(d: Mapping[str, object]) -> dict[str, JsonValue]:
-    out: dict[str, JsonValue] = {}
-    for k, v in d.items():
-        if isinstance(v, float):
-            out[k] = round(v, 4)
-        elif v is None or isinstance(v, (str, int, bool)):
-            out[k] = v
-        else:
-            raise TypeError(f"{k}: cannot serialise {type(v).__name__}")
-    return out
-
-
-def write_outputs(result: BenchResult, out_dir: Path) -> Path:
-    """Write the PNG plots (if configured) and results.json into ``out_dir``; returns the JSON
-    path."""
-    out_dir.mkdir(parents=True, exist_ok=True)
-    if result.config.plots:
-        from hermes_sdk.sim.plots import plot_result
-
-        result.plots = [p.name for p in plot_result(result, out_dir)]
-    path = out_dir / "results.json"
-    path.write_text(json.dumps(results_json(result), indent=1) + "\n")
-    return path
-
-
-def with_overrides(config: BenchConfig, **changes: object) -> BenchConfig:
-    """``config`` with the given fields replaced (None values are ignored)."""
-    return replace(config, **{k: v for k, v in changes.items() if v is not None})  # type: ignore[arg-type]
+from hermes_sdk.sim.bench_report import (
+    FloorCheck,
+    SummaryRow,
+    check_floors,
+    results_json,
+    summarize,
+    write_outputs,
+)
+
+__all__ = [
+    "BASELINE",
+    "CDF_POINTS",
+    "DEADLINE_POLICIES",
+    "DEFAULT_POLICIES",
+    "BenchConfig",
+    "BenchResult",
+    "BenchRow",
+    "FloorCheck",
+    "Job",
+    "JobOutcome",
+    "Step",
+    "SummaryRow",
+    "check_floors",
+    "grid_size",
+    "plan",
+    "results_json",
+    "run_bench",
+    "run_job",
+    "summarize",
+    "with_overrides",
+    "write_outputs",
+]
