@@ -242,6 +242,9 @@ class Simulation:
             SRPTOraclePolicy: lambda a: max(a.total_s - a.attained_s, 0.0),
         }
         self.fast_key = fast.get(type(policy))
+        self.can_preempt = type(policy) is not FCFSPolicy
+        """Request-FCFS keys (stage start times) never decrease in submission order, so under
+        it a waiting request never outranks a running one and dispatch skips the scan."""
         self.shares = None if self.ps else tenant_shares_of(policy)
         """Tenant counters of a fair-share policy (None: one queue per backend)."""
         self.service_window = (-math.inf, math.inf)
@@ -685,11 +688,9 @@ class Simulation:
                 entry[3].state = _RUNNING
                 running.append(entry[3])
                 b.stale = True
-            if b.preemptive and running:
-                entry = waiting[0] if waiting else None
-                if entry is not None and (
-                    entry[3].state != _WAITING or entry[4] != entry[3].app.version
-                ):
+            if b.preemptive and running and waiting and self.can_preempt:
+                entry = waiting[0]
+                if entry[3].state != _WAITING or entry[4] != entry[3].app.version:
                     entry = peek(b)
                 fresh: set[int] = set()
                 if entry is not None and self.dynamic:

@@ -213,3 +213,17 @@ def test_progress_is_reported() -> None:
              progress=lambda done, total: seen.append((done, total)))  # fmt: skip
     assert seen and seen[-1][1] == 300 and seen[-1][0] <= 300
     assert [d for d, _ in seen] == sorted(d for d, _ in seen)
+
+
+def test_request_fcfs_fast_path_matches_the_generic_rank_path() -> None:
+    """FCFS takes the simulator's fast path (keys without an AppState, no preemption scan on
+    preemptive backends); a subclass takes the generic one. Both give the same schedule."""
+    from hermes_sdk.policy.baselines import FCFSPolicy
+    from hermes_sdk.sim.workloads import light_suite
+
+    class GenericFCFS(FCFSPolicy):
+        pass
+
+    wl = light_suite(load=0.9, seed=4, n_apps=300, warmup_apps=30, learning="oracle")
+    fast, generic = simulate(wl, FCFSPolicy()), simulate(wl, GenericFCFS())
+    assert fast.completion_times.tolist() == generic.completion_times.tolist()
