@@ -16,6 +16,7 @@ which one sort and one cumulative sum evaluate for every ``k`` at once (O(m log 
 from __future__ import annotations
 
 import math
+import threading
 from collections import OrderedDict
 from typing import Final
 
@@ -31,6 +32,8 @@ MIN_RESIDUAL_S: Final = 1e-9
 
 
 _RAMPS: dict[int, tuple[NDArray[np.float64], NDArray[np.float64]]] = {}
+_scratch = threading.local()
+"""Per-thread work arrays of the index (the hot path allocates nothing per call)."""
 
 
 def _ramps(m: int) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
@@ -59,29 +62,38 @@ def gittins_index_and_quantum(samples: ArrayLike, attained: float = 0.0) -> tupl
     arr = np.asarray(samples, dtype=np.float64)
     if arr.ndim != 1:
         arr = arr.ravel()
-    if arr.size == 0:
+    n = arr.size
+    if n == 0:
         raise ValueError("gittins_index() needs at least one sample")
-    if not math.isfinite(float(arr.sum())):
-        raise ValueError("gittins_index() samples must be finite")
     if not (math.isfinite(attained) and attained >= 0.0):
         raise ValueError(f"attained must be finite and >= 0, got {attained!r}")
-    res = arr[arr > attained]
-    if attained:
-        res -= attained
-    res.sort()
-    m = res.size
+    buf = getattr(_scratch, "buf", None)
+    if buf is None or buf.shape[1] < n:
+        buf = _scratch.buf = np.empty((3, max(n, 1024)))
+    s = buf[0, :n]
+    s[:] = arr
+    s.sort()
+    if not (math.isfinite(s[0]) and math.isfinite(s[-1])):  # NaN sorts last
+        raise ValueError("gittins_index() samples must be finite")
+    j = int(np.searchsorted(s, attained, side="right")) if s[0] <= attained else 0
+    res = s[j:]  # the residuals' support, sorted (subtracting a constant keeps the order)
+    m = n - j
     if m == 0:
         guess = max(float(attained), MIN_RESIDUAL_S)
         return 1.0 / guess, guess
+    if attained:
+        res -= attained
     k, rest = _ramps(m)
     # m * E[min(R, r_k)] = sum_{i<=k} r_i + (m - k) r_k ; m * P(R <= r_k) = k (ties: last k wins)
-    denom = np.cumsum(res)
-    denom += rest * res
+    denom, tmp = buf[1, :m], buf[2, :m]
+    np.cumsum(res, out=denom)
+    np.multiply(rest, res, out=tmp)
+    denom += tmp
     if res[0] < MIN_RESIDUAL_S:  # denominators >= m * r_1; keep the ratios finite
         np.maximum(denom, MIN_RESIDUAL_S * m, out=denom)
-    ratios = k / denom
-    best = int(ratios.argmax())
-    return float(ratios[best]), float(res[best])
+    np.divide(k, denom, out=denom)  # the ratios
+    best = int(denom.argmax())
+    return float(denom[best]), float(res[best])
 
 
 def gittins_index(samples: ArrayLike, attained: float = 0.0) -> float:
