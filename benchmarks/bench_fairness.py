@@ -55,13 +55,12 @@ def checks(rows: list[dict[str, Any]]) -> dict[str, JsonValue]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--quick", action="store_true", help="small apps counts, one seed")
-    parser.add_argument(
-        "--plot-only", action="store_true", help=f"redraw {PNG.name} from {OUT.name}, no runs"
-    )
+    from plotting import add_plot_only, redraw
+
+    add_plot_only(parser, PNG, OUT)
     args = parser.parse_args()
     if args.plot_only:
-        plot(json.loads(OUT.read_text(encoding="utf-8")), PNG)
-        print(f"wrote {PNG}")
+        redraw(plot, OUT, PNG)
         return
     if args.quick:
         n_apps, warmup, seeds, suites = 400, 80, 1, ["light"]

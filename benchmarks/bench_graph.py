@@ -163,13 +163,12 @@ def bench_size(n_nodes: int, runs: int, reps: int, baseline_paths: int) -> dict[
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--quick", action="store_true", help="fewer runs and repetitions")
-    parser.add_argument(
-        "--plot-only", action="store_true", help=f"redraw {PNG.name} from {RESULTS.name}"
-    )
+    from plotting import add_plot_only, redraw
+
+    add_plot_only(parser, PNG, RESULTS)
     args = parser.parse_args()
     if args.plot_only:
-        plot(json.loads(RESULTS.read_text()), PNG)
-        print(f"wrote {PNG}")
+        redraw(plot, RESULTS, PNG)
         return
     runs, reps, base = (500, 100, 100) if args.quick else (3000, 500, 400)
     console = Console(width=max(140, Console().width))

@@ -246,13 +246,12 @@ def measure_run_end(runs: int) -> dict[str, dict[str, float]]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     parser.add_argument("--quick", action="store_true", help="20k calls per variant")
-    parser.add_argument(
-        "--plot-only", action="store_true", help=f"redraw {PNG.name} from {RESULTS.name}"
-    )
+    from plotting import add_plot_only, redraw
+
+    add_plot_only(parser, PNG, RESULTS)
     args = parser.parse_args()
     if args.plot_only:
-        plot(json.loads(RESULTS.read_text()), PNG)
-        print(f"wrote {PNG}")
+        redraw(plot, RESULTS, PNG)
         return
     n = 20_000 if args.quick else 200_000
     results = measure(n)

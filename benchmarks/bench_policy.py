@@ -270,13 +270,12 @@ def bench_sim(quick: bool) -> dict[str, Any]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--quick", action="store_true", help="fewer repetitions, smaller runs")
-    parser.add_argument(
-        "--plot-only", action="store_true", help=f"redraw {PNG.name} from {RESULTS.name}"
-    )
+    from plotting import add_plot_only, redraw
+
+    add_plot_only(parser, PNG, RESULTS)
     args = parser.parse_args()
     if args.plot_only:
-        plot(json.loads(RESULTS.read_text()), PNG)
-        print(f"wrote {PNG}")
+        redraw(plot, RESULTS, PNG)
         return
     reps = 2000 if args.quick else 20_000
     rng = np.random.default_rng(7)

@@ -245,13 +245,12 @@ def main() -> None:
     parser.add_argument(
         "--c-delay", type=float, default=C_DELAY, help="cost of an app-delay second (c_idle = 1)"
     )
-    parser.add_argument(
-        "--plot-only", action="store_true", help=f"redraw {PNG.name} from {RESULTS.name}"
-    )
+    from plotting import add_plot_only, redraw
+
+    add_plot_only(parser, PNG, RESULTS)
     args = parser.parse_args()
     if args.plot_only:
-        plot(json.loads(RESULTS.read_text()), PNG)
-        print(f"wrote {PNG}")
+        redraw(plot, RESULTS, PNG)
         return
     C_DELAY = args.c_delay
     n_apps = args.apps or (400 if args.quick else 3000)

@@ -118,8 +118,9 @@ def main() -> None:
     args = parser.parse_args()
     png = args.out.with_suffix(".png")
     if args.plot_only:
-        plot(json.loads(args.out.read_text()), png)
-        print(f"wrote {png}")
+        from plotting import redraw
+
+        redraw(plot, args.out, png)
         return
     logging.basicConfig(level=logging.ERROR)
     quick = args.quick

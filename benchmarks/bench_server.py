@@ -212,13 +212,12 @@ async def _run(quick: bool) -> dict[str, Any]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="shorter runs (CI smoke)")
-    parser.add_argument(
-        "--plot-only", action="store_true", help=f"redraw {PNG.name} from {RESULTS.name}"
-    )
+    from plotting import add_plot_only, redraw
+
+    add_plot_only(parser, PNG, RESULTS)
     args = parser.parse_args()
     if args.plot_only:
-        plot(json.loads(RESULTS.read_text()), PNG)
-        print(f"wrote {PNG}")
+        redraw(plot, RESULTS, PNG)
         return
     result = asyncio.run(_run(args.quick))
     console = Console()

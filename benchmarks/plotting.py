@@ -7,6 +7,8 @@ with the ``Agg`` backend, so measuring never needs a display.
 
 from __future__ import annotations
 
+import argparse
+import json
 import math
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
@@ -173,3 +175,16 @@ def _headroom(ax: Any, values: list[float], *, horizontal: bool, log: bool) -> N
     else:
         lo, hi = 0.0, top * 1.18
     (ax.set_xlim if horizontal else ax.set_ylim)(lo, hi)
+
+
+def add_plot_only(parser: argparse.ArgumentParser, png: Path, results: Path) -> None:
+    """Add ``--plot-only``: redraw ``png`` from the committed ``results`` without measuring."""
+    parser.add_argument(
+        "--plot-only", action="store_true", help=f"redraw {png.name} from {results.name}"
+    )
+
+
+def redraw(plot: Callable[[dict[str, Any], Path], None], results: Path, png: Path) -> None:
+    """``--plot-only``: draw ``png`` from the JSON at ``results``."""
+    plot(json.loads(results.read_text(encoding="utf-8")), png)
+    print(f"wrote {png}")
