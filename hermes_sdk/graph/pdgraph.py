@@ -113,6 +113,16 @@ class NodeState:
         return sk
 
 
+def check_query(state: RunState, n: int) -> None:
+    """Raise :class:`GraphError` unless ``state`` and ``n`` make a valid remaining-demand query."""
+    if not isinstance(state, RunState):
+        raise GraphError(f"remaining_demand() needs a RunState, got {type(state).__name__}")
+    if isinstance(n, bool) or not isinstance(n, int) or not 1 <= n <= MAX_SAMPLES:
+        raise GraphError(f"n must be an int within 1..{MAX_SAMPLES}, got {n!r}")
+    if not (math.isfinite(state.elapsed_s) and state.elapsed_s >= 0.0):
+        raise GraphError(f"state.elapsed_s must be finite and >= 0, got {state.elapsed_s!r}")
+
+
 class PDGraph:
     """Learned demand graph of one app; thread-safe. ``version`` grows by one per observe()."""
 
@@ -364,12 +374,7 @@ class PDGraph:
     def _remaining(
         self, state: RunState, n: int, rng: np.random.Generator | None, kind: Demand
     ) -> NDArray[np.float64]:
-        if not isinstance(state, RunState):
-            raise GraphError(f"remaining_demand() needs a RunState, got {type(state).__name__}")
-        if isinstance(n, bool) or not isinstance(n, int) or not 1 <= n <= MAX_SAMPLES:
-            raise GraphError(f"n must be an int within 1..{MAX_SAMPLES}, got {n!r}")
-        if not (math.isfinite(state.elapsed_s) and state.elapsed_s >= 0.0):
-            raise GraphError(f"state.elapsed_s must be finite and >= 0, got {state.elapsed_s!r}")
+        check_query(state, n)
         key: _Key = (state, n, MAX_STAGES, kind)
         with self._lock:
             if rng is None:

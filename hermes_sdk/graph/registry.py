@@ -13,7 +13,6 @@ attained-service figure a ``RunState`` carries); see :mod:`hermes_sdk.graph.prio
 from __future__ import annotations
 
 import logging
-import math
 import threading
 import zlib
 
@@ -21,7 +20,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from hermes_sdk.errors import GraphError
-from hermes_sdk.graph.pdgraph import MAX_SAMPLES, PDGraph
+from hermes_sdk.graph.pdgraph import PDGraph, check_query
 from hermes_sdk.graph.prior import PooledPrior
 from hermes_sdk.graph.records import RunPath, RunState, check_name
 from hermes_sdk.store.base import Store
@@ -163,12 +162,7 @@ class GraphRegistry:
                 return graph.remaining_latency(state, n=n)
             return graph.remaining_demand(state, n=n)
         assert prior is not None
-        if not isinstance(state, RunState):
-            raise GraphError(f"remaining_demand() needs a RunState, got {type(state).__name__}")
-        if isinstance(n, bool) or not isinstance(n, int) or not 1 <= n <= MAX_SAMPLES:
-            raise GraphError(f"n must be an int within 1..{MAX_SAMPLES}, got {n!r}")
-        if not (math.isfinite(state.elapsed_s) and state.elapsed_s >= 0.0):
-            raise GraphError(f"state.elapsed_s must be finite and >= 0, got {state.elapsed_s!r}")
+        check_query(state, n)
         rng = np.random.default_rng(zlib.crc32(f"{tenant}\0{app}\0{state!r}".encode()))
         out = prior.remaining(state.elapsed_s, n, rng)
         out.setflags(write=False)
