@@ -3,12 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import os
-import re
-import signal
-import subprocess
-import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -17,54 +11,9 @@ import pytest
 import hermes_sdk as hermes
 from hermes_sdk.client.events import HttpEventSink
 from hermes_sdk.client.scheduler import SchedulerClient
+from tests.reliability.harness import ServerProcess
 
 pytestmark = pytest.mark.slow
-
-HERMES = Path(sys.executable).with_name("hermes")
-_URL = re.compile(r"listening on (http://[\d.]+:\d+)")
-
-
-class ServerProcess:
-    """A `hermes serve --port 0 ...` child; ``url`` is known once it is listening."""
-
-    def __init__(self, *args: str, timeout_s: float = 30.0) -> None:
-        env = {**os.environ, "COLUMNS": "400", "NO_COLOR": "1"}
-        self.proc = subprocess.Popen(
-            [str(HERMES), "serve", "--port", "0", *args],
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            text=True,
-            env=env,
-        )
-        deadline = time.monotonic() + timeout_s
-        seen = []
-        assert self.proc.stdout is not None
-        while time.monotonic() < deadline:
-            line = self.proc.stdout.readline()
-            if not line:
-                break
-            seen.append(line)
-            match = _URL.search(line)
-            if match:
-                self.url = match.group(1)
-                return
-        self.proc.kill()
-        raise RuntimeError(f"hermes serve did not start: {''.join(seen)}")
-
-    def kill(self) -> None:
-        """SIGKILL: no cleanup, no flush; only what was acknowledged may survive."""
-        self.proc.send_signal(signal.SIGKILL)
-        self.proc.wait(10)
-
-    def stop(self) -> None:
-        """SIGTERM and wait."""
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(10)
 
 
 def _path(i: int) -> dict[str, object]:
