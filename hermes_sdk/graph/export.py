@@ -16,17 +16,16 @@ import json
 from collections import Counter
 from functools import lru_cache
 from importlib import resources
-from typing import TYPE_CHECKING, Any, cast
+from typing import Any, cast
 
 import numpy as np
 
 from hermes_sdk.errors import GraphError
+from hermes_sdk.graph import validation
+from hermes_sdk.graph.learned import GraphFactory, LearnedGraph, NodeState
 from hermes_sdk.graph.records import END, START, UNIT_KINDS
 from hermes_sdk.graph.sketch import Sketch
 from hermes_sdk.graph.token_model import TokenModel
-
-if TYPE_CHECKING:
-    from hermes_sdk.graph.pdgraph import PDGraph
 
 SCHEMA_VERSION = 1
 
@@ -59,7 +58,7 @@ def _sketch_to_dict(sk: Sketch, include_samples: bool) -> dict[str, Any]:
     return out
 
 
-def _edges(graph: PDGraph) -> list[dict[str, Any]]:
+def _edges(graph: LearnedGraph) -> list[dict[str, Any]]:
     by_pair: dict[tuple[str, str], dict[int, int]] = {}
     out_total: Counter[str] = Counter()
     visit_total: Counter[tuple[str, int]] = Counter()
@@ -92,7 +91,7 @@ def _edges(graph: PDGraph) -> list[dict[str, Any]]:
     return edges
 
 
-def _windows(graph: PDGraph) -> list[dict[str, Any]]:
+def _windows(graph: LearnedGraph) -> list[dict[str, Any]]:
     out = []
     for (src, visit), targets in sorted(graph.transition_windows().items()):
         runs: list[list[Any]] = []
@@ -105,7 +104,7 @@ def _windows(graph: PDGraph) -> list[dict[str, Any]]:
     return out
 
 
-def graph_to_dict(graph: PDGraph, *, include_samples: bool = True) -> dict[str, Any]:
+def graph_to_dict(graph: LearnedGraph, *, include_samples: bool = True) -> dict[str, Any]:
     """Document form of ``graph`` (see module docstring)."""
     nodes = []
     for name in sorted(graph.nodes):
@@ -196,24 +195,21 @@ def _without_samples(doc: object) -> object:
     return out
 
 
-def graph_from_dict(data: object) -> PDGraph:
-    """Rebuild a PDGraph from :func:`graph_to_dict` output; GraphError if malformed.
+def graph_from_dict(data: object, factory: GraphFactory) -> LearnedGraph:
+    """Rebuild a graph made by ``factory`` (``PDGraph``) from :func:`graph_to_dict` output;
+    GraphError if malformed.
 
     The structure is checked against the JSON Schema; the (large) sample lists are checked with
     numpy instead (finite, >= 0, within the window), which is ~100x faster.
     """
-    from hermes_sdk.graph.pdgraph import NodeState, PDGraph
-
     validate_graph_json(_without_samples(data))
     doc = cast(dict[str, Any], data)
-    from hermes_sdk.graph import validation
-
     if len(doc["nodes"]) > validation.MAX_NODES:
         raise GraphError(f"graph has {len(doc['nodes'])} nodes, more than {validation.MAX_NODES}")
     if len({nd["id"] for nd in doc["nodes"]}) != len(doc["nodes"]):
         raise GraphError("graph has duplicate node ids")
     cfg = doc["config"]
-    graph = PDGraph(
+    graph = factory(
         doc["app"],
         window=cfg["window"],
         half_life_s=cfg["half_life_s"],

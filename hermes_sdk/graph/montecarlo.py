@@ -32,17 +32,15 @@ samples, and the path then ends (nothing is known about what follows it).
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Literal
+from typing import Literal
 
 import numpy as np
 
+from hermes_sdk.graph.learned import LearnedGraph, NodeState
 from hermes_sdk.graph.prior import conditioned_residual
 from hermes_sdk.graph.records import END, START, RunState
 from hermes_sdk.graph.sketch import FloatArray, SortedSamples
 from hermes_sdk.graph.token_model import TokenModel
-
-if TYPE_CHECKING:
-    from hermes_sdk.graph.pdgraph import NodeState, PDGraph
 
 MAX_STAGES = 64
 """Most stages (including the running one) one Monte Carlo path may walk."""
@@ -83,7 +81,7 @@ class CompiledGraph:
         return SortedSamples(values, np.arange(1, values.size + 1) / max(values.size, 1))
 
 
-def _source_rows(graph: PDGraph, src: str, index: dict[str, int], k: int) -> FloatArray:
+def _source_rows(graph: LearnedGraph, src: str, index: dict[str, int], k: int) -> FloatArray:
     """Cumulative next-node distributions of ``src`` for visits 1..k, shape (k, N + 1).
 
     Same fallbacks as :meth:`PDGraph.transition_counts` (nearest lower observed visit, then all
@@ -149,7 +147,7 @@ class GraphCompiler:
         self._dirty_nodes |= nodes
         self._compiled = None
 
-    def get(self, graph: PDGraph) -> CompiledGraph:
+    def get(self, graph: LearnedGraph) -> CompiledGraph:
         """The CompiledGraph of ``graph``'s current state."""
         if self._compiled is not None:
             return self._compiled
@@ -175,7 +173,7 @@ class GraphCompiler:
         self._compiled = compiled
         return compiled
 
-    def _update(self, graph: PDGraph, last: CompiledGraph, k: int) -> CompiledGraph:
+    def _update(self, graph: LearnedGraph, last: CompiledGraph, k: int) -> CompiledGraph:
         width = self._cum.shape[2]
         trans_flat = last.trans_flat
         for src in self._dirty_sources:
@@ -270,7 +268,7 @@ def _pack_tables(
 
 
 def _assemble(
-    graph: PDGraph,
+    graph: LearnedGraph,
     names: tuple[str, ...],
     index: dict[str, int],
     cum: FloatArray,
@@ -301,7 +299,7 @@ def _assemble(
     )
 
 
-def compile_graph(graph: PDGraph) -> CompiledGraph:
+def compile_graph(graph: LearnedGraph) -> CompiledGraph:
     """Precompute the sampling arrays of ``graph``'s current version from scratch."""
     return GraphCompiler().get(graph)
 

@@ -24,6 +24,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from hermes_sdk.errors import GraphError
+from hermes_sdk.graph.learned import NodeState
 from hermes_sdk.graph.montecarlo import (
     MAX_STAGES,
     CompiledGraph,
@@ -65,52 +66,6 @@ class NodeStats:
     output_tokens: SortedSamples
     width: SortedSamples
     cold_start_s: SortedSamples
-
-
-class NodeState:
-    """Mutable learned state of one node (owned by its PDGraph)."""
-
-    __slots__ = (
-        "backend",
-        "calls",
-        "cold_start_s",
-        "count",
-        "input_tokens",
-        "kind",
-        "output_tokens",
-        "service_s",
-        "stage_latency_s",
-        "stage_service_s",
-        "width",
-    )
-
-    SKETCHES = (
-        "service_s",
-        "stage_service_s",
-        "input_tokens",
-        "output_tokens",
-        "width",
-        "cold_start_s",
-    )
-
-    def __init__(self, kind: UnitKind, backend: str | None, window: int, half_life_s: float | None):
-        self.kind: UnitKind = kind
-        self.backend = backend
-        self.count = 0
-        self.calls = 0
-        self.service_s = Sketch(window, half_life_s)
-        self.stage_service_s = Sketch(window, half_life_s)
-        # wall-clock seconds per stage (not in SKETCHES: not exported, rebuilt by replaying paths)
-        self.stage_latency_s = Sketch(window, half_life_s)
-        self.input_tokens = Sketch(window, half_life_s)
-        self.output_tokens = Sketch(window, half_life_s)
-        self.width = Sketch(window, half_life_s)
-        self.cold_start_s = Sketch(window, half_life_s)
-
-    def sketch(self, name: str) -> Sketch:
-        """The sketch called ``name`` (one of :attr:`SKETCHES`)."""
-        sk: Sketch = getattr(self, name)
-        return sk
 
 
 def check_query(state: RunState, n: int) -> None:
@@ -476,7 +431,9 @@ class PDGraph:
         """Rebuild a graph from :meth:`to_dict` output (needs ``include_samples=True``)."""
         from hermes_sdk.graph.export import graph_from_dict
 
-        return graph_from_dict(data)
+        graph = graph_from_dict(data, cls)
+        assert isinstance(graph, PDGraph)
+        return graph
 
     @classmethod
     def from_json(cls, text: str | bytes) -> PDGraph:
