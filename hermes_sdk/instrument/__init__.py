@@ -5,7 +5,7 @@ Users import these names from ``hermes_sdk`` directly (see docs/architecture.md)
 
 from hermes_sdk.instrument._context import context_executor, wrap_context
 from hermes_sdk.instrument.decorators import llm, retriever, tool, unit
-from hermes_sdk.instrument.handles import RunHandle, UnitHandle, start_run
+from hermes_sdk.instrument.handles import RunHandle, UnitHandle
 from hermes_sdk.instrument.observers import UnitObserver, add_unit_observer, remove_unit_observer
 from hermes_sdk.instrument.prewarm_hooks import (
     PrewarmNotice,
@@ -22,7 +22,7 @@ from hermes_sdk.instrument.runtime import (
     registry,
     stats,
 )
-from hermes_sdk.instrument.scope import RunScope, current_hints, current_run, record, run
+from hermes_sdk.instrument.scope import RunScope, current_hints, current_run, record, run, start_run
 
 __all__ = [
     "EventSink",

@@ -1,4 +1,5 @@
-"""The two context variables every instrumented call reads, and how they cross thread boundaries.
+"""The two context variables every instrumented call reads (defined with the handles they hold,
+in :mod:`hermes_sdk.instrument.handles`), and how they cross thread boundaries.
 
 ``asyncio`` tasks copy the context when they are created, so runs and units follow ``await``,
 ``asyncio.gather`` and ``TaskGroup`` on their own. Threads do not: submit work through
@@ -11,22 +12,20 @@ from __future__ import annotations
 import contextvars
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
-from typing import TYPE_CHECKING, ParamSpec, TypeVar
+from typing import ParamSpec, TypeVar
 
-if TYPE_CHECKING:
-    from hermes_sdk.instrument.handles import RunHandle, UnitHandle
+from hermes_sdk.instrument.handles import CURRENT_RUN, CURRENT_UNIT
+
+__all__ = [
+    "CURRENT_RUN",
+    "CURRENT_UNIT",
+    "ContextThreadPoolExecutor",
+    "context_executor",
+    "wrap_context",
+]
 
 _P = ParamSpec("_P")
 _R = TypeVar("_R")
-
-CURRENT_RUN: contextvars.ContextVar[RunHandle | None] = contextvars.ContextVar(
-    "hermes_run", default=None
-)
-"""The run the current code belongs to (``None`` outside any ``hermes.run``)."""
-CURRENT_UNIT: contextvars.ContextVar[UnitHandle | None] = contextvars.ContextVar(
-    "hermes_unit", default=None
-)
-"""The innermost unit now executing in this context (``None`` between units)."""
 
 
 def wrap_context(fn: Callable[_P, _R]) -> Callable[_P, _R]:

@@ -8,12 +8,13 @@ happen once, in :meth:`RunHandle.end`.
 
 from __future__ import annotations
 
+import contextvars
 import itertools
 import logging
+import threading
 import time
-import uuid
 from time import perf_counter_ns
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol
 
 from hermes_sdk.errors import GraphError
 from hermes_sdk.graph.records import (
@@ -24,9 +25,8 @@ from hermes_sdk.graph.records import (
     check_name,
     path_to_dict,
 )
-from hermes_sdk.instrument import observers as _obs
 from hermes_sdk.instrument import runtime as _rt
-from hermes_sdk.instrument._context import CURRENT_RUN, CURRENT_UNIT
+from hermes_sdk.instrument.ranking import unit_hints
 from hermes_sdk.instrument.stages import NS_PER_S, form_stages
 
 if TYPE_CHECKING:
@@ -145,13 +145,11 @@ class UnitHandle:
             rec.emit_lazy(
                 _unit_end_event, self, (self.input_tokens, self.output_tokens, self.end_ns)
             )
-        if _obs.OBSERVERS:
-            _obs.unit_ended(self)
+        if OBSERVERS:
+            _notify_unit_ended(self)
 
     def hints(self) -> Hints:
-        """Scheduling hints for this unit (rank computed lazily from the local graph)."""
-        from hermes_sdk.instrument.ranking import unit_hints
-
+        """Scheduling hints for this unit (rank looked up lazily in the local rank tables)."""
         return unit_hints(self)
 
     def __repr__(self) -> str:
@@ -169,6 +167,7 @@ class RunHandle:
         "failed",
         "outer_unit",
         "path",
+        "paused_s",
         "run_id",
         "start_ns",
         "started_at",
@@ -192,6 +191,8 @@ class RunHandle:
         self.deadline_s = deadline_s
         self.active = active
         self.outer_unit = outer_unit
+        self.paused_s = 0.0
+        """Seconds this run spent paused (set by ``hermes_sdk.instrument.pauses`` on resume)."""
         self.units: list[UnitHandle] = []
         self.path: RunPath | None = None
         self.failed = False
@@ -253,8 +254,8 @@ class RunHandle:
         if rec is not None:
             unit.unit_id = next(_UNIT_IDS)
             rec.emit_lazy(_unit_start_event, unit, input_tokens)
-        if _obs.OBSERVERS:
-            _obs.unit_started(unit)
+        if OBSERVERS:
+            _notify_unit_started(unit)
         return unit
 
     def end(self, failed: bool = False) -> RunPath | None:
@@ -276,6 +277,7 @@ class RunHandle:
                 started_at=self.started_at,
                 deadline_s=self.deadline_s,
                 failed=failed,
+                paused_s=self.paused_s,
             )
         except Exception as exc:  # invalid records (GraphError) or a bug: never break the app
             log.warning("hermes: run %s of %s not recorded: %s", self.run_id, self.app, exc)
@@ -288,8 +290,8 @@ class RunHandle:
             outer.record(sum(inp) if inp else None, sum(out) if out else None)
         if outer is not None:
             outer.end(failed)
-        if _obs.OBSERVERS:
-            _obs.run_ended(self, path)
+        if OBSERVERS:
+            _notify_run_ended(self, path)
         if path is None:
             return None
         runtime = _rt.RUNTIME
@@ -349,50 +351,89 @@ def _run_end_event(path: object, _unused: object) -> dict[str, object]:
     }
 
 
-def start_run(
-    app: str,
-    *,
-    deadline_s: float | None = None,
-    run_id: str | None = None,
-    tenant: str | None = None,
-) -> RunHandle:
-    """Start a run of ``app`` now and return its handle (end it with :meth:`RunHandle.end`).
+# --- the current run and unit (re-exported by hermes_sdk.instrument._context) -------------------
 
-    If a run is current in this context, the new run is a *sub-run*: it is recorded as its own
-    run of ``app`` and also appears as one ``custom`` unit named ``app`` of the outer run (its
-    tokens rolled up). ``deadline_s`` is relative to now. With instrumentation disabled the
-    handle is inert and :meth:`RunHandle.end` returns ``None``. Raises :class:`GraphError` for
-    an invalid app name or deadline.
-    """
-    check_name(app, "app")
-    if deadline_s is not None and not (deadline_s >= 0.0):
-        raise GraphError(f"deadline_s must be >= 0, got {deadline_s!r}")
-    active = _rt.RUNTIME.enabled
-    outer_unit = None
-    outer = CURRENT_RUN.get()
-    if active and outer is not None and outer.active and outer.end_ns is None:
-        outer_unit = outer.open_unit(app, "custom", None, CURRENT_UNIT.get())
-        if tenant is None:
-            tenant = outer.tenant
-    handle = RunHandle(
-        app,
-        run_id=run_id if run_id is not None else uuid.uuid4().hex,
-        tenant=tenant if tenant is not None else "default",
-        deadline_s=deadline_s,
-        active=active,
-        outer_unit=outer_unit,
-    )
-    rec = _rt.RUNTIME.recorder
-    if active and rec is not None:
-        event: dict[str, object] = {
-            "type": "run_start",
-            "run_id": handle.run_id,
-            "app": app,
-            "ts": handle.started_at,
-        }
-        if deadline_s is not None:
-            event["deadline_s"] = deadline_s
-        rec.emit(event)
-    if active and _obs.OBSERVERS:
-        _obs.run_started(handle)
-    return handle
+CURRENT_RUN: contextvars.ContextVar[RunHandle | None] = contextvars.ContextVar(
+    "hermes_run", default=None
+)
+"""The run the current code belongs to (``None`` outside any ``hermes.run``)."""
+CURRENT_UNIT: contextvars.ContextVar[UnitHandle | None] = contextvars.ContextVar(
+    "hermes_unit", default=None
+)
+"""The innermost unit now executing in this context (``None`` between units)."""
+
+
+# --- unit observers (the public seam is hermes_sdk.instrument.observers) ------------------------
+
+
+class UnitObserver(Protocol):
+    """Receives the lifecycle of instrumented runs and units (all four methods required)."""
+
+    def run_started(self, run: RunHandle) -> None:
+        """A run started (``run.outer_unit`` is set when it is a sub-run of another run)."""
+        ...
+
+    def unit_started(self, unit: UnitHandle) -> None:
+        """A unit of an active run started (``unit.parent`` is set when it is nested)."""
+        ...
+
+    def unit_ended(self, unit: UnitHandle) -> None:
+        """A unit ended (tokens and ``failed`` are final); may be a unit never announced."""
+        ...
+
+    def run_ended(self, run: RunHandle, path: RunPath | None) -> None:
+        """A run ended; ``path`` is None when its records were invalid. Open units are cut."""
+        ...
+
+
+OBSERVERS: tuple[UnitObserver, ...] = ()
+"""Registered observers; replaced (never mutated) so readers need no lock."""
+_OBSERVERS_LOCK = threading.Lock()
+
+
+def add_unit_observer(observer: UnitObserver) -> None:
+    """Register ``observer`` for every run and unit from now on (no-op if registered)."""
+    global OBSERVERS
+    with _OBSERVERS_LOCK:
+        if observer not in OBSERVERS:
+            OBSERVERS = (*OBSERVERS, observer)
+
+
+def remove_unit_observer(observer: UnitObserver) -> None:
+    """Stop notifying ``observer`` (no-op if it was not registered)."""
+    global OBSERVERS
+    with _OBSERVERS_LOCK:
+        OBSERVERS = tuple(o for o in OBSERVERS if o is not observer)
+
+
+def notify_run_started(run: RunHandle) -> None:
+    """Tell every observer that ``run`` started (an observer's exception is logged, not raised)."""
+    for obs in OBSERVERS:
+        try:
+            obs.run_started(run)
+        except Exception:
+            log.exception("hermes: unit observer %r failed on run start", obs)
+
+
+def _notify_unit_started(unit: UnitHandle) -> None:
+    for obs in OBSERVERS:
+        try:
+            obs.unit_started(unit)
+        except Exception:
+            log.exception("hermes: unit observer %r failed on unit start", obs)
+
+
+def _notify_unit_ended(unit: UnitHandle) -> None:
+    for obs in OBSERVERS:
+        try:
+            obs.unit_ended(unit)
+        except Exception:
+            log.exception("hermes: unit observer %r failed on unit end", obs)
+
+
+def _notify_run_ended(run: RunHandle, path: RunPath | None) -> None:
+    for obs in OBSERVERS:
+        try:
+            obs.run_ended(run, path)
+        except Exception:
+            log.exception("hermes: unit observer %r failed on run end", obs)

@@ -8,27 +8,51 @@ asked for (never on the decorator hot path), is cached per unit, and fails open 
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from time import perf_counter_ns
-from typing import TYPE_CHECKING
+from typing import Protocol
 
 import numpy as np
 
 from hermes_sdk.client.hints import Hints
 from hermes_sdk.graph.records import RunState
 from hermes_sdk.instrument import runtime as _rt
-from hermes_sdk.instrument.stages import NS_PER_S, form_stages
+from hermes_sdk.instrument.stages import NS_PER_S, UnitRecord, form_stages
 from hermes_sdk.policy import gittins_index
 
-if TYPE_CHECKING:
-    from hermes_sdk.instrument.handles import RunHandle, UnitHandle
-
 log = logging.getLogger("hermes_sdk.instrument")
+
+
+class RunView(Protocol):
+    """What ranking reads of a run (:class:`~hermes_sdk.instrument.handles.RunHandle`)."""
+
+    @property
+    def app(self) -> str: ...
+    @property
+    def tenant(self) -> str: ...
+    @property
+    def run_id(self) -> str: ...
+    @property
+    def deadline_s(self) -> float | None: ...
+    @property
+    def units(self) -> Sequence[UnitRecord]: ...
+
+
+class UnitView(UnitRecord, Protocol):
+    """What ranking reads of a unit (:class:`~hermes_sdk.instrument.handles.UnitHandle`), plus
+    the slot where its hints are cached."""
+
+    _hints: Hints | None
+
+    @property
+    def run(self) -> RunView: ...
+
 
 HINT_SAMPLES = 1000
 """Monte Carlo samples of remaining demand drawn per hint computation."""
 
 
-def run_state(run: RunHandle, unit: UnitHandle | None) -> RunState:
+def run_state(run: RunView, unit: UnitView | None) -> RunState:
     """The :class:`RunState` of ``run`` while ``unit`` (or nothing, between stages) executes."""
     now = perf_counter_ns()
     current = unit.root if unit is not None else None
@@ -57,7 +81,7 @@ def _rank_s(samples: np.ndarray) -> float | None:
     return None if not index > 0.0 else 1.0 / index
 
 
-def _predicted_output_tokens(run: RunHandle, unit: UnitHandle) -> int | None:
+def _predicted_output_tokens(run: RunView, unit: UnitView) -> int | None:
     """Median output tokens learned for this unit's node (``None`` if it is not a graph node)."""
     if unit.kind != "llm":
         return None
@@ -68,7 +92,7 @@ def _predicted_output_tokens(run: RunHandle, unit: UnitHandle) -> int | None:
     return None if median is None else round(median)
 
 
-def compute_hints(run: RunHandle, unit: UnitHandle | None) -> Hints:
+def compute_hints(run: RunView, unit: UnitView | None) -> Hints:
     """Hints for ``unit`` of ``run`` (rank and remaining-demand quantiles when a graph exists)."""
     rank_s = p50 = p95 = None
     output_tokens = None
@@ -97,7 +121,7 @@ def compute_hints(run: RunHandle, unit: UnitHandle | None) -> Hints:
     )
 
 
-def unit_hints(unit: UnitHandle) -> Hints:
+def unit_hints(unit: UnitView) -> Hints:
     """Hints of ``unit``, computed once and cached on it."""
     hints = unit._hints
     if hints is None:

@@ -8,14 +8,18 @@ from __future__ import annotations
 import functools
 import inspect
 import logging
+import uuid
 from collections.abc import AsyncGenerator, Callable, Generator
 from contextvars import Token
 from types import TracebackType
 from typing import Any, TypeVar, cast
 
 from hermes_sdk.client.hints import Hints
-from hermes_sdk.instrument._context import CURRENT_RUN, CURRENT_UNIT
-from hermes_sdk.instrument.handles import RunHandle, UnitHandle, start_run
+from hermes_sdk.errors import GraphError
+from hermes_sdk.graph.records import check_name
+from hermes_sdk.instrument import handles as _handles
+from hermes_sdk.instrument import runtime as _rt
+from hermes_sdk.instrument.handles import CURRENT_RUN, CURRENT_UNIT, RunHandle, UnitHandle
 from hermes_sdk.instrument.ranking import compute_hints
 
 log = logging.getLogger("hermes_sdk.instrument")
@@ -274,3 +278,52 @@ def record(*, input_tokens: int | None = None, output_tokens: int | None = None)
     unit = CURRENT_UNIT.get()
     if unit is not None:
         unit.record(input_tokens=input_tokens, output_tokens=output_tokens)
+
+
+def start_run(
+    app: str,
+    *,
+    deadline_s: float | None = None,
+    run_id: str | None = None,
+    tenant: str | None = None,
+) -> RunHandle:
+    """Start a run of ``app`` now and return its handle (end it with :meth:`RunHandle.end`).
+
+    If a run is current in this context, the new run is a *sub-run*: it is recorded as its own
+    run of ``app`` and also appears as one ``custom`` unit named ``app`` of the outer run (its
+    tokens rolled up). ``deadline_s`` is relative to now. With instrumentation disabled the
+    handle is inert and :meth:`RunHandle.end` returns ``None``. Raises :class:`GraphError` for
+    an invalid app name or deadline.
+    """
+    check_name(app, "app")
+    if deadline_s is not None and not (deadline_s >= 0.0):
+        raise GraphError(f"deadline_s must be >= 0, got {deadline_s!r}")
+    active = _rt.RUNTIME.enabled
+    outer_unit = None
+    outer = CURRENT_RUN.get()
+    if active and outer is not None and outer.active and outer.end_ns is None:
+        outer_unit = outer.open_unit(app, "custom", None, CURRENT_UNIT.get())
+        if tenant is None:
+            tenant = outer.tenant
+    handle = RunHandle(
+        app,
+        run_id=run_id if run_id is not None else uuid.uuid4().hex,
+        tenant=tenant if tenant is not None else "default",
+        deadline_s=deadline_s,
+        active=active,
+        outer_unit=outer_unit,
+    )
+    rec = _rt.RUNTIME.recorder
+    if active and rec is not None:
+        event: dict[str, object] = {
+            "type": "run_start",
+            "run_id": handle.run_id,
+            "app": app,
+            "ts": handle.started_at,
+        }
+        if deadline_s is not None:
+            event["deadline_s"] = deadline_s
+        rec.emit(event)
+    if active and _handles.OBSERVERS:
+        _handles.notify_run_started(handle)
+    return handle

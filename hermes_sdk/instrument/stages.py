@@ -13,14 +13,37 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import Protocol
 
 from hermes_sdk.graph.records import MAX_NAME_CHARS, Call, Stage, UnitKind
 
-if TYPE_CHECKING:
-    from hermes_sdk.instrument.handles import UnitHandle
-
 NS_PER_S = 1_000_000_000.0
+
+
+class UnitRecord(Protocol):
+    """What stage formation reads of a unit (:class:`~hermes_sdk.instrument.handles.UnitHandle`);
+    times are ``perf_counter_ns`` readings, ``end_ns`` is ``None`` while the unit runs."""
+
+    @property
+    def name(self) -> str: ...
+    @property
+    def kind(self) -> UnitKind: ...
+    @property
+    def backend(self) -> str | None: ...
+    @property
+    def root(self) -> UnitRecord: ...
+    @property
+    def start_ns(self) -> int: ...
+    @property
+    def end_ns(self) -> int | None: ...
+    @property
+    def wait_ns(self) -> int: ...
+    @property
+    def failed(self) -> bool: ...
+    @property
+    def input_tokens(self) -> int | None: ...
+    @property
+    def output_tokens(self) -> int | None: ...
 
 
 @dataclass(slots=True)
@@ -42,7 +65,7 @@ def _add(a: int | None, b: int | None) -> int | None:
     return a + b
 
 
-def _rollups(units: Sequence[UnitHandle]) -> dict[int, _Rollup]:
+def _rollups(units: Sequence[UnitRecord]) -> dict[int, _Rollup]:
     out: dict[int, _Rollup] = {}
     for u in units:
         if u.root is u:
@@ -67,7 +90,7 @@ def _rollups(units: Sequence[UnitHandle]) -> dict[int, _Rollup]:
     return out
 
 
-def _stage(group: list[UnitHandle], rollups: dict[int, _Rollup], end_ns: int) -> Stage:
+def _stage(group: list[UnitRecord], rollups: dict[int, _Rollup], end_ns: int) -> Stage:
     calls = []
     kinds: set[str] = set()
     backends: set[str | None] = set()
@@ -111,7 +134,7 @@ def composite_name(names: set[str]) -> str:
     return f"{full[: MAX_NAME_CHARS - 14]}|#{digest}"
 
 
-def form_stages(units: Sequence[UnitHandle], end_ns: int) -> tuple[Stage, ...]:
+def form_stages(units: Sequence[UnitRecord], end_ns: int) -> tuple[Stage, ...]:
     """The stages of a run from its units; units still open are cut at ``end_ns``.
 
     Raises :class:`~hermes_sdk.errors.GraphError` only if a record is invalid (e.g. a composite
@@ -120,7 +143,7 @@ def form_stages(units: Sequence[UnitHandle], end_ns: int) -> tuple[Stage, ...]:
     rollups = _rollups(units)
     tops = sorted((u for u in units if u.root is u), key=lambda u: u.start_ns)
     stages: list[Stage] = []
-    group: list[UnitHandle] = []
+    group: list[UnitRecord] = []
     group_end = 0
     for u in tops:
         u_end = u.end_ns if u.end_ns is not None else end_ns
