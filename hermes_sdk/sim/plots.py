@@ -15,7 +15,8 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 import numpy as np
 
-from hermes_sdk.sim.bench import BenchResult, summarize
+from hermes_sdk.sim.bench_grid import BenchResult
+from hermes_sdk.sim.bench_summary import summarize
 from hermes_sdk.sim.workloads.spec import JsonValue
 
 _COLORS = {
