@@ -7,7 +7,7 @@ would, and tests of callers see the same behaviour.
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 from hermes_sdk.errors import StoreError
@@ -35,6 +35,13 @@ class MemoryStore:
         with self._lock:
             self._check_open()
             self._paths.append(text)
+
+    def append_paths(self, paths: Sequence[RunPath]) -> None:
+        """Append several paths at once (all or none: every one is encoded first)."""
+        texts = [encode_path(p) for p in paths]
+        with self._lock:
+            self._check_open()
+            self._paths.extend(texts)
 
     def append_raw(self, text: str) -> None:
         """Append a raw row as-is (tests use it to simulate corruption)."""

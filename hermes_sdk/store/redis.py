@@ -59,12 +59,16 @@ class RedisStore:
             raise StoreError(f"cannot append path: {exc}") from exc
 
     def append_paths(self, paths: Sequence[RunPath]) -> None:
-        """RPUSH several paths in one command (all or none; acknowledged on return)."""
+        """RPUSH several paths in one MULTI/EXEC pipeline (one round trip, all or none;
+        acknowledged on return), at most ``_BATCH`` values per RPUSH."""
         texts = [encode_path(p) for p in paths]
         if not texts:
             return
         try:
-            self._redis().rpush(self._paths_key, *texts)
+            pipe = self._redis().pipeline(transaction=True)
+            for i in range(0, len(texts), _BATCH):
+                pipe.rpush(self._paths_key, *texts[i : i + _BATCH])
+            pipe.execute()
         except redis.RedisError as exc:
             raise StoreError(f"cannot append paths: {exc}") from exc
 

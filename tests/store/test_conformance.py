@@ -226,3 +226,14 @@ def test_append_paths_batches_all_or_none(store: Store) -> None:
     with pytest.raises(StoreError):
         store.append_paths([_path(9), "not a path"])  # type: ignore[attr-defined,list-item]
     assert list(store.load_paths()) == batch
+
+
+def test_append_paths_large_batch_keeps_order(store: Store) -> None:
+    """A batch bigger than one RPUSH / one SELECT page is written whole and read back in order."""
+    from hermes_sdk.store.base import BatchStore, append_all
+
+    assert isinstance(store, BatchStore)  # every built-in backend writes batches
+    batch = [_path(i, app=f"app{i % 5}") for i in range(2_345)]
+    append_all(store, batch[:2_300])
+    append_all(store, batch[2_300:])
+    assert list(store.load_paths()) == batch
