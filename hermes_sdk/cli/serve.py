@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 from aiohttp import web
+from rich.markup import escape
 
 from hermes_sdk.cli._app import app, console, err_console
 from hermes_sdk.errors import HermesError
@@ -31,6 +32,7 @@ def build_config(
     api_keys: list[str],
     upstreams: list[str],
     prewarm: list[str] | None = None,
+    insecure_no_auth: bool = False,
 ) -> ServerConfig:
     """Config file first, then command-line flags on top (flags win)."""
     from hermes_sdk.server import ServerConfig, load_config
@@ -63,19 +65,31 @@ def build_config(
         )
     if api_keys:
         cfg = cfg.with_api_keys(dict(parse_api_key_flag(flag) for flag in api_keys))
+    if insecure_no_auth:
+        cfg = replace(cfg, insecure_no_auth=True)
     return cfg
 
 
 async def run_server(config: ServerConfig) -> None:
-    """Serve until SIGINT/SIGTERM; prints the bound URL (useful with ``--port 0``)."""
-    from hermes_sdk.server import create_app
+    """Serve until SIGINT/SIGTERM; prints the bound URL (useful with ``--port 0``).
 
-    runner = web.AppRunner(create_app(config), handler_cancellation=True, access_log=None)
+    Refuses (ConfigError) a non-loopback address without API keys unless ``insecure_no_auth``
+    (protected mode); SIGHUP re-reads the keys and rate limits of ``config.config_file``.
+    """
+    from hermes_sdk.server import create_app
+    from hermes_sdk.server.admin import reload_on_signal
+    from hermes_sdk.server.exposure import check_protected_mode, insecure_mode
+
+    check_protected_mode(config)
+    web_app = create_app(config)
+    runner = web.AppRunner(web_app, handler_cancellation=True, access_log=None)
     await runner.setup()
     site = web.TCPSite(runner, config.host, config.port)
     await site.start()
     port = int(runner.addresses[0][1]) if runner.addresses else config.port
     auth = f"{len(config.api_keys)} API keys" if config.api_keys else "no auth (one tenant)"
+    if insecure_mode(config):
+        auth = "NO AUTH on a non-loopback address: --insecure-no-auth"
     console.print(
         f"hermes scheduler listening on http://{config.host}:{port} "
         f"(policy {config.policy}, store {config.store_url}, "
@@ -87,6 +101,8 @@ async def run_server(config: ServerConfig) -> None:
     for sig in (signal.SIGINT, signal.SIGTERM):
         with contextlib.suppress(NotImplementedError):
             loop.add_signal_handler(sig, stop.set)
+    with contextlib.suppress(NotImplementedError, AttributeError):  # no SIGHUP on Windows
+        loop.add_signal_handler(signal.SIGHUP, reload_on_signal, web_app)
     try:
         await stop.wait()
     finally:
@@ -125,6 +141,13 @@ def serve(
         list[str] | None,
         typer.Option("--prewarm", help="NAME[=WEBHOOK_URL]: prewarm this backend, repeatable."),
     ] = None,
+    insecure_no_auth: Annotated[
+        bool,
+        typer.Option(
+            "--insecure-no-auth",
+            help="Serve a non-loopback --host without any API key (refused otherwise).",
+        ),
+    ] = False,
     log_level: Annotated[str, typer.Option(help="Python log level.")] = "warning",
 ) -> None:
     """Run the Hermes scheduler service."""
@@ -140,10 +163,11 @@ def serve(
             api_keys=api_key or [],
             upstreams=upstream or [],
             prewarm=prewarm or [],
+            insecure_no_auth=insecure_no_auth,
         )
         asyncio.run(run_server(cfg))
     except HermesError as exc:
-        err_console.print(f"[red]error:[/] {exc}")
+        err_console.print(f"[red]error:[/] {escape(str(exc))}", soft_wrap=True)
         raise typer.Exit(2) from None
     except KeyboardInterrupt:
         pass

@@ -9,8 +9,8 @@ from collections.abc import AsyncIterator
 
 from aiohttp import web
 
-from hermes_sdk.server import control, leases, metrics, openapi, ui
-from hermes_sdk.server.auth import KEYRING, Keyring, auth_middleware
+from hermes_sdk.server import admin, control, exposure, leases, metrics, openapi, ui
+from hermes_sdk.server.auth import ACCESS, Access, Keyring, auth_middleware
 from hermes_sdk.server.config import ServerConfig
 from hermes_sdk.server.metrics import METRICS, ServerMetrics
 from hermes_sdk.server.middlewares import error_middleware
@@ -29,9 +29,16 @@ health_routes = web.RouteTableDef()
 async def healthz(request: web.Request) -> web.Response:
     """Liveness: the server answers and its store is open."""
     sched = request.app[SCHEDULER]
-    return web.json_response(
-        {"status": "ok", "policy": sched.policy.name, "backends": len(sched.queues)}
-    )
+    auth = request.app[ACCESS].mode  # api_keys, none, or insecure_no_auth (--insecure-no-auth)
+    body = {
+        "status": "ok",
+        "policy": sched.policy.name,
+        "backends": len(sched.queues),
+        "auth": auth,
+    }
+    if auth == "insecure_no_auth":
+        body["warning"] = "serving without API keys on a non-loopback address (--insecure-no-auth)"
+    return web.json_response(body)
 
 
 async def _scheduler_ctx(app: web.Application) -> AsyncIterator[None]:
@@ -75,15 +82,21 @@ def create_app(config: ServerConfig) -> web.Application:
         client_max_size=config.max_body_bytes,
     )
     app[CONFIG] = config
-    app[KEYRING] = Keyring(config.api_keys, config.key_salt)
+    app[ACCESS] = Access(
+        Keyring(config.api_keys, config.key_salt),
+        metrics_public=exposure.metrics_public(config),
+        insecure=exposure.insecure_mode(config),
+    )
     app[METRICS] = metrics_
     app[SCHEDULER] = sched
-    if config.rate_limit_rps is not None:
-        app[RATE_LIMITER] = TenantRateLimiter(config.rate_limit_rps, config.rate_limit_burst)
+    limiter = TenantRateLimiter(config.rate_limit_rps or 1.0, config.rate_limit_burst)
+    limiter.enabled = config.rate_limit_rps is not None  # a reload may turn it on or off
+    app[RATE_LIMITER] = limiter
     app.cleanup_ctx.append(_scheduler_ctx)
     for table in (health_routes, control.routes, leases.routes, metrics.routes, openapi.routes):
         app.add_routes(table)
     ui.setup_ui(app)
+    admin.setup_admin(app, config)
     if config.prewarm_backends:
         from hermes_sdk.server.prewarm_routes import PrewarmServerConfig, setup_prewarm
 

@@ -7,8 +7,10 @@ never kept.
 
 from __future__ import annotations
 
+import datetime as dt
 import hashlib
 import math
+import re
 import tomllib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
@@ -26,6 +28,9 @@ DEFAULT_KEY_SALT: Final = "hermes-sdk"
 DEFAULT_MAX_BODY_BYTES: Final = 4 * 1024 * 1024
 DEFAULT_LEASE_S: Final = 600.0
 DEFAULT_ACQUIRE_TIMEOUT_S: Final = 30.0
+KEY_ROLES: Final = ("tenant", "admin")
+"""``role`` of an ``[[api_keys]]`` entry: ``admin`` may also reload keys and read /metrics."""
+_SHA256_HEX: Final = re.compile(r"[0-9a-f]{64}")
 
 
 def hash_api_key(key: str, salt: str = DEFAULT_KEY_SALT) -> str:
@@ -61,6 +66,17 @@ class ApiKey:
 
     key_sha256: str
     tenant: str
+    admin: bool = False
+    """``role = "admin"``: may also call ``/v1/admin/*`` and read a non-public ``/metrics``."""
+    not_after: float | None = None
+    """Unix time (seconds) from which the key is refused (401 ``key_expired``); None: never."""
+    from_file: bool = False
+    """Read from the config file, so a reload replaces it; other keys (``--api-key``,
+    :meth:`ServerConfig.with_api_keys`) stay for the life of the process."""
+
+    def expired(self, now_unix_s: float) -> bool:
+        """True once ``now_unix_s`` (seconds since the epoch) has reached ``not_after``."""
+        return self.not_after is not None and now_unix_s >= self.not_after
 
 
 @dataclass(frozen=True, slots=True)
@@ -92,6 +108,15 @@ class ServerConfig:
     """backend -> URL receiving its ``prewarm``/``release`` POSTs."""
     fairness: FairnessConfig = field(default_factory=FairnessConfig)
     """Weighted fair sharing across tenants and the starvation guard (``[fairness]``)."""
+    insecure_no_auth: bool = False
+    """``--insecure-no-auth``: serve a non-loopback address without any API key (protected
+    mode otherwise refuses to start); logged at start, shown on /healthz and /ui."""
+    metrics_public: bool | None = None
+    """/metrics without a key (it names tenants and backends); None: public only when the
+    server listens on loopback or has no keys, else it needs an admin key."""
+    config_file: str | None = None
+    """The TOML file this config was read from: SIGHUP and ``POST /v1/admin/reload`` re-read
+    its keys and rate limits."""
 
     def __post_init__(self) -> None:
         for name in self.backends:
@@ -191,6 +216,7 @@ def load_config(path: str | Path, base: ServerConfig | None = None) -> ServerCon
         "run_idle_s": float,
         "rate_limit_rps": float,
         "rate_limit_burst": int,
+        "metrics_public": bool,
     }
     changes: dict[str, object] = {}
     for key, value in server.items():
@@ -199,7 +225,7 @@ def load_config(path: str | Path, base: ServerConfig | None = None) -> ServerCon
             raise ConfigError(f"unknown key [server].{key}")
         if want is float and isinstance(value, int) and not isinstance(value, bool):
             value = float(value)
-        if not isinstance(value, want) or isinstance(value, bool):
+        if not isinstance(value, want) or (isinstance(value, bool) and want is not bool):
             raise ConfigError(f"[server].{key} must be {want.__name__}, got {value!r}")
         changes["store_url" if key == "store" else key] = value
     cfg = replace(cfg, **changes)  # type: ignore[arg-type]
@@ -210,17 +236,7 @@ def load_config(path: str | Path, base: ServerConfig | None = None) -> ServerCon
             backends[_check_config_name(name, "backend name")] = BackendConfig(**t)  # type: ignore[arg-type]
         except TypeError as exc:
             raise ConfigError(f"[backends.{name}]: {exc}") from None
-    keys = list(cfg.api_keys)
-    plain: dict[str, str] = {}
-    for i, entry in enumerate(_list(doc.get("api_keys", []), "[[api_keys]]")):
-        t = _table(entry, f"api_keys[{i}]")
-        tenant = _check_config_name(t.get("tenant"), f"api_keys[{i}].tenant")
-        if isinstance(t.get("key_sha256"), str):
-            keys.append(ApiKey(str(t["key_sha256"]).lower(), tenant))
-        elif isinstance(t.get("key"), str) and t["key"]:
-            plain[str(t["key"])] = tenant
-        else:
-            raise ConfigError(f"api_keys[{i}] needs key or key_sha256")
+    keys = [*cfg.api_keys, *_api_keys(doc.get("api_keys", []), cfg.key_salt)]
     upstreams = list(cfg.upstreams)
     for i, entry in enumerate(_list(doc.get("upstreams", []), "[[upstreams]]")):
         t = _table(entry, f"upstreams[{i}]")
@@ -231,12 +247,57 @@ def load_config(path: str | Path, base: ServerConfig | None = None) -> ServerCon
             upstreams.append(UpstreamConfig(**t))  # type: ignore[arg-type]
         except (TypeError, ValueError) as exc:
             raise ConfigError(f"upstreams[{i}]: {exc}") from None
-    cfg = replace(cfg, backends=backends, api_keys=tuple(keys), upstreams=tuple(upstreams))
+    cfg = replace(
+        cfg,
+        backends=backends,
+        api_keys=tuple(keys),
+        upstreams=tuple(upstreams),
+        config_file=str(Path(path).expanduser().resolve()),
+    )
     if "prewarm" in doc:
         cfg = _with_prewarm(cfg, _table(doc["prewarm"], "[prewarm]"))
     if "fairness" in doc:
         cfg = replace(cfg, fairness=parse_fairness_table(_table(doc["fairness"], "[fairness]")))
-    return cfg.with_api_keys(plain)
+    return cfg
+
+
+def _api_keys(entries: object, salt: str) -> list[ApiKey]:
+    """The ``[[api_keys]]`` entries: tenant, key (hashed here) or key_sha256, role, not_after."""
+    keys = []
+    for i, entry in enumerate(_list(entries, "[[api_keys]]")):
+        t = _table(entry, f"api_keys[{i}]")
+        unknown = set(t) - {"tenant", "key", "key_sha256", "role", "not_after"}
+        if unknown:
+            raise ConfigError(f"unknown key api_keys[{i}].{sorted(unknown)[0]}")
+        tenant = _check_config_name(t.get("tenant"), f"api_keys[{i}].tenant")
+        digest, key = t.get("key_sha256"), t.get("key")
+        if isinstance(digest, str) and key is None:
+            if not _SHA256_HEX.fullmatch(digest.lower()):
+                raise ConfigError(f"api_keys[{i}].key_sha256 must be 64 hex digits")
+            digest = digest.lower()
+        elif isinstance(key, str) and key and digest is None:
+            digest = hash_api_key(key, salt)
+        else:
+            raise ConfigError(f"api_keys[{i}] needs key or key_sha256 (one of them)")
+        role = t.get("role", "tenant")
+        if role not in KEY_ROLES:
+            raise ConfigError(f"api_keys[{i}].role must be one of {KEY_ROLES}, got {role!r}")
+        not_after = _unix_time(t.get("not_after"), f"api_keys[{i}].not_after")
+        keys.append(ApiKey(digest, tenant, role == "admin", not_after, from_file=True))
+    return keys
+
+
+def _unix_time(value: object, what: str) -> float | None:
+    """A TOML offset date-time (``2027-01-01T00:00:00Z``) or Unix seconds, as Unix seconds."""
+    if value is None:
+        return None
+    if isinstance(value, dt.datetime) and value.tzinfo is not None:
+        return value.timestamp()
+    if isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value):
+        return float(value)
+    raise ConfigError(
+        f"{what} must be a date-time with an offset (2027-01-01T00:00:00Z) or Unix seconds"
+    )
 
 
 def _with_prewarm(cfg: ServerConfig, table: dict[str, object]) -> ServerConfig:

@@ -45,7 +45,10 @@ def _err(description: str) -> dict[str, Any]:
 
 _COMMON_ERRORS: Final = {
     "400": _err("Malformed JSON, wrong types, negative durations"),
-    "401": _err("Missing or unknown API key"),
+    "401": _err(
+        "Missing or unknown API key (unauthorized), past its not_after (key_expired), or removed "
+        "by a reload while the request waited (key_revoked)"
+    ),
     "413": _err("Body larger than the server's limit"),
     "429": _err("The tenant is over its rate limit (rate_limited, Retry-After header)"),
 }
@@ -566,6 +569,49 @@ def _gateway_paths() -> dict[str, Any]:
     }
 
 
+def _admin_paths() -> dict[str, Any]:
+    report = {
+        "type": "object",
+        "required": ["reloaded", "keys", "added", "removed", "restart_required"],
+        "properties": {
+            "reloaded": {"const": True},
+            "keys": {"type": "integer", "description": "keys in force after the reload"},
+            "added": {"type": "integer"},
+            "removed": {"type": "integer"},
+            "expired": {"type": "integer", "description": "keys in force past their not_after"},
+            "rate_limit_rps": {"type": ["number", "null"]},
+            "rate_limit_burst": {"type": "integer"},
+            "metrics_public": {"type": "boolean"},
+            "waits_ended": {
+                "type": "integer",
+                "description": "acquires waiting with a removed key, ended with 401 key_revoked",
+            },
+            "restart_required": {
+                "type": "array",
+                "items": {"type": "string"},
+                "description": "settings changed in the file that only apply at start",
+            },
+        },
+    }
+    return {
+        "/v1/admin/reload": {
+            "post": _op(
+                "reloadKeys",
+                "admin",
+                "Re-read API keys and rate limits from the config file, without a restart",
+                {
+                    "200": _ok("In force now", report),
+                    "400": _err(
+                        "The file is unreadable or invalid (config_error); nothing changed"
+                    ),
+                    "403": _err('The key has no role = "admin" (forbidden)'),
+                    "409": _err("The server was not started with --config (no_config_file)"),
+                },
+            )
+        }
+    }
+
+
 def openapi_document() -> dict[str, Any]:
     """The OpenAPI document as a dict (deterministic: no timestamps, sorted by construction)."""
     return {
@@ -584,6 +630,7 @@ def openapi_document() -> dict[str, Any]:
             {"name": "dashboard", "description": "Data of the `/ui` dashboard page"},
             {"name": "prewarm", "description": _PREWARM},
             {"name": "gateway", "description": f"OpenAI-compatible gateway. {_GATEWAY}"},
+            {"name": "admin", "description": 'Key rotation (a key with role = "admin")'},
         ],
         "components": {
             "securitySchemes": {
@@ -630,6 +677,7 @@ def openapi_document() -> dict[str, Any]:
             **_dashboard_paths(),
             **_prewarm_paths(),
             **_gateway_paths(),
+            **_admin_paths(),
         },
     }
 

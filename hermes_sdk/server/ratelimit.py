@@ -35,6 +35,16 @@ class TenantRateLimiter:
         self._buckets: dict[str, tuple[float, float]] = {}
         """tenant -> (tokens, monotonic seconds of the last update)."""
         self.limited = 0
+        self.enabled = True
+        """False: every request passes (a reload removed ``rate_limit_rps``)."""
+
+    def reconfigure(self, rate_rps: float, burst: int) -> None:
+        """New rate and burst from now on (a reload); each bucket keeps at most ``burst``."""
+        if not math.isfinite(rate_rps) or rate_rps <= 0 or burst < 1:
+            raise ValueError("rate_rps must be > 0 and burst >= 1")
+        self.rate_rps, self.burst = rate_rps, burst
+        for tenant, (tokens, last) in self._buckets.items():
+            self._buckets[tenant] = (min(float(burst), tokens), last)
 
     def take(self, tenant: str) -> float:
         """Take one token for ``tenant``: 0.0 if allowed, else seconds until a token is there."""
@@ -61,7 +71,7 @@ async def rate_limit_middleware(request: web.Request, handler: Handler) -> web.S
     """429 ``rate_limited`` (with ``Retry-After``) once the request's tenant is over its rate."""
     limiter = request.app.get(RATE_LIMITER)
     tenant = request.get("tenant")
-    if limiter is None or not isinstance(tenant, str):
+    if limiter is None or not limiter.enabled or not isinstance(tenant, str):
         return await handler(request)
     wait_s = limiter.take(tenant)
     if wait_s > 0.0:

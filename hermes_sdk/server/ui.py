@@ -31,6 +31,7 @@ from aiohttp import web
 from hermes_sdk.graph import GraphRegistry
 from hermes_sdk.graph.svg import graph_to_svg
 from hermes_sdk.policy.base import AppState
+from hermes_sdk.server.auth import ACCESS
 from hermes_sdk.server.middlewares import ApiError
 from hermes_sdk.server.scheduler import SCHEDULER, RunView, Scheduler
 
@@ -58,6 +59,14 @@ SECURITY_HEADERS: Final = {
     "Cache-Control": "no-cache",
 }
 
+INSECURE_BANNER: Final = (
+    b'<p id="insecure" class="error" role="alert"><strong>Insecure:</strong> this scheduler '
+    b"was started with <code>--insecure-no-auth</code> on a non-loopback address: anyone who "
+    b"can reach it can read every graph, post events and hold every slot. Add "
+    b"<code>[[api_keys]]</code> to hermes.toml.</p>"
+)
+"""Shown at the top of ``/ui`` while the server runs exposed without keys."""
+
 routes = web.RouteTableDef()
 log = logging.getLogger("hermes_sdk.server")
 
@@ -69,8 +78,11 @@ def _asset(name: str) -> bytes:
 
 async def _static(request: web.Request) -> web.Response:
     name, content_type = STATIC_FILES[request.path]
+    body = _asset(name)
+    if request.path == "/ui" and request.app[ACCESS].insecure:
+        body = body.replace(b"<body>", b"<body>\n" + INSECURE_BANNER, 1)
     return web.Response(
-        body=_asset(name), content_type=content_type, charset="utf-8", headers=SECURITY_HEADERS
+        body=body, content_type=content_type, charset="utf-8", headers=SECURITY_HEADERS
     )
 
 
