@@ -33,6 +33,7 @@ from hermes_sdk.instrument import (
     unit,
     wrap_context,
 )
+from hermes_sdk.instrument.model_clients import wrap
 from hermes_sdk.policy import GittinsPolicy, LSTFPolicy, gittins_index, make_policy
 from hermes_sdk.store import Store, open_store
 
@@ -78,5 +79,6 @@ __all__ = [
     "stats",
     "tool",
     "unit",
+    "wrap",
     "wrap_context",
 ]

@@ -112,6 +112,8 @@ class PDGraph:
         """Runs observed, failed ones included."""
         self.failed_runs = 0
         """Of ``runs``, those observed with ``RunPath.failed`` (learned without their END)."""
+        self.empty_runs = 0
+        """Paths with no stage (runs that recorded no unit): not learned, not in ``runs``."""
         self.version = 0
         self.nodes: dict[str, NodeState] = {}
         self.transitions: dict[tuple[str, int], Counter[str]] = {}
@@ -141,10 +143,14 @@ class PDGraph:
         between the stages it went through (not the last one to END), and the demand of its
         completed calls. Its failed calls (truncated) and the stage totals of stages holding one
         are skipped, as are its run total and the prior. It counts in ``runs`` and
-        ``failed_runs``.
+        ``failed_runs``. A path with no stage (a run that recorded no unit) says nothing about
+        demand: it only counts in ``empty_runs``.
         """
         with self._lock:
             check_path(path, self.app, set(self.nodes))
+            if not path.stages:
+                self.empty_runs += 1
+                return
             t_s = float(path.started_at)
             failed = bool(path.failed)
             visits: Counter[str] = Counter()

@@ -109,6 +109,8 @@ class Runtime:
 
     def deliver(self, path: RunPath) -> None:
         """Queue a completed path for learning on the background thread. Never blocks or raises."""
+        if not path.stages:
+            warn_no_units(path.app)
         self.learner.emit({"path": path})
 
     def learn(self, path: RunPath) -> None:
@@ -151,6 +153,22 @@ class Runtime:
             events_lost=rec.lost if rec else 0,
             send_errors=rec.send_errors if rec else 0,
         )
+
+
+_APPS_WARNED_NO_UNITS: set[str] = set()
+
+
+def warn_no_units(app: str) -> None:
+    """Log once per app (per process) that its runs end with no unit, so nothing is learned."""
+    if app in _APPS_WARNED_NO_UNITS:
+        return
+    _APPS_WARNED_NO_UNITS.add(app)
+    log.warning(
+        "hermes: a run of app %r ended without any unit, so Hermes learns nothing about its"
+        " demand and cannot rank it. Wrap the model client (client = hermes.wrap(OpenAI()))"
+        " or decorate the calls (@hermes.llm, @hermes.tool, @hermes.retriever).",
+        app,
+    )
 
 
 class _LearnSink:

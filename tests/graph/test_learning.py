@@ -168,15 +168,17 @@ def test_huge_n_is_simulated_in_bounded_chunks(monkeypatch: pytest.MonkeyPatch) 
     assert out.mean() == pytest.approx(gen.exact_mean_s(), rel=0.1)
 
 
-def test_empty_and_failed_runs_are_learned() -> None:
+def test_runs_without_stages_teach_nothing_about_demand() -> None:
     from hermes_sdk import RunPath
 
     graph = PDGraph("e")
     graph.observe(RunPath("e", ()))
     graph.observe(RunPath("e", (), failed=True))
-    assert graph.runs == 2
-    assert graph.next_stage_probs(RunState()) == {END: 1.0}
-    assert np.all(graph.remaining_demand(RunState()) == 0.0)
+    assert (graph.runs, graph.empty_runs, graph.version) == (0, 2, 0)
+    assert graph.next_stage_probs(RunState()) == {}
+    # the prior answers (a run with no unit is not a run of zero demand: no 1e-9 rank floor)
+    assert np.all(graph.remaining_demand(RunState()) > 0.0)
+    assert len(graph.prior.sketch) == 0
 
 
 def test_stale_cache_tolerance_is_opt_in() -> None:
