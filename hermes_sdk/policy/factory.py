@@ -16,10 +16,12 @@ from hermes_sdk.policy.baselines import (
     SRPTOraclePolicy,
 )
 from hermes_sdk.policy.deadline import EDFPolicy, LSTFPolicy
+from hermes_sdk.policy.deadline_gittins import DeadlineGittinsPolicy
 from hermes_sdk.policy.gittins import GittinsBlindPolicy, GittinsPolicy
 
 POLICY_NAMES: Final = (
     "gittins",
+    "gittins_plain",
     "gittins_blind",
     "lstf",
     "fcfs",
@@ -32,7 +34,9 @@ POLICY_NAMES: Final = (
     "gittins_aging",
 )
 """Every name :func:`make_policy` accepts."""
-MODEL_POLICIES: Final = frozenset({"gittins", "gittins_blind", "lstf", "sjf_mean", "gittins_aging"})
+MODEL_POLICIES: Final = frozenset(
+    {"gittins", "gittins_plain", "gittins_blind", "lstf", "sjf_mean", "gittins_aging"}
+)
 """Policies that need a :class:`DemandModel`."""
 
 
@@ -40,6 +44,8 @@ def make_policy(name: str, model: DemandModel | None = None, *, n: int = 1000) -
     """The policy called ``name`` (see :data:`POLICY_NAMES`); predictive ones use ``model``.
 
     ``n`` is the number of remaining-demand samples a predictive policy asks for per rank.
+    ``gittins`` ranks runs with a deadline by the deadline Gittins index
+    (:mod:`hermes_sdk.policy.deadline_gittins`); ``gittins_plain`` ignores deadlines.
     Raises :class:`ConfigError` for an unknown name or a predictive policy without a model.
     """
     if name not in POLICY_NAMES:
@@ -48,7 +54,12 @@ def make_policy(name: str, model: DemandModel | None = None, *, n: int = 1000) -
         raise ConfigError(f"policy {name!r} needs a demand model (e.g. a GraphRegistry)")
     if name == "gittins":
         assert model is not None
-        return GittinsPolicy(model, n=n)
+        return DeadlineGittinsPolicy(model, n=n)
+    if name == "gittins_plain":
+        assert model is not None
+        plain = GittinsPolicy(model, n=n)
+        plain.name = "gittins_plain"
+        return plain
     if name == "gittins_aging":  # Gittins with the starvation guard (hermes_sdk.policy.aging)
         assert model is not None
         return AgingPolicy(GittinsPolicy(model, n=n))

@@ -101,6 +101,10 @@ class SimResult:
     arrival (while arrivals keep the backends loaded); empty with a single tenant."""
     tenants: tuple[str, ...] = field(default=(), compare=False, repr=False)
     """Tenant of each entry of ``completion_times`` (empty with a single tenant)."""
+    no_deadline_mean: float | None = None
+    """Mean completion time of the measured apps without a deadline; None if every app had one."""
+    goodput_per_s: float | None = None
+    """Measured apps that met their deadline per second of the measured arrival span."""
 
     def tenant_share(self, backend: str) -> dict[str, float]:
         """Share (0-1) of ``backend``'s service each tenant received in the window."""

@@ -44,7 +44,8 @@ def _draw_apps(wl: Workload, seed: int, programs: Mapping[str, Program]) -> list
         rel: float | None = spec.deadline_s
         if rel is None and spec.deadline_factors and deadline_u[i, 0] < spec.deadline_fraction:
             factors = spec.deadline_factors
-            rel = factors[min(int(deadline_u[i, 1] * len(factors)), len(factors) - 1)] * standalone
+            base = standalone if spec.deadline_base_s is None else spec.deadline_base_s
+            rel = factors[min(int(deadline_u[i, 1] * len(factors)), len(factors) - 1)] * base
         apps.append(SimApp(i, spec.name, 0.0, stages, standalone, rel, spec.tenant))
     return apps
 
@@ -220,6 +221,8 @@ def _measure(
         app_mean_s=float(np.mean([a.cold_wait_s for a in measured])),
     )
     slowdowns = completion / standalone
+    free = np.array([a.deadline_s is None for a in measured], dtype=bool)
+    span = measured[-1].arrival_s - t0
     return SimResult(
         policy=policy,
         learning=wl.learning,
@@ -247,4 +250,6 @@ def _measure(
         demands=np.array([a.total_s for a in measured]),
         tenant_service_s=sim.tenant_service_s or {},
         tenants=tuple(a.tenant for a in measured) if sim.tenant_service_s is not None else (),
+        no_deadline_mean=float(completion[free].mean()) if free.any() else None,
+        goodput_per_s=hits / span if with_deadline and span > 0 else None,
     )

@@ -102,6 +102,9 @@ class AppSpec:
     """Fixed deadline, seconds after arrival."""
     deadline_fraction: float = 0.0
     deadline_factors: tuple[float, ...] = ()
+    deadline_base_s: float | None = None
+    """Seconds the deadline factors multiply (an SLO per app kind); None = each run's own
+    standalone time."""
     tenant: str = "default"
     """Tenant whose fair share this app's runs count against."""
 
@@ -287,6 +290,7 @@ def _parse_app(i: int, raw: Mapping[str, Any], backends: Mapping[str, BackendSpe
         deadline_s=None if raw.get("deadline_s") is None else float(raw["deadline_s"]),
         deadline_fraction=float(deadline["fraction"]) if deadline else 0.0,
         deadline_factors=tuple(float(f) for f in deadline["factors"]) if deadline else (),
+        deadline_base_s=float(deadline["base_s"]) if deadline and "base_s" in deadline else None,
         tenant=str(raw.get("tenant", "default")),
     )
 

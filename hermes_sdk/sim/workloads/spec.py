@@ -182,7 +182,13 @@ def poisson_arrival(rate_per_s: float) -> JsonObject:
     return {"process": "poisson", "rate": rate_per_s}
 
 
-def deadline_law(fraction: float, factors: Sequence[float]) -> JsonObject:
-    """A ``fraction`` of the app's runs get a deadline of ``factor`` x their standalone time,
-    the factor drawn uniformly from ``factors``."""
-    return {"fraction": fraction, "factors": list(factors)}
+def deadline_law(
+    fraction: float, factors: Sequence[float], base_s: float | None = None
+) -> JsonObject:
+    """A ``fraction`` of the app's runs get a deadline of ``factor`` x their standalone time
+    (or x ``base_s`` seconds, one SLO for every run of the app), the factor drawn uniformly
+    from ``factors``."""
+    law: JsonObject = {"fraction": fraction, "factors": list(factors)}
+    if base_s is not None:
+        law["base_s"] = base_s
+    return law

@@ -171,3 +171,17 @@ def suite_summary(workload: Workload) -> DemandSummary:
     ]
     skeleton: Workload = {"apps": list[JsonValue](apps), "backends": workload["backends"]}
     return _cached_summary(json.dumps(skeleton))
+
+
+def with_slo_deadlines(
+    workload: Workload, factors: Sequence[float], fraction: float = DEADLINE_FRACTION
+) -> Workload:
+    """``workload`` with SLO deadlines: a ``fraction`` of every app kind's runs get the deadline
+    ``factor x`` the kind's mean standalone time (:func:`suite_summary`), one number per kind
+    known before the run (unlike the per-run law, blind to how big the run turns out)."""
+    standalone = suite_summary(workload).per_app_standalone_s
+    apps: list[JsonValue] = []
+    for a in cast(list[JsonObject], workload["apps"]):
+        base = round(standalone[str(a["name"])], 6)
+        apps.append({**a, "deadline": deadline_law(fraction, factors, base)})
+    return {**workload, "apps": apps}

@@ -1,0 +1,188 @@
+"""Deadline Gittins: closed form, the index by definition, monotonicity, hopeless runs."""
+
+from __future__ import annotations
+
+import itertools
+import math
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from hermes_sdk.graph import GraphRegistry
+from hermes_sdk.graph.records import Call, RunPath, RunState, Stage
+from hermes_sdk.policy import AppState, GittinsPolicy, make_policy
+from hermes_sdk.policy.deadline_gittins import (
+    HOPELESS_RANK_S,
+    DeadlineGittinsPolicy,
+    deadline_index_and_quantum,
+    feasible_share,
+)
+from hermes_sdk.policy.gittins import gittins_index
+
+TWO_POINT = np.array([1.0] * 90 + [20.0] * 10)
+
+
+def brute_force_deadline_index(demand: np.ndarray, latency: np.ndarray, slack: float) -> float:
+    """By definition, over every service quantum D (a fine grid, not just the samples): the best
+    P(R <= D | feasible) / E[min(R, D) | feasible], feasible = the P(L <= slack) share of the
+    smallest sizes (0 when no world is feasible)."""
+    p = float(np.mean(latency <= slack))
+    f = math.ceil(p * demand.size - 1e-9)
+    if f == 0:
+        return 0.0
+    worlds = np.sort(demand)[:f]
+    grid = np.unique(np.concatenate([worlds, np.linspace(0.0, worlds[-1], 400)[1:]]))
+    return max(float(np.mean(worlds <= d) / np.mean(np.minimum(worlds, d))) for d in grid)
+
+
+def test_two_point_closed_form() -> None:
+    """R = 1 (90%) or 20 (10%), latency = service. Far deadline: plain Gittins max(0.9, 1/2.9)
+    = 0.9; slack in [1, 20): only the small world is feasible, index 1/1; slack < 1: hopeless."""
+    for slack, expected in [(25.0, 0.9), (20.0, 0.9), (19.0, 1.0), (1.0, 1.0)]:
+        hit = deadline_index_and_quantum(TWO_POINT, feasible_share(TWO_POINT, slack))
+        assert hit is not None
+        assert hit[0] == pytest.approx(expected)
+        assert hit[1] == pytest.approx(1.0)  # serve 1 s, then it is done or re-ranked
+    assert deadline_index_and_quantum(TWO_POINT, feasible_share(TWO_POINT, 0.99)) is None
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    st.lists(st.floats(0.05, 50.0), min_size=1, max_size=30),
+    st.floats(0.0, 60.0),
+)
+def test_matches_the_definition_over_every_quantum(sizes: list[float], slack: float) -> None:
+    demand = np.array(sizes)
+    latency = demand * 0.5  # comonotone, as the index assumes
+    expected = brute_force_deadline_index(demand, latency, slack)
+    hit = deadline_index_and_quantum(demand, feasible_share(latency, slack), p_min=0.0)
+    if expected == 0.0:
+        assert hit is None
+    else:
+        assert hit is not None
+        assert hit[0] == pytest.approx(expected, rel=1e-9)
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    st.lists(st.floats(0.05, 50.0), min_size=1, max_size=40),
+    st.lists(st.floats(0.05, 50.0), min_size=1, max_size=40),
+    st.floats(0.0, 1.0),
+    st.floats(0.0, 1.0),
+)
+def test_earlier_deadline_never_lowers_the_index(
+    demand: list[float], latency: list[float], a: float, b: float
+) -> None:
+    """Any samples (not only comonotone ones): a smaller feasible share never lowers the index
+    while the run stays feasible."""
+    lo, hi = sorted((a, b))
+    later = deadline_index_and_quantum(demand, hi, p_min=0.0)
+    earlier = deadline_index_and_quantum(demand, lo, p_min=0.0)
+    if earlier is not None:
+        assert later is not None
+        assert earlier[0] >= later[0] * (1 - 1e-12)
+    shares = [feasible_share(latency, s) for s in (1.0, 5.0, 20.0)]
+    assert shares == sorted(shares)  # more slack, more feasible worlds
+
+
+def test_far_deadline_is_plain_gittins() -> None:
+    hit = deadline_index_and_quantum(TWO_POINT, 1.0)
+    assert hit is not None and hit[0] == pytest.approx(gittins_index(TWO_POINT))
+
+
+def test_argument_checks() -> None:
+    with pytest.raises(ValueError):
+        deadline_index_and_quantum(TWO_POINT, 1.5)
+    with pytest.raises(ValueError):
+        deadline_index_and_quantum(TWO_POINT, 0.5, p_min=-0.1)
+    with pytest.raises(ValueError):
+        deadline_index_and_quantum([], 0.5)
+    with pytest.raises(ValueError):
+        feasible_share(TWO_POINT, math.nan)
+    assert feasible_share([], 0.0) == 1.0 and feasible_share([], -1.0) == 0.0
+
+
+# --- the policy on a learned PDGraph ---------------------------------------------------------
+
+
+def _registry() -> GraphRegistry:
+    """``job``: one LLM call of 1 s (90% of runs) or 20 s (10%); ``wide``: 8 parallel 2 s calls
+    (16 s of service, 2 s of latency)."""
+    reg = GraphRegistry()
+    for i in range(100):
+        size = 20.0 if i % 10 == 0 else 1.0
+        stage = Stage("llm", (Call(size),), latency_s=size)
+        reg.observe(RunPath(app="job", run_id=f"j{i}", stages=(stage,), started_at=float(i)))
+        wide = Stage("map", tuple(Call(2.0) for _ in range(8)), latency_s=2.0)
+        reg.observe(RunPath(app="wide", run_id=f"w{i}", stages=(wide,), started_at=float(i)))
+    return reg
+
+
+REG = _registry()
+
+
+def _run(app: str, deadline_s: float | None, run_id: str = "r") -> AppState:
+    return AppState(app=app, run_id=run_id, arrival_s=0.0, state=RunState(), deadline_s=deadline_s)
+
+
+def test_policy_without_deadline_is_plain_gittins() -> None:
+    policy = DeadlineGittinsPolicy(REG, n=400)
+    plain = GittinsPolicy(REG, n=400)
+    assert policy.rank(_run("job", None), 0.0) == plain.rank(_run("job", None), 0.0)
+    assert make_policy("gittins", REG).name == "gittins"
+    assert make_policy("gittins_plain", REG).name == "gittins_plain"
+    assert isinstance(make_policy("gittins", REG), DeadlineGittinsPolicy)
+
+
+def test_far_deadline_ranks_like_plain_gittins_scaled_by_the_weight() -> None:
+    policy = DeadlineGittinsPolicy(REG, n=400, weight=2.0)
+    plain = GittinsPolicy(REG, n=400).rank(_run("job", None), 0.0)
+    assert policy.rank(_run("job", 1e6), 0.0) == pytest.approx(plain / 2.0)
+
+
+def test_policy_earlier_deadline_never_lowers_priority_while_feasible() -> None:
+    policy = DeadlineGittinsPolicy(REG, n=400, weight=1.0)
+    ranks = []
+    for deadline in np.linspace(40.0, 0.0, 81):
+        app = _run("job", float(deadline))
+        if policy.feasible(app, 0.0) < policy.p_min:
+            break
+        ranks.append(policy.rank(app, 0.0))
+    assert len(ranks) > 10
+    assert all(b <= a * (1 + 1e-12) for a, b in itertools.pairwise(ranks))
+    # the same run seen later (less slack) ranks no worse either
+    later = [policy.rank(_run("job", 10.0), now) for now in (0.0, 4.0, 8.0)]
+    assert later == sorted(later, reverse=True)
+
+
+def test_hopeless_runs_drop_behind_feasible_ones_and_runs_without_deadlines() -> None:
+    policy = DeadlineGittinsPolicy(REG, n=400)
+    hopeless = policy.rank(_run("job", 0.5), 0.0)  # 1 s is the smallest size: cannot make it
+    feasible = policy.rank(_run("job", 30.0), 0.0)
+    urgent = policy.rank(_run("job", 1.5), 0.0)
+    free = policy.rank(_run("job", None), 0.0)
+    assert hopeless >= HOPELESS_RANK_S
+    assert max(feasible, urgent, free) < hopeless
+    assert urgent <= feasible
+    # among hopeless runs the plain Gittins order remains (they still finish, last)
+    assert policy.rank(_run("wide", 0.5), 0.0) - HOPELESS_RANK_S == pytest.approx(
+        GittinsPolicy(REG, n=400).rank(_run("wide", None), 0.0)
+    )
+
+
+def test_feasibility_uses_latency_not_service() -> None:
+    """A wide fan-out has 16 s of service but 2 s of latency: a 3 s deadline is feasible."""
+    policy = DeadlineGittinsPolicy(REG, n=400)
+    assert policy.feasible(_run("wide", 3.0), 0.0) == 1.0
+    assert policy.rank(_run("wide", 3.0), 0.0) < HOPELESS_RANK_S
+
+
+def test_policy_argument_checks() -> None:
+    with pytest.raises(ValueError):
+        DeadlineGittinsPolicy(REG, n=0)
+    with pytest.raises(ValueError):
+        DeadlineGittinsPolicy(REG, p_min=2.0)
+    with pytest.raises(ValueError):
+        DeadlineGittinsPolicy(REG, weight=0.0)
