@@ -15,6 +15,8 @@ from __future__ import annotations
 import logging
 import threading
 import zlib
+from collections.abc import Sequence
+from contextlib import ExitStack
 
 import numpy as np
 from numpy.typing import NDArray
@@ -22,8 +24,9 @@ from numpy.typing import NDArray
 from hermes_sdk.errors import GraphError
 from hermes_sdk.graph.pdgraph import PDGraph, check_query
 from hermes_sdk.graph.prior import PooledPrior
+from hermes_sdk.graph.rank_tables import RankTables, RankTableSettings
 from hermes_sdk.graph.records import RunPath, RunState, check_name
-from hermes_sdk.store.base import Store
+from hermes_sdk.store.base import Store, append_all
 
 log = logging.getLogger(__name__)
 
@@ -39,6 +42,7 @@ class GraphRegistry:
         half_life_s: float | None = None,
         max_visit: int = 8,
         max_stale_fraction: float = 0.0,
+        rank_tables: RankTableSettings | None = RankTableSettings(),  # noqa: B008 (frozen)
     ) -> None:
         PDGraph(
             "_check",
@@ -55,6 +59,10 @@ class GraphRegistry:
         self._priors: dict[str, PooledPrior] = {}
         self._writers: dict[tuple[str, str], threading.Lock] = {}
         self.loaded_paths = 0
+        self.rank_tables: RankTables | None = (
+            None if rank_tables is None else RankTables(self, rank_tables)
+        )
+        """Per-state rank tables over these graphs (None: policies rank by Monte Carlo)."""
         if store is not None:
             self._replay(store)
 
@@ -135,6 +143,49 @@ class GraphRegistry:
                 self.store.append_path(path)
             graph.observe(path)
         return graph
+
+    def observe_many(self, paths: Sequence[RunPath]) -> list[tuple[RunPath, GraphError]]:
+        """Validate, store durably in one batch write, then learn ``paths`` in their order.
+
+        The batched form of :meth:`observe` (one store transaction / pipeline for all of them,
+        see :func:`~hermes_sdk.store.base.append_all`). A path its graph rejects is neither
+        stored nor learned: it is returned with its error, and the others go on. Raises
+        :class:`~hermes_sdk.errors.StoreError` if the write fails (then nothing is learned).
+        """
+        rejected: list[tuple[RunPath, GraphError]] = []
+        keys: set[tuple[str, str]] = set()
+        graphs: list[tuple[RunPath, PDGraph]] = []
+        with self._lock:
+            for path in paths:
+                try:
+                    if not isinstance(path, RunPath):
+                        raise GraphError(f"observe() needs a RunPath, got {type(path).__name__}")
+                    graphs.append((path, self._graph(path.app, path.tenant)))
+                except GraphError as exc:
+                    rejected.append((path, exc))
+                    continue
+                keys.add((path.tenant, path.app))
+            writers = [self._writers.setdefault(k, threading.Lock()) for k in sorted(keys)]
+        with ExitStack() as held:  # sorted order: no deadlock with observe() or another batch
+            for writer in writers:
+                held.enter_context(writer)
+            valid: list[tuple[RunPath, PDGraph]] = []
+            for path, graph in graphs:
+                try:
+                    graph.validate(path)
+                except GraphError as exc:
+                    rejected.append((path, exc))
+                    continue
+                valid.append((path, graph))
+            if self.store is not None and valid:
+                append_all(self.store, [path for path, _ in valid])
+            for path, graph in valid:
+                try:
+                    graph.observe(path)
+                except GraphError as exc:  # e.g. the batch together crosses a node limit
+                    log.warning("stored path of app %r not learned: %s", path.app, exc)
+                    rejected.append((path, exc))
+        return rejected
 
     def remaining_demand(
         self, app: str, state: RunState, *, tenant: str = "default", n: int = 1000

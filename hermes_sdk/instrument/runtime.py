@@ -14,6 +14,7 @@ import importlib
 import logging
 import os
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Final
@@ -21,6 +22,7 @@ from typing import Final
 from hermes_sdk.errors import ConfigError
 from hermes_sdk.graph import GraphRegistry, PDGraph
 from hermes_sdk.graph.records import RunPath
+from hermes_sdk.instrument.learner import DEFAULT_MAX_BYTES, LearnerStats, RunLearner
 from hermes_sdk.instrument.recorder import (
     DEFAULT_EXIT_TIMEOUT_S,
     DEFAULT_FLUSH_INTERVAL_S,
@@ -33,10 +35,10 @@ from hermes_sdk.store import MemoryStore, Store, open_store
 log = logging.getLogger("hermes_sdk.instrument")
 
 DEFAULT_STORE_URL: Final = "sqlite:///~/.hermes/hermes.db"
-LEARN_QUEUE_SIZE: Final = 100_000
-"""Completed runs waiting to be learned; more are dropped and counted as failed to record."""
-LEARN_EXIT_TIMEOUT_S: Final = 5.0
-"""How long process exit waits for queued runs to reach the store."""
+LEARN_QUEUE_ENV: Final = "HERMES_LEARN_QUEUE_MIB"
+"""Environment variable: MiB of completed runs that may wait for the store (default 4)."""
+STORE_WARN_INTERVAL_S: Final = 60.0
+"""Least seconds between two warnings about failed store writes."""
 FORK_QUIESCE_S: Final = 1.0
 """Longest ``os.fork`` waits for queued runs/events to be handled before it proceeds."""
 SYNC_TIMEOUT_S: Final = 30.0
@@ -60,6 +62,30 @@ class InstrumentStats:
     events_dropped: int
     events_lost: int
     send_errors: int
+    runs_dropped: int = 0
+    """Of ``runs_failed_to_record``: refused because the queue of completed runs was full."""
+    runs_pending: int = 0
+    """Completed runs waiting for the store right now (0 after a successful sync)."""
+    pending_bytes: int = 0
+    """Estimated bytes those pending runs hold."""
+    peak_pending_bytes: int = 0
+    """The most the queue of completed runs ever held (estimated bytes)."""
+    max_pending_bytes: int = 0
+    """The queue's bound (``HERMES_LEARN_QUEUE_MIB`` / ``configure(learn_queue_bytes=)``)."""
+
+
+def env_learn_queue_bytes() -> int:
+    """``HERMES_LEARN_QUEUE_MIB`` in bytes (default 4 MiB); ConfigError if not a positive number."""
+    raw = os.environ.get(LEARN_QUEUE_ENV, "").strip()
+    if not raw:
+        return DEFAULT_MAX_BYTES
+    try:
+        mib = float(raw)
+    except ValueError:
+        mib = -1.0
+    if not (mib > 0 and mib < 2**20):
+        raise ConfigError(f"{LEARN_QUEUE_ENV} must be a positive number of MiB, got {raw!r}")
+    return max(1, int(mib * 2**20))
 
 
 class Runtime:
@@ -73,6 +99,7 @@ class Runtime:
         store: str | Store | None = None,
         remote: bool = False,
         sink_factory: Callable[[], EventSink] | None = None,
+        learn_queue_bytes: int = DEFAULT_MAX_BYTES,
     ) -> None:
         self.enabled = enabled
         self.sink_factory = sink_factory
@@ -83,15 +110,11 @@ class Runtime:
         self.runs_failed_to_record = 0
         self._registry: GraphRegistry | None = None
         self._lock = threading.Lock()
+        self._last_store_warn = -float("inf")
         # Learning (and the durable store append) happens on a daemon thread, off the app's
-        # path: ending a run costs the app a queue append, not a disk write.
-        self.learner = Recorder(
-            _LearnSink(self),
-            max_queue=LEARN_QUEUE_SIZE,
-            flush_interval_s=0.0,
-            exit_timeout_s=LEARN_EXIT_TIMEOUT_S,
-            label="completed runs",
-        )
+        # path: ending a run costs the app a queue append, not a disk write; the thread stores
+        # and learns whatever queued meanwhile as one batch (one transaction).
+        self.learner = RunLearner(self.learn_many, max_bytes=learn_queue_bytes)
 
     def registry(self) -> GraphRegistry:
         """The registry runs are folded into, opened on first use (may raise StoreError)."""
@@ -109,19 +132,36 @@ class Runtime:
 
     def deliver(self, path: RunPath) -> None:
         """Queue a completed path for learning on the background thread. Never blocks or raises."""
-        if not path.stages:
-            warn_no_units(path.app)
-        self.learner.emit({"path": path})
+        self.learner.submit(path)
 
     def learn(self, path: RunPath) -> None:
-        """Fold a completed path into the registry now (learner thread); logs, never raises."""
+        """Store and learn one completed path now; logs, never raises."""
+        self.learn_many([path])
+
+    def learn_many(self, paths: list[RunPath]) -> None:
+        """Store ``paths`` in one batch write, then learn them (learner thread); never raises.
+
+        A path its graph rejects is counted as failed to record; if the store write fails the
+        whole batch is (warned about at most once per ``STORE_WARN_INTERVAL_S``).
+        """
         try:
-            self.registry().observe(path)
+            rejected = self.registry().observe_many(paths)
         except Exception as exc:
-            self.runs_failed_to_record += 1
-            log.warning("hermes: could not record run %s of %s: %r", path.run_id, path.app, exc)
+            self.runs_failed_to_record += len(paths)
+            now = time.monotonic()
+            if now - self._last_store_warn >= STORE_WARN_INTERVAL_S:
+                self._last_store_warn = now
+                log.warning(
+                    "hermes: could not store %d completed runs (%d failed so far): %r",
+                    len(paths),
+                    self.runs_failed_to_record,
+                    exc,
+                )
             return
-        self.runs_completed += 1
+        for path, error in rejected:
+            log.warning("hermes: run %s of %s not recorded: %s", path.run_id, path.app, error)
+        self.runs_failed_to_record += len(rejected)
+        self.runs_completed += len(paths) - len(rejected)
 
     def sync(self, timeout_s: float | None = SYNC_TIMEOUT_S) -> bool:
         """Wait until every completed run so far is learned; ``False`` on timeout."""
@@ -143,45 +183,26 @@ class Runtime:
     def stats(self) -> InstrumentStats:
         """Current counters (after waiting briefly for queued runs to be learned)."""
         self.sync()
+        return self.counters()
+
+    def counters(self) -> InstrumentStats:
+        """Current counters without waiting (what ``/metrics`` reads)."""
         rec = self.recorder.stats() if self.recorder is not None else None
+        learner: LearnerStats = self.learner.stats()
         return InstrumentStats(
             runs_completed=self.runs_completed,
-            runs_failed_to_record=self.runs_failed_to_record + self.learner.dropped,
+            runs_failed_to_record=self.runs_failed_to_record + learner.dropped,
             events_queued=rec.queued if rec else 0,
             events_sent=rec.sent if rec else 0,
             events_dropped=rec.dropped if rec else 0,
             events_lost=rec.lost if rec else 0,
             send_errors=rec.send_errors if rec else 0,
+            runs_dropped=learner.dropped,
+            runs_pending=learner.pending,
+            pending_bytes=learner.pending_bytes,
+            peak_pending_bytes=learner.peak_bytes,
+            max_pending_bytes=learner.max_bytes,
         )
-
-
-_APPS_WARNED_NO_UNITS: set[str] = set()
-
-
-def warn_no_units(app: str) -> None:
-    """Log once per app (per process) that its runs end with no unit, so nothing is learned."""
-    if app in _APPS_WARNED_NO_UNITS:
-        return
-    _APPS_WARNED_NO_UNITS.add(app)
-    log.warning(
-        "hermes: a run of app %r ended without any unit, so Hermes learns nothing about its"
-        " demand and cannot rank it. Wrap the model client (client = hermes.wrap(OpenAI()))"
-        " or decorate the calls (@hermes.llm, @hermes.tool, @hermes.retriever).",
-        app,
-    )
-
-
-class _LearnSink:
-    """The learner's sink: each queued item carries one completed path."""
-
-    def __init__(self, runtime: Runtime) -> None:
-        self._runtime = runtime
-
-    def send(self, events: list[dict[str, object]]) -> None:
-        for item in events:
-            path = item.get("path")
-            if isinstance(path, RunPath):
-                self._runtime.learn(path)
 
 
 def _open_registry(store: str | Store | None, *, remote: bool) -> GraphRegistry:
@@ -191,7 +212,15 @@ def _open_registry(store: str | Store | None, *, remote: bool) -> GraphRegistry:
     return GraphRegistry(open_store(store) if isinstance(store, str) else store)
 
 
-RUNTIME: Runtime = Runtime(enabled=not env_disabled())
+def _import_time_queue_bytes() -> int:
+    try:
+        return env_learn_queue_bytes()
+    except ConfigError as exc:  # importing must not fail: configure() raises it instead
+        log.warning("hermes: %s; using %d bytes", exc, DEFAULT_MAX_BYTES)
+        return DEFAULT_MAX_BYTES
+
+
+RUNTIME: Runtime = Runtime(enabled=not env_disabled(), learn_queue_bytes=_import_time_queue_bytes())
 """The active settings; module attribute read on every instrumented call."""
 
 
@@ -210,6 +239,7 @@ def configure(
     queue_size: int = DEFAULT_QUEUE_SIZE,
     flush_interval_s: float = DEFAULT_FLUSH_INTERVAL_S,
     exit_timeout_s: float = DEFAULT_EXIT_TIMEOUT_S,
+    learn_queue_bytes: int | None = None,
 ) -> None:
     """Set where runs go; each call replaces the previous configuration (flushing it first).
 
@@ -220,10 +250,19 @@ def configure(
     to any :class:`EventSink` (tests, custom transports) in addition to embedded learning.
     Events wait at most ``flush_interval_s`` (default 5 ms) to be batched, so the scheduler
     sees state changes promptly; at most ``queue_size`` wait (more are dropped and counted);
-    at exit, queued events get ``exit_timeout_s`` to leave.
+    at exit, queued events get ``exit_timeout_s`` to leave. Completed runs wait for the store
+    in a queue of at most ``learn_queue_bytes`` (default ``HERMES_LEARN_QUEUE_MIB`` or 4 MiB,
+    about a thousand 13-stage runs); runs beyond it are dropped, counted in :func:`stats`
+    (``runs_dropped``) and warned about at most once a minute.
     Raises :class:`ConfigError` for an unusable scheduler URL.
     """
     global RUNTIME
+    if learn_queue_bytes is None:
+        learn_queue_bytes = env_learn_queue_bytes()
+    elif isinstance(learn_queue_bytes, bool) or not isinstance(learn_queue_bytes, int):
+        raise ConfigError(f"learn_queue_bytes must be an int, got {learn_queue_bytes!r}")
+    elif learn_queue_bytes < 1:
+        raise ConfigError(f"learn_queue_bytes must be >= 1, got {learn_queue_bytes}")
     if enabled is None:
         enabled = not env_disabled()
     if scheduler_url is not None and sink is not None:
@@ -261,6 +300,7 @@ def configure(
         store=store,
         remote=scheduler_url is not None,
         sink_factory=sink_factory,
+        learn_queue_bytes=learn_queue_bytes,
     )
     old.close()
     # Units decorated with admit=True hold a backend slot of this scheduler (none: admit at once).

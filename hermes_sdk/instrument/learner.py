@@ -1,0 +1,250 @@
+"""Completed runs on their way to the store and the graphs: a queue bounded by memory, in batches.
+
+Ending a run costs the app one :meth:`RunLearner.submit` (a size estimate, a lock, an append). A
+daemon thread takes *everything* queued at once and hands it to ``handle`` (the runtime stores it
+in one transaction and learns it, see :meth:`GraphRegistry.observe_many`), so the batch grows
+with the backlog: a store that is slow per write is amortised over more runs, not fallen behind.
+
+The queue is bounded by the estimated bytes its runs hold (:func:`estimate_bytes`), in flight
+included, not by a count: a run that would cross ``max_bytes`` is dropped and counted, and a
+warning says so at most once per ``warn_interval_s``. Every counter changes under the one lock,
+so ``submitted == handled + dropped + pending`` holds exactly at any quiescent moment. At process
+exit (and :meth:`close`) what is queued gets ``exit_timeout_s`` to be handled, as one batch.
+After ``os.fork`` a child starts with an empty queue (the parent's runs are the parent's).
+"""
+
+from __future__ import annotations
+
+import atexit
+import logging
+import os
+import threading
+import time
+import weakref
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Final
+
+from hermes_sdk.graph.records import RunPath
+
+log = logging.getLogger("hermes_sdk.instrument")
+
+DEFAULT_MAX_BYTES: Final = 4 * 1024 * 1024
+"""Default bound of the queue of completed runs (estimated bytes, in-flight batch included)."""
+DEFAULT_EXIT_TIMEOUT_S: Final = 5.0
+"""How long process exit waits for queued runs to be handled."""
+WARN_INTERVAL_S: Final = 60.0
+"""Least seconds between two warnings about dropped runs."""
+_IDLE_POLL_S: Final = 1.0
+
+# Bytes a queued RunPath holds (CPython 3.11, 64-bit), measured with tracemalloc in
+# tests/instrument/test_learner.py and rounded up: the path object and its run_id, per stage a
+# Stage, its calls tuple and a latency float, per call a Call with two token ints and a float.
+_BASE_BYTES: Final = 320
+_STAGE_BYTES: Final = 128
+_CALL_BYTES: Final = 200
+
+
+def estimate_bytes(path: RunPath) -> int:
+    """Upper estimate of the memory a queued ``path`` holds, in bytes (O(stages))."""
+    stages = path.stages
+    calls = 0
+    for stage in stages:
+        calls += len(stage.calls)
+    return _BASE_BYTES + len(path.run_id) + _STAGE_BYTES * len(stages) + _CALL_BYTES * calls
+
+
+@dataclass(frozen=True, slots=True)
+class LearnerStats:
+    """Counters of a learner since it was created (or since fork, in a child).
+
+    ``submitted`` runs were offered; ``handled`` reached ``handle`` (stored and learned, or
+    counted as failed by it); ``dropped`` were refused because the queue was full (or closed);
+    ``pending`` wait now, holding about ``pending_bytes`` of ``max_bytes``. ``batches`` counts
+    calls of ``handle``; ``peak_bytes`` is the most the queue ever held.
+    """
+
+    submitted: int
+    handled: int
+    dropped: int
+    pending: int
+    pending_bytes: int
+    peak_bytes: int
+    max_bytes: int
+    batches: int
+
+
+class RunLearner:
+    """Memory-bounded queue of completed runs with one daemon thread handling them in batches."""
+
+    def __init__(
+        self,
+        handle: Callable[[list[RunPath]], None],
+        *,
+        max_bytes: int = DEFAULT_MAX_BYTES,
+        exit_timeout_s: float = DEFAULT_EXIT_TIMEOUT_S,
+        warn_interval_s: float = WARN_INTERVAL_S,
+    ) -> None:
+        if isinstance(max_bytes, bool) or not isinstance(max_bytes, int) or max_bytes < 1:
+            raise ValueError(f"max_bytes must be an int >= 1, got {max_bytes!r}")
+        self.handle = handle
+        self.max_bytes = max_bytes
+        self.exit_timeout_s = exit_timeout_s
+        self.warn_interval_s = warn_interval_s
+        self._init_runtime()
+        _LIVE.add(self)
+
+    def _init_runtime(self) -> None:
+        """(Re)create the queue, counters and thread state: after ``__init__`` and after fork."""
+        self._cond = threading.Condition(threading.Lock())
+        self._queue: list[RunPath] = []
+        self._sizes: list[int] = []
+        self._bytes = 0  # queued + in flight
+        self._peak = 0
+        self._in_flight = 0  # runs being handled now
+        self.submitted = 0
+        self.handled = 0
+        self.dropped = 0
+        self.batches = 0
+        self._dropped_unwarned = 0
+        self._last_warn = -float("inf")
+        self._closed = False
+        self._waiting = False  # the thread sleeps on the condition
+        self._thread: threading.Thread | None = None
+
+    # -- app side ---------------------------------------------------------------------------
+    def submit(self, path: RunPath) -> bool:
+        """Queue ``path``; drop and count it if it does not fit. Never blocks long, never raises."""
+        size = estimate_bytes(path)
+        warn = False
+        with self._cond:
+            self.submitted += 1
+            if self._closed or self._bytes + size > self.max_bytes:
+                self.dropped += 1
+                self._dropped_unwarned += 1
+                now = time.monotonic()
+                if now - self._last_warn >= self.warn_interval_s:
+                    self._last_warn = now
+                    warn = True
+                    dropped, self._dropped_unwarned = self._dropped_unwarned, 0
+            else:
+                self._queue.append(path)
+                self._sizes.append(size)
+                self._bytes += size
+                if self._bytes > self._peak:
+                    self._peak = self._bytes
+                if self._thread is None:
+                    self._start()
+                elif self._waiting:
+                    self._cond.notify()
+                return True
+        if warn:
+            self._warn_dropped(dropped)
+        return False
+
+    def _warn_dropped(self, dropped: int) -> None:
+        log.warning(
+            "hermes: %d completed run(s) dropped, not learned: the queue of runs waiting for "
+            "the store is full (%.1f MiB; %d dropped in total). The store is slower than the "
+            "app; raise HERMES_LEARN_QUEUE_MIB or configure(learn_queue_bytes=...) to absorb "
+            "longer bursts. Next warning in %.0f s at the earliest.",
+            dropped,
+            self.max_bytes / 2**20,
+            self.dropped,
+            self.warn_interval_s,
+        )
+
+    def _start(self) -> None:
+        """Start the thread (caller holds the lock)."""
+        self._thread = threading.Thread(target=self._loop, name="hermes-learner", daemon=True)
+        self._thread.start()
+
+    # -- control ----------------------------------------------------------------------------
+    def flush(self, timeout_s: float | None = None) -> bool:
+        """Block until every run queued so far was handled; ``False`` on timeout."""
+        if threading.current_thread() is self._thread:
+            return False  # called from handle(): waiting for itself would never end
+        deadline = None if timeout_s is None else time.monotonic() + timeout_s
+        with self._cond:
+            while self._queue or self._in_flight:
+                if self._thread is None:
+                    self._start()
+                self._cond.notify_all()
+                remaining = None if deadline is None else deadline - time.monotonic()
+                if remaining is not None and remaining <= 0:
+                    return False
+                self._cond.wait(0.05 if remaining is None else min(remaining, 0.05))
+        return True
+
+    def close(self, timeout_s: float | None = None) -> bool:
+        """Handle what is queued within ``timeout_s`` (default ``exit_timeout_s``), then refuse
+        (and count as dropped) further runs. Logs how many were left if it timed out."""
+        timeout = self.exit_timeout_s if timeout_s is None else timeout_s
+        drained = self.flush(timeout)
+        with self._cond:
+            self._closed = True
+            left = len(self._queue) + self._in_flight
+            self._cond.notify_all()
+        if not drained:
+            log.warning(
+                "hermes: %d completed runs not stored before the %.1f s exit timeout", left, timeout
+            )
+        return drained
+
+    def stats(self) -> LearnerStats:
+        """Current counters (consistent with each other: read under the lock)."""
+        with self._cond:
+            return LearnerStats(
+                submitted=self.submitted,
+                handled=self.handled,
+                dropped=self.dropped,
+                pending=len(self._queue) + self._in_flight,
+                pending_bytes=self._bytes,
+                peak_bytes=self._peak,
+                max_bytes=self.max_bytes,
+                batches=self.batches,
+            )
+
+    # -- learner thread ---------------------------------------------------------------------
+    def _loop(self) -> None:
+        cond = self._cond
+        while True:
+            with cond:
+                while not self._queue:
+                    if self._closed:
+                        return
+                    self._waiting = True
+                    cond.wait(_IDLE_POLL_S)
+                    self._waiting = False
+                batch, self._queue = self._queue, []
+                sizes, self._sizes = self._sizes, []
+                self._in_flight = len(batch)
+            try:
+                self.handle(batch)
+            except Exception:  # the thread must outlive any bug below it; handle counts
+                log.exception("hermes: learner error (%d runs not learned)", len(batch))
+            with cond:
+                self._in_flight = 0
+                self._bytes -= sum(sizes)
+                self.handled += len(batch)
+                self.batches += 1
+                cond.notify_all()
+
+
+_LIVE: weakref.WeakSet[RunLearner] = weakref.WeakSet()
+
+
+def _after_fork_in_child() -> None:
+    for learner in list(_LIVE):
+        learner._init_runtime()
+
+
+def _close_all_at_exit() -> None:
+    for learner in list(_LIVE):
+        if not learner._closed:
+            learner.close()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_after_fork_in_child)
+atexit.register(_close_all_at_exit)

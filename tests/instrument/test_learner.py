@@ -1,0 +1,271 @@
+"""The queue of completed runs: bounded by memory, exact counters, batches, warnings, exit drain."""
+
+from __future__ import annotations
+
+import gc
+import logging
+import random
+import sqlite3
+import subprocess
+import sys
+import threading
+import time
+import tracemalloc
+from collections.abc import Iterator, Sequence
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+
+import hermes_sdk.instrument as hi
+from hermes_sdk.errors import ConfigError
+from hermes_sdk.graph.records import Call, RunPath, Stage
+from hermes_sdk.instrument import runtime as rt
+from hermes_sdk.instrument.learner import DEFAULT_MAX_BYTES, RunLearner, estimate_bytes
+from hermes_sdk.store import SQLiteStore
+
+APPS = [f"app{i}" for i in range(5)]
+
+
+@hi.llm(backend="small")
+def think(i: int) -> dict[str, object]:
+    return {"usage": {"prompt_tokens": 300 + i, "completion_tokens": 290 + i}}
+
+
+@hi.tool
+def act(i: int) -> int:
+    return i
+
+
+def produce(runs: int, seed: int) -> None:
+    """The soak's shape: llm then tool, 1-12 iterations per run, five apps."""
+    rng = random.Random(seed)
+    for r in range(runs):
+        with hi.run(APPS[r % len(APPS)]):
+            for i in range(rng.randint(1, 12)):
+                think(i)
+                act(i)
+
+
+class GatedStore:
+    """A real SQLite store whose batch writes wait for ``gate`` and then sleep ``delay_s``:
+    a store slower than any producer."""
+
+    def __init__(self, path: Path, delay_s: float = 0.0) -> None:
+        self.inner = SQLiteStore(path)
+        self.corrupt_rows = 0
+        self.gate = threading.Event()
+        self.delay_s = delay_s
+        self.batches: list[int] = []
+
+    def append_path(self, path: RunPath) -> None:
+        self.append_paths([path])
+
+    def append_paths(self, paths: Sequence[RunPath]) -> None:
+        self.gate.wait()
+        time.sleep(self.delay_s)
+        self.inner.append_paths(paths)
+        self.batches.append(len(paths))
+
+    def load_paths(self) -> Iterator[RunPath]:
+        return self.inner.load_paths()
+
+    def close(self) -> None:
+        self.inner.close()
+
+    def rows(self) -> int:
+        conn = sqlite3.connect(self.inner.path)
+        try:
+            return int(conn.execute("SELECT count(*) FROM paths").fetchone()[0])
+        finally:
+            conn.close()
+
+
+def test_estimate_bounds_the_memory_queued_runs_hold(tmp_path: Path) -> None:
+    """With the store blocked, everything produced stays queued: the traced growth of the heap
+    is at most what the queue accounts for, and the queue never exceeds its bound."""
+    store = GatedStore(tmp_path / "h.db")
+    hi.configure(store=store, learn_queue_bytes=2 * 2**20)  # type: ignore[arg-type]
+    produce(20, seed=0)  # warm up: registry opened, code paths and name strings created
+    store.gate.set()
+    assert hi.flush(30)
+    store.gate.clear()
+    gc.collect()
+    tracemalloc.start()
+    try:
+        before = tracemalloc.get_traced_memory()[0]
+        produce(3_000, seed=1)
+        grown = tracemalloc.get_traced_memory()[0] - before
+    finally:
+        tracemalloc.stop()
+    counters = rt.current_runtime().counters()
+    assert counters.runs_dropped > 0  # the bound was reached
+    assert counters.pending_bytes <= counters.max_pending_bytes == 2 * 2**20
+    assert counters.peak_pending_bytes <= counters.max_pending_bytes
+    assert grown <= counters.pending_bytes  # the estimate is an upper bound
+    assert grown >= 0.6 * counters.pending_bytes  # ... and not a wild one
+    store.gate.set()
+    assert hi.flush(60)
+
+
+def test_counters_are_exact_with_producers_faster_than_the_store(tmp_path: Path) -> None:
+    """Four app threads against a store that sleeps 20 ms per batch: every run is either
+    stored and learned or dropped and counted, the queue stays within its bound throughout."""
+    store = GatedStore(tmp_path / "h.db", delay_s=0.02)
+    store.gate.set()
+    bound = 256 * 1024
+    hi.configure(store=store, learn_queue_bytes=bound)  # type: ignore[arg-type]
+    learner = rt.current_runtime().learner
+    seen: list[int] = []
+    done = threading.Event()
+
+    def watch() -> None:
+        while not done.is_set():
+            seen.append(learner.stats().pending_bytes)
+            time.sleep(0.001)
+
+    watcher = threading.Thread(target=watch)
+    watcher.start()
+    threads = [threading.Thread(target=produce, args=(1_500, seed)) for seed in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    done.set()
+    watcher.join()
+    assert hi.flush(60)
+    stats = hi.stats()
+    assert stats.runs_dropped > 0
+    assert stats.runs_completed + stats.runs_dropped == 6_000
+    assert stats.runs_failed_to_record == stats.runs_dropped
+    assert stats.runs_pending == 0 and stats.pending_bytes == 0
+    assert max(seen) <= bound and stats.peak_pending_bytes <= bound
+    assert store.rows() == stats.runs_completed == sum(store.batches)
+    assert len(store.batches) < stats.runs_completed  # batched, not one write per run
+    learned = sum(hi.graph(app).runs for app in APPS)
+    assert learned == stats.runs_completed
+    s = learner.stats()
+    assert s.submitted == 6_000 and s.handled + s.dropped == s.submitted
+
+
+def test_drops_warn_once_per_interval(caplog: pytest.LogCaptureFixture, tmp_path: Path) -> None:
+    store = GatedStore(tmp_path / "h.db")
+    hi.configure(store=store, learn_queue_bytes=20_000)  # type: ignore[arg-type]
+    with caplog.at_level(logging.WARNING, logger="hermes_sdk.instrument"):
+        produce(500, seed=3)
+    warnings = [r for r in caplog.records if "dropped, not learned" in r.getMessage()]
+    assert len(warnings) == 1
+    assert "HERMES_LEARN_QUEUE_MIB" in warnings[0].getMessage()
+    store.gate.set()
+    assert hi.flush(30)
+    stats = hi.stats()
+    assert stats.runs_completed + stats.runs_dropped == 500 and stats.runs_dropped > 0
+
+
+def test_a_failing_store_counts_the_whole_batch_and_never_raises(tmp_path: Path) -> None:
+    store = SQLiteStore(tmp_path / "h.db")
+    hi.configure(store=store)
+    produce(5, seed=4)
+    assert hi.flush(30)
+    store.close()  # every later write raises StoreError
+    produce(40, seed=5)
+    assert hi.flush(30)
+    stats = hi.stats()
+    assert stats.runs_completed == 5
+    assert stats.runs_failed_to_record == 40 and stats.runs_dropped == 0
+
+
+def test_learner_hands_over_everything_queued_as_one_batch() -> None:
+    batches: list[int] = []
+    gate = threading.Event()
+
+    def handle(paths: list[RunPath]) -> None:
+        gate.wait()
+        batches.append(len(paths))
+
+    learner = RunLearner(handle, max_bytes=10 * 2**20)
+    path = RunPath("a", (), run_id="r")
+    learner.submit(path)  # taken at once; the thread then blocks in handle
+    while learner.stats().pending != 1 or learner._queue:
+        time.sleep(0.001)
+    for _ in range(999):
+        assert learner.submit(path)
+    gate.set()
+    assert learner.close(10)
+    assert batches == [1, 999]
+    assert not learner.submit(path)  # closed: refused and counted
+    s = learner.stats()
+    assert (s.submitted, s.handled, s.dropped, s.batches) == (1001, 1000, 1, 2)
+
+
+def test_estimate_grows_with_stages_and_calls() -> None:
+    call = Call(0.5, input_tokens=300, output_tokens=20)
+    one = RunPath("a", (Stage("x", (call,)),), run_id="r")
+    wide = RunPath("a", (Stage("x", (call,) * 8),), run_id="r")
+    long = RunPath("a", (Stage("x", (call,)),) * 8, run_id="r")
+    assert estimate_bytes(one) < estimate_bytes(wide) < estimate_bytes(long)
+    assert estimate_bytes(replace(one, run_id="r" * 100)) == estimate_bytes(one) + 99
+
+
+def test_queue_bound_is_configurable(monkeypatch: pytest.MonkeyPatch) -> None:
+    assert rt.current_runtime().learner.max_bytes == DEFAULT_MAX_BYTES
+    monkeypatch.setenv("HERMES_LEARN_QUEUE_MIB", "0.5")
+    hi.configure(store="memory://")
+    assert rt.current_runtime().learner.max_bytes == 2**19
+    hi.configure(store="memory://", learn_queue_bytes=12_345)
+    assert hi.stats().max_pending_bytes == 12_345
+    for bad in ("0", "-1", "lots"):
+        monkeypatch.setenv("HERMES_LEARN_QUEUE_MIB", bad)
+        with pytest.raises(ConfigError):
+            hi.configure(store="memory://")
+    monkeypatch.delenv("HERMES_LEARN_QUEUE_MIB")
+    with pytest.raises(ConfigError):
+        hi.configure(store="memory://", learn_queue_bytes=0)
+
+
+_EXIT_CHILD = """
+import random, sys, time
+import hermes_sdk as hermes
+hermes.configure(store=sys.argv[1], learn_queue_bytes=64 * 2**20)
+
+@hermes.llm(backend="m")
+def think(i):
+    return i
+
+@hermes.tool
+def act(i):
+    return i
+
+rng = random.Random(0)
+for r in range(4000):
+    with hermes.run(f"app{r % 5}"):
+        for i in range(rng.randint(1, 12)):
+            think(i)
+            act(i)
+print(time.time(), flush=True)
+"""
+
+
+def test_clean_exit_stores_every_pending_run_in_one_batch(tmp_path: Path) -> None:
+    db = tmp_path / "exit.db"
+    out = subprocess.run(
+        [sys.executable, "-c", _EXIT_CHILD, f"sqlite:///{db}"],
+        check=True,
+        timeout=120,
+        capture_output=True,
+        text=True,
+    )
+    ended = float(out.stdout.split()[-1])
+    conn = sqlite3.connect(db)
+    try:
+        assert conn.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+        assert conn.execute("SELECT count(*) FROM paths").fetchone()[0] == 4000
+        # rows of one batch share created_at: after the app's last run, at most the batch in
+        # flight then and the exit batch were written
+        late = conn.execute(
+            "SELECT count(DISTINCT created_at) FROM paths WHERE created_at >= ?", (ended,)
+        ).fetchone()[0]
+    finally:
+        conn.close()
+    assert late <= 2
+    assert "not stored before" not in out.stderr
