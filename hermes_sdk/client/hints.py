@@ -10,7 +10,8 @@ import math
 from dataclasses import dataclass
 from typing import Final, Literal
 
-Engine = Literal["vllm", "sglang", "openai"]
+Engine = Literal["vllm", "sglang", "openai", "dynamo", "gie", "litellm"]
+"""Serving stacks whose request fields :mod:`hermes_sdk.client.encodings` fills."""
 
 PRIORITY_LEVELS: Final = 64
 """Default number of distinct engine priority values."""
@@ -18,6 +19,11 @@ RANK_FLOOR_S: Final = 0.01
 """Ranks at or below this many seconds map to the most urgent level."""
 RANK_CEIL_S: Final = 10_000.0
 """Ranks at or above this many seconds map to the least urgent level."""
+HIGHER_FIRST_ENGINES: Final = frozenset({"sglang", "dynamo", "gie"})
+"""Stacks whose priority runs higher values first (vLLM and LiteLLM run lower first)."""
+RETAIN_HEADER: Final = "X-Hermes-Retain-S"
+"""Request header: seconds to keep this run's prefix KV cache after the call (0: do not keep);
+read by Hermes' gateway and engines (``hermes sim-engine``)."""
 QUEUE_WAIT_HEADER: Final = "X-Hermes-Queue-Wait"
 """Response header of the gateway: seconds the request waited for a backend slot."""
 
@@ -50,13 +56,13 @@ def rank_to_priority(
 ) -> int:
     """The engine-native ``priority`` value for a rank in seconds.
 
-    vLLM schedules lower values first; SGLang higher values first by default. Pass
-    ``higher_first`` to override an engine's convention (e.g. SGLang started with
-    ``--schedule-low-priority-values-first``).
+    vLLM and LiteLLM schedule lower values first; SGLang (by default), Dynamo's API and GIE's
+    objective priorities higher values first. Pass ``higher_first`` to override an engine's
+    convention (e.g. SGLang started with ``--schedule-low-priority-values-first``).
     """
     level = rank_to_level(rank_s, levels)
     if higher_first is None:
-        higher_first = engine == "sglang"
+        higher_first = engine in HIGHER_FIRST_ENGINES
     return levels - 1 - level if higher_first else level
 
 
@@ -66,7 +72,11 @@ class Hints:
 
     ``rank_s`` is the run's rank in seconds (lower runs first); ``remaining_p50_s`` and
     ``remaining_p95_s`` summarise its predicted remaining demand; ``deadline_s`` is the
-    run's relative deadline in seconds from its start.
+    run's relative deadline in seconds from its start. ``predicted_output_tokens`` of this call
+    and ``remaining_llm_calls`` of the run come from the PDGraph; ``retain_s`` is the KV-cache
+    retention hint (seconds to keep this run's prefix after the call; 0: do not keep, see
+    :mod:`hermes_sdk.prewarm.retention`); ``tenant`` is the fairness id for stacks that share by
+    tenant (GIE).
     """
 
     app: str
@@ -78,6 +88,9 @@ class Hints:
     remaining_p50_s: float | None = None
     remaining_p95_s: float | None = None
     predicted_output_tokens: int | None = None
+    remaining_llm_calls: float | None = None
+    retain_s: float | None = None
+    tenant: str | None = None
 
     def headers(self) -> dict[str, str]:
         """The ``X-Hermes-*`` HTTP headers the gateway reads (only fields that are set)."""
@@ -90,6 +103,10 @@ class Hints:
             out["X-Hermes-Deadline"] = f"{self.deadline_s:.6g}"
         if self.rank_s is not None:
             out["X-Hermes-Rank"] = f"{self.rank_s:.6g}"
+        if self.remaining_llm_calls is not None:
+            out["X-Hermes-Remaining-Llm-Calls"] = f"{self.remaining_llm_calls:.6g}"
+        if self.retain_s is not None:
+            out[RETAIN_HEADER] = f"{max(self.retain_s, 0.0):.6g}"
         return out
 
     def engine_priority(self, engine: Engine | str, *, levels: int = PRIORITY_LEVELS) -> int:

@@ -3,7 +3,9 @@
 ``client.chat.completions.create(..., **openai_kwargs())`` with the official ``openai`` client, or
 ``chat_model.invoke(messages, **openai_kwargs())`` with LangChain ``ChatOpenAI`` (call kwargs are
 passed through to ``create``), attaches the unit's ``X-Hermes-*`` headers and the engine-native
-``priority``. Hints belong to one call, so pass them per call rather than to a constructor.
+fields (``priority``; Dynamo's ``nvext.agent_hints``; GIE's headers: see
+:mod:`hermes_sdk.client.encodings`). Hints belong to one call, so pass them per call rather
+than to a constructor.
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ from __future__ import annotations
 import importlib
 from typing import TypedDict
 
+from hermes_sdk.client.encodings import encode
 from hermes_sdk.client.hints import PRIORITY_LEVELS, Engine, Hints
 
 
@@ -18,7 +21,7 @@ class OpenAIKwargs(TypedDict):
     """Keyword arguments understood by ``openai`` ``create(...)`` calls and ``ChatOpenAI``."""
 
     extra_headers: dict[str, str]
-    extra_body: dict[str, int]
+    extra_body: dict[str, object]
 
 
 def _current_hints() -> Hints | None:
@@ -40,19 +43,16 @@ def openai_kwargs(
     engine: Engine | str = "vllm",
     levels: int = PRIORITY_LEVELS,
 ) -> OpenAIKwargs:
-    """``extra_headers`` (``X-Hermes-*``) and ``extra_body`` (``{"priority": int}``) for one call.
+    """``extra_headers`` (``X-Hermes-*`` and the stack's headers) and ``extra_body`` for one call.
 
     Uses ``hints`` if given, else the instrumentation's ``current_hints()``. Without hints the
-    result is empty (no headers, no priority), so the call is unchanged. The priority follows
-    ``engine``'s convention (vLLM lower first, SGLang higher first; a hint without a rank gets the
-    middle level so it neither jumps nor starves); for ``engine="openai"`` (a server without a
-    priority field) only the headers are set.
+    result is empty, so the call is unchanged. ``engine`` is one of ``vllm`` (body ``priority``,
+    lower first), ``sglang`` (higher first), ``litellm`` (lower first), ``dynamo``
+    (``nvext.agent_hints.priority`` higher first, ``osl``, ``nvext.cache_control``), ``gie``
+    (``x-gateway-inference-*`` headers) or ``openai`` (headers only). A hint without a rank gets
+    the middle level so it neither jumps nor starves. Raises ValueError for an unknown engine.
     """
     if hints is None:
         hints = _current_hints()
-    if hints is None:
-        return {"extra_headers": {}, "extra_body": {}}
-    body: dict[str, int] = {}
-    if engine != "openai":
-        body["priority"] = hints.engine_priority(engine, levels=levels)
-    return {"extra_headers": hints.headers(), "extra_body": body}
+    encoded = encode(hints, engine, levels=levels)
+    return {"extra_headers": encoded.headers, "extra_body": encoded.body}

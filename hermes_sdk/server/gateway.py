@@ -20,6 +20,7 @@ from typing import Final
 
 from aiohttp import web
 
+from hermes_sdk.client.encodings import Encoded, override_body, strip_client_priority
 from hermes_sdk.server.admission import Lease, QueueTimeout
 from hermes_sdk.server.config import ServerConfig
 from hermes_sdk.server.gateway_relay import CallState, forward
@@ -118,7 +119,7 @@ async def _proxy(request: web.Request) -> web.StreamResponse:
     client_wants_usage = bool(options.get("include_usage"))
     if stream:
         body["stream_options"] = {**options, "include_usage": True}
-    body.pop("priority", None)  # never trust a client-sent priority
+    strip_client_priority(body)  # never trust a client-sent priority (body or Dynamo nvext)
 
     queued_at = time.perf_counter()
     slot = gw.scheduler.slot(
@@ -145,14 +146,24 @@ async def _proxy(request: web.Request) -> web.StreamResponse:
     unit_id = gw.unit_started(tenant, ref, upstream, model)
     rank = _rank(gw, lease, tenant, ref)
     priority = None
+    fields = Encoded()
     if upstream.name not in gw.priority_rejected:
-        priority = upstream.priority(rank)  # no rank: the middle level, neither jumps nor starves
-    if priority is not None:
-        body["priority"] = priority
+        # no rank: the middle level, neither jumps nor starves
+        priority = upstream.priority(rank)
+        fields = upstream.fields(rank, tenant=tenant, deadline_s=ref.deadline_s)
+    override_body(body, fields.body)
     state = CallState(waited_s=granted_at - queued_at)
     try:
         return await forward(
-            request, gw, upstream, endpoint, body, stream, client_wants_usage, state
+            request,
+            gw,
+            upstream,
+            endpoint,
+            body,
+            stream,
+            client_wants_usage,
+            state,
+            engine_headers=fields.headers,
         )
     except asyncio.CancelledError:  # the client went away (aiohttp handler cancellation)
         state.disconnected = True

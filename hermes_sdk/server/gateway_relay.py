@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+from collections.abc import Mapping
 from contextlib import suppress
 from dataclasses import dataclass
 from typing import Final
@@ -17,6 +18,7 @@ from typing import Final
 import aiohttp
 from aiohttp import web
 
+from hermes_sdk.client.events import GATEWAY_HEADER
 from hermes_sdk.client.hints import QUEUE_WAIT_HEADER
 from hermes_sdk.server.gateway_requests import openai_error
 from hermes_sdk.server.gateway_state import Gateway
@@ -51,12 +53,18 @@ class CallState:
     waited_s: float = 0.0
 
     def headers(self, content_type: str) -> dict[str, str]:
-        """Response headers: the upstream's content type and the admission wait (seconds).
+        """Response headers: the upstream's content type, the admission wait (seconds) and
+        ``X-Hermes-Gateway``.
 
         ``X-Hermes-Queue-Wait`` lets the client subtract the time its request waited for a slot
         from the unit's measured time, so the PDGraph learns service demand, not queueing.
+        ``X-Hermes-Gateway`` tells the SDK this server takes its run events (gateway discovery).
         """
-        return {"Content-Type": content_type, QUEUE_WAIT_HEADER: f"{self.waited_s:.6f}"}
+        return {
+            "Content-Type": content_type,
+            QUEUE_WAIT_HEADER: f"{self.waited_s:.6f}",
+            GATEWAY_HEADER: "1",
+        }
 
 
 async def forward(
@@ -68,8 +76,14 @@ async def forward(
     stream: bool,
     client_wants_usage: bool,
     state: CallState,
+    *,
+    engine_headers: Mapping[str, str] | None = None,
 ) -> web.StreamResponse:
-    """POST ``body`` to ``upstream``'s ``endpoint`` and relay the answer; ``state`` learns how."""
+    """POST ``body`` to ``upstream``'s ``endpoint`` and relay the answer; ``state`` learns how.
+
+    ``engine_headers`` (the stack's own hint headers, e.g. GIE's) are set by the gateway; of the
+    client's headers only ``X-Hermes-*``, ``Accept`` and ``User-Agent`` are forwarded.
+    """
     headers = {"Content-Type": "application/json", **upstream.auth_headers()}
     for name in _FORWARD_HEADERS:
         if name in request.headers:
@@ -77,6 +91,7 @@ async def forward(
     for name, value in request.headers.items():
         if name.lower().startswith("x-hermes-"):
             headers[name] = value
+    headers.update(engine_headers or {})
     retry_without_priority = False
     try:
         async with gw.session.post(
@@ -118,7 +133,17 @@ async def forward(
     gw.priority_rejected.add(upstream.name)
     del body["priority"]
     state.priority_dropped = True
-    return await forward(request, gw, upstream, endpoint, body, stream, client_wants_usage, state)
+    return await forward(
+        request,
+        gw,
+        upstream,
+        endpoint,
+        body,
+        stream,
+        client_wants_usage,
+        state,
+        engine_headers=engine_headers,
+    )
 
 
 async def _relay_stream(

@@ -16,7 +16,8 @@ from typing import Final, get_args
 
 import aiohttp
 
-from hermes_sdk.client.hints import PRIORITY_LEVELS, Engine, rank_to_priority
+from hermes_sdk.client.encodings import Encoded, engine_fields, engine_priority
+from hermes_sdk.client.hints import PRIORITY_LEVELS, Engine
 from hermes_sdk.errors import ConfigError
 from hermes_sdk.graph.records import check_name
 
@@ -33,7 +34,9 @@ class UpstreamConfig:
     ``engine`` decides the native priority field: ``vllm`` (lower first; the engine must run
     with ``--scheduling-policy priority``, else it refuses the field and the gateway stops
     sending it), ``sglang`` (higher first unless ``higher_first=False``; needs priority
-    scheduling enabled too) or ``openai`` (no priority field is sent).
+    scheduling enabled too), ``litellm`` (body ``priority``, lower first), ``dynamo``
+    (``nvext.agent_hints.priority``, higher first), ``gie`` (``x-gateway-inference-objective``
+    band and the tenant as ``x-gateway-inference-fairness-id``) or ``openai`` (none is sent).
     ``max_inflight`` requests are forwarded at once; the rest wait in the admission queue.
     ``models`` lists the model names routed here (empty: learned from ``/v1/models``).
     """
@@ -97,11 +100,25 @@ class UpstreamConfig:
         return {"Authorization": f"Bearer {self.api_key}"} if self.api_key else {}
 
     def priority(self, rank_s: float | None) -> int | None:
-        """The engine-native ``priority`` for a server-side rank, or None for ``openai``."""
-        if self.engine == "openai":
+        """The engine-native integer priority for a server-side rank (None: ``openai``, ``gie``,
+        whose priority is a named objective)."""
+        if self.engine in ("openai", "gie"):
             return None
-        return rank_to_priority(
+        return engine_priority(
             rank_s, self.engine, levels=self.priority_levels, higher_first=self.higher_first
+        )
+
+    def fields(
+        self, rank_s: float | None, *, tenant: str | None, deadline_s: float | None
+    ) -> Encoded:
+        """Body fields and headers carrying a server-side rank in this upstream's stack."""
+        return engine_fields(
+            self.engine,
+            rank_s,
+            levels=self.priority_levels,
+            higher_first=self.higher_first,
+            tenant=tenant,
+            deadline_s=deadline_s,
         )
 
 

@@ -18,9 +18,10 @@ import sys
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Protocol
 
+from hermes_sdk.client.encodings import encode, merge_body
 from hermes_sdk.client.hints import PRIORITY_LEVELS, QUEUE_WAIT_HEADER, Engine, Hints
-from hermes_sdk.client.openai_kwargs import openai_kwargs
 from hermes_sdk.instrument import current_hints as _instrument_hints
+from hermes_sdk.instrument.gateway_discovery import note_gateway_response
 
 if TYPE_CHECKING:
     from hermes_sdk.instrument import UnitHandle
@@ -61,6 +62,8 @@ def current_hints() -> Hints | None:
             hints = unit.hints()
             if unit.root is not unit:
                 hints = dataclasses.replace(hints, unit=unit.root.name)
+            if hints.tenant is None:  # GIE's fairness id
+                hints = dataclasses.replace(hints, tenant=unit.run.tenant)
             return hints
         return _instrument_hints()
     except Exception as exc:
@@ -68,15 +71,15 @@ def current_hints() -> Hints | None:
         return None
 
 
-def _with_priority(body: bytes, priority: int) -> bytes | None:
-    """``body`` (a JSON object) with ``priority`` added, or ``None`` to leave it unchanged."""
+def _with_fields(body: bytes, fields: dict[str, object]) -> bytes | None:
+    """``body`` (a JSON object) with the engine ``fields`` added where the caller set none, or
+    ``None`` to leave it unchanged."""
     try:
         payload = json.loads(body)
     except ValueError:
         return None
-    if not isinstance(payload, dict) or "priority" in payload:
+    if not isinstance(payload, dict) or not merge_body(payload, fields):
         return None
-    payload["priority"] = priority
     return json.dumps(payload, separators=(",", ":")).encode()
 
 
@@ -94,24 +97,24 @@ def _replace_body(request: HttpRequest, body: bytes) -> None:
 def attach_hints(
     request: HttpRequest, *, engine: Engine | str = "vllm", levels: int = PRIORITY_LEVELS
 ) -> bool:
-    """Add the current unit's ``X-Hermes-*`` headers and body ``priority`` to ``request``.
+    """Add the current unit's ``X-Hermes-*`` headers and ``engine``'s fields to ``request``.
 
-    Headers the caller set already are kept. The body is changed only for JSON object bodies
-    without a ``priority``, when a rank is known and ``engine`` has a priority field (not
-    ``"openai"``). Returns whether hints were attached; never raises.
+    ``engine`` names the stack (see :mod:`hermes_sdk.client.encodings`: body ``priority`` for
+    vLLM/SGLang/LiteLLM, ``nvext`` for Dynamo, headers for GIE). Headers and body fields the
+    caller set already are kept; the body is changed only for JSON object bodies. Returns
+    whether hints were attached; never raises.
     """
     try:
         hints = current_hints()
         if hints is None:
             return False
-        kwargs = openai_kwargs(hints, engine=engine, levels=levels)
-        for name, value in kwargs["extra_headers"].items():
+        encoded = encode(hints, engine, levels=levels)
+        for name, value in encoded.headers.items():
             if name not in request.headers:
                 request.headers[name] = value
-        priority = kwargs["extra_body"].get("priority")
         content_type = request.headers.get("Content-Type") or ""
-        if priority is not None and "json" in content_type:
-            body = _with_priority(request.content, priority)
+        if encoded.body and "json" in content_type:
+            body = _with_fields(request.content, encoded.body)
             if body is not None:
                 _replace_body(request, body)
         return True
@@ -167,11 +170,31 @@ def note_queue_wait(response: HttpResponse) -> bool:
         return False
 
 
+def note_gateway(response: HttpResponse) -> bool:
+    """Gateway discovery: a response of the Hermes gateway (``X-Hermes-Gateway``) makes the
+    gateway's server learn this process's runs when no scheduler is configured (the rule:
+    :mod:`hermes_sdk.instrument.gateway_discovery`). Returns whether it does; never raises."""
+    try:
+        request = response.request  # type: ignore[attr-defined]
+        unit = CURRENT_LLM_UNIT.get()
+        return note_gateway_response(
+            str(request.url),
+            response.headers,
+            request.headers.get("Authorization"),
+            run=unit.run if unit is not None else None,
+        )
+    except Exception as exc:
+        log.debug("hermes_langgraph: gateway not noted: %r", exc)
+        return False
+
+
 def httpx_response_hook() -> Callable[[HttpResponse], None]:
-    """A sync httpx ``event_hooks["response"]`` entry that calls :func:`note_queue_wait`."""
+    """A sync httpx ``event_hooks["response"]`` entry: :func:`note_queue_wait` and
+    :func:`note_gateway`."""
 
     def hook(response: HttpResponse) -> None:
         note_queue_wait(response)
+        note_gateway(response)
 
     return hook
 
@@ -181,6 +204,7 @@ def async_httpx_response_hook() -> Callable[[HttpResponse], Awaitable[None]]:
 
     async def hook(response: HttpResponse) -> None:
         note_queue_wait(response)
+        note_gateway(response)
 
     return hook
 
@@ -193,10 +217,11 @@ def chat_openai_kwargs(
     Returns ``http_client`` and ``http_async_client`` built with the ``openai`` SDK's default
     client classes (so the right httpx flavour is used) plus the request hooks above. Every
     request the model sends inside a graph run traced by a ``HermesCallbackHandler`` carries
-    ``X-Hermes-App/Run/Unit/Kind/Deadline/Rank`` and, for ``engine="vllm"``/``"sglang"``, the
-    engine-native ``priority``; the gateway's reported slot wait is subtracted from the call's
-    measured time (:func:`note_queue_wait`). Requires the ``openai`` package (installed with
-    ``langchain-openai``).
+    ``X-Hermes-App/Run/Unit/Kind/Deadline/Rank`` and ``engine``'s own fields (``vllm``,
+    ``sglang``, ``litellm``: ``priority``; ``dynamo``: ``nvext.agent_hints``; ``gie``: the
+    ``x-gateway-inference-*`` headers; ``openai``: none); the gateway's reported slot wait is
+    subtracted from the call's measured time (:func:`note_queue_wait`). Requires the ``openai``
+    package (installed with ``langchain-openai``).
     """
     import openai
 
