@@ -62,6 +62,22 @@ def bench(
             "--tenants", help="Fair-sharing scenario instead: two tenants, one sending 10x."
         ),
     ] = False,
+    deadline_sweep: Annotated[
+        bool,
+        typer.Option(
+            "--deadline-sweep",
+            help="Deadline hit rate instead: SLO and per-run deadlines on 22%/100% of runs.",
+        ),
+    ] = False,
+    laws: Annotated[
+        str, typer.Option(help="--deadline-sweep laws: slo (per kind), run (per run).")
+    ] = "slo,run",
+    fractions: Annotated[
+        str, typer.Option(help="--deadline-sweep shares of runs with a deadline.")
+    ] = "0.22,1.0",
+    slo_factor: Annotated[
+        float, typer.Option(min=0.01, help="SLO = this x the kind's mean standalone time.")
+    ] = 1.5,
     out: Annotated[Path, typer.Option(help="Directory for results.json and PNGs.")] = Path(
         "bench-results"
     ),
@@ -69,6 +85,25 @@ def bench(
     """Run the workload suites over policies x loads x seeds; print tables, write JSON + PNG."""
     if tenants:
         _run_tenants("light" if suite == "all" else suite, quick, out)
+        return
+    if deadline_sweep:
+        from hermes_sdk.cli.bench_deadlines import run_deadline_sweep
+
+        run_deadline_sweep(
+            suite=suite,
+            loads=_floats(loads, "--loads") if loads else None,
+            policies=tuple(p.strip() for p in policies.split(",") if p.strip())
+            if policies
+            else None,
+            laws=tuple(x.strip() for x in laws.split(",") if x.strip()),
+            fractions=_floats(fractions, "--fractions"),
+            seeds=seeds,
+            n_apps=n_apps,
+            warmup_apps=warmup_apps,
+            slo_factor=slo_factor,
+            quick=quick,
+            out=out,
+        )
         return
     from hermes_sdk.sim.bench import (
         BenchConfig,
