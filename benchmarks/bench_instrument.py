@@ -15,7 +15,9 @@ overheads). Variants:
   ``BatchSpanProcessor`` to a no-op exporter (what a typical tracing integration costs).
 
 Target: hermes enter+exit overhead (p50 over bare) <= 5 us. Also reported: the cost of ending
-a 5-stage run in embedded mode (stage formation, learning, durable append) per store.
+a 5-stage run in embedded mode (stage formation, learning, durable append) per store, and the
+per-call cost of ``hermes.wrap`` on a model client's ``create`` next to ``@hermes.llm`` and an
+OpenTelemetry span (``bench_model_client.py``; target: wrap overhead p50 <= 2x the decorator's).
 """
 
 from __future__ import annotations
@@ -255,6 +257,14 @@ def main() -> None:
         return
     n = 20_000 if args.quick else 200_000
     results = measure(n)
+    from bench_model_client import TARGET_RATIO, measure_model_client, wrap_ratio
+
+    tracer_provider = TracerProvider()
+    tracer_provider.add_span_processor(BatchSpanProcessor(NullExporter()))
+    model_client = measure_model_client(n // 4, tracer_provider.get_tracer("bench"), ROUNDS)
+    tracer_provider.shutdown()
+    ratio = wrap_ratio(model_client, "@hermes.llm")
+    ratio_by_hand = wrap_ratio(model_client, "@hermes.llm + openai_kwargs()")
     run_end_us = measure_run_end(200 if args.quick else 2000)
 
     console = Console()
@@ -295,6 +305,19 @@ def main() -> None:
     for store, q in run_end_us.items():
         end_table.add_row(store, f"{q['p50_us']:.0f}", f"{q['p99_us']:.0f}")
     console.print(end_table)
+    mc_table = Table(title=f"Model client create(), ns per call ({n // 4} calls per variant)")
+    for col in ("variant", "p50", "p99", "overhead p50"):
+        mc_table.add_column(col, justify="left" if col == "variant" else "right")
+    mc_bare = model_client["bare"]["p50_ns"]
+    for name, q in model_client.items():
+        over = "" if name == "bare" else f"{q['p50_ns'] - mc_bare:.0f}"
+        mc_table.add_row(name, f"{q['p50_ns']:.0f}", f"{q['p99_ns']:.0f}", over)
+    console.print(mc_table)
+    console.print(
+        f"hermes.wrap overhead p50 = {ratio:.2f}x @hermes.llm's (target <= {TARGET_RATIO}x: "
+        + ("[green]met[/green]" if ratio <= TARGET_RATIO else "[red]missed[/red]")
+        + f"); {ratio_by_hand:.2f}x @hermes.llm + openai_kwargs() (the same hint work)"
+    )
     RESULTS.parent.mkdir(parents=True, exist_ok=True)
     doc = {
         "benchmark": "instrument",
@@ -309,6 +332,11 @@ def main() -> None:
         "per_call_ns": results,
         "overhead_vs_bare_ns": overheads,
         "run_end_us": run_end_us,
+        "model_client_ns": model_client,
+        "wrap_vs_decorator_overhead_ratio": ratio,
+        "wrap_vs_decorator_with_hints_overhead_ratio": ratio_by_hand,
+        "wrap_target_ratio": TARGET_RATIO,
+        "wrap_target_met": ratio <= TARGET_RATIO,
     }
     RESULTS.write_text(json.dumps(doc, indent=2) + "\n")
     plot(doc, PNG)
@@ -317,21 +345,23 @@ def main() -> None:
 
 def plot(result: dict[str, Any], path: Path) -> None:
     """Overhead over the bare call per call shape, hermes variants vs an OpenTelemetry span,
-    p50 (with the target) and p99."""
+    p50 (with the target) and p99; with model-client rows, a third panel: ``hermes.wrap`` on
+    ``create`` next to the decorator and a span (target: 2x the decorator's p50 overhead)."""
     from plotting import figure, grouped_bars, save, shared_legend, us
 
     over = result["overhead_vs_bare_ns"]
     shapes = list(over)
     variants = list(next(iter(over.values())))
     n = result.get("calls_per_variant")
+    model_client = result.get("model_client_ns")
     fig, axes = figure(
         1,
-        2,
-        (13, 4.8),
+        3 if model_client else 2,
+        (19.5 if model_client else 13, 4.8),
         "Per-call overhead over the undecorated function: hermes vs OpenTelemetry SDK span"
         + (f" ({n:,} calls per variant, same run)" if n else " (same run)"),
     )
-    for ax, q in zip(axes, ("p50", "p99"), strict=True):
+    for ax, q in zip(axes[:2], ("p50", "p99"), strict=True):
         series = {
             ("baseline: OpenTelemetry SDK span" if v == "otel span" else v): [
                 over[shape][v][f"{q}_ns"] / 1e3 for shape in shapes
@@ -351,7 +381,25 @@ def plot(result: dict[str, Any], path: Path) -> None:
             if target
             else [],
         )
-    shared_legend(fig, axes)
+    shared_legend(fig, axes[:2])
+    if model_client:
+        bare = model_client["bare"]
+        names = [v for v in model_client if v != "bare"]
+        decorator_s = (model_client["@hermes.llm"]["p50_ns"] - bare["p50_ns"]) / 1e3
+        ratio = result["wrap_target_ratio"]
+        grouped_bars(
+            axes[2],
+            names,
+            {
+                q: [max(model_client[v][f"{q}_ns"] - bare[f"{q}_ns"], 1.0) / 1e3 for v in names]
+                for q in ("p50", "p99")
+            },
+            log=True,
+            axis_label="overhead per call over the bare create() (us, log)",
+            title="model client create(): hermes.wrap vs decorator vs OTel span",
+            fmt=us,
+            targets=[(ratio * decorator_s, f"target: wrap p50 <= {ratio:g}x @hermes.llm's")],
+        )
     save(fig, path)
 
 

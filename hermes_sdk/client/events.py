@@ -14,6 +14,9 @@ import urllib.parse
 from hermes_sdk.errors import ConfigError, InvalidRequest, SchedulerUnavailable
 
 DEFAULT_TIMEOUT_S = 2.0
+GATEWAY_HEADER = "X-Hermes-Gateway"
+"""Response header of the Hermes gateway on every relayed call: the server at the same address
+(the request URL up to ``/v1/``) takes this process's events (see gateway discovery)."""
 
 
 class HttpEventSink:

@@ -44,6 +44,17 @@ FORK_QUIESCE_S: Final = 1.0
 SYNC_TIMEOUT_S: Final = 30.0
 """How long ``graph()``/``stats()`` wait for queued runs to be learned."""
 MEMORY_STORE_URL: Final = "memory://"
+SCHEDULER_URL_ENV: Final = "HERMES_SCHEDULER_URL"
+"""Environment variable: the scheduler URL ``configure`` uses when given none (remote mode)."""
+API_KEY_ENV: Final = "HERMES_API_KEY"
+"""Environment variable: the API key ``configure`` uses when given none."""
+
+
+def env_scheduler() -> tuple[str | None, str | None]:
+    """``(HERMES_SCHEDULER_URL, HERMES_API_KEY)``, each ``None`` when unset or empty."""
+    url = os.environ.get(SCHEDULER_URL_ENV, "").strip()
+    key = os.environ.get(API_KEY_ENV, "").strip()
+    return url or None, key or None
 
 
 def env_disabled() -> bool:
@@ -125,6 +136,21 @@ class Runtime:
             if self._registry is None:
                 self._registry = _open_registry(self.store, remote=self.remote)
             return self._registry
+
+    def send_events_to(self, sink_factory: Callable[[], EventSink]) -> bool:
+        """Also stream this runtime's run events to ``sink_factory()`` from now on (gateway
+        discovery), keeping its own learning and store; ``False`` if it sends events already."""
+        with self._lock:
+            if self.recorder is not None:
+                return False
+            self.recorder = Recorder(
+                sink_factory(),
+                max_queue=DEFAULT_QUEUE_SIZE,
+                flush_interval_s=DEFAULT_FLUSH_INTERVAL_S,
+                exit_timeout_s=DEFAULT_EXIT_TIMEOUT_S,
+            )
+            self.sink_factory = sink_factory
+        return True
 
     def has_registry(self) -> bool:
         """Whether a registry was opened already (hints never open one on the hot path)."""
@@ -244,10 +270,12 @@ def configure(
     """Set where runs go; each call replaces the previous configuration (flushing it first).
 
     ``scheduler_url`` selects remote mode (events to the scheduler, ``api_key`` as Bearer
-    token); ``store`` is a store URL (``sqlite:///path.db``, ``memory://``, ``redis://...``) or
-    a ``Store`` for embedded mode; ``enabled=False`` turns runs off (decorators then cost one
-    context-variable read); ``None`` keeps ``HERMES_DISABLED`` in charge. ``sink`` sends events
-    to any :class:`EventSink` (tests, custom transports) in addition to embedded learning.
+    token); left ``None`` they come from ``HERMES_SCHEDULER_URL`` / ``HERMES_API_KEY`` (unset:
+    embedded mode). ``store`` is a store URL (``sqlite:///path.db``, ``memory://``,
+    ``redis://...``) or a ``Store`` for embedded mode; ``enabled=False`` turns runs off
+    (decorators then cost one context-variable read); ``None`` keeps ``HERMES_DISABLED`` in
+    charge. ``sink`` sends events to any :class:`EventSink` (tests, custom transports) in
+    addition to embedded learning.
     Events wait at most ``flush_interval_s`` (default 5 ms) to be batched, so the scheduler
     sees state changes promptly; at most ``queue_size`` wait (more are dropped and counted);
     at exit, queued events get ``exit_timeout_s`` to leave. Completed runs wait for the store
@@ -285,6 +313,11 @@ def configure(
 
         sink_factory = http_sink
         sink = http_sink()
+    env_url, env_key = env_scheduler()
+    if scheduler_url is None and sink is None:
+        scheduler_url = env_url
+    if api_key is None:
+        api_key = env_key
     recorder = None
     if sink is not None:
         recorder = Recorder(
@@ -359,6 +392,16 @@ def flush(timeout_s: float | None = None) -> bool:
     return learned and (True if rec is None else rec.flush(timeout_s))
 
 
+def _configure_from_env() -> None:
+    """At import: ``HERMES_SCHEDULER_URL`` set means remote mode without calling ``configure``."""
+    if env_scheduler()[0] is None:
+        return
+    try:
+        configure()
+    except ConfigError as exc:  # importing must never fail the app
+        log.warning("hermes: ignoring %s: %s", SCHEDULER_URL_ENV, exc)
+
+
 class GraphAccessor:
     """``hermes.graph``: call it for an app's learned PDGraph.
 
@@ -394,3 +437,6 @@ def registry() -> GraphRegistry:
     """The process-wide registry completed runs are folded into (synced, opened on first use)."""
     RUNTIME.sync()
     return RUNTIME.registry()
+
+
+_configure_from_env()
