@@ -128,7 +128,10 @@ class Stage:
     @property
     def service_s(self) -> float:
         """Total backend demand of the stage in seconds (sum over parallel calls)."""
-        return math.fsum(c.service_s for c in self.calls)
+        calls = self.calls
+        if len(calls) == 1:  # the common case, on every learned stage: fsum([x]) == x + 0.0
+            return calls[0].service_s + 0.0
+        return math.fsum(c.service_s for c in calls)
 
 
 @dataclass(frozen=True, slots=True)

@@ -295,6 +295,11 @@ def configure(
         enabled = not env_disabled()
     if scheduler_url is not None and sink is not None:
         raise ConfigError("pass either scheduler_url or sink, not both")
+    env_url, env_key = env_scheduler()
+    if scheduler_url is None and sink is None:
+        scheduler_url = env_url
+    if api_key is None:
+        api_key = env_key
     sink_factory: Callable[[], EventSink] | None = None
     if scheduler_url is not None:
         if not scheduler_url.startswith(("http://", "https://")):
@@ -313,11 +318,6 @@ def configure(
 
         sink_factory = http_sink
         sink = http_sink()
-    env_url, env_key = env_scheduler()
-    if scheduler_url is None and sink is None:
-        scheduler_url = env_url
-    if api_key is None:
-        api_key = env_key
     recorder = None
     if sink is not None:
         recorder = Recorder(
@@ -372,6 +372,16 @@ def _after_fork_in_child() -> None:
             log.warning("hermes: could not rebuild the event sink after fork: %r", exc)
 
 
+def _configure_from_env() -> None:
+    """At import: ``HERMES_SCHEDULER_URL`` set means remote mode without calling ``configure``."""
+    if env_scheduler()[0] is None:
+        return
+    try:
+        configure()
+    except ConfigError as exc:  # importing must never fail the app
+        log.warning("hermes: ignoring %s: %s", SCHEDULER_URL_ENV, exc)
+
+
 if hasattr(os, "register_at_fork"):
     os.register_at_fork(before=_before_fork, after_in_child=_after_fork_in_child)
 
@@ -390,16 +400,6 @@ def flush(timeout_s: float | None = None) -> bool:
     learned = runtime.sync(timeout_s)
     rec = runtime.recorder
     return learned and (True if rec is None else rec.flush(timeout_s))
-
-
-def _configure_from_env() -> None:
-    """At import: ``HERMES_SCHEDULER_URL`` set means remote mode without calling ``configure``."""
-    if env_scheduler()[0] is None:
-        return
-    try:
-        configure()
-    except ConfigError as exc:  # importing must never fail the app
-        log.warning("hermes: ignoring %s: %s", SCHEDULER_URL_ENV, exc)
 
 
 class GraphAccessor:

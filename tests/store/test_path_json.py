@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 from dataclasses import fields, replace
 
 import numpy as np
@@ -106,3 +107,13 @@ def test_pause_fields_encode_identically(path: RunPath, paused_s: float, abandon
     changes = {"paused_s": paused_s, "abandoned": abandoned and path.failed}
     path = replace(path, **changes)  # type: ignore[arg-type]
     assert path_json(path) == _reference(path)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(calls, min_size=1, max_size=3))
+def test_stage_service_is_the_exact_sum_of_its_calls(cs: list[Call]) -> None:
+    """The width-1 shortcut of Stage.service_s answers exactly what math.fsum does."""
+    stage = Stage("x", tuple(cs))
+    expected = math.fsum(c.service_s for c in cs)
+    assert stage.service_s == expected
+    assert math.copysign(1.0, stage.service_s) == math.copysign(1.0, expected)
