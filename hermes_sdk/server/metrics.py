@@ -98,6 +98,10 @@ class ServerMetrics:
             ["tenant"],
             registry=r,
         )
+        # this process's own instrumentation: runs dropped / pending for its store, events
+        from hermes_sdk.instrument.prometheus import register as register_instrumentation
+
+        register_instrumentation(r)
 
     def render(self) -> bytes:
         """The text exposition of every metric."""
