@@ -289,3 +289,20 @@ async def test_responses_api_sync_shapes_and_streams() -> None:
     assert "stream_options" not in seen[1]["body"]  # the Responses API reports usage itself
     assert seen[0]["headers"]["x-hermes-unit"] == "gpt-x"
     assert isinstance(seen[0]["body"]["priority"], int)
+
+
+def test_a_call_inside_a_decorated_unit_is_nested_in_it(engine_url: str) -> None:
+    client = _client(engine_url)
+
+    @hermes.llm
+    def draft() -> str:
+        out = client.chat.completions.create(model="m", messages=MSGS, max_tokens=3)
+        return out.choices[0].message.content or ""
+
+    with hermes.run(app="qa") as run:
+        draft()
+    outer, inner = run.units
+    assert inner.parent is outer and inner.name == "m"
+    assert run.path is not None
+    (stage,) = run.path.stages  # the nested call does not move the run's node
+    assert stage.node == "draft" and stage.calls[0].output_tokens == 3
