@@ -12,7 +12,6 @@ call's tokens (from ``usage``) are recorded as a unit of the run.
 from __future__ import annotations
 
 import asyncio
-import json
 import math
 import time
 from contextlib import AbstractAsyncContextManager
@@ -26,6 +25,7 @@ from hermes_sdk.server.config import ServerConfig
 from hermes_sdk.server.gateway_relay import CallState, forward
 from hermes_sdk.server.gateway_requests import RunRef, openai_error, read_run_ref
 from hermes_sdk.server.gateway_state import Gateway, GatewayCall
+from hermes_sdk.server.middlewares import loads_json
 from hermes_sdk.server.scheduler import SCHEDULER, Scheduler
 
 __all__ = ["GATEWAY", "Gateway", "GatewayCall", "setup_gateway"]
@@ -100,7 +100,7 @@ async def _proxy(request: web.Request) -> web.StreamResponse:
             413, "body_too_large", f"request body exceeds the limit of {limit} bytes"
         )
     try:
-        body = json.loads(raw)
+        body = loads_json(raw)
     except (ValueError, UnicodeDecodeError):
         return openai_error(400, "invalid_json", "request body is not valid JSON")
     if not isinstance(body, dict):

@@ -122,6 +122,16 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
         return json_error(500, "internal_error", "internal server error")
 
 
+def loads_json(raw: bytes | str) -> object:
+    """``json.loads``, with nesting too deep for the decoder (a ``RecursionError``, e.g.
+    ``{"a":`` then 5000 ``[``) raised as a ``json.JSONDecodeError`` like any malformed body, so
+    every endpoint answers it 400 ``invalid_json``, never 500."""
+    try:
+        return json.loads(raw)
+    except RecursionError:
+        raise json.JSONDecodeError("nesting too deep", "", 0) from None
+
+
 async def read_object(request: web.Request, *, allow_empty: bool = False) -> dict[str, object]:
     """The request body as a JSON object; InvalidRequest for anything else.
 
@@ -133,7 +143,7 @@ async def read_object(request: web.Request, *, allow_empty: bool = False) -> dic
     raw = await request.read()
     if allow_empty and not raw.strip():
         return {}
-    body = json.loads(raw)
+    body = loads_json(raw)
     if not isinstance(body, dict):
         raise InvalidRequest("body must be a JSON object")
     return body

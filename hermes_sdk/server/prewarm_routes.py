@@ -25,6 +25,7 @@ from hermes_sdk.prewarm.planner import PrewarmConfig, PrewarmPlanner, PrewarmSig
 from hermes_sdk.prewarm.runtime import PrewarmRuntime
 from hermes_sdk.prewarm.webhook import WebhookAdapter
 from hermes_sdk.server.metrics import METRICS
+from hermes_sdk.server.middlewares import loads_json
 from hermes_sdk.server.scheduler import SCHEDULER, Scheduler
 
 
@@ -210,8 +211,8 @@ async def prewarm_report(request: web.Request) -> web.Response:
     """A backend reports ``{"backend", "event": "ready"|"released", "startup_s"?}``."""
     runtime = request.app[PREWARM]
     try:
-        body = await request.json()
-    except ValueError:
+        body = loads_json(await request.read())
+    except (ValueError, UnicodeDecodeError):
         raise InvalidRequest("body must be JSON") from None
     if not isinstance(body, dict):
         raise InvalidRequest("body must be a JSON object")

@@ -176,11 +176,17 @@ def from_schema(schema: Mapping[str, Any]) -> st.SearchStrategy[Any]:
     return ANY_JSON
 
 
+DEEP_JSON = b'{"a":' + b"[" * 5000
+"""Nesting too deep for Python's JSON decoder (a RecursionError, once answered 500)."""
+
+
 @st.composite
 def mutated(draw: st.DrawFn, valid: st.SearchStrategy[Any]) -> bytes:
     """A valid body, or one mutation of it, as bytes."""
     value = draw(valid)
-    how = draw(st.sampled_from(["valid", "drop", "replace", "wrap", "random", "bytes", "empty"]))
+    how = draw(
+        st.sampled_from(["valid", "drop", "replace", "wrap", "random", "bytes", "empty", "deep"])
+    )
     if how in ("drop", "replace") and isinstance(value, dict) and value:
         key = draw(st.sampled_from(sorted(value)))
         if how == "drop":
@@ -195,6 +201,8 @@ def mutated(draw: st.DrawFn, valid: st.SearchStrategy[Any]) -> bytes:
         return draw(st.binary(max_size=64))
     elif how == "empty":
         return b""
+    elif how == "deep":
+        return DEEP_JSON
     return json.dumps(value).encode()
 
 
