@@ -30,7 +30,7 @@ from hermes_sdk.instrument.model_calls import (
 _C = TypeVar("_C")
 
 WRAPPED_MARK: Final = "__hermes_wrapped__"
-"""Attribute set on replaced methods, so wrapping twice is a no-op."""
+"""Attribute of replaced methods holding their :class:`WrapSettings` (wrapping twice is a no-op)."""
 
 OPENAI_ENDPOINTS: Final = (
     Endpoint("chat.completions", "llm", stream_usage=True),
@@ -81,7 +81,7 @@ def _replace_create(resource: object, endpoint: Endpoint, state: WrapState) -> N
     replacement.__doc__ = original.__doc__
     replacement.__name__ = "create"
     replacement.__wrapped__ = original  # type: ignore[attr-defined]
-    setattr(replacement, WRAPPED_MARK, True)
+    setattr(replacement, WRAPPED_MARK, state.settings)
     setattr(resource, "create", replacement)  # noqa: B010  # an instance attribute on purpose
     # The SDKs build these once (cached) around ``create``: rebuild them around the replacement.
     for cached in ("with_raw_response", "with_streaming_response"):
@@ -96,7 +96,7 @@ def _wrap_copies(client: object, settings: WrapSettings) -> None:
     def wrapped_copy(*args: Any, **kwargs: Any) -> Any:
         return _apply(copy(*args, **kwargs), settings)
 
-    setattr(wrapped_copy, WRAPPED_MARK, True)
+    setattr(wrapped_copy, WRAPPED_MARK, settings)
     wrapped_copy.__doc__ = copy.__doc__
     for name in ("copy", "with_options"):
         setattr(client, name, wrapped_copy)

@@ -8,7 +8,7 @@ from typing import Any
 import httpx
 import openai
 import pytest
-from openai import AsyncOpenAI, OpenAI
+from openai import AsyncOpenAI, AzureOpenAI, OpenAI
 
 import hermes_sdk as hermes
 from hermes_sdk.instrument.model_calls import FAILURES
@@ -220,18 +220,23 @@ def test_wrap_rejects_what_it_cannot_wrap() -> None:
 
 
 def test_hosted_apis_get_headers_but_no_priority_field() -> None:
-    from hermes_sdk.instrument.model_calls import WrapState
-
-    hosted = hermes.wrap(OpenAI(api_key="k"))
-    local = hermes.wrap(OpenAI(api_key="k", base_url="http://127.0.0.1:1/v1"))
+    from hermes_sdk.instrument.model_clients import WRAPPED_MARK
 
     def engine_of(client: OpenAI) -> str:
-        create = client.chat.completions.create
-        cells = [c.cell_contents for c in create.__closure__ or ()]
-        (state,) = [c for c in cells if isinstance(c, WrapState)]
-        return state.settings.engine
+        settings = getattr(client.chat.completions.create, WRAPPED_MARK)
+        return str(settings.engine)
 
-    assert engine_of(hosted) == "openai" and engine_of(local) == "vllm"
+    hosted = hermes.wrap(OpenAI(api_key="k"))
+    azure = hermes.wrap(AzureOpenAI(api_key="k", api_version="2024-10-21",
+                                    azure_endpoint="https://x.openai.azure.com"))  # fmt: skip
+    local = hermes.wrap(OpenAI(api_key="k", base_url="http://127.0.0.1:1/v1"))
+    chosen = hermes.wrap(OpenAI(api_key="k"), engine="sglang")
+    assert [engine_of(c) for c in (hosted, azure, local, chosen)] == [
+        "openai",
+        "openai",
+        "vllm",
+        "sglang",
+    ]
 
 
 async def test_async_client_calls_streams_and_errors() -> None:
