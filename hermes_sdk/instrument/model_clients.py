@@ -7,17 +7,21 @@ Replaced: ``chat.completions``, ``completions``, ``responses`` (kind ``llm``) an
 ``AsyncOpenAI`` (and the Azure subclasses); ``messages`` (kind ``llm``) of ``Anthropic`` /
 ``AsyncAnthropic``. ``with_options()`` / ``copy()`` return wrapped copies. Neither SDK is imported:
 clients are recognised by the module their class comes from, so the core installs without them.
-Other methods (``parse``, ``stream`` helpers, files, batches...) are not units.
+Other methods (``parse``, ``stream`` helpers, files, batches...) are not units. Behind the Hermes
+gateway, the slot wait it reports (``X-Hermes-Queue-Wait``) is recorded as the unit's wait by an
+httpx response hook on the SDK's HTTP client, so the graph learns service, not queueing.
 """
 
 from __future__ import annotations
 
 import inspect
+import logging
 from typing import Any, Final, TypeVar
 
-from hermes_sdk.client.hints import PRIORITY_LEVELS, Hints
+from hermes_sdk.client.hints import PRIORITY_LEVELS, QUEUE_WAIT_HEADER, Hints
 from hermes_sdk.client.openai_kwargs import openai_kwargs
 from hermes_sdk.graph.records import check_name
+from hermes_sdk.instrument._context import CURRENT_UNIT
 from hermes_sdk.instrument.model_calls import (
     Endpoint,
     NameRule,
@@ -26,6 +30,8 @@ from hermes_sdk.instrument.model_calls import (
     async_call,
     sync_call,
 )
+
+log = logging.getLogger("hermes_sdk.instrument")
 
 _C = TypeVar("_C")
 
@@ -88,6 +94,37 @@ def _replace_create(resource: object, endpoint: Endpoint, state: WrapState) -> N
         vars(resource).pop(cached, None)
 
 
+def note_queue_wait(response: Any) -> None:
+    """httpx response hook: the Hermes gateway's ``X-Hermes-Queue-Wait`` (seconds the request
+    waited for a backend slot) is recorded as a wait of the unit making the call, so the graph
+    learns service, not queueing. Never raises."""
+    try:
+        unit = CURRENT_UNIT.get()
+        value = response.headers.get(QUEUE_WAIT_HEADER) if unit is not None else None
+        if unit is not None and value is not None:
+            unit.record_wait(float(value))
+    except Exception as exc:
+        log.debug("hermes: queue wait not recorded: %r", exc)
+
+
+async def _note_queue_wait_async(response: Any) -> None:
+    note_queue_wait(response)
+
+
+def _hook_queue_waits(client: object) -> None:
+    """Add :func:`note_queue_wait` to the SDK's httpx client (its ``_client``; shared by the
+    client's copies), once. Clients without one are left alone."""
+    http = getattr(client, "_client", None)
+    hooks = getattr(http, "event_hooks", None)
+    responses = hooks.get("response") if isinstance(hooks, dict) else None
+    if not isinstance(responses, list) or any(getattr(h, WRAPPED_MARK, None) for h in responses):
+        return
+    is_async = inspect.iscoroutinefunction(getattr(http, "send", None))
+    hook = _note_queue_wait_async if is_async else note_queue_wait
+    setattr(hook, WRAPPED_MARK, True)
+    responses.append(hook)
+
+
 def _wrap_copies(client: object, settings: WrapSettings) -> None:
     copy = getattr(client, "copy", None)
     if copy is None or getattr(copy, WRAPPED_MARK, False):
@@ -110,6 +147,7 @@ def _apply(client: _C, settings: WrapSettings) -> _C:
         resource = _resource(client, endpoint.name)
         if resource is not None:
             _replace_create(resource, endpoint, state)
+    _hook_queue_waits(client)
     _wrap_copies(client, settings)
     return client
 
