@@ -66,10 +66,12 @@ def new(
     ] = None,
     config: Annotated[
         Path | None,
-        typer.Option("--config", help="hermes.toml whose [server] key_salt to hash with."),
+        typer.Option(
+            "--config", help="hermes.toml to read key_salt from (default salt otherwise)."
+        ),
     ] = None,
 ) -> None:
-    """Print a fresh random key once, and the [[api_keys]] lines for hermes.toml."""
+    """Print a fresh random key once, and the api_keys table (key_sha256) for hermes.toml."""
     from hermes_sdk.graph.records import check_name
     from hermes_sdk.server.config import DEFAULT_KEY_SALT, hash_api_key, load_config
 
