@@ -136,7 +136,13 @@ class Stage:
 
 @dataclass(frozen=True, slots=True)
 class RunPath:
-    """A completed run of an app: the ordered stages it went through, from START to END."""
+    """A completed run of an app: the ordered stages it went through, from START to END.
+
+    ``paused_s`` is the wall time the run spent paused (a LangGraph interrupt waiting for a
+    person or an event), never counted as service or latency. ``abandoned`` marks a paused run
+    that was not resumed within the pause horizon; it is also ``failed`` (learned only up to
+    where it got).
+    """
 
     app: str
     stages: tuple[Stage, ...]
@@ -145,6 +151,8 @@ class RunPath:
     started_at: float = 0.0
     deadline_s: float | None = None
     failed: bool = False
+    paused_s: float = 0.0
+    abandoned: bool = False
 
     def __post_init__(self) -> None:
         check_name(self.app, "app")
@@ -161,6 +169,9 @@ class RunPath:
             raise GraphError(f"started_at must be a unix time, got {self.started_at!r}")
         if not math.isfinite(self.started_at):
             raise GraphError("started_at must be finite")
+        object.__setattr__(self, "paused_s", check_seconds(self.paused_s, "paused_s"))
+        if self.abandoned and not self.failed:
+            raise GraphError("an abandoned run must also be failed")
 
     @property
     def service_s(self) -> float:
@@ -221,8 +232,9 @@ def call_to_dict(call: Call) -> dict[str, Any]:
 
 
 def path_to_dict(path: RunPath) -> dict[str, Any]:
-    """Dict form of a path, inverse of :func:`path_from_dict`."""
-    return {
+    """Dict form of a path, inverse of :func:`path_from_dict` (``paused_s`` and ``abandoned``
+    only when set, so paths that never paused keep their old form)."""
+    out: dict[str, Any] = {
         "app": path.app,
         "run_id": path.run_id,
         "tenant": path.tenant,
@@ -240,6 +252,11 @@ def path_to_dict(path: RunPath) -> dict[str, Any]:
             for s in path.stages
         ],
     }
+    if path.paused_s:
+        out["paused_s"] = path.paused_s
+    if path.abandoned:
+        out["abandoned"] = True
+    return out
 
 
 def _mapping(value: object, what: str) -> Mapping[str, Any]:
@@ -293,4 +310,6 @@ def path_from_dict(data: object) -> RunPath:
         started_at=d.get("started_at", 0.0),
         deadline_s=d.get("deadline_s"),
         failed=bool(d.get("failed", False)),
+        paused_s=d.get("paused_s", 0.0),
+        abandoned=bool(d.get("abandoned", False)),
     )

@@ -14,13 +14,14 @@ from __future__ import annotations
 import contextlib
 import logging
 import threading
+import time
 from collections import deque
 from collections.abc import Mapping, Sequence
 from typing import Any
 from uuid import UUID
 
 from langchain_core.callbacks import BaseCallbackHandler
-from langgraph.errors import GraphBubbleUp
+from langgraph.errors import GraphBubbleUp, GraphInterrupt
 
 from hermes_langgraph._hints import CURRENT_LLM_UNIT
 from hermes_langgraph._metadata import (
@@ -30,8 +31,15 @@ from hermes_langgraph._metadata import (
     llm_usage,
     model_backend,
 )
+from hermes_langgraph._threads import PausedThreads
 from hermes_langgraph._tracker import Ended, RunTracker, finish
 from hermes_sdk.graph.records import RunPath, UnitKind, check_name, check_seconds
+from hermes_sdk.instrument.pauses import DEFAULT_PAUSE_HORIZON_S
+
+try:  # LangGraph >= 1.1 reports interrupts and resumes to GraphCallbackHandler subclasses
+    from langgraph.callbacks import GraphCallbackHandler as _HandlerBase
+except ImportError:  # pragma: no cover - older LangGraph: the node's GraphInterrupt suffices
+    _HandlerBase = BaseCallbackHandler  # type: ignore[assignment,misc]
 
 log = logging.getLogger("hermes_langgraph")
 
@@ -45,7 +53,7 @@ def is_failure(error: BaseException) -> bool:
     return not isinstance(error, GraphBubbleUp)
 
 
-class HermesCallbackHandler(BaseCallbackHandler):
+class HermesCallbackHandler(_HandlerBase):
     """Records every graph invocation it sees as a Hermes run of ``app``.
 
     ``graph.invoke(x, config={"callbacks": [HermesCallbackHandler(app="doc-qa")]})`` (also
@@ -55,6 +63,11 @@ class HermesCallbackHandler(BaseCallbackHandler):
     :func:`hermes_langgraph.current_hints` and the HTTP hooks of
     :func:`hermes_langgraph.chat_openai_kwargs`. ``tenant`` is passed to
     ``hermes.start_run`` (the scheduler derives it from the API key in remote mode).
+
+    A run that stops at an interrupt (``interrupt()``, ``interrupt_before/after``) on a thread
+    (``configurable.thread_id``) is paused, not ended; the next invocation on that thread with
+    a ``Command`` or ``None`` input continues it, in this or any process sharing the Hermes
+    store. Runs paused longer than ``pause_horizon_s`` seconds are ended as abandoned.
     Raises :class:`~hermes_sdk.GraphError` for an invalid ``app``, ``deadline_s`` or ``tenant``;
     after construction nothing it does raises into the graph.
     """
@@ -69,21 +82,25 @@ class HermesCallbackHandler(BaseCallbackHandler):
         deadline_s: float | None = None,
         attach_hints: bool = True,
         tenant: str | None = None,
+        pause_horizon_s: float = DEFAULT_PAUSE_HORIZON_S,
     ) -> None:
         super().__init__()
         check_name(app, "app")
         if deadline_s is not None:
             check_seconds(deadline_s, "deadline_s")
+        check_seconds(pause_horizon_s, "pause_horizon_s")
         if tenant is not None:
             check_name(tenant, "tenant")
         self.app = app
         self.deadline_s = deadline_s
         self.attach_hints = attach_hints
-        self._tracker = RunTracker(app, deadline_s=deadline_s, tenant=tenant)
+        self.pause_horizon_s = pause_horizon_s
         self._errors = 0
         self._errors_lock = threading.Lock()
         self.recent_paths: deque[RunPath] = deque(maxlen=RECENT_PATHS)
         """The latest completed top-level paths (newest last), for inspection and tests."""
+        self._threads = PausedThreads(pause_horizon_s, self.recent_paths.append)
+        self._tracker = RunTracker(app, deadline_s=deadline_s, tenant=tenant, threads=self._threads)
 
     # --- bookkeeping ------------------------------------------------------------------------
 
@@ -99,8 +116,9 @@ class HermesCallbackHandler(BaseCallbackHandler):
 
     @property
     def ignore_agent(self) -> bool:
-        """Agent actions carry nothing the graph does not already show."""
-        return True
+        """Not ignored: langchain-core gates the *tool* hooks (``on_tool_start/end/error``) on
+        this flag too (``CallbackManager.on_tool_start``); agent actions are no-ops here."""
+        return False
 
     @property
     def ignore_retry(self) -> bool:
@@ -132,9 +150,19 @@ class HermesCallbackHandler(BaseCallbackHandler):
 
     def _finish(self, ended: list[Ended]) -> None:
         for item in ended:
-            path = finish(item)
+            path = finish(item, self._threads)
             if path is not None and item.graph.outer_unit is None:
                 self.recent_paths.append(path)
+
+    def sweep_paused(self, *, now: float | None = None) -> list[RunPath]:
+        """End this app's runs paused longer than ``pause_horizon_s`` as abandoned (in any
+        process's store records); returns their paths. Also runs by itself, at most once a
+        minute, when an invocation starts. Never raises."""
+        try:
+            return self._threads.sweep(self.app, now=now)
+        except Exception as exc:
+            self._swallow("sweep_paused", exc)
+            return []
 
     def _end(
         self,
@@ -144,10 +172,15 @@ class HermesCallbackHandler(BaseCallbackHandler):
         failed: bool,
         input_tokens: int | None = None,
         output_tokens: int | None = None,
+        interrupted: bool = False,
     ) -> None:
         try:
             ended, token = self._tracker.end(
-                run_id, failed=failed, input_tokens=input_tokens, output_tokens=output_tokens
+                run_id,
+                failed=failed,
+                input_tokens=input_tokens,
+                output_tokens=output_tokens,
+                interrupted=interrupted,
             )
             if token is not None:
                 # ValueError: ended in another context than it started, nothing to undo there.
@@ -179,7 +212,9 @@ class HermesCallbackHandler(BaseCallbackHandler):
     ) -> None:
         """A graph, node task or inner runnable started."""
         try:
-            self._finish(self._tracker.chain_start(run_id, parent_run_id, metadata, tags))
+            if parent_run_id is None and self._threads.sweep_due(time.time()):
+                self.sweep_paused()
+            self._finish(self._tracker.chain_start(run_id, parent_run_id, metadata, tags, inputs))
         except Exception as exc:
             self._swallow("on_chain_start", exc, run_id)
 
@@ -203,7 +238,23 @@ class HermesCallbackHandler(BaseCallbackHandler):
         **kwargs: Any,
     ) -> None:
         """A chain raised (interrupts and other ``GraphBubbleUp`` are not failures)."""
-        self._end("on_chain_error", run_id, failed=is_failure(error))
+        self._end(
+            "on_chain_error",
+            run_id,
+            failed=is_failure(error),
+            interrupted=isinstance(error, GraphInterrupt),
+        )
+
+    def on_interrupt(self, event: Any) -> None:
+        """LangGraph >= 1.1: a graph paused at interrupts (the top graph's run is paused)."""
+        try:
+            if getattr(event, "checkpoint_ns", None) == ():
+                self._tracker.interrupt(getattr(event, "run_id", None))
+        except Exception as exc:
+            self._swallow("on_interrupt", exc)
+
+    def on_resume(self, event: Any) -> None:
+        """LangGraph >= 1.1: a graph resumed (the continuation was found at its start)."""
 
     # --- model calls ----------------------------------------------------------------------------
 

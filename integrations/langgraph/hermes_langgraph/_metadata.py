@@ -14,12 +14,16 @@ import functools
 import unicodedata
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Final
+from typing import Final, cast
+
+from hermes_sdk.graph.records import UNIT_KINDS, UnitKind
 
 STEP_TAG_PREFIX: Final = "graph:step:"
 """Tag LangGraph puts on the callback manager of each node task (not inherited by children)."""
 BACKEND_METADATA_KEY: Final = "hermes_backend"
 """Metadata key naming a model's or tool's backend (set with ``.with_config(metadata=...)``)."""
+KIND_METADATA_KEY: Final = "hermes_kind"
+"""Node metadata key setting a node's unit kind (``add_node(..., metadata={...})``)."""
 MAX_NAME_CHARS: Final = 256
 
 _MODEL_KEYS: Final = ("model", "model_name", "model_id", "deployment_name", "azure_deployment")
@@ -99,6 +103,12 @@ def model_backend(
             if name is not None:
                 return name
     return None
+
+
+def explicit_kind(metadata: Mapping[str, object] | None) -> UnitKind | None:
+    """The unit kind a user set in node metadata (``hermes_kind``), if it is a valid kind."""
+    kind = metadata.get(KIND_METADATA_KEY) if metadata else None
+    return cast(UnitKind, kind) if isinstance(kind, str) and kind in UNIT_KINDS else None
 
 
 def explicit_backend(metadata: Mapping[str, object] | None) -> str | None:

@@ -17,6 +17,14 @@ overlap: a new stage). A held unit's service time thus includes the scheduling g
 task, normally microseconds. A failed task is held until its step ends, so that a retry
 (``RetryPolicy``: same ``checkpoint_ns``, same step) continues its unit: retries make that call
 longer instead of adding calls to the stage.
+
+Interrupts (see ``_threads``): a top-level run whose graph stopped at an interrupt is *paused*
+when its root ends, not ended; the units of the interrupted step are carried, and the next
+invocation on the same thread continues the run, the re-run task continuing its unit's service.
+
+Node kinds: a node unit whose nested calls were all tool calls becomes a ``tool`` unit, all
+retriever calls a ``retriever`` unit (LLM calls lend ``llm`` at stage formation); node metadata
+``hermes_kind`` (and ``hermes_backend``) set them explicitly.
 """
 
 from __future__ import annotations
@@ -28,9 +36,18 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Final, Literal
 from uuid import UUID
 
-from hermes_langgraph._metadata import node_task
+from hermes_langgraph._metadata import explicit_backend, explicit_kind, node_task
+from hermes_langgraph._threads import PausedThreads, continues_thread, thread_key
 from hermes_sdk.graph.records import RunPath, UnitKind
 from hermes_sdk.instrument import start_run
+from hermes_sdk.instrument.pauses import (
+    CarriedCall,
+    PausedRun,
+    continue_call,
+    pause_run,
+    replay_carried,
+    resume_run,
+)
 
 if TYPE_CHECKING:
     from hermes_sdk.instrument import RunHandle, UnitHandle
@@ -53,6 +70,42 @@ class GraphRun:
     open_by_step: dict[int, int] = field(default_factory=dict)
     held: list[_Held] = field(default_factory=list)
     held_step: int = -1
+    thread: str | None = None
+    """Resume key of the LangGraph thread (top-level runs with a ``thread_id`` only)."""
+    resumed: PausedRun | None = None
+    carried: list[CarriedCall] = field(default_factory=list)
+    """Calls of the step the run paused in, not yet continued by their re-run tasks."""
+    carry_ns: int = 0
+    step: int = -1
+    step_units: list[tuple[UnitHandle, str]] = field(default_factory=list)
+    """Node units (and task ids) of superstep ``step``, the latest one."""
+    interrupted: set[str] = field(default_factory=set)
+    """Task ids of the latest step that stopped at an interrupt."""
+    pause_requested: bool = False
+    inferred: dict[int, tuple[UnitHandle, set[str]]] = field(default_factory=dict)
+    """Node units whose kind is inferred: id -> (unit, kinds of its nested calls)."""
+
+    def continue_carried(self, unit: UnitHandle, task_id: str) -> None:
+        """A task starts after a resume: the interrupted task continues its unit, the calls of
+        its step that completed before the pause rejoin its stage."""
+        match = next((c for c in self.carried if c.task and c.task == task_id), None)
+        if match is None:
+            replay_carried(self.handle, self.carried, start_ns=self.carry_ns)
+            self.carried.clear()
+            return
+        self.carried.remove(match)
+        continue_call(unit, match)
+        done = [c for c in self.carried if not c.task]
+        if done:
+            replay_carried(self.handle, done, start_ns=unit.start_ns)
+            self.carried = [c for c in self.carried if c.task]
+
+    def paused_step(self) -> list[tuple[UnitHandle, str]]:
+        """The units to carry if the run pauses now: the latest step's, if a task of it was
+        interrupted (an interrupt before or after a step carries nothing)."""
+        if not self.interrupted:
+            return []
+        return [(u, t if t in self.interrupted else "") for u, t in self.step_units]
 
     def release_held(self) -> None:
         """End the held unit(s) now."""
@@ -60,7 +113,14 @@ class GraphRun:
         for item in held:
             item.unit.end(item.failed)
 
-    def start_node(self, name: str, step: int, task_id: str) -> UnitHandle:
+    def start_node(
+        self,
+        name: str,
+        step: int,
+        task_id: str,
+        kind: UnitKind | None = None,
+        backend: str | None = None,
+    ) -> UnitHandle:
         """Start the unit of a node task of superstep ``step`` (see module docstring).
 
         A retry of a failed task (same ``task_id``, same step) continues that task's unit, so
@@ -74,7 +134,15 @@ class GraphRun:
                 unit = self.held.pop(i).unit
                 break
         if unit is None:
-            unit = self.handle.start_unit(name, kind="custom")
+            unit = self.handle.start_unit(name, kind=kind or "custom", backend=backend)
+            if kind is None:
+                self.inferred[id(unit)] = (unit, set())
+            if self.carried:
+                self.continue_carried(unit, task_id)
+        if step != self.step:
+            self.step, self.step_units = step, []
+            self.interrupted.clear()
+        self.step_units.append((unit, task_id))
         if self.held:
             # the new task overlaps the held ones now; failed ones wait for a retry or the step end
             keep = [item for item in self.held if item.failed]
@@ -85,9 +153,18 @@ class GraphRun:
         self.open_by_step[step] = self.open_by_step.get(step, 0) + 1
         return unit
 
-    def end_node(self, unit: UnitHandle, step: int, failed: bool, task_id: str) -> None:
+    def end_node(
+        self, unit: UnitHandle, step: int, failed: bool, task_id: str, interrupted: bool = False
+    ) -> None:
         """End a node task's unit, or hold it: the last open task of its step, or a failed task
         (it may be retried)."""
+        if interrupted:
+            self.interrupted.add(task_id)
+        inferred = self.inferred.pop(id(unit), None)
+        if inferred is not None and len(inferred[1]) == 1:
+            (only,) = inferred[1]
+            if only in ("tool", "retriever"):
+                unit.kind = "tool" if only == "tool" else "retriever"
         remaining = self.open_by_step.get(step, 0) - 1
         if remaining > 0:
             self.open_by_step[step] = remaining
@@ -132,10 +209,11 @@ class _Entry:
 
 @dataclass(frozen=True, slots=True)
 class Ended:
-    """A Hermes run that a callback finished; the handler ends it outside the lock."""
+    """A Hermes run that a callback finished; the handler ends (or pauses) it outside the lock."""
 
     graph: GraphRun
     failed: bool
+    pause: bool = False
 
 
 class RunTracker:
@@ -147,10 +225,12 @@ class RunTracker:
         *,
         deadline_s: float | None,
         tenant: str | None,
+        threads: PausedThreads | None = None,
     ) -> None:
         self.app = app
         self.deadline_s = deadline_s
         self.tenant = tenant
+        self.threads = threads
         self._lock = threading.Lock()
         self._entries: dict[UUID, _Entry] = {}
         self._tops: dict[UUID, GraphRun] = {}
@@ -191,11 +271,24 @@ class RunTracker:
 
     # --- starting -------------------------------------------------------------------------
 
-    def _new_top(self, run_id: UUID) -> tuple[GraphRun, list[Ended]]:
-        handle = start_run(
-            self.app, deadline_s=self.deadline_s, tenant=self.tenant, run_id=str(run_id)
-        )
-        graph = GraphRun(handle=handle, top=TopRun())
+    def _new_top(
+        self, run_id: UUID, thread: str | None = None, inputs: object = None
+    ) -> tuple[GraphRun, list[Ended]]:
+        paused = None
+        if thread is not None and self.threads is not None:
+            if continues_thread(inputs):
+                paused = self.threads.take(thread)
+            else:
+                self.threads.restart(thread)
+        if paused is not None:
+            handle, carry_ns = resume_run(paused)
+            graph = GraphRun(handle=handle, top=TopRun(), thread=thread, resumed=paused)
+            graph.carried, graph.carry_ns = list(paused.carried), carry_ns
+        else:
+            handle = start_run(
+                self.app, deadline_s=self.deadline_s, tenant=self.tenant, run_id=str(run_id)
+            )
+            graph = GraphRun(handle=handle, top=TopRun(), thread=thread)
         evicted: list[Ended] = []
         if len(self._tops) >= MAX_OPEN_RUNS:
             oldest = next(iter(self._tops))
@@ -213,6 +306,7 @@ class RunTracker:
         parent_run_id: UUID | None,
         metadata: Mapping[str, object] | None,
         tags: Sequence[str] | None,
+        inputs: object = None,
     ) -> list[Ended]:
         """A chain (graph, node task, edge, lambda, ...) started."""
         with self._lock:
@@ -220,14 +314,21 @@ class RunTracker:
                 return []
             parent = self._entries.get(parent_run_id) if parent_run_id is not None else None
             if parent is None or parent_run_id is None:
-                graph, evicted = self._new_top(run_id)
+                thread = thread_key(self.app, self.tenant, metadata)
+                graph, evicted = self._new_top(run_id, thread, inputs)
                 self._remember(run_id, _Entry("root", graph))
                 return evicted
             task = node_task(metadata, tags)
             if task is not None and parent.role == "chain" and parent.scope is not None:
                 self._promote_to_subgraph(parent, parent_run_id)
             if task is not None and parent.role in ("root", "subgraph"):
-                unit = parent.graph.start_node(task.node, task.step, task.task_id)
+                unit = parent.graph.start_node(
+                    task.node,
+                    task.step,
+                    task.task_id,
+                    explicit_kind(metadata),
+                    explicit_backend(metadata),
+                )
                 self._remember(
                     run_id, _Entry("node", parent.graph, unit, unit, task.step, task.task_id)
                 )
@@ -271,6 +372,10 @@ class RunTracker:
                 scope = None
             else:
                 graph, role, scope = parent.graph, "call", parent.scope
+                if scope is not None and graph.inferred:
+                    inferred = graph.inferred.get(id(scope))
+                    if inferred is not None:
+                        inferred[1].add(kind)
             unit = graph.handle.start_unit(
                 name, kind=kind, backend=backend, parent=scope, input_tokens=input_tokens
             )
@@ -287,6 +392,13 @@ class RunTracker:
 
     # --- ending ---------------------------------------------------------------------------
 
+    def interrupt(self, run_id: UUID | None) -> None:
+        """LangGraph reported that the top-level graph ``run_id`` stopped at an interrupt."""
+        with self._lock:
+            graph = self._tops.get(run_id) if run_id is not None else None
+            if graph is not None:
+                graph.pause_requested = True
+
     def end(
         self,
         run_id: UUID,
@@ -294,8 +406,10 @@ class RunTracker:
         failed: bool,
         input_tokens: int | None = None,
         output_tokens: int | None = None,
+        interrupted: bool = False,
     ) -> tuple[list[Ended], contextvars.Token[UnitHandle | None] | None]:
-        """Any run id ended; returns the Hermes runs to end and the hint token to reset."""
+        """Any run id ended (``interrupted``: by an interrupt); returns the Hermes runs to end
+        and the hint token to reset."""
         with self._lock:
             entry = self._entries.pop(run_id, None)
             if entry is None:
@@ -303,7 +417,7 @@ class RunTracker:
                 return [], None
             ended: list[Ended] = []
             if entry.role == "node" and entry.unit is not None:
-                entry.graph.end_node(entry.unit, entry.step, failed, entry.task_id)
+                entry.graph.end_node(entry.unit, entry.step, failed, entry.task_id, interrupted)
             elif entry.unit is not None:
                 entry.unit.record(input_tokens=input_tokens, output_tokens=output_tokens)
                 entry.unit.end(failed)
@@ -312,10 +426,16 @@ class RunTracker:
                 entry.graph.top.subruns.remove(entry.graph)
                 ended.append(Ended(entry.graph, failed))
             elif entry.role == "root":
-                ended.extend(self._forget_top(run_id, failed))
+                graph = entry.graph
+                pause = (
+                    not failed
+                    and graph.thread is not None
+                    and (graph.pause_requested or bool(graph.interrupted))
+                )
+                ended.extend(self._forget_top(run_id, failed, pause=pause))
             return ended, entry.hint_token
 
-    def _forget_top(self, run_id: UUID, failed: bool) -> list[Ended]:
+    def _forget_top(self, run_id: UUID, failed: bool, *, pause: bool = False) -> list[Ended]:
         """Drop a top-level run's entries; its unfinished sub-runs end (failed) before it."""
         graph = self._tops.pop(run_id)
         for rid in graph.top.run_ids:
@@ -326,7 +446,7 @@ class RunTracker:
             ended.append(Ended(sub, True))
         graph.top.subruns.clear()
         graph.release_held()
-        ended.append(Ended(graph, failed))
+        ended.append(Ended(graph, failed, pause))
         return ended
 
     def close_all(self) -> list[Ended]:
@@ -335,9 +455,22 @@ class RunTracker:
             return [e for rid in list(self._tops) for e in self._forget_top(rid, failed=True)]
 
 
-def finish(ended: Ended) -> RunPath | None:
-    """End a Hermes run (outside the tracker lock) and roll a sub-run's tokens into its node."""
-    path = ended.graph.handle.end(failed=ended.failed)
+def finish(ended: Ended, threads: PausedThreads | None = None) -> RunPath | None:
+    """End a Hermes run (outside the tracker lock) and roll a sub-run's tokens into its node;
+    a run that stopped at an interrupt is paused instead (``None``)."""
+    graph = ended.graph
+    if ended.pause and threads is not None and graph.thread is not None:
+        if graph.carried:  # resumed and interrupted again before its tasks re-ran
+            replay_carried(graph.handle, graph.carried, start_ns=graph.carry_ns)
+            graph.carried = []
+        paused = pause_run(graph.handle, graph.paused_step(), prior=graph.resumed)
+        if paused is not None:
+            threads.put(graph.thread, paused)
+            return None
+    elif graph.carried:
+        replay_carried(graph.handle, graph.carried, start_ns=graph.carry_ns)
+        graph.carried = []
+    path = graph.handle.end(failed=ended.failed)
     outer = ended.graph.outer_unit
     if outer is not None and path is not None:
         inp = [c.input_tokens for s in path.stages for c in s.calls if c.input_tokens is not None]

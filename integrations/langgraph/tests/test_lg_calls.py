@@ -69,7 +69,7 @@ def test_retriever_and_completion_llm_with_backend_from_metadata() -> None:
     assert out["a"] == "fine"
     (path,) = handler.recent_paths
     assert [(s.node, s.kind, s.backend) for s in path.stages] == [
-        ("retrieve", "custom", None),
+        ("retrieve", "retriever", None),  # only a retriever inside
         ("answer", "llm", "small-gpu"),
     ]
     call = path.stages[1].calls[0]

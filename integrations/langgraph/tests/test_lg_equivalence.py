@@ -72,7 +72,7 @@ def test_react_decorators_and_callback_learn_the_same_graph() -> None:
     def agent(messages: list[BaseMessage]) -> AIMessage:
         return call_model(messages)
 
-    @hermes.unit(name="tools")
+    @hermes.unit(name="tools", kind="tool")  # the callback infers `tool`
     def tools(message: AIMessage) -> list[BaseMessage]:
         return [
             ToolMessage(call_tool(c["args"]["q"]), tool_call_id=c["id"] or "")
