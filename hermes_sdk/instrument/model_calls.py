@@ -29,7 +29,7 @@ from hermes_sdk.instrument._context import CURRENT_RUN, CURRENT_UNIT
 from hermes_sdk.instrument.handles import RunHandle, UnitHandle
 from hermes_sdk.instrument.model_streams import AsyncUnitStream, UnitStream
 from hermes_sdk.instrument.ranking import compute_hints
-from hermes_sdk.instrument.usage import usage_of
+from hermes_sdk.instrument.usage import usage_counts, usage_of
 
 log = logging.getLogger("hermes_sdk.instrument")
 
@@ -191,7 +191,11 @@ def _finish(unit: UnitHandle, result: Any, prepared: _Prepared, is_async: bool) 
     if prepared.stream:
         cls = AsyncUnitStream if is_async else UnitStream
         return cls(result, unit, prepared.injected)
-    usage = usage_of(result)
+    try:  # the SDKs' responses keep it in ``.usage`` (no ``usage_metadata`` probe needed)
+        block = getattr(result, "usage", None)
+    except Exception:
+        block = None
+    usage = usage_counts(block) if block is not None else usage_of(result)
     if usage is not None:
         unit.record(usage[0], usage[1])
     unit.end(False)

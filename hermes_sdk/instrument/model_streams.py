@@ -12,30 +12,44 @@ consumed here so the caller sees exactly the chunks it would have seen unwrapped
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from types import TracebackType
 from typing import Any
 
 from hermes_sdk.instrument.handles import UnitHandle
-from hermes_sdk.instrument.usage import usage_of
+from hermes_sdk.instrument.usage import usage_counts
 
 _NESTED = ("response", "message")
 """Attributes of stream events that hold a whole response with its usage."""
 
 
+_MISSING = object()
+
+
+def _usage_block(item: object) -> object | None:
+    return (
+        item.get("usage", _MISSING)
+        if isinstance(item, Mapping)
+        else getattr(item, "usage", _MISSING)
+    )
+
+
 def chunk_usage(item: object) -> tuple[int | None, int | None] | None:
-    """``(input_tokens, output_tokens)`` carried by one streamed chunk or event, if any."""
-    usage = usage_of(item)
-    if usage is not None:
-        return usage
-    for attr in _NESTED:
-        try:
-            inner = getattr(item, attr, None)
-        except Exception:
-            return None
-        if inner is not None and not isinstance(inner, (str, bytes)):
-            usage = usage_of(inner)
-            if usage is not None:
-                return usage
+    """``(input_tokens, output_tokens)`` carried by one streamed chunk or event, if any.
+
+    Never raises."""
+    try:
+        block = _usage_block(item)
+        if block is not _MISSING:  # chat/completions chunks and message_delta carry it here
+            return None if block is None else usage_counts(block)
+        for attr in _NESTED:
+            inner = item.get(attr) if isinstance(item, Mapping) else getattr(item, attr, None)
+            if inner is not None and not isinstance(inner, (str, bytes)):
+                block = _usage_block(inner)
+                if block is not _MISSING and block is not None:
+                    return usage_counts(block)
+    except Exception:
+        return None
     return None
 
 

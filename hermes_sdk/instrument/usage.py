@@ -50,8 +50,19 @@ def usage_of(value: object) -> tuple[int | None, int | None] | None:
         return None
     try:
         block = _usage_block(value)
-        if block is None:
-            return None
+    except Exception:
+        return None
+    return usage_counts(block)
+
+
+def usage_counts(block: object) -> tuple[int | None, int | None] | None:
+    """``(input_tokens, output_tokens)`` of a usage block itself (``response.usage``), or ``None``.
+
+    For callers that know where the block is (a wrapped client's response); never raises.
+    """
+    if block is None:
+        return None
+    try:
         input_tokens = _field(block, _INPUT_KEYS)
         output_tokens = _field(block, _OUTPUT_KEYS)
     except Exception:
