@@ -73,19 +73,18 @@ def _contend(root: str, client: OpenAI) -> dict[str, dict[str, Any]]:
     blocker = OpenAI(base_url=root + "/v1", api_key="-", max_retries=0)  # priority 0: not preempted
     hold = threading.Thread(
         target=blocker.chat.completions.create,
-        kwargs={"model": "sim-model", "messages": MSGS, "max_tokens": 300},
+        kwargs={"model": "sim-model", "messages": MSGS, "max_tokens": 600},
     )
-    hold.start()
-    while not httpx.get(root + "/debug/requests").json()["requests"]:
-        time.sleep(0.005)
     apps = [threading.Thread(target=big_app, args=(client,))]
     apps.append(threading.Thread(target=small_app, args=(client,)))
-    for thread in apps:
-        thread.start()
-        time.sleep(0.1)  # big arrives clearly first
+    for seen, thread in enumerate([hold, *apps], start=1):
+        thread.start()  # each arrives after the previous one reached the engine
+        while len(httpx.get(root + "/debug/requests").json()["requests"]) < seen:
+            time.sleep(0.005)
     for thread in [hold, *apps]:
         thread.join(60)
     records = httpx.get(root + "/debug/requests").json()["requests"]
+    assert records[0]["finish_s"] > max(r["arrival_s"] for r in records[1:3])  # contention
     first: dict[str, dict[str, Any]] = {}
     for record in sorted(records[1:], key=lambda r: r["arrival_s"]):
         tokens = record["completion_tokens"]
