@@ -3,8 +3,9 @@
 With no keys configured the server is single-tenant: every request belongs to ``"default"``.
 The keys can be swapped while the server runs (:meth:`Keyring.replace`, used by the reload of
 :mod:`hermes_sdk.server.admin`): a request is checked against the keys in force when it arrives;
-an acquire still waiting in a queue when its key is removed ends with 401 ``key_revoked`` (its
-place is given up, nobody else moves), every other request in flight finishes.
+an acquire still waiting in a queue when its key is removed ends with 401 ``key_revoked`` (when
+its key's ``not_after`` passes: ``key_expired``); its place is given up, nobody else moves. Every
+other request in flight finishes.
 """
 
 from __future__ import annotations
@@ -102,7 +103,8 @@ class RevocableWaits:
 
     def __init__(self) -> None:
         self._tasks: dict[str, set[asyncio.Task[web.StreamResponse]]] = {}
-        self._revoked: set[asyncio.Task[web.StreamResponse]] = set()
+        self._revoked: dict[asyncio.Task[web.StreamResponse], str] = {}
+        """Cancelled tasks -> the 401 code they answer (key_revoked or key_expired)."""
 
     @property
     def active(self) -> int:
@@ -110,29 +112,46 @@ class RevocableWaits:
         return sum(len(t) for t in self._tasks.values())
 
     async def run(
-        self, key_sha256: str, handler: Handler, request: web.Request
+        self, key: ApiKey, handler: Handler, request: web.Request, now_unix_s: float
     ) -> web.StreamResponse:
-        """Run ``handler`` so that :meth:`revoke` can end it with 401 while it waits."""
+        """Run ``handler`` so that :meth:`revoke`, or the key's ``not_after`` passing, ends it
+        with 401 while it waits."""
         task = asyncio.ensure_future(handler(request))
-        tasks = self._tasks.setdefault(key_sha256, set())
+        tasks = self._tasks.setdefault(key.key_sha256, set())
         tasks.add(task)
+        expiry = None
+        if key.not_after is not None:
+            delay_s = max(0.0, key.not_after - now_unix_s)
+            expiry = asyncio.get_running_loop().call_later(delay_s, self._end, task, "key_expired")
         try:
             return await task
         except asyncio.CancelledError:
             current = asyncio.current_task()
-            if task not in self._revoked or (current is not None and current.cancelling()):
+            code = self._revoked.get(task)
+            if code is None or (current is not None and current.cancelling()):
                 raise
+            what = "expired" if code == "key_expired" else "was removed"
             return json_error(
                 401,
-                "key_revoked",
-                "the API key was removed while this request waited; its place was given up",
+                code,
+                f"the API key {what} while this request waited; its place was given up",
                 {"WWW-Authenticate": "Bearer"},
             )
         finally:
+            if expiry is not None:
+                expiry.cancel()
             tasks.discard(task)
-            if not tasks and self._tasks.get(key_sha256) is tasks:
-                del self._tasks[key_sha256]
-            self._revoked.discard(task)
+            if not tasks and self._tasks.get(key.key_sha256) is tasks:
+                del self._tasks[key.key_sha256]
+            self._revoked.pop(task, None)
+
+    def _end(self, task: asyncio.Task[web.StreamResponse], code: str) -> bool:
+        """Cancel a waiting ``task`` that will answer 401 ``code``; False if it already ended."""
+        if task.done() or task in self._revoked:
+            return False
+        self._revoked[task] = code
+        task.cancel()
+        return True
 
     def revoke(self, still_valid: Callable[[str], bool]) -> int:
         """Cancel the waiting requests of every key ``still_valid`` rejects; returns how many.
@@ -142,13 +161,8 @@ class RevocableWaits:
         """
         ended = 0
         for digest, tasks in list(self._tasks.items()):
-            if still_valid(digest):
-                continue
-            for task in tasks:
-                if not task.done() and task not in self._revoked:
-                    self._revoked.add(task)
-                    task.cancel()
-                    ended += 1
+            if not still_valid(digest):
+                ended += sum(self._end(task, "key_revoked") for task in list(tasks))
         return ended
 
 
@@ -229,5 +243,5 @@ async def auth_middleware(request: web.Request, handler: Handler) -> web.StreamR
         return json_error(403, "forbidden", f'{path} needs a key with role = "admin"')
     request[TENANT] = entry.tenant
     if _revocable(request):
-        return await access.waits.run(entry.key_sha256, handler, request)
+        return await access.waits.run(entry, handler, request, keyring.now())
     return await handler(request)

@@ -6,6 +6,7 @@ Real servers on loopback (the ``serve`` fixture) and real hermes.toml files; the
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import re
 import time
@@ -332,3 +333,52 @@ async def test_insecure_mode_shows_on_healthz_and_ui(
     finally:
         await server.runner.cleanup()
         await plain.runner.cleanup()
+
+
+async def test_a_waiting_acquire_ends_when_its_key_expires(
+    tmp_path: Path, http: aiohttp.ClientSession
+) -> None:
+    """Expiry needs no reload: the waiter of the expiring key leaves; the others keep order."""
+    text = _toml(
+        [
+            {"tenant": "acme", "key": "steady"},
+            {"tenant": "acme", "key": "brief", "not_after": time.time() + 2.0},
+        ],
+        server="acquire_timeout_s = 10",
+    )
+    server = await _start(tmp_path / "h.toml", text)
+    url = f"{server.url}/v1/backends/gpu/acquire"
+
+    async def acquire(key: str) -> tuple[int, dict[str, object]]:
+        async with http.post(url, json={}, headers={"Authorization": f"Bearer {key}"}) as r:
+            return r.status, await r.json()
+
+    async def waiting() -> int:
+        _, body = await _get(http, f"{server.url}/v1/backends", "steady")
+        return int(body["backends"][0]["waiting"])  # type: ignore[index]
+
+    async def until_waiting(n: int, task: asyncio.Task[object] | None = None) -> None:
+        while await waiting() < n and not (task is not None and task.done()):
+            await asyncio.sleep(0.01)
+
+    try:
+        status, holder = await acquire("steady")
+        assert status == 200
+        w1 = asyncio.create_task(acquire("steady"))
+        await until_waiting(1)
+        w2 = asyncio.create_task(acquire("brief"))
+        await until_waiting(2, w2)  # type: ignore[arg-type]
+        w3 = asyncio.create_task(acquire("steady"))
+        await until_waiting(3 if not w2.done() else 2)
+        status, body = await w2
+        assert (status, body["error"]["code"]) == (401, "key_expired")  # type: ignore[index]
+        assert await waiting() == 2
+        release = f"{server.url}/v1/leases/{holder['lease_id']}/release"
+        assert (await _get(http, release, "steady", "POST"))[0] == 200
+        status, first = await w1
+        assert status == 200 and not w3.done()
+        release = f"{server.url}/v1/leases/{first['lease_id']}/release"
+        assert (await _get(http, release, "steady", "POST"))[0] == 200
+        assert (await w3)[0] == 200
+    finally:
+        await server.runner.cleanup()
