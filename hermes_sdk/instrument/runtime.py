@@ -36,7 +36,7 @@ log = logging.getLogger("hermes_sdk.instrument")
 
 DEFAULT_STORE_URL: Final = "sqlite:///~/.hermes/hermes.db"
 LEARN_QUEUE_ENV: Final = "HERMES_LEARN_QUEUE_MIB"
-"""Environment variable: MiB of completed runs that may wait for the store (default 4)."""
+"""Environment variable: MiB of completed runs that may wait for the store (default 16)."""
 STORE_WARN_INTERVAL_S: Final = 60.0
 """Least seconds between two warnings about failed store writes."""
 FORK_QUIESCE_S: Final = 1.0
@@ -86,7 +86,7 @@ class InstrumentStats:
 
 
 def env_learn_queue_bytes() -> int:
-    """``HERMES_LEARN_QUEUE_MIB`` in bytes (default 4 MiB); ConfigError if not a positive number."""
+    """``HERMES_LEARN_QUEUE_MIB`` in bytes (default 16 MiB); ConfigError unless positive."""
     raw = os.environ.get(LEARN_QUEUE_ENV, "").strip()
     if not raw:
         return DEFAULT_MAX_BYTES
@@ -279,8 +279,8 @@ def configure(
     Events wait at most ``flush_interval_s`` (default 5 ms) to be batched, so the scheduler
     sees state changes promptly; at most ``queue_size`` wait (more are dropped and counted);
     at exit, queued events get ``exit_timeout_s`` to leave. Completed runs wait for the store
-    in a queue of at most ``learn_queue_bytes`` (default ``HERMES_LEARN_QUEUE_MIB`` or 4 MiB,
-    about a thousand 13-stage runs); runs beyond it are dropped, counted in :func:`stats`
+    in a queue of at most ``learn_queue_bytes`` (default ``HERMES_LEARN_QUEUE_MIB`` or 16 MiB,
+    about 4,000 13-stage runs); runs beyond it are dropped, counted in :func:`stats`
     (``runs_dropped``) and warned about at most once a minute.
     Raises :class:`ConfigError` for an unusable scheduler URL.
     """
