@@ -35,6 +35,9 @@ log = logging.getLogger("hermes_sdk.instrument")
 
 UNIT_KWARG: Final = "hermes_unit"
 """Per-call keyword naming the unit; removed before the SDK sees the call."""
+UNIT_HEADER: Final = "X-Hermes-Unit"
+"""A caller's own ``extra_headers`` entry naming the unit (same effect as ``hermes_unit=``)."""
+_UNIT_HEADER_LOWER: Final = UNIT_HEADER.lower()
 RAW_RESPONSE_HEADER: Final = "X-Stainless-Raw-Response"
 """Header the openai/anthropic SDKs add for ``with_raw_response`` / ``with_streaming_response``."""
 
@@ -132,6 +135,9 @@ def with_hints(kwargs: dict[str, Any], hints: Hints, settings: WrapSettings) -> 
         if mine is None:
             out[key] = dict(value)
         elif isinstance(mine, Mapping):
+            if key == "extra_headers":  # header names are case-insensitive
+                taken = {str(name).lower() for name in mine}
+                value = {k: v for k, v in value.items() if str(k).lower() not in taken}
             out[key] = {**value, **mine}
     return out
 
@@ -151,9 +157,12 @@ def prepare(
 ) -> _Prepared:
     """Open the call's unit and build what to send. Never raises (fails open)."""
     explicit = kwargs.pop(UNIT_KWARG, None)
+    headers = kwargs.get("extra_headers")
+    if explicit is None and isinstance(headers, Mapping) and headers:
+        # the type-checked way to name the unit: the caller's own X-Hermes-Unit header
+        explicit = next((v for k, v in headers.items() if k.lower() == _UNIT_HEADER_LOWER), None)
     settings = state.settings
     unit: UnitHandle | None = None
-    headers = kwargs.get("extra_headers")
     raw = isinstance(headers, Mapping) and RAW_RESPONSE_HEADER in headers
     try:
         if raw:

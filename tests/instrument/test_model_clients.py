@@ -75,10 +75,13 @@ def test_unit_names_per_call_and_by_rule(engine_url: str) -> None:
         client.chat.completions.create(model="m", messages=MSGS, max_tokens=2)
         client.chat.completions.create(model="m", messages=MSGS, max_tokens=2, hermes_unit="plan")
         client.embeddings.create(model="m", input="two plus two")
+        typed = {"x-hermes-unit": "review"}  # for type checkers: the caller's own header
+        client.chat.completions.create(model="m", messages=MSGS, extra_headers=typed)
     assert [(u.name, u.kind) for u in run.units] == [
         ("chat.completions/2", "llm"),
         ("plan", "llm"),
         ("embeddings/None", "retriever"),
+        ("review", "llm"),
     ]
     default = _client(engine_url)
     with hermes.run(app="qa") as run:
