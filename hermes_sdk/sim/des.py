@@ -121,6 +121,9 @@ class SimHook(Protocol):
     def stage_started(self, app: SimApp, t: float) -> None:
         """``app`` entered stage ``app.stages[app.stage_i]``; its calls were submitted."""
 
+    # Optional: ``stage_entering(app, t) -> tuple[float, ...]``, the service seconds of the calls
+    # of ``app.stages[app.stage_i]`` about to be submitted (called before ``stage_started``).
+
     def stage_done(self, app: SimApp, stage: RealStage, t: float) -> None:
         """The last call of ``stage`` ended, after the app moved on: its next stage started
         (:meth:`stage_started` was called) or it finished (``app.stage_i == len(app.stages)``,
@@ -221,6 +224,11 @@ class Simulation:
     ) -> None:
         self.apps = apps
         self.hook = hook
+        self.entering: Callable[[SimApp, float], tuple[float, ...]] | None = getattr(
+            hook, "stage_entering", None
+        )
+        """Optional hook method: the service seconds of the stage ``app`` enters (a prefix KV
+        cache shortens LLM calls whose prefix it holds, :mod:`hermes_sdk.sim.kv_des`)."""
         self.tick_due = False
         """A stage started or ended since the hook's last tick."""
         self.tick_t = math.inf
@@ -409,6 +417,8 @@ class Simulation:
 
     def _enter_stage(self, app: SimApp, t: float) -> None:
         node, unit, _, services, _, _ = app.stages[app.stage_i]
+        if self.entering is not None:  # before the visit is counted: the state the call left
+            services = self.entering(app, t)
         visits = app.visits
         visits[node] = visits.get(node, 0) + 1
         app.pending = len(services)

@@ -1,0 +1,210 @@
+"""KV-cache retention: how long to keep a run's prefix after its LLM call, from the PDGraph.
+
+When a run's LLM call ends (and a tool or retriever call starts), its prefix KV cache is worth
+keeping only if the run comes back soon. Let ``G`` be the seconds until the run's next LLM call
+on the same backend (``inf`` if it never makes one) and ``c`` the cost ratio: holding the prefix
+for one second costs ``c`` times recomputing it once (``1/c`` is the break-even hold). Keeping
+it for ``T`` seconds costs ``c * E[min(G, T)]`` and saves a recompute with probability
+``P(G <= T)``, so the hint is
+
+    T* = argmax_T  P(G <= T) - c * E[min(G, T)]      (keep only if the maximum is > 0)
+
+the ski-rental rule the prewarm keep-alive uses (:mod:`hermes_sdk.prewarm.keepalive`). ``G``'s
+distribution comes from the PDGraph: Monte Carlo walks from the run's state after the call,
+through the learned transitions and the learned service of the tool stages in between.
+The hint is sent as ``X-Hermes-Retain-S`` (Hermes' gateway and engines) or Dynamo's
+``nvext.cache_control`` (see :mod:`hermes_sdk.client.encodings`).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Final, Protocol
+
+import numpy as np
+from numpy.typing import NDArray
+
+from hermes_sdk.graph.pdgraph import PDGraph
+from hermes_sdk.graph.records import END, RunState
+
+DEFAULT_CANDIDATES_S: Final[tuple[float, ...]] = tuple(round(0.25 * 1.5**i, 3) for i in range(24))
+"""Retention times tried, seconds (0.25 s to about 2.6 hours, geometric)."""
+MAX_HOPS: Final = 16
+"""Stages walked before a run that has not called the LLM again counts as never returning."""
+
+
+def retention_s(
+    gaps_s: NDArray[np.float64] | Sequence[float],
+    cost_ratio_per_s: float,
+    candidates_s: Sequence[float] = DEFAULT_CANDIDATES_S,
+) -> float:
+    """Seconds to keep a prefix given samples of the gap to its next use (``inf``: none).
+
+    Maximises ``P(G <= T) - cost_ratio_per_s * E[min(G, T)]`` over ``candidates_s``; 0 when no
+    candidate beats not keeping (the run likely ends, or returns too late to pay for the hold).
+    """
+    if not cost_ratio_per_s >= 0:
+        raise ValueError(f"cost_ratio_per_s must be >= 0, got {cost_ratio_per_s!r}")
+    gaps = np.asarray(gaps_s, dtype=np.float64)
+    if gaps.size == 0:
+        return 0.0
+    ts = np.asarray(candidates_s, dtype=np.float64)[:, None]
+    p_back = (gaps[None, :] <= ts).mean(axis=1)
+    hold = np.minimum(gaps[None, :], ts).mean(axis=1)
+    gain = p_back - cost_ratio_per_s * hold
+    best = int(np.argmax(gain))
+    return float(ts[best, 0]) if gain[best] > 1e-12 else 0.0
+
+
+def next_llm_gaps(
+    graph: PDGraph,
+    state: RunState,
+    backend: str | None,
+    n: int,
+    rng: np.random.Generator,
+    *,
+    same_node: bool = True,
+) -> NDArray[np.float64]:
+    """``n`` samples of the seconds from the end of ``state.node``'s call until the run calls
+    that node again (``same_node``: the conversation continues with this prefix) or, without
+    ``same_node``, any LLM node on ``backend`` (any backend if None); ``inf`` where the walk
+    ends first.
+
+    Each walk draws the next node from the learned transitions (``next_stage_probs``) and adds
+    the learned stage service of every stage passed that is not the return (tools, other LLM
+    calls).
+    """
+    probs_memo: dict[RunState, tuple[list[str], NDArray[np.float64]]] = {}
+    stats_memo: dict[str, tuple[bool, NDArray[np.float64]]] = {}
+
+    def step(at: RunState) -> tuple[list[str], NDArray[np.float64]]:
+        hit = probs_memo.get(at)
+        if hit is None:
+            probs = graph.next_stage_probs(at)
+            hit = probs_memo[at] = (list(probs), np.cumsum(list(probs.values())))
+        return hit
+
+    def node(name: str) -> tuple[bool, NDArray[np.float64]]:
+        hit = stats_memo.get(name)
+        if hit is None:
+            st = graph.node_stats(name)
+            if same_node:
+                returns = name == state.node
+            else:
+                returns = st.kind == "llm" and (backend is None or st.backend in (None, backend))
+            drawn = st.stage_service_s.sample(rng, 256) if len(st.stage_service_s) else None
+            hit = stats_memo[name] = (returns, drawn if drawn is not None else np.zeros(1))
+        return hit
+
+    out = np.full(n, math.inf)
+    for i in range(n):
+        gap = 0.0
+        at = RunState(state.node, state.visits)
+        for _ in range(MAX_HOPS):
+            names, cum = step(at)
+            if not names:
+                break
+            nxt = names[min(int(np.searchsorted(cum, rng.random() * cum[-1])), len(names) - 1)]
+            if nxt == END or nxt not in graph.nodes:
+                break
+            returns, service = node(nxt)
+            if returns:
+                out[i] = gap
+                break
+            gap += float(service[int(rng.integers(service.size))])
+            visits = dict(at.visits)
+            visits[nxt] = visits.get(nxt, 0) + 1
+            at = RunState(nxt, tuple(sorted(visits.items())))
+    return out
+
+
+class RetentionPolicy(Protocol):
+    """Decides the retention hint when a run's LLM stage ends (seconds; None: no hint)."""
+
+    name: str
+
+    def retain_s(
+        self, app: str, tenant: str, state: RunState, backend: str | None, now_s: float
+    ) -> float | None:
+        """Seconds to keep the run's prefix; 0: do not keep; None: no hint (plain LRU)."""
+        ...
+
+
+@dataclass(frozen=True, slots=True)
+class NoRetention:
+    """No hint: the cache's own LRU decides."""
+
+    name: str = "lru"
+
+    def retain_s(
+        self, app: str, tenant: str, state: RunState, backend: str | None, now_s: float
+    ) -> float | None:
+        """Always None."""
+        return None
+
+
+@dataclass(frozen=True, slots=True)
+class FixedTTL:
+    """Every prefix is kept ``ttl_s`` seconds (what TTL-retention routers do)."""
+
+    ttl_s: float
+    name: str = "ttl"
+
+    def retain_s(
+        self, app: str, tenant: str, state: RunState, backend: str | None, now_s: float
+    ) -> float | None:
+        """Always ``ttl_s``."""
+        return self.ttl_s
+
+
+class GraphLookup(Protocol):
+    """What :class:`GraphRetention` needs of a registry: the app's graph, if any."""
+
+    def get(self, app: str, tenant: str = "default") -> PDGraph | None: ...
+
+
+class GraphRetention:
+    """The PDGraph rule: :func:`retention_s` over :func:`next_llm_gaps` of the run's state.
+
+    Decisions are cached per (app, tenant, state, backend) and recomputed once the graph has
+    learned ``refresh`` more runs (or grown 10%). Without a graph (or an unknown node) no hint
+    is given, so the cache falls back to LRU.
+    """
+
+    name = "pdgraph"
+
+    def __init__(
+        self,
+        registry: GraphLookup,
+        cost_ratio_per_s: float = 0.01,
+        *,
+        n: int = 64,
+        seed: int = 0,
+        candidates_s: Sequence[float] = DEFAULT_CANDIDATES_S,
+        refresh: int = 50,
+    ) -> None:
+        self.registry = registry
+        self.cost_ratio_per_s = cost_ratio_per_s
+        self.n = n
+        self.candidates_s = tuple(candidates_s)
+        self.refresh = refresh
+        self._rng = np.random.default_rng(seed)
+        self._cache: dict[tuple[str, str, RunState, str | None], tuple[int, float]] = {}
+
+    def retain_s(
+        self, app: str, tenant: str, state: RunState, backend: str | None, now_s: float
+    ) -> float | None:
+        """Seconds to keep the run's prefix after the call that ended in ``state``."""
+        graph = self.registry.get(app, tenant)
+        if graph is None or state.node not in graph.nodes:
+            return None
+        key = (app, tenant, state, backend)
+        hit = self._cache.get(key)
+        if hit is not None and graph.runs - hit[0] < max(self.refresh, 0.1 * graph.runs):
+            return hit[1]
+        gaps = next_llm_gaps(graph, state, backend, self.n, self._rng)
+        value = retention_s(gaps, self.cost_ratio_per_s, self.candidates_s)
+        self._cache[key] = (graph.runs, value)
+        return value

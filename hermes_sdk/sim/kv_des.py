@@ -1,0 +1,110 @@
+"""A prefix KV cache on the simulator's LLM backends, with a retention policy deciding hints.
+
+:class:`KVCacheHook` is a :class:`~hermes_sdk.sim.des.SimHook`: each LLM backend with a time
+model gets a :class:`~hermes_sdk.sim.kv_cache.PrefixKVCache` of ``capacity_tokens``. When a
+run's LLM stage ends its context (the longest call's input + output tokens) is stored, as an
+engine's prefix cache keeps every finished request, with the retention hint the policy gives
+for the run's state then. When the run calls the same LLM node again (the agent loop: thought
+-> tool -> thought, code -> run -> code; the prompt is the previous context plus the tool's
+result) each call reuses ``min(cached, its input)`` tokens and its service shrinks by their
+prefill time (``per_input_token_s``). Calls of other nodes share no prefix with it. A finished
+run's prefixes stay cached until evicted (the engine is not told the run ended); the policy's
+hint is what lets a cache drop the prefixes nobody will reuse first.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+
+from hermes_sdk.graph.records import RunState
+from hermes_sdk.prewarm.retention import RetentionPolicy
+from hermes_sdk.sim.des import SimApp, Simulation
+from hermes_sdk.sim.kv_cache import KVCacheStats, PrefixKVCache
+from hermes_sdk.sim.programs import RealStage
+from hermes_sdk.sim.workload import BackendSpec
+
+
+class KVCacheHook:
+    """Prefix KV caches of fixed capacity on the LLM backends, driven by ``policy``'s hints."""
+
+    def __init__(
+        self,
+        backends: Mapping[str, BackendSpec],
+        capacity_tokens: int,
+        policy: RetentionPolicy,
+    ) -> None:
+        self.policy = policy
+        self.prefill_s = {
+            name: spec.time_model.per_input_token_s
+            for name, spec in backends.items()
+            if spec.time_model is not None
+        }
+        self.caches = {name: PrefixKVCache(capacity_tokens) for name in self.prefill_s}
+        self._stored: dict[int, int] = {}
+        """app idx -> index of its last LLM stage whose context was stored."""
+        self.saved_s = 0.0
+        """Prefill seconds (at speed 1) saved so far."""
+        self.saved_tokens_by_app: dict[str, int] = {}
+        """Prompt tokens reused from cache, per app name."""
+
+    def stats(self) -> KVCacheStats:
+        """Counters summed over the backends' caches."""
+        parts = [c.stats() for c in self.caches.values()]
+        return KVCacheStats(*(sum(getattr(p, f) for p in parts) for f in KVCacheStats.__slots__))
+
+    # --- the SimHook interface ------------------------------------------------------------------
+
+    def stage_entering(self, app: SimApp, t: float) -> tuple[float, ...]:
+        """Service seconds of the calls of the stage ``app`` enters, less reused prefill."""
+        if app.stage_i > 0:
+            self._store(app, app.stage_i - 1, t)
+        stage = app.stages[app.stage_i]
+        backend = stage.unit.backend
+        cache = self.caches.get(backend)
+        if cache is None or stage.input_tokens is None:
+            return stage.services_s
+        per_token = self.prefill_s[backend]
+        key = f"{app.run_id}/{stage.node}"
+        out = []
+        for service, tokens in zip(stage.services_s, stage.input_tokens, strict=True):
+            reused = cache.lookup(key, tokens)
+            saved = reused * per_token
+            self.saved_tokens_by_app[app.name] = self.saved_tokens_by_app.get(app.name, 0) + reused
+            self.saved_s += min(saved, service)
+            out.append(max(service - saved, 0.0))
+        return tuple(out)
+
+    def stage_started(self, app: SimApp, t: float) -> None:
+        """Nothing to do (the lookup happened in :meth:`stage_entering`)."""
+
+    def stage_done(self, app: SimApp, stage: RealStage, t: float) -> None:
+        """Store the context of a run's final stage (earlier ones are stored on entering)."""
+        if app.stage_i >= len(app.stages):
+            self._store(app, len(app.stages) - 1, t)
+            self._stored.pop(app.idx, None)
+
+    def backend_starting(self, backend: str, t: float) -> None:
+        """Not used."""
+
+    def backend_ready(self, backend: str, t: float, startup_s: float) -> None:
+        """Not used."""
+
+    def tick(self, sim: Simulation, t: float) -> float:
+        """No timed decisions."""
+        return math.inf
+
+    # --- internals ------------------------------------------------------------------------------
+
+    def _store(self, app: SimApp, index: int, t: float) -> None:
+        stage = app.stages[index]
+        backend = stage.unit.backend
+        cache = self.caches.get(backend)
+        if cache is None or stage.input_tokens is None or self._stored.get(app.idx) == index:
+            return
+        self._stored[app.idx] = index
+        outputs = stage.output_tokens or (0,) * len(stage.input_tokens)
+        tokens = max(i + o for i, o in zip(stage.input_tokens, outputs, strict=True))
+        state = RunState(stage.node, tuple(sorted(app.visits.items())))
+        retain = self.policy.retain_s(app.name, app.tenant, state, backend, t)
+        cache.store(f"{app.run_id}/{stage.node}", int(tokens), t, retain)

@@ -1,0 +1,51 @@
+"""The prefix KV cache: LRU, retention pins, unwanted entries first, prefix lookup by text."""
+
+from __future__ import annotations
+
+from hermes_sdk.sim.kv_cache import PrefixKVCache
+
+
+def test_lru_evicts_least_recently_used() -> None:
+    cache = PrefixKVCache(300)
+    for key in ("a", "b", "c"):
+        assert cache.store(key, 100, 0.0)
+    assert cache.lookup("a", 150) == 100  # touches a: b is now the least recent
+    cache.store("d", 100, 1.0)
+    assert "b" not in cache and {"a", "c", "d"} <= {k for k in "abcd" if k in cache}
+    assert cache.used_tokens == 300
+    stats = cache.stats()
+    assert stats.saved_tokens == 100 and stats.prompt_tokens == 150 and stats.evictions == 1
+
+
+def test_pinned_entries_go_last_and_unwanted_first() -> None:
+    cache = PrefixKVCache(300)
+    cache.store("pinned", 100, 0.0, retain_s=10.0)
+    cache.store("plain", 100, 0.0)
+    cache.store("unwanted", 100, 0.0, retain_s=0.0)
+    cache.store("x", 100, 1.0)
+    assert "unwanted" not in cache  # explicit 0 goes first, though most recent
+    cache.store("y", 100, 2.0)
+    assert "plain" not in cache and "pinned" in cache  # then plain LRU, pins last
+    cache.store("z", 100, 3.0)
+    assert "pinned" in cache  # still pinned; the oldest plain one went
+    cache.store("w", 100, 20.0)  # the pin has expired: it is the first to go now
+    assert "pinned" not in cache
+
+
+def test_pins_are_evicted_earliest_end_first_when_nothing_else_is_left() -> None:
+    cache = PrefixKVCache(200)
+    cache.store("long", 100, 0.0, retain_s=100.0)
+    cache.store("short", 100, 0.0, retain_s=5.0)
+    cache.store("new", 100, 1.0, retain_s=50.0)
+    assert "short" not in cache and "long" in cache
+    assert cache.stats().evicted_pinned == 1
+
+
+def test_too_big_is_not_stored_and_text_lookup_finds_the_longest_prefix() -> None:
+    cache = PrefixKVCache(100)
+    assert not cache.store("huge", 101, 0.0)
+    cache.store("k1", 10, 0.0, text="user: hi")
+    cache.store("k2", 30, 0.0, text="user: hi\nassistant: hello")
+    assert cache.lookup_text("user: hi\nassistant: hello\nuser: more", 40) == 30
+    assert cache.lookup_text("user: bye", 5) == 0
+    assert cache.lookup_text("user: hi there", 12) == 10
