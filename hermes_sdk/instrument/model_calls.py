@@ -158,13 +158,14 @@ def prepare(
     """Open the call's unit and build what to send. Never raises (fails open)."""
     explicit = kwargs.pop(UNIT_KWARG, None)
     headers = kwargs.get("extra_headers")
-    if explicit is None and isinstance(headers, Mapping) and headers:
-        # the type-checked way to name the unit: the caller's own X-Hermes-Unit header
-        explicit = next((v for k, v in headers.items() if k.lower() == _UNIT_HEADER_LOWER), None)
     settings = state.settings
     unit: UnitHandle | None = None
     raw = isinstance(headers, Mapping) and RAW_RESPONSE_HEADER in headers
     try:
+        if explicit is None and isinstance(headers, Mapping) and headers:
+            # the type-checked way to name the unit: the caller's own X-Hermes-Unit header
+            lower = _UNIT_HEADER_LOWER
+            explicit = next((v for k, v in headers.items() if str(k).lower() == lower), None)
         if raw:
             hints = compute_hints(run, CURRENT_UNIT.get())
         else:
