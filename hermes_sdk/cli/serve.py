@@ -78,6 +78,7 @@ async def run_server(config: ServerConfig) -> None:
     """
     from hermes_sdk.server import create_app
     from hermes_sdk.server.admin import reload_on_signal
+    from hermes_sdk.server.backends_view import startup_lines
     from hermes_sdk.server.exposure import check_protected_mode, insecure_mode
 
     check_protected_mode(config)
@@ -90,11 +91,14 @@ async def run_server(config: ServerConfig) -> None:
     auth = f"{len(config.api_keys)} API keys" if config.api_keys else "no auth (one tenant)"
     if insecure_mode(config):
         auth = "NO AUTH on a non-loopback address: --insecure-no-auth"
+    url = f"http://{config.host}:{port}"
     console.print(
-        f"hermes scheduler listening on http://{config.host}:{port} "
-        f"(policy {config.policy}, store {config.store_url}, "
-        f"{len(config.backends)} backends, {auth})",
+        f"hermes scheduler listening on {url} "
+        f"(policy {config.policy}, store {config.store_url}, {auth})",
+        *startup_lines(config, url),
+        sep="\n",
         soft_wrap=True,
+        markup=False,
     )
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()

@@ -16,6 +16,7 @@ from typing import cast
 from aiohttp import web
 
 from hermes_sdk.server.admission import Lease, QueueTimeout
+from hermes_sdk.server.backends_view import backend_fields
 from hermes_sdk.server.middlewares import ApiError, read_object
 from hermes_sdk.server.scheduler import SCHEDULER, Scheduler, UnknownBackend
 from hermes_sdk.server.wire import name_field, seconds_field
@@ -44,7 +45,8 @@ def _gone(request: web.Request) -> bool:
 
 @routes.get("/v1/backends")
 async def list_backends(request: web.Request) -> web.Response:
-    """Every configured backend with its slots in use and queue depth."""
+    """Every backend with its slots in use and queue depth, and what it is (``kind``: a gateway
+    ``upstream`` with its url, engine and models, or an ``admission`` backend)."""
     sched = request.app[SCHEDULER]
     return web.json_response(
         {
@@ -55,6 +57,7 @@ async def list_backends(request: web.Request) -> web.Response:
                     "inflight": q.inflight,
                     "waiting": q.depth,
                     "lease_s": q.lease_s,
+                    **backend_fields(sched.config, q.backend),
                 }
                 for q in sched.queues.values()
             ],
