@@ -14,8 +14,10 @@ httpx response hook on the SDK's HTTP client, so the graph learns service, not q
 
 from __future__ import annotations
 
+import functools
 import inspect
 import logging
+from collections.abc import Callable
 from typing import Any, Final, TypeVar
 
 from hermes_sdk.client.hints import PRIORITY_LEVELS, QUEUE_WAIT_HEADER, Hints
@@ -143,13 +145,23 @@ def _apply(client: _C, settings: WrapSettings) -> _C:
     family = _family(client)
     endpoints = ANTHROPIC_ENDPOINTS if family == "anthropic" else OPENAI_ENDPOINTS
     state = WrapState(settings)
-    for endpoint in endpoints:
-        resource = _resource(client, endpoint.name)
-        if resource is not None:
-            _replace_create(resource, endpoint, state)
-    _hook_queue_waits(client)
-    _wrap_copies(client, settings)
+    steps: list[tuple[str, Callable[[], None]]] = [
+        (e.name, functools.partial(_wrap_endpoint, client, e, state)) for e in endpoints
+    ]
+    steps.append(("queue-wait hook", functools.partial(_hook_queue_waits, client)))
+    steps.append(("copies", functools.partial(_wrap_copies, client, settings)))
+    for what, step in steps:
+        try:  # an SDK version laid out differently loses that part, never the client
+            step()
+        except Exception as exc:
+            log.warning("hermes.wrap: %s of %s left unwrapped: %r", what, type(client), exc)
     return client
+
+
+def _wrap_endpoint(client: object, endpoint: Endpoint, state: WrapState) -> None:
+    resource = _resource(client, endpoint.name)
+    if resource is not None:
+        _replace_create(resource, endpoint, state)
 
 
 def wrap(
