@@ -15,6 +15,10 @@ rank in every hint comes from a learned PDGraph. Variants, all per call:
 - ``hermes.wrap``: the wrapped ``create`` inside a run (unit + usage + hints attached);
 - ``hermes.wrap outside run``: the wrapped ``create`` with no run (pass-through);
 - ``otel span``: ``tracer.start_as_current_span`` around ``create`` (SDK, no-op exporter).
+
+Derived: the hint cost (``@hermes.llm + openai_kwargs()`` minus ``@hermes.llm``, p50) and the
+wrapper's overhead without it, to tell the wrapper's own cost from the rank computation it
+shares with ``current_hints()`` / ``openai_kwargs()``.
 """
 
 from __future__ import annotations
@@ -137,3 +141,9 @@ def wrap_ratio(per_call: dict[str, dict[str, float]], against: str) -> float:
     wrap = per_call["hermes.wrap"]["p50_ns"] - bare
     other = per_call[against]["p50_ns"] - bare
     return wrap / other if other > 0 else float("inf")
+
+
+def hint_cost_ns(per_call: dict[str, dict[str, float]]) -> float:
+    """p50 cost of computing and encoding one call's hints: the decorator with
+    ``openai_kwargs()`` minus the decorator alone (what ``wrap`` shares with that path)."""
+    return per_call["@hermes.llm + openai_kwargs()"]["p50_ns"] - per_call["@hermes.llm"]["p50_ns"]
