@@ -29,6 +29,9 @@ def sim_engine(
     step_s: float = typer.Option(0.002, help="Base seconds per decoding step."),
     step_per_request_s: float = typer.Option(0.0001, help="Step seconds per batched request."),
     prefill_per_token_s: float = typer.Option(0.00001, help="Prefill seconds per prompt token."),
+    kv_cache_tokens: int = typer.Option(
+        0, help="Prefix KV cache capacity in tokens (0: none); X-Hermes-Retain-S pins entries."
+    ),
 ) -> None:
     """Serve a simulated LLM engine (continuous batching, SSE, priority, cold start)."""
     from hermes_sdk.sim.engine import SimEngineConfig, create_engine_app  # only when run
@@ -45,6 +48,7 @@ def sim_engine(
         cold_start_s=cold_start_s,
         keep_alive_s=keep_alive_s,
         seed=seed,
+        kv_cache_tokens=kv_cache_tokens,
     )
     console.print(f"sim engine [bold]{model}[/] on http://{host}:{port}/v1")
     web.run_app(

@@ -29,12 +29,14 @@ from typing import Final
 
 from aiohttp import web
 
+from hermes_sdk.client.hints import RETAIN_HEADER
 from hermes_sdk.sim.engine_batching import (
     BatchingEngine,
     SimEngineConfig,
     SimRequest,
     count_tokens,
 )
+from hermes_sdk.sim.kv_cache import PrefixKVCache
 
 __all__ = [
     "ENGINE",
@@ -56,6 +58,25 @@ _VOCAB: Final = tuple(_WORDS.split())
 ENGINE: Final = web.AppKey("hermes_sim_engine", BatchingEngine)
 _FAULTS: Final = web.AppKey("hermes_sim_faults", list)  # list[tuple[int, dict[str, object]]]
 _CUTS: Final = web.AppKey("hermes_sim_cuts", list)  # list[int]: drop a stream after n tokens
+KV_CACHE: Final = web.AppKey("hermes_sim_kv_cache", PrefixKVCache)
+
+
+def _retain_s(request: web.Request) -> float | None:
+    """The request's ``X-Hermes-Retain-S`` in seconds (None: absent or not a number >= 0)."""
+    raw = request.headers.get(RETAIN_HEADER)
+    try:
+        value = float(raw) if raw is not None else math.nan
+    except ValueError:
+        return None
+    return value if math.isfinite(value) and value >= 0 else None
+
+
+def _remember(request: web.Request, text: str, req: SimRequest, answer: str) -> None:
+    """Cache the request's context (prompt + answer, as the next chat turn will start) under its
+    own text, pinned for the request's ``X-Hermes-Retain-S`` seconds."""
+    context = f"{text}\nassistant: {answer}" if req.endpoint == "chat" else text + answer
+    tokens = count_tokens(context)
+    request.app[KV_CACHE].store(context, tokens, time.monotonic(), _retain_s(request), text=context)
 
 
 def _error(status: int, message: str, err_type: str = "invalid_request_error") -> web.Response:
@@ -103,12 +124,15 @@ def _token_text(digest: int, index: int) -> str:
     return " " + _VOCAB[(digest + index * 7919) % len(_VOCAB)]
 
 
-def _usage(prompt_tokens: int, completion_tokens: int) -> dict[str, int]:
-    return {
+def _usage(prompt_tokens: int, completion_tokens: int, cached: int = 0) -> dict[str, object]:
+    out: dict[str, object] = {
         "prompt_tokens": prompt_tokens,
         "completion_tokens": completion_tokens,
         "total_tokens": prompt_tokens + completion_tokens,
     }
+    if cached:  # OpenAI's field for prompt tokens served from a prefix cache
+        out["prompt_tokens_details"] = {"cached_tokens": cached}
+    return out
 
 
 async def _parse(request: web.Request) -> dict[str, object] | web.Response:
@@ -156,15 +180,19 @@ async def _generate(request: web.Request) -> web.StreamResponse:
     else:
         target = max_tokens
     seq = engine.next_seq()
+    prompt_tokens = count_tokens(text)
+    cache = request.app[KV_CACHE]
+    cached = cache.lookup_text(text, prompt_tokens) if cache.capacity_tokens else 0
     req = SimRequest(
         request_id=f"{'chatcmpl' if endpoint == 'chat' else 'cmpl'}-sim{seq}",
         endpoint=endpoint,
         priority=priority,
         seq=seq,
-        prompt_tokens=count_tokens(text),
+        prompt_tokens=prompt_tokens,
         target_tokens=target,
         arrival_s=time.monotonic(),
         hermes_headers=_hermes_headers(request),
+        cached_tokens=cached,
     )
     engine.submit(req)
     stream_options = parsed.get("stream_options")
@@ -181,6 +209,9 @@ async def _generate(request: web.Request) -> web.StreamResponse:
             pieces.append(_token_text(digest, index))
     finally:
         engine.abort(req)
+        if cache.capacity_tokens and req.generated_tokens >= req.target_tokens:
+            answer = "".join(_token_text(digest, i) for i in range(1, req.generated_tokens + 1))
+            _remember(request, text, req, answer)
     text_out = "".join(pieces)
     choice: dict[str, object] = {"index": 0, "logprobs": None, "finish_reason": finish_reason}
     if endpoint == "chat":
@@ -193,7 +224,7 @@ async def _generate(request: web.Request) -> web.StreamResponse:
         **common,
         "object": obj,
         "choices": [choice],
-        "usage": _usage(req.prompt_tokens, target),
+        "usage": _usage(req.prompt_tokens, target, req.cached_tokens),
     }
     return web.json_response(body)
 
@@ -240,7 +271,7 @@ async def _stream(
                 return response
         await send([{**choice("", finish_reason), **({"delta": {}} if chat else {})}])
         if include_usage:
-            await send([], _usage(req.prompt_tokens, req.generated_tokens))
+            await send([], _usage(req.prompt_tokens, req.generated_tokens, req.cached_tokens))
         await response.write(b"data: [DONE]\n\n")
         await response.write_eof()
     except ConnectionResetError:  # the client went away; the caller aborts the request
@@ -336,6 +367,25 @@ async def _debug_requests(request: web.Request) -> web.Response:
     return web.json_response({"requests": [r.record() for r in engine.records]})
 
 
+async def _debug_kv(request: web.Request) -> web.Response:
+    """The prefix KV cache's counters (tokens) and occupancy."""
+    cache = request.app[KV_CACHE]
+    stats = cache.stats()
+    return web.json_response(
+        {
+            "capacity_tokens": cache.capacity_tokens,
+            "used_tokens": cache.used_tokens,
+            "entries": len(cache),
+            "lookups": stats.lookups,
+            "hits": stats.hits,
+            "prompt_tokens": stats.prompt_tokens,
+            "saved_tokens": stats.saved_tokens,
+            "evictions": stats.evictions,
+            "evicted_pinned": stats.evicted_pinned,
+        }
+    )
+
+
 async def _debug_faults(request: web.Request) -> web.Response:
     """Inject ``count`` error responses ``{"status", "body"}`` before the next generations, or
     ``{"cut_after_tokens": n}``: the next ``count`` streams lose their connection after n."""
@@ -356,6 +406,7 @@ def create_engine_app(config: SimEngineConfig) -> web.Application:
     app[ENGINE] = BatchingEngine(config)
     app[_FAULTS] = []
     app[_CUTS] = []
+    app[KV_CACHE] = PrefixKVCache(config.kv_cache_tokens)
 
     async def lifetime(app: web.Application) -> AsyncIterator[None]:
         app[ENGINE].start()
@@ -370,6 +421,7 @@ def create_engine_app(config: SimEngineConfig) -> web.Application:
     app.router.add_get("/health", _health)
     app.router.add_route("*", "/debug/requests", _debug_requests)
     app.router.add_post("/debug/faults", _debug_faults)
+    app.router.add_get("/debug/kv", _debug_kv)
     return app
 
 

@@ -45,10 +45,16 @@ class SimEngineConfig:
     max_output_tokens: int = 64
     embedding_dim: int = 16
     max_records: int = 100_000
+    kv_cache_tokens: int = 0
+    """Prefix KV cache capacity in tokens (0: none). A prompt that starts with an earlier
+    request's prompt + answer reuses its tokens (no prefill for them); entries are evicted LRU,
+    and a request's ``X-Hermes-Retain-S`` pins its entry that many seconds (0: drop it first)."""
 
     def __post_init__(self) -> None:
         if self.max_batch < 1 or self.min_output_tokens < 1:
             raise ValueError("max_batch and min_output_tokens must be >= 1")
+        if self.kv_cache_tokens < 0:
+            raise ValueError("kv_cache_tokens must be >= 0")
         if self.max_output_tokens < self.min_output_tokens:
             raise ValueError("max_output_tokens must be >= min_output_tokens")
         for name in ("step_base_s", "step_per_request_s", "prefill_per_token_s", "cold_start_s"):
@@ -74,6 +80,8 @@ class SimRequest:
     target_tokens: int
     arrival_s: float
     hermes_headers: dict[str, str] = field(default_factory=dict)
+    cached_tokens: int = 0
+    """Prompt tokens reused from the prefix KV cache (not prefilled)."""
     generated_tokens: int = 0
     start_s: float | None = None
     first_token_s: float | None = None
@@ -91,6 +99,7 @@ class SimRequest:
             "priority": self.priority,
             "seq": self.seq,
             "prompt_tokens": self.prompt_tokens,
+            "cached_tokens": self.cached_tokens,
             "completion_tokens": self.generated_tokens,
             "arrival_s": self.arrival_s,
             "start_s": self.start_s,
@@ -167,7 +176,9 @@ class BatchingEngine:
                 continue
             if req.start_s is None:
                 req.start_s = now
-            prefill_tokens += req.prompt_tokens + req.generated_tokens
+                prefill_tokens += req.prompt_tokens - req.cached_tokens
+            else:  # resumed after preemption: its KV was freed
+                prefill_tokens += req.prompt_tokens + req.generated_tokens
             self._running.append(req)
         if self.config.priority_scheduling and self.config.preempt:
             prefill_tokens += self._preempt(now)
@@ -190,7 +201,9 @@ class BatchingEngine:
             heapq.heappush(self._waiting, (self._key(worst.priority), worst.seq, worst))
             if best.start_s is None:
                 best.start_s = now
-            prefill_tokens += best.prompt_tokens + best.generated_tokens
+                prefill_tokens += best.prompt_tokens - best.cached_tokens
+            else:
+                prefill_tokens += best.prompt_tokens + best.generated_tokens
             self._running.append(best)
         return prefill_tokens
 

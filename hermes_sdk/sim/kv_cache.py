@@ -6,7 +6,8 @@ is measurable. Capacity is in tokens. An entry stored with ``retain_s > 0`` is p
 with ``retain_s == 0`` (the caller says the prefix will not be reused) or once its pin has
 expired it is the first to go. Eviction order, until the new entry fits: unwanted entries
 (explicit 0 or expired pin) least recently used first, then unhinted entries LRU, then pinned
-entries, earliest pin end first.
+entries, earliest pin end first, but only to make room for another pinned entry: an entry that
+is not pinned is not stored when only pinned ones could make room for it.
 """
 
 from __future__ import annotations
@@ -109,7 +110,8 @@ class PrefixKVCache:
         text: str | None = None,
     ) -> bool:
         """Cache ``tokens`` of ``key``'s prefix at ``now_s``, pinned ``retain_s`` seconds
-        (None: no hint, plain LRU; 0: not wanted). False if it cannot fit at all."""
+        (None: no hint, plain LRU; 0: not wanted). False if it cannot fit (larger than the
+        cache, or only pinned entries could make room and it is not pinned itself)."""
         old = self._entries.pop(key, None)
         if old is not None:
             self.used_tokens -= old.tokens
@@ -121,8 +123,10 @@ class PrefixKVCache:
             pin = now_s + retain_s
         else:
             pin = math.nan
+        pinned = pin > now_s  # only a pinned entry may push out another pinned one
         while self.used_tokens + tokens > self.capacity_tokens:
-            self._evict(now_s)
+            if not self._evict(now_s, allow_pinned=pinned):
+                return False
         self._entries[key] = _Entry(tokens, pin, text)
         self.used_tokens += tokens
         return True
@@ -133,7 +137,9 @@ class PrefixKVCache:
         if old is not None:
             self.used_tokens -= old.tokens
 
-    def _evict(self, now_s: float) -> None:
+    def _evict(self, now_s: float, *, allow_pinned: bool) -> bool:
+        """Evict one entry in the order above; False if only pinned ones are left and
+        ``allow_pinned`` is not set."""
         victim: str | None = None
         best: tuple[int, float] = (3, math.inf)
         for key, entry in self._entries.items():  # LRU order: the first of a class wins ties
@@ -144,9 +150,11 @@ class PrefixKVCache:
             rank = (1, 0.0) if pin == -math.inf else (2, pin)
             if rank < best:
                 best, victim = rank, key
-        assert victim is not None
+        if victim is None or (best[0] == 2 and not allow_pinned):
+            return False
         entry = self._entries.pop(victim)
         self.used_tokens -= entry.tokens
         self._evictions += 1
         if entry.pin_until_s > now_s:
             self._evicted_pinned += 1
+        return True
