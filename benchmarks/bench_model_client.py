@@ -13,30 +13,36 @@ rank in every hint comes from a learned PDGraph. Variants, all per call:
 - ``@hermes.llm + openai_kwargs()``: the decorator, with hints attached by hand as the README
   showed before ``wrap`` (the same work ``wrap`` does);
 - ``hermes.wrap``: the wrapped ``create`` inside a run (unit + usage + hints attached);
+- ``hermes.wrap, rank stubbed``: the same with ``UnitHandle.hints`` returning a fixed
+  ``Hints`` (the wrapper's own cost: unit, encoding, usage; no rank computation);
 - ``hermes.wrap outside run``: the wrapped ``create`` with no run (pass-through);
 - ``otel span``: ``tracer.start_as_current_span`` around ``create`` (SDK, no-op exporter).
 
-Derived: the hint cost (``@hermes.llm + openai_kwargs()`` minus ``@hermes.llm``, p50) and the
-wrapper's overhead without it, to tell the wrapper's own cost from the rank computation it
-shares with ``current_hints()`` / ``openai_kwargs()``.
+The rank cost (``hermes.wrap`` minus its rank-stubbed variant) tells the wrapper's own cost
+from the rank computation it shares with ``current_hints()`` / ``openai_kwargs()``.
 """
 
 from __future__ import annotations
 
 import gc
 from collections.abc import Callable
+from contextlib import AbstractContextManager, nullcontext
 from time import perf_counter_ns
 from typing import Any
+from unittest.mock import patch
 
 import numpy as np
 from openai.types.chat import ChatCompletion
 
 import hermes_sdk as hermes
+from hermes_sdk.client.hints import Hints
 from hermes_sdk.instrument._context import CURRENT_RUN
+from hermes_sdk.instrument.handles import UnitHandle
 from hermes_sdk.instrument.model_calls import WrapSettings, WrapState, sync_call
 from hermes_sdk.instrument.model_clients import OPENAI_ENDPOINTS
 
 APP = "bench-wrap"
+STUBBED = "hermes.wrap, rank stubbed"
 CALLS_PER_RUN = 4
 LEARNED_RUNS = 50
 TARGET_RATIO = 2.0
@@ -108,22 +114,33 @@ def measure_model_client(n: int, tracer: Any, rounds: int) -> dict[str, dict[str
         with tracer.start_as_current_span("create"):
             return create(model="m", messages=MSGS)
 
-    variants: dict[str, tuple[Callable[[], object], bool]] = {
-        "bare": (lambda: create(model="m", messages=MSGS), False),
-        "@hermes.llm": (lambda: decorated(model="m", messages=MSGS), True),
-        "@hermes.llm + openai_kwargs()": (by_hand, True),
-        "hermes.wrap": (lambda: wrapped(model="m", messages=MSGS), True),
-        "hermes.wrap outside run": (lambda: wrapped(model="m", messages=MSGS), False),
-        "otel span": (span, False),
+    fixed = Hints(app=APP, run_id="-", unit="m", kind="llm", rank_s=1.0)
+
+    def stubbed_rank() -> AbstractContextManager[object]:
+        return patch.object(UnitHandle, "hints", lambda self: fixed)
+
+    def call_wrapped() -> object:
+        return wrapped(model="m", messages=MSGS)
+
+    variants: dict[str, tuple[Callable[[], object], bool, Callable[[], Any]]] = {
+        "bare": (lambda: create(model="m", messages=MSGS), False, nullcontext),
+        "@hermes.llm": (lambda: decorated(model="m", messages=MSGS), True, nullcontext),
+        "@hermes.llm + openai_kwargs()": (by_hand, True, nullcontext),
+        "hermes.wrap": (call_wrapped, True, nullcontext),
+        STUBBED: (call_wrapped, True, stubbed_rank),
+        "hermes.wrap outside run": (call_wrapped, False, nullcontext),
+        "otel span": (span, False, nullcontext),
     }
     chunk = max(n // rounds, 1)
     parts: dict[str, list[np.ndarray]] = {name: [] for name in variants}
-    for call, in_runs in variants.values():  # warm-up
-        _samples(min(chunk, 2000), _timed(call), in_runs)
+    for call, in_runs, context in variants.values():  # warm-up
+        with context():
+            _samples(min(chunk, 2000), _timed(call), in_runs)
     for _ in range(rounds):
         gc.collect()
-        for name, (call, in_runs) in variants.items():
-            parts[name].append(_samples(chunk, _timed(call), in_runs))
+        for name, (call, in_runs, context) in variants.items():
+            with context():
+                parts[name].append(_samples(chunk, _timed(call), in_runs))
     out: dict[str, dict[str, float]] = {}
     for name, chunks in parts.items():
         values = np.concatenate(chunks)
@@ -135,15 +152,17 @@ def measure_model_client(n: int, tracer: Any, rounds: int) -> dict[str, dict[str
     return out
 
 
-def wrap_ratio(per_call: dict[str, dict[str, float]], against: str) -> float:
-    """``hermes.wrap`` overhead p50 over ``against``'s overhead p50 (both minus bare)."""
+def wrap_ratio(
+    per_call: dict[str, dict[str, float]], against: str, *, variant: str = "hermes.wrap"
+) -> float:
+    """``variant``'s overhead p50 over ``against``'s overhead p50 (both minus bare)."""
     bare = per_call["bare"]["p50_ns"]
-    wrap = per_call["hermes.wrap"]["p50_ns"] - bare
+    wrap = per_call[variant]["p50_ns"] - bare
     other = per_call[against]["p50_ns"] - bare
     return wrap / other if other > 0 else float("inf")
 
 
-def hint_cost_ns(per_call: dict[str, dict[str, float]]) -> float:
-    """p50 cost of computing and encoding one call's hints: the decorator with
-    ``openai_kwargs()`` minus the decorator alone (what ``wrap`` shares with that path)."""
-    return per_call["@hermes.llm + openai_kwargs()"]["p50_ns"] - per_call["@hermes.llm"]["p50_ns"]
+def rank_cost_ns(per_call: dict[str, dict[str, float]]) -> float:
+    """p50 cost of ranking one call (``hermes.wrap`` minus ``hermes.wrap`` with the rank
+    stubbed): the part ``wrap`` shares with ``current_hints()`` / ``openai_kwargs()``."""
+    return per_call["hermes.wrap"]["p50_ns"] - per_call[STUBBED]["p50_ns"]

@@ -98,6 +98,8 @@ class ServerConfig:
     """How often a replica pulls paths other replicas appended to a shared store."""
     run_idle_s: float = 6 * 3600.0
     """A run with no event for this long is forgotten (its client died without run_end)."""
+    pause_horizon_s: float = 86_400.0
+    """A run paused (``run_pause``) for longer than this is ended as abandoned (seconds)."""
     rate_limit_rps: float | None = None
     """Requests per second each tenant may make (token bucket); None: no limit."""
     rate_limit_burst: int = 100
@@ -131,6 +133,7 @@ class ServerConfig:
             ("acquire_timeout_s", self.acquire_timeout_s),
             ("sync_interval_s", self.sync_interval_s),
             ("run_idle_s", self.run_idle_s),
+            ("pause_horizon_s", self.pause_horizon_s),
         ):
             if not isinstance(value, (int, float)) or not math.isfinite(value) or value <= 0:
                 raise ConfigError(f"{what} must be a positive number of seconds, got {value!r}")
@@ -214,6 +217,7 @@ def load_config(path: str | Path, base: ServerConfig | None = None) -> ServerCon
         "acquire_timeout_s": float,
         "sync_interval_s": float,
         "run_idle_s": float,
+        "pause_horizon_s": float,
         "rate_limit_rps": float,
         "rate_limit_burst": int,
         "metrics_public": bool,

@@ -32,6 +32,9 @@ class ServerMetrics:
     ranks_computed: Counter = field(init=False)
     rank_latency_s: Histogram = field(init=False)
     runs_active: Gauge = field(init=False)
+    runs_paused: Gauge = field(init=False)
+    runs_abandoned: Counter = field(init=False)
+    run_paused_s: Histogram = field(init=False)
     events_accepted: Counter = field(init=False)
     events_rejected: Counter = field(init=False)
     events_dropped: Counter = field(init=False)
@@ -69,7 +72,23 @@ class ServerMetrics:
             buckets=_RANK_BUCKETS_S,
             registry=r,
         )
-        self.runs_active = Gauge("hermes_runs_active", "Runs started and not ended", registry=r)
+        self.runs_active = Gauge(
+            "hermes_runs_active", "Runs started, not ended and not paused", registry=r
+        )
+        self.runs_paused = Gauge(
+            "hermes_runs_paused", "Runs paused (waiting for a person or an event)", registry=r
+        )
+        self.runs_abandoned = Counter(
+            "hermes_runs_abandoned",
+            "Paused runs dropped after pause_horizon_s without a resume",
+            registry=r,
+        )
+        self.run_paused_s = Histogram(
+            "hermes_run_paused_seconds",
+            "Length of each completed pause of a run (seconds)",
+            buckets=(1.0, 10.0, 60.0, 600.0, 3600.0, 6 * 3600.0, 86_400.0),
+            registry=r,
+        )
         self.events_accepted = Counter("hermes_events_accepted", "Events applied", registry=r)
         self.events_rejected = Counter(
             "hermes_events_rejected", "Events refused (malformed or for unknown runs)", registry=r

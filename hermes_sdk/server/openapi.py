@@ -86,7 +86,7 @@ _EVENT = {
     "type": "object",
     "required": ["type", "run_id"],
     "properties": {
-        "type": {"enum": ["run_start", "unit_start", "unit_end", "run_end"]},
+        "type": {"enum": ["run_start", "unit_start", "unit_end", "run_pause", "run_end"]},
         "run_id": _NAME,
         "app": _NAME,
         "deadline_s": _SECONDS,

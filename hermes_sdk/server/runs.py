@@ -4,6 +4,11 @@ A :class:`TrackedRun` turns unit start/end events into the :class:`RunState` and
 service the policy ranks on. Top-level units that overlap form one stage (same name: fan-out;
 different names: the composite node ``"a|b"``), matching how instrumentation forms stages.
 Runs are serialised with :meth:`TrackedRun.to_json` so replicas can share them via the store.
+
+A run can be *paused* (``run_pause``: it waits for a person or an event, e.g. a LangGraph
+interrupt) and resumed (its next ``run_start``). Paused time is neither demand nor a competing
+wait: a paused run has no rank, and on resume its arrival moves forward by the pause, so age-
+based ordering (FCFS, the aging guard) and its deadline count active time only.
 """
 
 from __future__ import annotations
@@ -44,6 +49,37 @@ class TrackedRun:
     version: int = 0
     last_event_s: float = 0.0
     """Server time of the latest event (idle runs are forgotten after a while)."""
+    paused_at_s: float | None = None
+    """Server time the run paused at, while it is paused."""
+    paused_s: float = 0.0
+    """Seconds paused before the current pause (completed pauses)."""
+
+    @property
+    def paused(self) -> bool:
+        """Whether the run is waiting to be resumed."""
+        return self.paused_at_s is not None
+
+    def pause(self, now_s: float) -> None:
+        """The run stopped to wait (its running units, if any, are cut: the app is not running)."""
+        if self.paused_at_s is None:
+            self.paused_at_s = now_s
+            self.units.clear()
+            self.version += 1
+
+    def resume(self, now_s: float) -> float:
+        """The run runs again; returns the seconds this pause lasted."""
+        if self.paused_at_s is None:
+            return 0.0
+        waited = max(0.0, now_s - self.paused_at_s)
+        self.paused_s += waited
+        self.arrival_s += waited
+        self.paused_at_s = None
+        self.version += 1
+        return waited
+
+    def paused_for_s(self, now_s: float) -> float:
+        """Seconds the current pause has lasted (0 when running)."""
+        return 0.0 if self.paused_at_s is None else max(0.0, now_s - self.paused_at_s)
 
     def _stage_names(self) -> list[str]:
         return [u.node for u in self.units.values() if u.top_level]
@@ -131,6 +167,8 @@ class TrackedRun:
             },
             "stage_started_s": self.stage_started_s,
             "version": self.version,
+            "paused_at_s": self.paused_at_s,
+            "paused_s": self.paused_s,
         }
 
     @staticmethod
@@ -143,6 +181,7 @@ class TrackedRun:
             visits_raw = d.get("visits", {})
             assert isinstance(units_raw, dict) and isinstance(visits_raw, dict)
             deadline = d.get("deadline_s")
+            paused_at = d.get("paused_at_s")
             run = TrackedRun(
                 tenant=str(d["tenant"]),
                 run_id=str(d["run_id"]),
@@ -158,9 +197,13 @@ class TrackedRun:
                 },
                 stage_started_s=float(d.get("stage_started_s", 0.0)),  # type: ignore[arg-type]
                 version=int(d.get("version", 0)),  # type: ignore[call-overload]
+                paused_at_s=None if paused_at is None else float(paused_at),  # type: ignore[arg-type]
+                paused_s=float(d.get("paused_s", 0.0)),  # type: ignore[arg-type]
             )
         except (KeyError, TypeError, ValueError, IndexError, AssertionError):
             return None
-        if not math.isfinite(run.arrival_s):
+        if not math.isfinite(run.arrival_s) or not math.isfinite(run.paused_s):
+            return None
+        if run.paused_at_s is not None and not math.isfinite(run.paused_at_s):
             return None
         return run

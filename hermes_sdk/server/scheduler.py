@@ -33,8 +33,17 @@ from hermes_sdk.server.config import BackendConfig, ServerConfig
 from hermes_sdk.server.graph_sync import GraphSync
 from hermes_sdk.server.ledger import RedisSlotLedger
 from hermes_sdk.server.metrics import ServerMetrics
+from hermes_sdk.server.paused import PausedRunStore, PausedView, paused_view
 from hermes_sdk.server.runs import TrackedRun
-from hermes_sdk.server.wire import Event, RunEnd, RunStart, UnitEnd, UnitStart, parse_batch
+from hermes_sdk.server.wire import (
+    Event,
+    RunEnd,
+    RunPause,
+    RunStart,
+    UnitEnd,
+    UnitStart,
+    parse_batch,
+)
 from hermes_sdk.store import Store
 
 log = logging.getLogger("hermes_sdk.server")
@@ -162,6 +171,10 @@ class Scheduler:
         )
         self._runs: dict[RunKey, TrackedRun] = {}
         self._hints: dict[RunKey, _Hint] = {}
+        self.paused_store = PausedRunStore(store)
+        for paused in self.paused_store.load():  # paused runs outlive a restart
+            self._runs[(paused.tenant, paused.run_id)] = paused
+        self._count_runs()
         self.queues: dict[str, AdmissionQueue] = {}
         backends = dict(config.backends)
         for up in config.upstreams:
@@ -193,8 +206,8 @@ class Scheduler:
         self, key: RunKey, now_s: float, request_arrival_s: float | None = None
     ) -> AppState | None:
         run = self._runs.get(key)
-        if run is not None:
-            return run.app_state(now_s, request_arrival_s)
+        if run is not None:  # a paused run holds no rank
+            return None if run.paused else run.app_state(now_s, request_arrival_s)
         hint = self._hints.get(key)
         if hint is None:
             return None
@@ -282,8 +295,31 @@ class Scheduler:
         return tuple(
             RunView(owner, run_id, run.app, run.last_event_s, run.app_state(now_s))
             for (owner, run_id), run in self._runs.items()
-            if tenant is None or owner == tenant
+            if (tenant is None or owner == tenant) and not run.paused
         )
+
+    def paused_runs(
+        self, tenant: str | None = None, *, now_s: float | None = None
+    ) -> tuple[PausedView, ...]:
+        """Snapshot of the paused runs (all tenants', or ``tenant``'s): not in
+        :meth:`tracked_runs`, ranked nowhere, waiting in no queue."""
+        if now_s is None:
+            now_s = self._clock()
+        return tuple(
+            paused_view(run, now_s)
+            for (owner, _), run in self._runs.items()
+            if (tenant is None or owner == tenant) and run.paused
+        )
+
+    def _resume(self, run: TrackedRun, now_s: float) -> None:
+        """A paused run runs again: its pause is recorded, its stored pause cleared."""
+        self.metrics.run_paused_s.observe(run.resume(now_s))
+        self.paused_store.forget(run)
+
+    def _count_runs(self) -> None:
+        paused = sum(1 for run in self._runs.values() if run.paused)
+        self.metrics.runs_active.set(len(self._runs) - paused)
+        self.metrics.runs_paused.set(paused)
 
     def run_state(self, tenant: str, run_id: str) -> RunState | None:
         """Where a tenant's run is now, or None."""
@@ -314,6 +350,10 @@ class Scheduler:
         key: RunKey | None = None
         if run_id is not None:
             key = (tenant, run_id)
+            known = self._runs.get(key)
+            if known is not None and known.paused:  # a request: the run is running again
+                self._resume(known, self._clock())
+                self._count_runs()
             if key not in self._runs and app is not None:
                 self._hints.setdefault(key, _Hint(app, deadline_s, self._clock()))
         self._gauges[backend][0].set(q.depth + 1)
@@ -415,13 +455,23 @@ class Scheduler:
         return total
 
     def forget_idle_runs(self) -> int:
-        """Drop runs with no event for ``run_idle_s`` (their clients died); returns how many."""
-        cutoff = self._clock() - self.config.run_idle_s
-        idle = [key for key, run in self._runs.items() if run.last_event_s < cutoff]
+        """Drop runs with no event for ``run_idle_s`` (their clients died) and runs paused for
+        longer than ``pause_horizon_s`` (abandoned); returns how many."""
+        now_s = self._clock()
+        cutoff = now_s - self.config.run_idle_s
+        idle = [
+            key
+            for key, run in self._runs.items()
+            if (run.last_event_s < cutoff and not run.paused)
+            or run.paused_for_s(now_s) > self.config.pause_horizon_s
+        ]
         for key in idle:
-            del self._runs[key]
+            run = self._runs.pop(key)
+            if run.paused:
+                self.paused_store.forget(run)
+                self.metrics.runs_abandoned.inc()
         if idle:
-            self.metrics.runs_active.set(len(self._runs))
+            self._count_runs()
         return len(idle)
 
     def _charge(self, backend: str, lease: Lease) -> None:
@@ -500,6 +550,8 @@ class Scheduler:
                     run = TrackedRun(tenant, ev.run_id, ev.app, now_s, ev.deadline_s)
                     self._runs[key] = run
                     self._hints.pop(key, None)
+                elif run.paused:  # the same run id again: the paused run resumes
+                    self._resume(run, now_s)
                 touched[key] = run
                 ended.discard(key)
                 accepted += 1
@@ -515,8 +567,19 @@ class Scheduler:
                     accepted += 1
                 else:
                     rejected += 1
+            elif isinstance(ev, RunPause):
+                run = self._lookup(key, refresh=key not in touched)
+                if run is None:
+                    rejected += 1
+                    continue
+                run.pause(now_s)
+                self.paused_store.save(run)
+                touched[key] = run
+                accepted += 1
             elif isinstance(ev, RunEnd):
                 done = self._runs.pop(key, None)
+                if done is not None and done.paused:  # ended while paused (abandoned)
+                    self.paused_store.forget(done)
                 if done is not None and ev.path is not None:
                     self._observe_slowdown(tenant, now_s - done.arrival_s, ev.path)
                 if done is not None or self._shared_runs:
@@ -536,7 +599,7 @@ class Scheduler:
         self.metrics.events_accepted.inc(accepted)
         self.metrics.events_rejected.inc(rejected)
         self.metrics.events_dropped.inc(dropped)
-        self.metrics.runs_active.set(len(self._runs))
+        self._count_runs()
         return accepted, rejected
 
     def _lookup(self, key: RunKey, *, refresh: bool = True) -> TrackedRun | None:

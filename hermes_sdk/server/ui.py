@@ -9,7 +9,8 @@ shows exactly what the key's tenant may read through the rest of ``/v1``:
 - ``GET /v1/ui/state``: the policy in force, each backend's slots in flight and requests waiting
   (shared backends: counts over all tenants, plus how many of the waiting are this tenant's),
   prewarm state per backend (or ``null`` when prewarm is off), the tenant's apps with their
-  graph sizes, and its running apps ordered by predicted remaining demand (seconds).
+  graph sizes, its running apps ordered by predicted remaining demand (seconds), and its
+  paused runs (waiting for a person or an event: no rank, in no queue), longest pause first.
 - ``GET /v1/ui/apps/{app}/graph.svg``: the app's PDGraph drawn server-side
   (:func:`hermes_sdk.graph.svg.graph_to_svg`).
 """
@@ -33,6 +34,7 @@ from hermes_sdk.graph.svg import graph_to_svg
 from hermes_sdk.policy.base import AppState
 from hermes_sdk.server.auth import ACCESS
 from hermes_sdk.server.middlewares import ApiError
+from hermes_sdk.server.paused import PausedView
 from hermes_sdk.server.scheduler import SCHEDULER, RunView, Scheduler
 
 STATIC_FILES: Final = {
@@ -193,9 +195,22 @@ def _prewarm(app: web.Application) -> dict[str, object] | None:
     return {"threshold": planner.config.threshold, "backends": backends}
 
 
-def _apps(sched: Scheduler, tenant: str, active: dict[str, int]) -> list[dict[str, object]]:
+def _paused_row(v: PausedView) -> dict[str, object]:
+    return {
+        "run_id": v.run_id,
+        "app": v.app,
+        "node": v.node,
+        "attained_s": v.attained_s,
+        "paused_for_s": round(v.paused_for_s, 3),
+        "paused_s": round(v.paused_s + v.paused_for_s, 3),
+    }
+
+
+def _apps(
+    sched: Scheduler, tenant: str, active: dict[str, int], paused: dict[str, int]
+) -> list[dict[str, object]]:
     out: list[dict[str, object]] = []
-    for name in sorted(set(sched.registry.apps(tenant)) | set(active)):
+    for name in sorted(set(sched.registry.apps(tenant)) | set(active) | set(paused)):
         g = sched.registry.get(name, tenant)
         out.append(
             {
@@ -204,6 +219,7 @@ def _apps(sched: Scheduler, tenant: str, active: dict[str, int]) -> list[dict[st
                 "version": g.version if g is not None else 0,
                 "nodes": len(g.nodes) if g is not None else 0,
                 "active_runs": active.get(name, 0),
+                "paused_runs": paused.get(name, 0),
             }
         )
     return out
@@ -222,6 +238,12 @@ async def ui_state(app: web.Application, tenant: str) -> dict[str, object]:
     active: dict[str, int] = {}
     for run in runs:
         active[run.app] = active.get(run.app, 0) + 1
+    paused_views = sorted(
+        sched.paused_runs(tenant, now_s=now_s), key=lambda v: v.paused_for_s, reverse=True
+    )
+    paused: dict[str, int] = {}
+    for pv in paused_views:
+        paused[pv.app] = paused.get(pv.app, 0) + 1
     views = _snapshot(runs)
     top = await asyncio.to_thread(_predict, sched.registry, tenant, views) if views else []
     return {
@@ -230,8 +252,13 @@ async def ui_state(app: web.Application, tenant: str) -> dict[str, object]:
         "now_s": now_s,
         "backends": _backends(sched, tenant),
         "prewarm": _prewarm(app),
-        "runs": {"active": len(runs), "top": [_run_row(sched, v, now_s) for v in top]},
-        "apps": _apps(sched, tenant, active),
+        "runs": {
+            "active": len(runs),
+            "top": [_run_row(sched, v, now_s) for v in top],
+            "paused": [_paused_row(v) for v in paused_views[:TOP_RUNS]],
+            "paused_count": len(paused_views),
+        },
+        "apps": _apps(sched, tenant, active, paused),
     }
 
 

@@ -64,6 +64,14 @@ class UnitEnd:
 
 
 @dataclass(frozen=True, slots=True)
+class RunPause:
+    """A run stopped to wait for a person or an event; its next ``run_start`` resumes it."""
+
+    run_id: str
+    ts: float | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class RunEnd:
     """A run finished; ``path`` (if sent) is what the app's graph learns from."""
 
@@ -72,7 +80,7 @@ class RunEnd:
     path: RunPath | None = None
 
 
-Event = RunStart | UnitStart | UnitEnd | RunEnd
+Event = RunStart | UnitStart | UnitEnd | RunPause | RunEnd
 
 
 def _field(d: Mapping[str, object], name: str, where: str) -> object:
@@ -189,6 +197,8 @@ def parse_event(raw: object, i: int, tenant: str) -> Event:
             failed=bool_field(d, "failed", w),
             ts=_ts(d, w),
         )
+    if kind == "run_pause":
+        return RunPause(run_id=run_id, ts=_ts(d, w))
     if kind == "run_end":
         raw_path = d.get("path")
         path = None
@@ -196,7 +206,8 @@ def parse_event(raw: object, i: int, tenant: str) -> Event:
             path = parse_path(raw_path, w, tenant=tenant, run_id=run_id)
         return RunEnd(run_id=run_id, failed=bool_field(d, "failed", w), path=path)
     raise InvalidRequest(
-        f"events[{i}].type must be run_start, unit_start, unit_end or run_end, got {kind!r}"
+        f"events[{i}].type must be run_start, unit_start, unit_end, run_pause or run_end, "
+        f"got {kind!r}"
     )
 
 

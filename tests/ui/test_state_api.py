@@ -164,7 +164,7 @@ async def test_open_server_without_keys_is_the_default_tenant(
             assert resp.status == 200
             state = await resp.json()
         assert state["tenant"] == "default" and state["apps"] == [] and state["backends"] == []
-        assert state["runs"] == {"active": 0, "top": []}
+        assert state["runs"] == {"active": 0, "top": [], "paused": [], "paused_count": 0}
     finally:
         await srv.close()
 

@@ -100,6 +100,13 @@
        fmt(r.remaining_p95_s), fmt(r.rank_s), fmt(r.deadline_in_s)],
       { "data-run": r.run_id, "data-app": r.app },
     )));
+    const paused = runs.paused || [];
+    $("paused-runs").textContent = runs.paused_count || 0;
+    $("paused").hidden = paused.length === 0;
+    fill("paused", paused.map((r) => row(
+      [r.run_id, r.app, r.node, fmt(r.attained_s), fmt(r.paused_for_s), fmt(r.paused_s)],
+      { "data-run": r.run_id, "data-app": r.app, "data-state": "paused" },
+    )));
   }
 
   const graphs = new Map();  // app -> {version, fetchedAt, article}
@@ -142,7 +149,7 @@
         graphs.set(a.app, entry);
       }
       entry.p.textContent = a.runs + " runs learned \u00b7 " + a.nodes + " nodes \u00b7 " +
-        a.active_runs + " running now";
+        a.active_runs + " running now \u00b7 " + (a.paused_runs || 0) + " paused";
       const stale = a.version !== entry.version && now - entry.fetchedAt >= SVG_REFRESH_MS;
       if (a.runs > 0 && !entry.fetching && (entry.version < 0 || stale)) {
         entry.version = a.version;
