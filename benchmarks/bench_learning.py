@@ -1,0 +1,423 @@
+"""Embedded learning under a soak: runs/s produced, stored and learned per store, peak RSS growth
+and runs lost at a clean exit, with the one-run-per-write path measured as the baseline.
+
+Run: ``.venv/bin/python benchmarks/bench_learning.py [--runs 80000] [--quick] [--plot-only]``.
+Writes ``benchmarks/results/learning.json`` and ``learning.png``. Every store is measured in a
+fresh child process (its own RSS), the shape of issue #29's soak: one process, sync functions
+decorated ``@hermes.llm`` and ``@hermes.tool``, 1-12 (llm, tool) iterations per run, five apps,
+the default queue bound. Per store (SQLite file, memory, a throwaway redis-server):
+
+- ``soak``: the app produces ``--runs`` runs as fast as it can while the learner stores and
+  learns them, then exits *without* ``flush()``: produced runs/s (the app's loop), learned
+  runs/s over the whole soak (first run to everything stored), peak RSS growth over the RSS
+  before the first run, drops, and runs lost at exit (counted in the store after the child
+  exited; memory: read from the counters after the exit drain);
+- ``drain``: ``--drain`` runs queued while learning is held, then released: stored and learned
+  runs/s of the learner alone (what bounds the exit drain), and the exit time a full default
+  queue would need at that rate;
+- ``baseline``: the same paths stored and learned one write per run (``GraphRegistry.observe``,
+  what every run cost before batching), on the same store kind, in the same child.
+
+Targets (issue #29): learned >= 10,000 runs/s on SQLite, peak RSS growth <= 50 MiB, 0 lost.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import random
+import resource
+import shutil
+import socket
+import sqlite3
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+RESULTS = Path(__file__).parent / "results" / "learning.json"
+PNG = RESULTS.with_suffix(".png")
+TARGET_RUNS_S = 10_000
+TARGET_RSS_MIB = 50
+APPS = [f"app{i}" for i in range(5)]
+
+
+def _rss_mib() -> float:
+    with open("/proc/self/status", encoding="ascii") as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024
+    return 0.0
+
+
+def _peak_rss_mib() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def _soak_child(store_url: str, runs: int, out_path: str) -> None:
+    """Produce ``runs`` runs, record the counters, then exit cleanly without flush()."""
+    import atexit
+
+    report: dict[str, Any] = {}
+
+    def at_exit() -> None:  # registered before hermes: runs after its exit drain
+        from hermes_sdk.instrument import runtime as rt
+
+        c = rt.current_runtime().counters()
+        report.update(
+            stored_and_learned=c.runs_completed,
+            failed=c.runs_failed_to_record,
+            dropped=c.runs_dropped,
+            pending_after_exit=c.runs_pending,
+            peak_queue_bytes=c.peak_pending_bytes,
+            max_queue_bytes=c.max_pending_bytes,
+            learned_all_s=time.perf_counter() - report["t0"],
+        )
+        Path(out_path).write_text(json.dumps(report), encoding="utf-8")
+
+    atexit.register(at_exit)
+    import hermes_sdk as hermes
+
+    hermes.configure(store=store_url)
+
+    @hermes.llm(backend="model")
+    def think(i: int) -> dict[str, object]:
+        return {"usage": {"prompt_tokens": 300 + i, "completion_tokens": 40 + i}}
+
+    @hermes.tool
+    def act(i: int) -> int:
+        return i
+
+    rng = random.Random(0)
+    with hermes.run("warmup"):  # opens the store and the registry before measuring
+        think(0)
+    hermes.flush(10)
+    rss0 = _rss_mib()
+    peak0 = _peak_rss_mib()
+    report["t0"] = t0 = time.perf_counter()
+    for r in range(runs):
+        with hermes.run(APPS[r % 5]):
+            for i in range(rng.randint(1, 12)):
+                think(i)
+                act(i)
+    produce_s = time.perf_counter() - t0
+    report.update(
+        runs=runs,
+        produce_s=produce_s,
+        produced_runs_s=runs / produce_s,
+        rss_before_mib=rss0,
+        peak_rss_mib=_peak_rss_mib(),
+        peak_rss_growth_mib=_peak_rss_mib() - max(rss0, 0.0),
+        peak_rss_was_before_mib=peak0,
+    )
+
+
+def _drain_child(store_url: str, runs: int, baseline_url: str, out_path: str) -> None:
+    """Queue ``runs`` runs with learning held, release, time the drain; then the baseline."""
+    import hermes_sdk as hermes
+    from hermes_sdk.graph import GraphRegistry
+    from hermes_sdk.graph.records import RunPath
+    from hermes_sdk.instrument import runtime as rt
+    from hermes_sdk.store import open_store
+
+    hermes.configure(store=store_url, learn_queue_bytes=1024 * 2**20)
+    runtime = rt.current_runtime()
+    runtime.registry()  # open (and replay) before timing
+    gate = threading.Event()
+    inner = runtime.learn_many
+    kept: list[RunPath] = []
+
+    def held(paths: list[RunPath]) -> None:
+        gate.wait()
+        inner(paths)
+
+    runtime.learner.handle = held
+
+    @hermes.llm(backend="model")
+    def think(i: int) -> dict[str, object]:
+        return {"usage": {"prompt_tokens": 300 + i, "completion_tokens": 40 + i}}
+
+    @hermes.tool
+    def act(i: int) -> int:
+        return i
+
+    rng = random.Random(1)
+    for r in range(runs):
+        with hermes.run(APPS[r % 5]) as run:
+            for i in range(rng.randint(1, 12)):
+                think(i)
+                act(i)
+        if len(kept) < 3_000 and run.path is not None:
+            kept.append(run.path)
+    queued_bytes = runtime.counters().pending_bytes
+    t0, cpu0 = time.perf_counter(), time.process_time()
+    gate.set()
+    assert hermes.flush(600)
+    drain_s, drain_cpu_s = time.perf_counter() - t0, time.process_time() - cpu0
+    c = runtime.counters()
+    batches = runtime.learner.stats().batches
+    # baseline: the same kind of store, one durable write and one observe per run
+    base = GraphRegistry(open_store(baseline_url))
+    t0, cpu0 = time.perf_counter(), time.process_time()
+    for path in kept:
+        base.observe(path)
+    base_s, base_cpu_s = time.perf_counter() - t0, time.process_time() - cpu0
+    base.close()
+    doc = {
+        "runs": runs,
+        "drain_s": drain_s,
+        "stored_and_learned": c.runs_completed,
+        "drain_runs_s": c.runs_completed / drain_s,
+        "drain_runs_per_cpu_s": c.runs_completed / drain_cpu_s,
+        "drain_batches": batches,
+        "queued_bytes_per_run": queued_bytes / runs,
+        "baseline_runs": len(kept),
+        "baseline_runs_s": len(kept) / base_s,
+        "baseline_runs_per_cpu_s": len(kept) / base_cpu_s,
+    }
+    Path(out_path).write_text(json.dumps(doc), encoding="utf-8")
+
+
+# -- parent -----------------------------------------------------------------------------------
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+class RedisServer:
+    """A throwaway redis-server on loopback (no persistence), as in tests/conftest.py."""
+
+    def __init__(self, workdir: Path) -> None:
+        binary = shutil.which("redis-server") or "/usr/bin/redis-server"
+        self.port = _free_port()
+        self.proc = subprocess.Popen(
+            [
+                *(binary, "--port", str(self.port), "--bind", "127.0.0.1"),
+                *("--save", "", "--appendonly", "no", "--dir", str(workdir)),
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        import redis
+
+        client = redis.Redis(port=self.port)
+        for _ in range(400):
+            try:
+                client.ping()
+                break
+            except redis.ConnectionError:
+                time.sleep(0.025)
+        client.close()
+
+    def url(self, db: int) -> str:
+        return f"redis://127.0.0.1:{self.port}/{db}"
+
+    def llen(self, db: int) -> int:
+        import redis
+
+        client = redis.Redis(port=self.port, db=db)
+        try:
+            return int(client.llen("hermes:paths"))  # type: ignore[arg-type]
+        finally:
+            client.close()
+
+    def stop(self) -> None:
+        self.proc.terminate()
+        self.proc.wait(10)
+
+
+def _child(args: list[str]) -> dict[str, Any]:
+    with tempfile.NamedTemporaryFile(suffix=".json", delete=False) as f:
+        out = f.name
+    try:
+        proc = subprocess.run(
+            [sys.executable, __file__, *args, "--out", out],
+            capture_output=True,
+            text=True,
+            timeout=1800,
+        )
+        if proc.returncode != 0:
+            raise RuntimeError(f"child {args} failed:\n{proc.stderr[-3000:]}")
+        doc: dict[str, Any] = json.loads(Path(out).read_text(encoding="utf-8"))
+        doc["exit_warnings"] = [ln for ln in proc.stderr.splitlines() if "hermes:" in ln][:5]
+        return doc
+    finally:
+        os.unlink(out)
+
+
+def _sqlite_rows(path: Path) -> int:
+    conn = sqlite3.connect(path)
+    try:
+        return int(conn.execute("SELECT count(*) FROM paths WHERE app != 'warmup'").fetchone()[0])
+    finally:
+        conn.close()
+
+
+def measure(runs: int, drain: int, stores: list[str]) -> dict[str, Any]:
+    """Every store's soak and drain, each in a fresh child."""
+    rows: dict[str, Any] = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        work = Path(tmp)
+        server = RedisServer(work) if "redis" in stores else None
+        try:
+            for kind in stores:
+                if kind == "sqlite":
+                    soak_url = f"sqlite:///{work}/soak.db"
+                    drain_url, base_url = f"sqlite:///{work}/drain.db", f"sqlite:///{work}/b.db"
+                elif kind == "memory":
+                    soak_url = drain_url = base_url = "memory://"
+                else:
+                    assert server is not None
+                    soak_url, drain_url, base_url = server.url(1), server.url(2), server.url(3)
+                print(f"{kind}: soak of {runs:,} runs ...", flush=True)
+                soak = _child(["--soak", soak_url, str(runs)])
+                if kind == "sqlite":
+                    stored = _sqlite_rows(work / "soak.db")
+                elif kind == "redis":
+                    assert server is not None
+                    stored = server.llen(1) - 1  # minus the warm-up run
+                else:
+                    stored = soak["stored_and_learned"] - 1
+                soak["stored_after_exit"] = stored
+                soak["lost_at_exit"] = soak["runs"] - stored - soak["dropped"]
+                soak["learned_runs_s"] = (soak["stored_and_learned"] - 1) / soak["learned_all_s"]
+                print(f"{kind}: drain of {drain:,} queued runs + baseline ...", flush=True)
+                rows[kind] = {
+                    "soak": soak,
+                    "drain": _child(["--drain-child", drain_url, str(drain), base_url]),
+                }
+        finally:
+            if server is not None:
+                server.stop()
+    return rows
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
+    parser.add_argument("--runs", type=int, default=80_000, help="runs per soak (80,000)")
+    parser.add_argument("--drain", type=int, default=20_000, help="runs queued for the drain")
+    parser.add_argument("--quick", action="store_true", help="10,000-run soak, 5,000 drain")
+    parser.add_argument("--stores", default="sqlite,memory,redis")
+    parser.add_argument("--soak", nargs=2, metavar=("URL", "RUNS"), help=argparse.SUPPRESS)
+    parser.add_argument("--drain-child", nargs=3, help=argparse.SUPPRESS)
+    parser.add_argument("--out", help=argparse.SUPPRESS)
+    sys.path.insert(0, str(Path(__file__).parent))
+    from plotting import add_plot_only, redraw
+
+    add_plot_only(parser, PNG, RESULTS)
+    args = parser.parse_args()
+    if args.soak:
+        _soak_child(args.soak[0], int(args.soak[1]), args.out)
+        return
+    if args.drain_child:
+        url, n, base = args.drain_child
+        _drain_child(url, int(n), base, args.out)
+        return
+    if args.plot_only:
+        redraw(plot, RESULTS, PNG)
+        return
+    runs, drain = (10_000, 5_000) if args.quick else (args.runs, args.drain)
+    stores = [s.strip() for s in args.stores.split(",") if s.strip()]
+    load0 = os.getloadavg()[0]
+    rows = measure(runs, drain, stores)
+    from hermes_sdk.instrument.learner import DEFAULT_EXIT_TIMEOUT_S, DEFAULT_MAX_BYTES
+
+    for row in rows.values():
+        d = row["drain"]
+        d["full_queue_runs"] = DEFAULT_MAX_BYTES / d["queued_bytes_per_run"]
+        d["full_queue_exit_s"] = d["full_queue_runs"] / d["drain_runs_s"]
+    doc = {
+        "machine": {
+            "python": platform.python_version(),
+            "cpus": os.cpu_count(),
+            "load_average_1m_before_after": [load0, os.getloadavg()[0]],
+        },
+        "runs": runs,
+        "drain_runs": drain,
+        "queue_bound_bytes": DEFAULT_MAX_BYTES,
+        "exit_timeout_s": DEFAULT_EXIT_TIMEOUT_S,
+        "targets": {"learned_runs_s": TARGET_RUNS_S, "peak_rss_growth_mib": TARGET_RSS_MIB},
+        "stores": rows,
+    }
+    RESULTS.parent.mkdir(parents=True, exist_ok=True)
+    RESULTS.write_text(json.dumps(doc, indent=2) + "\n", encoding="utf-8")
+    _print(doc)
+    plot(doc, PNG)
+    print(f"wrote {RESULTS} and {PNG}")
+
+
+def _print(doc: dict[str, Any]) -> None:
+    print(
+        f"{'store':8} {'produced/s':>11} {'learned/s':>10} {'drain/s':>9} {'drain/cpu-s':>11} "
+        f"{'baseline/s':>10} {'base/cpu-s':>10} {'RSS+MiB':>8} {'dropped':>8} {'lost':>5}"
+    )
+    for kind, row in doc["stores"].items():
+        s, d = row["soak"], row["drain"]
+        print(
+            f"{kind:8} {s['produced_runs_s']:11,.0f} {s['learned_runs_s']:10,.0f} "
+            f"{d['drain_runs_s']:9,.0f} {d['drain_runs_per_cpu_s']:11,.0f} "
+            f"{d['baseline_runs_s']:10,.0f} {d['baseline_runs_per_cpu_s']:10,.0f} "
+            f"{s['peak_rss_growth_mib']:8.1f} {s['dropped']:8d} {s['lost_at_exit']:5d}"
+        )
+
+
+def plot(result: dict[str, Any], path: Path) -> None:
+    """Runs/s per store (produced, learned in the soak, drain, one-write-per-run baseline) and
+    peak RSS growth, with the targets."""
+    from plotting import figure, grouped_bars, save
+
+    rows = result["stores"]
+    keys = list(rows)
+    # the memory store keeps every stored path in RAM: its RSS is the store, not the queue
+    stores = [f"{k} (store in RAM)" if k == "memory" else k for k in keys]
+    load = result.get("machine", {}).get("load_average_1m_before_after")
+    fig, axes = figure(
+        1,
+        2,
+        (13, 4.4),
+        f"Embedded learning, soak of {result['runs']:,} runs (llm + tool, 1-12 iterations, "
+        "5 apps), one process"
+        + (f"; shared 2-core machine, load average {load[0]:.1f}-{load[1]:.1f}" if load else ""),
+        height_ratios=None,
+    )
+    grouped_bars(
+        axes[0],
+        stores,
+        {
+            "produced by the app (soak)": [rows[k]["soak"]["produced_runs_s"] for k in keys],
+            "stored + learned (soak)": [rows[k]["soak"]["learned_runs_s"] for k in keys],
+            "stored + learned (learner alone)": [rows[k]["drain"]["drain_runs_s"] for k in keys],
+            "stored + learned per CPU second (learner alone)": [
+                rows[k]["drain"]["drain_runs_per_cpu_s"] for k in keys
+            ],
+            "baseline: one write per run": [rows[k]["drain"]["baseline_runs_s"] for k in keys],
+        },
+        axis_label="runs/s (log)",
+        log=True,
+        title="throughput",
+        targets=[(result["targets"]["learned_runs_s"], "target: >= 10,000 runs/s learned")],
+        legend="outside",
+    )
+    grouped_bars(
+        axes[1],
+        stores,
+        {"peak RSS growth (MiB)": [rows[k]["soak"]["peak_rss_growth_mib"] for k in keys]},
+        axis_label="MiB",
+        title="peak RSS growth\nruns lost at a clean exit: "
+        + ", ".join(f"{k} {rows[k]['soak']['lost_at_exit']}" for k in keys),
+        targets=[(result["targets"]["peak_rss_growth_mib"], "target: <= 50 MiB")],
+        legend="lower right",
+    )
+    save(fig, path)
+
+
+if __name__ == "__main__":
+    main()
