@@ -20,15 +20,9 @@ from hermes_sdk.errors import GraphError
 from hermes_sdk.graph import GraphRegistry
 from hermes_sdk.graph.records import RunPath
 from hermes_sdk.store import Store
+from hermes_sdk.store.base import BatchStore
 
 log = logging.getLogger("hermes_sdk.server")
-
-
-@runtime_checkable
-class BatchStore(Protocol):
-    """Optional store capability: append many paths in one durable write."""
-
-    def append_paths(self, paths: Sequence[RunPath]) -> None: ...
 
 
 @runtime_checkable
