@@ -35,6 +35,7 @@ from dataclasses import dataclass
 from typing import Literal
 
 import numpy as np
+from numpy.typing import NDArray
 
 from hermes_sdk.graph.learned import LearnedGraph, NodeState
 from hermes_sdk.graph.prior import conditioned_residual
@@ -346,6 +347,45 @@ def _call_distribution(
     return node.service_s.sorted()
 
 
+def stage_laws(
+    cg: CompiledGraph, node: NodeState, state: RunState, n: int, rng: np.random.Generator
+) -> tuple[SortedSamples, NDArray[np.int64]]:
+    """The running stage's per-call service law and ``n`` draws of its width (the known
+    width when ``state.width`` is set): what its residual is drawn from at any elapsed time."""
+    calls = _call_distribution(cg, node, state, rng)
+    if state.width is not None:
+        widths = np.full(n, max(1, state.width), dtype=np.int64)
+    elif len(node.width):
+        widths = np.maximum(node.width.sorted().sample(rng, n).astype(np.int64), 1)
+    else:
+        widths = np.ones(n, dtype=np.int64)
+    return calls, widths
+
+
+def stage_residual(
+    calls: SortedSamples,
+    widths: NDArray[np.int64],
+    elapsed_s: float,
+    rng: np.random.Generator,
+    kind: Demand = "service",
+) -> FloatArray:
+    """Residual seconds of a running stage of ``widths.size`` paths: the sum (``service``) or,
+    since the calls run in parallel, the max (``latency``) over its width of per-call residuals
+    conditioned on ``elapsed_s`` seconds of each call already done."""
+    n = widths.size
+    max_w = int(widths.max())
+    if max_w == 1:
+        return conditioned_residual(calls, elapsed_s, n, rng)
+    draws_w = min(max_w, MAX_WIDTH_DRAWS)
+    draws = conditioned_residual(calls, elapsed_s, n * draws_w, rng).reshape(n, draws_w)
+    used = np.minimum(widths, draws_w)
+    mask = np.arange(draws_w)[None, :] < used[:, None]
+    if kind == "latency":
+        return np.asarray((draws * mask).max(axis=1), dtype=np.float64)
+    total = (draws * mask).sum(axis=1)
+    return np.asarray(total * (widths / used), dtype=np.float64)
+
+
 def _running_residual(
     cg: CompiledGraph,
     node: NodeState,
@@ -354,26 +394,9 @@ def _running_residual(
     rng: np.random.Generator,
     kind: Demand = "service",
 ) -> FloatArray:
-    """Residual seconds of the running stage: the sum (``service``) or, since the calls run in
-    parallel, the max (``latency``) over its width of conditioned per-call residuals."""
-    calls = _call_distribution(cg, node, state, rng)
-    if state.width is not None:
-        widths = np.full(n, max(1, state.width), dtype=np.int64)
-    elif len(node.width):
-        widths = np.maximum(node.width.sorted().sample(rng, n).astype(np.int64), 1)
-    else:
-        widths = np.ones(n, dtype=np.int64)
-    max_w = int(widths.max())
-    if max_w == 1:
-        return conditioned_residual(calls, state.elapsed_s, n, rng)
-    draws_w = min(max_w, MAX_WIDTH_DRAWS)
-    draws = conditioned_residual(calls, state.elapsed_s, n * draws_w, rng).reshape(n, draws_w)
-    used = np.minimum(widths, draws_w)
-    mask = np.arange(draws_w)[None, :] < used[:, None]
-    if kind == "latency":
-        return np.asarray((draws * mask).max(axis=1), dtype=np.float64)
-    total = (draws * mask).sum(axis=1)
-    return np.asarray(total * (widths / used), dtype=np.float64)
+    """Residual seconds of the running stage (:func:`stage_laws`, then :func:`stage_residual`)."""
+    calls, widths = stage_laws(cg, node, state, n, rng)
+    return stage_residual(calls, widths, state.elapsed_s, rng, kind)
 
 
 def running_residual(

@@ -24,6 +24,7 @@ from numpy.typing import NDArray
 from hermes_sdk.errors import GraphError
 from hermes_sdk.graph.pdgraph import PDGraph, check_query
 from hermes_sdk.graph.prior import PooledPrior
+from hermes_sdk.graph.rank_tables import RankTables, RankTableSettings
 from hermes_sdk.graph.records import RunPath, RunState, check_name
 from hermes_sdk.store.base import Store, append_all
 
@@ -41,6 +42,7 @@ class GraphRegistry:
         half_life_s: float | None = None,
         max_visit: int = 8,
         max_stale_fraction: float = 0.0,
+        rank_tables: RankTableSettings | None = RankTableSettings(),  # noqa: B008 (frozen)
     ) -> None:
         PDGraph(
             "_check",
@@ -57,6 +59,10 @@ class GraphRegistry:
         self._priors: dict[str, PooledPrior] = {}
         self._writers: dict[tuple[str, str], threading.Lock] = {}
         self.loaded_paths = 0
+        self.rank_tables: RankTables | None = (
+            None if rank_tables is None else RankTables(self, rank_tables)
+        )
+        """Per-state rank tables over these graphs (None: policies rank by Monte Carlo)."""
         if store is not None:
             self._replay(store)
 

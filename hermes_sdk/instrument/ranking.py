@@ -1,8 +1,10 @@
-"""Hints for a running unit, with a rank computed locally from the app's learned graph.
+"""Hints for a running unit, with a rank looked up locally in the app's rank tables.
 
 A Gittins index depends only on the run's own state, so the client can rank itself with no
-service: ``rank_s = 1 / gittins_index(remaining-demand samples)``. This runs only when hints are
-asked for (never on the decorator hot path), is cached per unit, and fails open to ``rank_s=None``.
+service: the same per-state tables as the server's (:mod:`hermes_sdk.graph.rank_tables`) give
+``rank_s = 1 / gittins_index`` and the remaining-demand quantiles with a lookup, no Monte Carlo
+on the app's call path. This runs only when hints are asked for (never on the decorator hot
+path), is cached per unit, and fails open to ``rank_s=None``.
 """
 
 from __future__ import annotations
@@ -12,13 +14,11 @@ from collections.abc import Sequence
 from time import perf_counter_ns
 from typing import Protocol
 
-import numpy as np
-
 from hermes_sdk.client.hints import Hints
+from hermes_sdk.graph.rank_tables import RankTables
 from hermes_sdk.graph.records import RunState
 from hermes_sdk.instrument import runtime as _rt
 from hermes_sdk.instrument.stages import NS_PER_S, UnitRecord, form_stages
-from hermes_sdk.policy import gittins_index
 
 log = logging.getLogger("hermes_sdk.instrument")
 
@@ -48,10 +48,6 @@ class UnitView(UnitRecord, Protocol):
     def run(self) -> RunView: ...
 
 
-HINT_SAMPLES = 1000
-"""Monte Carlo samples of remaining demand drawn per hint computation."""
-
-
 def run_state(run: RunView, unit: UnitView | None) -> RunState:
     """The :class:`RunState` of ``run`` while ``unit`` (or nothing, between stages) executes."""
     now = perf_counter_ns()
@@ -76,36 +72,20 @@ def run_state(run: RunView, unit: UnitView | None) -> RunState:
     )
 
 
-def _rank_s(samples: np.ndarray) -> float | None:
-    index = float(gittins_index(samples))
-    return None if not index > 0.0 else 1.0 / index
-
-
-def _predicted_output_tokens(run: RunView, unit: UnitView) -> int | None:
-    """Median output tokens learned for this unit's node (``None`` if it is not a graph node)."""
-    if unit.kind != "llm":
-        return None
-    graph = _rt.RUNTIME.registry().get(run.app, run.tenant)
-    if graph is None or unit.name not in graph.nodes:
-        return None
-    median = graph.node_stats(unit.name).output_tokens.quantile(0.5)
-    return None if median is None else round(median)
-
-
 def compute_hints(run: RunView, unit: UnitView | None) -> Hints:
     """Hints for ``unit`` of ``run`` (rank and remaining-demand quantiles when a graph exists)."""
     rank_s = p50 = p95 = None
     output_tokens = None
     try:
         state = run_state(run, unit)
-        samples = _rt.RUNTIME.registry().remaining_demand(
-            run.app, state, tenant=run.tenant, n=HINT_SAMPLES
-        )
-        if samples.size:
-            p50, p95 = (float(q) for q in np.quantile(samples, [0.5, 0.95]))
-            rank_s = _rank_s(samples)
-        if unit is not None:
-            output_tokens = _predicted_output_tokens(run, unit)
+        registry = _rt.RUNTIME.registry()
+        tables = registry.rank_tables
+        if tables is None:
+            tables = registry.rank_tables = RankTables(registry)
+        found = tables.hints(run.app, state, run.tenant)
+        rank_s, p50, p95 = found.rank_s, found.p50_s, found.p95_s
+        if unit is not None and unit.kind == "llm":
+            output_tokens = found.output_tokens
     except Exception as exc:
         log.debug("hermes: no rank for run %s: %r", run.run_id, exc)
     return Hints(

@@ -18,7 +18,7 @@ from __future__ import annotations
 import math
 import threading
 from collections import OrderedDict
-from typing import Final
+from typing import Final, Protocol
 
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
@@ -106,12 +106,22 @@ def gittins_index(samples: ArrayLike, attained: float = 0.0) -> float:
     return gittins_index_and_quantum(samples, attained)[0]
 
 
+class RankLookup(Protocol):
+    """Precomputed Gittins ranks per state (:class:`~hermes_sdk.graph.rank_tables.RankTables`)."""
+
+    def gittins(self, app: str, state: RunState, tenant: str = "default") -> tuple[float, float]:
+        """``(rank_s, quantum_s)`` of a run of ``app`` in ``state``."""
+        ...
+
+
 class GittinsPolicy:
     """Rank = 1 / Gittins index of the app's predicted remaining demand (seconds, lower first).
 
     The :class:`DemandModel` conditions on the app's graph state (node, visit counts, service
     already spent in the running stage), so its samples are residuals and the index is taken at
     attained 0. A Gittins index depends only on the app's own state, never on other apps.
+    A model with ``rank_tables`` (the graph registry) answers from its per-state tables: a
+    lookup instead of a Monte Carlo walk per rank.
     """
 
     name = "gittins"
@@ -123,6 +133,7 @@ class GittinsPolicy:
             raise ValueError(f"n must be >= 1, got {n}")
         self.model = model
         self.n = n
+        self.tables: RankLookup | None = getattr(model, "rank_tables", None)
         self._memo: OrderedDict[int, tuple[NDArray[np.float64], float, float]] = OrderedDict()
 
     def rank_and_quantum(self, app: AppState, now: float) -> tuple[float, float]:
@@ -131,6 +142,8 @@ class GittinsPolicy:
         Models that cache (the PDGraph, the oracle) return the same read-only array for the same
         state; its index is then remembered instead of recomputed.
         """
+        if self.tables is not None:
+            return self.tables.gittins(app.app, app.state, app.tenant)
         samples = self.model.remaining_demand(app.app, app.state, tenant=app.tenant, n=self.n)
         cacheable = isinstance(samples, np.ndarray) and not samples.flags.writeable
         if cacheable:

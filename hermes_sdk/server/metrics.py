@@ -31,6 +31,7 @@ class ServerMetrics:
     leases_reclaimed: Counter = field(init=False)
     ranks_computed: Counter = field(init=False)
     rank_latency_s: Histogram = field(init=False)
+    rank_table_rebuilds: Counter = field(init=False)
     runs_active: Gauge = field(init=False)
     runs_paused: Gauge = field(init=False)
     runs_abandoned: Counter = field(init=False)
@@ -70,6 +71,11 @@ class ServerMetrics:
             "hermes_rank_latency_seconds",
             "Time to compute one rank",
             buckets=_RANK_BUCKETS_S,
+            registry=r,
+        )
+        self.rank_table_rebuilds = Counter(
+            "hermes_rank_table_rebuilds",
+            "Per-state rank tables built or rebuilt (hermes_sdk.graph.rank_tables)",
             registry=r,
         )
         self.runs_active = Gauge(

@@ -152,6 +152,8 @@ class Scheduler:
         self._shared_runs = config.store_url.startswith(("redis://", "rediss://"))
         self.sync = GraphSync(store, shared=self._shared_runs)
         self.registry: GraphRegistry = self.sync.registry
+        if self.registry.rank_tables is not None:
+            self.registry.rank_tables.on_rebuild = metrics.rank_table_rebuilds.inc
         self.policy: Policy = make_policy(config.policy, self.registry)
         fair = config.fairness  # starvation guard, then fair sharing across tenants
         self.policy = with_aging(self.policy, fair.slowdown_cap, fair.max_boost_s)
@@ -263,9 +265,14 @@ class Scheduler:
         state = run.app_state(now_s)
         rank = self._rank_state(state, now_s)
         p50 = p95 = None
-        samples = self.registry.remaining_demand(run.app, state.state, tenant=tenant, n=n)
-        if len(samples):
-            p50, p95 = (float(x) for x in np.quantile(samples, [0.5, 0.95]))
+        tables = self.registry.rank_tables
+        if tables is not None:  # the same tables the rank came from: a lookup
+            found = tables.hints(run.app, state.state, tenant)
+            p50, p95 = found.p50_s, found.p95_s
+        else:
+            samples = self.registry.remaining_demand(run.app, state.state, tenant=tenant, n=n)
+            if len(samples):
+                p50, p95 = (float(x) for x in np.quantile(samples, [0.5, 0.95]))
         return RunHints(
             app=run.app,
             run_id=run_id,
@@ -518,6 +525,7 @@ class Scheduler:
         paths = self._paths_of(events)
         if paths:
             self.sync.store_and_fold(paths)
+            self._refresh_rank_tables()
         return self._apply_state(tenant, events, dropped)
 
     async def apply_async(
@@ -527,7 +535,15 @@ class Scheduler:
         paths = self._paths_of(events)
         if paths:
             await self.sync.write(paths)
+            self._refresh_rank_tables()
         return self._apply_state(tenant, events, dropped)
+
+    def _refresh_rank_tables(self) -> None:
+        """After learning: rebuild a few rank tables that fell due (the learning step pays
+        for them, not the events that rank)."""
+        tables = self.registry.rank_tables
+        if tables is not None and tables.due():
+            tables.refresh(REFRESH_BUDGET)
 
     def _paths_of(self, events: list[Event]) -> list[RunPath]:
         paths = [ev.path for ev in events if isinstance(ev, RunEnd) and ev.path is not None]
@@ -625,6 +641,10 @@ class Scheduler:
         self.registry.close()
         if self.ledger is not None:
             self.ledger.close()
+
+
+REFRESH_BUDGET = 2
+"""Rank tables rebuilt per learned batch of paths (each takes a few milliseconds)."""
 
 
 def _runs_ns(tenant: str) -> str:

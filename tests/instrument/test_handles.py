@@ -168,6 +168,7 @@ def test_hints_predict_output_tokens_and_rank_after_learning() -> None:
         u.record(input_tokens=5, output_tokens=42)
         u.end()
         r.end()
+    assert hi.flush(10)  # learning runs in the background: hints come after it
     r = hi.start_run("learned")
     u = r.start_unit("chat", kind="llm")
     h = u.hints()
