@@ -72,9 +72,9 @@ def bucket_tokens(bucket: int | None) -> int | None:
 class RankTableSettings:
     """How stale a table may get and how much each table holds (see the module docstring)."""
 
-    max_stale_fraction: float = 0.1
+    max_stale_fraction: float = 0.2
     """A table is due for a rebuild once its graph learned this fraction more runs."""
-    min_stale_runs: int = 4
+    min_stale_runs: int = 8
     """... or this many runs, whichever is larger (young graphs rebuild less often)."""
     hard_factor: float = 2.0
     """A lookup rebuilds inline a table older than this many allowances."""
