@@ -14,6 +14,7 @@ from hermes_sdk.server.auth import ACCESS, Access, Keyring, auth_middleware
 from hermes_sdk.server.config import ServerConfig
 from hermes_sdk.server.metrics import METRICS, ServerMetrics
 from hermes_sdk.server.middlewares import error_middleware
+from hermes_sdk.server.otlp_routes import setup_otlp
 from hermes_sdk.server.ratelimit import RATE_LIMITER, TenantRateLimiter, rate_limit_middleware
 from hermes_sdk.server.scheduler import SCHEDULER, Scheduler
 from hermes_sdk.store import open_store
@@ -97,6 +98,7 @@ def create_app(config: ServerConfig) -> web.Application:
         app.add_routes(table)
     ui.setup_ui(app)
     admin.setup_admin(app, config)
+    setup_otlp(app)  # POST /v1/traces: learn runs from OpenTelemetry traces
     if config.prewarm_backends:
         from hermes_sdk.server.prewarm_routes import PrewarmServerConfig, setup_prewarm
 

@@ -612,6 +612,47 @@ def _admin_paths() -> dict[str, Any]:
     }
 
 
+def _traces_paths() -> dict[str, Any]:
+    """The OTLP/HTTP traces receiver (docs/otel-traces.md)."""
+    otlp_json = {
+        "type": "object",
+        "description": "OTLP JSON ExportTraceServiceRequest (hex trace and span ids)",
+        "properties": {"resourceSpans": {"type": "array", "items": _OBJECT}},
+    }
+    protobuf = {"schema": {"type": "string", "format": "binary"}}
+    return {
+        "/v1/traces": {
+            "post": _op(
+                "postTraces",
+                "traces",
+                "Learn runs from OpenTelemetry spans (OTLP/HTTP, protobuf or JSON)",
+                {
+                    "200": {
+                        "description": "ExportTraceServiceResponse in the request's encoding; "
+                        "partialSuccess.rejectedSpans counts malformed spans",
+                        "content": {
+                            "application/x-protobuf": protobuf,
+                            JSON: {"schema": _OBJECT},
+                        },
+                    },
+                    "415": _err(
+                        "Content-Type is neither application/x-protobuf nor application/json "
+                        "(unsupported_media_type), or opentelemetry-proto is not installed "
+                        "(otlp_unavailable)"
+                    ),
+                },
+                requestBody={
+                    "required": True,
+                    "content": {
+                        "application/x-protobuf": protobuf,
+                        JSON: {"schema": otlp_json},
+                    },
+                },
+            )
+        }
+    }
+
+
 def openapi_document() -> dict[str, Any]:
     """The OpenAPI document as a dict (deterministic: no timestamps, sorted by construction)."""
     return {
@@ -631,6 +672,7 @@ def openapi_document() -> dict[str, Any]:
             {"name": "prewarm", "description": _PREWARM},
             {"name": "gateway", "description": f"OpenAI-compatible gateway. {_GATEWAY}"},
             {"name": "admin", "description": 'Key rotation (a key with role = "admin")'},
+            {"name": "traces", "description": "OTLP/HTTP traces receiver (docs/otel-traces.md)"},
         ],
         "components": {
             "securitySchemes": {
@@ -678,6 +720,7 @@ def openapi_document() -> dict[str, Any]:
             **_prewarm_paths(),
             **_gateway_paths(),
             **_admin_paths(),
+            **_traces_paths(),
         },
     }
 
