@@ -34,6 +34,7 @@ from hermes_sdk.graph.records import (
     path_from_dict,
     path_to_dict,
 )
+from hermes_sdk.instrument import handles as _handles
 from hermes_sdk.instrument import runtime as _rt
 from hermes_sdk.instrument.handles import RunHandle, UnitHandle
 from hermes_sdk.instrument.stages import NS_PER_S, composite_name, form_stages
@@ -213,9 +214,15 @@ def pause_run(
         log.warning("hermes: run %s of %s could not pause: %s", handle.run_id, handle.app, exc)
         return None
     handle.active = False  # inert: a late unit is detached, end() records nothing
+    handle.end_ns = end_ns
     rec = _rt.RUNTIME.recorder
     if rec is not None:
         rec.emit({"type": "run_pause", "run_id": handle.run_id, "ts": now})
+    for observer in _handles.OBSERVERS:  # this invocation's span ends; the resume opens another
+        try:
+            observer.run_ended(handle, None)
+        except Exception:
+            log.exception("hermes: unit observer %r failed on run pause", observer)
     return paused
 
 
@@ -368,7 +375,8 @@ def abandon_paused(paused: PausedRun, *, now: float | None = None) -> RunPath | 
 def sweep_abandoned(
     store: Store | None, horizon_s: float, *, app: str | None = None, now: float | None = None
 ) -> list[RunPath]:
-    """End every stored paused run (of ``app``, or all) paused longer than ``horizon_s``."""
+    """End every stored paused run (of ``app`` and its sub-apps ``app/...``, or all) paused
+    longer than ``horizon_s``; returns their paths."""
     if store is None:
         return []
     now = time.time() if now is None else now
@@ -387,7 +395,9 @@ def sweep_abandoned(
         if raw is None or "path" not in raw:
             continue
         paused = PausedRun.from_json(raw)
-        if paused is None or (app is not None and paused.app != app):
+        if paused is None or (
+            app is not None and paused.app != app and not paused.app.startswith(app + "/")
+        ):
             continue
         if now - paused.paused_at < horizon_s:
             continue

@@ -25,7 +25,7 @@ from hermes_langgraph._metadata import explicit_backend, explicit_kind, node_tas
 from hermes_langgraph._threads import PausedThreads, continues_thread, thread_key
 from hermes_sdk.graph.records import RunPath, UnitKind
 from hermes_sdk.instrument import start_run
-from hermes_sdk.instrument.pauses import pause_run, replay_carried, resume_run
+from hermes_sdk.instrument.pauses import pause_run, replay_carried, resume_key, resume_run
 
 if TYPE_CHECKING:
     from hermes_sdk.instrument import UnitHandle
@@ -177,21 +177,39 @@ class RunTracker:
                     run_id, _Entry("node", parent.graph, unit, unit, task.step, task.task_id)
                 )
             else:
-                self._remember(run_id, _Entry("chain", parent.graph, None, parent.scope))
+                self._remember(
+                    run_id,
+                    _Entry("chain", parent.graph, None, parent.scope, parent.step, parent.task_id),
+                )
             return []
 
     def _promote_to_subgraph(self, entry: _Entry, run_id: UUID) -> None:
         """A chain inside a unit turned out to run a graph: record that graph as a sub-run."""
         outer = entry.scope
         assert outer is not None
-        app = f"{entry.graph.handle.app}/{outer.name}"
+        parent = entry.graph
+        app = f"{parent.handle.app}/{outer.name}"
+        # A subgraph interrupted inside a paused run pauses too, keyed by the node task that
+        # runs it (the same task id when the parent's resume re-runs that task).
+        thread = resume_key(parent.thread, entry.task_id) if parent.thread else None
+        paused = None
+        if thread is not None and parent.resumed is not None and self.threads is not None:
+            paused = self.threads.take(thread)
         # An empty context: the sub-run must not also become a unit of a decorator run that
         # happens to be current here (it is accounted for through ``outer`` instead).
-        handle = contextvars.Context().run(
-            start_run, app, deadline_s=None, tenant=entry.graph.handle.tenant, run_id=str(run_id)
-        )
+        carry_ns = 0
+        if paused is not None:
+            handle, carry_ns = contextvars.Context().run(resume_run, paused)
+        else:
+            handle = contextvars.Context().run(
+                start_run, app, deadline_s=None, tenant=parent.handle.tenant, run_id=str(run_id)
+            )
         entry.role = "subgraph"
-        entry.graph = GraphRun(handle=handle, top=entry.graph.top, outer_unit=outer)
+        entry.graph = GraphRun(
+            handle=handle, top=parent.top, outer_unit=outer, thread=thread, resumed=paused
+        )
+        if paused is not None:
+            entry.graph.carried, entry.graph.carry_ns = list(paused.carried), carry_ns
         entry.scope = None
         entry.graph.top.subruns.append(entry.graph)
 
@@ -268,7 +286,8 @@ class RunTracker:
             if entry.role == "subgraph":
                 entry.graph.release_held()
                 entry.graph.top.subruns.remove(entry.graph)
-                ended.append(Ended(entry.graph, failed))
+                pause = interrupted and entry.graph.thread is not None
+                ended.append(Ended(entry.graph, failed, pause))
             elif entry.role == "root":
                 graph = entry.graph
                 pause = (

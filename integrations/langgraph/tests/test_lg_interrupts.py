@@ -245,3 +245,49 @@ def test_resume_in_another_process_sharing_sqlite_checkpoints_and_store(tmp_path
     assert store is not None
     left = [store.get_json(PAUSED_NAMESPACE, k) for k in store.list_keys(PAUSED_NAMESPACE)]
     assert left and all("path" not in doc for doc in left if doc)  # every pause was claimed
+
+
+def test_an_interrupt_inside_a_subgraph_pauses_the_run_and_its_sub_run() -> None:
+    from typing import TypedDict
+
+    from langgraph.checkpoint.memory import InMemorySaver
+    from langgraph.graph import END, START, StateGraph
+    from langgraph.types import interrupt
+
+    class S(TypedDict):
+        text: str
+
+    inner = StateGraph(S)
+    inner.add_node("draft", lambda s: {"text": "draft"})
+    inner.add_node("review", lambda s: {"text": f"{s['text']} ({interrupt('ok?')})"})
+    inner.add_node("polish", lambda s: {"text": s["text"] + "!"})
+    inner.add_edge(START, "draft")
+    inner.add_edge("draft", "review")
+    inner.add_edge("review", "polish")
+    inner.add_edge("polish", END)
+    outer = StateGraph(S)
+    outer.add_node("plan", lambda s: {"text": ""})
+    outer.add_node("write", inner.compile())
+    outer.add_node("publish", lambda s: {"text": s["text"].upper()})
+    outer.add_edge(START, "plan")
+    outer.add_edge("plan", "write")
+    outer.add_edge("write", "publish")
+    outer.add_edge("publish", END)
+    graph = outer.compile(checkpointer=InMemorySaver())
+    handler = HermesCallbackHandler(app="nested-hitl")
+    for thread in ("n1", "n2"):
+        first = graph.invoke({"text": ""}, cfg(handler, thread))
+        assert "__interrupt__" in first
+        done = graph.invoke(Command(resume="yes"), cfg(handler, thread))
+        assert done["text"] == "DRAFT (YES)!"
+    paths = list(handler.recent_paths)
+    assert [nodes_of(p) for p in paths] == [["plan", "write", "publish"]] * 2
+    sub = hi.graph("nested-hitl/write")
+    assert sub.runs == 2 and sub.failed_runs == 0
+    assert probabilities("nested-hitl/write") == {
+        ("START", "draft"): 1.0,
+        ("draft", "review"): 1.0,
+        ("review", "polish"): 1.0,
+        ("polish", "END"): 1.0,
+    }
+    assert handler.errors == 0
