@@ -73,7 +73,11 @@ def _documents(
 
 
 _STORE = typer.Option(None, help="Store URL (default: HERMES_STORE or ~/.hermes/hermes.db).")
-_SERVER = typer.Option(None, help="Read from a running scheduler instead of a store.")
+_SERVER = typer.Option(
+    None,
+    envvar="HERMES_SCHEDULER_URL",
+    help="Read from a running scheduler instead of a store.",
+)
 _KEY = typer.Option(None, envvar="HERMES_API_KEY", help="API key for --server.")
 _TENANT = typer.Option("default", help="Tenant whose graphs to read from a store.")
 

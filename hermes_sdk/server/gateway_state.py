@@ -73,7 +73,8 @@ class Gateway:
         """Upstreams that refused a ``priority`` (no priority scheduling): none is sent to them."""
         self._session: aiohttp.ClientSession | None = None
         self._discovered_at_s = -math.inf
-        self._hint_ranks: dict[tuple[str, str], tuple[float, float | None]] = {}
+        self._hint_ranks: dict[tuple[str, str], tuple[float, float | None, int]] = {}
+        """(tenant, app) -> (expires at, rank in seconds, graph version it was computed for)."""
         registry = scheduler.metrics.registry
         self._requests = Counter(
             "hermes_gateway_requests",
@@ -134,13 +135,16 @@ class Gateway:
         """Rank of a run known only from headers: the policy's rank of a fresh run of ``app``.
 
         Without a deadline that rank depends only on the app's graph, so it is cached for
-        ``_HINT_RANK_TTL_S`` (a Monte Carlo rank per request would cost more than the proxying).
+        ``_HINT_RANK_TTL_S`` (a Monte Carlo rank per request would cost more than the proxying)
+        while the graph stays the same version (a run just learned changes the rank at once).
         """
         now_s = time.time()
         key = (tenant, app)
+        graph = self.scheduler.registry.get(app, tenant)
+        version = -1 if graph is None else graph.version
         if deadline_s is None:
             hit = self._hint_ranks.get(key)
-            if hit is not None and hit[0] > now_s:
+            if hit is not None and hit[0] > now_s and hit[2] == version:
                 return hit[1]
         deadline = None if deadline_s is None else now_s + deadline_s
         state = AppState(
@@ -155,7 +159,7 @@ class Gateway:
         if deadline_s is None:
             if len(self._hint_ranks) >= MAX_CALL_RECORDS:
                 self._hint_ranks.clear()
-            self._hint_ranks[key] = (now_s + _HINT_RANK_TTL_S, out)
+            self._hint_ranks[key] = (now_s + _HINT_RANK_TTL_S, out, version)
         return out
 
     def unit_started(
