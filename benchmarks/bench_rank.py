@@ -20,6 +20,7 @@ mean completion within 1% of the exact ranker.
 from __future__ import annotations
 
 import argparse
+import importlib
 import json
 import os
 import platform
@@ -31,7 +32,6 @@ from typing import Any
 
 import numpy as np
 
-import hermes_sdk.graph as graph_pkg
 import hermes_sdk.instrument as hi
 from hermes_sdk.graph import GraphRegistry
 from hermes_sdk.graph.rank_tables import RankTableSettings
@@ -220,6 +220,7 @@ def hints_part(calls: int) -> dict[str, Any]:
 @contextmanager
 def registry_settings(settings: RankTableSettings | None) -> Iterator[None]:
     """Make the simulator's online registry use ``settings`` for its rank tables."""
+    graph_pkg = importlib.import_module("hermes_sdk.graph")  # hermes_sdk.graph is also a name
     original = graph_pkg.GraphRegistry
 
     class Configured(original):  # type: ignore[misc,valid-type]

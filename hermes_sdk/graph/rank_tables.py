@@ -241,6 +241,10 @@ class RankTables:
         """Of ``rebuilds``, those a lookup had to do itself (past the hard bound, or first use)."""
         self._tables: OrderedDict[_Key, StateTable] = OrderedDict()
         self._due: dict[_Key, None] = {}
+        self._by_graph: dict[tuple[str, str], dict[_Key, None]] = {}
+        """(tenant, app) -> the keys of its tables, so learning can find the ones it made due."""
+        self._seen: dict[tuple[str, str], int] = {}
+        """(tenant, app) -> the graph version its tables were last checked at."""
         self._lock = threading.RLock()
 
     def __len__(self) -> int:
@@ -344,14 +348,32 @@ class RankTables:
     # --- maintenance --------------------------------------------------------------------------
 
     def due(self) -> int:
-        """Tables found due for a rebuild and not rebuilt yet."""
-        return len(self._due)
+        """Tables due for a rebuild (their graph learned more than their allowance since)."""
+        with self._lock:
+            self._mark_due()
+            return len(self._due)
+
+    def _mark_due(self) -> None:
+        """Find the tables of every graph that learned since the last check that fell due."""
+        settings = self.settings
+        for (tenant, app), keys in self._by_graph.items():
+            graph = self.source.get(app, tenant)
+            if graph is None or self._seen.get((tenant, app)) == graph.version:
+                continue
+            version = self._seen[(tenant, app)] = graph.version
+            for key in keys:
+                table = self._tables.get(key)
+                if table is not None and version - table.version > settings.allowance(
+                    table.version
+                ):
+                    self._due[key] = None
 
     def refresh(self, budget: int | None = None) -> int:
         """Rebuild up to ``budget`` due tables (all if None), with the points they had; returns
         how many were rebuilt. Call it on the learning path, never on a lookup."""
         done = 0
         with self._lock:
+            self._mark_due()
             while self._due and (budget is None or done < budget):
                 key = next(iter(self._due))
                 del self._due[key]
@@ -399,10 +421,12 @@ class RankTables:
             width=state.width,
         )
         table = self._tables[key] = self._build(graph, position)
+        self._by_graph.setdefault((key[0], key[1]), {})[key] = None
         self.inline_rebuilds += 1
         if len(self._tables) > self.settings.max_tables:
             old, _ = self._tables.popitem(last=False)
             self._due.pop(old, None)
+            self._by_graph.get((old[0], old[1]), {}).pop(old, None)
         return table
 
     def _build(self, graph: PDGraph, position: RunState) -> StateTable:

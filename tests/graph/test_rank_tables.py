@@ -195,3 +195,21 @@ def test_settings_are_checked() -> None:
     with pytest.raises(GraphError):
         RankTableSettings(samples=0)
     assert RankTableSettings(max_stale_fraction=0.0, min_stale_runs=0).exact
+
+
+def test_learning_finds_due_tables_without_a_lookup() -> None:
+    """A table nobody looked up since its graph moved on is still rebuilt by refresh, so a
+    lookup much later does not have to rebuild it inline."""
+    settings = RankTableSettings(max_stale_fraction=0.1, min_stale_runs=4, hard_factor=2.0)
+    reg = _registry(100, settings)
+    tables = _tables(reg)
+    for state in (PLAN, SEARCH):
+        tables.gittins(APP, state)
+    _learn(reg, 11)
+    assert tables.due() == 2
+    assert tables.refresh(1) == 1 and tables.due() == 1
+    assert tables.refresh() == 1 and tables.due() == 0
+    _learn(reg, 12, seed=3)  # now within the allowance of the rebuilt tables: nothing due
+    inline = tables.inline_rebuilds
+    tables.gittins(APP, PLAN)
+    assert tables.inline_rebuilds == inline
