@@ -1,12 +1,14 @@
 """Deadline benchmark: `hermes bench --deadline-sweep`, results in benchmarks/results/deadlines/.
 
-    .venv/bin/python benchmarks/bench_deadlines.py {slo,per_run} [extra `hermes bench` options]
-    .venv/bin/python benchmarks/bench_deadlines.py {slo,per_run} --plot-only
+    .venv/bin/python benchmarks/bench_deadlines.py NAME [extra `hermes bench` options]
+    .venv/bin/python benchmarks/bench_deadlines.py NAME --plot-only
+
+NAME is slo, per_run, slo_load_0.7 or slo_lstf (see ``FULL``).
 
 Runs deadline Gittins (`gittins`), plain Gittins (`gittins_plain`), EDF and FCFS on both suites
 with SLO deadlines (1.5 x the kind's mean standalone time) or per-run ones (1.2/1.5/2 x the run's
 own), 22% and 100% of runs carrying one, over seeds (paired), and writes
-``<law>/results.json`` (with the exact command) and ``<law>/deadlines.png``: the hit rate per
+``NAME/results.json`` (with the exact command) and ``NAME/deadlines.png``: the hit rate per
 policy next to the standalone bound no policy can beat.
 """
 
@@ -18,15 +20,21 @@ from pathlib import Path
 from typing import Any
 
 OUT = Path(__file__).resolve().parent / "results" / "deadlines"
-LAWS = {"slo": "slo", "per_run": "run"}
 COMMON = [
     "--deadline-sweep", "--suite", "all", "--fractions", "0.22,1.0",
-    "--policies", "fcfs,edf,gittins_plain,gittins", "--n-apps", "1000", "--warmup-apps", "150",
+    "--n-apps", "1000", "--warmup-apps", "150",
 ]  # fmt: skip
 FULL = {
-    "slo": ["--laws", "slo", "--loads", "0.85,0.95", "--seeds", "3"],
-    "per_run": ["--laws", "run", "--loads", "0.85,0.95", "--seeds", "2"],
-}
+    "slo": ["--laws", "slo", "--loads", "0.85,0.95", "--seeds", "3",
+            "--policies", "fcfs,edf,gittins_plain,gittins"],
+    "per_run": ["--laws", "run", "--loads", "0.85,0.95", "--seeds", "2",
+                "--policies", "fcfs,edf,gittins_plain,gittins"],
+    "slo_load_0.7": ["--laws", "slo", "--loads", "0.7", "--seeds", "3",
+                     "--policies", "fcfs,edf,lstf,gittins_plain,gittins"],
+    "slo_lstf": ["--laws", "slo", "--loads", "0.85,0.95", "--seeds", "3",
+                 "--policies", "edf,lstf"],
+}  # fmt: skip
+"""Output directory -> its sweep (SLO and per-run; load 0.7; LSTF beside EDF at the high loads)."""
 
 
 def plot(doc: dict[str, Any], png: Path) -> None:
@@ -35,7 +43,7 @@ def plot(doc: dict[str, Any], png: Path) -> None:
 
     cells = doc["cells"]
     panels = sorted({(c["suite"], c["fraction"]) for c in cells})
-    policies = [p for p in ("gittins", "gittins_plain", "edf", "fcfs")
+    policies = [p for p in ("gittins", "gittins_plain", "edf", "lstf", "fcfs")
                 if any(p in c["policies"] for c in cells)]  # fmt: skip
     law = cells[0]["law"] if cells else "?"
     fig, axes = figure(
@@ -64,8 +72,8 @@ def plot(doc: dict[str, Any], png: Path) -> None:
 
 if __name__ == "__main__":
     sys.path.insert(0, str(Path(__file__).resolve().parent))
-    if len(sys.argv) < 2 or sys.argv[1] not in LAWS:
-        sys.exit(f"usage: {sys.argv[0]} {{{','.join(LAWS)}}} [--plot-only | hermes bench options]")
+    if len(sys.argv) < 2 or sys.argv[1] not in FULL:
+        sys.exit(f"usage: {sys.argv[0]} {{{','.join(FULL)}}} [--plot-only | hermes bench options]")
     name, extra = sys.argv[1], sys.argv[2:]
     out = OUT / name
     if "--plot-only" in extra:
