@@ -39,6 +39,8 @@ LEARN_QUEUE_ENV: Final = "HERMES_LEARN_QUEUE_MIB"
 """Environment variable: MiB of completed runs that may wait for the store (default 16)."""
 STORE_WARN_INTERVAL_S: Final = 60.0
 """Least seconds between two warnings about failed store writes."""
+RANK_REFRESH_BUDGET: Final = 2
+"""Rank tables rebuilt per learned batch (a few ms each; as the scheduler does)."""
 FORK_QUIESCE_S: Final = 1.0
 """Longest ``os.fork`` waits for queued runs/events to be handled before it proceeds."""
 SYNC_TIMEOUT_S: Final = 30.0
@@ -168,10 +170,13 @@ class Runtime:
         """Store ``paths`` in one batch write, then learn them (learner thread); never raises.
 
         A path its graph rejects is counted as failed to record; if the store write fails the
-        whole batch is (warned about at most once per ``STORE_WARN_INTERVAL_S``).
+        whole batch is (warned about at most once per ``STORE_WARN_INTERVAL_S``). Then up to
+        ``RANK_REFRESH_BUDGET`` rank tables the batch made due are rebuilt here, off the app's
+        path, so hints keep answering from fresh tables.
         """
         try:
-            rejected = self.registry().observe_many(paths)
+            registry = self.registry()
+            rejected = registry.observe_many(paths)
         except Exception as exc:
             self.runs_failed_to_record += len(paths)
             now = time.monotonic()
@@ -188,6 +193,13 @@ class Runtime:
             log.warning("hermes: run %s of %s not recorded: %s", path.run_id, path.app, error)
         self.runs_failed_to_record += len(rejected)
         self.runs_completed += len(paths) - len(rejected)
+        tables = registry.rank_tables
+        if tables is not None:
+            try:
+                if tables.due():
+                    tables.refresh(RANK_REFRESH_BUDGET)
+            except Exception as exc:  # a table is rebuilt at lookup instead; never fail here
+                log.debug("hermes: rank table refresh failed: %r", exc)
 
     def sync(self, timeout_s: float | None = SYNC_TIMEOUT_S) -> bool:
         """Wait until every completed run so far is learned; ``False`` on timeout."""

@@ -270,3 +270,17 @@ def test_clean_exit_stores_every_pending_run_in_one_batch(tmp_path: Path) -> Non
         conn.close()
     assert late <= 2
     assert "not stored before" not in out.stderr
+
+
+def test_learner_rebuilds_due_rank_tables_off_the_app_path() -> None:
+    """A table looked up once goes due as its graph learns; the learner's batch rebuilds it."""
+    from hermes_sdk.graph.records import RunState
+
+    produce(100, seed=6)
+    assert hi.flush(30)
+    tables = rt.current_runtime().registry().rank_tables
+    assert tables is not None
+    tables.point("app0", RunState())  # builds the table of app0's start position
+    produce(200, seed=7)  # app0 learns 40 more runs: more than the table's allowance
+    assert hi.flush(30)
+    assert tables.due() == 0  # the learner rebuilt it after its batch
