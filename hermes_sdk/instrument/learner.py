@@ -123,7 +123,7 @@ class RunLearner:
                 self.dropped += 1
                 self._dropped_unwarned += 1
                 now = time.monotonic()
-                if now - self._last_warn >= self.warn_interval_s:
+                if not self._closed and now - self._last_warn >= self.warn_interval_s:
                     self._last_warn = now
                     warn = True
                     dropped, self._dropped_unwarned = self._dropped_unwarned, 0
