@@ -168,8 +168,9 @@ class PDGraph:
                 self.failed_runs += 1
             else:
                 self._count_transition(source, source_visit, END)
-                self.run_service_s.add(path.service_s, t_s)
-                self.prior.add(path.service_s)
+                service_s = path.service_s  # a sum over every stage: computed once
+                self.run_service_s.add(service_s, t_s)
+                self.prior.add(service_s)
             self.runs += 1
             self.version += 1
             touched = set(visits)
