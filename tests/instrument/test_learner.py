@@ -110,9 +110,9 @@ def test_estimate_bounds_the_memory_queued_runs_hold(tmp_path: Path) -> None:
 
 
 def test_counters_are_exact_with_producers_faster_than_the_store(tmp_path: Path) -> None:
-    """Four app threads against a store that sleeps 20 ms per batch: every run is either
+    """Four app threads against a store that sleeps 200 ms per batch: every run is either
     stored and learned or dropped and counted, the queue stays within its bound throughout."""
-    store = GatedStore(tmp_path / "h.db", delay_s=0.02)
+    store = GatedStore(tmp_path / "h.db", delay_s=0.2)  # ~55 runs fit: < 300 runs/s stored
     store.gate.set()
     bound = 256 * 1024
     hi.configure(store=store, learn_queue_bytes=bound)  # type: ignore[arg-type]
