@@ -9,6 +9,7 @@ from __future__ import annotations
 from hermes_sdk.cli import bench as _bench
 from hermes_sdk.cli import demo as _demo
 from hermes_sdk.cli import graph as _graph
+from hermes_sdk.cli import graph_learn as _graph_learn
 from hermes_sdk.cli import keys as _keys
 from hermes_sdk.cli import serve as _serve
 from hermes_sdk.cli import sim as _sim
@@ -18,7 +19,7 @@ from hermes_sdk.cli._app import app
 
 __all__ = ["app", "main"]
 
-_COMMANDS = (_version, _bench, _demo, _graph, _keys, _sim_engine, _serve, _sim)
+_COMMANDS = (_version, _bench, _demo, _graph, _graph_learn, _keys, _sim_engine, _serve, _sim)
 
 
 def main() -> None:

@@ -27,6 +27,7 @@ Rules (documented for platform teams in docs/otel-traces.md):
 
 from __future__ import annotations
 
+import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Final, Literal
@@ -127,3 +128,32 @@ class SpanMapping:
     def backend(self, span: SpanRecord) -> str | None:
         """The unit's backend: the requested model of an llm/retriever span, a tool's name."""
         return span.model or span.tool
+
+
+def mapping_from_env(env: dict[str, str] | None = None) -> SpanMapping:
+    """The span mapping from ``HERMES_OTLP_*`` variables (see docs/otel-traces.md).
+
+    ``HERMES_OTLP_APP_ATTRIBUTE``, ``HERMES_OTLP_UNIT_ATTRIBUTE``, ``HERMES_OTLP_ROOT_SPAN``,
+    ``HERMES_OTLP_IDLE_TIMEOUT_S``, ``HERMES_OTLP_MAX_SPANS_PER_TRACE`` and
+    ``HERMES_OTLP_KINDS`` (``"span name=kind,..."``, kind one of the unit kinds or ``step``).
+    """
+    env = dict(os.environ) if env is None else env
+    kinds: dict[str, SpanClass] = {}
+    for item in filter(None, env.get("HERMES_OTLP_KINDS", "").split(",")):
+        name, sep, kind = item.rpartition("=")
+        if not sep or not name.strip():
+            raise ConfigError(f"HERMES_OTLP_KINDS item must be 'span name=kind', got {item!r}")
+        kinds[name.strip()] = kind.strip()  # type: ignore[assignment]  # checked by SpanMapping
+    try:
+        idle = float(env.get("HERMES_OTLP_IDLE_TIMEOUT_S", "30"))
+        max_spans = int(env.get("HERMES_OTLP_MAX_SPANS_PER_TRACE", "10000"))
+    except ValueError as exc:
+        raise ConfigError(f"HERMES_OTLP_*: {exc}") from None
+    return SpanMapping(
+        kind_by_span_name=kinds,
+        app_attribute=env.get("HERMES_OTLP_APP_ATTRIBUTE") or None,
+        unit_attribute=env.get("HERMES_OTLP_UNIT_ATTRIBUTE") or None,
+        root_span_name=env.get("HERMES_OTLP_ROOT_SPAN") or None,
+        idle_timeout_s=idle,
+        max_spans_per_trace=max_spans,
+    )

@@ -11,8 +11,9 @@ import aiohttp
 import pytest
 
 from hermes_sdk.otlp import SpanMapping
+from hermes_sdk.otlp.mapping import mapping_from_env
 from hermes_sdk.server.config import ApiKey, hash_api_key
-from hermes_sdk.server.otlp_routes import OTLP, mapping_from_env
+from hermes_sdk.server.otlp_routes import OTLP
 from hermes_sdk.server.scheduler import SCHEDULER
 from tests.otlp.traces import Traces, chat, otlp_json, protobuf
 from tests.server.conftest import StartServer
