@@ -170,6 +170,58 @@ def _subtree(units: Sequence[UnitHandle], root: UnitHandle) -> list[UnitHandle]:
     return [u for u in units if u.root is root]
 
 
+def _describe(
+    handle: RunHandle,
+    carried: Sequence[tuple[UnitHandle, str]],
+    prior: PausedRun | None,
+    now: float,
+    end_ns: int,
+) -> PausedRun | None:
+    """``handle`` as a :class:`PausedRun` at ``now`` (``None`` and logged if its records are
+    invalid)."""
+    try:
+        roots = {id(u) for u, _ in carried}
+        done = [u for u in handle.units if id(u.root) not in roots]
+        stages = form_stages(done, end_ns)
+        calls = []
+        for unit, task in carried:
+            (stage,) = form_stages(_subtree(handle.units, unit), end_ns)
+            calls.append(CarriedCall(stage.node, stage.kind, stage.backend, stage.calls[0], task))
+        return PausedRun(
+            app=handle.app,
+            run_id=handle.run_id,
+            tenant=handle.tenant,
+            started_at=handle.started_at if prior is None else prior.started_at,
+            deadline_s=handle.deadline_s,
+            stages=stages,
+            carried=tuple(calls),
+            paused_at=now,
+            paused_s=handle.paused_s,
+            active_s=max(0.0, (end_ns - handle.start_ns) / NS_PER_S),
+            pauses=1 if prior is None else prior.pauses + 1,
+        )
+    except Exception as exc:  # invalid records (GraphError) or a bug: never break the app
+        log.warning("hermes: run %s of %s not described: %s", handle.run_id, handle.app, exc)
+        return None
+
+
+def snapshot_run(handle: RunHandle, *, prior: PausedRun | None = None) -> PausedRun | None:
+    """Where a running ``handle`` is now (its ended units), without pausing it: what a process
+    resuming the work after a crash continues (durable execution). Never raises."""
+    if not handle.active or handle.end_ns is not None:
+        return None
+    ended = [u for u in handle.units if u.root.end_ns is not None]
+    if not ended:
+        return None
+    end_ns = max(u.root.end_ns or 0 for u in ended)
+    units = list(handle.units)
+    try:
+        handle.units = ended  # form the stages of what completed (restored below)
+        return _describe(handle, (), prior, time.time(), end_ns)
+    finally:
+        handle.units = units
+
+
 def pause_run(
     handle: RunHandle,
     carried: Sequence[tuple[UnitHandle, str]],
@@ -189,29 +241,8 @@ def pause_run(
         return None
     now = time.time() if now is None else now
     end_ns = perf_counter_ns()
-    try:
-        roots = {id(u) for u, _ in carried}
-        done = [u for u in handle.units if id(u.root) not in roots]
-        stages = form_stages(done, end_ns)
-        calls = []
-        for unit, task in carried:
-            (stage,) = form_stages(_subtree(handle.units, unit), end_ns)
-            calls.append(CarriedCall(stage.node, stage.kind, stage.backend, stage.calls[0], task))
-        paused = PausedRun(
-            app=handle.app,
-            run_id=handle.run_id,
-            tenant=handle.tenant,
-            started_at=handle.started_at if prior is None else prior.started_at,
-            deadline_s=handle.deadline_s,
-            stages=stages,
-            carried=tuple(calls),
-            paused_at=now,
-            paused_s=handle.paused_s,
-            active_s=max(0.0, (end_ns - handle.start_ns) / NS_PER_S),
-            pauses=1 if prior is None else prior.pauses + 1,
-        )
-    except Exception as exc:  # invalid records (GraphError) or a bug: never break the app
-        log.warning("hermes: run %s of %s could not pause: %s", handle.run_id, handle.app, exc)
+    paused = _describe(handle, carried, prior, now, end_ns)
+    if paused is None:
         return None
     handle.active = False  # inert: a late unit is detached, end() records nothing
     handle.end_ns = end_ns

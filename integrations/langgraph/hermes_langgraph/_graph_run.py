@@ -21,6 +21,7 @@ retriever calls a ``retriever`` unit (LLM calls lend ``llm`` at stage formation)
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 from uuid import UUID
@@ -61,6 +62,9 @@ class GraphRun:
     pause_requested: bool = False
     inferred: dict[int, tuple[UnitHandle, set[str]]] = field(default_factory=dict)
     """Node units whose kind is inferred: id -> (unit, kinds of its nested calls)."""
+    on_step: Callable[[GraphRun], None] | None = None
+    """Called when a new superstep starts after another (records progress on the thread)."""
+    checkpointed: bool = False
 
     def continue_carried(self, unit: UnitHandle, task_id: str) -> None:
         """A task starts after a resume: the interrupted task continues its unit, the calls of
@@ -117,6 +121,8 @@ class GraphRun:
             if self.carried:
                 self.continue_carried(unit, task_id)
         if step != self.step:
+            if self.on_step is not None and self.step >= 0:
+                self.on_step(self)
             self.step, self.step_units = step, []
             self.interrupted.clear()
         self.step_units.append((unit, task_id))

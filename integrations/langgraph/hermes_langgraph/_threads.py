@@ -8,6 +8,10 @@ top graph then *ends normally* (``on_chain_end``: the interrupt is suppressed at
 ``Command`` (``Command(resume=...)``) or ``None`` as input continues the thread, re-running the
 interrupted task with the same ``langgraph_checkpoint_ns`` (task id) and step.
 
+A run on a thread also records where it is at every superstep (durable execution): a process
+that continues the thread after this one crashed (``invoke(None, config)``) continues the run
+from the last completed superstep; the time in between counts as paused.
+
 The thread is read from the root ``on_chain_start`` metadata, where langchain-core copies the
 config's scalar ``configurable`` values (``thread_id``; ``checkpoint_ns`` when not empty). A run
 paused here is stored under a resume key of (tenant, app, thread_id, checkpoint_ns) in the
@@ -26,6 +30,7 @@ from langgraph.types import Command
 
 from hermes_sdk.graph.records import RunPath
 from hermes_sdk.instrument.pauses import (
+    PAUSED_NAMESPACE,
     PausedRun,
     abandon_paused,
     paused_store,
@@ -85,6 +90,21 @@ class PausedThreads:
             if len(self._local) >= MAX_LOCAL_KEYS:
                 self._local.clear()
             self._local.add(key)
+
+    def checkpoint(self, key: str, progress: PausedRun) -> None:
+        """Record where a running run on the thread is (durable execution: a process that
+        continues the thread after a crash continues the run from there)."""
+        store_paused(paused_store(), key, progress)
+
+    def forget(self, key: str) -> None:
+        """The thread's run ended: its checkpoint is no longer a run to continue."""
+        store = paused_store()
+        if store is None:
+            return
+        try:
+            store.put_json(PAUSED_NAMESPACE, key, {"ended": True})
+        except Exception as exc:
+            log.warning("hermes: could not clear a run checkpoint: %r", exc)
 
     def take(self, key: str, *, now: float | None = None) -> PausedRun | None:
         """Claim the thread's paused run to continue it; one paused too long is abandoned."""

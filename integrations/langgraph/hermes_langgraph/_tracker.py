@@ -25,7 +25,13 @@ from hermes_langgraph._metadata import explicit_backend, explicit_kind, node_tas
 from hermes_langgraph._threads import PausedThreads, continues_thread, thread_key
 from hermes_sdk.graph.records import RunPath, UnitKind
 from hermes_sdk.instrument import start_run
-from hermes_sdk.instrument.pauses import pause_run, replay_carried, resume_key, resume_run
+from hermes_sdk.instrument.pauses import (
+    pause_run,
+    replay_carried,
+    resume_key,
+    resume_run,
+    snapshot_run,
+)
 
 if TYPE_CHECKING:
     from hermes_sdk.instrument import UnitHandle
@@ -133,12 +139,21 @@ class RunTracker:
                 self.app, deadline_s=self.deadline_s, tenant=self.tenant, run_id=str(run_id)
             )
             graph = GraphRun(handle=handle, top=TopRun(), thread=thread)
+        if thread is not None and self.threads is not None:
+            graph.on_step = self._checkpoint
         evicted: list[Ended] = []
         if len(self._tops) >= MAX_OPEN_RUNS:
             oldest = next(iter(self._tops))
             evicted.extend(self._forget_top(oldest, failed=True))
         self._tops[run_id] = graph
         return graph, evicted
+
+    def _checkpoint(self, graph: GraphRun) -> None:
+        """Record a threaded run's progress at a superstep boundary (durable execution)."""
+        progress = snapshot_run(graph.handle, prior=graph.resumed)
+        if progress is not None and self.threads is not None and graph.thread is not None:
+            self.threads.checkpoint(graph.thread, progress)
+            graph.checkpointed = True
 
     def _remember(self, run_id: UUID, entry: _Entry) -> None:
         self._entries[run_id] = entry
@@ -333,6 +348,8 @@ def finish(ended: Ended, threads: PausedThreads | None = None) -> RunPath | None
     elif graph.carried:
         replay_carried(graph.handle, graph.carried, start_ns=graph.carry_ns)
         graph.carried = []
+    if graph.checkpointed and threads is not None and graph.thread is not None:
+        threads.forget(graph.thread)
     path = graph.handle.end(failed=ended.failed)
     outer = ended.graph.outer_unit
     if outer is not None and path is not None:

@@ -76,6 +76,30 @@ def approvals_graph() -> CompiledStateGraph[Any, Any, Any, Any]:
     return builder.compile(checkpointer=InMemorySaver())
 
 
+def crash_graph(
+    checkpointer: BaseCheckpointSaver[Any], marker: str
+) -> CompiledStateGraph[Any, Any, Any, Any]:
+    """prep -> work (kills its process the first time: no marker file yet) -> fin."""
+    import os
+
+    def work(state: AskState) -> dict[str, object]:
+        if not os.path.exists(marker):
+            with open(marker, "w") as fh:
+                fh.write("crashed once")
+            os._exit(3)  # a crash: no callback, no exit handler, nothing flushed
+        return {"answer": "worked"}
+
+    builder = StateGraph(AskState)
+    builder.add_node("prep", _prep)
+    builder.add_node("work", work)
+    builder.add_node("fin", _fin)
+    builder.add_edge(START, "prep")
+    builder.add_edge("prep", "work")
+    builder.add_edge("work", "fin")
+    builder.add_edge("fin", END)
+    return builder.compile(checkpointer=checkpointer)
+
+
 START_INPUT: AskState = {"question": "", "answer": "", "done": False}
 
 
@@ -91,11 +115,19 @@ def main(argv: list[str]) -> int:
     store_db, checkpoints_db, thread, action = argv
     hermes.configure(store=f"sqlite:///{store_db}")
     conn = sqlite3.connect(checkpoints_db, check_same_thread=False)
-    graph = hitl_graph(SqliteSaver(conn))
-    handler = HermesCallbackHandler(app="hitl-x")
+    if action.startswith("crash"):  # durable execution: the first process dies mid-run
+        graph = crash_graph(SqliteSaver(conn), f"{checkpoints_db}.{thread}.marker")
+        handler = HermesCallbackHandler(app="durable-x")
+    else:
+        graph = hitl_graph(SqliteSaver(conn))
+        handler = HermesCallbackHandler(app="hitl-x")
     cfg: Any = {"configurable": {"thread_id": thread}, "callbacks": [handler]}
     if action == "start":
         out = graph.invoke(START_INPUT, cfg)
+    elif action == "crash-start":
+        out = graph.invoke(START_INPUT, cfg, durability="sync")
+    elif action == "crash-resume":
+        out = graph.invoke(None, cfg, durability="sync")
     else:
         out = graph.invoke(Command(resume="yes"), cfg)
     print(sorted(out), out.get("answer"), handler.errors, flush=True)

@@ -211,7 +211,7 @@ async def test_concurrent_threads_resume_their_own_runs() -> None:
     assert all(nodes_of(p) == ["prep", "ask", "fin"] for p in paths)
 
 
-def _run(script_args: list[str]) -> str:
+def _run(script_args: list[str], returncode: int = 0) -> str:
     done = subprocess.run(
         [sys.executable, str(TESTS / "hitl_apps.py"), *script_args],
         capture_output=True,
@@ -219,8 +219,25 @@ def _run(script_args: list[str]) -> str:
         timeout=120,
         cwd=TESTS,
     )
-    assert done.returncode == 0, done.stderr
+    assert done.returncode == returncode, done.stderr
     return done.stdout
+
+
+def test_durable_execution_after_a_crash_continues_the_run(tmp_path: Path) -> None:
+    store_db, checkpoints_db = tmp_path / "hermes.db", tmp_path / "checkpoints.db"
+    for thread in ("d1", "d2"):
+        _run([str(store_db), str(checkpoints_db), thread, "crash-start"], returncode=3)
+        out = _run([str(store_db), str(checkpoints_db), thread, "crash-resume"])
+        assert "worked 0" in out
+    hi.configure(store=f"sqlite:///{store_db}")
+    graph_ = hi.graph("durable-x")
+    assert graph_.runs == 2 and graph_.failed_runs == 0  # one run per thread, not two
+    assert probabilities("durable-x") == {
+        ("START", "prep"): 1.0,
+        ("prep", "work"): 1.0,
+        ("work", "fin"): 1.0,
+        ("fin", "END"): 1.0,
+    }
 
 
 def test_resume_in_another_process_sharing_sqlite_checkpoints_and_store(tmp_path: Path) -> None:
