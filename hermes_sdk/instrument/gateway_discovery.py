@@ -11,7 +11,7 @@ every run, including the one that was running when the gateway was found.
 Events go only to the address the app already sends its prompts to, with the key it already
 sends there. ``HERMES_GATEWAY_DISCOVERY=0`` turns discovery off; an explicit configuration always
 wins. Hooks that see the gateway's responses call :func:`note_gateway_response`
-(``hermes_langgraph.chat_openai_kwargs()``'s response hooks do).
+(``hermes_langgraph.chat_openai_kwargs()``'s response hooks and ``hermes.wrap``'s do).
 """
 
 from __future__ import annotations
@@ -23,14 +23,12 @@ import time
 import urllib.parse
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Final, Protocol
+from typing import Final, Protocol
 
 from hermes_sdk.client.events import GATEWAY_HEADER
 from hermes_sdk.instrument import runtime as _rt
+from hermes_sdk.instrument.handles import CURRENT_RUN, RunHandle
 from hermes_sdk.instrument.recorder import EventSink
-
-if TYPE_CHECKING:
-    from hermes_sdk.instrument.handles import RunHandle
 
 log = logging.getLogger("hermes_sdk.instrument")
 
@@ -112,9 +110,7 @@ def note_gateway_response(
         if found is None:
             return False
         if run is None:
-            from hermes_sdk.instrument import current_run
-
-            run = current_run()
+            run = CURRENT_RUN.get()
         if run is not None:
             _announce(found, run)
         return True

@@ -24,6 +24,7 @@ from hermes_sdk.client.hints import PRIORITY_LEVELS, QUEUE_WAIT_HEADER, Hints
 from hermes_sdk.client.openai_kwargs import openai_kwargs
 from hermes_sdk.graph.records import check_name
 from hermes_sdk.instrument._context import CURRENT_UNIT
+from hermes_sdk.instrument.gateway_discovery import note_gateway_response
 from hermes_sdk.instrument.model_calls import (
     Endpoint,
     NameRule,
@@ -99,12 +100,20 @@ def _replace_create(resource: object, endpoint: Endpoint, state: WrapState) -> N
 def note_queue_wait(response: Any) -> None:
     """httpx response hook: the Hermes gateway's ``X-Hermes-Queue-Wait`` (seconds the request
     waited for a backend slot) is recorded as a wait of the unit making the call, so the graph
-    learns service, not queueing. Never raises."""
+    learns service, not queueing; its ``X-Hermes-Gateway`` makes the gateway's server learn the
+    runs when none is configured (:mod:`hermes_sdk.instrument.gateway_discovery`). Never raises."""
     try:
         unit = CURRENT_UNIT.get()
         value = response.headers.get(QUEUE_WAIT_HEADER) if unit is not None else None
         if unit is not None and value is not None:
             unit.record_wait(float(value))
+        request = response.request
+        note_gateway_response(
+            str(request.url),
+            response.headers,
+            request.headers.get("Authorization"),
+            run=unit.run if unit is not None else None,
+        )
     except Exception as exc:
         log.debug("hermes: queue wait not recorded: %r", exc)
 

@@ -189,3 +189,27 @@ def test_bearer_key() -> None:
     assert bearer_key("bearer  k2 ") == "k2"
     assert bearer_key("Basic abc") is None
     assert bearer_key(None) is None
+
+
+async def test_the_drop_in_client_is_learned_at_the_gateways_server(
+    stack: tuple[StartEngine, StartGateway],
+) -> None:
+    openai = pytest.importorskip("openai")
+    engine, gateway = stack
+    gw = await gateway(UpstreamConfig("up", await engine(), engine="vllm"))
+    client = hermes.wrap(openai.AsyncOpenAI(base_url=gw.url, api_key="k", max_retries=0))
+    for i in range(3):
+        async with hermes.run(app="wrapped"):
+            for step in ("plan", "answer"):
+                await client.chat.completions.create(
+                    model="m",
+                    messages=[{"role": "user", "content": f"{step} {i}"}],
+                    max_tokens=3,
+                    hermes_unit=step,
+                )
+    await client.close()
+    assert await asyncio.to_thread(hermes.flush, 10.0)
+    assert await _server_apps(gw) == {"wrapped": 3}
+    graph = gw.scheduler.registry.get("wrapped", "default")
+    assert graph is not None and {"plan", "answer"} <= set(graph.nodes)
+    assert gw.scheduler.metrics.events_rejected._value.get() == 0
