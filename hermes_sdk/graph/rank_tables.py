@@ -384,9 +384,8 @@ class RankTables:
                 if graph is None or graph.version == old.version:
                     continue
                 table = self._build(graph, old.position)
-                for j, point in enumerate(old.points):
-                    if point is not None and j < len(table.grid):
-                        table.points[j] = self._compute(key[1], table, j, key[0])
+                for j in _covering(old, table.grid):
+                    table.points[j] = self._compute(key[1], table, j, key[0])
                 self._tables[key] = table
                 done += 1
         return done
@@ -395,7 +394,13 @@ class RankTables:
         self, graph: PDGraph, app: str, state: RunState, tenant: str
     ) -> tuple[StateTable, int]:
         bucket = token_bucket(state.input_tokens)
-        key: _Key = (tenant, app, state.node, state.visits, state.running, state.width, bucket)
+        visits = state.visits
+        cap = graph.max_visit
+        for _, count in visits:
+            if count > cap:  # the graph's laws stop at max_visit: more visits are the same state
+                visits = tuple((name, min(c, cap)) for name, c in visits)
+                break
+        key: _Key = (tenant, app, state.node, visits, state.running, state.width, bucket)
         table = self._tables.get(key)
         version = graph.version
         if table is None:
@@ -414,7 +419,7 @@ class RankTables:
     def _new(self, graph: PDGraph, key: _Key, state: RunState, bucket: int | None) -> StateTable:
         position = RunState(
             node=state.node,
-            visits=state.visits,
+            visits=key[3],
             running=state.running,
             elapsed_s=0.0,
             input_tokens=bucket_tokens(bucket),
@@ -467,6 +472,18 @@ def _basis(graph: PDGraph, position: RunState, n: int) -> _Basis:
     future = graph._future(compiled, between, n, None)
     calls, widths = stage_laws(compiled, compiled.nodes[i], position, n, rng)
     return _Basis(future, calls, widths, seed)
+
+
+def _covering(old: StateTable, grid: list[float]) -> range:
+    """Indices of ``grid`` whose points answer every elapsed time ``old``'s computed points
+    answered (the span they covered, plus the point after it), so lookups stay lookups."""
+    used = [j for j, p in enumerate(old.points) if p is not None]
+    if not used:
+        return range(0)
+    low, high = old.grid[used[0]], old.grid[min(used[-1] + 1, len(old.grid) - 1)]
+    first = max(bisect_right(grid, low) - 1, 0)
+    last = min(bisect_right(grid, high), len(grid) - 1)
+    return range(first, last + 1)
 
 
 def _at(position: RunState, elapsed_s: float) -> RunState:

@@ -213,3 +213,15 @@ def test_learning_finds_due_tables_without_a_lookup() -> None:
     inline = tables.inline_rebuilds
     tables.gittins(APP, PLAN)
     assert tables.inline_rebuilds == inline
+
+
+def test_visits_past_max_visit_share_a_table() -> None:
+    """The graph's laws stop at ``max_visit``, so 9 and 12 refines are one position."""
+    reg = _registry(100)
+    tables = _tables(reg)
+    cap = reg.graph(APP).max_visit
+    answers = {
+        tables.gittins(APP, RunState("refine", (("plan", 1), ("refine", k)), running=True))
+        for k in (cap, cap + 1, cap + 4)
+    }
+    assert len(tables) == 1 and len(answers) == 1
