@@ -137,7 +137,7 @@ def rank_part(updates: int, n_apps: int = 20, n_waiting: int = 1000) -> dict[str
         pol_tab.rank_and_quantum(a, 0.0)
     tables = tab.rank_tables
     assert tables is not None
-    rebuilds0, inline0 = tables.rebuilds, tables.inline_rebuilds
+    rebuilds0, inline0, points0 = tables.rebuilds, tables.inline_rebuilds, tables.lookup_points
     t_mc: list[float] = []
     t_tab: list[float] = []
     c_mc: list[float] = []
@@ -170,6 +170,7 @@ def rank_part(updates: int, n_apps: int = 20, n_waiting: int = 1000) -> dict[str
         "rank_tables": tab_q,
         "rebuilds_during_loop": tables.rebuilds - rebuilds0,
         "inline_rebuilds_during_loop": tables.inline_rebuilds - inline0,
+        "points_computed_by_lookups_during_loop": tables.lookup_points - points0,
         "refresh_ms_per_learned_run": 1e3 * refresh_s / updates,
         "target_p99_us": RANK_P99_TARGET_US,
         "met": tab_q["p99_us"] <= RANK_P99_TARGET_US,

@@ -239,6 +239,8 @@ class RankTables:
         """Tables built or rebuilt so far."""
         self.inline_rebuilds = 0
         """Of ``rebuilds``, those a lookup had to do itself (past the hard bound, or first use)."""
+        self.lookup_points = 0
+        """Grid points a lookup had to compute (first use of that part of a table)."""
         self._tables: OrderedDict[_Key, StateTable] = OrderedDict()
         self._due: dict[_Key, None] = {}
         self._by_graph: dict[tuple[str, str], dict[_Key, None]] = {}
@@ -332,6 +334,7 @@ class RankTables:
         point = table.points[j]
         if point is None:
             point = table.points[j] = self._compute(app, table, j, tenant)
+            self.lookup_points += 1
         return point
 
     def _around(
