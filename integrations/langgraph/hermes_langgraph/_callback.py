@@ -36,7 +36,7 @@ from hermes_langgraph._tracker import Ended, RunTracker, finish
 from hermes_sdk.graph.records import RunPath, UnitKind, check_name, check_seconds
 from hermes_sdk.instrument.pauses import DEFAULT_PAUSE_HORIZON_S
 
-try:  # LangGraph >= 1.1 reports interrupts and resumes to GraphCallbackHandler subclasses
+try:  # LangGraph with langgraph.callbacks (1.2 here) reports interrupts to these subclasses
     from langgraph.callbacks import GraphCallbackHandler as _HandlerBase
 except ImportError:  # pragma: no cover - older LangGraph: the node's GraphInterrupt suffices
     _HandlerBase = BaseCallbackHandler  # type: ignore[assignment,misc]
@@ -246,7 +246,7 @@ class HermesCallbackHandler(_HandlerBase):
         )
 
     def on_interrupt(self, event: Any) -> None:
-        """LangGraph >= 1.1: a graph paused at interrupts (the top graph's run is paused)."""
+        """A graph paused at interrupts (``langgraph.callbacks``): the top graph's run pauses."""
         try:
             if getattr(event, "checkpoint_ns", None) == ():
                 self._tracker.interrupt(getattr(event, "run_id", None))
@@ -254,7 +254,7 @@ class HermesCallbackHandler(_HandlerBase):
             self._swallow("on_interrupt", exc)
 
     def on_resume(self, event: Any) -> None:
-        """LangGraph >= 1.1: a graph resumed (the continuation was found at its start)."""
+        """A graph resumed (``langgraph.callbacks``); the run was continued at its start."""
 
     # --- model calls ----------------------------------------------------------------------------
 

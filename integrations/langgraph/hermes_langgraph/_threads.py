@@ -1,12 +1,13 @@
 """A LangGraph thread's run across interrupts: which invocation continues which paused run.
 
 LangGraph pauses a thread at an ``interrupt()`` (or a static ``interrupt_before/after``): the
-interrupted node task raises ``GraphInterrupt`` (``on_chain_error``), LangGraph >= 1.1 tells
-``GraphCallbackHandler``s ``on_interrupt`` (``checkpoint_ns == ()`` for the top graph), and the
-top graph then *ends normally* (``on_chain_end``: the interrupt is suppressed at the top, see
-``langgraph/pregel/_loop.py``, ``__exit__``). A later invocation on the same ``thread_id`` with a
-``Command`` (``Command(resume=...)``) or ``None`` as input continues the thread, re-running the
-interrupted task with the same ``langgraph_checkpoint_ns`` (task id) and step.
+interrupted node task raises ``GraphInterrupt`` (``on_chain_error``); LangGraph 1.2 tells its
+``langgraph.callbacks.GraphCallbackHandler``s ``on_interrupt`` (``checkpoint_ns == ()`` for
+the top graph); the top graph then *ends normally* (``on_chain_end``: the interrupt is
+suppressed at the top, see ``langgraph/pregel/_loop.py``, ``__exit__``). A later invocation on
+the same ``thread_id`` with a ``Command`` (``Command(resume=...)``) or ``None`` as input
+continues the thread, re-running the interrupted task with the same ``langgraph_checkpoint_ns``
+(task id) and step.
 
 A run on a thread also records where it is at every superstep (durable execution): a process
 that continues the thread after this one crashed (``invoke(None, config)``) continues the run
