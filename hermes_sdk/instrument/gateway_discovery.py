@@ -84,12 +84,6 @@ def bearer_key(authorization: str | None) -> str | None:
     return token.strip() or None
 
 
-def discovered() -> DiscoveredGateway | None:
-    """The gateway the active runtime found, if any."""
-    found = _found
-    return found if found is not None and found.runtime is _rt.RUNTIME else None
-
-
 def note_gateway_response(
     request_url: str,
     response_headers: _Headers,
