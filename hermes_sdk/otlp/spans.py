@@ -250,11 +250,19 @@ def _record(
     if start <= 0 or end < start or end - start > MAX_SPAN_NS:
         out.ignore("bad_times")
         return None
+    name = span.name
+    name = name if 0 < len(name) <= MAX_NAME_CHARS and name.isprintable() else "unnamed"
+    status = span.status.code == STATUS_CODE_ERROR if span.HasField("status") else False
     found: dict[str, object] = {}
     for kv in span.attributes:
         slot = wanted.get(kv.key)
         if slot is not None and slot not in found:
             found[slot] = _value(kv.value)
+    if not found:  # most spans of a trace: steps and plumbing with no GenAI attributes
+        return SpanRecord(
+            trace_id.hex(), span_id.hex(), parent.hex() if any(parent) else None,
+            name, start, end, status, resource_app,
+        )  # fmt: skip
     operation = _text(found.get("operation"))
     request_type = _text(found.get("tl_request_type"))
     if operation is None and request_type is not None:  # OpenLLMetry's llm.request.type
@@ -265,10 +273,10 @@ def _record(
         trace_id=trace_id.hex(),
         span_id=span_id.hex(),
         parent_id=parent.hex() if any(parent) else None,
-        name=_text(span.name) or "unnamed",
+        name=name,
         start_ns=start,
         end_ns=end,
-        failed=span.status.code == STATUS_CODE_ERROR,
+        failed=status,
         app=_text(found.get("app")) or resource_app,
         operation=operation,
         oi_kind=_text(found.get("oi_kind")),
