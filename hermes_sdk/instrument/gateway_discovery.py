@@ -25,7 +25,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Final, Protocol
 
-from hermes_sdk.client.events import GATEWAY_HEADER
+from hermes_sdk.client.events import GATEWAY_HEADER, HttpEventSink
 from hermes_sdk.instrument import runtime as _rt
 from hermes_sdk.instrument.handles import CURRENT_RUN, RunHandle
 from hermes_sdk.instrument.recorder import EventSink
@@ -138,8 +138,6 @@ def _discover(request_url: str, authorization: str | None) -> DiscoveredGateway 
 
 def _sink_factory(url: str, api_key: str | None) -> Callable[[], EventSink]:
     def http_sink() -> EventSink:
-        from hermes_sdk.client.events import HttpEventSink
-
         sink: EventSink = HttpEventSink(url, api_key=api_key)
         return sink
 
