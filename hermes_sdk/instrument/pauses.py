@@ -44,6 +44,8 @@ log = logging.getLogger("hermes_sdk.instrument")
 
 PAUSED_NAMESPACE: Final = "paused_runs"
 """Store key/value namespace of paused runs (one document per resume key)."""
+PROGRESS_NAMESPACE: Final = "run_progress"
+"""Store key/value namespace of running runs' progress (durable execution; never swept)."""
 DEFAULT_PAUSE_HORIZON_S: Final = 86_400.0
 """Paused runs not resumed within this many seconds (a day) are ended as abandoned."""
 _GAP_NS: Final = 1_000
@@ -257,27 +259,31 @@ def pause_run(
     return paused
 
 
-def store_paused(store: Store | None, key: str, paused: PausedRun) -> bool:
+def store_paused(
+    store: Store | None, key: str, paused: PausedRun, namespace: str = PAUSED_NAMESPACE
+) -> bool:
     """Write ``paused`` durably under ``key``; ``False`` (logged) if the store failed."""
     if store is None:
         return False
     try:
-        store.put_json(PAUSED_NAMESPACE, key, paused.to_json())
+        store.put_json(namespace, key, paused.to_json())
     except Exception as exc:
         log.warning("hermes: could not store paused run %s: %r", paused.run_id, exc)
         return False
     return True
 
 
-def take_paused(store: Store | None, key: str) -> PausedRun | None:
+def take_paused(
+    store: Store | None, key: str, namespace: str = PAUSED_NAMESPACE
+) -> PausedRun | None:
     """Claim the paused run stored under ``key`` (a tombstone replaces it); ``None`` if none."""
     if store is None:
         return None
     try:
-        raw = store.get_json(PAUSED_NAMESPACE, key)
+        raw = store.get_json(namespace, key)
         if raw is None or "path" not in raw:
             return None
-        store.put_json(PAUSED_NAMESPACE, key, {"taken": True})
+        store.put_json(namespace, key, {"taken": True})
     except Exception as exc:
         log.warning("hermes: could not read paused run: %r", exc)
         return None

@@ -156,8 +156,9 @@ class HermesCallbackHandler(_HandlerBase):
 
     def sweep_paused(self, *, now: float | None = None) -> list[RunPath]:
         """End this app's runs paused longer than ``pause_horizon_s`` as abandoned (in any
-        process's store records); returns their paths. Also runs by itself, at most once a
-        minute, when an invocation starts. Never raises."""
+        process's store records); returns their paths. Also runs by itself on a background
+        thread, every ``pause_horizon_s / 10`` seconds (1 minute to 1 hour) while invocations
+        start. Never raises."""
         try:
             return self._threads.sweep(self.app, now=now)
         except Exception as exc:
@@ -212,8 +213,8 @@ class HermesCallbackHandler(_HandlerBase):
     ) -> None:
         """A graph, node task or inner runnable started."""
         try:
-            if parent_run_id is None and self._threads.sweep_due(time.time()):
-                self.sweep_paused()
+            if parent_run_id is None:
+                self._threads.sweep_soon(self.app, time.time())
             self._finish(self._tracker.chain_start(run_id, parent_run_id, metadata, tags, inputs))
         except Exception as exc:
             self._swallow("on_chain_start", exc, run_id)

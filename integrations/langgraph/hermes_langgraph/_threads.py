@@ -31,7 +31,7 @@ from langgraph.types import Command
 
 from hermes_sdk.graph.records import RunPath
 from hermes_sdk.instrument.pauses import (
-    PAUSED_NAMESPACE,
+    PROGRESS_NAMESPACE,
     PausedRun,
     abandon_paused,
     paused_store,
@@ -43,8 +43,10 @@ from hermes_sdk.instrument.pauses import (
 
 log = logging.getLogger("hermes_langgraph")
 
-MAX_SWEEP_INTERVAL_S: Final = 60.0
-"""Longest time between two checks for paused runs older than the horizon."""
+MIN_SWEEP_INTERVAL_S: Final = 60.0
+MAX_SWEEP_INTERVAL_S: Final = 3600.0
+"""Paused runs older than the horizon are looked for every ``horizon_s / 10`` seconds, clamped
+to these bounds, on a background thread (a sweep reads every stored pause record)."""
 MAX_LOCAL_KEYS: Final = 100_000
 
 
@@ -71,8 +73,8 @@ class PausedThreads:
     """The paused runs a handler knows of: stored durably, keys paused here remembered.
 
     ``horizon_s``: paused runs older than this are ended as abandoned, when a continuation finds
-    them too old, and by a sweep at most every ``min(horizon_s, 60)`` seconds;
-    ``on_abandoned`` sees the path of each run ended so.
+    them too old, and by a background sweep (see ``MIN_SWEEP_INTERVAL_S``); ``on_abandoned``
+    sees the path of each run ended so.
     """
 
     def __init__(
@@ -82,11 +84,17 @@ class PausedThreads:
         self.on_abandoned = on_abandoned
         self._local: set[str] = set()
         self._lock = threading.Lock()
-        self._next_sweep = time.time() + min(horizon_s, MAX_SWEEP_INTERVAL_S)
+        self.sweep_interval_s = min(
+            max(horizon_s / 10.0, MIN_SWEEP_INTERVAL_S), MAX_SWEEP_INTERVAL_S, horizon_s
+        )
+        self._next_sweep = time.time() + self.sweep_interval_s
+        self._sweeping = False
 
     def put(self, key: str, paused: PausedRun) -> None:
         """Keep ``paused`` until a continuation of its thread (durably, if the store works)."""
-        store_paused(paused_store(), key, paused)
+        store = paused_store()
+        store_paused(store, key, paused)
+        take_paused(store, key, PROGRESS_NAMESPACE)  # the pause supersedes the progress record
         with self._lock:
             if len(self._local) >= MAX_LOCAL_KEYS:
                 self._local.clear()
@@ -95,24 +103,26 @@ class PausedThreads:
     def checkpoint(self, key: str, progress: PausedRun) -> None:
         """Record where a running run on the thread is (durable execution: a process that
         continues the thread after a crash continues the run from there)."""
-        store_paused(paused_store(), key, progress)
+        store_paused(paused_store(), key, progress, PROGRESS_NAMESPACE)
 
     def forget(self, key: str) -> None:
-        """The thread's run ended: its checkpoint is no longer a run to continue."""
+        """The thread's run ended: its progress record is no longer a run to continue."""
         store = paused_store()
         if store is None:
             return
         try:
-            store.put_json(PAUSED_NAMESPACE, key, {"ended": True})
+            store.put_json(PROGRESS_NAMESPACE, key, {"ended": True})
         except Exception as exc:
-            log.warning("hermes: could not clear a run checkpoint: %r", exc)
+            log.warning("hermes: could not clear a run's progress record: %r", exc)
 
     def take(self, key: str, *, now: float | None = None) -> PausedRun | None:
-        """Claim the thread's paused run to continue it; one paused too long is abandoned."""
+        """Claim the thread's paused run (else the progress of a run whose process died) to
+        continue it; one paused too long is abandoned."""
         now = time.time() if now is None else now
         with self._lock:
             self._local.discard(key)
-        paused = take_paused(paused_store(), key)
+        store = paused_store()
+        paused = take_paused(store, key) or take_paused(store, key, PROGRESS_NAMESPACE)
         if paused is not None and now - paused.paused_at >= self.horizon_s:
             self._abandon(paused, now)
             return None
@@ -133,15 +143,25 @@ class PausedThreads:
         if paused is not None:
             self._abandon(paused)
 
-    def sweep_due(self, now: float) -> bool:
-        """Whether a sweep is due (and, if so, schedule the next one)."""
-        if now < self._next_sweep:
-            return False
+    def sweep_soon(self, app: str, now: float) -> None:
+        """Start a background sweep of ``app``'s paused runs if one is due (cheap otherwise)."""
+        if now < self._next_sweep or self._sweeping:
+            return
         with self._lock:
-            if now < self._next_sweep:
-                return False
-            self._next_sweep = now + min(self.horizon_s, MAX_SWEEP_INTERVAL_S)
-        return True
+            if now < self._next_sweep or self._sweeping:
+                return
+            self._next_sweep = now + self.sweep_interval_s
+            self._sweeping = True
+
+        def run() -> None:
+            try:
+                self.sweep(app)
+            except Exception as exc:
+                log.warning("hermes: sweeping paused runs failed: %r", exc)
+            finally:
+                self._sweeping = False
+
+        threading.Thread(target=run, name="hermes-pause-sweep", daemon=True).start()
 
     def sweep(self, app: str, *, now: float | None = None) -> list[RunPath]:
         """End the paused runs of ``app`` older than the horizon as abandoned; their paths."""

@@ -308,3 +308,17 @@ def test_an_interrupt_inside_a_subgraph_pauses_the_run_and_its_sub_run() -> None
         ("polish", "END"): 1.0,
     }
     assert handler.errors == 0
+
+
+def test_a_background_sweep_abandons_old_pauses_while_invocations_start() -> None:
+    handler = HermesCallbackHandler(app="hitl-swept", pause_horizon_s=0.05)
+    graph = hitl_graph()
+    graph.invoke(START_INPUT, cfg(handler, "old"))
+    time.sleep(0.1)
+    graph.invoke(START_INPUT, cfg(handler, "other"))  # any invocation may start the sweep
+    for _ in range(100):
+        if handler.recent_paths:
+            break
+        time.sleep(0.05)
+    paths = list(handler.recent_paths)  # "other" too, if the sweep ran late enough
+    assert paths and all(p.abandoned and nodes_of(p) == ["prep", "ask"] for p in paths)
