@@ -5,8 +5,8 @@ longer works fails here) and runs it in a fresh process: the application develop
 is, the platform team's commands in a shell, the LangGraph app as a script. Two `hermes
 sim-engine` processes on loopback stand in for vLLM (``vllm-small``) and SGLang (``sglang-big``),
 and `hermes serve` is a real child process. The only edits are deployment addresses (the
-engines' host:port, the server's port, the store's directory), each listed in a table and
-required to be in the block. The "no infrastructure at all" block has its own test
+engines' host:port, the server's port), each listed in a table and required to be in the
+block; ``~`` is a fresh home directory. The "no infrastructure at all" block has its own test
 (tests/instrument/test_readme_no_infrastructure.py).
 """
 
@@ -233,7 +233,6 @@ def test_langgraph_app_through_the_platform_gateway_is_learned_at_the_server(
             "http://vllm-small:8000": f"http://127.0.0.1:{small}",
             "http://sglang-big:30000": f"http://127.0.0.1:{big}",
             "--port 8700": f"--port {port}",
-            "sqlite:///var/lib/hermes/": f"sqlite:///{tmp_path}/var/lib/hermes/",
             "http://127.0.0.1:8700": server,
         },
     )
@@ -255,6 +254,7 @@ def test_langgraph_app_through_the_platform_gateway_is_learned_at_the_server(
         with background(serve, tmp_path, env) as hermes_serve:
             at = hermes_serve.wait_for(r"hermes scheduler listening on http://127\.0\.0\.1:\d+")
             hermes_serve.wait_for("admission backends", after=at)
+            assert (tmp_path / ".hermes" / "server.db").is_file()  # ~ is the user's home
             startup = "\n".join(hermes_serve.lines[at : at + 3])
             assert f"2 upstreams: small (vllm at http://127.0.0.1:{small}/v1" in startup
             assert f"big (sglang at http://127.0.0.1:{big}/v1" in startup
