@@ -207,21 +207,52 @@ def _describe(
         return None
 
 
-def snapshot_run(handle: RunHandle, *, prior: PausedRun | None = None) -> PausedRun | None:
-    """Where a running ``handle`` is now (its ended units), without pausing it: what a process
-    resuming the work after a crash continues (durable execution). Never raises."""
+@dataclass(slots=True)
+class ProgressCache:
+    """Stages already formed from the first ``upto`` units of a running handle, so recording
+    progress at every superstep costs the new stages only."""
+
+    stages: tuple[Stage, ...] = ()
+    upto: int = 0
+
+
+def snapshot_run(
+    handle: RunHandle, *, prior: PausedRun | None = None, cache: ProgressCache | None = None
+) -> PausedRun | None:
+    """Where a running ``handle`` is now (the stages of its leading finished units), without
+    pausing it: what a process continuing the work after a crash continues (durable
+    execution). With ``cache`` only the units finished since the last call are formed into
+    stages. ``None`` if nothing finished yet or on invalid records (logged). Never raises."""
     if not handle.active or handle.end_ns is not None:
         return None
-    ended = [u for u in handle.units if u.root.end_ns is not None]
-    if not ended:
-        return None
-    end_ns = max(u.root.end_ns or 0 for u in ended)
-    units = list(handle.units)
+    cache = ProgressCache() if cache is None else cache
+    units = handle.units
+    start = stop = cache.upto
+    while stop < len(units) and units[stop].root.end_ns is not None:
+        stop += 1
     try:
-        handle.units = ended  # form the stages of what completed (restored below)
-        return _describe(handle, (), prior, time.time(), end_ns)
-    finally:
-        handle.units = units
+        if stop > start:
+            end_ns = max(u.root.end_ns or 0 for u in units[start:stop])
+            cache.stages += form_stages(units[start:stop], end_ns)
+            cache.upto = stop
+        if not cache.stages:
+            return None
+        return PausedRun(
+            app=handle.app,
+            run_id=handle.run_id,
+            tenant=handle.tenant,
+            started_at=handle.started_at if prior is None else prior.started_at,
+            deadline_s=handle.deadline_s,
+            stages=cache.stages,
+            carried=(),
+            paused_at=time.time(),
+            paused_s=handle.paused_s,
+            active_s=max(0.0, (perf_counter_ns() - handle.start_ns) / NS_PER_S),
+            pauses=0 if prior is None else prior.pauses,
+        )
+    except Exception as exc:  # invalid records (GraphError) or a bug: never break the app
+        log.warning("hermes: progress of run %s not recorded: %s", handle.run_id, exc)
+        return None
 
 
 def pause_run(

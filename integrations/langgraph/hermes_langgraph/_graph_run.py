@@ -30,6 +30,7 @@ from hermes_sdk.graph.records import UnitKind
 from hermes_sdk.instrument.pauses import (
     CarriedCall,
     PausedRun,
+    ProgressCache,
     continue_call,
     replay_carried,
 )
@@ -65,6 +66,7 @@ class GraphRun:
     on_step: Callable[[GraphRun], None] | None = None
     """Called when a new superstep starts after another (records progress on the thread)."""
     checkpointed: bool = False
+    progress: ProgressCache = field(default_factory=ProgressCache)
 
     def continue_carried(self, unit: UnitHandle, task_id: str) -> None:
         """A task starts after a resume: the interrupted task continues its unit, the calls of

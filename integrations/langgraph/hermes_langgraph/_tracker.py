@@ -150,7 +150,7 @@ class RunTracker:
 
     def _checkpoint(self, graph: GraphRun) -> None:
         """Record a threaded run's progress at a superstep boundary (durable execution)."""
-        progress = snapshot_run(graph.handle, prior=graph.resumed)
+        progress = snapshot_run(graph.handle, prior=graph.resumed, cache=graph.progress)
         if progress is not None and self.threads is not None and graph.thread is not None:
             self.threads.checkpoint(graph.thread, progress)
             graph.checkpointed = True
