@@ -160,6 +160,8 @@ class Runtime:
 
     def deliver(self, path: RunPath) -> None:
         """Queue a completed path for learning on the background thread. Never blocks or raises."""
+        if not path.stages:
+            warn_no_units(path.app)
         self.learner.submit(path)
 
     def learn(self, path: RunPath) -> None:
@@ -241,6 +243,22 @@ class Runtime:
             peak_pending_bytes=learner.peak_bytes,
             max_pending_bytes=learner.max_bytes,
         )
+
+
+_APPS_WARNED_NO_UNITS: set[str] = set()
+
+
+def warn_no_units(app: str) -> None:
+    """Log once per app (per process) that its runs end with no unit, so nothing is learned."""
+    if app in _APPS_WARNED_NO_UNITS:
+        return
+    _APPS_WARNED_NO_UNITS.add(app)
+    log.warning(
+        "hermes: a run of app %r ended without any unit, so Hermes learns nothing about its"
+        " demand and cannot rank it. Wrap the model client (client = hermes.wrap(OpenAI()))"
+        " or decorate the calls (@hermes.llm, @hermes.tool, @hermes.retriever).",
+        app,
+    )
 
 
 def _open_registry(store: str | Store | None, *, remote: bool) -> GraphRegistry:
