@@ -42,7 +42,7 @@ from rich.table import Table
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tests"))
 
-from reliability import exposure, faults, inputs, load, security  # noqa: E402
+from reliability import exposure, faults, inputs, load, otlp_input, security  # noqa: E402
 from reliability.fuzz import (  # noqa: E402
     GATEWAY_OPERATIONS,
     Case,
@@ -167,6 +167,7 @@ def main() -> None:
         ("key rotation", lambda d: exposure.scenario_rotation(d, n_load=8 if quick else 32)),
         ("SIGHUP reload", exposure.scenario_sighup),
         ("input limits", lambda d: inputs.scenario_input_limits(d, huge_n=huge_n)),
+        ("otlp hostile input", lambda d: otlp_input.scenario_otlp_hostile(d, huge_n=huge_n)),
     ]
     for label, step in steps:
         console.print(f"[bold]{label}[/] ...")

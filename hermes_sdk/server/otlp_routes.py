@@ -73,6 +73,10 @@ class OtlpReceiver:
         # last counter snapshot: spans received, runs timed out, spans ignored, run outcomes
         self._seen: tuple[int, int, dict[str, int], dict[str, int]] = (0, 0, {}, {})
 
+    def configure(self, mapping: SpanMapping) -> None:
+        """Use ``mapping`` from now on (traces already open keep their spans)."""
+        self.mapping = self.assembler.mapping = mapping
+
     def count(self, decoded: DecodeResult | None = None) -> None:
         """Export the assembler's counters (and a request's malformed spans) to Prometheus."""
         if decoded is not None:

@@ -122,7 +122,7 @@ async def test_live_run_state_and_idle_timeout(
 ) -> None:
     server = await serve()
     receiver = server.app[OTLP]
-    receiver.assembler.mapping = receiver.mapping = SpanMapping(idle_timeout_s=0.3)
+    receiver.configure(SpanMapping(idle_timeout_s=0.3))
     sched = server.app[SCHEDULER]
     t = Traces("live")
     root = t.span("request", 0, None)
