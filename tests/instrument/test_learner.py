@@ -284,3 +284,24 @@ def test_learner_rebuilds_due_rank_tables_off_the_app_path() -> None:
     produce(200, seed=7)  # app0 learns 40 more runs: more than the table's allowance
     assert hi.flush(30)
     assert tables.due() == 0  # the learner rebuilt it after its batch
+
+
+def test_redis_store_takes_batches_from_the_learner(redis_url: str) -> None:
+    """A real redis-server: every run reaches the list, in MULTI/EXEC batches, and is learned."""
+    import redis
+
+    client = redis.Redis.from_url(redis_url)
+    client.flushdb()
+    hi.configure(store=redis_url)
+    threads = [threading.Thread(target=produce, args=(400, seed)) for seed in range(3)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert hi.flush(60)
+    stats = hi.stats()
+    assert stats.runs_completed == client.llen("hermes:paths") == 1_200
+    assert stats.runs_dropped == stats.runs_failed_to_record == 0
+    assert rt.current_runtime().learner.stats().batches < 1_200
+    assert sum(hi.graph(app).runs for app in APPS) == 1_200
+    client.close()
