@@ -8,6 +8,7 @@ changes so its waiting requests move. A lease not released within ``lease_s`` is
 from __future__ import annotations
 
 import asyncio
+import heapq
 import itertools
 import math
 import secrets
@@ -117,7 +118,12 @@ class AdmissionQueue:
         self._rank_of = rank_of
         self._clock = clock
         self._seq = itertools.count()
-        self._waiters: list[_Waiter] = []
+        self._waiters: dict[int, _Waiter] = {}
+        """Waiting requests by ``seq``."""
+        self._heap: list[tuple[float, int]] = []
+        """(rank_s, seq) of waiters; an entry whose waiter left or was re-ranked is skipped."""
+        self._by_run: dict[Hashable | None, set[int]] = {}
+        """run_key -> seqs of its waiters, so an event re-ranks only that run's waiters."""
         self._leases: dict[str, Lease] = {}
         self.reclaimed = 0
         self.granted = 0
@@ -134,7 +140,7 @@ class AdmissionQueue:
 
     def waiting(self) -> list[tuple[float, int, Hashable | None]]:
         """(rank_s, seq, run_key) of every waiter, in grant order."""
-        return [(w.rank_s, w.seq, w.run_key) for w in sorted(self._waiters, key=_order)]
+        return [(w.rank_s, w.seq, w.run_key) for w in sorted(self._waiters.values(), key=_order)]
 
     def lease(self, lease_id: str) -> Lease | None:
         """The live lease with this id, if any."""
@@ -157,7 +163,7 @@ class AdmissionQueue:
         rank = self._safe_rank(run_key, 0.0)
         loop = asyncio.get_running_loop()
         waiter = _Waiter(rank, next(self._seq), tenant, run_key, now, loop.create_future())
-        self._waiters.append(waiter)
+        self._add(waiter)
         self._dispatch()
         try:
             if timeout_s is None:
@@ -195,13 +201,21 @@ class AdmissionQueue:
     def rerank(self, run_key: Hashable) -> int:
         """Recompute the rank of every waiter of ``run_key``; returns how many moved."""
         moved = 0
-        for w in self._waiters:
-            if w.run_key == run_key:
-                new = self._safe_rank(run_key, self._clock() - w.enqueued_at_s)
-                if new != w.rank_s:
-                    w.rank_s = new
-                    moved += 1
+        for seq in list(self._by_run.get(run_key, ())):
+            w = self._waiters[seq]
+            new = self._safe_rank(run_key, self._clock() - w.enqueued_at_s)
+            if new != w.rank_s:
+                w.rank_s = new
+                heapq.heappush(self._heap, (new, seq))
+                moved += 1
+        self._compact()
         return moved
+
+    def _compact(self) -> None:
+        """Drop the heap's skipped entries once they outnumber the live ones."""
+        if len(self._heap) > 4 * len(self._waiters) + 64:
+            self._heap = [(w.rank_s, w.seq) for w in self._waiters.values()]
+            heapq.heapify(self._heap)
 
     def reclaim_expired(self, now: float | None = None) -> int:
         """Reclaim leases held past ``lease_s`` (and not renewed elsewhere); returns how many."""
@@ -275,23 +289,46 @@ class AdmissionQueue:
         while self._waiters and len(self._leases) < self.max_inflight:
             best = self._next_waiter()
             if best.future.done():
-                self._waiters.remove(best)
+                self._remove(best)
                 continue
             lease = self._grant(best.tenant, best.run_key, best.rank_s, best.enqueued_at_s, now)
             if lease is None:  # another replica holds the shared slots: look again soon
                 self._retry_later()
                 return
-            self._waiters.remove(best)
+            self._remove(best)
             best.future.set_result(lease)
 
     def _next_waiter(self) -> _Waiter:
         """Best-ranked waiter, of the tenant fair sharing picks when several are waiting."""
         if self._pick_tenant is not None:
-            tenants = sorted({w.tenant for w in self._waiters})
+            tenants = sorted({w.tenant for w in self._waiters.values()})
             if len(tenants) > 1:
                 chosen = self._pick_tenant(tenants)
-                return min((w for w in self._waiters if w.tenant == chosen), key=_order)
-        return min(self._waiters, key=_order)
+                return min((w for w in self._waiters.values() if w.tenant == chosen), key=_order)
+        heap = self._heap
+        while True:  # the best live entry (O(log n) per skipped one), not a scan of every waiter
+            rank_s, seq = heap[0]
+            w = self._waiters.get(seq)
+            if w is not None and w.rank_s == rank_s:
+                return w
+            heapq.heappop(heap)
+
+    def _add(self, waiter: _Waiter) -> None:
+        self._waiters[waiter.seq] = waiter
+        self._by_run.setdefault(waiter.run_key, set()).add(waiter.seq)
+        heapq.heappush(self._heap, (waiter.rank_s, waiter.seq))
+        self._compact()
+
+    def _remove(self, waiter: _Waiter) -> None:
+        if self._waiters.pop(waiter.seq, None) is None:
+            return
+        seqs = self._by_run.get(waiter.run_key)
+        if seqs is not None:
+            seqs.discard(waiter.seq)
+            if not seqs:
+                del self._by_run[waiter.run_key]
+        if not self._waiters:
+            self._heap.clear()
 
     def _retry_later(self) -> None:
         if self._retry is None:
@@ -302,8 +339,7 @@ class AdmissionQueue:
         self._dispatch()
 
     def _abandon(self, waiter: _Waiter) -> None:
-        if waiter in self._waiters:
-            self._waiters.remove(waiter)
+        self._remove(waiter)
         if waiter.future.done() and not waiter.future.cancelled():
             self.release(waiter.future.result().lease_id)
         else:

@@ -195,3 +195,37 @@ async def test_renew_extends_a_lease() -> None:
     clock.now += 3.0
     assert q.reclaim_expired() == 1
     assert q.renew(lease.lease_id) is None
+
+
+async def test_many_waiters_reranked_many_times_are_granted_in_rank_order() -> None:
+    """The indexed queue (per-run waiters, a heap with skipped entries) against a plain sort:
+    after every rerank, abandon and grant, grants follow the current (rank, arrival) order."""
+    import random
+
+    rng = random.Random(5)
+    ranks: dict[Hashable, float] = {f"r{i}": rng.random() for i in range(300)}
+    q = _queue(ranks)
+    holder = await q.acquire(tenant="t")
+    tasks = {key: asyncio.ensure_future(q.acquire(tenant="t", run_key=key)) for key in ranks}
+    await _settle()
+    for _ in range(2000):  # re-rank runs, some back to an earlier value
+        key = f"r{rng.randrange(300)}"
+        ranks[key] = rng.choice([rng.random(), 0.5])
+        q.rerank(key)
+    for key in [f"r{i}" for i in range(0, 300, 7)]:  # some callers go away
+        tasks.pop(key).cancel()
+    await _settle()
+    expected = [
+        k for _, _, k in sorted((ranks[k], i, k) for i, k in enumerate(ranks) if k in tasks)
+    ]
+    assert [w[2] for w in q.waiting()] == expected
+    granted = []
+    lease = holder
+    for _ in range(len(tasks)):
+        assert q.release(lease.lease_id)
+        await _settle()
+        done = [k for k, t in tasks.items() if t.done() and k not in granted]
+        assert len(done) == 1
+        granted.append(done[0])
+        lease = tasks[done[0]].result()
+    assert granted == expected and q.depth == 0
