@@ -116,6 +116,9 @@ class ServerConfig:
     metrics_public: bool | None = None
     """/metrics without a key (it names tenants and backends); None: public only when the
     server listens on loopback or has no keys, else it needs an admin key."""
+    global_order: bool = True
+    """With a Redis store: one waiting order per backend across all replicas (slots handed to
+    the cluster's best waiter); False: each replica orders only its own waiters."""
     config_file: str | None = None
     """The TOML file this config was read from: SIGHUP and ``POST /v1/admin/reload`` re-read
     its keys and rate limits."""
@@ -221,6 +224,7 @@ def load_config(path: str | Path, base: ServerConfig | None = None) -> ServerCon
         "rate_limit_rps": float,
         "rate_limit_burst": int,
         "metrics_public": bool,
+        "global_order": bool,
     }
     changes: dict[str, object] = {}
     for key, value in server.items():

@@ -171,7 +171,7 @@ class Gateway:
         (an instrumented ``@llm`` function calling through the gateway), so it is not counted as
         a second stage; otherwise it is a stage of its own, named by the unit header or model.
         """
-        if ref.run_id is None:
+        if ref.run_id is None or ref.from_trace:  # a traced call: its span is the unit
             return None
         run = self.scheduler.run(tenant, ref.run_id)
         if run is None:

@@ -30,6 +30,8 @@ from hermes_sdk.policy.base import AppState, Policy
 from hermes_sdk.policy.fairness import fairness_enabled, tenant_shares_of, with_fairness
 from hermes_sdk.server.admission import AdmissionQueue, Lease, ledger_member
 from hermes_sdk.server.config import BackendConfig, ServerConfig
+from hermes_sdk.server.global_order import GlobalOrder
+from hermes_sdk.server.global_queue import admission_queue, release_elsewhere
 from hermes_sdk.server.graph_sync import GraphSync
 from hermes_sdk.server.ledger import RedisSlotLedger
 from hermes_sdk.server.metrics import ServerMetrics
@@ -183,14 +185,21 @@ class Scheduler:
             backends.setdefault(up.name, BackendConfig(max_inflight=up.max_inflight))
         self._gauges: dict[str, tuple[Any, Any, Any]] = {}
         self.ledger = RedisSlotLedger(config.store_url) if self._shared_runs else None
+        self.global_order = (  # one waiting order across replicas (see global_order)
+            GlobalOrder(config.store_url, fair=self.shares is not None)
+            if self.ledger is not None and config.global_order
+            else None
+        )
         for name, bc in backends.items():
-            self.queues[name] = AdmissionQueue(
+            self.queues[name] = admission_queue(
                 name,
                 bc.max_inflight,
                 bc.lease_s,
                 self._rank_key,
                 ledger=self.ledger,
+                order=self.global_order,
                 pick_tenant=None if self.shares is None else partial(self.shares.pick, name),
+                weight_of=None if self.shares is None else self.shares.weight,
             )
             self._gauges[name] = (
                 metrics.queue_depth.labels(name),
@@ -396,8 +405,8 @@ class Scheduler:
                 self._observe_queue(q)
                 return True
         if self.ledger is not None and tenant is not None:
-            member = ledger_member(tenant, lease_id)
-            return any(self.ledger.give_back(name, member) for name in self.queues)
+            ledger = self.ledger
+            return any(release_elsewhere(q, ledger, tenant, lease_id) for q in self.queues.values())
         return False
 
     def renew(self, lease_id: str, *, tenant: str | None = None) -> Lease | None:
@@ -639,6 +648,8 @@ class Scheduler:
     def close(self) -> None:
         """Close the registry (and with it the store) and the shared slot ledger."""
         self.registry.close()
+        if self.global_order is not None:
+            self.global_order.close()
         if self.ledger is not None:
             self.ledger.close()
 
