@@ -1,11 +1,12 @@
 """Hostile OTLP input to ``POST /v1/traces``: malformed protobuf, wrong content types, oversized
-bodies, spans with missing or inconsistent ids and times, parent cycles, and a trace of a million
-spans. Each is a 4xx JSON error or accepted with the bad spans counted; never a 5xx, never a run
-left open in the scheduler; a normal trace sent afterwards is still learned."""
+bodies and a gzip bomb, spans with missing or inconsistent ids and times, parent cycles, and a
+trace of a million spans. Each is a 4xx JSON error or accepted with the bad spans counted; never
+a 5xx, never a run left open in the scheduler; a normal trace sent afterwards is still learned."""
 
 from __future__ import annotations
 
 import asyncio
+import gzip
 import json
 import random
 import time
@@ -127,6 +128,15 @@ async def scenario_otlp_hostile(tmp: Path, *, huge_n: int = 1_000_000) -> dict[s
             "json_wrong_types", b'{"resourceSpans": [{"scopeSpans": 7}]}', "application/json"
         )
         await refused("oversized", b"\x0a" * (cfg.max_body_bytes + 1))
+        bomb = gzip.compress(b"\x0a" * (16 * cfg.max_body_bytes))  # small on the wire
+        async with http.post(
+            url + "/v1/traces",
+            data=bomb,
+            headers={"Content-Type": PB, "Content-Encoding": "gzip"},
+        ) as r:
+            answers["gzip_bomb"] = f"{r.status} {len(bomb)} bytes sent"
+            if r.status != 413:
+                refused_not_4xx.append(f"gzip_bomb: {r.status}")
 
         trace = _ids(rng, 16)
         bad_spans = [

@@ -21,4 +21,5 @@ async def test_hostile_otlp_input_is_refused_or_counted(tmp_path: Path) -> None:
     assert result["runs_not_learned"]["trace_too_large"] == 1
     assert result["http_answers"]["oversized"] == "413 body_too_large"
     assert result["http_answers"]["grpc"] == "415 unsupported_media_type"
+    assert result["http_answers"]["gzip_bomb"].startswith("413 ")
     assert result["learned_after"] and result["passed"], result
