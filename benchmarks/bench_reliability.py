@@ -42,7 +42,7 @@ from rich.table import Table
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tests"))
 
-from reliability import exposure, faults, inputs, load, otlp_input, security  # noqa: E402
+from reliability import exposure, faults, inputs, load, otlp_input, replicas, security  # noqa: E402
 from reliability.fuzz import (  # noqa: E402
     GATEWAY_OPERATIONS,
     Case,
@@ -146,6 +146,9 @@ def main() -> None:
         ),
         ("redis restart", lambda d: faults.scenario_redis_restart(d, persist=True)),
         ("redis restart empty", lambda d: faults.scenario_redis_restart(d, persist=False)),
+        # three `hermes serve` replicas, one global admission order (issue 30)
+        ("replicas load", lambda d: replicas.scenario_replicas_load(d, clients=64 - 40 * quick)),
+        ("replica killed", replicas.scenario_replica_killed_with_waiters),
         ("upstream faults", faults.scenario_upstream_faults),
         ("webhook down", faults.scenario_webhook_down),
         ("clock jumps", faults.scenario_clock_jumps),

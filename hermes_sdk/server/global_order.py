@@ -36,7 +36,7 @@ import redis.asyncio as aioredis
 
 log = logging.getLogger("hermes_sdk.server")
 
-HEARTBEAT_S: Final = 5.0
+HEARTBEAT_S: Final = 3.0
 """A replica whose heartbeat is older than this is dead: its waiters are dropped, not granted."""
 
 _GRANT_LOOP: Final = """
