@@ -32,9 +32,20 @@ def sim_engine(
     kv_cache_tokens: int = typer.Option(
         0, help="Prefix KV cache capacity in tokens (0: none); X-Hermes-Retain-S pins entries."
     ),
+    rate_limit: str | None = typer.Option(
+        None,
+        "--rate-limit",
+        help="Emulate a hosted provider: rpm=N,tpm=N (429s with Retry-After, x-ratelimit-*).",
+    ),
 ) -> None:
     """Serve a simulated LLM engine (continuous batching, SSE, priority, cold start)."""
     from hermes_sdk.sim.engine import SimEngineConfig, create_engine_app  # only when run
+    from hermes_sdk.sim.provider import parse_rate_limit
+
+    try:
+        limits = None if rate_limit is None else parse_rate_limit(rate_limit)
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc), param_hint="--rate-limit") from None
 
     config = SimEngineConfig(
         model=model,
@@ -52,7 +63,7 @@ def sim_engine(
     )
     console.print(f"sim engine [bold]{model}[/] on http://{host}:{port}/v1")
     web.run_app(
-        create_engine_app(config),
+        create_engine_app(config, limits),
         host=host,
         port=port,
         print=None,

@@ -43,6 +43,7 @@ class _Waiter:
     run_key: Hashable | None
     enqueued_at_s: float
     future: asyncio.Future[Lease] = field(repr=False)
+    cost: float = 0.0
 
 
 class QueueTimeout(Exception):
@@ -59,6 +60,19 @@ RankFn = Callable[[Hashable | None, float], float]
 
 SHARED_RETRY_S: Final = 0.02
 """How soon a queue retries a grant the shared ledger refused (another replica holds the slot)."""
+
+
+class Budget(Protocol):
+    """A rate budget on top of the slots (a hosted provider's requests and tokens per minute)."""
+
+    def try_take(self, cost_tokens: float) -> float:
+        """Charge a request of ``cost_tokens`` and return 0.0, or charge nothing and return the
+        seconds to wait before asking again."""
+        ...
+
+    def refund(self, cost_tokens: float) -> None:
+        """Give back a charge that was not used."""
+        ...
 
 
 class SlotLedger(Protocol):
@@ -118,6 +132,10 @@ class AdmissionQueue:
         self._rank_of = rank_of
         self._clock = clock
         self._seq = itertools.count()
+        self.budget: Budget | None = None
+        """Rate budget the best waiter must also fit (None: slots only); the queue waits for it
+        in order, so nobody overtakes the best waiter while it waits for the budget."""
+        self._budget_retry: asyncio.TimerHandle | None = None
         self._waiters: dict[int, _Waiter] = {}
         """Waiting requests by ``seq``."""
         self._heap: list[tuple[float, int]] = []
@@ -147,22 +165,35 @@ class AdmissionQueue:
         return self._leases.get(lease_id)
 
     async def acquire(
-        self, *, tenant: str, run_key: Hashable | None = None, timeout_s: float | None = None
+        self,
+        *,
+        tenant: str,
+        run_key: Hashable | None = None,
+        timeout_s: float | None = None,
+        cost: float = 0.0,
     ) -> Lease:
         """Wait for a slot and return its lease; raises QueueTimeout after ``timeout_s``.
+
+        ``cost`` is the request's tokens, charged to the :attr:`budget` when it is granted.
 
         Cancelling the caller (e.g. the HTTP client went away) removes the waiter; a lease
         granted in the same instant is released again, so no slot leaks.
         """
         now = self._clock()
         self.reclaim_expired(now)
-        if not self._waiters and len(self._leases) < self.max_inflight:
+        if (
+            not self._waiters
+            and len(self._leases) < self.max_inflight
+            and (self.budget is None or self.budget.try_take(cost) == 0.0)
+        ):
             lease = self._grant(tenant, run_key, math.nan, now, now)
             if lease is not None:
                 return lease
+            if self.budget is not None:
+                self.budget.refund(cost)
         rank = self._safe_rank(run_key, 0.0)
         loop = asyncio.get_running_loop()
-        waiter = _Waiter(rank, next(self._seq), tenant, run_key, now, loop.create_future())
+        waiter = _Waiter(rank, next(self._seq), tenant, run_key, now, loop.create_future(), cost)
         self._add(waiter)
         self._dispatch()
         try:
@@ -291,8 +322,15 @@ class AdmissionQueue:
             if best.future.done():
                 self._remove(best)
                 continue
+            if self.budget is not None:
+                wait_s = self.budget.try_take(best.cost)
+                if wait_s > 0.0:  # the best waiter waits for the budget; nobody overtakes it
+                    self._budget_later(wait_s)
+                    return
             lease = self._grant(best.tenant, best.run_key, best.rank_s, best.enqueued_at_s, now)
             if lease is None:  # another replica holds the shared slots: look again soon
+                if self.budget is not None:
+                    self.budget.refund(best.cost)
                 self._retry_later()
                 return
             self._remove(best)
@@ -333,6 +371,15 @@ class AdmissionQueue:
     def _retry_later(self) -> None:
         if self._retry is None:
             self._retry = asyncio.get_running_loop().call_later(SHARED_RETRY_S, self._retried)
+
+    def _budget_later(self, wait_s: float) -> None:
+        if self._budget_retry is None:
+            loop = asyncio.get_running_loop()
+            self._budget_retry = loop.call_later(wait_s, self._budget_retried)
+
+    def _budget_retried(self) -> None:
+        self._budget_retry = None
+        self._dispatch()
 
     def _retried(self) -> None:
         self._retry = None

@@ -22,6 +22,12 @@ from aiohttp import web
 from hermes_sdk.client.encodings import Encoded, override_body, strip_client_priority
 from hermes_sdk.server.admission import Lease, QueueTimeout
 from hermes_sdk.server.config import ServerConfig
+from hermes_sdk.server.gateway_budget import (
+    BUDGETS,
+    BudgetBook,
+    input_tokens_estimate,
+    output_tokens_estimate,
+)
 from hermes_sdk.server.gateway_relay import CallState, forward
 from hermes_sdk.server.gateway_requests import RunRef, openai_error, read_run_ref
 from hermes_sdk.server.gateway_state import Gateway, GatewayCall
@@ -121,7 +127,16 @@ async def _proxy(request: web.Request) -> web.StreamResponse:
         body["stream_options"] = {**options, "include_usage": True}
     strip_client_priority(body)  # never trust a client-sent priority (body or Dynamo nvext)
 
+    book = request.app.get(BUDGETS)
+    budget = None if book is None else book.get(upstream.name)
+    cost = 0
+    if budget is not None:  # a hosted API: the request's tokens are charged to its budget
+        node = ref.unit or model
+        cost = input_tokens_estimate(body) + output_tokens_estimate(
+            gw.scheduler, tenant, ref.app, node, body
+        )
     queued_at = time.perf_counter()
+    deadline_at = time.monotonic() + upstream.timeout_s
     slot = gw.scheduler.slot(
         upstream.name,
         tenant=tenant,
@@ -129,9 +144,11 @@ async def _proxy(request: web.Request) -> web.StreamResponse:
         app=ref.app,
         deadline_s=ref.deadline_s,
         timeout_s=upstream.timeout_s,
+        cost=cost,
     )
     try:
-        if _slot_free(gw.scheduler, upstream.name):  # fast path: granted without waiting
+        # fast path: granted without waiting (with a budget any request may have to wait)
+        if budget is None and _slot_free(gw.scheduler, upstream.name):
             lease = await slot.__aenter__()
         else:
             enter = asyncio.ensure_future(slot.__aenter__())
@@ -153,23 +170,37 @@ async def _proxy(request: web.Request) -> web.StreamResponse:
         fields = upstream.fields(rank, tenant=tenant, deadline_s=ref.deadline_s)
     override_body(body, fields.body)
     state = CallState(waited_s=granted_at - queued_at)
+    charged = budget is not None
     try:
-        return await forward(
-            request,
-            gw,
-            upstream,
-            endpoint,
-            body,
-            stream,
-            client_wants_usage,
-            state,
-            engine_headers=fields.headers,
-        )
+        while True:
+            answer = await forward(
+                request,
+                gw,
+                upstream,
+                endpoint,
+                body,
+                stream,
+                client_wants_usage,
+                state,
+                engine_headers=fields.headers,
+            )
+            if book is None or not state.throttled:
+                return answer
+            # a 429 from the provider: keep the slot, retry when the budget allows
+            charged = await book.retry_when_allowed(upstream.name, cost, deadline_at)
+            if not charged:
+                return answer  # the request's timeout passed: now the app sees the 429
+            state.throttled = False
     except asyncio.CancelledError:  # the client went away (aiohttp handler cancellation)
         state.disconnected = True
         raise
     finally:
         await slot.__aexit__(None, None, None)
+        if book is not None and charged:
+            actual = None
+            if state.input_tokens is not None and state.output_tokens is not None:
+                actual = state.input_tokens + state.output_tokens
+            book.settle(upstream.name, cost, actual)
         gw.unit_ended(
             tenant,
             unit_id,
@@ -207,6 +238,7 @@ def setup_gateway(app: web.Application, config: ServerConfig) -> None:
     """
     gateway = Gateway(config, app[SCHEDULER])
     app[GATEWAY] = gateway
+    app[BUDGETS] = BudgetBook(config.upstreams, app[SCHEDULER])
     app.cleanup_ctx.append(gateway.lifetime)
     for path in ("/v1/chat/completions", "/v1/completions", "/v1/embeddings"):
         app.router.add_post(path, _proxy)

@@ -20,6 +20,7 @@ from aiohttp import web
 
 from hermes_sdk.client.events import GATEWAY_HEADER
 from hermes_sdk.client.hints import QUEUE_WAIT_HEADER
+from hermes_sdk.server.gateway_budget import BUDGETS
 from hermes_sdk.server.gateway_requests import openai_error
 from hermes_sdk.server.gateway_state import Gateway
 from hermes_sdk.server.upstreams import UpstreamConfig
@@ -51,6 +52,8 @@ class CallState:
     disconnected: bool = False
     priority_dropped: bool = False
     waited_s: float = 0.0
+    throttled: bool = False
+    """The upstream answered 429 and has a budget: the caller retries instead of answering."""
 
     def headers(self, content_type: str) -> dict[str, str]:
         """Response headers: the upstream's content type, the admission wait (seconds) and
@@ -101,6 +104,9 @@ async def forward(
             timeout=aiohttp.ClientTimeout(sock_connect=10.0, sock_read=upstream.timeout_s),
         ) as up:
             state.status = up.status
+            book = request.app.get(BUDGETS)
+            if book is not None and book.observe(upstream.name, up.status, up.headers):
+                state.throttled = True
             content_type = up.headers.get("Content-Type", "application/json")
             if not stream or up.status >= 400:
                 payload = await up.read()

@@ -360,8 +360,12 @@ class Scheduler:
         app: str | None = None,
         deadline_s: float | None = None,
         timeout_s: float | None = None,
+        cost: float = 0.0,
     ) -> Lease:
-        """Wait for a slot on ``backend``; raises QueueTimeout after ``timeout_s``."""
+        """Wait for a slot on ``backend``; raises QueueTimeout after ``timeout_s``.
+
+        ``cost`` (tokens) is charged to the backend queue's rate budget, if it has one.
+        """
         q = self.queue(backend)
         key: RunKey | None = None
         if run_id is not None:
@@ -376,7 +380,7 @@ class Scheduler:
         if self.shares is not None:
             self.shares.enter(backend, tenant)
         try:
-            lease = await q.acquire(tenant=tenant, run_key=key, timeout_s=timeout_s)
+            lease = await q.acquire(tenant=tenant, run_key=key, timeout_s=timeout_s, cost=cost)
         except BaseException:
             if self.shares is not None:
                 self.shares.leave(backend, tenant)
@@ -437,6 +441,7 @@ class Scheduler:
         app: str | None = None,
         deadline_s: float | None = None,
         timeout_s: float | None = None,
+        cost: float = 0.0,
     ) -> AsyncIterator[Lease]:
         """Hold one slot of ``backend`` for the body of the ``async with``."""
         lease = await self.acquire(
@@ -446,6 +451,7 @@ class Scheduler:
             app=app,
             deadline_s=deadline_s,
             timeout_s=timeout_s,
+            cost=cost,
         )
         try:
             yield lease

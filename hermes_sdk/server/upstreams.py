@@ -2,7 +2,8 @@
 
 Given in ``hermes.toml`` (``[[upstreams]]`` tables) or on the command line as a repeatable
 ``--upstream NAME=URL[,engine=vllm][,max_inflight=N][,models=m1|m2][,priority_levels=N]
-[,higher_first=true|false][,timeout_s=S][,api_key=K]``. Requests are routed by their ``model``:
+[,higher_first=true|false][,timeout_s=S][,api_key=K][,api_key_env=VAR][,rpm=N][,tpm=N]``.
+Requests are routed by their ``model``:
 to the upstream listing it, else (one upstream only, or a model learned from an upstream's
 ``/v1/models``) to that upstream.
 """
@@ -10,6 +11,7 @@ to the upstream listing it, else (one upstream only, or a model learned from an 
 from __future__ import annotations
 
 import math
+import os
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Final, get_args
@@ -53,6 +55,13 @@ class UpstreamConfig:
     mid-response (then 502), in seconds; a long stream that keeps sending is never cut."""
     api_key: str | None = field(default=None, repr=False)
     """Bearer token sent to the upstream (the client's own key is never forwarded)."""
+    api_key_env: str | None = None
+    """Name of the environment variable holding the upstream's key (read when sending, so the
+    key is in no config file, log, metric or dashboard); ``api_key`` wins when both are set."""
+    rpm: float | None = None
+    """The provider's requests-per-minute limit (None: unknown until its headers say)."""
+    tpm: float | None = None
+    """The provider's tokens-per-minute limit (input + output tokens; None: unknown)."""
 
     def __post_init__(self) -> None:
         try:
@@ -76,6 +85,18 @@ class UpstreamConfig:
                 raise ConfigError(f"upstream {self.name!r}: {what} must be an integer >= 1")
         if self.api_key is not None and not isinstance(self.api_key, str):
             raise ConfigError(f"upstream {self.name!r}: api_key must be a string")
+        if self.api_key_env is not None and (
+            not isinstance(self.api_key_env, str) or not self.api_key_env
+        ):
+            raise ConfigError(f"upstream {self.name!r}: api_key_env must be a variable name")
+        for what, limit in (("rpm", self.rpm), ("tpm", self.tpm)):
+            if limit is not None and (
+                isinstance(limit, bool)
+                or not isinstance(limit, (int, float))
+                or not math.isfinite(limit)
+                or limit <= 0
+            ):
+                raise ConfigError(f"upstream {self.name!r}: {what} must be a number > 0")
         if self.higher_first is not None and not isinstance(self.higher_first, bool):
             raise ConfigError(f"upstream {self.name!r}: higher_first must be a boolean")
         if not isinstance(self.models, tuple) or not all(
@@ -95,9 +116,17 @@ class UpstreamConfig:
         scheme_end = url.index("//") + 2
         return url if "/" in url[scheme_end:] else url + "/v1"
 
+    @property
+    def budgeted(self) -> bool:
+        """True for a hosted API with a rate budget (``rpm`` or ``tpm`` configured)."""
+        return self.rpm is not None or self.tpm is not None
+
     def auth_headers(self) -> dict[str, str]:
         """``Authorization`` for this upstream's own key (empty without one)."""
-        return {"Authorization": f"Bearer {self.api_key}"} if self.api_key else {}
+        key = self.api_key
+        if not key and self.api_key_env:
+            key = os.environ.get(self.api_key_env)
+        return {"Authorization": f"Bearer {key}"} if key else {}
 
     def priority(self, rank_s: float | None) -> int | None:
         """The engine-native integer priority for a server-side rank (None: ``openai``, ``gie``,
@@ -134,7 +163,8 @@ _BOOLS: Final[Mapping[str, bool]] = {
 
 def parse_upstream_flag(flag: str) -> UpstreamConfig:
     """Parse ``NAME=URL[,engine=E][,max_inflight=N][,models=m1|m2][,priority_levels=N]
-    [,higher_first=BOOL][,timeout_s=S][,api_key=K]`` (the ``--upstream`` command-line form)."""
+    [,higher_first=BOOL][,timeout_s=S][,api_key=K][,api_key_env=VAR][,rpm=N][,tpm=N]`` (the
+    ``--upstream`` command-line form)."""
     name, sep, rest = flag.partition("=")
     if not sep or not name or not rest:
         raise ConfigError(f"--upstream wants NAME=URL[,key=value...], got {flag!r}")
@@ -152,16 +182,16 @@ def parse_upstream_flag(flag: str) -> UpstreamConfig:
                 fields[key] = int(value)
             except ValueError:
                 raise ConfigError(f"--upstream {name}: {key} must be an integer") from None
-        elif key == "timeout_s":
+        elif key in ("timeout_s", "rpm", "tpm"):
             try:
                 fields[key] = float(value)
             except ValueError:
-                raise ConfigError(f"--upstream {name}: timeout_s must be a number") from None
+                raise ConfigError(f"--upstream {name}: {key} must be a number") from None
         elif key == "higher_first":
             if value.lower() not in _BOOLS:
                 raise ConfigError(f"--upstream {name}: higher_first must be true or false")
             fields[key] = _BOOLS[value.lower()]
-        elif key == "api_key":
+        elif key in ("api_key", "api_key_env"):
             fields[key] = value or None
         elif key == "models":
             fields[key] = tuple(m.strip() for m in value.split("|") if m.strip())

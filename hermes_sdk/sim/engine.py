@@ -37,6 +37,7 @@ from hermes_sdk.sim.engine_batching import (
     count_tokens,
 )
 from hermes_sdk.sim.kv_cache import PrefixKVCache
+from hermes_sdk.sim.provider import RateLimitConfig, SimRateLimit
 
 __all__ = [
     "ENGINE",
@@ -59,6 +60,36 @@ ENGINE: Final = web.AppKey("hermes_sim_engine", BatchingEngine)
 _FAULTS: Final = web.AppKey("hermes_sim_faults", list)  # list[tuple[int, dict[str, object]]]
 _CUTS: Final = web.AppKey("hermes_sim_cuts", list)  # list[int]: drop a stream after n tokens
 KV_CACHE: Final = web.AppKey("hermes_sim_kv_cache", PrefixKVCache)
+RATE_LIMIT: Final = web.AppKey("hermes_sim_rate_limit", SimRateLimit)
+_LIMIT_HEADERS: Final = "hermes_sim_rate_limit_headers"
+
+
+def _limited(request: web.Request, cost_tokens: int) -> web.Response | None:
+    """Charge the hosted provider's rate limit (if any); its 429 when the budget is spent."""
+    limiter = request.app.get(RATE_LIMIT)
+    if limiter is None:
+        return None
+    accepted, headers = limiter.admit(cost_tokens)
+    request[_LIMIT_HEADERS] = headers
+    if accepted:
+        return None
+    message = f"Rate limit reached: requested {cost_tokens} tokens; please try again later."
+    body = {
+        "error": {
+            "message": message,
+            "type": "tokens",
+            "param": None,
+            "code": "rate_limit_exceeded",
+        }
+    }
+    return web.json_response(body, status=429)
+
+
+async def _limit_headers(request: web.Request, response: web.StreamResponse) -> None:
+    """on_response_prepare: every answer carries the rate-limit headers of its request."""
+    headers = request.get(_LIMIT_HEADERS)
+    if headers:
+        response.headers.update(headers)
 
 
 def _retain_s(request: web.Request) -> float | None:
@@ -179,8 +210,11 @@ async def _generate(request: web.Request) -> web.StreamResponse:
         target = rng.randint(cfg.min_output_tokens, cfg.max_output_tokens)
     else:
         target = max_tokens
-    seq = engine.next_seq()
     prompt_tokens = count_tokens(text)
+    refused = _limited(request, prompt_tokens + target)
+    if refused is not None:
+        return refused
+    seq = engine.next_seq()
     cache = request.app[KV_CACHE]
     cached = cache.lookup_text(text, prompt_tokens) if cache.capacity_tokens else 0
     req = SimRequest(
@@ -318,6 +352,9 @@ async def _embeddings(request: web.Request) -> web.StreamResponse:
             "token-id lists (non-empty)",
         )
     tokens = sum(count_tokens(t) for t in texts)
+    refused = _limited(request, tokens)
+    if refused is not None:
+        return refused
     priority = parsed.get("priority", 0)
     seq = engine.next_seq()
     req = SimRequest(
@@ -386,6 +423,12 @@ async def _debug_kv(request: web.Request) -> web.Response:
     )
 
 
+async def _debug_ratelimit(request: web.Request) -> web.Response:
+    """The emulated provider's counters: accepted, limited (429s), tokens; {} without a limit."""
+    limiter = request.app.get(RATE_LIMIT)
+    return web.json_response({} if limiter is None else limiter.stats())
+
+
 async def _debug_faults(request: web.Request) -> web.Response:
     """Inject ``count`` error responses ``{"status", "body"}`` before the next generations, or
     ``{"cut_after_tokens": n}``: the next ``count`` streams lose their connection after n."""
@@ -400,9 +443,15 @@ async def _debug_faults(request: web.Request) -> web.Response:
     return web.json_response({"queued": len(request.app[_FAULTS])})
 
 
-def create_engine_app(config: SimEngineConfig) -> web.Application:
-    """The simulated engine as an aiohttp application (stepping task tied to its lifetime)."""
+def create_engine_app(
+    config: SimEngineConfig, rate_limit: RateLimitConfig | None = None
+) -> web.Application:
+    """The simulated engine as an aiohttp application (stepping task tied to its lifetime);
+    with ``rate_limit`` it also emulates a hosted provider's requests/tokens per minute."""
     app = web.Application(client_max_size=64 * 1024 * 1024)
+    if rate_limit is not None:
+        app[RATE_LIMIT] = SimRateLimit(rate_limit)
+        app.on_response_prepare.append(_limit_headers)
     app[ENGINE] = BatchingEngine(config)
     app[_FAULTS] = []
     app[_CUTS] = []
@@ -422,15 +471,21 @@ def create_engine_app(config: SimEngineConfig) -> web.Application:
     app.router.add_route("*", "/debug/requests", _debug_requests)
     app.router.add_post("/debug/faults", _debug_faults)
     app.router.add_get("/debug/kv", _debug_kv)
+    app.router.add_get("/debug/ratelimit", _debug_ratelimit)
     return app
 
 
 @asynccontextmanager
 async def serve_sim_engine(
-    config: SimEngineConfig, *, host: str = "127.0.0.1", port: int = 0
+    config: SimEngineConfig,
+    *,
+    host: str = "127.0.0.1",
+    port: int = 0,
+    rate_limit: RateLimitConfig | None = None,
 ) -> AsyncIterator[str]:
     """Run the engine on ``host:port`` (0 = a free port) and yield its base URL (``.../v1``)."""
-    runner = web.AppRunner(create_engine_app(config), access_log=None, handler_cancellation=True)
+    app = create_engine_app(config, rate_limit)
+    runner = web.AppRunner(app, access_log=None, handler_cancellation=True)
     await runner.setup()
     site = web.TCPSite(runner, host, port)
     await site.start()

@@ -1,0 +1,150 @@
+"""The gateway's rate budgets for hosted upstreams: cost of a request, header learning, 429s.
+
+An upstream with ``rpm``/``tpm`` gets an :class:`~hermes_sdk.server.budget.UpstreamBudget` on its
+admission queue, so a request is granted only when the budget allows, in the policy's order. A
+request's cost is its input tokens (estimated from the body, ~4 characters a token) plus the
+output tokens the run's PDGraph predicts for that unit (the node's mean; else ``max_tokens``; else
+:data:`DEFAULT_OUTPUT_TOKENS`), corrected by the response's ``usage``. Every upstream response's
+rate-limit headers adapt the budget; a 429 is absorbed: the request keeps its slot (it was
+admitted in policy order), its charge is refunded, and it is sent again as soon as the budget
+allows, until its upstream's ``timeout_s`` has passed since it arrived.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import math
+import time
+from collections.abc import Mapping
+from typing import Final
+
+from aiohttp import web
+from prometheus_client import Counter, Gauge
+
+from hermes_sdk.server.budget import UpstreamBudget
+from hermes_sdk.server.provider_limits import parse_limits
+from hermes_sdk.server.scheduler import Scheduler
+from hermes_sdk.server.upstreams import UpstreamConfig
+
+DEFAULT_OUTPUT_TOKENS: Final = 256
+"""Predicted output tokens of a call whose unit has no learned demand and no ``max_tokens``."""
+CHARS_PER_TOKEN: Final = 4.0
+"""OpenAI's rule of thumb for English text; the estimate is corrected by ``usage`` anyway."""
+
+log = logging.getLogger("hermes_sdk.server.gateway")
+
+
+def input_tokens_estimate(body: Mapping[str, object]) -> int:
+    """Tokens of a request's prompt (``messages``, ``prompt`` or ``input``), ~4 chars each."""
+    parts: list[str] = []
+    messages = body.get("messages")
+    if isinstance(messages, list):
+        for msg in messages:
+            content = msg.get("content") if isinstance(msg, dict) else None
+            parts.append(content if isinstance(content, str) else json.dumps(content))
+    for key in ("prompt", "input"):
+        value = body.get(key)
+        if value is not None:
+            parts.append(value if isinstance(value, str) else json.dumps(value))
+    return max(1, math.ceil(sum(len(p) for p in parts) / CHARS_PER_TOKEN))
+
+
+def output_tokens_estimate(
+    scheduler: Scheduler, tenant: str, app: str | None, node: str, body: Mapping[str, object]
+) -> int:
+    """Output tokens the app's PDGraph predicts for ``node`` (capped by ``max_tokens``)."""
+    cap = body.get("max_completion_tokens", body.get("max_tokens"))
+    limit = cap if isinstance(cap, int) and not isinstance(cap, bool) and cap > 0 else None
+    graph = None if app is None else scheduler.registry.get(app, tenant)
+    learned = None if graph is None else graph.nodes.get(node)
+    mean = None if learned is None else learned.output_tokens.mean()
+    if mean is None:
+        return limit if limit is not None else DEFAULT_OUTPUT_TOKENS
+    predicted = max(1, math.ceil(mean))
+    return predicted if limit is None else min(predicted, limit)
+
+
+class BudgetBook:
+    """The budgets of every budgeted upstream, attached to their admission queues."""
+
+    def __init__(self, upstreams: tuple[UpstreamConfig, ...], scheduler: Scheduler) -> None:
+        self.budgets: dict[str, UpstreamBudget] = {}
+        registry = scheduler.metrics.registry
+        self._absorbed = Counter(
+            "hermes_gateway_upstream_429",
+            "429s from an upstream, by what became of them (absorbed: retried; passed: the "
+            "request's timeout passed and the app got the 429)",
+            ["upstream", "outcome"],
+            registry=registry,
+        )
+        self._used = Counter(
+            "hermes_gateway_budget_tokens",
+            "Tokens charged to a budgeted upstream (estimates corrected by usage)",
+            ["upstream"],
+            registry=registry,
+        )
+        self._limit = Gauge(
+            "hermes_gateway_budget_limit",
+            "A budgeted upstream's limits per minute in force (configured or learned)",
+            ["upstream", "kind"],
+            registry=registry,
+        )
+        for up in upstreams:
+            if up.budgeted:
+                budget = UpstreamBudget(up.rpm, up.tpm)
+                self.budgets[up.name] = budget
+                scheduler.queue(up.name).budget = budget
+                self._show_limits(up.name, budget)
+
+    def get(self, upstream: str) -> UpstreamBudget | None:
+        """The budget of ``upstream``, None if it has none."""
+        return self.budgets.get(upstream)
+
+    def observe(self, upstream: str, status: int, headers: Mapping[str, str]) -> bool:
+        """Learn from an upstream response's headers; True if it is a 429 to absorb."""
+        budget = self.budgets.get(upstream)
+        if budget is None:
+            return False
+        try:
+            limits = parse_limits(headers, time.time())
+        except Exception:  # a provider's odd header must never fail the call
+            log.exception("could not read the rate-limit headers of upstream %s", upstream)
+            return status == 429
+        if not limits.empty:
+            budget.observe(limits)
+            self._show_limits(upstream, budget)
+        return status == 429
+
+    def settle(self, upstream: str, estimated: int, actual: int | None) -> None:
+        """Correct the charge of a finished call by its real tokens (None: keep the estimate)."""
+        budget = self.budgets.get(upstream)
+        if budget is None:
+            return
+        if actual is not None:
+            budget.settle(estimated, actual)
+        self._used.labels(upstream).inc(estimated if actual is None else actual)
+
+    async def retry_when_allowed(self, upstream: str, cost: int, deadline_s: float) -> bool:
+        """After a 429: refund the charge, wait until the budget takes ``cost`` again and return
+        True, or False (charge refunded) if that would be after ``deadline_s`` (monotonic)."""
+        budget = self.budgets[upstream]
+        budget.refund(cost)
+        while True:
+            wait_s = budget.try_take(cost)
+            if wait_s == 0.0:
+                self._absorbed.labels(upstream, "absorbed").inc()
+                return True
+            if time.monotonic() + wait_s > deadline_s:
+                self._absorbed.labels(upstream, "passed").inc()
+                return False
+            await asyncio.sleep(wait_s)
+
+    def _show_limits(self, upstream: str, budget: UpstreamBudget) -> None:
+        for kind, value in (("requests", budget.rpm), ("tokens", budget.tpm)):
+            if value is not None:
+                self._limit.labels(upstream, kind).set(value)
+
+
+BUDGETS: Final = web.AppKey("hermes_gateway_budgets", BudgetBook)
