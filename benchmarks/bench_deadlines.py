@@ -27,7 +27,7 @@ COMMON = [
 FULL = {
     "slo": ["--laws", "slo", "--loads", "0.85,0.95", "--seeds", "3",
             "--policies", "fcfs,edf,gittins_plain,gittins"],
-    "per_run": ["--laws", "run", "--loads", "0.85,0.95", "--seeds", "2",
+    "per_run": ["--laws", "run", "--loads", "0.85,0.95", "--seeds", "3",
                 "--policies", "fcfs,edf,gittins_plain,gittins"],
     "slo_load_0.7": ["--laws", "slo", "--loads", "0.7", "--seeds", "3",
                      "--policies", "fcfs,edf,lstf,gittins_plain,gittins"],
