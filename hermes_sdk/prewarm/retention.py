@@ -169,8 +169,8 @@ class GraphRetention:
     """The PDGraph rule: :func:`retention_s` over :func:`next_llm_gaps` of the run's state.
 
     Decisions are cached per (app, tenant, state, backend) and recomputed once the graph has
-    learned ``refresh`` more runs (or grown 10%). Without a graph (or an unknown node) no hint
-    is given, so the cache falls back to LRU.
+    learned ``refresh`` more runs (or grown 10%). Without a graph of at least ``min_runs`` runs
+    (or for an unknown node) no hint is given, so the cache falls back to LRU.
     """
 
     name = "pdgraph"
@@ -183,13 +183,15 @@ class GraphRetention:
         n: int = 64,
         seed: int = 0,
         candidates_s: Sequence[float] = DEFAULT_CANDIDATES_S,
-        refresh: int = 50,
+        refresh: int = 10,
+        min_runs: int = 10,
     ) -> None:
         self.registry = registry
         self.cost_ratio_per_s = cost_ratio_per_s
         self.n = n
         self.candidates_s = tuple(candidates_s)
         self.refresh = refresh
+        self.min_runs = min_runs
         self._rng = np.random.default_rng(seed)
         self._cache: dict[tuple[str, str, RunState, str | None], tuple[int, float]] = {}
 
@@ -198,7 +200,7 @@ class GraphRetention:
     ) -> float | None:
         """Seconds to keep the run's prefix after the call that ended in ``state``."""
         graph = self.registry.get(app, tenant)
-        if graph is None or state.node not in graph.nodes:
+        if graph is None or graph.runs < self.min_runs or state.node not in graph.nodes:
             return None
         key = (app, tenant, state, backend)
         hit = self._cache.get(key)

@@ -122,7 +122,8 @@ class SimHook(Protocol):
         """``app`` entered stage ``app.stages[app.stage_i]``; its calls were submitted."""
 
     # Optional: ``stage_entering(app, t) -> tuple[float, ...]``, the service seconds of the calls
-    # of ``app.stages[app.stage_i]`` about to be submitted (called before ``stage_started``).
+    # of ``app.stages[app.stage_i]`` about to be submitted (called before ``stage_started``), and
+    # ``request_starting(req, t)``, a queued call dispatched to a slot of a backend with slots.
 
     def stage_done(self, app: SimApp, stage: RealStage, t: float) -> None:
         """The last call of ``stage`` ended, after the app moved on: its next stage started
@@ -229,6 +230,11 @@ class Simulation:
         )
         """Optional hook method: the service seconds of the stage ``app`` enters (a prefix KV
         cache shortens LLM calls whose prefix it holds, :mod:`hermes_sdk.sim.kv_des`)."""
+        self.starting: Callable[[_Request, float], None] | None = getattr(
+            hook, "request_starting", None
+        )
+        """Optional hook method: a queued request is dispatched to a slot (it may lower the
+        request's ``remaining_s`` on its first start: prefill served from a KV cache)."""
         self.tick_due = False
         """A stage started or ended since the hook's last tick."""
         self.tick_t = math.inf
@@ -697,6 +703,8 @@ class Simulation:
                 heapq.heappop(waiting)
                 entry[3].state = _RUNNING
                 running.append(entry[3])
+                if self.starting is not None:
+                    self.starting(entry[3], t)
                 b.stale = True
             if b.preemptive and running and waiting and self.can_preempt:
                 entry = waiting[0]
@@ -737,6 +745,8 @@ class Simulation:
                     heapq.heappush(waiting, (wa.key, wa.arrival_s, worst.seq, worst, wa.version))
                     entry[3].state = _RUNNING
                     running.append(entry[3])
+                    if self.starting is not None:
+                        self.starting(entry[3], t)
                     b.stale = True
                     entry = peek(b)
                 if entry is not None and self.dynamic:

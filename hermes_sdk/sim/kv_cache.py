@@ -2,12 +2,12 @@
 
 Used by the simulated engine (``hermes sim-engine``, keyed by prompt text) and by the
 discrete-event simulator's LLM backends (keyed by run), so the prefill a retention policy saves
-is measurable. Capacity is in tokens. An entry stored with ``retain_s > 0`` is pinned until then;
-with ``retain_s == 0`` (the caller says the prefix will not be reused) or once its pin has
-expired it is the first to go. Eviction order, until the new entry fits: unwanted entries
-(explicit 0 or expired pin) least recently used first, then unhinted entries LRU, then pinned
-entries, earliest pin end first, but only to make room for another pinned entry: an entry that
-is not pinned is not stored when only pinned ones could make room for it.
+is measurable. Capacity is in tokens. An entry stored with ``retain_s > 0`` is pinned until then
+and an ordinary LRU entry after; with ``retain_s == 0`` (the caller says the prefix will not be
+reused) it is the first to go. Eviction order, until the new entry fits: unwanted entries least
+recently used first, then unhinted entries and expired pins LRU, then pinned entries, earliest
+pin end first, but only to make room for another pinned entry: an entry that is not pinned is
+not stored when only pinned ones could make room for it.
 """
 
 from __future__ import annotations
@@ -144,10 +144,10 @@ class PrefixKVCache:
         best: tuple[int, float] = (3, math.inf)
         for key, entry in self._entries.items():  # LRU order: the first of a class wins ties
             pin = entry.pin_until_s
-            if math.isnan(pin) or -math.inf < pin <= now_s:
-                victim = key  # unwanted or expired: the least recently used of them goes
+            if math.isnan(pin):
+                victim = key  # unwanted: the least recently used of them goes
                 break
-            rank = (1, 0.0) if pin == -math.inf else (2, pin)
+            rank = (1, 0.0) if pin <= now_s else (2, pin)  # an expired pin is plain LRU again
             if rank < best:
                 best, victim = rank, key
         if victim is None or (best[0] == 2 and not allow_pinned):

@@ -6,7 +6,8 @@ run's LLM stage ends its context (the longest call's input + output tokens) is s
 engine's prefix cache keeps every finished request, with the retention hint the policy gives
 for the run's state then. When the run calls the same LLM node again (the agent loop: thought
 -> tool -> thought, code -> run -> code; the prompt is the previous context plus the tool's
-result) each call reuses ``min(cached, its input)`` tokens and its service shrinks by their
+result) each call reuses ``min(cached, its input)`` tokens when it is dispatched to a slot
+(after its queue wait, as an engine prefills at admission) and its service shrinks by their
 prefill time (``per_input_token_s``). Calls of other nodes share no prefix with it. A finished
 run's prefixes stay cached until evicted (the engine is not told the run ended); the policy's
 hint is what lets a cache drop the prefixes nobody will reuse first.
@@ -16,6 +17,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping
+from typing import Protocol
 
 from hermes_sdk.graph.records import RunState
 from hermes_sdk.prewarm.retention import RetentionPolicy
@@ -23,6 +25,16 @@ from hermes_sdk.sim.des import SimApp, Simulation
 from hermes_sdk.sim.kv_cache import KVCacheStats, PrefixKVCache
 from hermes_sdk.sim.programs import RealStage
 from hermes_sdk.sim.workload import BackendSpec
+
+
+class QueuedCall(Protocol):
+    """The part of the simulator's request record the cache reads and shortens."""
+
+    app: SimApp
+    index: int
+    seq: int
+    service_s: float
+    remaining_s: float
 
 
 class KVCacheHook:
@@ -41,6 +53,8 @@ class KVCacheHook:
             if spec.time_model is not None
         }
         self.caches = {name: PrefixKVCache(capacity_tokens) for name in self.prefill_s}
+        self._started: set[int] = set()
+        """Sequence numbers of the calls dispatched at least once."""
         self._stored: dict[int, int] = {}
         """app idx -> index of its last LLM stage whose context was stored."""
         self.saved_s = 0.0
@@ -56,24 +70,29 @@ class KVCacheHook:
     # --- the SimHook interface ------------------------------------------------------------------
 
     def stage_entering(self, app: SimApp, t: float) -> tuple[float, ...]:
-        """Service seconds of the calls of the stage ``app`` enters, less reused prefill."""
+        """Store the context of the stage ``app`` just finished; services are unchanged here."""
         if app.stage_i > 0:
             self._store(app, app.stage_i - 1, t)
+        return app.stages[app.stage_i].services_s
+
+    def request_starting(self, req: QueuedCall, t: float) -> None:
+        """A call is dispatched: the prefill of the prefix found in the cache is not done."""
+        if req.seq in self._started:  # resumed after preemption: looked up already
+            return
+        self._started.add(req.seq)
+        app = req.app
         stage = app.stages[app.stage_i]
         backend = stage.unit.backend
         cache = self.caches.get(backend)
         if cache is None or stage.input_tokens is None:
-            return stage.services_s
-        per_token = self.prefill_s[backend]
-        key = f"{app.run_id}/{stage.node}"
-        out = []
-        for service, tokens in zip(stage.services_s, stage.input_tokens, strict=True):
-            reused = cache.lookup(key, tokens)
-            saved = reused * per_token
-            self.saved_tokens_by_app[app.name] = self.saved_tokens_by_app.get(app.name, 0) + reused
-            self.saved_s += min(saved, service)
-            out.append(max(service - saved, 0.0))
-        return tuple(out)
+            return
+        reused = cache.lookup(f"{app.run_id}/{stage.node}", stage.input_tokens[req.index])
+        if reused <= 0:
+            return
+        self.saved_tokens_by_app[app.name] = self.saved_tokens_by_app.get(app.name, 0) + reused
+        saved = min(reused * self.prefill_s[backend], req.service_s * 0.999)
+        self.saved_s += saved
+        req.remaining_s -= saved
 
     def stage_started(self, app: SimApp, t: float) -> None:
         """Nothing to do (the lookup happened in :meth:`stage_entering`)."""

@@ -28,7 +28,7 @@ def test_pinned_entries_go_last_and_unwanted_first() -> None:
     assert "plain" not in cache and "pinned" in cache  # then plain LRU, pins last
     cache.store("z", 100, 3.0)
     assert "pinned" in cache  # still pinned; the oldest plain one went
-    cache.store("w", 100, 20.0)  # the pin has expired: it is the first to go now
+    cache.store("w", 100, 20.0)  # the pin has expired: plain LRU again, and the oldest
     assert "pinned" not in cache
 
 
@@ -49,3 +49,12 @@ def test_too_big_is_not_stored_and_text_lookup_finds_the_longest_prefix() -> Non
     assert cache.lookup_text("user: hi\nassistant: hello\nuser: more", 40) == 30
     assert cache.lookup_text("user: bye", 5) == 0
     assert cache.lookup_text("user: hi there", 12) == 10
+
+
+def test_an_expired_pin_is_plain_lru_not_unwanted() -> None:
+    cache = PrefixKVCache(200)
+    cache.store("was_pinned", 100, 0.0, retain_s=1.0)
+    cache.store("plain", 100, 0.5)
+    cache.lookup("was_pinned", 10)  # most recently used now
+    cache.store("new", 100, 5.0)  # the pin expired at 1.0: LRU decides, "plain" is older
+    assert "was_pinned" in cache and "plain" not in cache

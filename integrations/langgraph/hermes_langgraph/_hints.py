@@ -20,8 +20,12 @@ from typing import TYPE_CHECKING, Protocol
 
 from hermes_sdk.client.encodings import encode, merge_body
 from hermes_sdk.client.hints import PRIORITY_LEVELS, QUEUE_WAIT_HEADER, Engine, Hints
+from hermes_sdk.graph.records import RunState
 from hermes_sdk.instrument import current_hints as _instrument_hints
 from hermes_sdk.instrument.gateway_discovery import note_gateway_response
+from hermes_sdk.instrument.ranking import run_state
+from hermes_sdk.instrument.runtime import current_runtime
+from hermes_sdk.prewarm.retention import GraphRetention
 
 if TYPE_CHECKING:
     from hermes_sdk.instrument import UnitHandle
@@ -64,10 +68,32 @@ def current_hints() -> Hints | None:
                 hints = dataclasses.replace(hints, unit=unit.root.name)
             if hints.tenant is None:  # GIE's fairness id
                 hints = dataclasses.replace(hints, tenant=unit.run.tenant)
+            if hints.retain_s is None and unit.kind == "llm":
+                hints = dataclasses.replace(hints, retain_s=_retain_s(unit))
             return hints
         return _instrument_hints()
     except Exception as exc:
         log.debug("hermes_langgraph: no hints: %r", exc)
+        return None
+
+
+_RETENTION: list[GraphRetention] = []
+"""One retention policy per process, over the instrumentation's graph registry."""
+
+
+def _retain_s(unit: UnitHandle) -> float | None:
+    """Seconds to keep this LLM call's prefix cached after it ends, from the app's PDGraph
+    (:mod:`hermes_sdk.prewarm.retention`); None without a graph. Never raises."""
+    try:
+        registry = current_runtime().registry()
+        if not _RETENTION or _RETENTION[0].registry is not registry:
+            _RETENTION[:] = [GraphRetention(registry)]
+        run = unit.run
+        state = run_state(run, unit.root)
+        after = RunState(state.node, state.visits)
+        return _RETENTION[0].retain_s(run.app, run.tenant, after, unit.backend, 0.0)
+    except Exception as exc:
+        log.debug("hermes_langgraph: no retention hint: %r", exc)
         return None
 
 
