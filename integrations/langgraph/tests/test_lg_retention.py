@@ -41,7 +41,9 @@ def loop_graph(chat: ChatOpenAI) -> Any:
 
 
 async def test_first_think_is_kept_and_the_last_is_not() -> None:
-    config = SimEngineConfig(model=MODEL, step_base_s=0.0005, min_output_tokens=2, max_output_tokens=4)
+    config = SimEngineConfig(
+        model=MODEL, step_base_s=0.0005, min_output_tokens=2, max_output_tokens=4
+    )
     async with serve_sim_engine(config) as url:
         chat = ChatOpenAI(
             model=MODEL,
