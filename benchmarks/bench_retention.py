@@ -66,6 +66,7 @@ def run_one(
         "evictions": stats.evictions,
         "evicted_pinned": stats.evicted_pinned,
         "saved_prefill_s": kv.saved_s,
+        "saved_tokens_by_app": dict(sorted(kv.saved_tokens_by_app.items())),
         "mean_completion_s": result.mean,
         "p95_completion_s": result.p95,
         "wall_s": time.perf_counter() - started,
