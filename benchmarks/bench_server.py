@@ -12,6 +12,10 @@ route, a plain aiohttp echo endpoint, as the same-run baseline. From this proces
 
 Targets: >= 10k events/s; added acquire p50 <= 1 ms. Writes ``benchmarks/results/server.json``
 and ``server.png``.
+
+``--replicas``: the replicas section (``bench_server_replicas.py``): 1, 2 and 3 replicas on one
+``redis-server``, each with the global admission order and with today's per-replica (local
+queue) order in the same run; writes ``server_replicas.json`` and ``.png``.
 """
 
 from __future__ import annotations
@@ -212,10 +216,26 @@ async def _run(quick: bool) -> dict[str, Any]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="shorter runs (CI smoke)")
+    parser.add_argument(
+        "--replicas",
+        action="store_true",
+        help="the replicas section only: 1-3 replicas on one Redis, global vs local order",
+    )
     from plotting import add_plot_only, redraw
 
     add_plot_only(parser, PNG, RESULTS)
     args = parser.parse_args()
+    if args.replicas:
+        from bench_server_replicas import PNG as RPNG
+        from bench_server_replicas import RESULTS as RRESULTS
+        from bench_server_replicas import plot as rplot
+        from bench_server_replicas import run_replicas
+
+        if args.plot_only:
+            redraw(rplot, RRESULTS, RPNG)
+        else:
+            run_replicas(args.quick)
+        return
     if args.plot_only:
         redraw(plot, RESULTS, PNG)
         return

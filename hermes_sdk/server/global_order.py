@@ -103,6 +103,7 @@ if redis.call('SCARD', tset) == 0 and redis.call('ZCARD', slots) < max then
   redis.call('EXPIRE', slots, ttl)
   return {''}
 end
+if rank == '' then return {'?'} end
 if fair == 1 and redis.call('SISMEMBER', tset, tenant) == 0 then
   local floor = nil
   for _, t in ipairs(redis.call('SMEMBERS', tset)) do
@@ -241,12 +242,14 @@ class GlobalOrder:
         *,
         tenant: str,
         waiter_id: str,
-        rank: float,
+        rank: float | None,
     ) -> tuple[str | None, list[str]]:
         """Take a free slot (nobody waiting) or join the order; returns (member, granted).
 
         ``member`` is None when the slot was taken at once (lease id = ``waiter_id``), else the
         waiter's member in the order; ``granted`` are waiter ids the join's grant loop granted.
+        With ``rank`` None nothing joins: ``member`` is ``"?"`` when the request has to wait
+        (call again with its rank), so a free slot is taken without ranking anything.
         """
         out = self._run(
             self._enqueue,
@@ -254,7 +257,7 @@ class GlobalOrder:
             max_inflight,
             lease_s,
             tenant,
-            rank,
+            "" if rank is None else rank,
             self.replica_id,
             waiter_id,
             int(self.heartbeat_s * 1000),

@@ -91,8 +91,8 @@ class GlobalAdmissionQueue(AdmissionQueue):
             )
         now = self._clock()
         self.reclaim_expired(now)
-        rank = self._safe_rank(run_key, 0.0)
         wid = secrets.token_hex(12)
+        rank = math.inf
         try:
             await self._order.start()
             member, granted = self._order.enqueue(
@@ -101,8 +101,18 @@ class GlobalAdmissionQueue(AdmissionQueue):
                 self.lease_s,
                 tenant=tenant,
                 waiter_id=wid,
-                rank=rank,
+                rank=None,
             )
+            if member == "?":  # nothing free: rank the request and join the order
+                rank = self._safe_rank(run_key, 0.0)
+                member, granted = self._order.enqueue(
+                    self.backend,
+                    self.max_inflight,
+                    self.lease_s,
+                    tenant=tenant,
+                    waiter_id=wid,
+                    rank=rank,
+                )
         except (redis.RedisError, OSError) as exc:
             self._redis_failed(exc)
             return await super().acquire(tenant=tenant, run_key=run_key, timeout_s=timeout_s)
