@@ -24,6 +24,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from hermes_sdk.errors import GraphError
+from hermes_sdk.graph import drift
 from hermes_sdk.graph.learned import NodeState
 from hermes_sdk.graph.montecarlo import (
     MAX_STAGES,
@@ -90,6 +91,7 @@ class PDGraph:
         max_visit: int = 8,
         prior: PooledPrior | None = None,
         max_stale_fraction: float = 0.0,
+        drift_settings: drift.DriftSettings | None = drift.DEFAULT,
     ) -> None:
         if not isinstance(app, str) or not app:
             raise GraphError(f"app must be a non-empty string, got {app!r}")
@@ -125,6 +127,13 @@ class PDGraph:
         self._lock = threading.RLock()
         self._compiler = GraphCompiler()
         self._cache: OrderedDict[_Key, tuple[int, NDArray[np.float64]]] = OrderedDict()
+        self._drift = None if drift_settings is None else drift.DriftMonitor(drift_settings)
+        self.changes: Counter[str] = Counter()
+        """Per node (or START): changes detected (its sketches or one of its rows)."""
+        self.changed_at: dict[str, float] = {}
+        """Per node: when its last detected change began (the runs' ``started_at`` clock)."""
+        self.changed_version = 0
+        """The ``version`` at which the last change was detected (0: none)."""
 
     def __repr__(self) -> str:
         return f"PDGraph(app={self.app!r}, runs={self.runs}, nodes={len(self.nodes)})"
@@ -163,11 +172,15 @@ class PDGraph:
                 self._fold_stage(node, stage, t_s, failed)
                 visits[stage.node] += 1
                 self._count_transition(source, source_visit, stage.node)
+                if self._drift is not None:
+                    self._watch(stage, node, source, source_visit, t_s, failed)
                 source, source_visit = stage.node, visits[stage.node]
             if failed:
                 self.failed_runs += 1
             else:
                 self._count_transition(source, source_visit, END)
+                if self._drift is not None:
+                    self._watch_row(source, source_visit, END, t_s)
                 service_s = path.service_s  # a sum over every stage: computed once
                 self.run_service_s.add(service_s, t_s)
                 self.prior.add(service_s)
@@ -196,6 +209,39 @@ class PDGraph:
                 del counter[old]
         recent.append(self._names.setdefault(target, target))
         counter[target] += 1
+
+    def _watch(
+        self, stage: Stage, node: NodeState, source: str, visit: int, t_s: float, failed: bool
+    ) -> None:
+        """Feed one stage to the change detectors; on a change drop the evidence before it."""
+        assert self._drift is not None
+        values = drift.stage_values(stage, failed)
+        since_s = drift.watch_stage(self._drift, stage.node, node, values, t_s)
+        if since_s is not None:
+            drift.cut_node(self._drift, stage.node, node, since_s)
+            if node.backend is not None and node.backend in self.token_models:
+                self.token_models[node.backend] = TokenModel()  # refit on post-change calls
+            self._changed(stage.node, since_s)
+        self._watch_row(source, visit, stage.node, t_s)
+
+    def _watch_row(self, source: str, visit: int, target: str, t_s: float) -> None:
+        assert self._drift is not None
+        key = (source, min(visit, self.max_visit))
+        hit = self._drift.row_stream(key).category(target, t_s, self.transitions[key])
+        if hit is None:
+            return
+        order = list(self._recent[key])[-hit[0] :]
+        self.transitions[key] = Counter(order)
+        self._recent[key] = deque(order)
+        self._changed(source, hit[1])
+
+    def _changed(self, node: str, since_s: float) -> None:
+        """Record a detected change of ``node`` and make every compiled table / cache see it."""
+        self.changes[node] += 1
+        self.changed_at[node] = max(since_s, self.changed_at.get(node, since_s))
+        self.changed_version = self.version + 1  # the version this observe() will publish
+        self._compiler.touch(set(self.nodes) | {START}, set(self.nodes))
+        self._cache.clear()
 
     def _load_transitions(
         self, source: str, visit: int, counts: Mapping[str, int], order: list[str] | None

@@ -120,6 +120,23 @@ class Sketch:
         self._arrays = None
         self._cache = None
 
+    def values(self) -> list[float]:
+        """The samples held, in storage order (the list itself: do not modify)."""
+        return self._values_list
+
+    def drop_before(self, time_s: float) -> int:
+        """Forget the samples taken before ``time_s`` (a detected change); returns how many."""
+        values, times = self.chronological()
+        keep = times >= time_s
+        dropped = int(values.size - np.count_nonzero(keep))
+        if dropped:
+            self._values_list = values[keep].tolist()
+            self._times_list = times[keep].tolist()
+            self._head = 0
+            self._arrays = None
+            self._cache = None
+        return dropped
+
     def sorted_values(self) -> FloatArray:
         """The samples sorted ascending, ignoring weights (cheaper than :meth:`sorted`)."""
         if self._cache is not None:

@@ -62,7 +62,7 @@ def test_graph_with_decay_follows_drift() -> None:
         graph.observe(RunPath("drift", (Stage("x", (Call(service_s),)),), started_at=float(i)))
     mean = graph.remaining_demand(RunState(), n=5000).mean()
     assert 1.0 <= mean < 1.1
-    flat = PDGraph("drift")
+    flat = PDGraph("drift", drift_settings=None)  # the window alone (no change detection)
     for i in range(400):
         service_s = 10.0 if i < 200 else 1.0
         flat.observe(RunPath("drift", (Stage("x", (Call(service_s),)),), started_at=float(i)))

@@ -1,0 +1,117 @@
+"""Change detection (hermes_sdk.graph.drift): a graph follows a change within a hundred runs of
+the new behaviour and forgets nothing on a stationary stream (generator: drift_generator.py)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from hermes_sdk import Call, PDGraph, RunPath, RunState, Stage
+from hermes_sdk.errors import GraphError
+from hermes_sdk.graph.drift import Cusum, DriftSettings, cusum_threshold
+from hermes_sdk.graph.records import START
+from hermes_sdk.graph.sketch import Sketch
+from tests.graph.drift_generator import BASE, CHANGES, exact_mean_s, make_path, stream
+
+CHANGE_AT = 2000
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+@pytest.mark.parametrize("kind", sorted(CHANGES))
+def test_mean_at_start_follows_a_change_within_100_runs(kind: str, seed: int) -> None:
+    after = CHANGES[kind]
+    graph, off = PDGraph("drift"), PDGraph("drift", drift_settings=None)
+    for path in stream(BASE, after, CHANGE_AT, CHANGE_AT + 100, seed):
+        graph.observe(path)
+        off.observe(path)
+    truth = exact_mean_s(after)
+    mean = float(graph.remaining_demand(RunState(START), n=8000).mean())
+    stale = float(off.remaining_demand(RunState(START), n=8000).mean())
+    assert abs(mean / truth - 1.0) <= 0.10, (kind, seed, mean / truth)
+    assert abs(stale / truth - 1.0) > abs(mean / truth - 1.0)  # the window alone lags
+    assert sum(graph.changes.values()) >= 1 and graph.changed_version > CHANGE_AT
+    assert max(graph.changed_at.values()) >= CHANGE_AT - 50  # located near the change
+
+
+def _row_error(graph: PDGraph) -> float:
+    """Mean |p - truth| of plan's branch and refine's per-visit loop hazards."""
+    errs = [abs(graph.next_stage_probs(RunState("plan", (("plan", 1),)))["search"] - 0.7)]
+    law = dict(BASE.loop_law)
+    for visit in range(1, 5):
+        more = sum(p for k, p in law.items() if k > visit) / sum(
+            p for k, p in law.items() if k >= visit
+        )
+        probs = graph.next_stage_probs(RunState("refine", (("plan", 1), ("refine", visit))))
+        errs.append(abs(probs.get("refine", 0.0) - more))
+    return float(np.mean(errs))
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_stationary_stream_of_10000_runs_forgets_nothing(seed: int) -> None:
+    graph, off = PDGraph("drift"), PDGraph("drift", drift_settings=None)
+    for path in stream(BASE, BASE, 0, 10_000, seed):
+        graph.observe(path)
+        off.observe(path)
+    assert all(n <= 1 for n in graph.changes.values()), dict(graph.changes)
+    assert _row_error(graph) <= _row_error(off) + 0.01
+    rng = np.random.default_rng(1000 + seed)
+    fresh = np.array([make_path(BASE, rng, i).service_s for i in range(4000)])
+    p95 = float(np.quantile(graph.remaining_demand(RunState(START), n=20_000), 0.95))
+    assert 0.93 <= float(np.mean(fresh <= p95)) <= 0.97
+
+
+def test_token_model_and_cold_starts_restart_on_a_change() -> None:
+    graph = PDGraph("tok")
+    rng = np.random.default_rng(7)
+    for i in range(600):
+        slow = 2.0 if i >= 400 else 1.0  # decode gets 2x slower at run 400
+        out = int(rng.integers(50, 500))
+        secs = slow * (0.2 + 0.004 * out) * float(rng.uniform(0.9, 1.1))
+        cold = slow * float(rng.uniform(0.5, 1.5))
+        call = Call(secs, input_tokens=100, output_tokens=out, cold_start_s=cold)
+        graph.observe(RunPath("tok", (Stage("gen", (call,), "llm", "m"),), started_at=float(i)))
+    assert graph.changes["gen"] >= 1 and graph.changed_at["gen"] >= 390
+    model = graph.token_models["m"]
+    assert model.n < 200  # refitted on post-change calls only
+    coef = model.coef()
+    assert coef is not None and coef[2] == pytest.approx(0.008, rel=0.1)
+    cold = graph.node_stats("gen").cold_start_s.mean()
+    assert cold is not None and cold == pytest.approx(2.0, rel=0.1)
+
+
+def test_cusum_threshold_matches_siegmund_and_a_simulated_run_length() -> None:
+    h = cusum_threshold(1e4, 0.25)
+    b = 0.5 * (h + 1.166)
+    assert (np.expm1(b) - b) / 0.125 == pytest.approx(1e4, rel=1e-6)
+    assert cusum_threshold(1e6, 0.25) > h
+    rng = np.random.default_rng(3)
+    lengths = []
+    for _ in range(60):  # two sides, each 1e4 in control: ~5e3 observations between alarms
+        c, t = Cusum(0.25, h), 0
+        while c.update(float(rng.standard_normal())) is None:
+            t += 1
+        lengths.append(t + 1)
+    assert 2.5e3 < float(np.mean(lengths)) < 1e4
+
+
+def test_settings_are_checked_and_none_disables() -> None:
+    for bad in ({"false_alarm_rate": 0.0}, {"shift": -1.0}, {"min_reference": 1}):
+        with pytest.raises(GraphError):
+            DriftSettings(**bad)  # type: ignore[arg-type]
+    graph = PDGraph("x", drift_settings=None)
+    for i in range(300):
+        s = 1.0 if i < 150 else 10.0
+        graph.observe(RunPath("x", (Stage("a", (Call(s),)),), started_at=float(i)))
+    assert not graph.changes and len(graph.node_stats("a").service_s) == 300
+
+
+def test_sketch_drop_before_keeps_the_newest_in_order() -> None:
+    sk = Sketch(4)
+    for i in range(6):
+        sk.add(float(i), float(i))
+    assert sk.drop_before(3.5) == 2
+    assert sk.chronological()[0].tolist() == [4.0, 5.0]
+    sk.add(6.0, 6.0)
+    sk.add(7.0, 7.0)
+    sk.add(8.0, 8.0)
+    assert sk.chronological()[0].tolist() == [5.0, 6.0, 7.0, 8.0]
