@@ -120,6 +120,35 @@ def next_llm_gaps(
     return out
 
 
+def remaining_llm_calls(
+    graph: PDGraph, state: RunState, n: int = 64, rng: np.random.Generator | None = None
+) -> float:
+    """Expected LLM calls the run makes after ``state.node``'s stage (its mean fan-out width per
+    LLM stage), from ``n`` walks through the learned transitions; 0 for an unknown graph node."""
+    gen = rng if rng is not None else np.random.default_rng(0)
+    widths: dict[str, float] = {}
+    total = 0.0
+    for _ in range(n):
+        at = RunState(state.node, state.visits)
+        for _ in range(MAX_HOPS):
+            probs = graph.next_stage_probs(at)
+            if not probs:
+                break
+            names = list(probs)
+            cum = np.cumsum(list(probs.values()))
+            nxt = names[min(int(np.searchsorted(cum, gen.random() * cum[-1])), len(names) - 1)]
+            if nxt == END or nxt not in graph.nodes:
+                break
+            if nxt not in widths:
+                st = graph.node_stats(nxt)
+                widths[nxt] = (st.width.mean() or 1.0) if st.kind == "llm" else 0.0
+            total += widths[nxt]
+            visits = dict(at.visits)
+            visits[nxt] = visits.get(nxt, 0) + 1
+            at = RunState(nxt, tuple(sorted(visits.items())))
+    return total / n
+
+
 class RetentionPolicy(Protocol):
     """Decides the retention hint when a run's LLM stage ends (seconds; None: no hint)."""
 

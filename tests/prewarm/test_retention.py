@@ -8,7 +8,12 @@ import numpy as np
 
 from hermes_sdk.graph import PDGraph
 from hermes_sdk.graph.records import Call, RunPath, RunState, Stage
-from hermes_sdk.prewarm.retention import GraphRetention, next_llm_gaps, retention_s
+from hermes_sdk.prewarm.retention import (
+    GraphRetention,
+    next_llm_gaps,
+    remaining_llm_calls,
+    retention_s,
+)
 
 GRID = (1.0, 2.0, 5.0, 10.0, 20.0, 50.0)
 
@@ -53,3 +58,6 @@ def test_graph_gaps_and_decisions_follow_the_learned_loop() -> None:
     assert policy.retain_s("a", "default", after_first, "gpu", 0.0) == 5.0
     assert policy.retain_s("a", "default", after_last, "gpu", 0.0) == 0.0
     assert policy.retain_s("other", "default", after_first, "gpu", 0.0) is None  # no graph
+    # the same walk counts the LLM calls left: one more think after the first, none after
+    assert remaining_llm_calls(graph, after_first) == 1.0
+    assert remaining_llm_calls(graph, after_last) == 0.0

@@ -25,7 +25,7 @@ from hermes_sdk.instrument import current_hints as _instrument_hints
 from hermes_sdk.instrument.gateway_discovery import note_gateway_response
 from hermes_sdk.instrument.ranking import run_state
 from hermes_sdk.instrument.runtime import current_runtime
-from hermes_sdk.prewarm.retention import GraphRetention
+from hermes_sdk.prewarm.retention import GraphRetention, remaining_llm_calls
 
 if TYPE_CHECKING:
     from hermes_sdk.instrument import UnitHandle
@@ -69,7 +69,8 @@ def current_hints() -> Hints | None:
             if hints.tenant is None:  # GIE's fairness id
                 hints = dataclasses.replace(hints, tenant=unit.run.tenant)
             if hints.retain_s is None and unit.kind == "llm":
-                hints = dataclasses.replace(hints, retain_s=_retain_s(unit))
+                retain, calls = _retention_hints(unit)
+                hints = dataclasses.replace(hints, retain_s=retain, remaining_llm_calls=calls)
             return hints
         return _instrument_hints()
     except Exception as exc:
@@ -81,9 +82,10 @@ _RETENTION: list[GraphRetention] = []
 """One retention policy per process, over the instrumentation's graph registry."""
 
 
-def _retain_s(unit: UnitHandle) -> float | None:
-    """Seconds to keep this LLM call's prefix cached after it ends, from the app's PDGraph
-    (:mod:`hermes_sdk.prewarm.retention`); None without a graph. Never raises."""
+def _retention_hints(unit: UnitHandle) -> tuple[float | None, float | None]:
+    """Seconds to keep this LLM call's prefix cached after it ends, and the LLM calls the run is
+    expected to make after it, from the app's PDGraph (:mod:`hermes_sdk.prewarm.retention`);
+    (None, None) without a graph. Never raises."""
     try:
         registry = current_runtime().registry()
         if not _RETENTION or _RETENTION[0].registry is not registry:
@@ -91,10 +93,14 @@ def _retain_s(unit: UnitHandle) -> float | None:
         run = unit.run
         state = run_state(run, unit.root)
         after = RunState(state.node, state.visits)
-        return _RETENTION[0].retain_s(run.app, run.tenant, after, unit.backend, 0.0)
+        retain = _RETENTION[0].retain_s(run.app, run.tenant, after, unit.backend, 0.0)
+        graph = registry.get(run.app, run.tenant)
+        if retain is None or graph is None:
+            return retain, None
+        return retain, remaining_llm_calls(graph, after)
     except Exception as exc:
         log.debug("hermes_langgraph: no retention hint: %r", exc)
-        return None
+        return None, None
 
 
 def _with_fields(body: bytes, fields: dict[str, object]) -> bytes | None:

@@ -66,3 +66,5 @@ async def test_first_think_is_kept_and_the_last_is_not() -> None:
     assert first["x-hermes-unit"] == last["x-hermes-unit"] == "think"
     assert float(first["x-hermes-retain-s"]) > 0  # the run comes back to think after act
     assert float(last["x-hermes-retain-s"]) == 0  # the run ends after this call
+    assert float(first["x-hermes-remaining-llm-calls"]) == 1.0  # the second think
+    assert float(last["x-hermes-remaining-llm-calls"]) == 0.0
