@@ -366,8 +366,9 @@ class RankTables:
             version = self._seen[(tenant, app)] = graph.version
             for key in keys:
                 table = self._tables.get(key)
-                if table is not None and version - table.version > settings.allowance(
-                    table.version
+                if table is not None and (
+                    version - table.version > settings.allowance(table.version)
+                    or table.version < graph.changed_version  # a detected change: not stale
                 ):
                     self._due[key] = None
 
@@ -411,7 +412,8 @@ class RankTables:
         elif table.version != version:
             behind = version - table.version
             allowance = self.settings.allowance(table.version)
-            if behind > allowance * self.settings.hard_factor or self.settings.exact:
+            changed = table.version < graph.changed_version  # a change was detected since
+            if behind > allowance * self.settings.hard_factor or self.settings.exact or changed:
                 self._due.pop(key, None)
                 table = self._new(graph, key, state, bucket)
             elif behind > allowance:

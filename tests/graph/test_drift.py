@@ -115,3 +115,26 @@ def test_sketch_drop_before_keeps_the_newest_in_order() -> None:
     sk.add(7.0, 7.0)
     sk.add(8.0, 8.0)
     assert sk.chronological()[0].tolist() == [5.0, 6.0, 7.0, 8.0]
+
+
+def test_rank_tables_rebuild_as_soon_as_a_change_is_detected() -> None:
+    from hermes_sdk.graph import GraphRegistry
+    from hermes_sdk.graph.rank_tables import RankTableSettings
+
+    reg = GraphRegistry(rank_tables=RankTableSettings())
+    tables = reg.rank_tables
+    assert tables is not None
+    paths = stream(BASE, CHANGES["service_2x"], 1000, 1200, seed=4)
+    for path in paths[:1000]:
+        reg.observe(path)
+    before = tables.point("drift", RunState()).p50_s
+    built = tables.rebuilds
+    graph = reg.get("drift")
+    assert graph is not None
+    for path in paths[1000:]:  # fewer runs than the tables' staleness allowance (200)
+        reg.observe(path)
+        if graph.changes:
+            break
+    assert graph.changes and graph.runs < 1200
+    after = tables.point("drift", RunState()).p50_s
+    assert tables.rebuilds == built + 1 and after > before * 1.2
