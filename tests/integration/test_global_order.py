@@ -83,10 +83,12 @@ async def _teach(http: aiohttp.ClientSession, servers: list[Server]) -> None:
             raise AssertionError(f"{server.url} did not learn the graphs: {apps}")
 
 
-async def _waiting(http: aiohttp.ClientSession, servers: list[Server]) -> int:
+async def _waiting(
+    http: aiohttp.ClientSession, servers: list[Server], headers: dict[str, str] | None = None
+) -> int:
     total = 0
     for server in servers:
-        async with http.get(f"{server.url}/v1/backends") as resp:
+        async with http.get(f"{server.url}/v1/backends", headers=headers) as resp:
             total += (await resp.json())["backends"][0]["waiting"]
     return total
 
@@ -170,3 +172,70 @@ async def test_per_replica_orders_invert_without_the_global_order(
     assert sorted(order) == ["L"] * 10 + ["S"] * 10
     assert inversions(order) > 5, order
     assert most_held == 1 and len(set(lease_ids)) == 20
+
+
+KEYS = {"key-a": "acme", "key-b": "bravo"}
+
+
+async def test_fair_sharing_holds_across_replicas(cluster: StartReplicas) -> None:
+    """acme held the slot; acme waits at both replicas, bravo (behind on service) at one:
+    bravo is served first although it queued last, on another replica than the releaser."""
+    keys = ServerConfig().with_api_keys(KEYS).api_keys
+    (a, b), _ = await cluster(2, api_keys=keys)
+    order: list[str] = []
+    async with aiohttp.ClientSession() as http:
+
+        async def post(server: Server, key: str, path: str) -> tuple[int, Any]:
+            headers = {"Authorization": f"Bearer {key}"}
+            async with http.post(server.url + path, json={}, headers=headers) as resp:
+                return resp.status, await resp.json()
+
+        status, first = await post(a, "key-a", "/v1/backends/gpu/acquire")
+        assert status == 200
+
+        async def wait(server: Server, key: str) -> None:
+            status, lease = await post(server, key, "/v1/backends/gpu/acquire")
+            assert status == 200
+            order.append(KEYS[key])
+            await asyncio.sleep(0.01)
+            await post(server, key, f"/v1/leases/{lease['lease_id']}/release")
+
+        tasks = []
+        for server, key in ((a, "key-a"), (b, "key-a"), (b, "key-b")):
+            tasks.append(asyncio.create_task(wait(server, key)))
+            while await _waiting(http, [a, b], {"Authorization": "Bearer key-a"}) < len(tasks):
+                await asyncio.sleep(0.005)
+        await asyncio.sleep(0.02)  # acme's held time is the service it is charged
+        await post(a, "key-a", f"/v1/leases/{first['lease_id']}/release")
+        await asyncio.wait_for(asyncio.gather(*tasks), 30)
+    assert order == ["bravo", "acme", "acme"]
+
+
+@pytest.mark.parametrize(("global_order", "expected"), [(True, "TL"), (False, "LT")])
+async def test_deadlines_order_across_replicas(
+    cluster: StartReplicas, global_order: bool, expected: str
+) -> None:
+    """EDF: a loose-deadline run queued at A, then a tight one at B; the holder releases at A.
+    One order grants the tight run first; per-replica orders hand A's slot to A's own waiter."""
+    (a, b), _ = await cluster(2, policy="edf", global_order=global_order)
+    order: list[str] = []
+    async with aiohttp.ClientSession() as http:
+        status, holder = await _post(http, f"{a.url}/v1/backends/gpu/acquire", {})
+        assert status == 200
+
+        async def wait(server: Server, name: str, deadline_s: float) -> None:
+            body = {"run_id": name, "app": "x", "deadline_s": deadline_s}
+            status, lease = await _post(http, f"{server.url}/v1/backends/gpu/acquire", body)
+            assert status == 200
+            order.append(name)
+            await _post(http, f"{server.url}/v1/leases/{lease['lease_id']}/release")
+
+        tasks = [asyncio.create_task(wait(a, "L", 30.0))]
+        while await _waiting(http, [a, b]) < 1:
+            await asyncio.sleep(0.005)
+        tasks.append(asyncio.create_task(wait(b, "T", 5.0)))
+        while await _waiting(http, [a, b]) < 2:
+            await asyncio.sleep(0.005)
+        await _post(http, f"{a.url}/v1/leases/{holder['lease_id']}/release")
+        await asyncio.wait_for(asyncio.gather(*tasks), 30)
+    assert "".join(order) == expected

@@ -1,0 +1,114 @@
+"""The global admission order's repair paths, two replicas' queues in one process on a real
+redis-server: a lost grant message, a lapsed heartbeat, and Redis unreachable."""
+
+from __future__ import annotations
+
+import asyncio
+import math
+from collections.abc import AsyncIterator, Hashable
+
+import pytest
+import redis
+
+from hermes_sdk.server.global_order import GlobalOrder
+from hermes_sdk.server.global_queue import GlobalAdmissionQueue
+from hermes_sdk.server.ledger import RedisSlotLedger
+
+Replica = tuple[GlobalAdmissionQueue, GlobalOrder, RedisSlotLedger]
+
+
+def _rank(key: Hashable | None, waited_s: float) -> float:
+    return float(key) if isinstance(key, (int, float)) else math.inf
+
+
+def _replica(url: str) -> Replica:
+    order = GlobalOrder(url, heartbeat_s=3.0)
+    ledger = RedisSlotLedger(url)
+    return GlobalAdmissionQueue("gpu", 1, 30.0, _rank, order=order, ledger=ledger), order, ledger
+
+
+@pytest.fixture
+async def two(redis_url: str) -> AsyncIterator[tuple[Replica, Replica, redis.Redis]]:
+    url = f"{redis_url.rsplit('/', 1)[0]}/7"
+    client = redis.Redis.from_url(url)
+    client.flushdb()
+    a, b = _replica(url), _replica(url)
+    yield a, b, client
+    for _, order, ledger in (a, b):
+        order.close()
+        ledger.close()
+    client.close()
+
+
+async def _queued(q: GlobalAdmissionQueue, n: int) -> None:
+    while q.depth < n:
+        await asyncio.sleep(0.002)
+
+
+async def test_a_grant_whose_message_was_lost_is_delivered_by_reconcile(
+    two: tuple[Replica, Replica, redis.Redis],
+) -> None:
+    (qa, _, _), (qb, order_b, _), _ = two
+    held = await qa.acquire(tenant="t")
+    waiting = asyncio.create_task(qb.acquire(tenant="t", run_key=1.0))
+    await _queued(qb, 1)
+    order_b.unwatch(next(iter(order_b._sinks)))  # B misses the channel message
+    assert qa.release(held.lease_id)
+    await asyncio.sleep(0.05)
+    assert not waiting.done() and order_b.grants_delivered == 0
+    order_b.watch(next(iter(qb._members)), qb)
+    qb.reconcile()  # housekeeping: the ledger holds B's waiter's slot, so it was granted
+    lease = await asyncio.wait_for(waiting, 5)
+    assert lease.backend == "gpu" and qb.inflight == 1
+    assert qb.release(lease.lease_id)
+
+
+async def test_a_waiter_dropped_for_a_lapsed_heartbeat_rejoins_at_its_place(
+    two: tuple[Replica, Replica, redis.Redis],
+) -> None:
+    (qa, _, _), (qb, order_b, _), client = two
+    held = await qa.acquire(tenant="t")
+    b_first = asyncio.create_task(qb.acquire(tenant="t", run_key=1.0))
+    await _queued(qb, 1)
+    a_second = asyncio.create_task(qa.acquire(tenant="t", run_key=2.0))
+    await _queued(qa, 1)
+    client.delete(f"hermes:replica:{order_b.replica_id}")  # B looked dead (a long GC pause)
+    assert qa.release(held.lease_id)  # B's waiter is dropped, A's second one is granted
+    lease_a = await asyncio.wait_for(a_second, 5)
+    assert not b_first.done()
+    qb.reconcile()  # B beats again and puts its waiter back at its old place
+    assert client.zcard("hermes:wait:gpu:t") == 1
+    assert qa.release(lease_a.lease_id)
+    lease_b = await asyncio.wait_for(b_first, 5)
+    assert lease_b.lease_id != lease_a.lease_id and qb.release(lease_b.lease_id)
+    assert client.zcard("hermes:slots:gpu") == 0
+
+
+async def test_a_timed_out_waiter_leaves_the_order(
+    two: tuple[Replica, Replica, redis.Redis],
+) -> None:
+    (qa, _, _), (qb, _, _), client = two
+    held = await qa.acquire(tenant="t")
+    with pytest.raises(Exception, match="no slot"):
+        await qb.acquire(tenant="t", run_key=1.0, timeout_s=0.05)
+    assert client.zcard("hermes:wait:gpu:t") == 0 and qb.depth == 0
+    assert qa.release(held.lease_id)
+    assert client.zcard("hermes:slots:gpu") == 0  # nothing was granted to the ghost
+
+
+async def test_without_redis_the_queue_admits_on_local_capacity() -> None:
+    url = "redis://127.0.0.1:1/0"  # nothing listens on port 1
+    order = GlobalOrder(url, heartbeat_s=3.0)
+    ledger = RedisSlotLedger(url, timeout_s=0.2)
+    q = GlobalAdmissionQueue("gpu", 1, 30.0, _rank, order=order, ledger=ledger)
+    try:
+        first = await asyncio.wait_for(q.acquire(tenant="t"), 5)
+        second = asyncio.create_task(q.acquire(tenant="t", run_key=1.0))
+        await _queued(q, 1)
+        assert not second.done()
+        assert q.release(first.lease_id)
+        lease = await asyncio.wait_for(second, 5)
+        assert q.inflight == 1 and q.release(lease.lease_id)
+    finally:
+        order.close()
+        ledger.close()
