@@ -222,6 +222,8 @@ class GlobalAdmissionQueue(AdmissionQueue):
             super()._dispatch()
             return
         self._order.deliver(granted)
+        if self._waiters:  # local waiters (a rate-budgeted queue, or of a Redis outage)
+            super()._dispatch()
 
     def rerank(self, run_key: Hashable) -> int:
         """Recompute ``run_key``'s waiters' ranks here and in the cluster's order."""

@@ -112,3 +112,21 @@ async def test_without_redis_the_queue_admits_on_local_capacity() -> None:
     finally:
         order.close()
         ledger.close()
+
+
+async def test_a_rate_budgeted_queue_admits_in_local_order(
+    two: tuple[Replica, Replica, redis.Redis],
+) -> None:
+    from hermes_sdk.server.budget import UpstreamBudget
+
+    (qa, _, _), _, client = two
+    qa.budget = UpstreamBudget(rpm=6000.0, tpm=None)
+    first = await qa.acquire(tenant="t", cost=10.0)
+    second = asyncio.create_task(qa.acquire(tenant="t", run_key=1.0, cost=10.0))
+    while qa.depth < 1:
+        await asyncio.sleep(0.002)
+    assert client.zcard("hermes:wait:gpu:t") == 0  # waits here, not in the global order
+    assert qa.release(first.lease_id)
+    lease = await asyncio.wait_for(second, 5)
+    assert qa.inflight == 1 and qa.release(lease.lease_id)
+    assert client.zcard("hermes:slots:gpu") == 0
