@@ -39,9 +39,12 @@ class TokenBucket:
     updated_s: float
 
     @classmethod
-    def per_minute(cls, limit: float, now_s: float) -> TokenBucket:
-        """A full bucket for ``limit`` units per minute."""
-        return cls(float(limit), float(limit) / WINDOW_S, float(limit), now_s)
+    def per_minute(cls, limit: float, now_s: float, window_s: float = WINDOW_S) -> TokenBucket:
+        """A full bucket for ``limit`` units per minute, enforced over ``window_s`` seconds
+        (capacity ``limit * window_s / 60``: providers may enforce a minute's limit over shorter
+        periods, OpenAI for one)."""
+        rate = float(limit) / WINDOW_S
+        return cls(rate * window_s, rate, rate * window_s, now_s)
 
     def refill(self, now_s: float) -> None:
         """Add what accrued since the last update (never beyond ``capacity``)."""
@@ -58,11 +61,13 @@ class TokenBucket:
         return (need - self.level) / self.rate_per_s
 
     def resize(self, limit: float, now_s: float) -> None:
-        """Adopt a new per-minute ``limit``; the level keeps its distance from full."""
+        """Adopt a new per-minute ``limit`` (same window); the level keeps its distance from
+        full."""
         self.refill(now_s)
         used = self.capacity - self.level
-        self.capacity = float(limit)
+        window_s = self.capacity / self.rate_per_s
         self.rate_per_s = float(limit) / WINDOW_S
+        self.capacity = self.rate_per_s * window_s
         self.level = self.capacity - used
 
 
@@ -79,12 +84,14 @@ class UpstreamBudget:
         rpm: float | None,
         tpm: float | None,
         *,
+        window_s: float = WINDOW_S,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self._clock = clock
+        self.window_s = window_s
         now = clock()
-        self.requests = None if rpm is None else TokenBucket.per_minute(rpm, now)
-        self.tokens = None if tpm is None else TokenBucket.per_minute(tpm, now)
+        self.requests = None if rpm is None else TokenBucket.per_minute(rpm, now, window_s)
+        self.tokens = None if tpm is None else TokenBucket.per_minute(tpm, now, window_s)
         self.blocked_until_s = -math.inf
         """Nothing is admitted before this monotonic time (a 429's ``Retry-After``)."""
         self.taken_tokens = 0.0
@@ -139,9 +146,9 @@ class UpstreamBudget:
             bucket: TokenBucket | None = getattr(self, bucket_name)
             if window.limit is not None:
                 if bucket is None:
-                    bucket = TokenBucket.per_minute(window.limit, now)
+                    bucket = TokenBucket.per_minute(window.limit, now, self.window_s)
                     setattr(self, bucket_name, bucket)
-                elif window.limit != bucket.capacity:
+                elif window.limit != bucket.rate_per_s * WINDOW_S:
                     bucket.resize(window.limit, now)
             if bucket is None or window.remaining is None:
                 continue
@@ -153,9 +160,9 @@ class UpstreamBudget:
     @property
     def rpm(self) -> float | None:
         """The requests-per-minute limit in force (configured or learned)."""
-        return None if self.requests is None else self.requests.capacity
+        return None if self.requests is None else self.requests.rate_per_s * WINDOW_S
 
     @property
     def tpm(self) -> float | None:
         """The tokens-per-minute limit in force (configured or learned)."""
-        return None if self.tokens is None else self.tokens.capacity
+        return None if self.tokens is None else self.tokens.rate_per_s * WINDOW_S

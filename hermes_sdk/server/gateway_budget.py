@@ -93,7 +93,7 @@ class BudgetBook:
         )
         for up in upstreams:
             if up.budgeted:
-                budget = UpstreamBudget(up.rpm, up.tpm)
+                budget = UpstreamBudget(up.rpm, up.tpm, window_s=up.window_s)
                 self.budgets[up.name] = budget
                 scheduler.queue(up.name).budget = budget
                 self._show_limits(up.name, budget)

@@ -2,7 +2,7 @@
 
 Given in ``hermes.toml`` (``[[upstreams]]`` tables) or on the command line as a repeatable
 ``--upstream NAME=URL[,engine=vllm][,max_inflight=N][,models=m1|m2][,priority_levels=N]
-[,higher_first=true|false][,timeout_s=S][,api_key=K][,api_key_env=VAR][,rpm=N][,tpm=N]``.
+[,higher_first=true|false][,timeout_s=S][,api_key=K][,api_key_env=VAR][,rpm=N][,tpm=N][,window_s=S]``.
 Requests are routed by their ``model``:
 to the upstream listing it, else (one upstream only, or a model learned from an upstream's
 ``/v1/models``) to that upstream.
@@ -62,6 +62,9 @@ class UpstreamConfig:
     """The provider's requests-per-minute limit (None: unknown until its headers say)."""
     tpm: float | None = None
     """The provider's tokens-per-minute limit (input + output tokens; None: unknown)."""
+    window_s: float = 60.0
+    """Seconds over which the provider enforces its per-minute limits (a burst of at most
+    ``limit * window_s / 60``); OpenAI may enforce a minute's limit over shorter periods."""
 
     def __post_init__(self) -> None:
         try:
@@ -89,7 +92,7 @@ class UpstreamConfig:
             not isinstance(self.api_key_env, str) or not self.api_key_env
         ):
             raise ConfigError(f"upstream {self.name!r}: api_key_env must be a variable name")
-        for what, limit in (("rpm", self.rpm), ("tpm", self.tpm)):
+        for what, limit in (("rpm", self.rpm), ("tpm", self.tpm), ("window_s", self.window_s)):
             if limit is not None and (
                 isinstance(limit, bool)
                 or not isinstance(limit, (int, float))
@@ -163,8 +166,8 @@ _BOOLS: Final[Mapping[str, bool]] = {
 
 def parse_upstream_flag(flag: str) -> UpstreamConfig:
     """Parse ``NAME=URL[,engine=E][,max_inflight=N][,models=m1|m2][,priority_levels=N]
-    [,higher_first=BOOL][,timeout_s=S][,api_key=K][,api_key_env=VAR][,rpm=N][,tpm=N]`` (the
-    ``--upstream`` command-line form)."""
+    [,higher_first=BOOL][,timeout_s=S][,api_key=K][,api_key_env=VAR][,rpm=N][,tpm=N]
+    [,window_s=S]`` (the ``--upstream`` command-line form)."""
     name, sep, rest = flag.partition("=")
     if not sep or not name or not rest:
         raise ConfigError(f"--upstream wants NAME=URL[,key=value...], got {flag!r}")
@@ -182,7 +185,7 @@ def parse_upstream_flag(flag: str) -> UpstreamConfig:
                 fields[key] = int(value)
             except ValueError:
                 raise ConfigError(f"--upstream {name}: {key} must be an integer") from None
-        elif key in ("timeout_s", "rpm", "tpm"):
+        elif key in ("timeout_s", "rpm", "tpm", "window_s"):
             try:
                 fields[key] = float(value)
             except ValueError:

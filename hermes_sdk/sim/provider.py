@@ -25,25 +25,30 @@ class RateLimitConfig:
 
     rpm: int | None = None
     tpm: int | None = None
+    window_s: float = WINDOW_S
+    """Seconds over which the limits are enforced: a burst holds ``limit * window_s / 60``
+    (OpenAI may enforce a minute's limit over shorter periods)."""
 
     def __post_init__(self) -> None:
+        if not math.isfinite(self.window_s) or not 0 < self.window_s <= WINDOW_S:
+            raise ValueError(f"window_s must be within (0, 60], got {self.window_s!r}")
         for name, value in (("rpm", self.rpm), ("tpm", self.tpm)):
             if value is not None and (not isinstance(value, int) or value < 1):
                 raise ValueError(f"{name} must be an integer >= 1, got {value!r}")
 
 
 def parse_rate_limit(text: str) -> RateLimitConfig:
-    """``rpm=N,tpm=N`` (either may be left out)."""
-    values: dict[str, int] = {}
+    """``rpm=N,tpm=N[,window_s=S]`` (any may be left out)."""
+    values: dict[str, float] = {}
     for part in text.split(","):
         key, sep, value = part.strip().partition("=")
-        if not sep or key not in ("rpm", "tpm"):
-            raise ValueError(f"--rate-limit wants rpm=N,tpm=N, got {text!r}")
+        if not sep or key not in ("rpm", "tpm", "window_s"):
+            raise ValueError(f"--rate-limit wants rpm=N,tpm=N[,window_s=S], got {text!r}")
         try:
-            values[key] = int(value)
+            values[key] = float(value) if key == "window_s" else int(value)
         except ValueError:
-            raise ValueError(f"--rate-limit: {key} must be an integer, got {value!r}") from None
-    return RateLimitConfig(**values)
+            raise ValueError(f"--rate-limit: {key} must be a number, got {value!r}") from None
+    return RateLimitConfig(**values)  # type: ignore[arg-type]
 
 
 def format_duration(seconds: float) -> str:
@@ -58,19 +63,21 @@ def format_duration(seconds: float) -> str:
 @dataclass(slots=True)
 class _Bucket:
     limit: float
+    """Per minute."""
+    capacity: float
     level: float
     at_s: float
 
     def now(self, now_s: float) -> float:
-        self.level = min(self.limit, self.level + (now_s - self.at_s) * self.limit / WINDOW_S)
+        self.level = min(self.capacity, self.level + (now_s - self.at_s) * self.limit / WINDOW_S)
         self.at_s = now_s
         return self.level
 
     def wait_s(self, cost: float) -> float:
-        return max(0.0, (min(cost, self.limit) - self.level) * WINDOW_S / self.limit)
+        return max(0.0, (min(cost, self.capacity) - self.level) * WINDOW_S / self.limit)
 
     def reset_s(self) -> float:
-        return (self.limit - self.level) * WINDOW_S / self.limit
+        return (self.capacity - self.level) * WINDOW_S / self.limit
 
 
 @dataclass(slots=True)
@@ -92,7 +99,8 @@ class SimRateLimit:
         now = self.clock()
         for name, limit in (("requests", self.config.rpm), ("tokens", self.config.tpm)):
             if limit is not None:
-                self._buckets[name] = _Bucket(float(limit), float(limit), now)
+                capacity = limit * self.config.window_s / WINDOW_S
+                self._buckets[name] = _Bucket(float(limit), capacity, capacity, now)
 
     def admit(self, cost_tokens: int) -> tuple[bool, dict[str, str]]:
         """Charge a request of ``cost_tokens`` if both buckets allow; (accepted, headers)."""
@@ -125,6 +133,7 @@ class SimRateLimit:
         return {
             "rpm": self.config.rpm,
             "tpm": self.config.tpm,
+            "window_s": self.config.window_s,
             "accepted": self.accepted,
             "limited": self.limited,
             "tokens": self.tokens,

@@ -121,3 +121,17 @@ async def test_admission_waits_for_the_budget_in_policy_order() -> None:
     assert q.inflight == 5 and q.depth == 0
     assert budget.tokens.level == pytest.approx(0.0)
     assert budget.taken_tokens == 61_440 + 3 * 64 + 1
+
+
+def test_a_shorter_enforcement_window_caps_the_burst() -> None:
+    clock = FakeClock()
+    budget = UpstreamBudget(rpm=None, tpm=6000, window_s=1.0, clock=clock)  # 100/s, burst 100
+    assert budget.tpm == 6000
+    assert budget.try_take(100) == 0.0
+    assert budget.try_take(50) == pytest.approx(0.5)
+    clock.t += 60.0
+    assert budget.tokens is not None and budget.wait_s(0) == 0.0
+    budget.tokens.refill(clock.t)
+    assert budget.tokens.level == 100  # never more than the window's share
+    budget.observe(ProviderLimits(tokens=LimitWindow(limit=12000)))
+    assert (budget.tpm, budget.tokens.capacity) == (12000, 200)
