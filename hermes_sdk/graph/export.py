@@ -7,7 +7,9 @@ windows (per ``(source, visit)`` the targets of its last ``window`` departures, 
 run-length encoded; the edges' counts are their totals), the token models' sufficient statistics
 and the graph configuration, so that ``from_dict`` rebuilds the same graph, learning continues
 identically and ``to_json(from_json(s)) == s``. ``failed_runs`` (optional, default 0) counts the
-runs, among ``runs``, that were learned as failed.
+runs, among ``runs``, that were learned as failed. A node's ``changes`` and ``changed_at``
+(optional, absent when no change was detected: see :mod:`hermes_sdk.graph.drift`) count its
+detected changes and say when the last one began.
 """
 
 from __future__ import annotations
@@ -104,6 +106,13 @@ def _windows(graph: LearnedGraph) -> list[dict[str, Any]]:
     return out
 
 
+def _change_fields(graph: LearnedGraph, name: str) -> dict[str, Any]:
+    """The optional ``changes`` / ``changed_at`` of a node (absent when none was detected)."""
+    if name not in graph.changed_at:
+        return {}
+    return {"changes": graph.changes[name], "changed_at": graph.changed_at[name]}
+
+
 def graph_to_dict(graph: LearnedGraph, *, include_samples: bool = True) -> dict[str, Any]:
     """Document form of ``graph`` (see module docstring)."""
     nodes = []
@@ -122,6 +131,7 @@ def graph_to_dict(graph: LearnedGraph, *, include_samples: bool = True) -> dict[
                 "output_tokens": _sketch_to_dict(st.output_tokens, include_samples),
                 "fanout": _sketch_to_dict(st.width, include_samples),
                 "cold_start_s": _sketch_to_dict(st.cold_start_s, include_samples),
+                **_change_fields(graph, name),
             }
         )
     doc: dict[str, Any] = {
@@ -223,6 +233,9 @@ def graph_from_dict(data: object, factory: GraphFactory) -> LearnedGraph:
         for name, key in zip(NodeState.SKETCHES, _NODE_KEYS, strict=True):
             _load_sketch(st.sketch(name), nd[key], f"node {nd['id']!r} {key}")
         graph.nodes[nd["id"]] = st
+        if "changed_at" in nd:
+            graph.changed_at[nd["id"]] = float(nd["changed_at"])
+            graph.changes[nd["id"]] = int(nd.get("changes", 1))
     rows: dict[tuple[str, int], dict[str, int]] = {}
     for edge in doc["edges"]:
         src, dst = edge["source"], edge["target"]

@@ -77,6 +77,8 @@ class LearnedGraph(Protocol):
     transitions: dict[tuple[str, int], Counter[str]]
     token_models: dict[str, TokenModel]
     run_service_s: Sketch
+    changes: Counter[str]
+    changed_at: dict[str, float]
 
     def transition_counts(self, node: str, visit: int) -> Counter[str]:
         """Counts of the next node after the ``visit``-th entry of ``node`` (with fallbacks)."""

@@ -3,6 +3,8 @@ the new behaviour and forgets nothing on a stationary stream (generator: drift_g
 
 from __future__ import annotations
 
+from typing import Any, cast
+
 import numpy as np
 import pytest
 
@@ -138,3 +140,22 @@ def test_rank_tables_rebuild_as_soon_as_a_change_is_detected() -> None:
     assert graph.changes and graph.runs < 1200
     after = tables.point("drift", RunState()).p50_s
     assert tables.rebuilds == built + 1 and after > before * 1.2
+
+
+def test_export_carries_the_last_change_per_node_and_round_trips() -> None:
+    from hermes_sdk.graph.export import validate_graph_json
+
+    graph = PDGraph("drift")
+    for path in stream(BASE, CHANGES["service_2x"], 1000, 1200, seed=1):
+        graph.observe(path)
+    doc = graph.to_dict()
+    validate_graph_json(doc)
+    nodes = cast(list[dict[str, Any]], doc["nodes"])
+    changed = {nd["id"]: nd["changed_at"] for nd in nodes if "changed_at" in nd}
+    assert changed == graph.changed_at and set(changed) >= {"plan", "refine"}
+    text = graph.to_json()
+    again = PDGraph.from_json(text)
+    assert again.to_json() == text and again.changes == graph.changes
+    quiet = PDGraph("drift")
+    quiet.observe(stream(BASE, BASE, 0, 1, seed=0)[0])
+    assert all("changed_at" not in nd for nd in cast(list[Any], quiet.to_dict()["nodes"]))
