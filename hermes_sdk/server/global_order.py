@@ -16,9 +16,11 @@ Whoever frees a slot, enqueues, or notices a lease expired runs the same Lua gra
 fewer than ``max_inflight`` slots are held, pop the cluster's best waiter (the best-ranked
 waiter of the tenant with the smallest counter under fair sharing), add ``<tenant>/<waiter id>``
 to the ledger and PUBLISH the waiter id to its replica -- one atomic step, so a slot is never
-over-admitted and a waiter never granted twice. A waiter whose replica's heartbeat is gone is
-dropped instead of granted (its client's long-poll died with the replica and is retried
-elsewhere). The lease id of a granted waiter is its waiter id.
+over-admitted and a waiter never granted twice. A waiter whose replica's heartbeat is gone, or
+whose replica no longer listens on its channel (PUBLISH reached nobody), is dropped instead of
+granted (its client's long-poll died with the replica and is retried elsewhere); a live replica
+whose waiter was dropped puts it back at its old place (:meth:`GlobalOrder.check`). The lease
+id of a granted waiter is its waiter id.
 """
 
 from __future__ import annotations
@@ -71,9 +73,10 @@ local function grant(slots, tset, wprefix, vtc, now, max, lease_s, hbp, chp, fai
     redis.call('ZREM', wprefix .. best_t, best_m)
     if redis.call('ZCARD', wprefix .. best_t) == 0 then redis.call('SREM', tset, best_t) end
     local rep, wid = string.match(best_m, '^%d+|([^|]+)|(.+)$')
-    if redis.call('EXISTS', hbp .. rep) == 1 then
+    -- a replica is alive while its heartbeat lasts and it listens on its channel (a killed
+    -- process's connection is closed at once: PUBLISH reaches nobody, the waiter is dropped)
+    if redis.call('EXISTS', hbp .. rep) == 1 and redis.call('PUBLISH', chp .. rep, wid) > 0 then
       redis.call('ZADD', slots, now + lease_s, best_t .. '/' .. wid)
-      redis.call('PUBLISH', chp .. rep, wid)
       out[#out + 1] = wid
     end
   end

@@ -132,7 +132,7 @@ async def scenario_replica_killed_with_waiters(
     """A replica holding waiters is SIGKILLed while the only slot is held elsewhere: its
     clients see the connection fail and retry at the surviving replica; every one of them is
     granted exactly once, the slot is never held twice, and the dead replica's entries leave
-    the order (dropped once its heartbeat lapses, or granted and reclaimed after ``lease_s``)."""
+    the order (PUBLISH to the dead replica's channel reaches nobody: dropped, not granted)."""
     redis_proc = RedisProcess(tmp, persist=False)
     cfg = _config(tmp, redis_proc.url, 1, lease_s)
     a = b = None
