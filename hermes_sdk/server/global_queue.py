@@ -85,8 +85,8 @@ class GlobalAdmissionQueue(AdmissionQueue):
 
         A queue with a rate budget (``cost`` tokens) keeps admitting in local order.
         """
-        if getattr(self, "budget", None) is not None:
-            return await super().acquire(  # type: ignore[call-arg,unused-ignore]
+        if self.budget is not None:
+            return await super().acquire(
                 tenant=tenant, run_key=run_key, timeout_s=timeout_s, cost=cost
             )
         now = self._clock()
@@ -115,7 +115,9 @@ class GlobalAdmissionQueue(AdmissionQueue):
                 )
         except (redis.RedisError, OSError) as exc:
             self._redis_failed(exc)
-            return await super().acquire(tenant=tenant, run_key=run_key, timeout_s=timeout_s)
+            return await super().acquire(
+                tenant=tenant, run_key=run_key, timeout_s=timeout_s, cost=cost
+            )
         self._failing = False
         if member is None:
             if len(self._leases) >= self.max_inflight:  # some were released through others
