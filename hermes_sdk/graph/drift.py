@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import math
 from bisect import bisect_left, bisect_right
+from collections import deque
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from statistics import NormalDist
@@ -36,7 +37,6 @@ from statistics import NormalDist
 from hermes_sdk.errors import GraphError
 from hermes_sdk.graph.learned import NodeState
 from hermes_sdk.graph.records import Stage
-from hermes_sdk.graph.sketch import Sketch
 
 _PHI_INV = NormalDist().inv_cdf
 _GOLDEN = 0.6180339887498949  # Weyl sequence step: deterministic, evenly spread tie-breaks
@@ -217,13 +217,15 @@ class Stream:
 class DriftMonitor:
     """The streams of one graph, keyed by ``(node, sketch name)`` and ``(node, visit)``."""
 
-    __slots__ = ("h", "rows", "settings", "values")
+    __slots__ = ("h", "marks", "rows", "settings", "values")
 
     def __init__(self, settings: DriftSettings) -> None:
         self.settings = settings
         self.h = settings.threshold
         self.values: dict[tuple[str, str], Stream] = {}
         self.rows: dict[tuple[str, int], Stream] = {}
+        self.marks: dict[str, deque[tuple[int, float, tuple[int, ...]]]] = {}
+        """Per node: (run number, started_at, each sketch's total_added) after its last runs."""
 
     def value_stream(self, node: str, name: str) -> Stream:
         """The stream of sketch ``name`` of ``node`` (created on first use)."""
@@ -262,28 +264,53 @@ def stage_values(stage: Stage, failed_run: bool) -> list[tuple[str, float]]:
 
 
 def watch_stage(
-    monitor: DriftMonitor, name: str, node: NodeState, values: list[tuple[str, float]], t_s: float
-) -> float | None:
-    """Fold a stage's monitored values (already in ``node``'s sketches) into ``name``'s streams;
-    on an alarm return the estimated start time of the change (seconds, the runs' clock)."""
-    change: float | None = None
+    monitor: DriftMonitor,
+    name: str,
+    node: NodeState,
+    values: list[tuple[str, float]],
+    run: int,
+    t_s: float,
+) -> int | None:
+    """Fold a stage's monitored values (already in ``node``'s sketches) of run number ``run``
+    into ``name``'s streams; on an alarm return the run number where the change began."""
+    marks = monitor.marks.get(name)
+    if marks is None:
+        marks = monitor.marks[name] = deque(maxlen=MARKS)
+    if not marks or marks[-1][0] != run:
+        marks.append((run, t_s, tuple(node.sketch(n).total_added for n in _ALL_SKETCHES)))
+    else:  # a second stage of this node in the same run
+        marks[-1] = (run, t_s, tuple(node.sketch(n).total_added for n in _ALL_SKETCHES))
+    change: int | None = None
     for sketch_name, x in values:
         sk = node.sketch(sketch_name)
-        hit = monitor.value_stream(name, sketch_name).value(x, t_s, sk.values(), sk.window)
+        hit = monitor.value_stream(name, sketch_name).value(x, run, sk.values(), sk.window)
         if hit is not None:
-            change = hit[1] if change is None else min(change, hit[1])
+            since = int(hit[1])
+            change = since if change is None else min(change, since)
     return change
 
 
-def cut_node(monitor: DriftMonitor, name: str, node: NodeState, since_s: float) -> None:
-    """Drop ``node``'s samples from before ``since_s`` and restart its streams on what is left."""
-    for sketch_name in (*NodeState.SKETCHES, "stage_latency_s"):
-        sk: Sketch = getattr(node, sketch_name)
-        sk.drop_before(since_s)
+def cut_node(monitor: DriftMonitor, name: str, node: NodeState, since_run: int) -> float:
+    """Drop ``node``'s samples learned before run ``since_run`` and restart its streams on what
+    is left; returns the ``started_at`` of the first run kept (when the change began)."""
+    marks = monitor.marks[name]
+    before = [m for m in marks if m[0] < since_run]
+    base = before[-1][2] if before else marks[0][2]  # the change may predate the marks
+    first = next((m for m in marks if m[0] >= since_run), marks[-1])
+    for sketch_name, at in zip(_ALL_SKETCHES, base, strict=True):
+        sk = node.sketch(sketch_name)
+        sk.keep_last(sk.total_added - at)
     for sketch_name in MONITORED:
         stream = monitor.values.get((name, sketch_name))
         if stream is not None:
             stream.restart(len(node.sketch(sketch_name)))
+    marks.clear()
+    return first[1]
+
+
+_ALL_SKETCHES = (*NodeState.SKETCHES, "stage_latency_s")
+MARKS = 1024
+"""Runs per node whose sketch positions are remembered (how far back a change can be cut)."""
 
 
 DEFAULT = DriftSettings()

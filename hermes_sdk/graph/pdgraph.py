@@ -216,9 +216,9 @@ class PDGraph:
         """Feed one stage to the change detectors; on a change drop the evidence before it."""
         assert self._drift is not None
         values = drift.stage_values(stage, failed)
-        since_s = drift.watch_stage(self._drift, stage.node, node, values, t_s)
-        if since_s is not None:
-            drift.cut_node(self._drift, stage.node, node, since_s)
+        since = drift.watch_stage(self._drift, stage.node, node, values, self.runs, t_s)
+        if since is not None:
+            since_s = drift.cut_node(self._drift, stage.node, node, since)
             if node.backend is not None and node.backend in self.token_models:
                 self.token_models[node.backend] = TokenModel()  # refit on post-change calls
             self._changed(stage.node, since_s)

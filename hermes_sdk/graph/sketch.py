@@ -124,14 +124,14 @@ class Sketch:
         """The samples held, in storage order (the list itself: do not modify)."""
         return self._values_list
 
-    def drop_before(self, time_s: float) -> int:
-        """Forget the samples taken before ``time_s`` (a detected change); returns how many."""
+    def keep_last(self, count: int) -> int:
+        """Forget all but the newest ``count`` samples (a detected change); returns how many
+        were dropped."""
         values, times = self.chronological()
-        keep = times >= time_s
-        dropped = int(values.size - np.count_nonzero(keep))
+        dropped = max(0, values.size - max(0, count))
         if dropped:
-            self._values_list = values[keep].tolist()
-            self._times_list = times[keep].tolist()
+            self._values_list = values[dropped:].tolist()
+            self._times_list = times[dropped:].tolist()
             self._head = 0
             self._arrays = None
             self._cache = None

@@ -124,6 +124,19 @@ def _edge(
     return d, 0.25 * sx + 0.5 * cx + 0.25 * ex, 0.25 * sy + 0.5 * cy + 0.25 * ey - 4
 
 
+def _changed_marker(node: dict[str, Any], x: float, y: float, r: float) -> str:
+    """A dashed orange ring and a "changed" badge on a node whose behaviour change was detected
+    (its optional ``changed_at``), else ""."""
+    if _num(node.get("changed_at")) is None:
+        return ""
+    return (
+        f'<circle class="changed" cx="{x:.1f}" cy="{y:.1f}" r="{r + 4:.1f}" fill="none" '
+        'stroke="#e8590c" stroke-width="2" stroke-dasharray="4 3"/>'
+        f'<text class="changed" x="{x:.1f}" y="{y - r - 7:.1f}" fill="#e8590c" font-size="10">'
+        "changed</text>"
+    )
+
+
 def graph_to_svg(doc: dict[str, Any]) -> str:
     """An accessible SVG (``role="img"``, title and description) of a graph document."""
     app = str(doc["app"])
@@ -188,6 +201,9 @@ def graph_to_svg(doc: dict[str, Any]) -> str:
             f"p95 {_fmt_s((n.get('stage_service_s') or {}).get('p95'))}"
         )
         color = KIND_COLORS.get(str(n["kind"]), "#888")
+        changed = _changed_marker(n, x, y, r)
+        if changed:
+            tip += f"; {n.get('changes', 1)} change(s) detected, last from t={n['changed_at']:.0f}"
         out.append(
             f'<g class="node" data-node="{escape(name)}" data-demand-s="{demand:.6g}">'
             f"<title>{escape(tip)}</title>"
@@ -195,7 +211,7 @@ def graph_to_svg(doc: dict[str, Any]) -> str:
             'stroke="#222" stroke-width="1"/>'
             f'<text x="{x:.1f}" y="{y + r + 15:.1f}" fill="#111">{escape(_short(name))}</text>'
             f'<text x="{x:.1f}" y="{y + r + 29:.1f}" fill="#555" font-size="10">'
-            f"{escape(str(n['kind']))} \u00b7 {escape(_fmt_s(demand))}</text></g>"
+            f"{escape(str(n['kind']))} \u00b7 {escape(_fmt_s(demand))}</text>{changed}</g>"
         )
     out.append("</g></svg>")
     return "\n".join(out) + "\n"

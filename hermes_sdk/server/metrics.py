@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Final
 
@@ -14,6 +15,10 @@ from prometheus_client import (
     Histogram,
     generate_latest,
 )
+from prometheus_client.core import CounterMetricFamily, Metric
+from prometheus_client.registry import Collector
+
+from hermes_sdk.graph.registry import GraphRegistry
 
 _WAIT_BUCKETS_S: Final = (0.0005, 0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1, 5, 10, 30, 60, 300)
 _RANK_BUCKETS_S: Final = (0.00005, 0.0001, 0.0005, 0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1)
@@ -128,9 +133,37 @@ class ServerMetrics:
 
         register_instrumentation(r)
 
+    def watch_graphs(self, graphs: GraphRegistry) -> None:
+        """Export ``hermes_graph_changes_total{app,node}``: changes detected in each learned
+        graph's node (summed over tenants; read from the graphs at scrape time)."""
+        self.registry.register(_GraphChanges(graphs))
+
     def render(self) -> bytes:
         """The text exposition of every metric."""
         return bytes(generate_latest(self.registry))
+
+
+class _GraphChanges(Collector):
+    """Collector of ``hermes_graph_changes_total`` (see :mod:`hermes_sdk.graph.drift`)."""
+
+    def __init__(self, graphs: GraphRegistry) -> None:
+        self.graphs = graphs
+
+    def collect(self) -> Iterator[Metric]:
+        family = CounterMetricFamily(
+            "hermes_graph_changes",
+            "Behaviour changes detected in a learned graph's node (its demand or its branches)",
+            labels=["app", "node"],
+        )
+        totals: dict[tuple[str, str], int] = {}
+        for tenant in self.graphs.tenants():
+            for app in self.graphs.apps(tenant):
+                graph = self.graphs.get(app, tenant)
+                for node, n in (graph.changes if graph is not None else {}).items():
+                    totals[(app, node)] = totals.get((app, node), 0) + n
+        for (app, node), n in sorted(totals.items()):
+            family.add_metric([app, node], float(n))
+        yield family
 
 
 METRICS: Final = web.AppKey("hermes_metrics", ServerMetrics)

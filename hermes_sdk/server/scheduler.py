@@ -156,6 +156,7 @@ class Scheduler:
         self.registry: GraphRegistry = self.sync.registry
         if self.registry.rank_tables is not None:
             self.registry.rank_tables.on_rebuild = metrics.rank_table_rebuilds.inc
+        metrics.watch_graphs(self.registry)
         self.policy: Policy = make_policy(config.policy, self.registry)
         fair = config.fairness  # starvation guard, then fair sharing across tenants
         self.policy = with_aging(self.policy, fair.slowdown_cap, fair.max_boost_s)

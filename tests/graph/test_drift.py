@@ -107,11 +107,11 @@ def test_settings_are_checked_and_none_disables() -> None:
     assert not graph.changes and len(graph.node_stats("a").service_s) == 300
 
 
-def test_sketch_drop_before_keeps_the_newest_in_order() -> None:
+def test_sketch_keep_last_keeps_the_newest_in_order() -> None:
     sk = Sketch(4)
     for i in range(6):
         sk.add(float(i), float(i))
-    assert sk.drop_before(3.5) == 2
+    assert sk.keep_last(2) == 2
     assert sk.chronological()[0].tolist() == [4.0, 5.0]
     sk.add(6.0, 6.0)
     sk.add(7.0, 7.0)
