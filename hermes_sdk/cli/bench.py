@@ -29,7 +29,9 @@ def _floats(text: str, what: str) -> tuple[float, ...]:
 
 @app.command()
 def bench(
-    suite: Annotated[str, typer.Option(help="paper, light or all.")] = "all",
+    suite: Annotated[
+        str, typer.Option(help="paper, light, all, or drift (apps that change mid-run).")
+    ] = "all",
     loads: Annotated[
         str | None, typer.Option(help="Comma-separated LLM engine loads (0-1).")
     ] = None,
@@ -85,6 +87,12 @@ def bench(
     """Run the workload suites over policies x loads x seeds; print tables, write JSON + PNG."""
     if tenants:
         _run_tenants("light" if suite == "all" else suite, quick, out)
+        return
+    if suite == "drift":
+        from hermes_sdk.cli.bench_drift import run_drift_suite
+
+        loads_ = _floats(loads, "--loads") if loads else None
+        run_drift_suite(loads=loads_, seeds=seeds, n_apps=n_apps, quick=quick, out=out)
         return
     if deadline_sweep:
         from hermes_sdk.cli.bench_deadlines import run_deadline_sweep
