@@ -1,6 +1,8 @@
 """Reliability and security report: fuzzing, load, faults, tenant isolation, hostile input.
 
-Run: ``.venv/bin/python benchmarks/bench_reliability.py [--quick] [--plot-only]``. Every scenario
+Run: ``.venv/bin/python benchmarks/bench_reliability.py [--quick] [--plot-only] [--only LABEL]``
+(``--only``: re-run some steps and merge them into the report, listed under ``reruns``). Every
+scenario
 runs real
 processes on loopback (``hermes serve`` and ``hermes sim-engine`` children, ``redis-server``)
 through the same code as ``tests/reliability`` (which runs them smaller), and is one entry of
@@ -113,12 +115,32 @@ def fuzz(tmp: Path, examples: int) -> dict[str, Any]:
     }
 
 
+def _merge(old: dict[str, Any], new: dict[str, Any], only: list[str]) -> dict[str, Any]:
+    """``old`` with ``new``'s scenarios replacing same-named ones (new names appended)."""
+    fresh = {s["name"]: s for s in new["scenarios"]}
+    scenarios = [fresh.pop(s["name"], s) for s in old["scenarios"]] + list(fresh.values())
+    reruns = [*old.get("reruns", []), {"only": only, "command": new["command"], **new["machine"]}]
+    return {
+        **old,
+        "passed": all(s["passed"] for s in scenarios),
+        "scenarios": scenarios,
+        "reruns": reruns,
+    }
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="smaller load and fuzz runs")
     parser.add_argument("--out", type=Path, default=RESULTS)
     parser.add_argument(
         "--plot-only", action="store_true", help="redraw the PNG next to --out from that JSON"
+    )
+    parser.add_argument(
+        "--only",
+        action="append",
+        metavar="LABEL",
+        help="run only the steps whose label contains LABEL (repeatable); their results replace "
+        "the same-named scenarios of the existing --out report",
     )
     args = parser.parse_args()
     png = args.out.with_suffix(".png")
@@ -172,6 +194,8 @@ def main() -> None:
         ("input limits", lambda d: inputs.scenario_input_limits(d, huge_n=huge_n)),
         ("otlp hostile input", lambda d: otlp_input.scenario_otlp_hostile(d, huge_n=huge_n)),
     ]
+    if args.only:
+        steps = [(label, step) for label, step in steps if any(o in label for o in args.only)]
     for label, step in steps:
         console.print(f"[bold]{label}[/] ...")
         t0 = time.perf_counter()
@@ -197,7 +221,9 @@ def main() -> None:
         table.add_row(s["name"], "[green]yes[/]" if s["passed"] else "[red]NO[/]", figures[:240])
     console.print(table)
     report = {
-        "command": "python benchmarks/bench_reliability.py" + (" --quick" if quick else ""),
+        "command": "python benchmarks/bench_reliability.py"
+        + (" --quick" if quick else "")
+        + "".join(f" --only '{o}'" for o in args.only or []),
         "machine": {
             "python": platform.python_version(),
             "platform": platform.platform(),
@@ -207,6 +233,8 @@ def main() -> None:
         "passed": all(s["passed"] for s in scenarios),
         "scenarios": scenarios,
     }
+    if args.only and args.out.exists():  # merge the re-run steps into the full report
+        report = _merge(json.loads(args.out.read_text()), report, args.only)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(report, indent=2) + "\n")
     plot(report, png)
