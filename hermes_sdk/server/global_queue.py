@@ -56,6 +56,8 @@ class GlobalAdmissionQueue(AdmissionQueue):
         self._weight_of = weight_of
         self._members: dict[str, tuple[_Waiter, str]] = {}
         """waiter id -> (local waiter, its member in the global order)."""
+        self._of_run: dict[Hashable | None, set[str]] = {}
+        """run_key -> waiter ids, so an event re-ranks only its run's waiters."""
         self._failing = False
 
     def _redis_failed(self, exc: Exception) -> None:
@@ -125,7 +127,7 @@ class GlobalAdmissionQueue(AdmissionQueue):
             return self._record(wid, tenant, run_key, math.nan, now)
         loop = asyncio.get_running_loop()
         waiter = _Waiter(rank, next(self._seq), tenant, run_key, now, loop.create_future())
-        self._members[wid] = (waiter, member)
+        self._join(wid, waiter, member)
         self._order.watch(wid, self)
         self._order.deliver(granted)
         try:
@@ -140,12 +142,26 @@ class GlobalAdmissionQueue(AdmissionQueue):
                 ) from None
             raise
         finally:
-            self._members.pop(wid, None)
+            self._leave(wid)
             self._order.unwatch(wid)
+
+    def _join(self, wid: str, waiter: _Waiter, member: str) -> None:
+        self._members[wid] = (waiter, member)
+        self._of_run.setdefault(waiter.run_key, set()).add(wid)
+
+    def _leave(self, wid: str) -> tuple[_Waiter, str] | None:
+        entry = self._members.pop(wid, None)
+        if entry is not None:
+            wids = self._of_run.get(entry[0].run_key)
+            if wids is not None:
+                wids.discard(wid)
+                if not wids:
+                    del self._of_run[entry[0].run_key]
+        return entry
 
     def on_grant(self, waiter_id: str) -> None:
         """The cluster granted ``waiter_id`` (lease id = waiter id): answer its long-poll."""
-        entry = self._members.pop(waiter_id, None)
+        entry = self._leave(waiter_id)
         if entry is None:
             return
         waiter, _ = entry
@@ -177,7 +193,7 @@ class GlobalAdmissionQueue(AdmissionQueue):
 
     def _withdraw(self, wid: str, waiter: _Waiter) -> None:
         """A waiter gave up (timeout, client gone): leave the order, or free a slot in flight."""
-        entry = self._members.pop(wid, None)
+        entry = self._leave(wid)
         if entry is None:  # already granted here: release like any lease
             if waiter.future.done() and not waiter.future.cancelled():
                 self.release(waiter.future.result().lease_id)
@@ -230,9 +246,8 @@ class GlobalAdmissionQueue(AdmissionQueue):
     def rerank(self, run_key: Hashable) -> int:
         """Recompute ``run_key``'s waiters' ranks here and in the cluster's order."""
         moved = 0
-        for w, member in list(self._members.values()):
-            if w.run_key != run_key:
-                continue
+        for wid in list(self._of_run.get(run_key, ())):
+            w, member = self._members[wid]
             new = self._safe_rank(run_key, self._clock() - w.enqueued_at_s)
             if new == w.rank_s:
                 continue

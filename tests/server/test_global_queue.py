@@ -130,3 +130,28 @@ async def test_a_rate_budgeted_queue_admits_in_local_order(
     lease = await asyncio.wait_for(second, 5)
     assert qa.inflight == 1 and qa.release(lease.lease_id)
     assert client.zcard("hermes:slots:gpu") == 0
+
+
+async def test_a_rerank_at_one_replica_moves_its_waiter_in_the_cluster_order(
+    two: tuple[Replica, Replica, redis.Redis],
+) -> None:
+    (qa, _, _), (qb, _, _), _ = two
+    ranks = {"x": 5.0, "y": 10.0}
+    qa._rank_of = qb._rank_of = lambda key, waited_s: ranks[str(key)]
+    held = await qa.acquire(tenant="t")
+    order: list[str] = []
+
+    async def wait(q: GlobalAdmissionQueue, key: str) -> None:
+        lease = await q.acquire(tenant="t", run_key=key)
+        order.append(key)
+        q.release(lease.lease_id)
+
+    tasks = [asyncio.create_task(wait(qa, "x"))]
+    await _queued(qa, 1)
+    tasks.append(asyncio.create_task(wait(qb, "y")))
+    await _queued(qb, 1)
+    ranks["y"] = 1.0  # y's run moved on (an event at B): now the better waiter
+    assert qb.rerank("y") == 1 and qa.rerank("y") == 0
+    assert qa.release(held.lease_id)
+    await asyncio.wait_for(asyncio.gather(*tasks), 5)
+    assert order == ["y", "x"]
