@@ -267,16 +267,14 @@ class GlobalAdmissionQueue(AdmissionQueue):
         if not self._members:
             return gone
         try:
-            granted = self._order.poke(self.backend, self.max_inflight, self.lease_s)
-            self._order.deliver(granted)
             held, _ = self._order.check(
                 self.backend,
                 [(w.tenant, m, wid, w.rank_s) for wid, (w, m) in self._members.items()],
             )
+            self._order.deliver(held)
+            self._order.deliver(self._order.poke(self.backend, self.max_inflight, self.lease_s))
         except (redis.RedisError, OSError) as exc:
             self._redis_failed(exc)
-            return gone
-        self._order.deliver(held)
         return gone
 
     def _dispatch(self) -> None:

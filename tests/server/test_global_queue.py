@@ -155,3 +155,17 @@ async def test_a_rerank_at_one_replica_moves_its_waiter_in_the_cluster_order(
     assert qa.release(held.lease_id)
     await asyncio.wait_for(asyncio.gather(*tasks), 5)
     assert order == ["y", "x"]
+
+
+async def test_waiters_rejoin_after_redis_comes_back_empty(
+    two: tuple[Replica, Replica, redis.Redis],
+) -> None:
+    (qa, _, _), (qb, _, _), client = two
+    await qa.acquire(tenant="t")
+    waiting = asyncio.create_task(qb.acquire(tenant="t", run_key=1.0))
+    await _queued(qb, 1)
+    client.flushdb()  # a restart without persistence: order and ledger are gone (as the ledger
+    qb.reconcile()  # always was): B's waiter rejoins and takes the slot the ledger no longer has
+    lease = await asyncio.wait_for(waiting, 5)
+    assert client.zscore("hermes:slots:gpu", f"t/{lease.lease_id}") is not None
+    assert qb.release(lease.lease_id)
