@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import math
 from collections.abc import AsyncIterator, Hashable
+from pathlib import Path
 
 import pytest
 import redis
@@ -169,3 +170,16 @@ async def test_waiters_rejoin_after_redis_comes_back_empty(
     lease = await asyncio.wait_for(waiting, 5)
     assert client.zscore("hermes:slots:gpu", f"t/{lease.lease_id}") is not None
     assert qb.release(lease.lease_id)
+
+
+def test_global_order_is_a_server_option(tmp_path: Path) -> None:
+    from hermes_sdk.errors import ConfigError
+    from hermes_sdk.server.config import ServerConfig, load_config
+
+    assert ServerConfig().global_order is True
+    path = tmp_path / "hermes.toml"
+    path.write_text("[server]\nglobal_order = false\n")
+    assert load_config(path).global_order is False
+    path.write_text('[server]\nglobal_order = "no"\n')
+    with pytest.raises(ConfigError, match="global_order"):
+        load_config(path)
