@@ -137,11 +137,14 @@ class UpstreamBudget:
             self.tokens.refill(self._clock())
             self.tokens.level = min(self.tokens.capacity, self.tokens.level - delta)
 
-    def observe(self, limits: ProviderLimits) -> None:
+    def observe(self, limits: ProviderLimits, sent_at_s: float | None = None) -> None:
         """Adapt to what the provider said: its limits, what remains, when it resets, and a 429's
         ``Retry-After``. A reported limit replaces the configured one; a reported remaining
-        lowers the level (never raises it: requests in flight are charged here already)."""
+        lowers the level (never raises it: requests in flight are charged here already). The
+        provider counted ``remaining`` when the request arrived (``sent_at_s``, monotonic): what
+        refilled since is added, or a long answer would report a stale, too-low level."""
         now = self._clock()
+        since_s = 0.0 if sent_at_s is None else max(0.0, now - sent_at_s)
         for bucket_name, window in (("requests", limits.requests), ("tokens", limits.tokens)):
             bucket: TokenBucket | None = getattr(self, bucket_name)
             if window.limit is not None:
@@ -153,7 +156,8 @@ class UpstreamBudget:
             if bucket is None or window.remaining is None:
                 continue
             bucket.refill(now)
-            bucket.level = min(bucket.level, float(window.remaining))
+            known = min(bucket.capacity, window.remaining + since_s * bucket.rate_per_s)
+            bucket.level = min(bucket.level, known)
         if limits.retry_after_s is not None:
             self.blocked_until_s = max(self.blocked_until_s, now + limits.retry_after_s)
 

@@ -102,8 +102,11 @@ class BudgetBook:
         """The budget of ``upstream``, None if it has none."""
         return self.budgets.get(upstream)
 
-    def observe(self, upstream: str, status: int, headers: Mapping[str, str]) -> bool:
-        """Learn from an upstream response's headers; True if it is a 429 to absorb."""
+    def observe(
+        self, upstream: str, status: int, headers: Mapping[str, str], sent_at_s: float
+    ) -> bool:
+        """Learn from the headers of an upstream response to a request sent at ``sent_at_s``
+        (monotonic seconds); True if it is a 429 to absorb."""
         budget = self.budgets.get(upstream)
         if budget is None:
             return False
@@ -113,7 +116,7 @@ class BudgetBook:
             log.exception("could not read the rate-limit headers of upstream %s", upstream)
             return status == 429
         if not limits.empty:
-            budget.observe(limits)
+            budget.observe(limits, sent_at_s)
             self._show_limits(upstream, budget)
         return status == 429
 

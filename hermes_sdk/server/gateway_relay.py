@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import time
 from collections.abc import Mapping
 from contextlib import suppress
 from dataclasses import dataclass
@@ -96,6 +97,7 @@ async def forward(
             headers[name] = value
     headers.update(engine_headers or {})
     retry_without_priority = False
+    sent_at_s = time.monotonic()
     try:
         async with gw.session.post(
             f"{upstream.base_url}/{endpoint}",
@@ -105,7 +107,7 @@ async def forward(
         ) as up:
             state.status = up.status
             book = request.app.get(BUDGETS)
-            if book is not None and book.observe(upstream.name, up.status, up.headers):
+            if book is not None and book.observe(upstream.name, up.status, up.headers, sent_at_s):
                 state.throttled = True
             content_type = up.headers.get("Content-Type", "application/json")
             if not stream or up.status >= 400:

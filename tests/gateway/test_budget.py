@@ -135,3 +135,15 @@ def test_a_shorter_enforcement_window_caps_the_burst() -> None:
     assert budget.tokens.level == 100  # never more than the window's share
     budget.observe(ProviderLimits(tokens=LimitWindow(limit=12000)))
     assert (budget.tpm, budget.tokens.capacity) == (12000, 200)
+
+
+def test_a_remaining_counts_the_refill_since_the_request_was_sent() -> None:
+    """The provider counted ``remaining`` on arrival; a 2 s answer must not report it as now."""
+    clock = FakeClock()
+    budget = UpstreamBudget(rpm=None, tpm=6000, clock=clock)  # 100/s
+    sent = clock.t
+    clock.t += 2.0
+    budget.observe(ProviderLimits(tokens=LimitWindow(limit=6000, remaining=50)), sent_at_s=sent)
+    assert budget.tokens is not None and budget.tokens.level == pytest.approx(250.0)
+    budget.observe(ProviderLimits(tokens=LimitWindow(remaining=50)))  # no send time: as is
+    assert budget.tokens.level == pytest.approx(50.0)
