@@ -373,9 +373,14 @@ class AdmissionQueue:
             self._retry = asyncio.get_running_loop().call_later(SHARED_RETRY_S, self._retried)
 
     def _budget_later(self, wait_s: float) -> None:
-        if self._budget_retry is None:
-            loop = asyncio.get_running_loop()
-            self._budget_retry = loop.call_later(wait_s, self._budget_retried)
+        """Dispatch again in ``wait_s`` (sooner if a new best waiter needs less)."""
+        loop = asyncio.get_running_loop()
+        due = loop.time() + wait_s
+        if self._budget_retry is not None:
+            if self._budget_retry.when() <= due:
+                return
+            self._budget_retry.cancel()
+        self._budget_retry = loop.call_at(due, self._budget_retried)
 
     def _budget_retried(self) -> None:
         self._budget_retry = None
