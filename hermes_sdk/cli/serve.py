@@ -139,7 +139,10 @@ def serve(
     ] = None,
     upstream: Annotated[
         list[str] | None,
-        typer.Option("--upstream", help="Gateway upstream NAME=URL[,engine=vllm,...]."),
+        typer.Option(
+            "--upstream",
+            help="Gateway upstream NAME=URL[,engine=vllm,...][,rpm=N,tpm=N,api_key_env=VAR].",
+        ),
     ] = None,
     prewarm: Annotated[
         list[str] | None,
