@@ -12,9 +12,10 @@ import pytest
 from openai import AsyncOpenAI, RateLimitError
 
 from hermes_sdk.server.gateway_budget import BUDGETS
+from hermes_sdk.server.provider_limits import parse_duration_s
 from hermes_sdk.server.upstreams import UpstreamConfig, parse_upstream_flag
 from hermes_sdk.sim.engine import SimEngineConfig, serve_sim_engine
-from hermes_sdk.sim.provider import RateLimitConfig
+from hermes_sdk.sim.provider import RateLimitConfig, format_duration, parse_rate_limit
 from tests.gateway.support import FAST_ENGINE, StartGateway, engine_records
 
 SECRET = "sk-hermes-test-7f3a9c1e5b2d4068"
@@ -168,3 +169,19 @@ async def test_upstream_key_never_leaks(
     leaked = [text[:80] for text in seen if SECRET in text or SECRET[3:] in text]
     assert leaked == []
     assert "502" in "".join(seen)  # the failure paths were taken
+
+
+def test_sim_rate_limit_flag_and_durations() -> None:
+    assert parse_rate_limit("rpm=600,tpm=60000") == RateLimitConfig(rpm=600, tpm=60000)
+    assert parse_rate_limit("tpm=100,window_s=0.5") == RateLimitConfig(tpm=100, window_s=0.5)
+    for bad in ("rpm=x", "tpm", "foo=1", "tpm=0", "tpm=10,window_s=120"):
+        with pytest.raises(ValueError):
+            parse_rate_limit(bad)
+    assert [format_duration(s) for s in (360.0, 1.0, 0.02, 1.5, 61.25)] == [
+        "6m0s",
+        "1s",
+        "20ms",
+        "1.5s",
+        "1m1.25s",
+    ]
+    assert all(parse_duration_s(format_duration(s)) == pytest.approx(s) for s in (0.5, 75.5))
