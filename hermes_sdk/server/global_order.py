@@ -260,7 +260,7 @@ class GlobalOrder:
         assert self._subscribed is not None
         warned = False
         while True:
-            client = aioredis.Redis.from_url(self._url)
+            client = aioredis.Redis.from_url(self._url, socket_connect_timeout=2.0)
             pubsub = client.pubsub()
             try:
                 await pubsub.subscribe(self._channel(self.replica_id))
@@ -286,15 +286,16 @@ class GlobalOrder:
                             "1",
                             px=int(self.heartbeat_s * 1000),
                         )
-            except (redis.RedisError, OSError) as exc:
+            except Exception as exc:  # Redis gone or a bug: never leave the replica deaf
                 if not warned:
-                    log.warning("global admission order: grant channel lost (%s); retrying", exc)
+                    log.warning("global admission order: grant channel lost (%r); retrying", exc)
                     warned = True
                 self._subscribed.set()  # do not block acquires: they fall back to local order
                 await asyncio.sleep(0.5)
             finally:
                 with contextlib.suppress(Exception):
                     await pubsub.aclose()  # type: ignore[no-untyped-call]
+                with contextlib.suppress(Exception):
                     await client.aclose()
 
     def close(self) -> None:
