@@ -23,7 +23,7 @@ def run_drift_suite(
     from hermes_sdk.sim.workloads.drift import CHECKPOINTS, drift_report
 
     report = drift_report(
-        loads=loads or (0.7,),
+        loads=loads or (0.5,),
         seeds=tuple(range(1, (seeds or (1 if quick else 3)) + 1)),
         n_apps=n_apps or (1000 if quick else 3000),
         progress=lambda line: console.print(line),
