@@ -8,7 +8,9 @@ with today's per-replica local queues (``global_order = false``). It measures:
 
 - free-slot ``acquire`` latency p50/p99 from one client, requests alternating over the replicas
   and with the echo route (so drift hits all alike);
-- acquire+release round trips/s with 50 clients spread over the replicas.
+- acquire+release round trips/s with 50 clients spread over the replicas;
+- hand-off: a backend with one slot held through one replica while a request waits at the next;
+  the time from sending the release until the waiter's answer arrives (p50/p99).
 
 Target: the global order adds <= 2 ms p50 to a free-slot acquire over the local-queue mode with
 the same number of replicas. Writes ``benchmarks/results/server_replicas.json`` and ``.png``.
@@ -45,8 +47,8 @@ import sys
 from aiohttp import web
 from hermes_sdk.server import BackendConfig, ServerConfig, create_app
 port, store, global_order = int(sys.argv[1]), sys.argv[2], sys.argv[3] == "1"
-cfg = ServerConfig(port=port, store_url=store, backends={"free": BackendConfig(100_000)},
-                   global_order=global_order)
+cfg = ServerConfig(port=port, store_url=store, global_order=global_order,
+                   backends={"free": BackendConfig(100_000), "one": BackendConfig(1)})
 app = create_app(cfg)
 async def echo(request):
     return web.json_response(await request.json())
@@ -93,6 +95,34 @@ async def _latency(http: aiohttp.ClientSession, urls: list[str], n: int) -> dict
     }
 
 
+async def _handoff(http: aiohttp.ClientSession, urls: list[str], n: int) -> list[float]:
+    """Release-to-grant times (ms): a lease of backend ``one`` (1 slot) held through one replica
+    is released while a request waits at the next replica; from sending the release until the
+    waiter's answer arrives."""
+    out: list[float] = []
+    for i in range(n):
+        a, b = urls[i % len(urls)], urls[(i + 1) % len(urls)]
+        async with http.post(a + "/v1/backends/one/acquire", json={}) as r:
+            held = await r.json()
+        waiter = asyncio.ensure_future(http.post(b + "/v1/backends/one/acquire", json={}))
+        while True:  # queued at b
+            async with http.get(b + "/v1/backends") as r:
+                one = next(x for x in (await r.json())["backends"] if x["name"] == "one")
+            if one["waiting"] == 1:
+                break
+            await asyncio.sleep(0.002)
+        t0 = time.perf_counter()
+        async with http.post(a + f"/v1/leases/{held['lease_id']}/release") as r:
+            await r.read()
+        resp = await waiter
+        lease = await resp.json()
+        out.append((time.perf_counter() - t0) * 1e3)
+        resp.release()
+        async with http.post(b + f"/v1/leases/{lease['lease_id']}/release") as r:
+            await r.read()
+    return out
+
+
 async def _rate(http: aiohttp.ClientSession, urls: list[str], secs: float) -> float:
     total = 0
     stop_at = time.perf_counter() + secs
@@ -125,6 +155,7 @@ async def _point(store: str, replicas: int, global_order: bool, quick: bool) -> 
         async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0)) as http:
             lat = await _latency(http, urls, 300 if quick else 1500)
             rate = await _rate(http, urls, 1.0 if quick else 3.0)
+            handoff = np.array(await _handoff(http, urls, 30 if quick else 100))
     finally:
         for proc in procs:
             proc.terminate()
@@ -135,6 +166,8 @@ async def _point(store: str, replicas: int, global_order: bool, quick: bool) -> 
         "mode": "global" if global_order else "local",
         **lat,
         "acquire_release_per_s": rate,
+        "handoff_p50_ms": float(np.percentile(handoff, 50)),
+        "handoff_p99_ms": float(np.percentile(handoff, 99)),
     }
 
 
@@ -186,7 +219,8 @@ def run_replicas(quick: bool) -> dict[str, Any]:
     result = asyncio.run(_run(quick))
     console = Console()
     table = Table(title="free-slot acquire through N replicas on one Redis (same run)")
-    for col in ("replicas", "order", "acquire p50 ms", "p99 ms", "echo p50 ms", "acq+rel/s"):
+    cols = ("replicas", "order", "acquire p50 ms", "p99 ms", "echo p50 ms", "acq+rel/s")
+    for col in (*cols, "hand-off p50 ms", "p99 ms"):
         table.add_column(col, justify="right")
     for p in result["points"]:
         table.add_row(
@@ -196,6 +230,8 @@ def run_replicas(quick: bool) -> dict[str, Any]:
             f"{p['acquire_p99_ms']:.3f}",
             f"{p['echo_p50_ms']:.3f}",
             f"{p['acquire_release_per_s']:,.0f}",
+            f"{p['handoff_p50_ms']:.2f}",
+            f"{p['handoff_p99_ms']:.2f}",
         )
     console.print(table)
     ok = "met" if result["targets"]["met"] else "MISSED"
@@ -213,8 +249,8 @@ def plot(result: dict[str, Any], path: Path) -> None:
     count, local-queue order next to the global order."""
     from plotting import figure, grouped_bars, save
 
-    fig, (lat_ax, rate_ax) = figure(
-        1, 2, (13, 4.8), "hermes serve replicas on one Redis: global order vs local queues"
+    fig, (lat_ax, rate_ax, hand_ax) = figure(
+        1, 3, (19, 4.8), "hermes serve replicas on one Redis: global order vs local queues"
     )
     labels = [f"{n} replica{'s' if n > 1 else ''}" for n in REPLICAS]
 
@@ -251,4 +287,18 @@ def plot(result: dict[str, Any], path: Path) -> None:
         fmt=lambda v: f"{v:,.0f}",
         legend="upper left",
     )
+    if "handoff_p50_ms" in result["points"][0]:
+        grouped_bars(
+            hand_ax,
+            labels,
+            {
+                "local queues (today): retry every 20 ms": series("local", "handoff_p50_ms"),
+                "global order: pub/sub hand-off": series("global", "handoff_p50_ms"),
+            },
+            horizontal=False,
+            axis_label="release sent -> waiter answered, p50 (ms)",
+            title="Hand-off of a freed slot to a waiter at the next replica",
+            fmt=lambda v: f"{v:.2f}",
+            legend="upper left",
+        )
     save(fig, path)
