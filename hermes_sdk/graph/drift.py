@@ -32,6 +32,7 @@ from bisect import bisect_left, bisect_right
 from collections import deque
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
+from functools import lru_cache
 from statistics import NormalDist
 
 from hermes_sdk.errors import GraphError
@@ -44,6 +45,7 @@ _CLIP = 4.0  # scores are clipped to [-4, 4]: one outlier never alarms alone
 _SIEGMUND = 1.166  # overshoot correction of Siegmund's ARL approximation (2 * 0.583)
 
 
+@lru_cache(maxsize=64)
 def cusum_threshold(arl0: float, k: float) -> float:
     """Threshold ``h`` of a one-sided normal CUSUM with reference value ``k`` (> 0) whose
     in-control average run length (observations between false alarms) is ``arl0``.
@@ -121,6 +123,19 @@ class Cusum:
         return None
 
 
+def _change_offset(zs: list[float]) -> int:
+    """Where in an alarming excursion ``zs`` the change most likely began: the split maximizing
+    the log-likelihood ratio of a mean shift of the excursion's own size (the CUSUM's start,
+    tuned for a small shift, often holds a few pre-change scores)."""
+    delta = sum(zs) / len(zs)
+    best, at, tail = 0.0, 0, 0.0
+    for j in range(len(zs) - 1, -1, -1):
+        tail += delta * (zs[j] - delta / 2.0)
+        if tail > best:
+            best, at = tail, j
+    return at
+
+
 class Stream:
     """One monitored stream: its frozen reference, its CUSUM and the times of its excursion."""
 
@@ -132,6 +147,7 @@ class Stream:
         "_settings",
         "_times",
         "_weyl",
+        "_zs",
     )
 
     def __init__(self, settings: DriftSettings, h: float) -> None:
@@ -141,6 +157,7 @@ class Stream:
         self._seen = 0  # observations since the last change
         self._next_freeze = settings.min_reference
         self._times: list[float] = []  # times of the current excursion's observations
+        self._zs: list[float] = []  # and their scores
         self._weyl = 0.0
 
     def restart(self, kept: int) -> None:
@@ -150,6 +167,7 @@ class Stream:
         self._next_freeze = self._settings.min_reference
         self._cusum = Cusum(self._cusum.k, self._cusum.h)
         self._times.clear()
+        self._zs.clear()
 
     def _due(self) -> bool:
         return self._seen >= self._next_freeze
@@ -166,14 +184,20 @@ class Stream:
         z = _PHI_INV(min(max(u, 0.5 / n), 1.0 - 0.5 / n))
         return min(max(z, -_CLIP), _CLIP)
 
-    def _fold(self, z: float, time_s: float) -> tuple[int, float] | None:
+    def _fold(self, z: float, time_s: float, refine: bool = True) -> tuple[int, float] | None:
         length = self._cusum.update(z)
         up_or_down = max(self._cusum.up_len, self._cusum.down_len)
         self._times.append(time_s)
+        self._zs.append(z)
         if length is None:
-            del self._times[: max(0, len(self._times) - up_or_down)]
+            drop = max(0, len(self._times) - up_or_down)
+            del self._times[:drop]
+            del self._zs[:drop]
             return None
-        since = self._times[-length] if length <= len(self._times) else self._times[0]
+        length = min(length, len(self._zs))
+        if refine:  # a row's two-valued scores: the CUSUM's own start estimates better
+            length -= _change_offset(self._zs[-length:])
+        since = self._times[-length]
         self.restart(length)
         return length, since
 
@@ -211,7 +235,7 @@ class Stream:
         top -= 1 if hit else 0
         p0 = min(max(top / n, 0.5 / n), 1.0 - 0.5 / n)
         z = ((1.0 if hit else 0.0) - p0) / math.sqrt(p0 * (1.0 - p0))
-        return self._fold(min(max(z, -_CLIP), _CLIP), time_s)
+        return self._fold(min(max(z, -_CLIP), _CLIP), time_s, refine=False)
 
 
 class DriftMonitor:

@@ -18,6 +18,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from hermes_sdk.errors import ConfigError
+from hermes_sdk.graph import drift
 
 
 @dataclass(frozen=True, slots=True)
@@ -146,9 +147,12 @@ class IdleHistogram:
 
 
 class ColdStartSketch:
-    """Observed start-up seconds of one backend (bounded window) with a prior until observed."""
+    """Observed start-up seconds of one backend (bounded window) with a prior until observed.
 
-    __slots__ = ("_quantiles", "_values_s", "prior_s", "window")
+    A change detector (:mod:`hermes_sdk.graph.drift`) watches the start-up times: when they
+    change (a new image, a new model), the ones from before the change are dropped."""
+
+    __slots__ = ("_drift", "_observed", "_quantiles", "_values_s", "changes", "prior_s", "window")
 
     def __init__(self, prior_s: float = 10.0, window: int = 200) -> None:
         if not (prior_s >= 0.0 and math.isfinite(prior_s)) or window < 1:
@@ -157,6 +161,10 @@ class ColdStartSketch:
         self.window = window
         self._values_s: list[float] = []
         self._quantiles: dict[float, float] = {}
+        self._drift = drift.Stream(drift.DEFAULT, drift.DEFAULT.threshold)
+        self._observed = 0
+        self.changes = 0
+        """Changes of the start-up time detected so far."""
 
     def observe(self, startup_s: float) -> None:
         """Record one observed cold start (seconds from start command to ready)."""
@@ -166,6 +174,11 @@ class ColdStartSketch:
         self._values_s.append(float(startup_s))
         if len(self._values_s) > self.window:
             del self._values_s[0]
+        self._observed += 1
+        hit = self._drift.value(startup_s, self._observed, self._values_s, self.window)
+        if hit is not None:
+            del self._values_s[: max(0, len(self._values_s) - hit[0])]
+            self.changes += 1
 
     @property
     def count(self) -> int:

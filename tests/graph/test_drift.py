@@ -159,3 +159,16 @@ def test_export_carries_the_last_change_per_node_and_round_trips() -> None:
     quiet = PDGraph("drift")
     quiet.observe(stream(BASE, BASE, 0, 1, seed=0)[0])
     assert all("changed_at" not in nd for nd in cast(list[Any], quiet.to_dict()["nodes"]))
+
+
+def test_the_prewarm_planners_cold_start_estimate_follows_a_change() -> None:
+    from hermes_sdk.prewarm.keepalive import ColdStartSketch
+
+    sketch, rng = ColdStartSketch(window=200), np.random.default_rng(5)
+    for _ in range(150):
+        sketch.observe(float(rng.uniform(4.0, 6.0)))
+    assert sketch.changes == 0 and sketch.count == 150
+    for _ in range(60):  # a new image: starts take twice as long
+        sketch.observe(float(rng.uniform(8.0, 12.0)))
+    assert sketch.changes == 1
+    assert sketch.mean_s() == pytest.approx(10.0, rel=0.05)
