@@ -21,6 +21,7 @@ import json
 import os
 import platform
 import random
+import signal
 import socket
 import subprocess
 import sys
@@ -38,6 +39,9 @@ DECISION_P99_TARGET_MS = 5.0
 SLOTS = 32
 APPS = 20
 BATCH = 50
+HOLD_S = 0.02
+RAMP_STEP = 250
+"""How long a granted run holds its slot before releasing it (seconds)."""
 NODES = ("plan", "search", "refine")
 CYCLE = ("plan", "search", "refine")
 
@@ -77,6 +81,14 @@ async def _wait_up(http: aiohttp.ClientSession, url: str) -> None:
     raise RuntimeError("server did not start")
 
 
+def _gauge(metrics: str, name: str) -> float:
+    """The value of one sample line ``name value`` of the Prometheus text (0 if absent)."""
+    for line in metrics.splitlines():
+        if line.startswith(name + " "):
+            return float(line.split()[-1])
+    return 0.0
+
+
 def _rank_p99_ms(metrics: str) -> float | None:
     """p99 of ``hermes_rank_latency_seconds`` from the Prometheus text (bucket upper bound)."""
     buckets: list[tuple[float, float]] = []
@@ -108,6 +120,9 @@ async def _run(n_runs: int, secs: float, event_clients: int) -> dict[str, Any]:
             "--backend",
             f"gpu={SLOTS}:600",
         ]
+        profile = os.environ.get("HERMES_LIVE_PROFILE")  # cProfile output path for the server
+        if profile:
+            cmd = [sys.executable, "-m", "cProfile", "-o", profile, "-m", "hermes_sdk", *cmd[1:]]
         proc = subprocess.Popen(cmd)
         try:
             connector = aiohttp.TCPConnector(limit=0)
@@ -116,7 +131,10 @@ async def _run(n_runs: int, secs: float, event_clients: int) -> dict[str, Any]:
                 await _wait_up(http, url)
                 return await _load(http, url, n_runs, secs, event_clients, rng, proc.pid)
         finally:
-            proc.terminate()
+            if profile:
+                proc.send_signal(signal.SIGINT)  # lets cProfile write its output
+            else:
+                proc.terminate()
             proc.wait(20)
 
 
@@ -160,14 +178,30 @@ async def _load(
                 lease = await resp.json()
             grants.append(time.perf_counter())
             holding.add(rid)
-            await asyncio.sleep(0.002)
+            await asyncio.sleep(HOLD_S)
             releases.append(time.perf_counter())
             async with http.post(url + f"/v1/leases/{lease['lease_id']}/release") as resp:
                 await resp.read()
             holding.discard(rid)
 
-    tasks = [asyncio.ensure_future(waiter(rid)) for rid in runs]
-    await asyncio.sleep(2.0 + n_runs / 2000)  # every acquire is queued
+    # the event clients' connections are opened (and kept alive) before 10,000 others queue
+    # up at the listen socket; waiters connect in steps so the accept backlog never overflows
+    # (a dropped SYN costs a 1-3 s retransmission, which would be measured as latency)
+    events_http = aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=event_clients))
+    await asyncio.gather(
+        *(_post(events_http, url + "/v1/events", {"events": []}) for _ in range(event_clients))
+    )
+    tasks = []
+    for start in range(0, n_runs, RAMP_STEP):
+        tasks += [asyncio.ensure_future(waiter(rid)) for rid in runs[start : start + RAMP_STEP]]
+        await asyncio.sleep(0.1)
+    depth = 0.0
+    for _ in range(100):  # until every acquire is queued
+        await asyncio.sleep(0.2)
+        async with http.get(url + "/metrics") as resp:
+            depth = _gauge(await resp.text(), 'hermes_queue_depth{backend="gpu"}')
+        if depth >= n_runs - SLOTS:
+            break
     grants.clear()
     releases.clear()
     accepted = 0
@@ -196,18 +230,19 @@ async def _load(
             )
             seq += 1
             t0 = time.perf_counter()
-            data = await _post(http, url + "/v1/events", {"events": events})
+            data = await _post(events_http, url + "/v1/events", {"events": events})
             batch_ms.append((time.perf_counter() - t0) * 1e3)
             accepted += data["accepted"] - 1  # the run_end is not rank-bearing
 
-    cpu0, t0 = _process_cpu_s(pid), time.perf_counter()
+    cpu0, t0, own0 = _process_cpu_s(pid), time.perf_counter(), time.process_time()
     await asyncio.gather(*(events_client(c) for c in range(event_clients)))
     elapsed = time.perf_counter() - t0
-    cpu1 = _process_cpu_s(pid)
+    cpu1, own_cpu = _process_cpu_s(pid), time.process_time() - own0
     server_cpu = None if cpu0 is None or cpu1 is None else cpu1 - cpu0
     n_grants = len(grants)
     decision_ms = np.array(_pair_fifo(sorted(releases), sorted(grants))) * 1e3
     stop.set()
+    await events_http.close()
     async with http.get(url + "/metrics") as resp:
         metrics = await resp.text()
     for task in tasks:
@@ -220,12 +255,14 @@ async def _load(
     ]
     return {
         "runs": n_runs,
+        "queued_at_start": depth,
         "slots": SLOTS,
         "apps": APPS,
         "event_clients": event_clients,
         "seconds": elapsed,
         "rank_bearing_events_per_s": accepted / elapsed,
         "server_cpu_s_during_load": server_cpu,
+        "load_generator_cpu_s_during_load": own_cpu,
         "rank_bearing_events_per_server_cpu_s": (accepted / server_cpu if server_cpu else None),
         "grants_per_s": n_grants / elapsed,
         "events_batch_ms": {

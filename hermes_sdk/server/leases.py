@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import math
+import weakref
 from typing import cast
 
 from aiohttp import web
@@ -66,21 +67,46 @@ async def list_backends(request: web.Request) -> web.Response:
     )
 
 
+class _Watch:
+    """The waiting acquires of one event loop, checked for gone clients by one sweeper task
+    (one wake-up per DISCONNECT_POLL_S for all of them, not one per waiter)."""
+
+    def __init__(self) -> None:
+        self.waiting: dict[asyncio.Task[Lease], web.Request] = {}
+        self.sweeper: asyncio.Task[None] | None = None
+
+    async def sweep(self) -> None:
+        while self.waiting:
+            await asyncio.sleep(DISCONNECT_POLL_S)
+            for task, request in list(self.waiting.items()):
+                if not task.done() and _gone(request):
+                    task.cancel()
+
+
+_WATCHES: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _Watch] = weakref.WeakKeyDictionary()
+
+
 async def _wait_or_disconnect(request: web.Request, task: asyncio.Task[Lease]) -> Lease | None:
     """The task's lease, or None if the client went away first (the waiter is removed)."""
+    loop = asyncio.get_running_loop()
+    watch = _WATCHES.get(loop)
+    if watch is None:
+        watch = _WATCHES[loop] = _Watch()
+    watch.waiting[task] = request
+    if watch.sweeper is None or watch.sweeper.done():
+        watch.sweeper = asyncio.ensure_future(watch.sweep())
     try:
-        while True:
-            done, _ = await asyncio.wait({task}, timeout=DISCONNECT_POLL_S)
-            if done:
-                return task.result()
-            if _gone(request):
-                task.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await task
-                return None
+        return await asyncio.shield(task)
     except asyncio.CancelledError:
-        task.cancel()
-        raise
+        current = asyncio.current_task()
+        if current is not None and current.cancelling():  # this handler was cancelled
+            task.cancel()
+            raise
+        with contextlib.suppress(asyncio.CancelledError):
+            await task  # the sweeper cancelled it (the client went away): let it clean up
+        return None
+    finally:
+        watch.waiting.pop(task, None)
 
 
 @routes.post("/v1/backends/{name}/acquire")
