@@ -9,7 +9,9 @@ and the graph configuration, so that ``from_dict`` rebuilds the same graph, lear
 identically and ``to_json(from_json(s)) == s``. ``failed_runs`` (optional, default 0) counts the
 runs, among ``runs``, that were learned as failed. A node's ``changes`` and ``changed_at``
 (optional, absent when no change was detected: see :mod:`hermes_sdk.graph.drift`) count its
-detected changes and say when the last one began.
+detected changes and say when the last one began. The change detectors' own state is not in
+the document: a rebuilt graph re-arms them on its samples (after ``min_reference`` of each), so
+learning continues identically except for when a change in progress is detected.
 """
 
 from __future__ import annotations
