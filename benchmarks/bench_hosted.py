@@ -293,7 +293,7 @@ async def _drive(
     }
 
 
-def _plot(doc: dict) -> None:
+def _plot(doc: dict, png: Path = PLOT) -> None:
     ways = [r["way"] for r in doc["results"]]
     fig, axes = figure(1, 2, (11, 3.8), f"Hosted API at 90% of {doc['tpm']:,} TPM")
     grouped_bars(
@@ -316,7 +316,7 @@ def _plot(doc: dict) -> None:
         axis_label="count / %",
         title="429s reaching apps, budget use",
     )
-    save(fig, PLOT)
+    save(fig, png)
 
 
 def main() -> None:
@@ -330,6 +330,7 @@ def main() -> None:
     p.add_argument("--sat-s", type=float, default=30.0)
     p.add_argument("--step-s", type=float, default=0.005, help="provider seconds per token")
     p.add_argument("--seed", type=int, default=1)
+    p.add_argument("--out", type=Path, default=RESULTS, help="JSON path (PNG beside it)")
     args = p.parse_args()
     if args.quick:
         args.duration_s, args.warmup_s, args.sat_s = 50.0, 15.0, 15.0
@@ -362,9 +363,9 @@ def main() -> None:
             >= 0.95,
         },
     }
-    RESULTS.parent.mkdir(parents=True, exist_ok=True)
-    RESULTS.write_text(json.dumps(doc, indent=2) + "\n")
-    _plot(doc)
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(doc, indent=2) + "\n")
+    _plot(doc, args.out.with_suffix(".png"))
     print(json.dumps({k: doc[k] for k in ("gittins_vs_direct_mean", "gittins_vs_fcfs_mean")}))
     print(json.dumps(doc["targets"]))
 
