@@ -171,6 +171,7 @@ async def _proxy(request: web.Request) -> web.StreamResponse:
     override_body(body, fields.body)
     state = CallState(waited_s=granted_at - queued_at)
     charged = budget is not None
+    throttled_s = 0.0
     try:
         while True:
             answer = await forward(
@@ -186,8 +187,12 @@ async def _proxy(request: web.Request) -> web.StreamResponse:
             )
             if book is None or not state.throttled:
                 return answer
-            # a 429 from the provider: keep the slot, retry when the budget allows
+            # a 429 from the provider: keep the slot, retry when the budget allows; the wait
+            # counts as queueing (X-Hermes-Queue-Wait), not as the unit's service
+            retry_from = time.perf_counter()
             charged = await book.retry_when_allowed(upstream.name, cost, deadline_at)
+            throttled_s += time.perf_counter() - retry_from
+            state.waited_s = granted_at - queued_at + throttled_s
             if not charged:
                 return answer  # the request's timeout passed: now the app sees the 429
             state.throttled = False
@@ -215,8 +220,8 @@ async def _proxy(request: web.Request) -> web.StreamResponse:
                 priority=None if state.priority_dropped else priority,
                 rank_s=rank,
                 status=state.status,
-                waited_s=granted_at - queued_at,
-                service_s=time.perf_counter() - granted_at,
+                waited_s=granted_at - queued_at + throttled_s,
+                service_s=time.perf_counter() - granted_at - throttled_s,
                 input_tokens=state.input_tokens,
                 output_tokens=state.output_tokens,
                 failed=state.status >= 400 or state.disconnected,
