@@ -24,6 +24,7 @@ import importlib
 import json
 import os
 import platform
+import sys
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -352,9 +353,7 @@ def main() -> None:
         seeds = [int(s) for s in args.seeds.split(",")]
         report["sim"] = sim_part(1200 if args.quick else 12000, seeds, args.mc)
         print(json.dumps(report["sim"]["checks"], indent=1), flush=True)
-    report["command"] = "benchmarks/bench_rank.py " + " ".join(
-        a for a in ("--quick" if args.quick else "", f"--part {args.part}") if a
-    )
+    report["command"] = "benchmarks/bench_rank.py " + " ".join(sys.argv[1:])
     RESULTS.parent.mkdir(parents=True, exist_ok=True)
     RESULTS.write_text(json.dumps(report, indent=1) + "\n")
     plot(report, PNG)
