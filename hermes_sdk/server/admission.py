@@ -301,6 +301,18 @@ class AdmissionQueue:
             self.backend, ledger_member(tenant, lease_id), self.max_inflight, self.lease_s
         ):
             return None
+        return self._record(lease_id, tenant, run_key, rank_s, enqueued_at_s, now)
+
+    def _record(
+        self,
+        lease_id: str,
+        tenant: str,
+        run_key: Hashable | None,
+        rank_s: float,
+        enqueued_at_s: float,
+        now: float,
+    ) -> Lease:
+        """Holds and counts a lease granted at `now` to a waiter queued at `enqueued_at_s`."""
         lease = Lease(
             lease_id=lease_id,
             backend=self.backend,
@@ -311,7 +323,7 @@ class AdmissionQueue:
             granted_at_s=now,
             expires_at_s=now + self.lease_s,
         )
-        self._leases[lease.lease_id] = lease
+        self._leases[lease_id] = lease
         self.granted += 1
         return lease
 

@@ -124,7 +124,7 @@ class GlobalAdmissionQueue(AdmissionQueue):
         if member is None:
             if len(self._leases) >= self.max_inflight:  # some were released through others
                 AdmissionQueue.reconcile(self)
-            return self._record(wid, tenant, run_key, math.nan, now)
+            return self._record(wid, tenant, run_key, math.nan, now, self._clock())
         loop = asyncio.get_running_loop()
         waiter = _Waiter(rank, next(self._seq), tenant, run_key, now, loop.create_future())
         self._join(wid, waiter, member)
@@ -169,27 +169,14 @@ class GlobalAdmissionQueue(AdmissionQueue):
             self._give_back(waiter.tenant, waiter_id, 0.0)
             return
         lease = self._record(
-            waiter_id, waiter.tenant, waiter.run_key, waiter.rank_s, waiter.enqueued_at_s
+            waiter_id,
+            waiter.tenant,
+            waiter.run_key,
+            waiter.rank_s,
+            waiter.enqueued_at_s,
+            self._clock(),
         )
         waiter.future.set_result(lease)
-
-    def _record(
-        self, lease_id: str, tenant: str, run_key: Hashable | None, rank_s: float, since: float
-    ) -> Lease:
-        now = self._clock()
-        lease = Lease(
-            lease_id=lease_id,
-            backend=self.backend,
-            tenant=tenant,
-            run_key=run_key,
-            rank_s=rank_s,
-            waited_s=max(0.0, now - since),
-            granted_at_s=now,
-            expires_at_s=now + self.lease_s,
-        )
-        self._leases[lease_id] = lease
-        self.granted += 1
-        return lease
 
     def _withdraw(self, wid: str, waiter: _Waiter) -> None:
         """A waiter gave up (timeout, client gone): leave the order, or free a slot in flight."""
