@@ -245,6 +245,7 @@ def _run_tenants(suite: str, quick: bool, out: Path) -> None:
     guard at load 0.95 next to the run's worst-slowdown bound; writes tenants.json."""
     import json
 
+    from hermes_sdk.cli.bench_tables import tenants_table
     from hermes_sdk.sim.fairness_runs import guard_checks, run_guard, run_tenants
     from hermes_sdk.sim.workloads import SUITES
 
@@ -261,34 +262,7 @@ def _run_tenants(suite: str, quick: bool, out: Path) -> None:
             warmup_apps=n_apps // 10,
             progress=lambda msg: status.update(f"{msg} done"),
         )
-    table = Table(title=f"tenants and starvation guard: {suite} mix (completion s)")
-    columns = (
-        "scenario",
-        "policy",
-        "mean",
-        "p99",
-        "max slowdown",
-        "bound",
-        "engine share",
-        "by tenant",
-    )
-    for col in columns:
-        table.add_column(col)
-    for r in rows:
-        share, means = r["tenant_share"], r.get("tenant_mean", {})
-        assert isinstance(share, dict) and isinstance(means, dict)
-        bound = r.get("max_slowdown_bound")
-        table.add_row(
-            str(r["scenario"]),
-            str(r["policy"]),
-            f"{r['mean']:.1f}",
-            f"{r['p99']:.1f}",
-            f"{r['max_slowdown']:.1f}",
-            "-" if bound is None else f"{bound:.2f}",
-            ", ".join(f"{t} {v:.1%}" for t, v in share.items()) or "-",
-            ", ".join(f"{t} {v:.1f}" for t, v in means.items()) or "-",
-        )
-    console.print(table)
+    console.print(tenants_table(rows, suite))
     checks = guard_checks(rows)
     per_seed = checks[f"{suite}_per_seed"]
     assert isinstance(per_seed, dict)

@@ -5,9 +5,11 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from rich.console import Console
 from typer.testing import CliRunner
 
 from hermes_sdk.cli import app
+from hermes_sdk.cli.bench_tables import tenants_table
 
 
 def test_bench_tenants_shows_fair_sharing_and_the_guard(tmp_path: Path) -> None:
@@ -33,6 +35,14 @@ def test_bench_tenants_shows_fair_sharing_and_the_guard(tmp_path: Path) -> None:
     assert set(doc["checks"]["light_per_seed"]["1"]) == {
         "drop", "mean_rise", "largest_possible_drop", "gap_closed"
     }  # fmt: skip
+    narrow = Console(width=80, record=True, file=None, force_terminal=False)
+    with narrow.capture() as cap:
+        narrow.print(tenants_table(doc["rows"], "light"))
+    lines = cap.get().splitlines()
+    assert max(len(line) for line in lines) <= 80
+    for scenario, policy in policies:  # every name whole on one line, never "gittin…"
+        assert any(scenario in line and policy in line for line in lines), (scenario, policy)
+    assert "…" not in cap.get()
 
 
 def test_bench_tenants_rejects_an_unknown_suite(tmp_path: Path) -> None:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -16,20 +16,7 @@ from hermes_langgraph.demo.runner import DemoConfig, PolicyOutcome, run_demo, su
 
 def run_with_report(config: DemoConfig, *, json_out: bool, console: Console) -> int:
     """Run the demo; print a table (or one JSON object with ``json_out``); returns an exit code."""
-    progress = Progress(
-        TextColumn("[bold]{task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeElapsedColumn(),
-        console=console,
-        disable=json_out,
-        transient=False,
-    )
-    tasks = {p: progress.add_task(f"apps under {p}", total=config.apps) for p in config.policies}
-
-    def on_progress(policy: str, done: int, total: int) -> None:
-        progress.update(tasks[policy], completed=done, total=total)
-
+    progress, on_progress = policy_progress(config, console, disable=json_out)
     with progress:
         outcomes, graphs, pids = run_demo(config, on_progress=on_progress)
     plot = plot_outcomes(outcomes, config.out / "demo.png")
@@ -39,6 +26,35 @@ def run_with_report(config: DemoConfig, *, json_out: bool, console: Console) -> 
         console.print(outcome_table(outcomes))
         console.print(f"plot: {plot}\ngraphs: {config.out / 'graphs'} ({len(graphs)} files)")
     return 0 if all(o.completed == o.apps for o in outcomes) else 1
+
+
+def policy_progress(
+    config: DemoConfig, console: Console, *, disable: bool = False
+) -> tuple[Progress, Callable[[str, int, int], None]]:
+    """One progress bar per policy; each bar's clock starts when that policy's pass starts
+    (the runner reports ``done=0`` first), so the second policy does not count the first's time."""
+    progress = Progress(
+        TextColumn("[bold]{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=console,
+        disable=disable,
+        transient=False,
+    )
+    tasks = {
+        p: progress.add_task(f"apps under {p}", total=config.apps, start=False)
+        for p in config.policies
+    }
+    started: set[str] = set()
+
+    def on_progress(policy: str, done: int, total: int) -> None:
+        if policy not in started:
+            started.add(policy)
+            progress.start_task(tasks[policy])
+        progress.update(tasks[policy], completed=done, total=total)
+
+    return progress, on_progress
 
 
 def outcome_table(outcomes: Sequence[PolicyOutcome]) -> Table:

@@ -236,6 +236,8 @@ def run_demo(
                 if on_progress is not None:
                     on_progress(policy, count, len(planned))
 
+            if on_progress is not None:  # this policy's pass starts now (its own clock)
+                on_progress(policy, 0, len(planned))
             done, failed = asyncio.run(_run_apps(planned, gateway, tick))
             hermes.flush(timeout_s=10.0)
             outcomes.append(_outcome(policy, len(planned), done, failed))
