@@ -49,6 +49,11 @@ def test_quick_demo_json_hermes_beats_fcfs_and_leaves_no_process(tmp_path: Path)
         assert result["completed"] == result["apps"] > 0
     assert hermes["mean"] < fcfs["mean"]
     assert hermes["p95"] < fcfs["p95"]
+    for result in (fcfs, hermes):  # the per-app-class view: each kind's mean and its ratio
+        assert set(result["per_app_vs_fcfs"]) == set(result["per_app"]) == set(fcfs["per_app"])
+    assert all(r == 1.0 for r in fcfs["per_app_vs_fcfs"].values())
+    for name, ratio in hermes["per_app_vs_fcfs"].items():
+        assert ratio == pytest.approx(hermes["per_app"][name] / fcfs["per_app"][name], rel=1e-3)
     assert doc["graphs"] and all(Path(p).is_file() for p in doc["graphs"])
     for name in ("rag", "react", "codefix", "mapreduce"):
         graph = json.loads((tmp_path / "graphs" / f"{name}.json").read_text())

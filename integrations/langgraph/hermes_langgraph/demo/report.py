@@ -11,6 +11,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from hermes_langgraph.demo.classes import BASELINE, per_class_vs_baseline, trade_note
 from hermes_langgraph.demo.runner import DemoConfig, PolicyOutcome, run_demo, summary_json
 
 
@@ -24,6 +25,9 @@ def run_with_report(config: DemoConfig, *, json_out: bool, console: Console) -> 
         print(summary_json(outcomes, graphs, pids))
     else:
         console.print(outcome_table(outcomes))
+        console.print(class_table(outcomes))
+        for line in trade_note(outcomes):
+            console.print(line, highlight=False, markup=False)
         console.print(f"plot: {plot}\ngraphs: {config.out / 'graphs'} ({len(graphs)} files)")
     return 0 if all(o.completed == o.apps for o in outcomes) else 1
 
@@ -74,6 +78,27 @@ def outcome_table(outcomes: Sequence[PolicyOutcome]) -> Table:
             f"{base.mean / o.mean:.2f}x",
             f"{base.p95 / o.p95:.2f}x",
         )
+    return table
+
+
+def class_table(outcomes: Sequence[PolicyOutcome]) -> Table:
+    """Mean completion (s) of each app kind under each policy, with its ratio to FCFS."""
+    ratios = per_class_vs_baseline(outcomes)
+    table = Table(title="Per app kind: mean completion (s) and ratio to FCFS")
+    table.add_column("app", no_wrap=True)
+    for o in outcomes:
+        table.add_column(o.policy, justify="right", no_wrap=True)
+        if o.policy != BASELINE:
+            table.add_column(f"/{BASELINE}", justify="right", no_wrap=True)
+    for name in sorted({n for o in outcomes for n in o.per_app}):
+        cells = [name]
+        for o in outcomes:
+            mean = o.per_app.get(name)
+            cells.append("-" if mean is None else f"{mean:.2f}")
+            if o.policy != BASELINE:
+                r = ratios.get(o.policy, {}).get(name)
+                cells.append("-" if r is None else f"{r:.2f}x")
+        table.add_row(*cells)
     return table
 
 

@@ -33,6 +33,7 @@ from hermes_langgraph import (
     async_httpx_response_hook,
 )
 from hermes_langgraph.demo.apps import DEMO_APPS
+from hermes_langgraph.demo.classes import per_class_vs_baseline
 from hermes_langgraph.demo.processes import ChildProcesses, free_port
 
 log = logging.getLogger("hermes_langgraph.demo")
@@ -280,9 +281,14 @@ def _export_graphs(gateway: str, out: Path) -> list[Path]:
 def summary_json(
     outcomes: Sequence[PolicyOutcome], graphs: Sequence[Path], pids: Sequence[int]
 ) -> str:
-    """The `--json` document: per-policy results, graph files written, child pids (all stopped)."""
+    """The `--json` document: per-policy results (``per_app``: mean completion per app kind, s;
+    ``per_app_vs_fcfs``: its ratio to FCFS), graph files written, child pids (all stopped)."""
+    ratios = per_class_vs_baseline(outcomes)
     policies = {
-        o.policy: {k: v for k, v in asdict(o).items() if k not in ("policy", "times_s")}
+        o.policy: {
+            **{k: v for k, v in asdict(o).items() if k not in ("policy", "times_s")},
+            "per_app_vs_fcfs": {n: round(r, 4) for n, r in ratios[o.policy].items()},
+        }
         for o in outcomes
     }
     return json.dumps(
