@@ -174,37 +174,16 @@ def bench(
 
 
 def print_tables(result: BenchResult) -> None:
-    """One table per (suite, load), then the floor checks."""
-    from hermes_sdk.sim.bench import BASELINE, check_floors, summarize
+    """Per (suite, load) the policy table and the app-kind table, then the floor checks."""
+    from hermes_sdk.cli.bench_tables import kind_table, summary_table
+    from hermes_sdk.sim.bench import check_floors, summarize
 
     summary = summarize(result.rows)
     for suite, load in sorted({(s.suite, s.load) for s in summary}):
-        table = Table(title=f"{suite} suite, load {load:g} (completion time, s; mean over seeds)")
-        cols = ("policy", "mean", "p50", "p95", "p99", f"mean/{BASELINE}", f"p95/{BASELINE}")
-        for col in (*cols, "engine busy", "cold wait"):
-            table.add_column(col, justify="left" if col == "policy" else "right")
-        has_deadlines = any(s.deadline_hit_rate is not None for s in summary)
-        if has_deadlines:
-            table.add_column("deadline hit", justify="right")
-        for s in summary:
-            if (s.suite, s.load) != (suite, load):
-                continue
-            cells = [
-                s.policy,
-                f"{s.mean:.1f}",
-                f"{s.p50:.1f}",
-                f"{s.p95:.1f}",
-                f"{s.p99:.1f}",
-                "-" if s.mean_vs_fcfs is None else f"{s.mean_vs_fcfs:.2f}x",
-                "-" if s.p95_vs_fcfs is None else f"{s.p95_vs_fcfs:.2f}x",
-                f"{s.utilization:.0%}",
-                f"{s.cold_wait_s:.2f}",
-            ]
-            if has_deadlines:
-                hit = s.deadline_hit_rate
-                cells.append("-" if hit is None else f"{hit:.1%}")
-            table.add_row(*cells)
-        console.print(table)
+        console.print(summary_table(summary, suite, load))
+        kinds = kind_table(summary, suite, load)
+        if kinds is not None:
+            console.print(kinds)
     if result.tightness:
         table = Table(title="deadline hit rate vs tightness (factor x standalone time)")
         for col in ("suite", "factor", "fcfs", "edf", "lstf"):

@@ -149,6 +149,8 @@ def _rounded(d: Mapping[str, object]) -> dict[str, JsonValue]:
             out[k] = round(v, 4)
         elif v is None or isinstance(v, (str, int, bool)):
             out[k] = v
+        elif isinstance(v, Mapping):  # per-kind means and ratios
+            out[k] = {str(name): round(float(x), 4) for name, x in v.items()}
         else:
             raise TypeError(f"{k}: cannot serialise {type(v).__name__}")
     return out

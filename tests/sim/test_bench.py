@@ -9,8 +9,10 @@ import sys
 from dataclasses import replace
 from pathlib import Path
 
+import numpy as np
 import pytest
 
+from hermes_sdk.sim import simulate
 from hermes_sdk.sim.bench import (
     BenchConfig,
     BenchRow,
@@ -20,9 +22,18 @@ from hermes_sdk.sim.bench import (
     run_job,
     summarize,
 )
+from hermes_sdk.sim.bench_summary import paired_ratio_ci
+from hermes_sdk.sim.workloads import SUITES
 
 
-def _row(policy: str, seed: int, mean: float, p95: float, load: float = 0.95) -> BenchRow:
+def _row(
+    policy: str,
+    seed: int,
+    mean: float,
+    p95: float,
+    load: float = 0.95,
+    per_kind: dict[str, float] | None = None,
+) -> BenchRow:
     return BenchRow(
         suite="paper",
         load=load,
@@ -37,6 +48,7 @@ def _row(policy: str, seed: int, mean: float, p95: float, load: float = 0.95) ->
         utilization=load,
         cold_wait_s=0.0,
         wall_s=0.1,
+        per_kind=per_kind or {},
     )
 
 
@@ -56,6 +68,74 @@ def test_summary_averages_seeds_and_ratios_to_fcfs() -> None:
     assert by["gittins"].p95_vs_fcfs is not None
     assert math.isclose(by["gittins"].p95_vs_fcfs, 0.3)
     assert by["gittins"].deadline_hit_rate is None
+
+
+def test_paired_ratio_ci_is_exact_for_proportional_pairs_and_covers_at_95() -> None:
+    ratio, low, high = paired_ratio_ci([30.0, 60.0, 90.0], [100.0, 200.0, 300.0])
+    assert math.isclose(ratio, 0.3) and low is not None and high is not None
+    assert math.isclose(low, 0.3) and math.isclose(high, 0.3)  # no residual: no width
+    assert paired_ratio_ci([1.0], [2.0]) == (0.5, None, None)
+    # Coverage on synthetic paired seeds with a known ratio of expectations (0.4): the
+    # per-seed FCFS mean varies a lot (heavy tails), the policy's moves with it plus noise.
+    rng = np.random.default_rng(17)
+    hits, widths = 0, []
+    for _ in range(2000):
+        base = rng.lognormal(4.0, 0.4, size=5)
+        values = 0.4 * base * rng.normal(1.0, 0.1, size=5)
+        _, lo, hi = paired_ratio_ci(values, base)
+        assert lo is not None and hi is not None
+        hits += lo <= 0.4 <= hi
+        widths.append(hi - lo)
+    assert 0.92 <= hits / 2000 <= 0.98
+    # pairing cancels the per-seed FCFS swings (40% lognormal): the interval stays narrow
+    assert float(np.median(widths)) < 0.2
+
+
+def test_summary_reports_paired_cis_and_per_kind_ratios() -> None:
+    rows = []
+    for seed, scale in ((1, 1.0), (2, 1.6), (3, 0.7)):
+        rows.append(
+            _row(
+                "fcfs",
+                seed,
+                100.0 * scale,
+                300.0 * scale,
+                per_kind={"big": 200 * scale, "small": 50 * scale},
+            )
+        )
+        rows.append(
+            _row(
+                "gittins",
+                seed,
+                30.0 * scale + seed,
+                90.0 * scale,
+                per_kind={"big": 400 * scale, "small": 10 * scale},
+            )
+        )
+    by = {s.policy: s for s in summarize(rows)}
+    g = by["gittins"]
+    assert g.n == 100 and g.seeds == 3
+    assert g.mean_vs_fcfs is not None and g.mean_vs_fcfs_ci_low is not None
+    assert g.mean_vs_fcfs_ci_high is not None
+    assert g.mean_vs_fcfs_ci_low < g.mean_vs_fcfs < g.mean_vs_fcfs_ci_high
+    assert g.p95_vs_fcfs_ci_low is not None and math.isclose(g.p95_vs_fcfs_ci_low, 0.3)
+    assert by["fcfs"].mean_vs_fcfs_ci_low == by["fcfs"].mean_vs_fcfs_ci_high == 1.0
+    assert g.per_kind_vs_fcfs == {"big": pytest.approx(2.0), "small": pytest.approx(0.2)}
+    assert g.per_kind["big"] == pytest.approx(400 * (1.0 + 1.6 + 0.7) / 3)
+
+
+def test_gittins_oracle_is_gittins_on_the_true_distributions_same_apps() -> None:
+    config = BenchConfig(suites=("light",), n_apps=60, warmup_apps=10)
+    out = run_job(config, Job("grid", "light", 0.9, seed=2, policy="gittins_oracle"))
+    assert out.row is not None and out.row.policy == "gittins_oracle"
+    oracle = simulate(
+        SUITES["light"](load=0.9, seed=2, n_apps=60, warmup_apps=10, learning="oracle"),
+        "gittins",
+        seed=2,
+    )
+    assert out.row.mean == pytest.approx(float(oracle.mean)) and out.row.n == oracle.n
+    online = run_job(config, Job("grid", "light", 0.9, seed=2, policy="gittins"))
+    assert online.row is not None and online.row.n == out.row.n
 
 
 def test_floors_pass_and_miss() -> None:
@@ -140,13 +220,18 @@ def test_quick_bench_subprocess_writes_every_documented_field(tmp_path: Path) ->
     assert doc["command"].startswith("hermes ") and "--quick" in doc["command"]
     assert {r["suite"] for r in doc["rows"]} == {"paper", "light"}
     policies = {"fcfs", "app_fcfs", "las", "sjf_mean", "gittins", "gittins_blind", "srpt_oracle"}
+    policies.add("gittins_oracle")
     assert {r["policy"] for r in doc["rows"]} == policies
     for row in doc["rows"]:
         for key in ("suite", "load", "policy", "seed", "n", "mean", "p50", "p95", "p99"):
             assert key in row
         assert row["deadline_hit_rate"] is None  # no --deadlines
         assert row["n"] == 100 and row["p50"] <= row["p95"] <= row["p99"]
+        assert row["per_kind"] and all(v > 0 for v in row["per_kind"].values())
     assert {s["policy"] for s in doc["summary"]} == policies
+    for s in doc["summary"]:  # one seed: no interval, but every field is there
+        assert s["n"] == 100 and s["mean_vs_fcfs_ci_low"] is None
+        assert set(s["per_kind_vs_fcfs"]) <= set(s["per_kind"])
     assert doc["floors"] and all(isinstance(f["passed"], bool) for f in doc["floors"])
     sweep = doc["tightness"]
     assert {t["policy"] for t in sweep} == {"fcfs", "edf", "lstf"}
