@@ -115,6 +115,8 @@ class BenchResult:
     learning: dict[str, JsonValue] = field(default_factory=dict)
     learning_sim: dict[str, JsonValue] = field(default_factory=dict)
     plots: list[str] = field(default_factory=list)
+    wall_s: float = 0.0
+    """Wall-clock seconds of the whole grid (every job, all worker processes)."""
 
 
 Step = Callable[[str], None]
@@ -278,6 +280,7 @@ def run_bench(config: BenchConfig, command: str, *, step: Step | None = None) ->
     """Run every job of :func:`plan` (in a pool of ``config.jobs`` processes when > 1) and
     collect the results in a deterministic order."""
     tick = step or (lambda _desc: None)
+    start = time.perf_counter()
     jobs = plan(config)
     outcomes: list[JobOutcome] = []
     if config.jobs <= 1:
@@ -292,7 +295,9 @@ def run_bench(config: BenchConfig, command: str, *, step: Step | None = None) ->
                 outcome = future.result()
                 outcomes.append(outcome)
                 tick(outcome.job.label)
-    return _collect(config, command, outcomes)
+    result = _collect(config, command, outcomes)
+    result.wall_s = time.perf_counter() - start
+    return result
 
 
 def _collect(config: BenchConfig, command: str, outcomes: Sequence[JobOutcome]) -> BenchResult:

@@ -127,6 +127,7 @@ def results_json(result: BenchResult) -> dict[str, JsonValue]:
         "command": result.command,
         "hermes_version": hermes_sdk.__version__,
         "created_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "wall_s": round(result.wall_s, 1),
         "config": config,
         "rows": [{"suite": r.suite, **row_json(r)} for r in result.rows],
         "summary": [_rounded(asdict(s)) for s in summary],

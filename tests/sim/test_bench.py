@@ -218,6 +218,7 @@ def test_quick_bench_subprocess_writes_every_documented_field(tmp_path: Path) ->
     assert "paper suite, load 0.9" in proc.stdout and "floors" in proc.stdout
     doc = json.loads((out / "results.json").read_text())
     assert doc["command"].startswith("hermes ") and "--quick" in doc["command"]
+    assert doc["wall_s"] > 0
     assert {r["suite"] for r in doc["rows"]} == {"paper", "light"}
     policies = {"fcfs", "app_fcfs", "las", "sjf_mean", "gittins", "gittins_blind", "srpt_oracle"}
     policies.add("gittins_oracle")
