@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
 import typer
+from rich import box
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
@@ -204,9 +205,9 @@ def print_tables(result: BenchResult) -> None:
         console.print(table)
     floors = check_floors(summary, result.tightness)
     if floors:
-        table = Table(title="floors (issue 9)")
+        table = Table(title="floors (issues 9, 17)", box=box.SIMPLE_HEAD, show_edge=False)
         for col in ("suite", "load", "check", "measured", "limit", ""):
-            table.add_column(col)
+            table.add_column(col, no_wrap=True)
         for f in floors:
             table.add_row(
                 f.suite,

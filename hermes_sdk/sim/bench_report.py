@@ -75,6 +75,7 @@ def check_floors(
                 ("gittins/app_fcfs mean", "app_fcfs", "mean", 0.90),
             ]
         wanted.append(("gittins/gittins_blind mean", "gittins_blind", "mean", 1.0))
+        wanted += _steady_floors(suite, load)
         for name, policy, metric, limit in wanted:
             value = ratio(policy, metric)
             if value is not None:
@@ -105,6 +106,25 @@ def check_floors(
             )
         )
     return checks
+
+
+def _steady_floors(suite: str, load: float) -> list[tuple[str, str, str, float]]:
+    """Issue 17's floors on seed-averaged steady-state ratios (checked only when both policies
+    ran; meaningful with the steady-state defaults, not with --quick)."""
+    wanted = [("steady: gittins/gittins_oracle mean", "gittins_oracle", "mean", 1.02)]
+    if load >= 0.85 - 1e-9:
+        wanted.append(("steady: gittins/fcfs p95", "fcfs", "p95", 1.0))
+        if suite == "paper":
+            wanted += [
+                ("steady: gittins/srpt_oracle mean", "srpt_oracle", "mean", 1.03),
+                ("steady: gittins/srpt_oracle p95", "srpt_oracle", "p95", 1.05),
+            ]
+    if suite == "paper" and math.isclose(load, 0.85):
+        wanted += [
+            ("steady: gittins/fcfs mean", "fcfs", "mean", 0.35),
+            ("steady: gittins/fcfs p95 at 0.85", "fcfs", "p95", 0.30),
+        ]
+    return wanted
 
 
 def _f(value: JsonValue) -> float:

@@ -170,6 +170,28 @@ def test_floors_pass_and_miss() -> None:
     assert not missed["gittins/gittins_blind mean"].passed
 
 
+def test_steady_state_floors_of_issue_17() -> None:
+    means = {"fcfs": 100.0, "gittins": 34.0, "gittins_oracle": 33.0, "srpt_oracle": 33.5}
+    rows = [_row(p, 1, m, m * 0.8 if p != "fcfs" else 110.0, load=0.85) for p, m in means.items()]
+    checks = {c.check: c for c in check_floors(summarize(rows), []) if c.check.startswith("st")}
+    assert set(checks) == {
+        "steady: gittins/gittins_oracle mean",
+        "steady: gittins/fcfs p95",
+        "steady: gittins/srpt_oracle mean",
+        "steady: gittins/srpt_oracle p95",
+        "steady: gittins/fcfs mean",
+        "steady: gittins/fcfs p95 at 0.85",
+    }
+    assert math.isclose(checks["steady: gittins/gittins_oracle mean"].value, 34 / 33)
+    assert not checks["steady: gittins/gittins_oracle mean"].passed  # 1.03 > 1.02
+    assert checks["steady: gittins/srpt_oracle mean"].passed  # 1.015 <= 1.03
+    assert checks["steady: gittins/fcfs mean"].passed  # 0.34 <= 0.35
+    assert checks["steady: gittins/fcfs p95 at 0.85"].passed  # 27.2 / 110 <= 0.30
+    light = [replace(r, suite="light", load=0.7) for r in rows]
+    names = {c.check for c in check_floors(summarize(light), [])}
+    assert names == {"steady: gittins/gittins_oracle mean"}
+
+
 def test_floors_only_where_the_issue_sets_them() -> None:
     rows = [_row(p, 1, 10.0, 20.0, load=0.7) for p in ("fcfs", "las", "gittins", "gittins_blind")]
     names = {c.check for c in check_floors(summarize(rows), [])}
