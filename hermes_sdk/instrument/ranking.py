@@ -18,7 +18,8 @@ from hermes_sdk.client.hints import Hints
 from hermes_sdk.graph.rank_tables import RankTables
 from hermes_sdk.graph.records import RunState
 from hermes_sdk.instrument import runtime as _rt
-from hermes_sdk.instrument.stages import NS_PER_S, UnitRecord, form_stages
+from hermes_sdk.instrument.run_position import state_after
+from hermes_sdk.instrument.stages import NS_PER_S, UnitRecord
 
 log = logging.getLogger("hermes_sdk.instrument")
 
@@ -58,7 +59,7 @@ def run_state(run: RunView, unit: UnitView | None) -> RunState:
         root_end = u.root.end_ns
         if u.root is not current and root_end is not None and root_end <= cut:
             done.append(u)
-    state = RunState.after(form_stages(done, now))
+    state = state_after(done, now)
     if current is None:
         return state
     counts = dict(state.visits)

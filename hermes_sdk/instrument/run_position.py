@@ -1,0 +1,126 @@
+"""A run's position between stages (node and visit counts), for the hint path.
+
+:func:`hermes_sdk.instrument.ranking.run_state` needs only the node names of the stages a run
+has completed, not the :class:`~hermes_sdk.graph.records.Stage` records. Forming and validating
+those records (:func:`~hermes_sdk.instrument.stages.form_stages`) on every hint cost ~15 us; the
+fast path here groups the completed top-level units by the same rule (sorted by start, transitive
+overlap) and keeps only the names. It is exact: where ``form_stages`` could reject the records
+(nested units whose tokens roll up, a call or stage longer than ``MAX_SERVICE_S``, a fan-out past
+``MAX_WIDTH``, an invalid name, kind, backend or token count) it returns None and the caller falls
+back to ``form_stages``, so the state is always the one the stages give (tested property-based).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from hermes_sdk.errors import GraphError
+from hermes_sdk.graph.records import (
+    END,
+    MAX_SERVICE_S,
+    MAX_TOKENS,
+    MAX_WIDTH,
+    START,
+    UNIT_KINDS,
+    RunState,
+    check_name,
+)
+from hermes_sdk.instrument.stages import NS_PER_S, UnitRecord, composite_name, form_stages
+
+_SAFE_NS = int(MAX_SERVICE_S * NS_PER_S) // 2
+"""Calls and stages shorter than this (ns) are far inside ``MAX_SERVICE_S`` (no rounding edge)."""
+_MAX_KNOWN = 4096
+_known_names: dict[str, bool] = {}
+"""Name -> whether it is a valid stage node / backend (``check_name``, not START/END); bounded."""
+
+
+def _valid_name(name: str) -> bool:
+    ok = _known_names.get(name)
+    if ok is None:
+        try:
+            check_name(name, "name")
+            ok = name not in (START, END)
+        except GraphError:
+            ok = False
+        if len(_known_names) >= _MAX_KNOWN:
+            _known_names.clear()
+        _known_names[name] = ok
+    return ok
+
+
+def _valid_tokens(tokens: int | None) -> bool:
+    return tokens is None or (type(tokens) is int and 0 <= tokens <= MAX_TOKENS)
+
+
+def _unit_ok(u: UnitRecord, end: int) -> bool:
+    """Whether ``u``'s call is one ``form_stages`` accepts as it is (a top-level unit)."""
+    backend = u.backend
+    return (
+        end - u.start_ns < _SAFE_NS
+        and u.kind in UNIT_KINDS
+        and (backend is None or _valid_name(backend))
+        and _valid_tokens(u.input_tokens)
+        and _valid_tokens(u.output_tokens)
+    )
+
+
+def stage_nodes(done: Sequence[UnitRecord]) -> list[str] | None:
+    """Node names of the stages ``form_stages(done, ...)`` forms, in order, for ``done`` units
+    that have all ended; None when ``form_stages`` itself must decide (see the module doc)."""
+    nodes: list[str] = []
+    names: set[str] = set()
+    width = 0
+    group_start = group_end = 0
+    for u in sorted(done, key=_start_ns):
+        end = u.end_ns
+        if u.root is not u or end is None or not _unit_ok(u, end):
+            return None
+        start = u.start_ns
+        if width and start < group_end:
+            names.add(u.name)
+            width += 1
+            if end > group_end:
+                group_end = end
+            continue
+        if width:
+            node = _close(names, width, group_start, group_end)
+            if node is None:
+                return None
+            nodes.append(node)
+        names = {u.name}
+        width = 1
+        group_start, group_end = start, end
+    if width:
+        node = _close(names, width, group_start, group_end)
+        if node is None:
+            return None
+        nodes.append(node)
+    return nodes
+
+
+def _start_ns(u: UnitRecord) -> int:
+    return u.start_ns
+
+
+def _close(names: set[str], width: int, start: int, end: int) -> str | None:
+    """The node of a stage of ``width`` calls of ``names``, None if it could be rejected."""
+    if width > MAX_WIDTH or end - start >= _SAFE_NS:
+        return None
+    node = next(iter(names)) if len(names) == 1 else composite_name(names)
+    return node if _valid_name(node) else None
+
+
+def state_after(done: Sequence[UnitRecord], now_ns: int) -> RunState:
+    """``RunState.after(form_stages(done, now_ns))``, the fast way when it is exact.
+
+    Raises what ``form_stages`` raises (:class:`GraphError` for invalid records).
+    """
+    nodes = stage_nodes(done)
+    if nodes is None:
+        return RunState.after(form_stages(done, now_ns))
+    if not nodes:
+        return RunState()
+    counts: dict[str, int] = {}
+    for node in nodes:
+        counts[node] = counts.get(node, 0) + 1
+    return RunState(node=nodes[-1], visits=tuple(sorted(counts.items())))
