@@ -18,7 +18,7 @@ from hermes_sdk.client.hints import Hints
 from hermes_sdk.graph.rank_tables import RankTables
 from hermes_sdk.graph.records import RunState
 from hermes_sdk.instrument import runtime as _rt
-from hermes_sdk.instrument.run_position import state_after
+from hermes_sdk.instrument.run_position import completed_nodes, visit_counts
 from hermes_sdk.instrument.stages import NS_PER_S, UnitRecord
 
 log = logging.getLogger("hermes_sdk.instrument")
@@ -59,14 +59,12 @@ def run_state(run: RunView, unit: UnitView | None) -> RunState:
         root_end = u.root.end_ns
         if u.root is not current and root_end is not None and root_end <= cut:
             done.append(u)
-    state = state_after(done, now)
+    nodes = completed_nodes(done, now)
     if current is None:
-        return state
-    counts = dict(state.visits)
-    counts[current.name] = counts.get(current.name, 0) + 1
+        return RunState(node=nodes[-1], visits=visit_counts(nodes)) if nodes else RunState()
     return RunState(
         node=current.name,
-        visits=tuple(sorted(counts.items())),
+        visits=visit_counts(nodes, current.name),
         running=True,
         elapsed_s=(now - current.start_ns) / NS_PER_S,
         input_tokens=current.input_tokens,

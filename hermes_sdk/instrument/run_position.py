@@ -52,18 +52,6 @@ def _valid_tokens(tokens: int | None) -> bool:
     return tokens is None or (type(tokens) is int and 0 <= tokens <= MAX_TOKENS)
 
 
-def _unit_ok(u: UnitRecord, end: int) -> bool:
-    """Whether ``u``'s call is one ``form_stages`` accepts as it is (a top-level unit)."""
-    backend = u.backend
-    return (
-        end - u.start_ns < _SAFE_NS
-        and u.kind in UNIT_KINDS
-        and (backend is None or _valid_name(backend))
-        and _valid_tokens(u.input_tokens)
-        and _valid_tokens(u.output_tokens)
-    )
-
-
 def stage_nodes(done: Sequence[UnitRecord]) -> list[str] | None:
     """Node names of the stages ``form_stages(done, ...)`` forms, in order, for ``done`` units
     that have all ended; None when ``form_stages`` itself must decide (see the module doc)."""
@@ -73,9 +61,18 @@ def stage_nodes(done: Sequence[UnitRecord]) -> list[str] | None:
     group_start = group_end = 0
     for u in sorted(done, key=_start_ns):
         end = u.end_ns
-        if u.root is not u or end is None or not _unit_ok(u, end):
-            return None
         start = u.start_ns
+        backend = u.backend
+        if (
+            u.root is not u
+            or end is None
+            or end - start >= _SAFE_NS
+            or u.kind not in UNIT_KINDS
+            or (backend is not None and not _valid_name(backend))
+            or not _valid_tokens(u.input_tokens)
+            or not _valid_tokens(u.output_tokens)
+        ):
+            return None
         if width and start < group_end:
             names.add(u.name)
             width += 1
@@ -110,17 +107,30 @@ def _close(names: set[str], width: int, start: int, end: int) -> str | None:
     return node if _valid_name(node) else None
 
 
-def state_after(done: Sequence[UnitRecord], now_ns: int) -> RunState:
-    """``RunState.after(form_stages(done, now_ns))``, the fast way when it is exact.
+def completed_nodes(done: Sequence[UnitRecord], now_ns: int) -> list[str]:
+    """The nodes of ``form_stages(done, now_ns)``, in order, the fast way when it is exact.
 
     Raises what ``form_stages`` raises (:class:`GraphError` for invalid records).
     """
     nodes = stage_nodes(done)
     if nodes is None:
-        return RunState.after(form_stages(done, now_ns))
-    if not nodes:
-        return RunState()
+        return [stage.node for stage in form_stages(done, now_ns)]
+    return nodes
+
+
+def visit_counts(nodes: list[str], extra: str | None = None) -> tuple[tuple[str, int], ...]:
+    """``RunState.visits`` of a run that entered ``nodes`` (and then ``extra``), sorted."""
     counts: dict[str, int] = {}
     for node in nodes:
         counts[node] = counts.get(node, 0) + 1
-    return RunState(node=nodes[-1], visits=tuple(sorted(counts.items())))
+    if extra is not None:
+        counts[extra] = counts.get(extra, 0) + 1
+    return tuple(sorted(counts.items()))
+
+
+def state_after(done: Sequence[UnitRecord], now_ns: int) -> RunState:
+    """``RunState.after(form_stages(done, now_ns))``, the fast way when it is exact."""
+    nodes = completed_nodes(done, now_ns)
+    if not nodes:
+        return RunState()
+    return RunState(node=nodes[-1], visits=visit_counts(nodes))
