@@ -33,11 +33,13 @@ from collections import deque
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from functools import lru_cache
+from operator import attrgetter
 from statistics import NormalDist
 
 from hermes_sdk.errors import GraphError
 from hermes_sdk.graph.learned import NodeState
 from hermes_sdk.graph.records import Stage
+from hermes_sdk.graph.sketch import Sketch
 
 _PHI_INV = NormalDist().inv_cdf
 _GOLDEN = 0.6180339887498949  # Weyl sequence step: deterministic, evenly spread tie-breaks
@@ -137,25 +139,42 @@ def _change_offset(zs: list[float]) -> int:
 
 
 class Stream:
-    """One monitored stream: its frozen reference, its CUSUM and the times of its excursion."""
+    """One monitored stream: its frozen reference, its CUSUM and the times of its excursion.
+
+    The per-observation path is plain float arithmetic on slots (the CUSUM of :class:`Cusum`
+    inlined, the clip bounds of the reference precomputed at each freeze): it runs on every
+    value of every stage a graph learns, so it avoids calls and lookups it does not need.
+    """
 
     __slots__ = (
-        "_cusum",
+        "_down",
+        "_down_len",
+        "_h",
+        "_k",
+        "_lo",
+        "_min_reference",
+        "_n",
         "_next_freeze",
         "_ref",
         "_seen",
-        "_settings",
         "_times",
+        "_top",
+        "_up",
+        "_up_len",
         "_weyl",
         "_zs",
     )
 
     def __init__(self, settings: DriftSettings, h: float) -> None:
-        self._settings = settings
-        self._cusum = Cusum(settings.k, h)
+        self._k, self._h = settings.k, h
+        self._min_reference = settings.min_reference
         self._ref: list[float] | None = None
+        self._n = 0  # reference size, and its clip bounds [1/(2n), 1 - 1/(2n)]
+        self._lo = self._top = 0.0
         self._seen = 0  # observations since the last change
         self._next_freeze = settings.min_reference
+        self._up = self._down = 0.0  # the two CUSUM sides and their excursion lengths
+        self._up_len = self._down_len = 0
         self._times: list[float] = []  # times of the current excursion's observations
         self._zs: list[float] = []  # and their scores
         self._weyl = 0.0
@@ -164,40 +183,49 @@ class Stream:
         """Forget the reference after a change; ``kept`` observations since it are still held."""
         self._ref = None
         self._seen = kept
-        self._next_freeze = self._settings.min_reference
-        self._cusum = Cusum(self._cusum.k, self._cusum.h)
+        self._next_freeze = self._min_reference
+        self._up = self._down = 0.0
+        self._up_len = self._down_len = 0
         self._times.clear()
         self._zs.clear()
 
-    def _due(self) -> bool:
-        return self._seen >= self._next_freeze
-
     def _freeze(self, reference: Iterable[float], window: int) -> None:
-        self._ref = sorted(reference)
+        ref = self._ref = sorted(reference)
+        n = self._n = len(ref)
+        if n:  # (an empty reference fails at the first score, as it always did)
+            self._lo, self._top = 0.5 / n, 1.0 - 0.5 / n
         self._next_freeze = min(2 * self._seen, window) if self._seen < window else 1 << 62
 
-    def _score(self, below: int, equal: int) -> float:
-        assert self._ref is not None
-        n = len(self._ref)
-        self._weyl = (self._weyl + _GOLDEN) % 1.0
-        u = (below + self._weyl * equal) / n
-        z = _PHI_INV(min(max(u, 0.5 / n), 1.0 - 0.5 / n))
-        return min(max(z, -_CLIP), _CLIP)
-
     def _fold(self, z: float, time_s: float, refine: bool = True) -> tuple[int, float] | None:
-        length = self._cusum.update(z)
-        up_or_down = max(self._cusum.up_len, self._cusum.down_len)
-        self._times.append(time_s)
-        self._zs.append(z)
-        if length is None:
-            drop = max(0, len(self._times) - up_or_down)
-            del self._times[:drop]
-            del self._zs[:drop]
+        # Cusum.update, inlined: max(0, s) and the lengths as there, bit for bit
+        k, h = self._k, self._h
+        up = self._up + z - k
+        if up > 0.0:
+            self._up, self._up_len = up, self._up_len + 1
+        else:
+            up = self._up = 0.0
+            self._up_len = 0
+        down = self._down - z - k
+        if down > 0.0:
+            self._down, self._down_len = down, self._down_len + 1
+        else:
+            down = self._down = 0.0
+            self._down_len = 0
+        times, zs = self._times, self._zs
+        times.append(time_s)
+        zs.append(z)
+        if up <= h and down <= h:
+            up_len, down_len = self._up_len, self._down_len
+            drop = len(times) - (up_len if up_len > down_len else down_len)
+            if drop > 0:
+                del times[:drop]
+                del zs[:drop]
             return None
-        length = min(length, len(self._zs))
+        length = self._up_len if up > h else self._down_len
+        length = min(length, len(zs))
         if refine:  # a row's two-valued scores: the CUSUM's own start estimates better
-            length -= _change_offset(self._zs[-length:])
-        since = self._times[-length]
+            length -= _change_offset(zs[-length:])
+        since = times[-length]
         self.restart(length)
         return length, since
 
@@ -207,15 +235,26 @@ class Stream:
         """Fold a value in (``reference``: the stream's current samples, read only when the
         reference is re-frozen). On an alarm return (observations since the estimated change,
         time of the first of them)."""
-        self._seen += 1
-        if self._due():
+        seen = self._seen = self._seen + 1
+        if seen >= self._next_freeze:
             self._freeze(reference, window)
         ref = self._ref
-        if ref is None:
+        if ref is None:  # still gathering the first reference: O(1)
             return None
         lo = bisect_left(ref, x)
-        hi = bisect_right(ref, x, lo)
-        return self._fold(self._score(lo, hi - lo), time_s)
+        equal = bisect_right(ref, x, lo) - lo
+        weyl = self._weyl = (self._weyl + _GOLDEN) % 1.0
+        u = (lo + weyl * equal) / self._n
+        if u < self._lo:
+            u = self._lo
+        if u > self._top:
+            u = self._top
+        z = _PHI_INV(u)
+        if z < -_CLIP:
+            z = -_CLIP
+        if z > _CLIP:
+            z = _CLIP
+        return self._fold(z, time_s)
 
     def category(
         self, target: str, time_s: float, counts: Mapping[str, int]
@@ -225,29 +264,45 @@ class Stream:
 
         Self-starting: the score is the standardized indicator of the window's most frequent
         target, ``(1[target == mode] - p0) / sqrt(p0 (1 - p0))``, with ``p0`` the mode's share
-        of the departures before this one (the row's window since its last change)."""
-        self._seen += 1
-        if self._seen <= self._settings.min_reference:
+        of the departures before this one (the row's window since its last change); ties of
+        the mode go to the smallest name."""
+        seen = self._seen = self._seen + 1
+        if seen <= self._min_reference:  # still gathering: O(1)
             return None
-        n = sum(counts.values()) - 1
-        mode, top = min(counts.items(), key=lambda kv: (-kv[1], kv[0]))
+        n, top, mode = -1, 0, target
+        for name, count in counts.items():  # departures before this one, and the mode
+            n += count
+            if count > top or (count == top and name < mode):
+                top, mode = count, name
         hit = target == mode
-        top -= 1 if hit else 0
-        p0 = min(max(top / n, 0.5 / n), 1.0 - 0.5 / n)
+        if hit:
+            top -= 1
+        p0 = top / n
+        lo = 0.5 / n
+        if p0 < lo:
+            p0 = lo
+        if p0 > 1.0 - lo:
+            p0 = 1.0 - lo
         z = ((1.0 if hit else 0.0) - p0) / math.sqrt(p0 * (1.0 - p0))
-        return self._fold(min(max(z, -_CLIP), _CLIP), time_s, refine=False)
+        if z < -_CLIP:
+            z = -_CLIP
+        if z > _CLIP:
+            z = _CLIP
+        return self._fold(z, time_s, refine=False)
 
 
 class DriftMonitor:
     """The streams of one graph, keyed by ``(node, sketch name)`` and ``(node, visit)``."""
 
-    __slots__ = ("h", "marks", "rows", "settings", "values")
+    __slots__ = ("h", "marks", "node_values", "rows", "settings", "values")
 
     def __init__(self, settings: DriftSettings) -> None:
         self.settings = settings
         self.h = settings.threshold
         self.values: dict[tuple[str, str], Stream] = {}
         self.rows: dict[tuple[str, int], Stream] = {}
+        self.node_values: dict[str, dict[str, Stream]] = {}
+        """The same value streams as :attr:`values`, per node (one lookup per stage)."""
         self.marks: dict[str, deque[tuple[int, float, tuple[int, ...]]]] = {}
         """Per node: (run number, started_at, each sketch's total_added) after its last runs."""
 
@@ -300,14 +355,21 @@ def watch_stage(
     marks = monitor.marks.get(name)
     if marks is None:
         marks = monitor.marks[name] = deque(maxlen=MARKS)
-    if not marks or marks[-1][0] != run:
-        marks.append((run, t_s, tuple(node.sketch(n).total_added for n in _ALL_SKETCHES)))
-    else:  # a second stage of this node in the same run
-        marks[-1] = (run, t_s, tuple(node.sketch(n).total_added for n in _ALL_SKETCHES))
+    mark = (run, t_s, _totals(node))
+    if marks and marks[-1][0] == run:  # a second stage of this node in the same run
+        marks[-1] = mark
+    else:
+        marks.append(mark)
+    streams = monitor.node_values.get(name)
+    if streams is None:
+        streams = monitor.node_values[name] = {}
     change: int | None = None
     for sketch_name, x in values:
-        sk = node.sketch(sketch_name)
-        hit = monitor.value_stream(name, sketch_name).value(x, run, sk.values(), sk.window)
+        stream = streams.get(sketch_name)
+        if stream is None:
+            stream = streams[sketch_name] = monitor.value_stream(name, sketch_name)
+        sk: Sketch = getattr(node, sketch_name)
+        hit = stream.value(x, run, sk.values(), sk.window)
         if hit is not None:
             since = int(hit[1])
             change = since if change is None else min(change, since)
@@ -333,6 +395,8 @@ def cut_node(monitor: DriftMonitor, name: str, node: NodeState, since_run: int) 
 
 
 _ALL_SKETCHES = (*NodeState.SKETCHES, "stage_latency_s")
+_totals = attrgetter(*(f"{name}.total_added" for name in _ALL_SKETCHES))
+"""A node's ``total_added`` of every sketch in :data:`_ALL_SKETCHES`, as a tuple."""
 MARKS = 1024
 """Runs per node whose sketch positions are remembered (how far back a change can be cut)."""
 

@@ -1,0 +1,345 @@
+"""FROZEN REFERENCE (do not edit): hermes_sdk.graph.drift as of commit dcf0fa8, before its
+per-observation path was optimised; tests/graph/test_drift_equivalence.py checks the live
+module decides bit for bit as this one does.
+
+Change detection for a learned graph: two-sided CUSUMs on normal scores, per node and per row.
+
+Every monitored stream (a node's per-call service seconds, output tokens, cold-start seconds and
+per-stage fan-out width; every ``(node, visit)`` transition row) turns each new observation into
+a normal score against a frozen *reference* (the stream's own samples since its last change):
+
+* a value ``x`` gets the randomized probability integral transform
+  ``u = (#{r < x} + v * #{r == x}) / n`` over the ``n`` reference samples ``r`` (``v`` in [0, 1)
+  a deterministic Weyl sequence, so ties and constants are exactly uniform too), clipped to
+  ``[1/(2n), 1 - 1/(2n)]``, and ``z = Phi^-1(u)``;
+* a transition target gets the same over the row's reference targets ordered by name (a target
+  the reference never saw scores at the top).
+
+With no change ``z`` is standard normal whatever the law of the stream (up to the reference's
+sampling error), so one threshold serves every stream: a two-sided CUSUM with reference value
+``k = shift / 2`` alarms when ``S > h``, ``h`` chosen from Siegmund's approximation of the
+in-control average run length so that a stream raises on average ``false_alarm_rate`` false
+alarms per observation. The reference is frozen at ``min_reference`` samples and re-frozen each
+time the samples since the last change double (up to the window), so it sharpens as data
+comes in without chasing a change in progress.
+
+An alarm also estimates *where* the change began: the observation at which the alarming side of
+the CUSUM last left zero. The graph then drops the evidence before that point (sketch samples by
+time, row departures by count), so the evidence learned after the change but before the alarm is
+kept. On a stationary stream nothing is dropped: the window is the only forgetting.
+"""
+
+from __future__ import annotations
+
+import math
+from bisect import bisect_left, bisect_right
+from collections import deque
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from functools import lru_cache
+from statistics import NormalDist
+
+from hermes_sdk.errors import GraphError
+from hermes_sdk.graph.learned import NodeState
+from hermes_sdk.graph.records import Stage
+
+_PHI_INV = NormalDist().inv_cdf
+_GOLDEN = 0.6180339887498949  # Weyl sequence step: deterministic, evenly spread tie-breaks
+_CLIP = 4.0  # scores are clipped to [-4, 4]: one outlier never alarms alone
+_SIEGMUND = 1.166  # overshoot correction of Siegmund's ARL approximation (2 * 0.583)
+
+
+@lru_cache(maxsize=64)
+def cusum_threshold(arl0: float, k: float) -> float:
+    """Threshold ``h`` of a one-sided normal CUSUM with reference value ``k`` (> 0) whose
+    in-control average run length (observations between false alarms) is ``arl0``.
+
+    Siegmund: ``ARL0 = (exp(2 k b) - 2 k b - 1) / (2 k^2)`` with ``b = h + 1.166``.
+    """
+    if not (k > 0 and math.isfinite(k)) or not arl0 > 1:
+        raise GraphError(f"need k > 0 and arl0 > 1, got k={k!r} arl0={arl0!r}")
+
+    def arl(h: float) -> float:
+        b = 2.0 * k * (h + _SIEGMUND)
+        return (math.expm1(b) - b) / (2.0 * k * k)
+
+    lo, hi = 0.0, 1.0
+    while arl(hi) < arl0:
+        hi *= 2.0
+    for _ in range(60):
+        mid = 0.5 * (lo + hi)
+        lo, hi = (mid, hi) if arl(mid) < arl0 else (lo, mid)
+    return hi
+
+
+@dataclass(frozen=True, slots=True)
+class DriftSettings:
+    """How a graph detects changes (see module docstring)."""
+
+    false_alarm_rate: float = 2e-6
+    """Expected false alarms per observation of one stream (1 / in-control run length)."""
+    shift: float = 0.5
+    """Mean shift (in standard deviations of the normal score) the CUSUM is tuned for."""
+    min_reference: int = 40
+    """Samples since the last change before a stream is monitored."""
+
+    def __post_init__(self) -> None:
+        if not 0.0 < self.false_alarm_rate < 0.5:
+            raise GraphError(f"false_alarm_rate must be in (0, 0.5), got {self.false_alarm_rate}")
+        if not (0.0 < self.shift <= 10.0):
+            raise GraphError(f"shift must be in (0, 10], got {self.shift!r}")
+        if isinstance(self.min_reference, bool) or not 2 <= self.min_reference <= 100_000:
+            raise GraphError(f"min_reference must be in 2..100000, got {self.min_reference!r}")
+
+    @property
+    def k(self) -> float:
+        """CUSUM reference value (half the tuned shift)."""
+        return self.shift / 2.0
+
+    @property
+    def threshold(self) -> float:
+        """CUSUM threshold ``h`` for :attr:`false_alarm_rate` (two sides share it)."""
+        return cusum_threshold(2.0 / self.false_alarm_rate, self.k)
+
+
+class Cusum:
+    """Two-sided CUSUM on scores; remembers how long the alarming excursion has lasted."""
+
+    __slots__ = ("down", "down_len", "h", "k", "up", "up_len")
+
+    def __init__(self, k: float, h: float) -> None:
+        self.k, self.h = k, h
+        self.up = self.down = 0.0
+        self.up_len = self.down_len = 0
+
+    def update(self, z: float) -> int | None:
+        """Fold one score in; on an alarm return the excursion's length (observations since the
+        change began, this one included) and restart, else None."""
+        self.up = max(0.0, self.up + z - self.k)
+        self.up_len = self.up_len + 1 if self.up > 0.0 else 0
+        self.down = max(0.0, self.down - z - self.k)
+        self.down_len = self.down_len + 1 if self.down > 0.0 else 0
+        if self.up > self.h or self.down > self.h:
+            length = self.up_len if self.up > self.h else self.down_len
+            self.up = self.down = 0.0
+            self.up_len = self.down_len = 0
+            return length
+        return None
+
+
+def _change_offset(zs: list[float]) -> int:
+    """Where in an alarming excursion ``zs`` the change most likely began: the split maximizing
+    the log-likelihood ratio of a mean shift of the excursion's own size (the CUSUM's start,
+    tuned for a small shift, often holds a few pre-change scores)."""
+    delta = sum(zs) / len(zs)
+    best, at, tail = 0.0, 0, 0.0
+    for j in range(len(zs) - 1, -1, -1):
+        tail += delta * (zs[j] - delta / 2.0)
+        if tail > best:
+            best, at = tail, j
+    return at
+
+
+class Stream:
+    """One monitored stream: its frozen reference, its CUSUM and the times of its excursion."""
+
+    __slots__ = (
+        "_cusum",
+        "_next_freeze",
+        "_ref",
+        "_seen",
+        "_settings",
+        "_times",
+        "_weyl",
+        "_zs",
+    )
+
+    def __init__(self, settings: DriftSettings, h: float) -> None:
+        self._settings = settings
+        self._cusum = Cusum(settings.k, h)
+        self._ref: list[float] | None = None
+        self._seen = 0  # observations since the last change
+        self._next_freeze = settings.min_reference
+        self._times: list[float] = []  # times of the current excursion's observations
+        self._zs: list[float] = []  # and their scores
+        self._weyl = 0.0
+
+    def restart(self, kept: int) -> None:
+        """Forget the reference after a change; ``kept`` observations since it are still held."""
+        self._ref = None
+        self._seen = kept
+        self._next_freeze = self._settings.min_reference
+        self._cusum = Cusum(self._cusum.k, self._cusum.h)
+        self._times.clear()
+        self._zs.clear()
+
+    def _due(self) -> bool:
+        return self._seen >= self._next_freeze
+
+    def _freeze(self, reference: Iterable[float], window: int) -> None:
+        self._ref = sorted(reference)
+        self._next_freeze = min(2 * self._seen, window) if self._seen < window else 1 << 62
+
+    def _score(self, below: int, equal: int) -> float:
+        assert self._ref is not None
+        n = len(self._ref)
+        self._weyl = (self._weyl + _GOLDEN) % 1.0
+        u = (below + self._weyl * equal) / n
+        z = _PHI_INV(min(max(u, 0.5 / n), 1.0 - 0.5 / n))
+        return min(max(z, -_CLIP), _CLIP)
+
+    def _fold(self, z: float, time_s: float, refine: bool = True) -> tuple[int, float] | None:
+        length = self._cusum.update(z)
+        up_or_down = max(self._cusum.up_len, self._cusum.down_len)
+        self._times.append(time_s)
+        self._zs.append(z)
+        if length is None:
+            drop = max(0, len(self._times) - up_or_down)
+            del self._times[:drop]
+            del self._zs[:drop]
+            return None
+        length = min(length, len(self._zs))
+        if refine:  # a row's two-valued scores: the CUSUM's own start estimates better
+            length -= _change_offset(self._zs[-length:])
+        since = self._times[-length]
+        self.restart(length)
+        return length, since
+
+    def value(
+        self, x: float, time_s: float, reference: Iterable[float], window: int
+    ) -> tuple[int, float] | None:
+        """Fold a value in (``reference``: the stream's current samples, read only when the
+        reference is re-frozen). On an alarm return (observations since the estimated change,
+        time of the first of them)."""
+        self._seen += 1
+        if self._due():
+            self._freeze(reference, window)
+        ref = self._ref
+        if ref is None:
+            return None
+        lo = bisect_left(ref, x)
+        hi = bisect_right(ref, x, lo)
+        return self._fold(self._score(lo, hi - lo), time_s)
+
+    def category(
+        self, target: str, time_s: float, counts: Mapping[str, int]
+    ) -> tuple[int, float] | None:
+        """Fold a transition target in (``counts``: the row's window, ``target`` included); on
+        an alarm return (departures since the estimated change, time of the first of them).
+
+        Self-starting: the score is the standardized indicator of the window's most frequent
+        target, ``(1[target == mode] - p0) / sqrt(p0 (1 - p0))``, with ``p0`` the mode's share
+        of the departures before this one (the row's window since its last change)."""
+        self._seen += 1
+        if self._seen <= self._settings.min_reference:
+            return None
+        n = sum(counts.values()) - 1
+        mode, top = min(counts.items(), key=lambda kv: (-kv[1], kv[0]))
+        hit = target == mode
+        top -= 1 if hit else 0
+        p0 = min(max(top / n, 0.5 / n), 1.0 - 0.5 / n)
+        z = ((1.0 if hit else 0.0) - p0) / math.sqrt(p0 * (1.0 - p0))
+        return self._fold(min(max(z, -_CLIP), _CLIP), time_s, refine=False)
+
+
+class DriftMonitor:
+    """The streams of one graph, keyed by ``(node, sketch name)`` and ``(node, visit)``."""
+
+    __slots__ = ("h", "marks", "rows", "settings", "values")
+
+    def __init__(self, settings: DriftSettings) -> None:
+        self.settings = settings
+        self.h = settings.threshold
+        self.values: dict[tuple[str, str], Stream] = {}
+        self.rows: dict[tuple[str, int], Stream] = {}
+        self.marks: dict[str, deque[tuple[int, float, tuple[int, ...]]]] = {}
+        """Per node: (run number, started_at, each sketch's total_added) after its last runs."""
+
+    def value_stream(self, node: str, name: str) -> Stream:
+        """The stream of sketch ``name`` of ``node`` (created on first use)."""
+        key = (node, name)
+        stream = self.values.get(key)
+        if stream is None:
+            stream = self.values[key] = Stream(self.settings, self.h)
+        return stream
+
+    def row_stream(self, key: tuple[str, int]) -> Stream:
+        """The stream of transition row ``key`` (created on first use)."""
+        stream = self.rows.get(key)
+        if stream is None:
+            stream = self.rows[key] = Stream(self.settings, self.h)
+        return stream
+
+
+MONITORED = ("service_s", "output_tokens", "cold_start_s", "width")
+"""The node sketches whose streams are monitored (the others are cut with them)."""
+
+
+def stage_values(stage: Stage, failed_run: bool) -> list[tuple[str, float]]:
+    """The monitored (sketch name, value) pairs one stage added to its node, in order."""
+    out: list[tuple[str, float]] = []
+    if not (failed_run and any(call.failed for call in stage.calls)):
+        out.append(("width", float(stage.width)))
+    for call in stage.calls:
+        if failed_run and call.failed:
+            continue
+        out.append(("service_s", call.service_s))
+        if call.output_tokens is not None:
+            out.append(("output_tokens", float(call.output_tokens)))
+        if call.cold_start_s is not None:
+            out.append(("cold_start_s", call.cold_start_s))
+    return out
+
+
+def watch_stage(
+    monitor: DriftMonitor,
+    name: str,
+    node: NodeState,
+    values: list[tuple[str, float]],
+    run: int,
+    t_s: float,
+) -> int | None:
+    """Fold a stage's monitored values (already in ``node``'s sketches) of run number ``run``
+    into ``name``'s streams; on an alarm return the run number where the change began."""
+    marks = monitor.marks.get(name)
+    if marks is None:
+        marks = monitor.marks[name] = deque(maxlen=MARKS)
+    if not marks or marks[-1][0] != run:
+        marks.append((run, t_s, tuple(node.sketch(n).total_added for n in _ALL_SKETCHES)))
+    else:  # a second stage of this node in the same run
+        marks[-1] = (run, t_s, tuple(node.sketch(n).total_added for n in _ALL_SKETCHES))
+    change: int | None = None
+    for sketch_name, x in values:
+        sk = node.sketch(sketch_name)
+        hit = monitor.value_stream(name, sketch_name).value(x, run, sk.values(), sk.window)
+        if hit is not None:
+            since = int(hit[1])
+            change = since if change is None else min(change, since)
+    return change
+
+
+def cut_node(monitor: DriftMonitor, name: str, node: NodeState, since_run: int) -> float:
+    """Drop ``node``'s samples learned before run ``since_run`` and restart its streams on what
+    is left; returns the ``started_at`` of the first run kept (when the change began)."""
+    marks = monitor.marks[name]
+    before = [m for m in marks if m[0] < since_run]
+    base = before[-1][2] if before else marks[0][2]  # the change may predate the marks
+    first = next((m for m in marks if m[0] >= since_run), marks[-1])
+    for sketch_name, at in zip(_ALL_SKETCHES, base, strict=True):
+        sk = node.sketch(sketch_name)
+        sk.keep_last(sk.total_added - at)
+    for sketch_name in MONITORED:
+        stream = monitor.values.get((name, sketch_name))
+        if stream is not None:
+            stream.restart(len(node.sketch(sketch_name)))
+    marks.clear()
+    return first[1]
+
+
+_ALL_SKETCHES = (*NodeState.SKETCHES, "stage_latency_s")
+MARKS = 1024
+"""Runs per node whose sketch positions are remembered (how far back a change can be cut)."""
+
+
+DEFAULT = DriftSettings()
+"""The settings a graph uses unless told otherwise."""
