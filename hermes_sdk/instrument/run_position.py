@@ -13,6 +13,7 @@ back to ``form_stages``, so the state is always the one the stages give (tested 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from operator import attrgetter
 
 from hermes_sdk.errors import GraphError
 from hermes_sdk.graph.records import (
@@ -56,10 +57,11 @@ def stage_nodes(done: Sequence[UnitRecord]) -> list[str] | None:
     """Node names of the stages ``form_stages(done, ...)`` forms, in order, for ``done`` units
     that have all ended; None when ``form_stages`` itself must decide (see the module doc)."""
     nodes: list[str] = []
-    names: set[str] = set()
+    name = ""
+    names: set[str] | None = None  # the stage's names once it has two different ones
     width = 0
     group_start = group_end = 0
-    for u in sorted(done, key=_start_ns):
+    for u in sorted(done, key=_START_NS):
         end = u.end_ns
         start = u.start_ns
         backend = u.backend
@@ -74,36 +76,40 @@ def stage_nodes(done: Sequence[UnitRecord]) -> list[str] | None:
         ):
             return None
         if width and start < group_end:
-            names.add(u.name)
+            if names is not None:
+                names.add(u.name)
+            elif u.name != name:
+                names = {name, u.name}
             width += 1
             if end > group_end:
                 group_end = end
             continue
         if width:
-            node = _close(names, width, group_start, group_end)
+            node = _close(name, names, width, group_end - group_start)
             if node is None:
                 return None
             nodes.append(node)
-        names = {u.name}
+        name = u.name
+        names = None
         width = 1
         group_start, group_end = start, end
     if width:
-        node = _close(names, width, group_start, group_end)
+        node = _close(name, names, width, group_end - group_start)
         if node is None:
             return None
         nodes.append(node)
     return nodes
 
 
-def _start_ns(u: UnitRecord) -> int:
-    return u.start_ns
+_START_NS = attrgetter("start_ns")
 
 
-def _close(names: set[str], width: int, start: int, end: int) -> str | None:
-    """The node of a stage of ``width`` calls of ``names``, None if it could be rejected."""
-    if width > MAX_WIDTH or end - start >= _SAFE_NS:
+def _close(name: str, names: set[str] | None, width: int, span_ns: int) -> str | None:
+    """The node of a stage of ``width`` calls of ``name`` (or of ``names`` when they differ),
+    lasting ``span_ns``; None if ``form_stages`` could reject it."""
+    if width > MAX_WIDTH or span_ns >= _SAFE_NS:
         return None
-    node = next(iter(names)) if len(names) == 1 else composite_name(names)
+    node = name if names is None else composite_name(names)
     return node if _valid_name(node) else None
 
 
