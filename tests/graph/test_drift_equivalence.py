@@ -5,6 +5,7 @@ same change points, and the same learned graph afterwards, on the drift tests' g
 from __future__ import annotations
 
 from dataclasses import replace
+from typing import Any
 
 import numpy as np
 import pytest
@@ -41,7 +42,24 @@ def _learn(
                         tuple(sorted(graph.changed_at.items())),
                     )
                 )
-        return graph.to_json(), trace
+        return graph.to_json() + repr(_detector_state(graph, reference)), trace
+
+
+def _detector_state(graph: PDGraph, reference: bool) -> list[tuple[object, ...]]:
+    """Every stream's CUSUM sides, excursion and reference, exactly (floats compared by repr)."""
+    monitor = graph._drift
+    assert monitor is not None
+    out: list[tuple[object, ...]] = []
+    streams: dict[object, Any] = {**monitor.values, **monitor.rows}
+    for key in sorted(streams, key=repr):
+        st = streams[key]
+        if reference:
+            c = st._cusum
+            sides: tuple[object, ...] = (c.up, c.down, c.up_len, c.down_len)
+        else:
+            sides = (st._up, st._down, st._up_len, st._down_len)
+        out.append((key, *sides, st._seen, st._weyl, st._ref, st._zs, st._times))
+    return out
 
 
 def _with_failures(paths: list[RunPath], every: int) -> list[RunPath]:
@@ -106,6 +124,8 @@ def test_a_stream_scores_and_alarms_as_the_reference_one() -> None:
         held = [*held, x][-300:]
         got = new.value(x, float(i), held, 300)
         assert got == old.value(x, float(i), held, 300), i
+        c = old._cusum
+        assert (new._up, new._down, new._zs) == (c.up, c.down, old._zs), i  # bit for bit
         if got is not None:
             alarms += 1
             held = held[-got[0] :]
