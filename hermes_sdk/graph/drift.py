@@ -23,6 +23,13 @@ An alarm also estimates *where* the change began: the observation at which the a
 the CUSUM last left zero. The graph then drops the evidence before that point (sketch samples by
 time, row departures by count), so the evidence learned after the change but before the alarm is
 kept. On a stationary stream nothing is dropped: the window is the only forgetting.
+
+A value stream's alarm is acted on only when the change is material: the mean since the
+estimated change point must differ from the reference mean by ``min_change`` of it and, for
+seconds, by ``min_change_s``. Rank scores detect *any* change of law, and measured wall-clock
+times are not independent from call to call (load, frequency scaling, GC), so without the gate a
+stream of 20 us calls "changes" every few hundred runs and each alarm throws away the node's
+evidence; with it such a shift is absorbed (the reference re-frozen on the samples then held).
 """
 
 from __future__ import annotations
@@ -80,6 +87,12 @@ class DriftSettings:
     """Mean shift (in standard deviations of the normal score) the CUSUM is tuned for."""
     min_reference: int = 40
     """Samples since the last change before a stream is monitored."""
+    min_change: float = 0.1
+    """Smallest change of a value stream's mean, as a fraction of the reference mean, that is
+    acted on: an alarm on a smaller one (a real but immaterial shift, or wall-clock noise that
+    is not independent from call to call) is absorbed into a re-frozen reference instead."""
+    min_change_s: float = 1e-3
+    """Smallest change, in seconds, of a time stream's mean (service, cold start) acted on."""
 
     def __post_init__(self) -> None:
         if not 0.0 < self.false_alarm_rate < 0.5:
@@ -88,6 +101,10 @@ class DriftSettings:
             raise GraphError(f"shift must be in (0, 10], got {self.shift!r}")
         if isinstance(self.min_reference, bool) or not 2 <= self.min_reference <= 100_000:
             raise GraphError(f"min_reference must be in 2..100000, got {self.min_reference!r}")
+        if not 0.0 <= self.min_change <= 10.0:
+            raise GraphError(f"min_change must be in [0, 10], got {self.min_change!r}")
+        if not (self.min_change_s >= 0.0 and math.isfinite(self.min_change_s)):
+            raise GraphError(f"min_change_s must be finite >= 0, got {self.min_change_s!r}")
 
     @property
     def k(self) -> float:
@@ -149,6 +166,7 @@ class Stream:
     __slots__ = (
         "_down",
         "_down_len",
+        "_floor",
         "_h",
         "_k",
         "_lo",
@@ -156,17 +174,25 @@ class Stream:
         "_n",
         "_next_freeze",
         "_ref",
+        "_ref_mean",
+        "_rel",
         "_seen",
         "_times",
         "_top",
         "_up",
         "_up_len",
         "_weyl",
+        "_xs",
         "_zs",
     )
 
-    def __init__(self, settings: DriftSettings, h: float) -> None:
+    def __init__(self, settings: DriftSettings, h: float, floor: float | None = None) -> None:
+        """``floor``: None for no effect gate (rows), else the value stream's smallest change of
+        the mean acted on, in its own unit (besides ``settings.min_change`` of the mean)."""
         self._k, self._h = settings.k, h
+        self._floor, self._rel = floor, settings.min_change
+        self._ref_mean = 0.0
+        self._xs: list[float] = []  # a gated stream's excursion values
         self._min_reference = settings.min_reference
         self._ref: list[float] | None = None
         self._n = 0  # reference size, and its clip bounds [1/(2n), 1 - 1/(2n)]
@@ -188,12 +214,14 @@ class Stream:
         self._up_len = self._down_len = 0
         self._times.clear()
         self._zs.clear()
+        self._xs.clear()
 
     def _freeze(self, reference: Iterable[float], window: int) -> None:
         ref = self._ref = sorted(reference)
         n = self._n = len(ref)
         if n:  # (an empty reference fails at the first score, as it always did)
             self._lo, self._top = 0.5 / n, 1.0 - 0.5 / n
+            self._ref_mean = math.fsum(ref) / n
         self._next_freeze = min(2 * self._seen, window) if self._seen < window else 1 << 62
 
     def _fold(self, z: float, time_s: float, refine: bool = True) -> tuple[int, float] | None:
@@ -220,14 +248,36 @@ class Stream:
             if drop > 0:
                 del times[:drop]
                 del zs[:drop]
+                if self._floor is not None:
+                    del self._xs[:drop]
             return None
         length = self._up_len if up > h else self._down_len
         length = min(length, len(zs))
         if refine:  # a row's two-valued scores: the CUSUM's own start estimates better
             length -= _change_offset(zs[-length:])
+        if self._floor is not None and not self._material(length):
+            return None
         since = times[-length]
         self.restart(length)
         return length, since
+
+    def _material(self, length: int) -> bool:
+        """Whether the last ``length`` values' mean moved from the reference mean by at least
+        the floor and ``min_change`` of it. If not the alarm is absorbed: the CUSUM and its
+        excursion restart and the reference is re-frozen at the next value on the samples then
+        held, so a small persistent shift becomes the new normal instead of alarming again."""
+        post = self._xs[-length:]
+        shift = abs(math.fsum(post) / len(post) - self._ref_mean)
+        assert self._floor is not None
+        if shift >= self._floor and shift >= self._rel * abs(self._ref_mean):
+            return True
+        self._up = self._down = 0.0
+        self._up_len = self._down_len = 0
+        self._times.clear()
+        self._zs.clear()
+        self._xs.clear()
+        self._next_freeze = self._seen + 1
+        return False
 
     def value(
         self, x: float, time_s: float, reference: Iterable[float], window: int
@@ -254,6 +304,8 @@ class Stream:
             z = -_CLIP
         if z > _CLIP:
             z = _CLIP
+        if self._floor is not None:
+            self._xs.append(x)
         return self._fold(z, time_s)
 
     def category(
@@ -311,7 +363,8 @@ class DriftMonitor:
         key = (node, name)
         stream = self.values.get(key)
         if stream is None:
-            stream = self.values[key] = Stream(self.settings, self.h)
+            floor = self.settings.min_change_s if name in SECONDS else 0.0
+            stream = self.values[key] = Stream(self.settings, self.h, floor)
         return stream
 
     def row_stream(self, key: tuple[str, int]) -> Stream:
@@ -322,6 +375,8 @@ class DriftMonitor:
         return stream
 
 
+SECONDS = frozenset(("service_s", "cold_start_s"))
+"""The monitored streams measured in seconds (their changes also need ``min_change_s``)."""
 MONITORED = ("service_s", "output_tokens", "cold_start_s", "width")
 """The node sketches whose streams are monitored (the others are cut with them)."""
 

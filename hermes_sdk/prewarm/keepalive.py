@@ -161,7 +161,9 @@ class ColdStartSketch:
         self.window = window
         self._values_s: list[float] = []
         self._quantiles: dict[float, float] = {}
-        self._drift = drift.Stream(drift.DEFAULT, drift.DEFAULT.threshold)
+        self._drift = drift.Stream(
+            drift.DEFAULT, drift.DEFAULT.threshold, drift.DEFAULT.min_change_s
+        )
         self._observed = 0
         self.changes = 0
         """Changes of the start-up time detected so far."""
