@@ -79,7 +79,8 @@ class CompiledGraph:
     def all_stages(self) -> SortedSamples:
         """Every node's stage demand pooled with equal weight (for a node never seen)."""
         values = np.sort(np.concatenate(self.tables)) if self.tables else np.zeros(0)
-        return SortedSamples(values, np.arange(1, values.size + 1) / max(values.size, 1))
+        cum = np.arange(1, values.size + 1) / max(values.size, 1)
+        return SortedSamples(values, cum, equal_weights=True)
 
 
 def _source_rows(graph: LearnedGraph, src: str, index: dict[str, int], k: int) -> FloatArray:
@@ -343,7 +344,8 @@ def _call_distribution(
             )
             if pred is not None:
                 values = np.sort(pred)
-                return SortedSamples(values, np.arange(1, values.size + 1) / values.size)
+                cum = np.arange(1, values.size + 1) / values.size
+                return SortedSamples(values, cum, equal_weights=True)
     return node.service_s.sorted()
 
 

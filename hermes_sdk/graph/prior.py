@@ -55,7 +55,7 @@ def conditioned_residual(
     if first < values.size:
         below = float(cum[first - 1]) if first > 0 else 0.0
         u = below + rng.random(n) * (1.0 - below)
-        idx = np.minimum(np.searchsorted(cum, u, side="right"), values.size - 1)
+        idx = np.minimum(samples.draw_index(u), values.size - 1)
         idx = np.maximum(idx, first)
         return np.asarray(values[idx] - elapsed_s, dtype=np.float64)
     p90 = float(values[min(int(np.searchsorted(cum, 0.9, side="left")), values.size - 1)])
