@@ -12,17 +12,10 @@ from typing import cast
 
 from aiohttp import web
 
-from hermes_sdk.server.middlewares import ApiError, read_object
+from hermes_sdk.server.middlewares import ApiError
 from hermes_sdk.server.scheduler import SCHEDULER, UnknownRun
-from hermes_sdk.server.wire import (
-    RunEnd,
-    RunStart,
-    bool_field,
-    name_field,
-    parse_batch,
-    parse_path,
-    seconds_field,
-)
+from hermes_sdk.server.wire import RunEnd, RunStart, decode_batch, own_path, read_message
+from hermes_sdk.wire.messages import EndRun, StartRun
 
 routes = web.RouteTableDef()
 
@@ -44,10 +37,9 @@ def _no_run(run_id: str) -> ApiError:
 @routes.post("/v1/runs")
 async def open_run(request: web.Request) -> web.Response:
     """Start a run: ``{"app", "run_id"?, "deadline_s"?}`` -> 201 ``{"run_id", "app", ...}``."""
-    body = await read_object(request)
-    app = cast(str, name_field(body, "app", "body"))
-    run_id = name_field(body, "run_id", "body", optional=True) or uuid.uuid4().hex
-    deadline_s = seconds_field(body, "deadline_s", "body", optional=True)
+    body = await read_message(request, StartRun)
+    app, deadline_s = body.app, body.deadline_s
+    run_id = body.run_id or uuid.uuid4().hex
     sched = request.app[SCHEDULER]
     tenant = _tenant(request)
     existing = sched.run(tenant, run_id)
@@ -84,16 +76,16 @@ async def get_run(request: web.Request) -> web.Response:
 async def close_run(request: web.Request) -> web.Response:
     """End a run, optionally with its completed ``path`` (stored durably before the answer)."""
     run_id = request.match_info["run_id"]
-    body = await read_object(request, allow_empty=True)
+    body = await read_message(request, EndRun, allow_empty=True)
     sched = request.app[SCHEDULER]
     tenant = _tenant(request)
     run = sched.run(tenant, run_id)
     if run is None:
         raise _no_run(run_id)
-    failed = bool_field(body, "failed", "body")
+    failed = body.failed
     path = None
-    if body.get("path") is not None:
-        path = parse_path(body["path"], "body", tenant=tenant, run_id=run_id)
+    if body.path is not None:
+        path = own_path(body.path, tenant=tenant, run_id=run_id)
         if path.app != run.app:
             raise ApiError(400, "invalid_request", f"path.app must be {run.app!r}")
     await sched.apply_async(tenant, [RunEnd(run_id=run_id, failed=failed, path=path)])
@@ -103,9 +95,8 @@ async def close_run(request: web.Request) -> web.Response:
 @routes.post("/v1/events")
 async def post_events(request: web.Request) -> web.Response:
     """Apply a batch of wire events; answers after any run_end paths are durably stored."""
-    body = await read_object(request)
     tenant = _tenant(request)
-    events, dropped = parse_batch(body, tenant)
+    events, dropped = decode_batch(await request.read(), tenant)
     accepted, rejected = await request.app[SCHEDULER].apply_async(tenant, events, dropped)
     return web.json_response({"accepted": accepted, "rejected": rejected})
 

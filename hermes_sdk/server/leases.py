@@ -18,9 +18,10 @@ from aiohttp import web
 
 from hermes_sdk.server.admission import Lease, QueueTimeout
 from hermes_sdk.server.backends_view import backend_fields
-from hermes_sdk.server.middlewares import ApiError, read_object
+from hermes_sdk.server.middlewares import ApiError
 from hermes_sdk.server.scheduler import SCHEDULER, Scheduler, UnknownBackend
-from hermes_sdk.server.wire import name_field, seconds_field
+from hermes_sdk.server.wire import read_message
+from hermes_sdk.wire.messages import Acquire
 
 routes = web.RouteTableDef()
 
@@ -118,16 +119,17 @@ async def acquire(request: web.Request) -> web.StreamResponse:
         q = sched.queue(backend)
     except UnknownBackend:
         raise ApiError(404, "unknown_backend", f"no backend named {backend!r}") from None
-    body = await read_object(request, allow_empty=True)
-    run_id = name_field(body, "run_id", "body", optional=True)
-    app = name_field(body, "app", "body", optional=True)
-    deadline_s = seconds_field(body, "deadline_s", "body", optional=True)
+    body = await read_message(request, Acquire, allow_empty=True)
     limit_s = sched.config.acquire_timeout_s
-    timeout_s = seconds_field(body, "timeout_s", "body", optional=True)
-    timeout_s = limit_s if timeout_s is None else min(timeout_s, limit_s)
+    timeout_s = limit_s if body.timeout_s is None else min(body.timeout_s, limit_s)
     tenant = cast(str, request["tenant"])
     coro = sched.acquire(
-        backend, tenant=tenant, run_id=run_id, app=app, deadline_s=deadline_s, timeout_s=timeout_s
+        backend,
+        tenant=tenant,
+        run_id=body.run_id,
+        app=body.app,
+        deadline_s=body.deadline_s,
+        timeout_s=timeout_s,
     )
     try:
         if q.depth == 0 and q.inflight < q.max_inflight and sched.ledger is None:

@@ -25,8 +25,9 @@ from hermes_sdk.prewarm.planner import PrewarmConfig, PrewarmPlanner, PrewarmSig
 from hermes_sdk.prewarm.runtime import PrewarmRuntime
 from hermes_sdk.prewarm.webhook import WebhookAdapter
 from hermes_sdk.server.metrics import METRICS
-from hermes_sdk.server.middlewares import loads_json
 from hermes_sdk.server.scheduler import SCHEDULER, Scheduler
+from hermes_sdk.server.wire import read_message
+from hermes_sdk.wire.messages import PrewarmReport
 
 
 @dataclass(frozen=True, slots=True)
@@ -210,24 +211,11 @@ async def prewarm_signals(request: web.Request) -> web.Response:
 async def prewarm_report(request: web.Request) -> web.Response:
     """A backend reports ``{"backend", "event": "ready"|"released", "startup_s"?}``."""
     runtime = request.app[PREWARM]
-    try:
-        body = loads_json(await request.read())
-    except (ValueError, UnicodeDecodeError):
-        raise InvalidRequest("body must be JSON") from None
-    if not isinstance(body, dict):
-        raise InvalidRequest("body must be a JSON object")
-    backend, event = body.get("backend"), body.get("event")
-    if backend not in runtime.planner.backends:
-        raise InvalidRequest(f"unknown prewarm backend {backend!r}")
-    startup = body.get("startup_s")
-    if startup is not None and (
-        isinstance(startup, bool) or not isinstance(startup, (int, float)) or not startup >= 0
-    ):
-        raise InvalidRequest("startup_s must be a number of seconds >= 0")
-    if event == "ready":
-        runtime.ready(str(backend), None if startup is None else float(startup))
-    elif event == "released":
-        runtime.planner.ledger.released(str(backend), runtime.clock())
+    body = await read_message(request, PrewarmReport)
+    if body.backend not in runtime.planner.backends:
+        raise InvalidRequest(f"backend: unknown prewarm backend {body.backend!r}")
+    if body.event == "ready":
+        runtime.ready(body.backend, body.startup_s)
     else:
-        raise InvalidRequest("event must be 'ready' or 'released'")
+        runtime.planner.ledger.released(body.backend, runtime.clock())
     return web.json_response({"ok": True})
