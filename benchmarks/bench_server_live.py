@@ -1,16 +1,26 @@
-"""Live load test: ``hermes serve`` ranking 10,000 concurrent runs while its graphs learn.
+"""Live load test: ``hermes serve`` ranking 10,000 concurrent runs at fixed offered event rates.
 
-Run: ``.venv/bin/python benchmarks/bench_server_live.py [--quick] [--runs N] [--secs S]``.
+Run: ``.venv/bin/python benchmarks/bench_server_live.py [--quick] [--runs N] [--rates R,R,..]
+[--secs S] [--plot-only]``. Writes ``benchmarks/results/server_live.json`` and ``.png``.
+
 Starts ``hermes serve`` (one backend ``gpu`` with 32 slots, gittins, SQLite in a temp dir) in its
-own process, teaches it 20 apps (50 runs each), then starts ``--runs`` runs (each in a running
-unit) that all hold an ``acquire`` on ``gpu``: 32 hold a slot and release it after a few ms,
-the others wait in the queue. For ``--secs`` seconds event clients post batches of unit events
-(a unit ends, the next starts) for random waiting runs, every one of which re-ranks that run in
-the queue, plus one completed run (a path the graph learns) per batch. Measured: rank-bearing
-events/s accepted, grants/s, the events batch latency, and the decision latency (from a release
-being sent to the next grant reaching its waiter, pairing releases and grants in order), plus the
-server's own rank-time histogram from ``/metrics``. Writes ``benchmarks/results/server_live.json``.
-Targets: >= 5,000 rank-bearing events/s on one core; p99 decision latency <= 5 ms.
+own process pinned to CPU 0 (``taskset``: the server gets one core); this process, the load
+generator, pins itself to CPU 1. It teaches the server 20 apps (50 runs each), then starts
+``--runs`` runs (each in a running unit) that all hold an ``acquire`` on ``gpu``: 32 hold a slot
+for ``HOLD_S`` and release it (then acquire again), the others wait in the queue.
+
+For each offered rate the generator is *open loop*: batches of ``BATCH`` rank-bearing events
+(a unit of a random run ends, its next unit starts; each re-ranks that run in the queue) plus
+one completed run (a path the graphs learn) are sent at Poisson arrival times, each batch on
+its own request whether or not earlier ones were answered, so the server's delays cannot slow
+the offered load (a closed loop measures queueing at saturation instead). Per rate: achieved
+rank-bearing events/s, grants/s, the events batch latency, the *decision latency* measured
+end to end by the client (a release sent -> the grant it made reaching its waiter; releases and
+grants paired in order) and by the server (``hermes_grant_answer_seconds``: the grant -> the
+granted waiter answered; ``hermes_rank_latency_seconds``: one rank), the server's CPU seconds,
+and the generator's own event-loop lag (how late a 1 ms timer fires: the client's share of the
+measured latency). Reports the highest offered rate whose client p99 decision is <= 5 ms.
+Targets: >= 5,000 rank-bearing events/s on one core with p99 decision <= 5 ms.
 """
 
 from __future__ import annotations
@@ -27,6 +37,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -34,14 +45,19 @@ import aiohttp
 import numpy as np
 
 RESULTS = Path(__file__).parent / "results" / "server_live.json"
+PNG = RESULTS.with_suffix(".png")
 EVENTS_TARGET = 5_000.0
 DECISION_P99_TARGET_MS = 5.0
 SLOTS = 32
 APPS = 20
 BATCH = 50
-HOLD_S = 0.02
-RAMP_STEP = 250
+"""Rank-bearing events per request (plus one run_end carrying a path to learn)."""
+HOLD_S = 0.05
 """How long a granted run holds its slot before releasing it (seconds)."""
+RAMP_STEP = 250
+SETTLE_S = 1.0
+"""Seconds each rate runs before its measurement window opens."""
+SERVER_CPU, LOADGEN_CPU = 0, 1
 NODES = ("plan", "search", "refine")
 CYCLE = ("plan", "search", "refine")
 
@@ -81,7 +97,10 @@ async def _wait_up(http: aiohttp.ClientSession, url: str) -> None:
     raise RuntimeError("server did not start")
 
 
-def _gauge(metrics: str, name: str) -> float:
+# --- Prometheus text --------------------------------------------------------------------------
+
+
+def _sample(metrics: str, name: str) -> float:
     """The value of one sample line ``name value`` of the Prometheus text (0 if absent)."""
     for line in metrics.splitlines():
         if line.startswith(name + " "):
@@ -89,196 +108,59 @@ def _gauge(metrics: str, name: str) -> float:
     return 0.0
 
 
-def _rank_p99_ms(metrics: str) -> float | None:
-    """p99 of ``hermes_rank_latency_seconds`` from the Prometheus text (bucket upper bound)."""
-    buckets: list[tuple[float, float]] = []
+def _buckets(metrics: str, name: str) -> dict[float, float]:
+    """Cumulative bucket counts ``{le: count}`` of histogram ``name`` (all label sets summed)."""
+    out: dict[float, float] = {}
     for line in metrics.splitlines():
-        if line.startswith("hermes_rank_latency_seconds_bucket"):
+        if line.startswith(name + "_bucket"):
             le = line.split('le="')[1].split('"')[0]
-            buckets.append((float("inf") if le == "+Inf" else float(le), float(line.split()[-1])))
-    if not buckets or buckets[-1][1] == 0:
+            bound = float("inf") if le == "+Inf" else float(le)
+            out[bound] = out.get(bound, 0.0) + float(line.split()[-1])
+    return out
+
+
+def histogram_quantile(before: dict[float, float], after: dict[float, float], q: float) -> Any:
+    """``q``-quantile (ms) of the observations between two scrapes, linear inside a bucket as
+    Prometheus' ``histogram_quantile``; None without observations."""
+    bounds = sorted(after)
+    counts = [after[b] - before.get(b, 0.0) for b in bounds]
+    if not counts or counts[-1] <= 0:
         return None
-    total = buckets[-1][1]
-    for le, count in buckets:
-        if count >= 0.99 * total:
-            return le * 1e3
+    rank = q * counts[-1]
+    lower, below = 0.0, 0.0
+    for bound, count in zip(bounds, counts, strict=True):
+        if count >= rank:
+            if bound == float("inf"):
+                return lower * 1e3
+            frac = (rank - below) / (count - below) if count > below else 1.0
+            return (lower + frac * (bound - lower)) * 1e3
+        lower, below = bound, count
     return None
 
 
-async def _run(n_runs: int, secs: float, event_clients: int) -> dict[str, Any]:
-    port = _free_port()
-    url = f"http://127.0.0.1:{port}"
-    rng = random.Random(1)
-    with tempfile.TemporaryDirectory() as tmp:
-        cmd = [
-            str(Path(sys.executable).with_name("hermes")),
-            "serve",
-            "--port",
-            str(port),
-            "--store",
-            f"sqlite:///{tmp}/live.db",
-            "--backend",
-            f"gpu={SLOTS}:600",
-        ]
-        profile = os.environ.get("HERMES_LIVE_PROFILE")  # cProfile output path for the server
-        if profile:
-            cmd = [sys.executable, "-m", "cProfile", "-o", profile, "-m", "hermes_sdk", *cmd[1:]]
-        proc = subprocess.Popen(cmd)
-        try:
-            connector = aiohttp.TCPConnector(limit=0)
-            timeout = aiohttp.ClientTimeout(total=None)
-            async with aiohttp.ClientSession(connector=connector, timeout=timeout) as http:
-                await _wait_up(http, url)
-                return await _load(http, url, n_runs, secs, event_clients, rng, proc.pid)
-        finally:
-            if profile:
-                proc.send_signal(signal.SIGINT)  # lets cProfile write its output
-            else:
-                proc.terminate()
-            proc.wait(20)
+# --- the load ---------------------------------------------------------------------------------
 
 
-async def _load(
-    http: aiohttp.ClientSession,
-    url: str,
-    n_runs: int,
-    secs: float,
-    event_clients: int,
-    rng: random.Random,
-    pid: int,
-) -> dict[str, Any]:
-    apps = [f"app{i}" for i in range(APPS)]
-    learned = 0
-    for app in apps:  # teach every app's graph
-        events = [
-            {"type": "run_end", "run_id": f"train-{app}-{k}", "path": _path(app, rng)}
-            for k in range(50)
-        ]
-        learned += (await _post(http, url + "/v1/events", {"events": events}))["accepted"]
-    runs = [f"live-{i}" for i in range(n_runs)]
-    unit = dict.fromkeys(runs, 0)
-    for start in range(0, n_runs, 500):
-        events: list[dict[str, Any]] = []
-        for rid in runs[start : start + 500]:
-            events.append({"type": "run_start", "run_id": rid, "app": rng.choice(apps)})
-            events.append({"type": "unit_start", "run_id": rid, "unit_id": "0", "node": "plan"})
-        await _post(http, url + "/v1/events", {"events": events})
+@dataclass(slots=True)
+class Window:
+    """What one rate's measurement window collected."""
 
-    grants: list[float] = []
-    releases: list[float] = []
-    stop = asyncio.Event()
-    holding: set[str] = set()
+    grants: list[float] = field(default_factory=list)
+    releases: list[float] = field(default_factory=list)
+    batch_ms: list[float] = field(default_factory=list)
+    lag_ms: list[float] = field(default_factory=list)
+    accepted: int = 0
+    sent: int = 0
+    open: bool = False
 
-    async def waiter(rid: str) -> None:
-        while not stop.is_set():
-            async with http.post(url + "/v1/backends/gpu/acquire", json={"run_id": rid}) as resp:
-                if resp.status != 200:
-                    await resp.read()
-                    continue
-                lease = await resp.json()
-            grants.append(time.perf_counter())
-            holding.add(rid)
-            await asyncio.sleep(HOLD_S)
-            releases.append(time.perf_counter())
-            async with http.post(url + f"/v1/leases/{lease['lease_id']}/release") as resp:
-                await resp.read()
-            holding.discard(rid)
 
-    # the event clients' connections are opened (and kept alive) before 10,000 others queue
-    # up at the listen socket; waiters connect in steps so the accept backlog never overflows
-    # (a dropped SYN costs a 1-3 s retransmission, which would be measured as latency)
-    events_http = aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=event_clients))
-    await asyncio.gather(
-        *(_post(events_http, url + "/v1/events", {"events": []}) for _ in range(event_clients))
-    )
-    tasks = []
-    for start in range(0, n_runs, RAMP_STEP):
-        tasks += [asyncio.ensure_future(waiter(rid)) for rid in runs[start : start + RAMP_STEP]]
-        await asyncio.sleep(0.1)
-    depth = 0.0
-    for _ in range(100):  # until every acquire is queued
-        await asyncio.sleep(0.2)
-        async with http.get(url + "/metrics") as resp:
-            depth = _gauge(await resp.text(), 'hermes_queue_depth{backend="gpu"}')
-        if depth >= n_runs - SLOTS:
-            break
-    grants.clear()
-    releases.clear()
-    accepted = 0
-    batch_ms: list[float] = []
-    t_end = time.perf_counter() + secs
-
-    async def events_client(c: int) -> None:
-        nonlocal accepted
-        local = random.Random(c)
-        seq = 0
-        while time.perf_counter() < t_end:
-            events: list[dict[str, Any]] = []
-            for rid in local.sample(runs, BATCH // 2):
-                k = unit[rid]
-                unit[rid] = k + 1
-                node = CYCLE[min(k + 1, len(CYCLE) - 1)]  # plan, search, then refine on
-                events.append(
-                    {"type": "unit_end", "run_id": rid, "unit_id": str(k), "service_s": 0.01}
-                )
-                events.append(
-                    {"type": "unit_start", "run_id": rid, "unit_id": str(k + 1), "node": node}
-                )
-            app = local.choice(apps)
-            events.append(
-                {"type": "run_end", "run_id": f"done-{c}-{seq}", "path": _path(app, local)}
-            )
-            seq += 1
-            t0 = time.perf_counter()
-            data = await _post(events_http, url + "/v1/events", {"events": events})
-            batch_ms.append((time.perf_counter() - t0) * 1e3)
-            accepted += data["accepted"] - 1  # the run_end is not rank-bearing
-
-    cpu0, t0, own0 = _process_cpu_s(pid), time.perf_counter(), time.process_time()
-    await asyncio.gather(*(events_client(c) for c in range(event_clients)))
-    elapsed = time.perf_counter() - t0
-    cpu1, own_cpu = _process_cpu_s(pid), time.process_time() - own0
-    server_cpu = None if cpu0 is None or cpu1 is None else cpu1 - cpu0
-    n_grants = len(grants)
-    decision_ms = np.array(_pair_fifo(sorted(releases), sorted(grants))) * 1e3
-    stop.set()
-    await events_http.close()
-    async with http.get(url + "/metrics") as resp:
-        metrics = await resp.text()
-    for task in tasks:
-        task.cancel()
-    await asyncio.gather(*tasks, return_exceptions=True)
-    rebuilds = [
-        float(line.split()[-1])
-        for line in metrics.splitlines()
-        if line.startswith("hermes_rank_table_rebuilds_total")
-    ]
-    return {
-        "runs": n_runs,
-        "queued_at_start": depth,
-        "slots": SLOTS,
-        "apps": APPS,
-        "event_clients": event_clients,
-        "seconds": elapsed,
-        "rank_bearing_events_per_s": accepted / elapsed,
-        "server_cpu_s_during_load": server_cpu,
-        "load_generator_cpu_s_during_load": own_cpu,
-        "rank_bearing_events_per_server_cpu_s": (accepted / server_cpu if server_cpu else None),
-        "grants_per_s": n_grants / elapsed,
-        "events_batch_ms": {
-            "p50": float(np.percentile(batch_ms, 50)),
-            "p99": float(np.percentile(batch_ms, 99)),
-            "events_per_batch": BATCH,
-        },
-        "decision_ms": {
-            "p50": float(np.percentile(decision_ms, 50)) if decision_ms.size else None,
-            "p99": float(np.percentile(decision_ms, 99)) if decision_ms.size else None,
-            "pairs": int(decision_ms.size),
-        },
-        "server_rank_time_p99_ms_bucket": _rank_p99_ms(metrics),
-        "rank_table_rebuilds": rebuilds[0] if rebuilds else None,
-        "paths_learned_before": learned,
-    }
+def _process_cpu_s(pid: int) -> float | None:
+    """User + system CPU seconds of process ``pid`` so far (Linux /proc)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    except (OSError, IndexError, ValueError):
+        return None
 
 
 def _pair_fifo(releases: list[float], grants: list[float]) -> list[float]:
@@ -293,43 +175,342 @@ def _pair_fifo(releases: list[float], grants: list[float]) -> list[float]:
     return out
 
 
-def _process_cpu_s(pid: int) -> float | None:
-    """User + system CPU seconds of process ``pid`` so far (Linux /proc)."""
-    try:
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-    except (OSError, IndexError, ValueError):
-        return None
+def _q(values: list[float] | np.ndarray, q: float) -> float | None:
+    return float(np.percentile(values, q)) if len(values) else None
+
+
+class Load:
+    """The runs, their waiters and the open-loop event generator against one server."""
+
+    def __init__(self, url: str, pid: int, n_runs: int, batch: int, rng: random.Random) -> None:
+        self.url, self.pid, self.batch, self.rng = url, pid, batch, rng
+        self.apps = [f"app{i}" for i in range(APPS)]
+        self.runs = [f"live-{i}" for i in range(n_runs)]
+        self.unit = dict.fromkeys(self.runs, 0)
+        self.window = Window()
+        self.stop = asyncio.Event()
+        self.seq = 0
+
+    async def setup(self, http: aiohttp.ClientSession) -> dict[str, float]:
+        """Teach the apps, start the runs and queue every run's acquire."""
+        learned = 0
+        for app in self.apps:
+            events = [
+                {"type": "run_end", "run_id": f"train-{app}-{k}", "path": _path(app, self.rng)}
+                for k in range(50)
+            ]
+            learned += (await _post(http, self.url + "/v1/events", {"events": events}))["accepted"]
+        for start in range(0, len(self.runs), 500):
+            events: list[dict[str, Any]] = []
+            for rid in self.runs[start : start + 500]:
+                events.append(
+                    {"type": "run_start", "run_id": rid, "app": self.rng.choice(self.apps)}
+                )
+                events.append({"type": "unit_start", "run_id": rid, "unit_id": "0", "node": "plan"})
+            await _post(http, self.url + "/v1/events", {"events": events})
+        # waiters connect in steps so the accept backlog never overflows (a dropped SYN costs a
+        # 1-3 s retransmission, which would be measured as latency)
+        self.tasks = []
+        for start in range(0, len(self.runs), RAMP_STEP):
+            self.tasks += [
+                asyncio.ensure_future(self.waiter(http, rid))
+                for rid in self.runs[start : start + RAMP_STEP]
+            ]
+            await asyncio.sleep(0.1)
+        depth = 0.0
+        for _ in range(100):  # until every acquire is queued
+            await asyncio.sleep(0.2)
+            async with http.get(self.url + "/metrics") as resp:
+                depth = _sample(await resp.text(), 'hermes_queue_depth{backend="gpu"}')
+            if depth >= len(self.runs) - SLOTS:
+                break
+        return {"paths_learned_before": float(learned), "queued_at_start": depth}
+
+    async def waiter(self, http: aiohttp.ClientSession, rid: str) -> None:
+        url = self.url
+        while not self.stop.is_set():
+            async with http.post(url + "/v1/backends/gpu/acquire", json={"run_id": rid}) as resp:
+                if resp.status != 200:
+                    await resp.read()
+                    continue
+                granted = time.perf_counter()
+                lease = await resp.json()
+            if self.window.open:
+                self.window.grants.append(granted)
+            await asyncio.sleep(HOLD_S)
+            if self.window.open:
+                self.window.releases.append(time.perf_counter())
+            async with http.post(url + f"/v1/leases/{lease['lease_id']}/release") as resp:
+                await resp.read()
+
+    def _events(self) -> list[dict[str, Any]]:
+        events: list[dict[str, Any]] = []
+        rng = self.rng
+        for rid in rng.sample(self.runs, self.batch // 2):
+            k = self.unit[rid]
+            self.unit[rid] = k + 1
+            node = CYCLE[min(k + 1, len(CYCLE) - 1)]  # plan, search, then refine on
+            events.append({"type": "unit_end", "run_id": rid, "unit_id": str(k), "service_s": 0.01})
+            events.append(
+                {"type": "unit_start", "run_id": rid, "unit_id": str(k + 1), "node": node}
+            )
+        self.seq += 1
+        app = rng.choice(self.apps)
+        events.append({"type": "run_end", "run_id": f"done-{self.seq}", "path": _path(app, rng)})
+        return events
+
+    async def _send(self, http: aiohttp.ClientSession, events: list[dict[str, Any]]) -> None:
+        window = self.window
+        t0 = time.perf_counter()
+        data = await _post(http, self.url + "/v1/events", {"events": events})
+        if window.open:
+            window.batch_ms.append((time.perf_counter() - t0) * 1e3)
+            window.accepted += data["accepted"] - 1  # the run_end is not rank-bearing
+
+    async def _lag_probe(self) -> None:
+        """How late a 1 ms timer fires in this process (the generator's own delay)."""
+        while not self.stop.is_set():
+            t0 = time.perf_counter()
+            await asyncio.sleep(0.001)
+            if self.window.open:
+                self.window.lag_ms.append((time.perf_counter() - t0) * 1e3 - 1.0)
+
+    async def rate(
+        self,
+        http: aiohttp.ClientSession,
+        events_http: aiohttp.ClientSession,
+        rate: float,
+        secs: float,
+    ) -> dict[str, Any]:
+        """Offer ``rate`` rank-bearing events/s for SETTLE_S + ``secs``; measure the window."""
+        batch_rate = rate / self.batch
+        arrivals = random.Random(int(rate))
+        inflight: set[asyncio.Task[None]] = set()
+        probe = asyncio.ensure_future(self._lag_probe())
+        t_start = time.perf_counter()
+        t_open, t_close = t_start + SETTLE_S, t_start + SETTLE_S + secs
+        next_t = t_start
+        before = ""
+        cpu0 = own0 = 0.0
+        while True:
+            now = time.perf_counter()
+            if not self.window.open and now >= t_open:
+                async with http.get(self.url + "/metrics") as resp:
+                    before = await resp.text()
+                self.window = Window(open=True)
+                cpu0, own0, t_open = _process_cpu_s(self.pid) or 0.0, time.process_time(), now
+            if now >= t_close:
+                break
+            while next_t <= now:  # open loop: every due batch goes out, answered or not
+                task = asyncio.ensure_future(self._send(events_http, self._events()))
+                inflight.add(task)
+                task.add_done_callback(inflight.discard)
+                self.window.sent += self.batch if self.window.open else 0
+                next_t += arrivals.expovariate(batch_rate)
+            await asyncio.sleep(max(0.0, min(next_t, t_close) - time.perf_counter()))
+        window, elapsed = self.window, time.perf_counter() - t_open
+        window.open = False
+        cpu1, own1 = _process_cpu_s(self.pid) or 0.0, time.process_time()
+        backlog = len(inflight)
+        await asyncio.gather(*inflight, return_exceptions=True)
+        async with http.get(self.url + "/metrics") as resp:
+            after = await resp.text()
+        probe.cancel()
+        decision = np.array(_pair_fifo(sorted(window.releases), sorted(window.grants))) * 1e3
+        grant_b, grant_a = (_buckets(t, "hermes_grant_answer_seconds") for t in (before, after))
+        rank_b, rank_a = (_buckets(t, "hermes_rank_latency_seconds") for t in (before, after))
+        achieved = window.accepted / elapsed
+        rebuilds = _sample(after, "hermes_rank_table_rebuilds_total") - _sample(
+            before, "hermes_rank_table_rebuilds_total"
+        )
+        ranks = _sample(after, "hermes_ranks_computed_total") - _sample(
+            before, "hermes_ranks_computed_total"
+        )
+        return {
+            "offered_events_per_s": rate,
+            "seconds": elapsed,
+            "achieved_events_per_s": achieved,
+            "sent_events_per_s": window.sent / elapsed,
+            "batches_unanswered_at_close": backlog,
+            "grants_per_s": len(window.grants) / elapsed,
+            "ranks_per_s": ranks / elapsed,
+            "decisions_per_s": ranks / elapsed + len(window.grants) / elapsed,
+            "rank_table_rebuilds_per_s": rebuilds / elapsed,
+            "server_cpu_s_per_s": (cpu1 - cpu0) / elapsed,
+            "load_generator_cpu_s_per_s": (own1 - own0) / elapsed,
+            "events_batch_ms": {"p50": _q(window.batch_ms, 50), "p99": _q(window.batch_ms, 99)},
+            "decision_ms_client": {
+                "p50": _q(decision, 50),
+                "p99": _q(decision, 99),
+                "max": float(decision.max()) if decision.size else None,
+                "pairs": int(decision.size),
+            },
+            "decision_ms_server_grant_to_answer": {
+                "p50": histogram_quantile(grant_b, grant_a, 0.5),
+                "p99": histogram_quantile(grant_b, grant_a, 0.99),
+            },
+            "rank_ms_server": {
+                "p50": histogram_quantile(rank_b, rank_a, 0.5),
+                "p99": histogram_quantile(rank_b, rank_a, 0.99),
+            },
+            "load_generator_timer_lag_ms": {
+                "p50": _q(window.lag_ms, 50),
+                "p99": _q(window.lag_ms, 99),
+            },
+        }
+
+    async def close(self) -> None:
+        self.stop.set()
+        for task in self.tasks:
+            task.cancel()
+        await asyncio.gather(*self.tasks, return_exceptions=True)
+
+
+async def _run(n_runs: int, rates: list[float], secs: float, batch: int) -> dict[str, Any]:
+    port = _free_port()
+    url = f"http://127.0.0.1:{port}"
+    pinned = (os.cpu_count() or 1) >= 2
+    with tempfile.TemporaryDirectory() as tmp:
+        cmd = [
+            str(Path(sys.executable).with_name("hermes")),
+            "serve",
+            "--port",
+            str(port),
+            "--store",
+            f"sqlite:///{tmp}/live.db",
+            "--backend",
+            f"gpu={SLOTS}:600",
+        ]
+        profile = os.environ.get("HERMES_LIVE_PROFILE")  # cProfile output path for the server
+        if profile:
+            cmd = [sys.executable, "-m", "cProfile", "-o", profile, "-m", "hermes_sdk", *cmd[1:]]
+        if pinned:
+            cmd = ["taskset", "-c", str(SERVER_CPU), *cmd]  # the server and all its threads
+            os.sched_setaffinity(0, {LOADGEN_CPU})
+        proc = subprocess.Popen(cmd)
+        try:
+            connector = aiohttp.TCPConnector(limit=0)
+            timeout = aiohttp.ClientTimeout(total=None)
+            async with aiohttp.ClientSession(connector=connector, timeout=timeout) as http:
+                await _wait_up(http, url)
+                load = Load(url, proc.pid, n_runs, batch, random.Random(1))
+                # the events connections are opened (and kept alive) before 10,000 others queue
+                events_http = aiohttp.ClientSession(
+                    connector=aiohttp.TCPConnector(limit=0), timeout=timeout
+                )
+                await asyncio.gather(
+                    *(_post(events_http, url + "/v1/events", {"events": []}) for _ in range(16))
+                )
+                setup = await load.setup(http)
+                rows = []
+                for rate in rates:
+                    row = await load.rate(http, events_http, rate, secs)
+                    print(json.dumps(row), flush=True)
+                    rows.append(row)
+                await load.close()
+                await events_http.close()
+        finally:
+            if profile:
+                proc.send_signal(signal.SIGINT)  # lets cProfile write its output
+            else:
+                proc.terminate()
+            proc.wait(20)
+    return {
+        "runs": n_runs,
+        "slots": SLOTS,
+        "hold_s": HOLD_S,
+        "apps": APPS,
+        "events_per_batch": batch,
+        "seconds_per_rate": secs,
+        "server_cpu": SERVER_CPU if pinned else None,
+        "load_generator_cpu": LOADGEN_CPU if pinned else None,
+        **setup,
+        "rates": rows,
+    }
+
+
+def summarize(result: dict[str, Any]) -> dict[str, Any]:
+    """The highest offered rate meeting the decision target, and whether 5,000/s meets both."""
+    ok = [
+        r
+        for r in result["rates"]
+        if r["decision_ms_client"]["p99"] is not None
+        and r["decision_ms_client"]["p99"] <= DECISION_P99_TARGET_MS
+        and r["achieved_events_per_s"] >= 0.97 * r["offered_events_per_s"]
+    ]
+    best = max(ok, key=lambda r: r["offered_events_per_s"], default=None)
+    at_target = [r for r in ok if r["offered_events_per_s"] >= EVENTS_TARGET]
+    return {
+        "rank_bearing_events_per_s": EVENTS_TARGET,
+        "decision_p99_ms": DECISION_P99_TARGET_MS,
+        "max_offered_rate_with_p99_decision_within_target": (
+            None if best is None else best["offered_events_per_s"]
+        ),
+        "achieved_at_that_rate": None if best is None else best["achieved_events_per_s"],
+        "met": bool(at_target),
+    }
+
+
+def plot(result: dict[str, Any], path: Path) -> None:
+    """Client and server p50/p99 decision latency, and achieved rate, per offered rate."""
+    sys.path.insert(0, str(Path(__file__).parent))
+    from plotting import pyplot, save
+
+    plt = pyplot()
+    rows = result["rates"]
+    x = [r["offered_events_per_s"] for r in rows]
+    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(12, 4.5))
+    for key, label, style in (
+        ("decision_ms_client", "client end to end", "-o"),
+        ("decision_ms_server_grant_to_answer", "server grant -> answer", "--s"),
+    ):
+        for q in ("p50", "p99"):
+            ax1.plot(x, [r[key][q] for r in rows], style, label=f"{label} {q}")
+    ax1.axhline(DECISION_P99_TARGET_MS, color="red", ls=":", label="p99 target")
+    ax1.set_yscale("log")
+    ax1.set_xlabel("offered rank-bearing events/s")
+    ax1.set_ylabel("decision latency (ms, log)")
+    ax1.legend(fontsize=7)
+    ax2.plot(x, [r["achieved_events_per_s"] for r in rows], "-o", label="achieved")
+    ax2.plot(x, x, ":", color="grey", label="offered")
+    ax2.axvline(EVENTS_TARGET, color="red", ls=":", label="target rate")
+    ax2.set_xlabel("offered rank-bearing events/s")
+    ax2.set_ylabel("events/s")
+    ax2.legend(fontsize=7)
+    fig.suptitle(f"hermes serve, {result['runs']:,} runs waiting, server on one core")
+    save(fig, path)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="1,000 runs for 5 s")
+    parser.add_argument("--quick", action="store_true", help="1,000 runs, 2 rates, 3 s each")
     parser.add_argument("--runs", type=int, default=10_000)
+    parser.add_argument("--rates", default="2000,4000,5000,6000,8000")
     parser.add_argument("--secs", type=float, default=15.0)
-    parser.add_argument("--clients", type=int, default=8)
+    parser.add_argument("--batch", type=int, default=BATCH)
+    parser.add_argument("--plot-only", action="store_true", help="redraw from the saved JSON")
     args = parser.parse_args()
-    runs, secs = (1000, 5.0) if args.quick else (args.runs, args.secs)
-    result = asyncio.run(_run(runs, secs, args.clients))
+    if args.plot_only:
+        plot(json.loads(RESULTS.read_text()), PNG)
+        return
+    rates = [float(r) for r in args.rates.split(",")]
+    runs, secs = (1000, 3.0) if args.quick else (args.runs, args.secs)
+    if args.quick:
+        rates = rates[:2]
+    result = asyncio.run(_run(runs, rates, secs, args.batch))
     result["machine"] = {
         "python": platform.python_version(),
         "platform": platform.platform(),
         "cpus": os.cpu_count(),
         "load_average_1m_after": round(os.getloadavg()[0], 2),
-        "note": "server and load generator share the machine (2 cores, other jobs running)",
     }
-    decision_p99 = result["decision_ms"]["p99"]
-    result["targets"] = {
-        "rank_bearing_events_per_s": EVENTS_TARGET,
-        "decision_p99_ms": DECISION_P99_TARGET_MS,
-        "events_met": result["rank_bearing_events_per_s"] >= EVENTS_TARGET,
-        "decision_met": decision_p99 is not None and decision_p99 <= DECISION_P99_TARGET_MS,
-    }
+    result["targets"] = summarize(result)
     result["command"] = "benchmarks/bench_server_live.py " + " ".join(sys.argv[1:])
-    print(json.dumps(result, indent=1))
+    print(json.dumps(result["targets"], indent=1))
     if not args.quick:
         RESULTS.parent.mkdir(parents=True, exist_ok=True)
         RESULTS.write_text(json.dumps(result, indent=1) + "\n")
+        plot(result, PNG)
 
 
 if __name__ == "__main__":

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import math
+import time
 import weakref
 from typing import cast
 
@@ -151,7 +152,11 @@ async def acquire(request: web.Request) -> web.StreamResponse:
     if _gone(request):
         sched.release(lease.lease_id)
         return web.Response(status=499)
-    return web.json_response(_lease_json(lease, q.lease_s))
+    response = web.json_response(_lease_json(lease, q.lease_s))
+    if lease.waited_s > 0.0:  # it queued: how long the loop took to answer once granted
+        answer_s = max(0.0, time.monotonic() - lease.granted_at_s)
+        sched.metrics.grant_answer_s.labels(backend).observe(answer_s)
+    return response
 
 
 @routes.post("/v1/leases/{lease_id}/release")

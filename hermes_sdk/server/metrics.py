@@ -22,6 +22,9 @@ from hermes_sdk.graph.registry import GraphRegistry
 
 _WAIT_BUCKETS_S: Final = (0.0005, 0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1, 5, 10, 30, 60, 300)
 _RANK_BUCKETS_S: Final = (0.00005, 0.0001, 0.0005, 0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1)
+_ANSWER_BUCKETS_S: Final = (
+    0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1, 5
+)  # fmt: skip
 
 
 @dataclass(slots=True)
@@ -37,6 +40,7 @@ class ServerMetrics:
     ranks_computed: Counter = field(init=False)
     rank_latency_s: Histogram = field(init=False)
     rank_table_rebuilds: Counter = field(init=False)
+    grant_answer_s: Histogram = field(init=False)
     runs_active: Gauge = field(init=False)
     runs_paused: Gauge = field(init=False)
     runs_abandoned: Counter = field(init=False)
@@ -81,6 +85,13 @@ class ServerMetrics:
         self.rank_table_rebuilds = Counter(
             "hermes_rank_table_rebuilds",
             "Per-state rank tables built or rebuilt (hermes_sdk.graph.rank_tables)",
+            registry=r,
+        )
+        self.grant_answer_s = Histogram(
+            "hermes_grant_answer_seconds",
+            "From a queued request's grant (the release that freed its slot) to its answer",
+            ["backend"],
+            buckets=_ANSWER_BUCKETS_S,
             registry=r,
         )
         self.runs_active = Gauge(
