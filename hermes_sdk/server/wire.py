@@ -28,19 +28,9 @@ from hermes_sdk.wire.messages import (
 )
 
 __all__ = [
-    "MAX_EVENTS_PER_BATCH",
-    "Event",
-    "RunEnd",
-    "RunPause",
-    "RunStart",
-    "UnitEnd",
-    "UnitStart",
-    "decode_batch",
-    "own_path",
-    "parse_batch",
-    "parse_event",
-    "read_message",
-]
+    "MAX_EVENTS_PER_BATCH", "Event", "RunEnd", "RunPause", "RunStart", "UnitEnd", "UnitStart",
+    "decode_batch", "own_path", "parse_batch", "parse_event", "read_message",
+]  # fmt: skip
 
 M = TypeVar("M")
 

@@ -141,6 +141,9 @@ def from_schema(schema: Mapping[str, Any]) -> st.SearchStrategy[Any]:
     schema = _resolve(schema)
     if "enum" in schema:
         return st.sampled_from(schema["enum"])
+    for key in ("anyOf", "oneOf"):  # wire models: optional fields, the tagged event union
+        if key in schema:
+            return st.one_of([from_schema(s) for s in schema[key]])
     kind = schema.get("type")
     if isinstance(kind, list):
         return st.one_of([from_schema({**schema, "type": k}) for k in kind])
@@ -152,7 +155,9 @@ def from_schema(schema: Mapping[str, Any]) -> st.SearchStrategy[Any]:
         return st.integers(schema.get("minimum", -(10**6)), schema.get("maximum", 10**6))
     if kind == "number":
         lo = schema.get("minimum")
-        return st.floats(min_value=lo, max_value=1e6, allow_nan=False)
+        return st.floats(
+            min_value=lo, max_value=min(schema.get("maximum", 1e6), 1e6), allow_nan=False
+        )
     if kind == "boolean":
         return st.booleans()
     if kind == "null":
