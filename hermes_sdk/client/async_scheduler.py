@@ -16,6 +16,7 @@ from collections.abc import AsyncIterator, Mapping
 from typing import Any
 
 import aiohttp
+import msgspec
 
 from hermes_sdk.client.breaker import CircuitBreaker
 from hermes_sdk.client.control_api import (
@@ -28,6 +29,11 @@ from hermes_sdk.client.control_api import (
     raise_for_error,
 )
 from hermes_sdk.errors import InvalidRequest, SchedulerUnavailable
+from hermes_sdk.graph.records import RunPath
+from hermes_sdk.wire.codec import convert, encode
+from hermes_sdk.wire.messages import Acquire, EndRun, EventBatch, StartRun
+
+_JSON_BODY = {"Content-Type": "application/json"}
 
 
 class SchedulerClient:
@@ -82,7 +88,7 @@ class SchedulerClient:
         self,
         method: str,
         path: str,
-        body: Mapping[str, object] | None = None,
+        body: msgspec.Struct | None = None,
         *,
         read_timeout_s: float | None = None,
     ) -> tuple[int, Any]:
@@ -93,8 +99,13 @@ class SchedulerClient:
             sock_read=read_timeout_s or self.request_timeout_s,
         )
         try:
+            data = None if body is None else encode(body)
             async with self._http().request(
-                method, self.url + path, json=body, timeout=timeout
+                method,
+                self.url + path,
+                data=data,
+                headers=None if data is None else _JSON_BODY,
+                timeout=timeout,
             ) as resp:
                 text = await resp.text()
                 status = resp.status
@@ -116,10 +127,7 @@ class SchedulerClient:
         """Wait for a slot on ``backend``; None means run anyway (scheduler unavailable)."""
         if not self.breaker.allow():
             return None
-        body: dict[str, object] = {"timeout_s": DEFAULT_ACQUIRE_POLL_S}
-        for key, value in (("run_id", run_id), ("app", app), ("deadline_s", deadline_s)):
-            if value is not None:
-                body[key] = value
+        wanted = Acquire(run_id=run_id, app=app, deadline_s=deadline_s)
         loop = asyncio.get_running_loop()
         give_up_at = math.inf if self.max_wait_s is None else loop.time() + self.max_wait_s
         path = f"/v1/backends/{backend}/acquire"
@@ -128,7 +136,7 @@ class SchedulerClient:
             if left_s <= 0:
                 return None
             poll_s = min(DEFAULT_ACQUIRE_POLL_S, left_s)
-            body["timeout_s"] = poll_s
+            body = msgspec.structs.replace(wanted, timeout_s=poll_s)
             try:
                 status, data = await self._call("POST", path, body, read_timeout_s=poll_s + 5.0)
             except SchedulerUnavailable as exc:
@@ -152,7 +160,7 @@ class SchedulerClient:
         while True:
             await asyncio.sleep(grant.lease_s / 2)
             try:
-                status, _ = await self._call("POST", f"/v1/leases/{grant.lease_id}/renew", {})
+                status, _ = await self._call("POST", f"/v1/leases/{grant.lease_id}/renew")
             except SchedulerUnavailable:
                 continue
             if status != 200:
@@ -166,7 +174,7 @@ class SchedulerClient:
         if keeper is not None:
             keeper.cancel()
         try:
-            await self._call("POST", f"/v1/leases/{grant.lease_id}/release", {})
+            await self._call("POST", f"/v1/leases/{grant.lease_id}/release")
         except SchedulerUnavailable as exc:
             self.breaker.failure(str(exc))
 
@@ -190,9 +198,7 @@ class SchedulerClient:
 
     async def send_events(self, events: list[dict[str, object]], dropped: int = 0) -> int:
         """POST a batch; returns how many were accepted (SchedulerUnavailable if down)."""
-        body: dict[str, object] = {"events": events}
-        if dropped:
-            body["dropped"] = dropped
+        body = convert({"events": events, "dropped": dropped}, EventBatch)
         data = await self._json("POST", "/v1/events", body)
         return int(data.get("accepted", 0))
 
@@ -200,21 +206,15 @@ class SchedulerClient:
         self, app: str, *, run_id: str | None = None, deadline_s: float | None = None
     ) -> str:
         """Open a run; returns its id."""
-        body: dict[str, object] = {"app": app}
-        if run_id is not None:
-            body["run_id"] = run_id
-        if deadline_s is not None:
-            body["deadline_s"] = deadline_s
+        body = StartRun(app=app, run_id=run_id, deadline_s=deadline_s)
         return str((await self._json("POST", "/v1/runs", body))["run_id"])
 
     async def end_run(
         self, run_id: str, *, path: Mapping[str, object] | None = None, failed: bool = False
     ) -> None:
         """Close a run, with its path (``path_to_dict``) so the app's graph learns it."""
-        body: dict[str, object] = {"failed": failed}
-        if path is not None:
-            body["path"] = dict(path)
-        await self._json("POST", f"/v1/runs/{run_id}/end", body)
+        run_path = None if path is None else convert(dict(path), RunPath)
+        await self._json("POST", f"/v1/runs/{run_id}/end", EndRun(failed=failed, path=run_path))
 
     async def hints(self, run_id: str) -> dict[str, Any]:
         """The server's rank and remaining-demand prediction for a run."""
@@ -237,7 +237,7 @@ class SchedulerClient:
         return data if isinstance(data, str) else json.dumps(data)
 
     async def _json(
-        self, method: str, path: str, body: Mapping[str, object] | None = None
+        self, method: str, path: str, body: msgspec.Struct | None = None
     ) -> dict[str, Any]:
         status, data = await self._call(method, path, body)
         raise_for_error(status, data)

@@ -12,6 +12,8 @@ import threading
 import urllib.parse
 
 from hermes_sdk.errors import ConfigError, InvalidRequest, SchedulerUnavailable
+from hermes_sdk.wire.codec import convert, encode
+from hermes_sdk.wire.messages import EventBatch
 
 DEFAULT_TIMEOUT_S = 2.0
 GATEWAY_HEADER = "X-Hermes-Gateway"
@@ -56,10 +58,7 @@ class HttpEventSink:
         """POST ``events`` as one batch; returns once the server stored them."""
         if not events:
             return
-        try:
-            body = json.dumps({"events": events}, allow_nan=False).encode("utf-8")
-        except (TypeError, ValueError) as exc:
-            raise InvalidRequest(f"events are not JSON-serialisable: {exc}") from None
+        body = encode(convert({"events": events}, EventBatch))  # InvalidRequest if malformed
         with self._lock:
             status, payload = self._post(body, retry=True)
         if status >= 500:
