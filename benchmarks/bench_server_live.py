@@ -488,6 +488,7 @@ def main() -> None:
     parser.add_argument("--rates", default="2000,4000,5000,6000,8000")
     parser.add_argument("--secs", type=float, default=15.0)
     parser.add_argument("--batch", type=int, default=BATCH)
+    parser.add_argument("--out", type=Path, default=RESULTS, help="results JSON (PNG beside it)")
     parser.add_argument("--plot-only", action="store_true", help="redraw from the saved JSON")
     args = parser.parse_args()
     if args.plot_only:
@@ -508,9 +509,9 @@ def main() -> None:
     result["command"] = "benchmarks/bench_server_live.py " + " ".join(sys.argv[1:])
     print(json.dumps(result["targets"], indent=1))
     if not args.quick:
-        RESULTS.parent.mkdir(parents=True, exist_ok=True)
-        RESULTS.write_text(json.dumps(result, indent=1) + "\n")
-        plot(result, PNG)
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        args.out.write_text(json.dumps(result, indent=1) + "\n")
+        plot(result, args.out.with_suffix(".png"))
 
 
 if __name__ == "__main__":

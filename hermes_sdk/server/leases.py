@@ -28,6 +28,8 @@ routes = web.RouteTableDef()
 
 DISCONNECT_POLL_S = 0.2
 """How often a waiting acquire checks whether its client went away."""
+SWEEP_CHUNK = 256
+"""Waiting acquires checked per event-loop turn by a sweep (10,000 at once block the loop)."""
 
 
 def _lease_json(lease: Lease, lease_s: float) -> dict[str, object]:
@@ -78,11 +80,17 @@ class _Watch:
         self.sweeper: asyncio.Task[None] | None = None
 
     async def sweep(self) -> None:
+        """Every DISCONNECT_POLL_S, a pass over the waiting acquires, SWEEP_CHUNK per loop turn
+        (a backstop: with ``handler_cancellation`` aiohttp cancels a gone client's handler)."""
         while self.waiting:
             await asyncio.sleep(DISCONNECT_POLL_S)
-            for task, request in list(self.waiting.items()):
-                if not task.done() and _gone(request):
-                    task.cancel()
+            waiting = list(self.waiting.items())
+            for start in range(0, len(waiting), SWEEP_CHUNK):
+                if start:
+                    await asyncio.sleep(0)  # requests are served between chunks
+                for task, request in waiting[start : start + SWEEP_CHUNK]:
+                    if not task.done() and _gone(request):
+                        task.cancel()
 
 
 _WATCHES: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _Watch] = weakref.WeakKeyDictionary()

@@ -9,9 +9,11 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
+from aiohttp import web
 
 from hermes_sdk.graph.records import Call, RunPath, RunState, Stage, path_to_dict
-from hermes_sdk.server import BackendConfig, ServerConfig
+from hermes_sdk.server import BackendConfig, ServerConfig, create_app
+from hermes_sdk.server.leases import SWEEP_CHUNK
 from hermes_sdk.server.metrics import ServerMetrics
 from hermes_sdk.server.scheduler import SCHEDULER, Scheduler
 from hermes_sdk.server.wire import parse_batch
@@ -124,3 +126,45 @@ def test_run_gauges_match_a_full_recount_after_every_batch() -> None:
         sched.ingest("t", batch)
         assert _gauges(sched) == _recount(sched)
     sched.close()
+
+
+async def test_the_sweep_removes_gone_clients_across_chunks(tmp_path: Path) -> None:
+    """Without handler cancellation only the sweep notices clients that went away; more than a
+    chunk of them are all removed (the sweep yields between chunks, it does not stop)."""
+    config = ServerConfig(store_url=f"sqlite:///{tmp_path}/s.db", port=0, backends=GPU)
+    app = create_app(config)
+    runner = web.AppRunner(app, handler_cancellation=False)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    assert site._server is not None
+    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+    url = f"http://127.0.0.1:{port}"
+    queue = app[SCHEDULER].queue("gpu")
+    n = SWEEP_CHUNK + 44
+    try:
+        async with aiohttp.ClientSession() as keep:
+            holder = await _post(keep, f"{url}/v1/backends/gpu/acquire")
+            gone = aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0))
+            waiters = [
+                asyncio.ensure_future(gone.post(f"{url}/v1/backends/gpu/acquire", json={}))
+                for _ in range(n)
+            ]
+            for _ in range(1000):
+                if queue.depth == n:
+                    break
+                await asyncio.sleep(0.01)
+            assert queue.depth == n
+            for w in waiters:
+                w.cancel()
+            await asyncio.gather(*waiters, return_exceptions=True)
+            await gone.close()  # the connections close; nobody cancels the handlers
+            for _ in range(500):
+                if queue.depth == 0:
+                    break
+                await asyncio.sleep(0.01)
+            assert queue.depth == 0
+            await _post(keep, f"{url}/v1/leases/{holder['lease_id']}/release")
+            assert queue.inflight == 0  # nothing was granted to a gone client
+    finally:
+        await runner.cleanup()
