@@ -181,6 +181,8 @@ class Scheduler:
         """How many of ``_runs`` are paused (recounted whenever a pause may have changed)."""
         self._refresher: asyncio.Task[None] | None = None
         """The task rebuilding due rank tables between requests (see ``_refresh_soon``)."""
+        self._refresh_credit = 0
+        """Tables the learned batches paid for and the task has not rebuilt yet."""
         self._hints: dict[RunKey, _Hint] = {}
         self.paused_store = PausedRunStore(store)
         for paused in self.paused_store.load():  # paused runs outlive a restart
@@ -564,17 +566,23 @@ class Scheduler:
         return self._apply_state(tenant, events, dropped)
 
     def _refresh_soon(self) -> None:
-        """After learning on the event loop: rebuild the rank tables that fell due in a task,
-        one table per loop turn, so requests are served between rebuilds (a few milliseconds
-        each) instead of waiting behind them; lookups meanwhile read the old tables."""
+        """After learning on the event loop: the batch pays for REFRESH_BUDGET due rank tables,
+        rebuilt by a task one per loop turn (about a millisecond each), so requests are served
+        between rebuilds instead of waiting behind them; lookups meanwhile read the old ones."""
         tables = self.registry.rank_tables
-        if tables is None or (self._refresher is not None and not self._refresher.done()):
+        if tables is None:
             return
-        self._refresher = asyncio.ensure_future(self._refresh_tables(tables))
+        self._refresh_credit = min(self._refresh_credit + REFRESH_BUDGET, MAX_REFRESH_CREDIT)
+        if self._refresher is None or self._refresher.done():
+            self._refresher = asyncio.ensure_future(self._refresh_tables(tables))
 
     async def _refresh_tables(self, tables: RankTables) -> None:
         try:
-            while tables.refresh(1):
+            while self._refresh_credit > 0:
+                if not tables.refresh(1):
+                    self._refresh_credit = 0  # nothing due: no credit is carried over
+                    break
+                self._refresh_credit -= 1
                 await asyncio.sleep(0)
         except Exception:  # a rebuild bug must not stop serving: lookups rebuild past the bound
             log.exception("rank table refresh failed")
@@ -693,7 +701,9 @@ class Scheduler:
 
 
 REFRESH_BUDGET = 2
-"""Rank tables rebuilt per learned batch of paths (each takes a few milliseconds)."""
+"""Rank tables rebuilt per learned batch of paths (each takes about a millisecond)."""
+MAX_REFRESH_CREDIT = 64
+"""Rebuilds the learned batches may have paid for and the task not done yet (a backlog)."""
 
 
 def _runs_ns(tenant: str) -> str:
