@@ -8,7 +8,14 @@ route, a plain aiohttp echo endpoint, as the same-run baseline. From this proces
   one run_end with a path per batch, stored durably before the answer) with 1, 50, 500 clients;
 - acquire+release round trips/s on a backend with free slots, with 1, 50, 500 clients;
 - free-slot ``acquire`` latency p50/p99 from one client, minus the echo endpoint's latency
-  (same body size, requests alternating so drift hits both alike).
+  (same body size, requests alternating so drift hits both alike);
+- the same events/s against a second server process whose ``POST /v1/events`` decodes with the
+  hand-written validation of before issue 26 (``wire_legacy.py``: ``json.loads`` + field checks),
+  the two servers measured alternately;
+- in this process, decode+validate time of one 100-event batch (bytes to validated events, the
+  path built): that legacy code, pydantic v2 (``wire_pydantic.py``, ``TypeAdapter.validate_json``
+  then the path's RunPath) and the msgspec models the server uses (``hermes_sdk.wire``), p50 of
+  interleaved calls.
 
 Targets: >= 10k events/s; added acquire p50 <= 1 ms. Writes ``benchmarks/results/server.json``
 and ``server.png``.
@@ -30,6 +37,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -38,6 +46,7 @@ import numpy as np
 from rich.console import Console
 from rich.table import Table
 
+HERE = Path(__file__).resolve().parent
 RESULTS = Path(__file__).parent / "results" / "server.json"
 PNG = RESULTS.with_suffix(".png")
 EVENTS_TARGET_PER_S = 10_000.0
@@ -50,6 +59,11 @@ import sys
 from aiohttp import web
 from hermes_sdk.server import BackendConfig, ServerConfig, create_app
 port, store = int(sys.argv[1]), sys.argv[2]
+if len(sys.argv) > 3:  # POST /v1/events decoded as before issue 26
+    import hermes_sdk.server.control as control
+    sys.path.insert(0, sys.argv[3])
+    from wire_legacy import decode_batch
+    control.decode_batch = decode_batch
 cfg = ServerConfig(port=port, store_url=store, backends={"free": BackendConfig(100_000)},
                    max_body_bytes=16 * 1024 * 1024)
 app = create_app(cfg)
@@ -163,24 +177,82 @@ async def _latency(
     return np.array(acquire_ms), np.array(echo_ms)
 
 
+def _decode_validate(n: int) -> dict[str, Any]:
+    """Per-batch decode+validate time (us) of one 100-event batch, legacy vs pydantic vs
+    msgspec, calls interleaved; every candidate must return the same 100 events and path."""
+    sys.path.insert(0, str(HERE))
+    import wire_legacy
+    import wire_pydantic
+
+    from hermes_sdk.graph.records import path_from_dict
+    from hermes_sdk.server.wire import decode_batch, own_path
+
+    events = [{"type": "run_start", "run_id": "c0", "app": "bench"}, *_batch(0, 0)]
+    raw = json.dumps({"events": events}).encode()
+
+    def pydantic() -> tuple[list[Any], list[Any]]:
+        batch = wire_pydantic.BATCH.validate_json(raw)
+        paths = [
+            own_path(path_from_dict(e.path), tenant="t", run_id=e.run_id)
+            for e in batch.events
+            if isinstance(e, wire_pydantic.RunEnd) and e.path is not None
+        ]
+        return list(batch.events), paths
+
+    def paths_of(decoded: tuple[list[Any], int]) -> tuple[list[Any], list[Any]]:
+        return decoded[0], [e.path for e in decoded[0] if getattr(e, "path", None) is not None]
+
+    candidates: dict[str, Callable[[], tuple[list[Any], list[Any]]]] = {
+        "legacy": lambda: paths_of(wire_legacy.decode_batch(raw, "t")),
+        "pydantic": pydantic,
+        "msgspec": lambda: paths_of(decode_batch(raw, "t")),
+    }
+    reference = candidates["legacy"]()
+    for name, run in candidates.items():
+        got = run()
+        assert len(got[0]) == len(events) and got[1] == reference[1], name
+    samples: dict[str, list[float]] = {name: [] for name in candidates}
+    for _ in range(n):
+        for name, run in candidates.items():
+            t0 = time.perf_counter_ns()
+            run()
+            samples[name].append((time.perf_counter_ns() - t0) / 1e3)
+    out: dict[str, Any] = {"events": len(events), "body_bytes": len(raw), "calls": n}
+    for name, xs in samples.items():
+        out[name] = {q: float(np.percentile(xs, int(q[1:]))) for q in ("p50", "p90")}
+    return out
+
+
 async def _run(quick: bool) -> dict[str, Any]:
     secs = 1.0 if quick else 3.0
     n_lat = 500 if quick else 3000
-    port = _free_port()
-    url = f"http://127.0.0.1:{port}"
+    rounds = 1 if quick else 2
+    decode_us = _decode_validate(500 if quick else 3000)
+    port, legacy_port = _free_port(), _free_port()
+    url, legacy_url = f"http://127.0.0.1:{port}", f"http://127.0.0.1:{legacy_port}"
     with tempfile.TemporaryDirectory() as tmp:
-        store = f"sqlite:///{tmp}/bench.db"
-        proc = subprocess.Popen([sys.executable, "-c", SERVER_SCRIPT, str(port), store])
+        script = [sys.executable, "-c", SERVER_SCRIPT]
+        procs = [
+            subprocess.Popen([*script, str(port), f"sqlite:///{tmp}/bench.db"]),
+            subprocess.Popen([*script, str(legacy_port), f"sqlite:///{tmp}/legacy.db", str(HERE)]),
+        ]
         try:
             await _wait_up(url)
+            await _wait_up(legacy_url)
             connector = aiohttp.TCPConnector(limit=0)
             async with aiohttp.ClientSession(connector=connector) as http:
                 acquire_ms, echo_ms = await _latency(http, url, n_lat)
-                events = {c: await _events_rate(http, url, c, secs) for c in CLIENTS}
+                events: dict[int, float] = dict.fromkeys(CLIENTS, 0.0)
+                legacy: dict[int, float] = dict.fromkeys(CLIENTS, 0.0)
+                for c in CLIENTS:  # alternating, so load drift hits both servers alike
+                    for _ in range(rounds):
+                        events[c] += await _events_rate(http, url, c, secs) / rounds
+                        legacy[c] += await _events_rate(http, legacy_url, c, secs) / rounds
                 acquires = {c: await _acquire_rate(http, url, c, secs) for c in CLIENTS}
         finally:
-            proc.terminate()
-            proc.wait(10)
+            for proc in procs:
+                proc.terminate()
+                proc.wait(10)
     p50, p99 = (float(np.percentile(acquire_ms, q)) for q in (50, 99))
     e50, e99 = (float(np.percentile(echo_ms, q)) for q in (50, 99))
     return {
@@ -198,8 +270,12 @@ async def _run(quick: bool) -> dict[str, Any]:
             "batch_events": BATCH,
             "seconds_per_point": secs,
             "latency_samples": n_lat,
+            "events_rounds_per_point": rounds,
         },
         "events_per_s": {str(c): round(v, 1) for c, v in events.items()},
+        "events_per_s_legacy_decode": {str(c): round(v, 1) for c, v in legacy.items()},
+        "events_vs_legacy": {str(c): round(events[c] / legacy[c], 3) for c in CLIENTS},
+        "decode_validate_us_per_batch": decode_us,
         "acquire_release_per_s": {str(c): round(v, 1) for c, v in acquires.items()},
         "acquire_latency_ms": {"p50": p50, "p99": p99},
         "echo_latency_ms": {"p50": e50, "p99": e99},
@@ -244,14 +320,23 @@ def main() -> None:
     table = Table(title="hermes serve: throughput (loopback, one server process)")
     table.add_column("clients", justify="right")
     table.add_column("events/s", justify="right")
+    table.add_column("events/s, legacy decode", justify="right")
     table.add_column("acquire+release/s", justify="right")
     for c in CLIENTS:
         table.add_row(
             str(c),
             f"{result['events_per_s'][str(c)]:,.0f}",
+            f"{result['events_per_s_legacy_decode'][str(c)]:,.0f}",
             f"{result['acquire_release_per_s'][str(c)]:,.0f}",
         )
     console.print(table)
+    dv = result["decode_validate_us_per_batch"]
+    dec = Table(title=f"decode+validate of one {dv['events']}-event batch (us, same process)")
+    for col in ("", "p50 us", "p90 us"):
+        dec.add_column(col, justify="right")
+    for name in ("legacy", "pydantic", "msgspec"):
+        dec.add_row(name, f"{dv[name]['p50']:.1f}", f"{dv[name]['p90']:.1f}")
+    console.print(dec)
     lat = Table(title="free-slot acquire latency vs plain aiohttp echo (same server, same run)")
     for col in ("", "p50 ms", "p99 ms"):
         lat.add_column(col, justify="right")
@@ -309,6 +394,15 @@ def plot(result: dict[str, Any], path: Path) -> None:
         [f"{c} client{'s' if c != '1' else ''}" for c in clients],
         {
             f"events/s (batches of {batch})": [result["events_per_s"][c] for c in clients],
+            **(
+                {
+                    "events/s, legacy decode (same run)": [
+                        result["events_per_s_legacy_decode"][c] for c in clients
+                    ]
+                }
+                if "events_per_s_legacy_decode" in result
+                else {}
+            ),
             "acquire+release/s": [result["acquire_release_per_s"][c] for c in clients],
         },
         horizontal=False,

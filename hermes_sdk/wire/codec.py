@@ -86,6 +86,8 @@ def convert(obj: object, model: type[T]) -> T:
         message = msgspec.convert(obj, model)
     except msgspec.ValidationError as exc:
         raise field_error(exc) from None
+    except UnicodeEncodeError:  # a str with a lone surrogate (JSON text cannot carry one)
+        raise InvalidRequest("body: a string holds a lone surrogate (control character)") from None
     check_strings(message)
     return message
 
