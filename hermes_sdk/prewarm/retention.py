@@ -14,6 +14,12 @@ distribution comes from the PDGraph: Monte Carlo walks from the run's state afte
 through the learned transitions and the learned service of the tool stages in between.
 The hint is sent as ``X-Hermes-Retain-S`` (Hermes' gateway and engines) or Dynamo's
 ``nvext.cache_control`` (see :mod:`hermes_sdk.client.encodings`).
+
+A cache that can rank its entries itself takes ``G``'s law instead (:meth:`GraphRetention.
+reuse_law`) and evicts the entry of lowest reuse density at its age, reused tokens per held
+token-second (:mod:`hermes_sdk.prewarm.reuse_law`): the same trade as ``c`` but with the
+cache's own price of space, which is what pays at every cache size. The TTL rule is that
+rule's static form, with ``c`` standing in for the density of the entries the cache evicts.
 """
 
 from __future__ import annotations
@@ -28,6 +34,7 @@ from numpy.typing import NDArray
 
 from hermes_sdk.graph.pdgraph import PDGraph
 from hermes_sdk.graph.records import END, RunState
+from hermes_sdk.prewarm.reuse_law import ReuseLaw
 
 DEFAULT_CANDIDATES_S: Final[tuple[float, ...]] = tuple(round(0.25 * 1.5**i, 3) for i in range(24))
 """Retention times tried, seconds (0.25 s to about 2.6 hours, geometric)."""
@@ -160,6 +167,13 @@ class RetentionPolicy(Protocol):
         """Seconds to keep the run's prefix; 0: do not keep; None: no hint (plain LRU)."""
         ...
 
+    def reuse_law(
+        self, app: str, tenant: str, state: RunState, backend: str | None, now_s: float
+    ) -> ReuseLaw | None:
+        """Law of the seconds until the run reuses the prefix, for a cache that evicts by
+        reuse density; None: use :meth:`retain_s`."""
+        ...
+
 
 @dataclass(frozen=True, slots=True)
 class NoRetention:
@@ -171,6 +185,12 @@ class NoRetention:
         self, app: str, tenant: str, state: RunState, backend: str | None, now_s: float
     ) -> float | None:
         """Always None."""
+        return None
+
+    def reuse_law(
+        self, app: str, tenant: str, state: RunState, backend: str | None, now_s: float
+    ) -> ReuseLaw | None:
+        """None: this policy hints seconds only."""
         return None
 
 
@@ -187,6 +207,12 @@ class FixedTTL:
         """Always ``ttl_s``."""
         return self.ttl_s
 
+    def reuse_law(
+        self, app: str, tenant: str, state: RunState, backend: str | None, now_s: float
+    ) -> ReuseLaw | None:
+        """None: this policy hints seconds only."""
+        return None
+
 
 class GraphLookup(Protocol):
     """What :class:`GraphRetention` needs of a registry: the app's graph, if any."""
@@ -195,14 +221,13 @@ class GraphLookup(Protocol):
 
 
 class GraphRetention:
-    """The PDGraph rule: :func:`retention_s` over :func:`next_llm_gaps` of the run's state.
+    """The PDGraph rule: :func:`retention_s` over :func:`next_llm_gaps` of the run's state, and
+    (``value_eviction``) the law of those gaps for a cache that evicts by reuse density.
 
     Decisions are cached per (app, tenant, state, backend) and recomputed once the graph has
     learned ``refresh`` more runs (or grown 10%). Without a graph of at least ``min_runs`` runs
     (or for an unknown node) no hint is given, so the cache falls back to LRU.
     """
-
-    name = "pdgraph"
 
     def __init__(
         self,
@@ -214,7 +239,10 @@ class GraphRetention:
         candidates_s: Sequence[float] = DEFAULT_CANDIDATES_S,
         refresh: int = 10,
         min_runs: int = 10,
+        value_eviction: bool = True,
     ) -> None:
+        self.name = "pdgraph" if value_eviction else "pdgraph_ttl"
+        self.value_eviction = value_eviction
         self.registry = registry
         self.cost_ratio_per_s = cost_ratio_per_s
         self.n = n
@@ -222,20 +250,36 @@ class GraphRetention:
         self.refresh = refresh
         self.min_runs = min_runs
         self._rng = np.random.default_rng(seed)
-        self._cache: dict[tuple[str, str, RunState, str | None], tuple[int, float]] = {}
+        self._cache: dict[tuple[str, str, RunState, str | None], tuple[int, float, ReuseLaw]] = {}
 
     def retain_s(
         self, app: str, tenant: str, state: RunState, backend: str | None, now_s: float
     ) -> float | None:
         """Seconds to keep the run's prefix after the call that ended in ``state``."""
+        hit = self._decide(app, tenant, state, backend)
+        return None if hit is None else hit[1]
+
+    def reuse_law(
+        self, app: str, tenant: str, state: RunState, backend: str | None, now_s: float
+    ) -> ReuseLaw | None:
+        """Law of the seconds until the run calls ``state.node`` again (None without a learned
+        graph, or when ``value_eviction`` is off)."""
+        if not self.value_eviction:
+            return None
+        hit = self._decide(app, tenant, state, backend)
+        return None if hit is None else hit[2]
+
+    def _decide(
+        self, app: str, tenant: str, state: RunState, backend: str | None
+    ) -> tuple[int, float, ReuseLaw] | None:
         graph = self.registry.get(app, tenant)
         if graph is None or graph.runs < self.min_runs or state.node not in graph.nodes:
             return None
         key = (app, tenant, state, backend)
         hit = self._cache.get(key)
         if hit is not None and graph.runs - hit[0] < max(self.refresh, 0.1 * graph.runs):
-            return hit[1]
+            return hit
         gaps = next_llm_gaps(graph, state, backend, self.n, self._rng)
         value = retention_s(gaps, self.cost_ratio_per_s, self.candidates_s)
-        self._cache[key] = (graph.runs, value)
-        return value
+        hit = self._cache[key] = (graph.runs, value, ReuseLaw.from_samples(gaps))
+        return hit

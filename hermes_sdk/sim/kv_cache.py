@@ -2,12 +2,25 @@
 
 Used by the simulated engine (``hermes sim-engine``, keyed by prompt text) and by the
 discrete-event simulator's LLM backends (keyed by run), so the prefill a retention policy saves
-is measurable. Capacity is in tokens. An entry stored with ``retain_s > 0`` is pinned until then
-and an ordinary LRU entry after; with ``retain_s == 0`` (the caller says the prefix will not be
-reused) it is the first to go. Eviction order, until the new entry fits: unwanted entries least
-recently used first, then unhinted entries and expired pins LRU, then pinned entries, earliest
-pin end first, but only to make room for another pinned entry: an entry that is not pinned is
-not stored when only pinned ones could make room for it.
+is measurable. Capacity is in tokens. An entry is stored with one of these hints:
+
+- none: plain LRU;
+- ``retain_s > 0``: pinned until then, an ordinary LRU entry after; ``retain_s == 0``: the
+  caller says the prefix will not be reused, it is the first to go;
+- ``law`` (a :class:`~hermes_sdk.prewarm.reuse_law.ReuseLaw` of the seconds to its next reuse):
+  valued at its reuse density at its current age (reused tokens per held token-second); once
+  reused the law is spent (the call that read it will store a longer context under the same
+  key when its stage ends): while the engine still has queued calls that will read it, the
+  entry is held at the density the engine gives (``hold_density``: reads still queued per
+  second of their expected wait), plain LRU after.
+
+Eviction order, until the new entry fits: unwanted entries (``retain_s == 0``, or a law with
+density 0 at its age) least recently used first, then unhinted entries and expired pins LRU,
+then valued entries lowest density first, then pins earliest end first. A new entry pushes
+out only entries ranked below it: an unhinted or unwanted one only the first two groups, a
+valued one also valued entries of lower density, a pinned one also valued entries and other
+pins. When that cannot make room the new entry is not stored and
+nothing is evicted.
 """
 
 from __future__ import annotations
@@ -16,6 +29,8 @@ import math
 from collections import OrderedDict
 from dataclasses import dataclass
 
+from hermes_sdk.prewarm.reuse_law import ReuseLaw
+
 
 @dataclass(slots=True)
 class _Entry:
@@ -23,6 +38,11 @@ class _Entry:
     pin_until_s: float
     """Retention end (seconds); ``-inf``: never pinned (plain LRU); ``nan``: not wanted."""
     text: str | None = None
+    law: ReuseLaw | None = None
+    """Law of the seconds from ``stored_s`` to the next reuse (value eviction), if hinted."""
+    stored_s: float = 0.0
+    held: float = 0.0
+    """Density (1/s) of a reused entry that queued calls will still read; 0: not held."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -72,8 +92,10 @@ class PrefixKVCache:
             self._evicted_pinned,
         )
 
-    def lookup(self, key: str, prompt_tokens: int) -> int:
-        """Tokens of a ``prompt_tokens``-long prompt reusable from ``key``'s entry (touches it)."""
+    def lookup(self, key: str, prompt_tokens: int, *, hold_density: float = 0.0) -> int:
+        """Tokens of a ``prompt_tokens``-long prompt reusable from ``key``'s entry (touches it);
+        ``hold_density`` > 0: calls still queued will read the same entry, that many per second
+        (a valued entry is held at that density for them)."""
         self._lookups += 1
         self._prompt += prompt_tokens
         entry = self._entries.get(key)
@@ -81,6 +103,8 @@ class PrefixKVCache:
             return 0
         self._entries.move_to_end(key)
         saved = min(entry.tokens, prompt_tokens)
+        if saved > 0 and (entry.law is not None or entry.held):
+            entry.law, entry.held = None, hold_density  # spent: held, then plain LRU
         self._hits += int(saved > 0)
         self._saved += saved
         return saved
@@ -96,6 +120,7 @@ class PrefixKVCache:
                 found, saved = key, min(entry.tokens, prompt_tokens)
         if found is not None:
             self._entries.move_to_end(found)
+            self._entries[found].law = None
             self._hits += int(saved > 0)
             self._saved += saved
         return saved
@@ -108,26 +133,31 @@ class PrefixKVCache:
         retain_s: float | None = None,
         *,
         text: str | None = None,
+        law: ReuseLaw | None = None,
     ) -> bool:
         """Cache ``tokens`` of ``key``'s prefix at ``now_s``, pinned ``retain_s`` seconds
-        (None: no hint, plain LRU; 0: not wanted). False if it cannot fit (larger than the
-        cache, or only pinned entries could make room and it is not pinned itself)."""
+        (None: no hint, plain LRU; 0: not wanted) or valued by ``law`` (which then overrides
+        ``retain_s``). False if it cannot fit (larger than the cache, or only entries ranked
+        at or above it could make room)."""
         old = self._entries.pop(key, None)
         if old is not None:
             self.used_tokens -= old.tokens
         if tokens <= 0 or tokens > self.capacity_tokens:
             return False
-        if retain_s is None:
+        if law is not None or retain_s is None:
             pin = -math.inf
         elif retain_s > 0:
             pin = now_s + retain_s
         else:
             pin = math.nan
-        pinned = pin > now_s  # only a pinned entry may push out another pinned one
-        while self.used_tokens + tokens > self.capacity_tokens:
-            if not self._evict(now_s, allow_pinned=pinned):
+        entry = _Entry(tokens, pin, text, law, now_s)
+        if self.used_tokens + tokens > self.capacity_tokens:
+            victims = self._victims(entry, now_s, self.used_tokens + tokens - self.capacity_tokens)
+            if victims is None:
                 return False
-        self._entries[key] = _Entry(tokens, pin, text)
+            for victim in victims:
+                self._evict(victim, now_s)
+        self._entries[key] = entry
         self.used_tokens += tokens
         return True
 
@@ -137,24 +167,53 @@ class PrefixKVCache:
         if old is not None:
             self.used_tokens -= old.tokens
 
-    def _evict(self, now_s: float, *, allow_pinned: bool) -> bool:
-        """Evict one entry in the order above; False if only pinned ones are left and
-        ``allow_pinned`` is not set."""
-        victim: str | None = None
-        best: tuple[int, float] = (3, math.inf)
-        for key, entry in self._entries.items():  # LRU order: the first of a class wins ties
-            pin = entry.pin_until_s
-            if math.isnan(pin):
-                victim = key  # unwanted: the least recently used of them goes
+    def _victims(self, new: _Entry, now_s: float, need_tokens: int) -> list[str] | None:
+        """Keys to evict, in order, freeing ``need_tokens`` for ``new``; None if the entries
+        ranked below ``new`` cannot free that much."""
+        limit = _rank(new, now_s)
+        ranked = sorted(  # stable: LRU order breaks ties within a group
+            ((_rank(e, now_s), k, e.tokens) for k, e in self._entries.items()),
+            key=lambda r: r[0],
+        )
+        out: list[str] = []
+        freed = 0
+        for rank, key, tokens in ranked:
+            if not _may_push_out(limit, rank):
                 break
-            rank = (1, 0.0) if pin <= now_s else (2, pin)  # an expired pin is plain LRU again
-            if rank < best:
-                best, victim = rank, key
-        if victim is None or (best[0] == 2 and not allow_pinned):
-            return False
-        entry = self._entries.pop(victim)
+            out.append(key)
+            freed += tokens
+            if freed >= need_tokens:
+                return out
+        return None
+
+    def _evict(self, key: str, now_s: float) -> None:
+        entry = self._entries.pop(key)
         self.used_tokens -= entry.tokens
         self._evictions += 1
         if entry.pin_until_s > now_s:
             self._evicted_pinned += 1
+
+
+_UNWANTED, _LRU, _VALUED, _PINNED = range(4)
+
+
+def _rank(entry: _Entry, now_s: float) -> tuple[int, float]:
+    """(group, order within it) of the eviction order above; lower goes first."""
+    if entry.held > 0:
+        return (_VALUED, entry.held)
+    if entry.law is not None:
+        density = entry.law.density(now_s - entry.stored_s)
+        return (_VALUED, density) if density > 0 else (_UNWANTED, 0.0)
+    pin = entry.pin_until_s
+    if math.isnan(pin):
+        return (_UNWANTED, 0.0)
+    return (_LRU, 0.0) if pin <= now_s else (_PINNED, pin)
+
+
+def _may_push_out(new: tuple[int, float], old: tuple[int, float]) -> bool:
+    """Whether an entry ranked ``new`` may evict one ranked ``old``."""
+    if old[0] <= _LRU:
         return True
+    if old[0] == _VALUED:
+        return new[0] == _PINNED or (new[0] == _VALUED and old[1] < new[1])
+    return old[0] == _PINNED and new[0] == _PINNED

@@ -11,20 +11,34 @@ result) each call reuses ``min(cached, its input)`` tokens when it is dispatched
 prefill time (``per_input_token_s``). Calls of other nodes share no prefix with it. A finished
 run's prefixes stay cached until evicted (the engine is not told the run ended); the policy's
 hint is what lets a cache drop the prefixes nobody will reuse first.
+
+A policy that gives a reuse law (:meth:`~hermes_sdk.prewarm.retention.RetentionPolicy.
+reuse_law`, the seconds of tools and other stages until the run calls the node again) has it
+delayed by the queue waits this engine measured for that app's node (each stage's first call,
+the last ``WAIT_SAMPLES``), since the prefix is looked up when the call is dispatched.
+:class:`PathOracleRetention` gives the same kind of law from the run's own drawn future (the
+simulator's clairvoyant bound on what a learned law can do).
 """
 
 from __future__ import annotations
 
 import math
+from collections import deque
 from collections.abc import Mapping
-from typing import Protocol
+from typing import Final, Protocol
+
+import numpy as np
 
 from hermes_sdk.graph.records import RunState
 from hermes_sdk.prewarm.retention import RetentionPolicy
+from hermes_sdk.prewarm.reuse_law import MIN_HOLD_S, NEVER, ReuseLaw, shifted
 from hermes_sdk.sim.des import SimApp, Simulation
 from hermes_sdk.sim.kv_cache import KVCacheStats, PrefixKVCache
 from hermes_sdk.sim.programs import RealStage
 from hermes_sdk.sim.workload import BackendSpec
+
+WAIT_SAMPLES: Final = 256
+"""Recent queue waits kept per (app, LLM node) to delay a reuse law by."""
 
 
 class QueuedCall(Protocol):
@@ -35,6 +49,39 @@ class QueuedCall(Protocol):
     seq: int
     service_s: float
     remaining_s: float
+
+
+class PathOracleRetention:
+    """Clairvoyant reuse laws: :class:`KVCacheHook` reads the run's drawn stages and values a
+    prefix by the true seconds of service until the run calls its node again (or never); the
+    queue waits are delayed as for any law. A simulator bound, not a deployable policy."""
+
+    name = "path_oracle"
+    samples = 64
+    """Copies of the true gap, each delayed by its own drawn queue wait."""
+
+    def retain_s(
+        self, app: str, tenant: str, state: RunState, backend: str | None, now_s: float
+    ) -> float | None:
+        """None: the hook asks :meth:`law_for` instead."""
+        return None
+
+    def reuse_law(
+        self, app: str, tenant: str, state: RunState, backend: str | None, now_s: float
+    ) -> ReuseLaw | None:
+        """None: the hook asks :meth:`law_for` instead."""
+        return None
+
+    def law_for(self, app: SimApp, index: int) -> ReuseLaw:
+        """The law of stage ``index``'s prefix: the service seconds (the longest call of each
+        stage) between it and the run's next stage of the same node."""
+        node = app.stages[index].node
+        gap = 0.0
+        for stage in app.stages[index + 1 :]:
+            if stage.node == node:
+                return ReuseLaw((gap,) * self.samples, self.samples)
+            gap += max(stage.services_s, default=0.0)
+        return NEVER
 
 
 class KVCacheHook:
@@ -61,6 +108,13 @@ class KVCacheHook:
         """Prefill seconds (at speed 1) saved so far."""
         self.saved_tokens_by_app: dict[str, int] = {}
         """Prompt tokens reused from cache, per app name."""
+        self._entered: dict[int, tuple[int, float]] = {}
+        """app idx -> (stage index, seconds) of the LLM stage it entered, until dispatched."""
+        self._waits: dict[tuple[str, str], deque[float]] = {}
+        """(app, node) -> recent queue waits (seconds) of a stage's first call."""
+        self._rng = np.random.default_rng(0)
+        self._dispatched: dict[int, tuple[int, int]] = {}
+        """app idx -> (stage index, its calls dispatched so far)."""
 
     def stats(self) -> KVCacheStats:
         """Counters summed over the backends' caches."""
@@ -73,6 +127,8 @@ class KVCacheHook:
         """Store the context of the stage ``app`` just finished; services are unchanged here."""
         if app.stage_i > 0:
             self._store(app, app.stage_i - 1, t)
+        if app.stages[app.stage_i].unit.backend in self.caches:
+            self._entered[app.idx] = (app.stage_i, t)
         return app.stages[app.stage_i].services_s
 
     def request_starting(self, req: QueuedCall, t: float) -> None:
@@ -83,10 +139,22 @@ class KVCacheHook:
         app = req.app
         stage = app.stages[app.stage_i]
         backend = stage.unit.backend
+        entered = self._entered.pop(app.idx, None)
+        if entered is not None and entered[0] == app.stage_i:
+            waits = self._waits.setdefault((app.name, stage.node), deque(maxlen=WAIT_SAMPLES))
+            waits.append(t - entered[1])
         cache = self.caches.get(backend)
         if cache is None or stage.input_tokens is None:
             return
-        reused = cache.lookup(f"{app.run_id}/{stage.node}", stage.input_tokens[req.index])
+        at, done = self._dispatched.get(app.idx, (-1, 0))
+        done = done + 1 if at == app.stage_i else 1
+        self._dispatched[app.idx] = (app.stage_i, done)
+        queued = len(stage.input_tokens) - done
+        recent = self._waits.get((app.name, stage.node))
+        hold = queued / max(float(np.mean(recent)), MIN_HOLD_S) if queued and recent else 0.0
+        reused = cache.lookup(
+            f"{app.run_id}/{stage.node}", stage.input_tokens[req.index], hold_density=hold
+        )
         if reused <= 0:
             return
         self.saved_tokens_by_app[app.name] = self.saved_tokens_by_app.get(app.name, 0) + reused
@@ -102,6 +170,7 @@ class KVCacheHook:
         if app.stage_i >= len(app.stages):
             self._store(app, len(app.stages) - 1, t)
             self._stored.pop(app.idx, None)
+            self._dispatched.pop(app.idx, None)
 
     def backend_starting(self, backend: str, t: float) -> None:
         """Not used."""
@@ -125,5 +194,15 @@ class KVCacheHook:
         outputs = stage.output_tokens or (0,) * len(stage.input_tokens)
         tokens = max(i + o for i, o in zip(stage.input_tokens, outputs, strict=True))
         state = RunState(stage.node, tuple(sorted(app.visits.items())))
-        retain = self.policy.retain_s(app.name, app.tenant, state, backend, t)
-        cache.store(f"{app.run_id}/{stage.node}", int(tokens), t, retain)
+        if isinstance(self.policy, PathOracleRetention):
+            law: ReuseLaw | None = self.policy.law_for(app, index)
+        else:
+            law = self.policy.reuse_law(app.name, app.tenant, state, backend, t)
+        retain = (
+            None
+            if law is not None
+            else self.policy.retain_s(app.name, app.tenant, state, backend, t)
+        )
+        if law is not None:
+            law = shifted(law, self._waits.get((app.name, stage.node), ()), self._rng)
+        cache.store(f"{app.run_id}/{stage.node}", int(tokens), t, retain, law=law)

@@ -14,6 +14,7 @@ from hermes_sdk.prewarm.retention import (
     remaining_llm_calls,
     retention_s,
 )
+from hermes_sdk.prewarm.reuse_law import ReuseLaw
 
 GRID = (1.0, 2.0, 5.0, 10.0, 20.0, 50.0)
 
@@ -58,6 +59,15 @@ def test_graph_gaps_and_decisions_follow_the_learned_loop() -> None:
     assert policy.retain_s("a", "default", after_first, "gpu", 0.0) == 5.0
     assert policy.retain_s("a", "default", after_last, "gpu", 0.0) == 0.0
     assert policy.retain_s("other", "default", after_first, "gpu", 0.0) is None  # no graph
+    # the law a density-evicting cache takes: back after 3 s every time, or never
+    law = policy.reuse_law("a", "default", after_first, "gpu", 0.0)
+    assert law is not None and law.p_reuse == 1.0 and set(law.gaps_s) == {3.0}
+    assert policy.reuse_law("a", "default", after_last, "gpu", 0.0) == ReuseLaw((), policy.n)
+    assert policy.reuse_law("other", "default", after_first, "gpu", 0.0) is None
+    ttl_only = GraphRetention(Registry(), 0.01, candidates_s=GRID, value_eviction=False)
+    assert ttl_only.name == "pdgraph_ttl" and policy.name == "pdgraph"
+    assert ttl_only.reuse_law("a", "default", after_first, "gpu", 0.0) is None
+    assert ttl_only.retain_s("a", "default", after_first, "gpu", 0.0) == 5.0
     # the same walk counts the LLM calls left: one more think after the first, none after
     assert remaining_llm_calls(graph, after_first) == 1.0
     assert remaining_llm_calls(graph, after_last) == 0.0

@@ -1,7 +1,11 @@
-"""The prefix KV cache: LRU, retention pins, unwanted entries first, prefix lookup by text."""
+"""The prefix KV cache: LRU, retention pins, reuse-density values, unwanted entries first,
+prefix lookup by text."""
 
 from __future__ import annotations
 
+import math
+
+from hermes_sdk.prewarm.reuse_law import ReuseLaw
 from hermes_sdk.sim.kv_cache import PrefixKVCache
 
 
@@ -58,3 +62,45 @@ def test_an_expired_pin_is_plain_lru_not_unwanted() -> None:
     cache.lookup("was_pinned", 10)  # most recently used now
     cache.store("new", 100, 5.0)  # the pin expired at 1.0: LRU decides, "plain" is older
     assert "was_pinned" in cache and "plain" not in cache
+
+
+def test_valued_entries_go_lowest_density_first_and_a_worse_newcomer_is_refused() -> None:
+    soon = ReuseLaw.from_samples([2.0] * 10)  # back in 2 s for sure: 0.5 per second
+    late = ReuseLaw.from_samples([20.0] * 5 + [math.inf] * 5)  # p 0.5 after 20 s: 0.025/s
+    cache = PrefixKVCache(300)
+    cache.store("soon", 100, 0.0, law=soon)
+    cache.store("late", 100, 0.0, law=late)
+    cache.store("plain", 100, 0.0)
+    cache.store("new", 100, 1.0, law=soon)
+    assert "plain" not in cache  # unhinted goes before any valued entry
+    cache.store("newer", 100, 1.0, law=soon)
+    assert "late" not in cache and all(k in cache for k in ("soon", "new", "newer"))
+    # a newcomer worth less than every entry it would push out is not stored, nothing goes
+    assert not cache.store("worse", 100, 1.0, law=late)
+    assert len(cache) == 3 and cache.stats().evictions == 2
+    # an unhinted newcomer cannot push out valued entries either
+    assert not cache.store("unhinted", 100, 1.0)
+
+
+def test_a_valued_entry_past_every_return_is_unwanted_and_a_read_spends_its_law() -> None:
+    cache = PrefixKVCache(200)
+    cache.store("overdue", 100, 0.0, law=ReuseLaw.from_samples([3.0] * 4))
+    cache.store("plain", 100, 0.0)
+    cache.store("new", 100, 5.0)  # at age 5 nobody returns: "overdue" goes before LRU "plain"
+    assert "overdue" not in cache and "plain" in cache
+    cache = PrefixKVCache(200)
+    cache.store("read", 100, 0.0, law=ReuseLaw.from_samples([1.0] * 4))
+    cache.store("waiting", 100, 0.0, law=ReuseLaw.from_samples([30.0] * 4))
+    assert cache.lookup("read", 150) == 100  # read once: plain LRU now, goes first
+    cache.store("x", 100, 1.0, law=ReuseLaw.from_samples([30.0] * 4))
+    assert "read" not in cache and "waiting" in cache
+
+    # held for queued readers at a density above the newcomer's (10/s): it stays
+    cache = PrefixKVCache(100)
+    cache.store("wide", 100, 0.0, law=ReuseLaw.from_samples([0.5] * 4))
+    assert cache.lookup("wide", 100, hold_density=50.0) == 100
+    assert not cache.store("y", 100, 0.1, law=ReuseLaw.from_samples([0.1] * 4))
+    assert "wide" in cache
+    cache.lookup("wide", 100)  # the last queued reader: plain LRU now
+    assert cache.store("y", 100, 0.2, law=ReuseLaw.from_samples([0.1] * 4))
+    assert "wide" not in cache
