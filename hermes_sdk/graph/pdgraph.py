@@ -16,7 +16,7 @@ import math
 import threading
 import zlib
 from collections import Counter, OrderedDict, deque
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -191,6 +191,28 @@ class PDGraph:
             if self.max_stale_fraction == 0.0:
                 self._cache.clear()
 
+    def observe_many(
+        self,
+        paths: Sequence[RunPath],
+        *,
+        checked: bool = False,
+        prior: list[tuple[int, float]] | None = None,
+    ) -> list[tuple[int, GraphError]]:
+        """Fold ``paths`` in, in order: the same graph, bit for bit, as :meth:`observe` of each
+        in turn (change detections and the points they cut at included), learned in bulk (see
+        :mod:`hermes_sdk.graph.batch_learn`). A path ``observe`` would refuse is skipped and
+        returned as (its index in ``paths``, the error); the others are learned.
+
+        ``checked``: every path passed :meth:`validate` since the graph last changed (only the
+        node limit is checked again, as the batch adds nodes). ``prior``: append each complete
+        run's (index, total service seconds) to it instead of adding them to the prior (a
+        caller learning several graphs' batches adds them in its own order).
+        """
+        from hermes_sdk.graph.batch_learn import observe_batch
+
+        with self._lock:
+            return observe_batch(self, paths, checked, prior)
+
     def _count_transition(self, source: str, visit: int, target: str) -> None:
         """Record one departure of ``(source, visit)``; O(1), forgets the oldest past window."""
         key = (source, min(visit, self.max_visit))
@@ -214,6 +236,11 @@ class PDGraph:
         self, stage: Stage, node: NodeState, source: str, visit: int, t_s: float, failed: bool
     ) -> None:
         """Feed one stage to the change detectors; on a change drop the evidence before it."""
+        self._watch_values(stage, node, t_s, failed)
+        self._watch_row(source, visit, stage.node, t_s)
+
+    def _watch_values(self, stage: Stage, node: NodeState, t_s: float, failed: bool) -> None:
+        """Feed one stage's values to its node's detectors; on a change cut the node."""
         assert self._drift is not None
         values = drift.stage_values(stage, failed)
         since = drift.watch_stage(self._drift, stage.node, node, values, self.runs, t_s)
@@ -222,7 +249,6 @@ class PDGraph:
             if node.backend is not None and node.backend in self.token_models:
                 self.token_models[node.backend] = TokenModel()  # refit on post-change calls
             self._changed(stage.node, since_s)
-        self._watch_row(source, visit, stage.node, t_s)
 
     def _watch_row(self, source: str, visit: int, target: str, t_s: float) -> None:
         assert self._drift is not None

@@ -179,13 +179,30 @@ class GraphRegistry:
                 valid.append((path, graph))
             if self.store is not None and valid:
                 append_all(self.store, [path for path, _ in valid])
-            for path, graph in valid:
-                try:
-                    graph.observe(path)
-                except GraphError as exc:  # e.g. the batch together crosses a node limit
-                    log.warning("stored path of app %r not learned: %s", path.app, exc)
-                    rejected.append((path, exc))
+            self._learn(valid, rejected)
         return rejected
+
+    @staticmethod
+    def _learn(
+        valid: list[tuple[RunPath, PDGraph]], rejected: list[tuple[RunPath, GraphError]]
+    ) -> None:
+        """Learn stored paths, each graph's in one :meth:`PDGraph.observe_many` (their pooled
+        prior samples added in the paths' order, as one by one)."""
+        groups: dict[int, tuple[PDGraph, list[int]]] = {}
+        for i, (_, graph) in enumerate(valid):
+            groups.setdefault(id(graph), (graph, []))[1].append(i)
+        samples: list[tuple[int, float, PooledPrior]] = []
+        for graph, indices in groups.values():
+            prior: list[tuple[int, float]] = []
+            refused = graph.observe_many([valid[i][0] for i in indices], checked=True, prior=prior)
+            for j, exc in refused:  # e.g. the batch together crosses a node limit
+                path = valid[indices[j]][0]
+                log.warning("stored path of app %r not learned: %s", path.app, exc)
+                rejected.append((path, exc))
+            samples.extend((indices[j], service_s, graph.prior) for j, service_s in prior)
+        samples.sort(key=lambda s: s[0])
+        for _, service_s, pooled in samples:
+            pooled.add(service_s)
 
     def remaining_demand(
         self, app: str, state: RunState, *, tenant: str = "default", n: int = 1000

@@ -137,6 +137,31 @@ class Sketch:
         self._arrays = None
         self._cache = None
 
+    def extend(self, values: list[float], times: list[float]) -> None:
+        """:meth:`add` of each ``values[i]`` at ``times[i]`` in order, in bulk: the same buffer
+        (ring order included) as adding them one by one. Both lists hold floats already."""
+        m = len(values)
+        if not m:
+            return
+        vl, tl, w = self._values_list, self._times_list, self.window
+        take = min(w - len(vl), m)
+        if take > 0:
+            vl.extend(values[:take])
+            tl.extend(times[:take])
+        else:
+            take = 0
+        head, i = self._head, take
+        while i < m:  # once full: overwrite from the head, wrapping around
+            k = min(w - head, m - i)
+            vl[head : head + k] = values[i : i + k]
+            tl[head : head + k] = times[i : i + k]
+            head = (head + k) % w
+            i += k
+        self._head = head
+        self._count += m
+        self._arrays = None
+        self._cache = None
+
     def values(self) -> list[float]:
         """The samples held, in storage order (the list itself: do not modify)."""
         return self._values_list

@@ -28,6 +28,8 @@ def test_batch_learns_and_stores_like_one_by_one(store: Store, store_url: str) -
         single.observe(p)
     for app in ("app0", "app1", "app2"):
         assert batched.graph(app).to_dict() == single.graph(app).to_dict()
+    # the apps' pooled prior got the run totals in the paths' order, as one by one
+    assert batched.prior().sketch._values_list == single.prior().sketch._values_list
     assert list(store.load_paths()) == paths
     if not store_url.startswith("memory"):
         again = GraphRegistry(open_store(store_url))

@@ -1,0 +1,408 @@
+"""Learning a batch of runs at once: :meth:`PDGraph.observe_many`, the same graph bit for bit as
+:meth:`PDGraph.observe` of each run in turn, at a fraction of the cost.
+
+One pass reads the batch into per-node, per-sketch value lists and per-row target lists (a
+path it rejects is skipped, as ``observe`` would refuse it). Then:
+
+* rows: a transition row is independent of every other row and of the node sketches (an alarm
+  on it only replaces its own window), so each row counts and watches its departures of the
+  whole batch at once (:func:`~hermes_sdk.graph.drift_batch.fold_row`);
+* nodes: a change acted on in a node's value streams cuts the node's sketches, so the runs are
+  learned in *segments* ending before the first such change: every value stream of the segment
+  is folded at once (:func:`~hermes_sdk.graph.drift_batch.fold_values`, re-freezes read the
+  sketch as it was then), the segment's samples are appended in bulk (:meth:`Sketch.extend`),
+  and the run of the change is learned alone by the one-run path, then the next segment starts.
+
+The lock, the compiled-table invalidation and the answer cache are taken care of once per batch.
+"""
+
+from __future__ import annotations
+
+from bisect import bisect_left
+from collections import Counter, deque
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
+
+from hermes_sdk.errors import GraphError
+from hermes_sdk.graph import drift, drift_batch
+from hermes_sdk.graph.learned import NodeState
+from hermes_sdk.graph.records import END, START, RunPath, Stage
+from hermes_sdk.graph.sketch import Sketch
+from hermes_sdk.graph.token_model import TokenModel
+from hermes_sdk.graph.validation import MAX_NODES, check_path
+
+if TYPE_CHECKING:
+    from hermes_sdk.graph.pdgraph import PDGraph
+
+_SKETCHES = drift._ALL_SKETCHES  # the order of a mark's totals
+_SERVICE, _INPUT, _OUTPUT, _WIDTH, _COLD, _STAGE, _LATENCY = (
+    _SKETCHES.index(name)
+    for name in (
+        "service_s",
+        "input_tokens",
+        "output_tokens",
+        "width",
+        "cold_start_s",
+        "stage_service_s",
+        "stage_latency_s",
+    )
+)
+_WATCHED = tuple((name, _SKETCHES.index(name)) for name in drift.MONITORED)
+
+
+class _NodeRuns:
+    """What the batch adds to one node: each sketch's values, with their run index."""
+
+    __slots__ = ("ends", "marks", "node", "runs", "stage_runs", "stages", "vals")
+
+    def __init__(self, node: NodeState) -> None:
+        self.node = node
+        self.vals: list[list[float]] = [[] for _ in _SKETCHES]
+        self.runs: list[list[int]] = [[] for _ in _SKETCHES]
+        self.ends: list[dict[int, int]] = [{} for _ in _SKETCHES]
+        """Per sketch: a value's index -> how many values the sketch held once the rest of its
+        stage was added, where that is not the next index (stages of several calls)."""
+        self.stages: list[Stage] = []
+        self.stage_runs: list[int] = []
+        self.marks: list[tuple[int, float, tuple[int, ...]]] = []
+
+    def add_stage(self, r: int, stage: Stage, failed: bool) -> None:
+        """``PDGraph._fold_stage``'s samples of ``stage`` (run index ``r``), recorded."""
+        vals, runs = self.vals, self.runs
+        self.stages.append(stage)
+        self.stage_runs.append(r)
+        calls = stage.calls
+        if len(calls) == 1:  # the common case, without the loops
+            call = calls[0]
+            if failed and call.failed:
+                return
+            x = call.service_s
+            stage_s = x + 0.0  # Stage.service_s of one call
+            latency = stage.latency_s
+            vals[_WIDTH].append(1.0)
+            vals[_STAGE].append(float(stage_s))
+            vals[_LATENCY].append(float(latency if latency is not None else stage_s))
+            vals[_SERVICE].append(float(x))
+            runs[_WIDTH].append(r)
+            runs[_STAGE].append(r)
+            runs[_LATENCY].append(r)
+            runs[_SERVICE].append(r)
+            if call.input_tokens is not None:
+                vals[_INPUT].append(float(call.input_tokens))
+                runs[_INPUT].append(r)
+            if call.output_tokens is not None:
+                vals[_OUTPUT].append(float(call.output_tokens))
+                runs[_OUTPUT].append(r)
+            if call.cold_start_s is not None:
+                vals[_COLD].append(float(call.cold_start_s))
+                runs[_COLD].append(r)
+            return
+        if not (failed and any(call.failed for call in calls)):
+            stage_s = stage.service_s
+            latency = stage.latency_s
+            vals[_WIDTH].append(float(len(calls)))
+            vals[_STAGE].append(float(stage_s))
+            vals[_LATENCY].append(float(latency if latency is not None else stage_s))
+            runs[_WIDTH].append(r)
+            runs[_STAGE].append(r)
+            runs[_LATENCY].append(r)
+        starts = (len(vals[_SERVICE]), len(vals[_OUTPUT]), len(vals[_COLD]))
+        for call in calls:
+            if failed and call.failed:
+                continue
+            vals[_SERVICE].append(float(call.service_s))
+            runs[_SERVICE].append(r)
+            if call.input_tokens is not None:
+                vals[_INPUT].append(float(call.input_tokens))
+                runs[_INPUT].append(r)
+            if call.output_tokens is not None:
+                vals[_OUTPUT].append(float(call.output_tokens))
+                runs[_OUTPUT].append(r)
+            if call.cold_start_s is not None:
+                vals[_COLD].append(float(call.cold_start_s))
+                runs[_COLD].append(r)
+        for k, start in zip((_SERVICE, _OUTPUT, _COLD), starts, strict=True):
+            end = len(vals[k])
+            for i in range(start, end - 1):  # values of one stage: seen by the detector at once
+                self.ends[k][i] = end
+
+    def mark(self, run: int, t_s: float, base: tuple[int, ...]) -> None:
+        """``drift.watch_stage``'s mark after this node's last stage of a run."""
+        self.marks.append(
+            (run, t_s, tuple(b + len(v) for b, v in zip(base, self.vals, strict=True)))
+        )
+
+
+def observe_batch(
+    graph: PDGraph, paths: Sequence[RunPath], checked: bool, prior: list[tuple[int, float]] | None
+) -> list[tuple[int, GraphError]]:
+    """Learn ``paths`` in order (the caller holds the graph's lock): PDGraph.observe_many."""
+    rejected: list[tuple[int, GraphError]] = []
+    known = set(graph.nodes)
+    runs: list[RunPath] = []
+    where: list[int] = []  # each run's index in ``paths``
+    nodes: dict[str, _NodeRuns] = {}
+    bases: dict[str, tuple[int, ...]] = {}
+    rows: dict[tuple[str, int], tuple[list[str], list[float], list[int]]] = {}
+    tokens: list[tuple[int, str, int, int, float]] = []
+    watch = graph._drift is not None
+    max_visit, intern = graph.max_visit, graph._names
+    for b, path in enumerate(paths):
+        try:
+            if checked:
+                new = {s.node for s in path.stages if s.node not in known}
+                if new and len(known) + len(new) > MAX_NODES:
+                    raise GraphError(f"graph of app {graph.app!r} would exceed {MAX_NODES} nodes")
+            else:
+                check_path(path, graph.app, known)
+        except GraphError as exc:
+            rejected.append((b, exc))
+            continue
+        if not path.stages:
+            graph.empty_runs += 1
+            continue
+        r = len(runs)
+        runs.append(path)
+        where.append(b)
+        t_s, failed = float(path.started_at), bool(path.failed)
+        visits: dict[str, int] = {}
+        touched: dict[str, _NodeRuns] = {}
+        source, source_visit = START, 1
+        for stage in path.stages:
+            name = stage.node
+            nr = nodes.get(name)
+            if nr is None:
+                node = graph.nodes.get(name)
+                if node is None:
+                    node = NodeState(stage.kind, stage.backend, graph.window, graph.half_life_s)
+                    graph.nodes[name] = node
+                    known.add(name)
+                nr = nodes[name] = _NodeRuns(node)
+                bases[name] = drift._totals(node)
+            nr.add_stage(r, stage, failed)
+            if stage.backend is not None:
+                for call in stage.calls:
+                    if (
+                        not call.failed
+                        and call.input_tokens is not None
+                        and call.output_tokens is not None
+                    ):
+                        tokens.append(
+                            (
+                                r,
+                                stage.backend,
+                                call.input_tokens,
+                                call.output_tokens,
+                                call.service_s,
+                            )
+                        )
+            touched[name] = nr
+            visit = visits[name] = visits.get(name, 0) + 1
+            _depart(rows, (source, min(source_visit, max_visit)), intern.setdefault(name, name),
+                    t_s, r)  # fmt: skip
+            source, source_visit = name, visit
+        if not failed:
+            _depart(rows, (source, min(source_visit, max_visit)), END, t_s, r)
+        if watch:
+            run = graph.runs + r
+            for name, nr in touched.items():
+                nr.mark(run, t_s, bases[name])
+    if runs:
+        _learn(graph, runs, nodes, rows, tokens, prior, where)
+    return rejected
+
+
+def _depart(
+    rows: dict[tuple[str, int], tuple[list[str], list[float], list[int]]],
+    key: tuple[str, int],
+    target: str,
+    t_s: float,
+    r: int,
+) -> None:
+    row = rows.get(key)
+    if row is None:
+        row = rows[key] = ([], [], [])
+    row[0].append(target)
+    row[1].append(t_s)
+    row[2].append(r)
+
+
+def _learn(
+    graph: PDGraph,
+    runs: list[RunPath],
+    nodes: dict[str, _NodeRuns],
+    rows: dict[tuple[str, int], tuple[list[str], list[float], list[int]]],
+    tokens: list[tuple[int, str, int, int, float]],
+    prior: list[tuple[int, float]] | None,
+    where: list[int],
+) -> None:
+    runs0, version0 = graph.runs, graph.version
+    changed = _learn_rows(graph, rows, version0)
+    times = [float(p.started_at) for p in runs]
+    a, total = 0, len(runs)
+    while a < total:
+        b = _segment(graph, nodes, a, total, runs0)
+        _commit(graph, runs0, nodes, tokens, runs, times, where, prior, a, b)
+        if b < total:  # the run of a change: learned alone
+            graph.runs, graph.version = runs0 + b, version0 + b
+            path = runs[b]
+            failed = bool(path.failed)
+            for stage in path.stages:
+                node = graph.nodes[stage.node]
+                graph._fold_stage(node, stage, times[b], failed)
+                graph._watch_values(stage, node, times[b], failed)
+            _finish_runs(graph, runs, times, where, prior, b, b + 1)
+        a = b + 1
+    graph.runs, graph.version = runs0 + total, version0 + total
+    graph.failed_runs += sum(1 for p in runs if p.failed)
+    if changed:
+        graph.changed_version = max(graph.changed_version, changed)
+    graph._compiler.touch(set(graph.nodes) | {START}, set(graph.nodes))
+    if graph.max_stale_fraction == 0.0 or graph.changed_version > version0:
+        graph._cache.clear()
+
+
+def _learn_rows(
+    graph: PDGraph,
+    rows: dict[tuple[str, int], tuple[list[str], list[float], list[int]]],
+    version0: int,
+) -> int:
+    """Count and watch every row's departures; returns the version of the last change seen."""
+    monitor = graph._drift
+    changed = 0
+    for key, (targets, times, run_of) in rows.items():
+        counter = graph.transitions.get(key)
+        if counter is None:
+            counter = graph.transitions[key] = Counter()
+            graph._recent[key] = deque()
+        row = drift_batch.RowState(counter, graph._recent[key])
+        stream = None if monitor is None else monitor.row_stream(key)
+        alarms = drift_batch.fold_row(stream, row, targets, times, graph.window)
+        if alarms:
+            graph.transitions[key], graph._recent[key] = row.counter, row.recent
+            for i, since_s in alarms:
+                graph.changes[key[0]] += 1
+                node = key[0]
+                graph.changed_at[node] = max(since_s, graph.changed_at.get(node, since_s))
+                changed = max(changed, version0 + run_of[i] + 1)
+    return changed
+
+
+def _segment(graph: PDGraph, nodes: dict[str, _NodeRuns], a: int, total: int, runs0: int) -> int:
+    """Fold runs ``a..`` into the node streams up to the first change acted on; returns the
+    index of its run (``total``: none), the streams left exactly after the run before it."""
+    monitor = graph._drift
+    if monitor is None:
+        return total
+    held: list[tuple[drift.Stream, tuple[object, ...]]] = []
+    todo: list[tuple[drift.Stream, _NodeRuns, int, int, int]] = []
+    first = total
+    for name, nr in nodes.items():
+        streams = monitor.node_values.get(name)
+        if streams is None:
+            streams = monitor.node_values[name] = {}
+        for sketch_name, k in _WATCHED:
+            run_of = nr.runs[k]
+            lo, hi = bisect_left(run_of, a), len(run_of)
+            if lo == hi:
+                continue
+            stream = streams.get(sketch_name)
+            if stream is None:
+                stream = streams[sketch_name] = monitor.value_stream(name, sketch_name)
+            held.append((stream, drift_batch.snapshot(stream)))
+            todo.append((stream, nr, k, lo, hi))
+            at = _fold(stream, nr, k, lo, hi, runs0)
+            if at is not None and run_of[at] < first:
+                first = run_of[at]
+    if first < total:  # again, each stream stopping before that run
+        for stream, state in held:
+            drift_batch.restore(stream, state)
+        for stream, nr, k, lo, _ in todo:
+            hit = _fold(stream, nr, k, lo, bisect_left(nr.runs[k], first), runs0)
+            assert hit is None
+    return first
+
+
+def _fold(stream: drift.Stream, nr: _NodeRuns, k: int, lo: int, hi: int, runs0: int) -> int | None:
+    """Fold values ``lo:hi`` of sketch ``k`` into ``stream``; the index of a change acted on."""
+    vals = nr.vals[k]
+    ends = nr.ends[k]
+    sketch = nr.node.sketch(_SKETCHES[k])
+    held: list[list[float]] = []
+
+    def reference(i: int) -> list[float]:
+        if not held:
+            held.append(sketch.chronological()[0].tolist())
+        j = lo + i
+        return (held[0] + vals[lo : ends.get(j, j + 1)])[-sketch.window :]
+
+    times = [runs0 + r for r in nr.runs[k][lo:hi]]
+    at = drift_batch.fold_values(stream, vals[lo:hi], times, reference, sketch.window, hi - lo)
+    return None if at is None else lo + at
+
+
+def _commit(
+    graph: PDGraph,
+    runs0: int,
+    nodes: dict[str, _NodeRuns],
+    tokens: list[tuple[int, str, int, int, float]],
+    runs: list[RunPath],
+    times: list[float],
+    where: list[int],
+    prior: list[tuple[int, float]] | None,
+    a: int,
+    b: int,
+) -> None:
+    """Add runs ``a..b-1``'s samples, counts, token fits and marks to the graph."""
+    monitor = graph._drift
+    for name, nr in nodes.items():
+        node = nr.node
+        for k, sketch_name in enumerate(_SKETCHES):
+            run_of = nr.runs[k]
+            lo, hi = bisect_left(run_of, a), bisect_left(run_of, b)
+            if lo < hi:
+                sketch: Sketch = getattr(node, sketch_name)
+                sketch.extend(nr.vals[k][lo:hi], [times[r] for r in run_of[lo:hi]])
+        lo, hi = bisect_left(nr.stage_runs, a), bisect_left(nr.stage_runs, b)
+        for stage in nr.stages[lo:hi]:
+            node.kind = stage.kind
+            if stage.backend is not None:
+                node.backend = stage.backend
+            node.count += 1
+            node.calls += stage.width
+        if monitor is not None and nr.marks:
+            first_run, last_run = runs0 + a, runs0 + b
+            marks = monitor.marks.get(name)
+            if marks is None:
+                marks = monitor.marks[name] = deque(maxlen=drift.MARKS)
+            marks.extend(m for m in nr.marks if first_run <= m[0] < last_run)
+    for _, backend, x_in, x_out, service_s in tokens[
+        bisect_left(tokens, (a,)) : bisect_left(tokens, (b,))
+    ]:
+        model = graph.token_models.get(backend)
+        if model is None:
+            model = graph.token_models[backend] = TokenModel()
+        model.add(x_in, x_out, service_s)
+    _finish_runs(graph, runs, times, where, prior, a, b)
+
+
+def _finish_runs(
+    graph: PDGraph,
+    runs: list[RunPath],
+    times: list[float],
+    where: list[int],
+    prior: list[tuple[int, float]] | None,
+    a: int,
+    b: int,
+) -> None:
+    """The run totals of runs ``a..b-1`` (complete ones only) and their prior samples."""
+    for r in range(a, b):
+        path = runs[r]
+        if path.failed:
+            continue
+        service_s = path.service_s
+        graph.run_service_s.add(service_s, times[r])
+        if prior is None:
+            graph.prior.add(service_s)
+        else:
+            prior.append((where[r], service_s))
