@@ -17,7 +17,9 @@ from aiohttp import web
 
 import hermes_sdk
 from hermes_sdk.client.hints import QUEUE_WAIT_HEADER
+from hermes_sdk.graph.export import graph_schema
 from hermes_sdk.prewarm.planner import PrewarmSignal
+from hermes_sdk.server.control import GRAPH_FORMATS
 from hermes_sdk.server.prewarm_routes import MAX_WAIT_S
 from hermes_sdk.server.scheduler import RunHints
 from hermes_sdk.wire import codec, messages
@@ -30,7 +32,7 @@ _MODELS: Final = (
     PrewarmSignal,
 )  # fmt: skip
 """The wire models whose schemas are ``components/schemas`` (with the types they refer to)."""
-SCHEMAS: Final[dict[str, Any]] = codec.json_schemas(_MODELS)[1]
+SCHEMAS: Final[dict[str, Any]] = {**codec.json_schemas(_MODELS)[1], "PDGraph": graph_schema()}
 _NAME, _OBJECT = {"type": "string", "minLength": 1, "maxLength": 256}, {"type": "object"}
 _PREWARM = "Only when prewarm is on (`--prewarm`, `[prewarm]`); else 404."
 _GATEWAY = "Only when the server has upstreams (`--upstream`, `[[upstreams]]`); else 404."
@@ -131,7 +133,9 @@ def _control_paths() -> dict[str, Any]:
         "/v1/apps": {"get": _op("listApps", "control", "The tenant's apps with a graph",
             {"200": _ok("List")})},
         "/v1/apps/{app}/graph": {"get": _op("getAppGraph", "control", "An app's PDGraph",
-            {"200": _ok("Graph (JSON, DOT or Mermaid)"), "404": _err("No such app")},
+            {"200": {"description": "Graph: the PDGraph JSON document, DOT or Mermaid", "content": {
+                ctype: {"schema": _ref("PDGraph") if ctype == JSON else {"type": "string"}}
+                for ctype in GRAPH_FORMATS.values()}}, "404": _err("No such app")},
             params=("app",), parameters=[_query("format", {"enum": ["json", "dot", "mermaid"]})])},
     }  # fmt: skip
 
@@ -317,13 +321,9 @@ def openapi_document() -> dict[str, Any]:
             '`{"error": {"code", "message"}}` body.',
         },
         "tags": [{"name": name, "description": text} for name, text in _TAGS.items()],
-        "components": {
-            "securitySchemes": {
-                "bearer": {"type": "http", "scheme": "bearer"},
-                "apiKey": {"type": "apiKey", "in": "header", "name": "X-Api-Key"},
-            },
-            "schemas": SCHEMAS,
-        },
+        "components": {"schemas": SCHEMAS, "securitySchemes": {
+            "bearer": {"type": "http", "scheme": "bearer"},
+            "apiKey": {"type": "apiKey", "in": "header", "name": "X-Api-Key"}}},
         "security": [{"bearer": []}, {"apiKey": []}],
         "paths": {
             "/healthz": {"get": _public("healthz", "Liveness", _ok("Alive", _OBJECT))},

@@ -10,15 +10,19 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
+import msgspec
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from hermes_sdk.errors import InvalidRequest
+from hermes_sdk.graph.export import validate_graph_json
 from hermes_sdk.server import BackendConfig
 from hermes_sdk.server.openapi import openapi_document
+from hermes_sdk.server.scheduler import RunHints
 from hermes_sdk.server.upstreams import UpstreamConfig
 from hermes_sdk.server.wire import parse_batch
+from hermes_sdk.wire.messages import Error, EventsApplied, Lease, RunEnded, RunStarted
 
 from .conftest import StartServer
 
@@ -220,3 +224,25 @@ async def test_optional_bodies_may_be_absent(
             "ended": True,
             "stored": False,
         }
+
+
+async def test_answers_decode_as_their_documented_models(
+    serve: StartServer, http: aiohttp.ClientSession
+) -> None:
+    server = await serve(backends={"gpu": BackendConfig(4)})
+    calls: list[tuple[str, str, Any, Any]] = [
+        ("POST", "/v1/runs", {"app": "qa", "run_id": "r", "deadline_s": 30}, RunStarted),
+        ("POST", "/v1/events", {"events": [UNIT, END]}, EventsApplied),
+        ("POST", "/v1/backends/gpu/acquire", {"run_id": "r"}, Lease),
+        ("GET", "/v1/runs/r/hints", None, RunHints),
+        ("POST", "/v1/runs/r/end", {"path": PATH}, RunEnded),
+        ("GET", "/v1/runs/r", None, Error),
+    ]
+    for method, route, body, model in calls:
+        async with http.request(method, server.url + route, json=body) as resp:
+            answer = msgspec.json.decode(await resp.read(), type=model)  # strict: fails if not
+        if model is Lease:
+            async with http.post(f"{server.url}/v1/leases/{answer.lease_id}/renew") as resp:
+                assert msgspec.json.decode(await resp.read(), type=Lease).backend == "gpu"
+    async with http.get(f"{server.url}/v1/apps/qa/graph") as resp:
+        validate_graph_json(await resp.json())  # the document's PDGraph schema
