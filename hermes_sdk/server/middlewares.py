@@ -130,20 +130,3 @@ def loads_json(raw: bytes | str) -> object:
         return json.loads(raw)
     except RecursionError:
         raise json.JSONDecodeError("nesting too deep", "", 0) from None
-
-
-async def read_object(request: web.Request, *, allow_empty: bool = False) -> dict[str, object]:
-    """The request body as a JSON object; InvalidRequest for anything else.
-
-    Malformed JSON surfaces as ``json.JSONDecodeError`` (mapped to 400 ``invalid_json``) and a
-    body over the size limit as 413, both by :func:`error_middleware`.
-    """
-    if allow_empty and not request.can_read_body:
-        return {}
-    raw = await request.read()
-    if allow_empty and not raw.strip():
-        return {}
-    body = loads_json(raw)
-    if not isinstance(body, dict):
-        raise InvalidRequest("body must be a JSON object")
-    return body
