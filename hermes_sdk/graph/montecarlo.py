@@ -380,6 +380,10 @@ def stage_residual(
         return conditioned_residual(calls, elapsed_s, n, rng)
     draws_w = min(max_w, MAX_WIDTH_DRAWS)
     draws = conditioned_residual(calls, elapsed_s, n * draws_w, rng).reshape(n, draws_w)
+    if int(widths.min()) == max_w:  # one known width: every draw counts (no mask, same sums)
+        if kind == "latency":
+            return np.asarray(draws.max(axis=1), dtype=np.float64)
+        return np.asarray(draws.sum(axis=1) * (max_w / draws_w), dtype=np.float64)
     used = np.minimum(widths, draws_w)
     mask = np.arange(draws_w)[None, :] < used[:, None]
     if kind == "latency":

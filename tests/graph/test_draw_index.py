@@ -6,6 +6,7 @@ import numpy as np
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from hermes_sdk.graph.montecarlo import MAX_WIDTH_DRAWS, stage_residual
 from hermes_sdk.graph.prior import conditioned_residual
 from hermes_sdk.graph.sketch import Sketch, SortedSamples
 
@@ -54,3 +55,19 @@ def test_conditioned_residual_is_the_same_with_and_without_the_shortcut() -> Non
         a = conditioned_residual(fast, elapsed, 4000, np.random.default_rng(11))
         b = conditioned_residual(slow, elapsed, 4000, np.random.default_rng(11))
         assert np.array_equal(a, b)
+
+
+def test_a_known_width_sums_every_draw_as_the_masked_path_does() -> None:
+    rng = np.random.default_rng(2)
+    values = np.sort(rng.lognormal(0.0, 1.0, 200))
+    calls = SortedSamples(values, np.arange(1, 201) / 200, equal_weights=True)
+    for width, kind in ((3, "service"), (3, "latency"), (100, "service"), (100, "latency")):
+        widths = np.full(500, width, dtype=np.int64)
+        got = stage_residual(calls, widths, 0.4, np.random.default_rng(9), kind)  # type: ignore[arg-type]
+        d = min(width, MAX_WIDTH_DRAWS)
+        draws = conditioned_residual(calls, 0.4, 500 * d, np.random.default_rng(9)).reshape(500, d)
+        mask = np.ones_like(draws, dtype=bool)
+        want = (draws * mask).max(axis=1) if kind == "latency" else (draws * mask).sum(axis=1)
+        if kind == "service":
+            want = want * (widths / d)
+        assert np.array_equal(got, want)
