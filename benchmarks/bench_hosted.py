@@ -1,28 +1,33 @@
 """Hosted-API benchmark: agent runs sharing one rate-limited provider, direct vs through Hermes.
 
-Run: ``.venv/bin/python benchmarks/bench_hosted.py [--quick]`` (about 9 minutes; --quick ~4).
+Run one seed (about 8 minutes; it also rewrites the summary over every seed file of the same
+configuration): ``.venv/bin/python benchmarks/bench_hosted.py --seed N``; the committed result is
+seeds 1-3. ``--summarize`` only rebuilds hosted.json/png from the seed files.
 
 The provider is ``hermes sim-engine --rate-limit tpm=N,window_s=S`` in its own process: it
 answers 429 with ``Retry-After``/``retry-after-ms`` when its token bucket (N per minute, enforced
 over S seconds, as OpenAI may enforce a minute's limit over shorter periods) lacks a request's
-prompt + output tokens, and sends ``x-ratelimit-*`` headers. The apps are a reduced light suite
-(the LLM-only apps of :mod:`hermes_sdk.sim.workloads.light` with its token laws: multi-turn chat
-(weight 5), mapreduce_light and got_light (weight 1 each)); runs arrive as a Poisson process
-offering 90% of the provider's TPM, each stage's calls in parallel, stages in sequence. Three ways
-to call the provider, each from a fresh provider process, with the same seeded runs:
+prompt + output tokens, and sends ``x-ratelimit-*`` headers. The apps are the light suite's ten
+apps at their weights (:mod:`hosted_workload`: multi-call runs, tool steps slept); runs arrive
+as a Poisson process offering ``--load`` (90%) of the provider's TPM. Three ways to call it, each
+from a fresh provider process, with the same seeded runs:
 
-(a) direct: the ``openai`` client straight at the provider with its own retries (2, honouring
-    ``retry-after-ms``); a 429 it gives up on reaches the app, which waits 1 s and calls again;
-(b) Hermes FCFS: ``hermes serve`` with the upstream's budget (``tpm``, ``window_s``), policy fcfs;
-(c) Hermes Gittins: the same with the Gittins policy (graphs learned from the runs themselves:
-    each run is opened with POST /v1/runs and ended with /end; the gateway records its calls).
+(a) direct: the ``openai`` client straight at the provider with its default retries (2 retries,
+    waiting ``retry-after-ms``/``Retry-After`` when given, else 0.5 s x 2^n with jitter: openai
+    ``_base_client._calculate_retry_timeout``). A 429 it gives up on raises RateLimitError: the
+    app breaks (its parallel calls are cancelled), the run counts as FAILED, not as completed;
+(b) Hermes FCFS: ``hermes serve`` with the upstream's budget (``tpm``, ``window_s``), fcfs;
+(c) Hermes Gittins: the same with the Gittins policy, on graphs learned from the runs
+    themselves: each run is opened with POST /v1/runs and ended with /end carrying its path as
+    the SDK sends it (tool stages and model calls; a call's service is its time answered minus
+    the gateway's X-Hermes-Queue-Wait). The first ``--warmup-s`` seconds are not measured.
 
-Reported per way: mean and P95 run completion (arrival to last answer) over the runs arriving
-after the first ``--warmup-s`` seconds, 429 responses that reached the apps (an httpx response
-hook counts every one the client saw), and the provider's accepted tokens per minute -- over the
-arrival window of the 90% phase, and in a saturation phase (150% offered for ``--sat-s`` s, the
-window where requests always wait) as budget use = tokens/min / TPM. Writes
-benchmarks/results/hosted.json and hosted.png.
+Per way: runs completed and failed (arriving after ``--warmup-s``), mean and P95 completion of
+the completed runs, and the same on the runs completed by all three ways (the paired set the
+ratios use), 429s the apps' client saw (each one, retried or not), and budget use: the provider's
+accepted tokens/min over the last two thirds of a saturation phase (``--sat-load`` 200% offered
+for ``--sat-s`` s; a run's tokens are spread over its stages, so demand ramps up) over its TPM.
+Over seeds: each seed's paired ratio, their mean and 95% t interval.
 """
 
 from __future__ import annotations
@@ -31,26 +36,35 @@ import argparse
 import asyncio
 import json
 import platform
-import random
 import socket
 import subprocess
 import sys
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import httpx
 import numpy as np
-from openai import AsyncOpenAI, RateLimitError
+import openai
+from openai import AsyncOpenAI
+from scipy import stats
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+from hosted_workload import Run, workload
 from plotting import figure, grouped_bars, save
 
-RESULTS = Path(__file__).parent / "results" / "hosted.json"
-PLOT = RESULTS.with_suffix(".png")
+RESULTS = Path(__file__).parent / "results"
 MODEL = "sim"
+WAYS = ("direct", "hermes_fcfs", "hermes_gittins")
+BUDGET_WAY = "hermes_gittins_budget_s"
+"""Experiment (--budget-service): Gittins on paths whose model calls record as service the
+seconds of budget they took, (input + output tokens) / (TPM / 60), and tool steps none, instead
+of the latency the SDK records: what ranking by the budget's demand would give."""
+TOOL_KINDS = {"search": "retriever", "container": "container", "dnn": "dnn"}
+"""The unit kind the SDK records for a tool stage on each of the suite's tool backends."""
+CONFIG_KEYS = ("tpm", "window_s", "load", "duration_s", "warmup_s", "sat_s", "sat_load", "step_s")
 GATEWAY_SCRIPT = """
 import sys
 from aiohttp import web
@@ -62,74 +76,8 @@ cfg = ServerConfig(port=int(port), store_url="memory://", policy=policy, upstrea
 web.run_app(create_app(cfg), host="127.0.0.1", port=int(port), print=None, access_log=None,
             handler_cancellation=True)
 """
-Stage = list[tuple[int, int]]
-"""The calls of one stage: (prompt tokens, output tokens) each."""
-
-
-@dataclass(frozen=True, slots=True)
-class Run:
-    run_id: str
-    app: str
-    arrival_s: float
-    stages: tuple[Stage, ...]
-
-    @property
-    def tokens(self) -> int:
-        return sum(i + o for stage in self.stages for i, o in stage)
-
-
-def _u(rng: random.Random, lo: float, hi: float) -> int:
-    return int(rng.uniform(lo, hi))
-
-
-def _chat(rng: random.Random) -> tuple[Stage, ...]:
-    """multiturn_chat, reduced: 1-3 turns, each one call."""
-    return tuple([(_u(rng, 150, 600), _u(rng, 50, 200))] for _ in range(rng.randint(1, 3)))
-
-
-def _mapreduce(rng: random.Random) -> tuple[Stage, ...]:
-    """mapreduce_light: map (w3-8) -> collapse (w2, p .5) -> final."""
-    stages = [[(_u(rng, 250, 580), _u(rng, 57, 150)) for _ in range(rng.randint(3, 8))]]
-    if rng.random() < 0.5:
-        stages.append([(_u(rng, 310, 1000), _u(rng, 100, 300)) for _ in range(2)])
-    stages.append([(_u(rng, 640, 1500), _u(rng, 200, 500))])
-    return tuple(stages)
-
-
-def _got(rng: random.Random) -> tuple[Stage, ...]:
-    """got_light: generate (w2) -> score (w3-6) -> aggregate."""
-    return (
-        [(_u(rng, 940, 1516), _u(rng, 200, 400)) for _ in range(2)],
-        [(_u(rng, 1700, 2100), _u(rng, 60, 120)) for _ in range(rng.randint(3, 6))],
-        [(_u(rng, 1300, 1600), _u(rng, 200, 400))],
-    )
-
-
-APPS = (("chat", 5.0, _chat), ("mapreduce_light", 1.0, _mapreduce), ("got_light", 1.0, _got))
-
-
-def workload(seed: int, tpm: float, load: float, duration_s: float, tag: str) -> list[Run]:
-    """Poisson arrivals of the app mix offering ``load`` x ``tpm`` tokens per minute."""
-    rng = random.Random(seed)
-    probe = random.Random(seed + 1)
-    weights = [w for _, w, _ in APPS]
-    mean_tokens = float(
-        np.mean(
-            [
-                Run("", "", 0, make(probe)).tokens
-                for name, _, make in APPS
-                for _ in range(int(200 * weights[[a[0] for a in APPS].index(name)]))
-            ]
-        )
-    )
-    rate = load * tpm / 60.0 / mean_tokens
-    runs, t = [], 0.0
-    while True:
-        t += rng.expovariate(rate)
-        if t >= duration_s:
-            return runs
-        name, _, make = rng.choices(APPS, weights=weights)[0]
-        runs.append(Run(f"{tag}-{len(runs)}", name, t, make(rng)))
+Outcome = tuple[str, str, float, float | None, float, str | None]
+"""(run_id, app, arrival_s, completion_s or None if it failed, elapsed_s, error class)."""
 
 
 def _free_port() -> int:
@@ -159,11 +107,10 @@ def _process(args: list[str], port: int) -> Iterator[None]:
 
 
 class Driver:
-    """Runs the workload against one base URL and records what the apps saw."""
+    """Runs the workload against one base URL as the apps would, recording what they saw."""
 
-    def __init__(self, base_url: str, control: str | None) -> None:
+    def __init__(self, base_url: str, control: str | None, budget_rate: float | None) -> None:
         self.seen_429 = 0
-        self.app_errors = 0
 
         async def hook(resp: httpx.Response) -> None:
             if resp.status_code == 429:
@@ -172,60 +119,128 @@ class Driver:
         self.http = httpx.AsyncClient(
             event_hooks={"response": [hook]},
             limits=httpx.Limits(max_connections=None, max_keepalive_connections=512),
-            timeout=600.0,
+            timeout=600.0,  # the openai client's default
         )
+        # max_retries left at the client's default (2), as an app would
         self.client = AsyncOpenAI(base_url=base_url, api_key="app-key", http_client=self.http)
         self.control = control
+        self.budget_rate = budget_rate
+        """Tokens/s: if set, a call's recorded service is its tokens at this rate (experiment)."""
 
-    async def call(self, run: Run, prompt_tokens: int, output_tokens: int, node: str) -> None:
-        prompt = " ".join(["abc"] * prompt_tokens)  # 1 sim token, ~4 chars each
+    async def call(
+        self, run: Run, node: str, prompt_tokens: int, output_tokens: int
+    ) -> dict[str, Any]:
+        """One model call; the call as the SDK records it in the run's path (service = time
+        answered minus the gateway's ``X-Hermes-Queue-Wait``; tokens from ``usage``)."""
+        prompt = " ".join(["abc"] * prompt_tokens)  # 1 sim token, 4 chars each
         headers = {"X-Hermes-App": run.app, "X-Hermes-Run": run.run_id, "X-Hermes-Unit": node}
-        while True:
-            try:
-                await self.client.completions.create(
-                    model=MODEL, prompt=prompt, max_tokens=output_tokens, extra_headers=headers
-                )
-                return
-            except RateLimitError:  # the client's own retries gave up: the app sees it
-                self.app_errors += 1
-                await asyncio.sleep(1.0)
+        t0 = time.monotonic()
+        raw = await self.client.completions.with_raw_response.create(
+            model=MODEL, prompt=prompt, max_tokens=output_tokens, extra_headers=headers
+        )
+        elapsed = time.monotonic() - t0
+        usage = raw.parse().usage
+        queued = float(raw.headers.get("x-hermes-queue-wait", 0.0))
+        service = max(0.0, elapsed - queued)
+        if self.budget_rate is not None and usage is not None:
+            service = (usage.prompt_tokens + usage.completion_tokens) / self.budget_rate
+        return {
+            "service_s": service,
+            "input_tokens": None if usage is None else usage.prompt_tokens,
+            "output_tokens": None if usage is None else usage.completion_tokens,
+        }
 
-    async def run(self, run: Run, start: float) -> tuple[str, float, float]:
+    async def run(self, run: Run, start: float) -> Outcome:
         await asyncio.sleep(max(0.0, start + run.arrival_s - time.monotonic()))
         t0 = time.monotonic()
         if self.control:
-            await self.http.post(
-                f"{self.control}/v1/runs", json={"app": run.app, "run_id": run.run_id}
-            )
-        for i, stage in enumerate(run.stages):
-            node = f"{run.app}-s{i}"
-            await asyncio.gather(*(self.call(run, p, o, node) for p, o in stage))
+            body = {"app": run.app, "run_id": run.run_id}
+            await self.http.post(f"{self.control}/v1/runs", json=body)
+        error = None
+        path: list[dict[str, Any]] = []  # what the SDK would send at the run's end
+        try:
+            for stage in run.stages:
+                if not stage.calls:
+                    await asyncio.sleep(stage.tool_s)
+                    kind = TOOL_KINDS.get(stage.backend, "tool")
+                    # the experiment counts only budget seconds: a tool step takes none
+                    service = 0.0 if self.budget_rate is not None else stage.tool_s
+                    path.append({"node": stage.node, "kind": kind, "backend": stage.backend})
+                    path[-1] |= {"calls": [{"service_s": service}], "latency_s": stage.tool_s}
+                    continue
+                async with asyncio.TaskGroup() as tg:  # a failed call cancels its siblings
+                    tasks = [
+                        tg.create_task(self.call(run, stage.node, p, o)) for p, o in stage.calls
+                    ]
+                llm = {"node": stage.node, "kind": "llm", "backend": "hosted"}
+                path.append({**llm, "calls": [t.result() for t in tasks]})
+        except* openai.APIError as group:  # the client gave up (retries spent): the app broke
+            error = type(group.exceptions[0]).__name__
+        elapsed = time.monotonic() - t0
         if self.control:
-            await self.http.post(f"{self.control}/v1/runs/{run.run_id}/end", json={})
-        return run.app, run.arrival_s, time.monotonic() - t0
+            end: dict[str, Any] = {"failed": error is not None}
+            if path:
+                end["path"] = {"app": run.app, "stages": path}
+            r = await self.http.post(f"{self.control}/v1/runs/{run.run_id}/end", json=end)
+            r.raise_for_status()
+        done = None if error else elapsed
+        return run.run_id, run.app, run.arrival_s, done, elapsed, error
 
-    async def phase(self, runs: list[Run]) -> tuple[list[tuple[str, float, float]], float]:
-        start = time.monotonic() + 0.5
-        done = await asyncio.gather(*(self.run(r, start) for r in runs))
-        return list(done), start
+    async def phase(self, runs: list[Run], start: float) -> list[Outcome]:
+        return list(await asyncio.gather(*(self.run(r, start) for r in runs)))
 
 
-async def _provider_stats(url: str) -> dict[str, float]:
+async def _provider_tokens(url: str) -> float:
     async with httpx.AsyncClient() as c:
-        stats: dict[str, float] = (await c.get(url + "/debug/ratelimit")).json()
-    return stats
+        tokens: float = (await c.get(url + "/debug/ratelimit")).json()["tokens"]
+    return tokens
 
 
 async def _tokens_between(url: str, start: float, t0: float, t1: float) -> float:
-    """Provider tokens accepted between ``start + t0`` and ``start + t1`` (sampled)."""
+    """Provider tokens accepted between ``start + t0`` and ``start + t1`` (monotonic seconds)."""
     await asyncio.sleep(max(0.0, start + t0 - time.monotonic()))
-    a = (await _provider_stats(url))["tokens"]
+    a = await _provider_tokens(url)
     await asyncio.sleep(max(0.0, start + t1 - time.monotonic()))
-    b = (await _provider_stats(url))["tokens"]
-    return b - a
+    return await _provider_tokens(url) - a
 
 
-async def measure(way: str, args: argparse.Namespace, main: list[Run], sat: list[Run]) -> dict:
+async def _drive(
+    way: str,
+    args: argparse.Namespace,
+    base_url: str,
+    control: str | None,
+    provider: str,
+    runs: list[Run],
+) -> dict[str, Any]:
+    budget_rate = args.tpm / 60.0 if way == BUDGET_WAY else None
+    driver = Driver(base_url, control, budget_rate)
+    main, sat = (r for r in runs if r.run_id[0] == "m"), (r for r in runs if r.run_id[0] == "s")
+    start = time.monotonic() + 0.5
+    window = (args.warmup_s, args.duration_s)
+    sampler = asyncio.create_task(_tokens_between(provider, start, *window))
+    done = await driver.phase(list(main), start)
+    used = await sampler
+    main_429 = driver.seen_429
+    start = time.monotonic() + 0.5
+    sat_window = (args.sat_s / 3.0, args.sat_s)
+    sampler = asyncio.create_task(_tokens_between(provider, start, *sat_window))
+    sat_done = await driver.phase(list(sat), start)
+    sat_used = await sampler
+    await driver.http.aclose()
+    tpm_sat = sat_used / (sat_window[1] - sat_window[0]) * 60.0
+    return {
+        "runs": [o for o in done if o[2] >= args.warmup_s],
+        "429s_seen_by_apps": main_429,
+        "429s_seen_by_apps_saturation": driver.seen_429 - main_429,
+        "failed_runs_saturation": sum(o[3] is None for o in sat_done),
+        "tokens_per_min_main": used / (window[1] - window[0]) * 60.0,
+        "tokens_per_min_saturation": tpm_sat,
+        "budget_use_saturation": tpm_sat / args.tpm,
+    }
+
+
+async def measure(way: str, args: argparse.Namespace, runs: list[Run]) -> dict[str, Any]:
+    """One way over the seed's runs, on a fresh provider (and gateway)."""
     eport, gport = _free_port(), _free_port()
     engine = [
         sys.executable, "-m", "hermes_sdk", "sim-engine", "--port", str(eport),
@@ -236,138 +251,180 @@ async def measure(way: str, args: argparse.Namespace, main: list[Run], sat: list
     provider = f"http://127.0.0.1:{eport}"
     with _process(engine, eport):
         if way == "direct":
-            return await _drive(way, args, provider + "/v1", None, provider, main, sat)
+            return await _drive(way, args, provider + "/v1", None, provider, runs)
         policy = "fcfs" if way == "hermes_fcfs" else "gittins"
         gw = [sys.executable, "-c", GATEWAY_SCRIPT, str(gport), provider + "/v1", policy]
         with _process([*gw, str(args.tpm), str(args.window_s)], gport):
             base = f"http://127.0.0.1:{gport}"
-            return await _drive(way, args, base + "/v1", base, provider, main, sat)
+            return await _drive(way, args, base + "/v1", base, provider, runs)
 
 
-async def _drive(
-    way: str,
-    args: argparse.Namespace,
-    base_url: str,
-    control: str | None,
-    provider: str,
-    main: list[Run],
-    sat: list[Run],
-) -> dict:
-    driver = Driver(base_url, control)
-    window = (args.warmup_s, args.duration_s)
-    sampler = None
-    t_start = time.monotonic() + 0.5
-    sampler = asyncio.create_task(_tokens_between(provider, t_start, *window))
-    done, _ = await driver.phase(main)
-    used = await sampler
-    kept = [(app, c) for app, arrival, c in done if arrival >= args.warmup_s]
-    completion = np.array([c for _, c in kept])
-    per_app = {
-        name: float(np.mean([c for app, c in kept if app == name]))
-        for name, _, _ in APPS
-        if any(app == name for app, _ in kept)
-    }
-    main_429 = driver.seen_429
-    sat_window = (args.sat_s * 0.5, args.sat_s)
-    t_sat = time.monotonic() + 0.5
-    sampler = asyncio.create_task(_tokens_between(provider, t_sat, *sat_window))
-    await driver.phase(sat)
-    sat_used = await sampler
-    stats = await _provider_stats(provider)
-    await driver.http.aclose()
-    tpm_main = used / (window[1] - window[0]) * 60.0
-    tpm_sat = sat_used / (sat_window[1] - sat_window[0]) * 60.0
+def run_seed(args: argparse.Namespace) -> dict[str, Any]:
+    """Measure the three ways on seed ``args.seed``'s runs."""
+    runs = workload(args.seed, args.tpm, args.load, args.duration_s, "m")
+    runs += workload(args.seed + 1000, args.tpm, args.sat_load, args.sat_s, "s")
+    doc: dict[str, Any] = {k: getattr(args, k) for k in CONFIG_KEYS}
+    doc |= {"seed": args.seed, "offered_runs": sum(r.run_id[0] == "m" for r in runs), "ways": {}}
+    for way in WAYS + ((BUDGET_WAY,) if args.budget_service else ()):
+        res = asyncio.run(measure(way, args, runs))
+        doc["ways"][way] = res
+        brief = {k: v for k, v in res.items() if k != "runs"}
+        failed = sum(o[3] is None for o in res["runs"])
+        print(json.dumps({"seed": args.seed, "way": way, "failed": failed, **brief}), flush=True)
+    return doc
+
+
+def _mean_ci(values: list[float]) -> dict[str, float | int | None]:
+    """Mean of per-seed values with its 95% t interval (None with one seed)."""
+    arr = np.asarray(values, dtype=float)
+    n, mean = len(arr), float(arr.mean())
+    if n < 2:
+        return {"mean": mean, "lo": None, "hi": None, "n": n}
+    half = float(stats.t.ppf(0.975, n - 1) * arr.std(ddof=1) / np.sqrt(n))
+    return {"mean": mean, "lo": mean - half, "hi": mean + half, "n": n}
+
+
+def _way_view(res: dict[str, Any], common: set[str]) -> dict[str, Any]:
+    runs = res["runs"]
+    done = np.array([o[3] for o in runs if o[3] is not None])
+    paired = np.array([o[3] for o in runs if o[0] in common])
+    apps = sorted({o[1] for o in runs})
     return {
-        "way": way,
-        "runs": len(kept),
-        "mean_completion_s": float(completion.mean()),
-        "p95_completion_s": float(np.quantile(completion, 0.95)),
-        "mean_completion_by_app_s": per_app,
-        "429s_reaching_apps": main_429,
-        "429s_reaching_apps_saturation": driver.seen_429 - main_429,
-        "app_level_errors": driver.app_errors,
-        "tokens_per_min_90pct_phase": tpm_main,
-        "tokens_per_min_saturation": tpm_sat,
-        "budget_use_saturation": tpm_sat / args.tpm,
-        "provider_429s_total": stats["limited"],
+        "measured_runs": len(runs),
+        "completed_runs": len(done),
+        "failed_runs": len(runs) - len(done),
+        "failures": sorted({o[5] for o in runs if o[5]}),
+        "mean_completion_s": float(done.mean()) if len(done) else None,
+        "p95_completion_s": float(np.quantile(done, 0.95)) if len(done) else None,
+        "paired_mean_completion_s": float(paired.mean()),
+        "paired_p95_completion_s": float(np.quantile(paired, 0.95)),
+        "paired_mean_by_app_s": {
+            a: float(np.mean([o[3] for o in runs if o[1] == a and o[0] in common]))
+            for a in apps
+            if any(o[1] == a and o[0] in common for o in runs)
+        },
+        **{k: v for k, v in res.items() if k != "runs"},
     }
 
 
-def _plot(doc: dict, png: Path = PLOT) -> None:
-    ways = [r["way"] for r in doc["results"]]
-    fig, axes = figure(1, 2, (11, 3.8), f"Hosted API at 90% of {doc['tpm']:,} TPM")
+def summarize(args: argparse.Namespace) -> dict[str, Any]:
+    """hosted.json from every seed file of this configuration."""
+    config = {k: getattr(args, k) for k in CONFIG_KEYS}
+    seeds = []
+    for path in sorted(args.out_dir.glob("hosted.seed*.json")):
+        doc = json.loads(path.read_text())
+        if {k: doc[k] for k in CONFIG_KEYS} == config:
+            seeds.append(doc)
+    per_seed = []
+    for doc in seeds:
+        ways = doc["ways"]
+        common = set.intersection(
+            *({o[0] for o in ways[w]["runs"] if o[3] is not None} for w in ways)
+        )
+        view = {w: _way_view(ways[w], common) for w in ways}
+        a, b, c = (view[w]["paired_mean_completion_s"] for w in WAYS)
+        ap, bp, cp = (view[w]["paired_p95_completion_s"] for w in WAYS)
+        row = {
+            "seed": doc["seed"],
+            "offered_runs": doc["offered_runs"],
+            "paired_runs": len(common),
+            "gittins_vs_direct_mean": c / a,
+            "gittins_vs_fcfs_mean": c / b,
+            "gittins_vs_direct_p95": cp / ap,
+            "gittins_vs_fcfs_p95": cp / bp,
+        }
+        if BUDGET_WAY in view:
+            d = view[BUDGET_WAY]["paired_mean_completion_s"]
+            row |= {"budget_s_vs_direct_mean": d / a, "budget_s_vs_fcfs_mean": d / b}
+        per_seed.append({**row, "ways": view})
+    keys = [k for k in per_seed[0] if k.endswith(("_mean", "_p95"))] if per_seed else []
+    ratio = {k: _mean_ci([s[k] for s in per_seed if k in s]) for k in keys}
+    hermes = [s["ways"][w] for s in per_seed for w in WAYS[1:]]
+    direct = [s["ways"]["direct"] for s in per_seed]
+    return {
+        "commands": [f"benchmarks/bench_hosted.py --seed {s['seed']}" for s in per_seed],
+        "machine": {"python": platform.python_version(), "cpus": __import__("os").cpu_count()},
+        **config,
+        "seeds": [s["seed"] for s in per_seed],
+        "ratios": ratio,
+        "direct_failed_runs": sum(v["failed_runs"] for v in direct),
+        "direct_measured_runs": sum(v["measured_runs"] for v in direct),
+        "per_seed": per_seed,
+        "targets": {
+            "gittins_vs_direct_mean<=0.6": ratio["gittins_vs_direct_mean"]["mean"] <= 0.6,
+            "gittins_vs_fcfs_mean<=0.8": ratio["gittins_vs_fcfs_mean"]["mean"] <= 0.8,
+            "no_429s_reach_apps_b_c": sum(v["429s_seen_by_apps"] for v in hermes) == 0
+            and sum(v["failed_runs"] for v in hermes) == 0,
+            "budget_use>=0.95_b_c": min(v["budget_use_saturation"] for v in hermes) >= 0.95,
+        },
+    }
+
+
+def _plot(doc: dict[str, Any], png: Path) -> None:
+    seeds = doc["per_seed"]
+    ways = [w for w in (*WAYS, BUDGET_WAY) if all(w in s["ways"] for s in seeds)]
+
+    def avg(key: str, way: str) -> float:
+        return float(np.mean([s["ways"][way][key] for s in seeds]))
+
+    title = f"Hosted API at {doc['load']:.0%} of {doc['tpm']:,} TPM, seeds {doc['seeds']}"
+    fig, axes = figure(1, 2, (11, 3.8), title)
     grouped_bars(
         axes[0],
         ways,
         {
-            "mean": [r["mean_completion_s"] for r in doc["results"]],
-            "p95": [r["p95_completion_s"] for r in doc["results"]],
+            "mean": [avg("paired_mean_completion_s", w) for w in ways],
+            "p95": [avg("paired_p95_completion_s", w) for w in ways],
         },
-        axis_label="run completion (s)",
+        axis_label="run completion (s), runs all ways completed",
         title="completion (lower is better)",
     )
     grouped_bars(
         axes[1],
         ways,
         {
-            "429s to apps": [float(r["429s_reaching_apps"]) for r in doc["results"]],
-            "budget use % (saturated)": [100 * r["budget_use_saturation"] for r in doc["results"]],
+            "failed runs %": [
+                100 * avg("failed_runs", w) / max(1.0, avg("measured_runs", w)) for w in ways
+            ],
+            "budget use % (saturated)": [100 * avg("budget_use_saturation", w) for w in ways],
         },
-        axis_label="count / %",
-        title="429s reaching apps, budget use",
+        axis_label="%",
+        title="runs failed by 429s, budget use",
     )
     save(fig, png)
 
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    p.add_argument("--quick", action="store_true", help="shorter phases (~4 min)")
-    p.add_argument("--tpm", type=int, default=240_000)
+    p.add_argument("--seed", type=int, help="measure this seed, then summarize")
+    p.add_argument("--summarize", action="store_true", help="only rebuild hosted.json/png")
+    p.add_argument("--quick", action="store_true", help="shorter phases (~4 min a seed)")
+    p.add_argument("--tpm", type=int, default=600_000)
     p.add_argument("--window-s", type=float, default=1.0)
     p.add_argument("--load", type=float, default=0.9)
     p.add_argument("--duration-s", type=float, default=100.0)
     p.add_argument("--warmup-s", type=float, default=25.0)
-    p.add_argument("--sat-s", type=float, default=30.0)
+    p.add_argument("--sat-s", type=float, default=30.0, help="saturation phase seconds")
+    p.add_argument("--sat-load", type=float, default=2.0, help="offered load when saturated")
     p.add_argument("--step-s", type=float, default=0.005, help="provider seconds per token")
-    p.add_argument("--seed", type=int, default=1)
-    p.add_argument("--out", type=Path, default=RESULTS, help="JSON path (PNG beside it)")
+    p.add_argument(
+        "--budget-service", action="store_true", help=f"also run the {BUDGET_WAY} experiment"
+    )
+    p.add_argument("--out-dir", type=Path, default=RESULTS, help="for seed files and summary")
     args = p.parse_args()
     if args.quick:
-        args.duration_s, args.warmup_s, args.sat_s = 50.0, 15.0, 15.0
-    main_runs = workload(args.seed, args.tpm, args.load, args.duration_s, "m")
-    sat_runs = workload(args.seed + 7, args.tpm, 1.5, args.sat_s, "s")
-    results = []
-    for way in ("direct", "hermes_fcfs", "hermes_gittins"):
-        res = asyncio.run(measure(way, args, main_runs, sat_runs))
-        print(json.dumps(res), flush=True)
-        results.append(res)
-    by = {r["way"]: r for r in results}
-    c, a, b = by["hermes_gittins"], by["direct"], by["hermes_fcfs"]
-    doc = {
-        "command": "benchmarks/bench_hosted.py " + " ".join(sys.argv[1:]),
-        "machine": {"python": platform.python_version(), "cpus": __import__("os").cpu_count()},
-        "tpm": args.tpm,
-        "window_s": args.window_s,
-        "load": args.load,
-        "duration_s": args.duration_s,
-        "warmup_s": args.warmup_s,
-        "offered_runs": len(main_runs),
-        "results": results,
-        "gittins_vs_direct_mean": c["mean_completion_s"] / a["mean_completion_s"],
-        "gittins_vs_fcfs_mean": c["mean_completion_s"] / b["mean_completion_s"],
-        "targets": {
-            "gittins_vs_direct_mean<=0.6": c["mean_completion_s"] <= 0.6 * a["mean_completion_s"],
-            "gittins_vs_fcfs_mean<=0.8": c["mean_completion_s"] <= 0.8 * b["mean_completion_s"],
-            "no_429s_reach_apps_b_c": b["429s_reaching_apps"] + c["429s_reaching_apps"] == 0,
-            "budget_use>=0.95_b_c": min(b["budget_use_saturation"], c["budget_use_saturation"])
-            >= 0.95,
-        },
-    }
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(doc, indent=2) + "\n")
-    _plot(doc, args.out.with_suffix(".png"))
-    print(json.dumps({k: doc[k] for k in ("gittins_vs_direct_mean", "gittins_vs_fcfs_mean")}))
-    print(json.dumps(doc["targets"]))
+        args.duration_s, args.warmup_s, args.sat_s = 50.0, 15.0, 21.0
+    if args.seed is None and not args.summarize:
+        p.error("give --seed N (or --summarize)")
+    args.out_dir.mkdir(parents=True, exist_ok=True)
+    if args.seed is not None:
+        doc = run_seed(args)
+        (args.out_dir / f"hosted.seed{args.seed}.json").write_text(json.dumps(doc) + "\n")
+    summary = summarize(args)
+    (args.out_dir / "hosted.json").write_text(json.dumps(summary, indent=2) + "\n")
+    _plot(summary, args.out_dir / "hosted.png")
+    print(json.dumps(summary["ratios"]))
+    print(json.dumps(summary["targets"]))
 
 
 if __name__ == "__main__":

@@ -1,0 +1,76 @@
+"""The hosted-API benchmark's harness (benchmarks/bench_hosted.py): its runs are the light suite
+offering the load asked for, an app whose call the openai client gives up on counts as failed
+(not as a fast completion), and a run through the gateway teaches it the app's graph."""
+
+from __future__ import annotations
+
+import sys
+import time
+from pathlib import Path
+
+from hermes_sdk.server.upstreams import UpstreamConfig
+from hermes_sdk.sim.engine import SimEngineConfig, serve_sim_engine
+from hermes_sdk.sim.provider import RateLimitConfig
+from hermes_sdk.sim.workloads.light import light_apps
+from tests.gateway.support import FAST_ENGINE, StartGateway
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "benchmarks"))
+from bench_hosted import MODEL, Driver
+from hosted_workload import Run, Stage, workload
+
+
+def test_runs_are_the_light_suite_offering_the_load_asked_for() -> None:
+    tpm, load, duration = 300_000, 0.9, 200.0
+    runs = workload(3, tpm, load, duration, "m")
+    offered = sum(r.tokens for r in runs)
+    largest = max(r.tokens for r in runs)
+    assert load * tpm / 60 * duration <= offered <= load * tpm / 60 * duration + largest
+    assert all(0 <= r.arrival_s < duration for r in runs)
+    assert [r.arrival_s for r in runs] == sorted(r.arrival_s for r in runs)
+    assert {r.app for r in runs} == {str(a["name"]) for a in light_apps()}
+    multi = [r for r in runs if sum(len(s.calls) for s in r.stages) > 1]
+    assert len(multi) > len(runs) / 2  # mostly multi-call runs
+    assert any(not s.calls and s.tool_s > 0 for r in runs for s in r.stages)  # tool steps
+    assert workload(3, tpm, load, duration, "m") == runs  # seeded
+
+
+async def test_a_call_the_client_gives_up_on_fails_the_run() -> None:
+    """Ten parallel 900-token calls at a 1,000 tokens/s provider: the openai client's two
+    retries cannot place them all, so the app breaks and the run is a failure."""
+    config = SimEngineConfig(model=MODEL, **FAST_ENGINE)  # type: ignore[arg-type]
+    limit = RateLimitConfig(tpm=60_000, window_s=1.0)
+    async with serve_sim_engine(config, rate_limit=limit) as url:
+        driver = Driver(url, None, None)
+        run = Run("r1", "greedy", 0.0, (Stage("fan", ((895, 5),) * 10, 0.0, "llm"),))
+        run_id, app, _, completion, elapsed, error = await driver.run(run, time.monotonic())
+        await driver.http.aclose()
+    assert (run_id, app, completion, error) == ("r1", "greedy", None, "RateLimitError")
+    assert elapsed > 0.0
+    assert driver.seen_429 >= 3  # a call's first try and its two retries, at least
+
+
+async def test_a_run_through_the_gateway_is_learned_from_the_path_it_sends(
+    stack: tuple[object, StartGateway],
+) -> None:
+    _, gateway = stack
+    config = SimEngineConfig(model=MODEL, **FAST_ENGINE)  # type: ignore[arg-type]
+    limit = RateLimitConfig(tpm=600_000, window_s=1.0)
+    async with serve_sim_engine(config, rate_limit=limit) as url:
+        gw = await gateway(UpstreamConfig("hosted", url, max_inflight=64, tpm=600_000))
+        driver = Driver(gw.url, gw.url.removesuffix("/v1"), None)
+        stages = (
+            Stage("plan", ((40, 5),), 0.0, "llm"),
+            Stage("search", (), 0.01, "search"),
+            Stage("answer", ((60, 8), (30, 4)), 0.0, "llm"),
+        )
+        outcomes = [
+            await driver.run(Run(f"r{i}", "qa", 0.0, stages), time.monotonic()) for i in range(3)
+        ]
+        await driver.http.aclose()
+    assert all(o[3] is not None and o[5] is None for o in outcomes)
+    graph = gw.scheduler.registry.get("qa", "default")
+    assert graph is not None and graph.runs == 3
+    assert {"plan", "search", "answer"} <= set(graph.nodes)
+    assert graph.nodes["answer"].width.mean() == 2
+    assert graph.nodes["answer"].output_tokens.quantile(1.0) == 8
+    assert graph.nodes["search"].kind == "retriever"
