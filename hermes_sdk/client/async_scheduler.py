@@ -30,8 +30,8 @@ from hermes_sdk.client.control_api import (
 )
 from hermes_sdk.errors import InvalidRequest, SchedulerUnavailable
 from hermes_sdk.graph.records import RunPath
-from hermes_sdk.wire.codec import convert, encode
-from hermes_sdk.wire.messages import Acquire, EndRun, EventBatch, StartRun
+from hermes_sdk.wire.codec import convert, encode, event_batch
+from hermes_sdk.wire.messages import Acquire, EndRun, StartRun
 
 _JSON_BODY = {"Content-Type": "application/json"}
 
@@ -198,7 +198,7 @@ class SchedulerClient:
 
     async def send_events(self, events: list[dict[str, object]], dropped: int = 0) -> int:
         """POST a batch; returns how many were accepted (SchedulerUnavailable if down)."""
-        body = convert({"events": events, "dropped": dropped}, EventBatch)
+        body = event_batch(events, dropped)
         data = await self._json("POST", "/v1/events", body)
         return int(data.get("accepted", 0))
 

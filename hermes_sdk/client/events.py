@@ -12,8 +12,7 @@ import threading
 import urllib.parse
 
 from hermes_sdk.errors import ConfigError, InvalidRequest, SchedulerUnavailable
-from hermes_sdk.wire.codec import convert, encode
-from hermes_sdk.wire.messages import EventBatch
+from hermes_sdk.wire.codec import encode, event_batch
 
 DEFAULT_TIMEOUT_S = 2.0
 GATEWAY_HEADER = "X-Hermes-Gateway"
@@ -58,7 +57,10 @@ class HttpEventSink:
         """POST ``events`` as one batch; returns once the server stored them."""
         if not events:
             return
-        body = encode(convert({"events": events}, EventBatch))  # InvalidRequest if malformed
+        try:
+            body = encode(event_batch(events))
+        except (TypeError, ValueError) as exc:
+            raise InvalidRequest(f"events are not JSON-serialisable: {exc}") from None
         with self._lock:
             status, payload = self._post(body, retry=True)
         if status >= 500:
