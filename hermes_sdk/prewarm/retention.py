@@ -4,10 +4,10 @@ When a run's LLM call ends (and a tool or retriever call starts), its prefix KV 
 keeping only if the run comes back soon. Let ``G`` be the seconds until the run's next LLM call
 on the same backend (``inf`` if it never makes one) and ``c`` the cost ratio: holding the prefix
 for one second costs ``c`` times recomputing it once (``1/c`` is the break-even hold). Keeping
-it for ``T`` seconds costs ``c * E[min(G, T)]`` and saves a recompute with probability
-``P(G <= T)``, so the hint is
+it for ``T`` seconds costs ``c * E[min(G, T)]`` and saves ``r`` recomputes (the calls that read
+it: the node's mean fan-out width) with probability ``P(G <= T)``, so the hint is
 
-    T* = argmax_T  P(G <= T) - c * E[min(G, T)]      (keep only if the maximum is > 0)
+    T* = argmax_T  r P(G <= T) - c * E[min(G, T)]      (keep only if the maximum is > 0)
 
 the ski-rental rule the prewarm keep-alive uses (:mod:`hermes_sdk.prewarm.keepalive`). ``G``'s
 distribution comes from the PDGraph: Monte Carlo walks from the run's state after the call,
@@ -46,11 +46,13 @@ def retention_s(
     gaps_s: NDArray[np.float64] | Sequence[float],
     cost_ratio_per_s: float,
     candidates_s: Sequence[float] = DEFAULT_CANDIDATES_S,
+    reads: float = 1.0,
 ) -> float:
-    """Seconds to keep a prefix given samples of the gap to its next use (``inf``: none).
+    """Seconds to keep a prefix given samples of the gap to its next use (``inf``: none), each
+    return read by ``reads`` calls (each saving one recompute).
 
-    Maximises ``P(G <= T) - cost_ratio_per_s * E[min(G, T)]`` over ``candidates_s``; 0 when no
-    candidate beats not keeping (the run likely ends, or returns too late to pay for the hold).
+    Maximises ``reads * P(G <= T) - cost_ratio_per_s * E[min(G, T)]`` over ``candidates_s``; 0
+    when no candidate beats not keeping (the run likely ends, or returns too late to pay).
     """
     if not cost_ratio_per_s >= 0:
         raise ValueError(f"cost_ratio_per_s must be >= 0, got {cost_ratio_per_s!r}")
@@ -60,7 +62,7 @@ def retention_s(
     ts = np.asarray(candidates_s, dtype=np.float64)[:, None]
     p_back = (gaps[None, :] <= ts).mean(axis=1)
     hold = np.minimum(gaps[None, :], ts).mean(axis=1)
-    gain = p_back - cost_ratio_per_s * hold
+    gain = reads * p_back - cost_ratio_per_s * hold
     best = int(np.argmax(gain))
     return float(ts[best, 0]) if gain[best] > 1e-12 else 0.0
 
@@ -280,6 +282,8 @@ class GraphRetention:
         if hit is not None and graph.runs - hit[0] < max(self.refresh, 0.1 * graph.runs):
             return hit
         gaps = next_llm_gaps(graph, state, backend, self.n, self._rng)
-        value = retention_s(gaps, self.cost_ratio_per_s, self.candidates_s)
-        hit = self._cache[key] = (graph.runs, value, ReuseLaw.from_samples(gaps))
+        reads = max(graph.node_stats(state.node).width.mean() or 1.0, 1.0)
+        value = retention_s(gaps, self.cost_ratio_per_s, self.candidates_s, reads)
+        law = ReuseLaw.from_samples(gaps, reads)
+        hit = self._cache[key] = (graph.runs, value, law)
         return hit

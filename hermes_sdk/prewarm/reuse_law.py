@@ -1,14 +1,15 @@
 """The value per token-second of keeping a cached prefix: its reuse density at an age.
 
-A cached prefix of ``s`` tokens saves ``s`` tokens of prefill if its run's next call to the same
-LLM node arrives while it is held, so its value is reused tokens and its cost is the cache space
-it takes for as long as it is held (tokens x seconds). Given the law of the seconds ``G`` from
-the store to that next call (``inf``: the run never comes back), an entry of age ``a`` that has
-not been reused yet is worth keeping for up to ``T`` more seconds at the density
+A cached prefix of ``s`` tokens saves ``s`` tokens of prefill for each call that reads it when
+its run next calls the same LLM node (``r`` calls on average: the node's fan-out width), so its
+value is reused tokens and its cost is the cache space it takes for as long as it is held
+(tokens x seconds). Given the law of the seconds ``G`` from the store to that next call
+(``inf``: the run never comes back), an entry of age ``a`` that has not been reused yet is worth
+keeping for up to ``T`` more seconds at the density
 
-    D(a) = max_T  P(a < G <= a + T | G > a) / E[min(G - a, T) | G > a]      (1/s)
+    D(a) = r max_T  P(a < G <= a + T | G > a) / E[min(G - a, T) | G > a]      (1/s)
 
-reused tokens per held token-second (the prefix's size cancels: a reuse saves what the entry
+reused tokens per held token-second (the prefix's size cancels: a read saves what the entry
 holds). It is the hit density of the caching literature (Beckmann et al., "LHD: Improving Cache
 Hit Rate by Maximizing Hit Density", NSDI 2018): evicting the entry of lowest density, and not
 admitting one whose density is below every entry it would push out, maximises reuse per unit of
@@ -35,20 +36,26 @@ class ReuseLaw:
     """An empirical law of the seconds from a prefix's store to its next reuse.
 
     ``gaps_s``: the finite samples, ascending; ``n``: all samples, so ``n - len(gaps_s)`` of
-    them never return.
+    them never return; ``reads``: expected calls that read the prefix when the run returns.
     """
 
     gaps_s: tuple[float, ...]
     n: int
+    reads: float = 1.0
 
     @classmethod
-    def from_samples(cls, samples_s: Sequence[float] | NDArray[np.float64]) -> ReuseLaw:
-        """The law of ``samples_s`` (seconds; ``inf`` for a run that never comes back)."""
+    def from_samples(
+        cls, samples_s: Sequence[float] | NDArray[np.float64], reads: float = 1.0
+    ) -> ReuseLaw:
+        """The law of ``samples_s`` (seconds; ``inf`` for a run that never comes back), each
+        return read by ``reads`` calls on average."""
         arr = np.asarray(samples_s, dtype=np.float64)
         if np.isnan(arr).any() or (arr < 0).any():
             raise ValueError("reuse gaps must be >= 0 seconds (inf: never)")
+        if not reads > 0:
+            raise ValueError(f"reads must be > 0, got {reads!r}")
         finite = np.sort(arr[np.isfinite(arr)])
-        return cls(tuple(float(x) for x in finite), int(arr.size))
+        return cls(tuple(float(x) for x in finite), int(arr.size), float(reads))
 
     @property
     def p_reuse(self) -> float:
@@ -58,6 +65,9 @@ class ReuseLaw:
     def density(self, age_s: float) -> float:
         """``D(age_s)`` above: reused tokens per held token-second (1/s) of keeping an entry
         stored ``age_s`` seconds ago and not reused since; 0 if no sample lies beyond."""
+        return self.reads * self._per_read(age_s)
+
+    def _per_read(self, age_s: float) -> float:
         gaps = self.gaps_s
         first = _first_at_or_after(gaps, age_s)
         m = self.n - first  # samples not yet over at this age (returns still to come + never)
@@ -93,4 +103,4 @@ def shifted(law: ReuseLaw, waits_s: Sequence[float], rng: np.random.Generator) -
         return law
     extra = np.asarray(waits_s, dtype=np.float64)[rng.integers(len(waits_s), size=len(law.gaps_s))]
     finite = np.sort(np.asarray(law.gaps_s, dtype=np.float64) + extra)
-    return ReuseLaw(tuple(float(x) for x in finite), law.n)
+    return ReuseLaw(tuple(float(x) for x in finite), law.n, law.reads)

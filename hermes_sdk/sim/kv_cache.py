@@ -16,7 +16,9 @@ is measurable. Capacity is in tokens. An entry is stored with one of these hints
 
 Eviction order, until the new entry fits: unwanted entries (``retain_s == 0``, or a law with
 density 0 at its age) least recently used first, then unhinted entries and expired pins LRU,
-then valued entries lowest density first, then pins earliest end first. A new entry pushes
+then valued entries lowest density first (in a cache holding valued entries, an unhinted one
+is valued at the density measured on unhinted entries, :meth:`PrefixKVCache.plain_density`,
+the class estimate of LHD, once there is one), then pins earliest end first. A new entry pushes
 out only entries ranked below it: an unhinted or unwanted one only the first two groups, a
 valued one also valued entries of lower density, a pinned one also valued entries and other
 pins. When that cannot make room the new entry is not stored and
@@ -43,6 +45,8 @@ class _Entry:
     stored_s: float = 0.0
     held: float = 0.0
     """Density (1/s) of a reused entry that queued calls will still read; 0: not held."""
+    plain: bool = False
+    """Stored without any hint."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -74,6 +78,11 @@ class PrefixKVCache:
         self._entries: OrderedDict[str, _Entry] = OrderedDict()  # least recently used first
         self._lookups = self._hits = self._prompt = self._saved = 0
         self._evictions = self._evicted_pinned = 0
+        self._valued = False
+        """Whether any entry came with a reuse law (then unhinted entries are valued too)."""
+        self._plain_read_tokens = 0
+        self._plain_token_s = 0.0
+        """Tokens read from, and token-seconds held by, unhinted entries that left."""
 
     def __len__(self) -> int:
         return len(self._entries)
@@ -103,6 +112,8 @@ class PrefixKVCache:
             return 0
         self._entries.move_to_end(key)
         saved = min(entry.tokens, prompt_tokens)
+        if entry.plain:
+            self._plain_read_tokens += saved
         if saved > 0 and (entry.law is not None or entry.held):
             entry.law, entry.held = None, hold_density  # spent: held, then plain LRU
         self._hits += int(saved > 0)
@@ -141,16 +152,17 @@ class PrefixKVCache:
         at or above it could make room)."""
         old = self._entries.pop(key, None)
         if old is not None:
-            self.used_tokens -= old.tokens
+            self._leaves(old, now_s)
         if tokens <= 0 or tokens > self.capacity_tokens:
             return False
+        self._valued = self._valued or law is not None
         if law is not None or retain_s is None:
             pin = -math.inf
         elif retain_s > 0:
             pin = now_s + retain_s
         else:
             pin = math.nan
-        entry = _Entry(tokens, pin, text, law, now_s)
+        entry = _Entry(tokens, pin, text, law, now_s, plain=law is None and retain_s is None)
         if self.used_tokens + tokens > self.capacity_tokens:
             victims = self._victims(entry, now_s, self.used_tokens + tokens - self.capacity_tokens)
             if victims is None:
@@ -170,9 +182,10 @@ class PrefixKVCache:
     def _victims(self, new: _Entry, now_s: float, need_tokens: int) -> list[str] | None:
         """Keys to evict, in order, freeing ``need_tokens`` for ``new``; None if the entries
         ranked below ``new`` cannot free that much."""
-        limit = _rank(new, now_s)
+        plain = self.plain_density()
+        limit = _rank(new, now_s, plain)
         ranked = sorted(  # stable: LRU order breaks ties within a group
-            ((_rank(e, now_s), k, e.tokens) for k, e in self._entries.items()),
+            ((_rank(e, now_s, plain), k, e.tokens) for k, e in self._entries.items()),
             key=lambda r: r[0],
         )
         out: list[str] = []
@@ -186,9 +199,22 @@ class PrefixKVCache:
                 return out
         return None
 
+    def plain_density(self) -> float | None:
+        """Reuse density (1/s) of unhinted entries in a cache that also holds valued ones:
+        tokens read from them per token-second they were held, measured on those that left
+        (None before any valued entry, or any read or departure of an unhinted one)."""
+        if not self._valued or self._plain_read_tokens <= 0 or self._plain_token_s <= 0:
+            return None
+        return self._plain_read_tokens / self._plain_token_s
+
+    def _leaves(self, entry: _Entry, now_s: float) -> None:
+        self.used_tokens -= entry.tokens
+        if entry.plain:
+            self._plain_token_s += entry.tokens * max(now_s - entry.stored_s, 0.0)
+
     def _evict(self, key: str, now_s: float) -> None:
         entry = self._entries.pop(key)
-        self.used_tokens -= entry.tokens
+        self._leaves(entry, now_s)
         self._evictions += 1
         if entry.pin_until_s > now_s:
             self._evicted_pinned += 1
@@ -197,8 +223,10 @@ class PrefixKVCache:
 _UNWANTED, _LRU, _VALUED, _PINNED = range(4)
 
 
-def _rank(entry: _Entry, now_s: float) -> tuple[int, float]:
+def _rank(entry: _Entry, now_s: float, plain_density: float | None) -> tuple[int, float]:
     """(group, order within it) of the eviction order above; lower goes first."""
+    if entry.plain and plain_density is not None:
+        return (_VALUED, plain_density)
     if entry.held > 0:
         return (_VALUED, entry.held)
     if entry.law is not None:
@@ -215,5 +243,5 @@ def _may_push_out(new: tuple[int, float], old: tuple[int, float]) -> bool:
     if old[0] <= _LRU:
         return True
     if old[0] == _VALUED:
-        return new[0] == _PINNED or (new[0] == _VALUED and old[1] < new[1])
+        return new[0] == _PINNED or (new[0] == _VALUED and old[1] <= new[1])
     return old[0] == _PINNED and new[0] == _PINNED

@@ -74,12 +74,12 @@ class PathOracleRetention:
 
     def law_for(self, app: SimApp, index: int) -> ReuseLaw:
         """The law of stage ``index``'s prefix: the service seconds (the longest call of each
-        stage) between it and the run's next stage of the same node."""
+        stage) between it and the run's next stage of the same node, read by its calls."""
         node = app.stages[index].node
         gap = 0.0
         for stage in app.stages[index + 1 :]:
             if stage.node == node:
-                return ReuseLaw((gap,) * self.samples, self.samples)
+                return ReuseLaw((gap,) * self.samples, self.samples, float(stage.width))
             gap += max(stage.services_s, default=0.0)
         return NEVER
 

@@ -31,6 +31,8 @@ def test_rule_keeps_until_the_likely_return_and_not_past_it() -> None:
     wide = np.linspace(0.5, 40.0, 200)
     kept = [retention_s(wide, c, GRID) for c in (0.0, 0.005, 0.02, 0.05, 0.5)]
     assert kept == sorted(kept, reverse=True) and kept[-1] == 0.0
+    # a return read by 10 calls pays for a hold one read could not
+    assert retention_s(sparse, 0.05, GRID, reads=10.0) == 5.0
 
 
 def _loop_runs(graph: PDGraph, n: int) -> None:

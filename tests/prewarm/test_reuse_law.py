@@ -29,16 +29,21 @@ def test_density_of_a_sure_return_and_of_none() -> None:
     assert law.density(2.0) == pytest.approx(90 / (90 * 2 + 10 * 2))
     assert law.density(4.5) == 0.0  # past every learned return: nobody is coming
     assert NEVER.density(0.0) == 0.0
+    # a return read by 20 calls (a 20-wide stage) is worth 20 reads of the prefix
+    wide = ReuseLaw.from_samples([4.0] * 90 + [math.inf] * 10, reads=20.0)
+    assert wide.density(0.0) == pytest.approx(20 * law.density(0.0))
     immediate = ReuseLaw.from_samples([0.0] * 8)
     assert immediate.density(0.0) == pytest.approx(1 / MIN_HOLD_S)
     with pytest.raises(ValueError):
         ReuseLaw.from_samples([1.0, -0.5])
+    with pytest.raises(ValueError):
+        ReuseLaw.from_samples([1.0], reads=0.0)
 
 
 def test_shift_delays_every_return_by_a_drawn_wait() -> None:
     law = ReuseLaw.from_samples([1.0, 2.0, math.inf])
     moved = shifted(law, [0.5], np.random.default_rng(0))
-    assert moved == ReuseLaw((1.5, 2.5), 3)
+    assert moved == ReuseLaw((1.5, 2.5), 3, 1.0)
     assert shifted(law, [], np.random.default_rng(0)) is law
 
 

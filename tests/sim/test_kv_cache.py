@@ -104,3 +104,18 @@ def test_a_valued_entry_past_every_return_is_unwanted_and_a_read_spends_its_law(
     cache.lookup("wide", 100)  # the last queued reader: plain LRU now
     assert cache.store("y", 100, 0.2, law=ReuseLaw.from_samples([0.1] * 4))
     assert "wide" not in cache
+
+
+def test_unhinted_entries_beside_valued_ones_are_valued_at_their_measured_density() -> None:
+    cache = PrefixKVCache(200)
+    assert cache.plain_density() is None  # no valued entry yet: plain LRU
+    cache.store("plain", 100, 0.0)
+    assert cache.lookup("plain", 100) == 100
+    cache.store("plain", 100, 10.0)  # left after 10 s, read once: 100 tokens / 1000 token-s
+    assert cache.plain_density() is None
+    cache.store("valued", 100, 10.0, law=ReuseLaw.from_samples([1.0] * 4))  # 1 per second
+    assert cache.plain_density() == 0.1
+    # an unhinted newcomer (0.1/s) cannot push out the valued entry (1/s) but may an older
+    # unhinted one (equal density: LRU among them)
+    assert not cache.store("other", 150, 10.5)
+    assert cache.store("newer", 100, 10.5) and "plain" not in cache and "valued" in cache
