@@ -34,7 +34,7 @@ def _alive(pid: int) -> bool:
 
 
 @pytest.mark.slow
-def test_quick_demo_json_hermes_beats_fcfs_and_leaves_no_process(tmp_path: Path) -> None:
+def test_quick_demo_json_batches_ranks_and_leaves_no_process(tmp_path: Path) -> None:
     proc = subprocess.run(
         [sys.executable, "-m", "hermes_sdk", "demo", "--quick", "--json", "--out", str(tmp_path)],
         capture_output=True,
@@ -47,8 +47,15 @@ def test_quick_demo_json_hermes_beats_fcfs_and_leaves_no_process(tmp_path: Path)
     fcfs, hermes = doc["policies"]["fcfs"], doc["policies"]["gittins"]
     for result in (fcfs, hermes):
         assert result["completed"] == result["apps"] > 0
-    assert hermes["mean"] < fcfs["mean"]
-    assert hermes["p95"] < fcfs["p95"]
+        assert 0 < result["mean"] <= result["p95"]
+        fast = result["load"]["fast"]  # the shared engine batches what the gateway admits
+        assert fast["max_batch"] == 16 and fast["requests"] >= result["apps"]
+        assert 1.0 < fast["mean_batch"] <= 16 and fast["preemptions"] == 0
+        assert fast["utilisation"] == pytest.approx(fast["mean_batch"] / 16)
+        assert fast["offered_load"] > 0 and fast["gateway_wait_s"] >= 0
+        assert result["load"]["slow"]["requests"] > 0  # mapreduce's combine step
+    # FCFS gives every request the same rank; Gittins' ranks reach the engine as priorities
+    assert fcfs["load"]["fast"]["priorities"] == 1 < hermes["load"]["fast"]["priorities"]
     for result in (fcfs, hermes):  # the per-app-class view: each kind's mean and its ratio
         assert set(result["per_app_vs_fcfs"]) == set(result["per_app"]) == set(fcfs["per_app"])
     assert all(r == 1.0 for r in fcfs["per_app_vs_fcfs"].values())

@@ -7,6 +7,9 @@ from collections.abc import Mapping, Sequence
 from typing import Protocol
 
 BASELINE = "fcfs"
+SAME_WITHIN = 0.05
+"""A kind whose mean moved less than this fraction from FCFS's is "about the same": with a
+batching engine most kinds move by a few percent, which one run cannot tell from noise."""
 
 KNOBS = (
     "Knobs: the starvation guard (`--policy gittins_aging`; `slowdown_cap` in hermes.toml's "
@@ -45,7 +48,8 @@ def per_class_vs_baseline(outcomes: Sequence[HasPerApp]) -> dict[str, dict[str, 
 
 def trade_note(outcomes: Sequence[HasPerApp]) -> list[str]:
     """One sentence per non-baseline policy naming the app kinds it slowed and sped up against
-    FCFS (seconds, ratio), then the knobs; empty when no kind got slower."""
+    FCFS (seconds, ratio; kinds within :data:`SAME_WITHIN` are named as about the same), then
+    the knobs; empty when no kind got slower by more than that."""
     if not outcomes:
         return []
     base = next((o for o in outcomes if o.policy == BASELINE), outcomes[0])
@@ -54,20 +58,25 @@ def trade_note(outcomes: Sequence[HasPerApp]) -> list[str]:
     for o in outcomes:
         if o is base:
             continue
-        slower = sorted(
-            ((r, n) for n, r in ratios[o.policy].items() if r > 1.0), reverse=True
-        )  # fmt: skip
-        faster = [n for n, r in ratios[o.policy].items() if r <= 1.0]
+        kinds = ratios[o.policy]
+        slower = sorted(((r, n) for n, r in kinds.items() if r > 1 + SAME_WITHIN), reverse=True)
+        faster = [n for n, r in kinds.items() if r < 1 - SAME_WITHIN]
+        same = [n for n, r in kinds.items() if abs(r - 1) <= SAME_WITHIN]
         if not slower:
             continue
         worst = ", ".join(
-            f"{n} takes {o.per_app[n]:.1f} s ({r:.2f}x the {base.per_app[n]:.1f} s"
+            f"{n} takes {o.per_app[n]:.1f} s ({r:.2f}x the {base.per_app[n]:.1f} s under "
+            f"{base.policy})"
             for r, n in slower
         )
+        if faster:
+            others = f"the others ({', '.join(faster)})" if not same else ", ".join(faster)
+            worst += f", while {others} finish sooner"
+        if same:
+            worst += f" ({', '.join(same)}: within {SAME_WITHIN:.0%} of {base.policy})"
         lines.append(
             f"{o.policy} trades the largest apps' time for everyone else's: it serves first the "
-            f"apps it expects to finish soonest, so {worst} under {base.policy})"
-            + (f", while the others ({', '.join(faster)}) finish sooner." if faster else ".")
+            f"apps it expects to finish soonest, so {worst}."
         )
     if lines:
         lines.append(KNOBS)

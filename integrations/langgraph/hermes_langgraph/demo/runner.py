@@ -7,6 +7,11 @@ LangGraph graphs (:mod:`hermes_langgraph.demo.apps`) calling ``ChatOpenAI(base_u
 :class:`~hermes_langgraph.HermesCallbackHandler` and the hint hook, exactly as a user would wire
 them. The FCFS pass also teaches the scheduler every app's PDGraph (both passes share one store),
 so the Hermes pass ranks apps with graphs learned online, never with the generator's truth.
+
+The engines batch as production engines do (16 requests per step, priority scheduling on) and the
+gateway admits a batch's worth to each (``max_inflight`` = batch); the rest wait in the gateway's
+admission queue, in the policy's order. Each pass also records each engine's load
+(:mod:`hermes_langgraph.demo.load`).
 """
 
 from __future__ import annotations
@@ -34,6 +39,7 @@ from hermes_langgraph import (
 )
 from hermes_langgraph.demo.apps import DEMO_APPS
 from hermes_langgraph.demo.classes import per_class_vs_baseline
+from hermes_langgraph.demo.load import EngineLoad, clear_records, measure
 from hermes_langgraph.demo.processes import ChildProcesses, free_port
 
 log = logging.getLogger("hermes_langgraph.demo")
@@ -46,15 +52,26 @@ SLOW_MODEL = "slow-llm"
 class DemoConfig:
     """Knobs of one demo run (seconds, counts)."""
 
-    apps: int = 100
-    arrival_rate: float = 3.2
-    """Apps started per second (Poisson); the shared engine saturates around 3.5/s."""
+    apps: int = 160
+    arrival_rate: float = 6.0
+    """Apps started per second (Poisson). The mix asks ~58 tokens per app of the shared engine,
+    whose full batch decodes 16 / 0.056 s = 286 tokens/s: 6/s offers it ~1.1x that, so a queue
+    builds at the gateway over the ~27 s of arrivals (4.5/s: 0.83x, almost no queue)."""
     policies: tuple[str, ...] = ("fcfs", "gittins")
     seed: int = 7
-    max_inflight: int = 1
-    """Requests each engine serves at once; the rest wait in the scheduler's admission queue."""
-    step_s: float = 0.005
-    """Decoding step of the fast engine; the slow one takes twice as long."""
+    max_batch: int = 16
+    """Requests each engine decodes per step (its continuous batch, ``sim-engine --max-batch``)."""
+    max_inflight: int | None = None
+    """Requests the gateway lets into each engine at once (None: the engine's batch); the rest
+    wait in the scheduler's admission queue, in the policy's order."""
+    step_s: float = 0.04
+    """Base decoding step of the fast engine; the slow one takes twice as long."""
+    step_per_request_s: float = 0.001
+    """What each request in the batch adds to a step (the slow engine: twice as much): a full
+    batch of 16 steps in 56 ms, 1.4x a lone request's 41 ms, as a memory-bound decode does."""
+    engine_priority: bool = True
+    """Engines order their waiting queue by the ``priority`` the gateway derives from the rank
+    (``sim-engine --priority``, vLLM's ``--scheduling-policy priority``)."""
     slow_cold_start_s: float = 1.0
     out: Path = field(default_factory=lambda: Path("hermes-demo"))
 
@@ -71,6 +88,8 @@ class PolicyOutcome:
     p95: float
     per_app: dict[str, float]
     times_s: tuple[float, ...] = ()
+    load: tuple[EngineLoad, ...] = ()
+    """Each engine's batch occupancy and queues during this pass."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -151,7 +170,11 @@ async def _run_apps(
 
 
 def _outcome(
-    policy: str, planned: int, done: list[tuple[str, float]], failed: int
+    policy: str,
+    planned: int,
+    done: list[tuple[str, float]],
+    failed: int,
+    load: Sequence[EngineLoad] = (),
 ) -> PolicyOutcome:
     times = np.array([t for _, t in done], dtype=np.float64)
     per_app: dict[str, float] = {}
@@ -166,6 +189,7 @@ def _outcome(
         p95=float(np.quantile(times, 0.95)) if times.size else float("nan"),
         per_app=per_app,
         times_s=tuple(float(t) for t in times),
+        load=tuple(load),
     )
 
 
@@ -182,7 +206,9 @@ def run_demo(
     graphs: list[Path] = []
     with ChildProcesses(out / "logs") as children:
         fast_port, slow_port = free_port(), free_port()
-        engine_args = ["--priority", "--max-batch", "64", "--seed", str(config.seed)]
+        engine_args = ["--max-batch", str(config.max_batch), "--seed", str(config.seed)]
+        engine_args += ["--priority"] if config.engine_priority else []
+        inflight = config.max_inflight or config.max_batch
         children.start(
             "engine-fast",
             [
@@ -193,6 +219,8 @@ def run_demo(
                 FAST_MODEL,
                 "--step-s",
                 str(config.step_s),
+                "--step-per-request-s",
+                str(config.step_per_request_s),
                 *engine_args,
             ],
             f"http://127.0.0.1:{fast_port}/health",
@@ -207,6 +235,8 @@ def run_demo(
                 SLOW_MODEL,
                 "--step-s",
                 str(2 * config.step_s),
+                "--step-per-request-s",
+                str(2 * config.step_per_request_s),
                 "--cold-start-s",
                 str(config.slow_cold_start_s),
                 "--keep-alive-s",
@@ -215,11 +245,16 @@ def run_demo(
             ],
             f"http://127.0.0.1:{slow_port}/health",
         )
+        full_step_s = config.step_s + config.step_per_request_s * config.max_batch
+        engines = {  # upstream -> (engine URL, seconds of a full batch's step)
+            "fast": (f"http://127.0.0.1:{fast_port}", full_step_s),
+            "slow": (f"http://127.0.0.1:{slow_port}", 2 * full_step_s),
+        }
         upstreams = [
             f"fast=http://127.0.0.1:{fast_port},engine=vllm,"
-            f"max_inflight={config.max_inflight},models={FAST_MODEL}",
+            f"max_inflight={inflight},models={FAST_MODEL}",
             f"slow=http://127.0.0.1:{slow_port},engine=vllm,"
-            f"max_inflight={config.max_inflight},models={SLOW_MODEL}",
+            f"max_inflight={inflight},models={SLOW_MODEL}",
         ]
         for policy in config.policies:
             port = free_port()
@@ -239,9 +274,14 @@ def run_demo(
 
             if on_progress is not None:  # this policy's pass starts now (its own clock)
                 on_progress(policy, 0, len(planned))
+            for url, _ in engines.values():
+                clear_records(url)
+            started = time.monotonic()  # CLOCK_MONOTONIC: the engines' record clock too
             done, failed = asyncio.run(_run_apps(planned, gateway, tick))
+            window = (started, started + planned[-1].start_s, time.monotonic())
+            load = measure(engines, gateway, config.max_batch, window)
             hermes.flush(timeout_s=10.0)
-            outcomes.append(_outcome(policy, len(planned), done, failed))
+            outcomes.append(_outcome(policy, len(planned), done, failed, load))
             if policy == config.policies[-1]:  # the store is shared: the last one has them all
                 graphs = _export_graphs(gateway, out)
             children.stop(pid)
@@ -282,12 +322,15 @@ def summary_json(
     outcomes: Sequence[PolicyOutcome], graphs: Sequence[Path], pids: Sequence[int]
 ) -> str:
     """The `--json` document: per-policy results (``per_app``: mean completion per app kind, s;
-    ``per_app_vs_fcfs``: its ratio to FCFS), graph files written, child pids (all stopped)."""
+    ``per_app_vs_fcfs``: its ratio to FCFS; ``load``: each engine's batch occupancy and queues),
+    graph files written, child pids (all stopped)."""
     ratios = per_class_vs_baseline(outcomes)
+    skip = ("policy", "times_s", "load")
     policies = {
         o.policy: {
-            **{k: v for k, v in asdict(o).items() if k not in ("policy", "times_s")},
+            **{k: v for k, v in asdict(o).items() if k not in skip},
             "per_app_vs_fcfs": {n: round(r, 4) for n, r in ratios[o.policy].items()},
+            "load": {x.engine: {**asdict(x), "utilisation": x.utilisation} for x in o.load},
         }
         for o in outcomes
     }
