@@ -177,7 +177,9 @@ class AdmissionQueue:
         ``cost`` is the request's tokens, charged to the :attr:`budget` when it is granted.
 
         Cancelling the caller (e.g. the HTTP client went away) removes the waiter; a lease
-        granted in the same instant is released again, so no slot leaks.
+        granted in the same instant is released again, so no slot leaks. The caller awaits the
+        waiter's future directly (no shield, no ``wait_for`` task), so a grant reaches it on the
+        next event-loop turn.
         """
         now = self._clock()
         self.reclaim_expired(now)
@@ -196,10 +198,11 @@ class AdmissionQueue:
         waiter = _Waiter(rank, next(self._seq), tenant, run_key, now, loop.create_future(), cost)
         self._add(waiter)
         self._dispatch()
-        try:
+        try:  # the future itself, not a shield or wait_for: a grant wakes the caller next turn
             if timeout_s is None:
-                return await asyncio.shield(waiter.future)
-            return await asyncio.wait_for(asyncio.shield(waiter.future), timeout_s)
+                return await waiter.future
+            async with asyncio.timeout(timeout_s):
+                return await waiter.future
         except (asyncio.CancelledError, TimeoutError) as exc:
             self._abandon(waiter)
             if isinstance(exc, TimeoutError):

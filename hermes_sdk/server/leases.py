@@ -98,6 +98,7 @@ _WATCHES: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _Watch] = weakref
 
 async def _wait_or_disconnect(request: web.Request, task: asyncio.Task[Lease]) -> Lease | None:
     """The task's lease, or None if the client went away first (the waiter is removed)."""
+    sched: Scheduler = request.app[SCHEDULER]
     loop = asyncio.get_running_loop()
     watch = _WATCHES.get(loop)
     if watch is None:
@@ -106,10 +107,12 @@ async def _wait_or_disconnect(request: web.Request, task: asyncio.Task[Lease]) -
     if watch.sweeper is None or watch.sweeper.done():
         watch.sweeper = asyncio.ensure_future(watch.sweep())
     try:
-        return await asyncio.shield(task)
+        return await task  # not shielded: one event-loop turn less from a grant to its answer
     except asyncio.CancelledError:
         current = asyncio.current_task()
         if current is not None and current.cancelling():  # this handler was cancelled
+            if task.done() and not task.cancelled() and task.exception() is None:
+                sched.release(task.result().lease_id)  # granted as the client went away
             task.cancel()
             raise
         with contextlib.suppress(asyncio.CancelledError):
