@@ -140,8 +140,8 @@ def batching_note(outcomes: Sequence[PolicyOutcome], config: DemoConfig) -> list
         return []
     inflight = config.max_inflight or config.max_batch
     gains = "; ".join(
-        f"{o.policy} {base.mean / o.mean:.2f}x the mean, {base.p95 / o.p95:.2f}x the P95 of "
-        f"{base.policy}"
+        f"{o.policy}'s mean speed-up over {base.policy} {base.mean / o.mean:.2f}x, P95 "
+        f"speed-up {base.p95 / o.p95:.2f}x"
         for o in outcomes
         if o is not base
     )
@@ -154,8 +154,9 @@ def batching_note(outcomes: Sequence[PolicyOutcome], config: DemoConfig) -> list
         f"gateway ({fast.gateway_queue:.1f} waiting on average).",
         "A batch lets small requests ride along with large ones, so the order of waiting "
         "requests matters only while the batch is full, and an app's own decoding time, which "
-        "no order shortens, is most of its completion time: the gain is smaller than on an "
-        f"engine serving one request at a time ({gains or 'no other policy ran'}).",
+        "no order shortens, is most of its completion time: a policy gains less here than on "
+        f"an engine serving one request at a time ({gains or 'no other policy ran'}; below 1x: "
+        "slower).",
     ]
     preempted = sum(x.preemptions for o in outcomes for x in o.load)
     if config.engine_priority and inflight > config.max_batch:
