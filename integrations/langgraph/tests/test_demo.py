@@ -54,7 +54,7 @@ def test_quick_demo_json_batches_ranks_and_leaves_no_process(tmp_path: Path) -> 
         assert fast["utilisation"] == pytest.approx(fast["mean_batch"] / 16)
         assert fast["offered_load"] > 0 and fast["gateway_wait_s"] >= 0
         assert result["load"]["slow"]["requests"] > 0  # mapreduce's combine step
-    # FCFS gives every request the same rank; Gittins' ranks reach the engine as priorities
+    # FCFS ranks by arrival time (unix seconds): one priority level; Gittins' ranks spread out
     assert fcfs["load"]["fast"]["priorities"] == 1 < hermes["load"]["fast"]["priorities"]
     for result in (fcfs, hermes):  # the per-app-class view: each kind's mean and its ratio
         assert set(result["per_app_vs_fcfs"]) == set(result["per_app"]) == set(fcfs["per_app"])
