@@ -6,8 +6,9 @@ Run: ``.venv/bin/python benchmarks/bench_server_live.py [--quick] [--runs N] [--
 Starts ``hermes serve`` (one backend ``gpu`` with 32 slots, gittins, SQLite in a temp dir) in its
 own process pinned to CPU 0 (``taskset``: the server gets one core); this process, the load
 generator, pins itself to CPU 1. It teaches the server 20 apps (50 runs each), then starts
-``--runs`` runs (each in a running unit) that all hold an ``acquire`` on ``gpu``: 32 hold a slot
-for ``HOLD_S`` and release it (then acquire again), the others wait in the queue.
+``--runs`` runs (each in a running unit) that all hold an ``acquire`` on ``gpu`` (25 s long-polls
+re-posted on a 429, as the SDK does): 32 hold a slot for ``HOLD_S`` and release it (then acquire
+again), the others wait in the queue.
 
 For each offered rate the generator is *open loop*: batches of ``BATCH`` rank-bearing events
 (a unit of a random run ends, its next unit starts; each re-ranks that run in the queue) plus
@@ -55,6 +56,8 @@ BATCH = 50
 HOLD_S = 0.05
 """How long a granted run holds its slot before releasing it (seconds)."""
 RAMP_STEP = 250
+POLL_S = 25.0
+"""Long-poll of one acquire (the SDK's DEFAULT_ACQUIRE_POLL_S): 10,000 runs re-poll 400/s."""
 SETTLE_S = 1.0
 """Seconds each rate runs before its measurement window opens."""
 SERVER_CPU, LOADGEN_CPU = 0, 1
@@ -227,9 +230,14 @@ class Load:
         return {"paths_learned_before": float(learned), "queued_at_start": depth}
 
     async def waiter(self, http: aiohttp.ClientSession, rid: str) -> None:
+        """One run's acquires, long-polling as the SDK does (``POLL_S``, again on a 429); the
+        first poll is shorter at random so the 10,000 runs' polls do not end together."""
         url = self.url
+        poll_s = self.rng.uniform(1.0, POLL_S)
         while not self.stop.is_set():
-            async with http.post(url + "/v1/backends/gpu/acquire", json={"run_id": rid}) as resp:
+            body = {"run_id": rid, "timeout_s": poll_s}
+            poll_s = POLL_S
+            async with http.post(url + "/v1/backends/gpu/acquire", json=body) as resp:
                 if resp.status != 200:
                     await resp.read()
                     continue
@@ -312,27 +320,34 @@ class Load:
         window.open = False
         cpu1, own1 = _process_cpu_s(self.pid) or 0.0, time.process_time()
         backlog = len(inflight)
-        await asyncio.gather(*inflight, return_exceptions=True)
         async with http.get(self.url + "/metrics") as resp:
             after = await resp.text()
+        await asyncio.gather(*inflight, return_exceptions=True)
         probe.cancel()
         decision = np.array(_pair_fifo(sorted(window.releases), sorted(window.grants))) * 1e3
         grant_b, grant_a = (_buckets(t, "hermes_grant_answer_seconds") for t in (before, after))
         rank_b, rank_a = (_buckets(t, "hermes_rank_latency_seconds") for t in (before, after))
-        achieved = window.accepted / elapsed
+        applied = _sample(after, "hermes_events_accepted_total") - _sample(
+            before, "hermes_events_accepted_total"
+        )  # by the server within the window; one event in BATCH + 1 is a run_end
+        achieved = applied * self.batch / (self.batch + 1) / elapsed
         rebuilds = _sample(after, "hermes_rank_table_rebuilds_total") - _sample(
             before, "hermes_rank_table_rebuilds_total"
         )
         ranks = _sample(after, "hermes_ranks_computed_total") - _sample(
             before, "hermes_ranks_computed_total"
         )
+        timeouts = 'hermes_acquire_timeouts_total{backend="gpu"}'
+        repolls = _sample(after, timeouts) - _sample(before, timeouts)
         return {
             "offered_events_per_s": rate,
             "seconds": elapsed,
             "achieved_events_per_s": achieved,
+            "answered_events_per_s": window.accepted / elapsed,
             "sent_events_per_s": window.sent / elapsed,
             "batches_unanswered_at_close": backlog,
             "grants_per_s": len(window.grants) / elapsed,
+            "acquire_repolls_per_s": repolls / elapsed,
             "ranks_per_s": ranks / elapsed,
             "decisions_per_s": ranks / elapsed + len(window.grants) / elapsed,
             "rank_table_rebuilds_per_s": rebuilds / elapsed,
