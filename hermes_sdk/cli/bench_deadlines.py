@@ -96,8 +96,11 @@ def print_cells(doc: Mapping[str, Any]) -> None:
         for p in c["policies"]:
             if p not in names:
                 names.append(p)
+    versus = [("edf", "vs edf"), ("gittins_plain", "vs plain")]
+    if any("vs_gittins_conditional" in c for c in cells):
+        versus.append(("gittins_conditional", "vs cond"))
     table = Table(title="deadline hit rate (mean over seeds; diff = gittins - baseline, 95% CI)")
-    for col in ("suite", "load", "law", "share", *names, "bound", "vs edf", "vs plain", "free"):
+    for col in ("suite", "load", "law", "share", *names, "bound", *(v[1] for v in versus), "free"):
         table.add_column(col, justify="right")
     for c in cells:
         pol = c["policies"]
@@ -117,8 +120,7 @@ def print_cells(doc: Mapping[str, Any]) -> None:
             f"{c['fraction']:.0%}",
             *[f"{pol[p]['hit_rate']:.1%}" if p in pol else "-" for p in names],
             f"{c['bound']:.1%}",
-            diff("vs_edf"),
-            diff("vs_gittins_plain"),
+            *(diff(f"vs_{base}") for base, _ in versus),
             "-" if ratio is None else f"{ratio:.3f}x",
         )
     console.print(table)

@@ -1,40 +1,50 @@
-"""Deadline Gittins: the Gittins index of a run *given that it can still meet its deadline*.
+"""Deadline Gittins: the Gittins index of a run whose reward is meeting its deadline.
 
 A run with a deadline earns its reward (a hit) only in the worlds where it can still finish in
 time. With ``s`` seconds left to the deadline and samples of the run's remaining latency ``L``
 (wall-clock, when served without waiting) and remaining service ``R``, the feasible share is
 ``p = P(L <= s)``. Big runs are the slow ones (service and latency grow together along a path),
-so the feasible worlds are taken to be the ``ceil(p m)`` smallest of the ``m`` service samples
-(a comonotone coupling of ``R`` and ``L``; the PDGraph samples them separately). The deadline
-index is the Gittins index of ``R`` restricted to those worlds::
+so the feasible worlds are taken to be the ``f = ceil(p m)`` smallest of the ``m`` service samples
+``r_1 <= ... <= r_m`` (a comonotone coupling of ``R`` and ``L``; the PDGraph samples them
+separately). Two indices rank a feasible run (``index=``):
 
-    G_d = max_{k <= f} k / (r_1 + ... + r_k + (f - k) r_k),   f = ceil(p m)
+- ``"hit"`` (the default): the Gittins index for a reward of 1 on a hit, the best ratio over
+  quanta of the chance to finish *by the deadline* within the quantum to the expected service the
+  quantum costs, in every world (the infeasible ones pay for it too)::
 
-- ``p = 1`` (a far deadline): ``f = m`` and ``G_d`` is the plain Gittins index;
-- an earlier deadline removes the largest samples, which never lowers the index (each ratio's
-  denominator shrinks, and the last ratio ``f / sum r`` is at least the previous one because the
-  removed sample is at least the mean), so urgency raises priority while the run is feasible;
-- ``p < p_min`` (hopeless: it would miss even if served alone from now on in all but a sliver of
-  worlds): the run drops behind every feasible run and every run without a deadline, where it
-  keeps its plain Gittins order (it still finishes; it no longer delays runs that can make it).
+      G_hit = max_{k <= f} k / (r_1 + ... + r_k + (m - k) r_k)
 
-Serving the run for the quantum ``r_k`` that attains the maximum either finishes it or shows it
-is bigger than every feasible size, when the next re-rank finds it hopeless. Runs without a
-deadline keep the plain Gittins rank, so both classes share one scale. The derivation and the
-brute-force check are in docs/theory.md ("Deadlines").
+  It is the plain Gittins index over quanta up to the largest feasible size: equal to it while the
+  deadline does not cut the plain index's quantum, lower for a run at risk of missing. An earlier
+  deadline never raises it.
+- ``"conditional"``: the Gittins index of ``R`` restricted to the feasible worlds,
+  ``max_{k <= f} k / (r_1 + ... + r_k + (f - k) r_k)``; an earlier deadline never lowers it
+  (urgency raises priority). Measured, it met fewer deadlines (docs/theory.md, "Deadlines").
+
+Both equal the plain Gittins index when ``p = 1``. Below ``p_min`` (hopeless: it would miss even
+if served alone from now on in all but a sliver of worlds) the run drops behind every feasible run
+and every run without a deadline, where it keeps its plain Gittins order (it still finishes; it no
+longer delays runs that can make it). Serving the run for the quantum ``r_k <= r_f`` that attains
+the maximum either finishes it or shows it is bigger than every feasible size, when the next
+re-rank finds it hopeless. Runs without a deadline keep the plain Gittins rank, so both classes
+share one scale. The derivation and the brute-force checks are in docs/theory.md ("Deadlines").
 """
 
 from __future__ import annotations
 
 import math
-from typing import Final
+from typing import Final, Literal
 
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
 from hermes_sdk.policy.base import AppState, DemandModel
 from hermes_sdk.policy.deadline import LatencyModel
-from hermes_sdk.policy.gittins import GittinsPolicy, gittins_index_and_quantum
+from hermes_sdk.policy.gittins import MIN_RESIDUAL_S, GittinsPolicy, gittins_index_and_quantum
+
+IndexRule = Literal["hit", "conditional"]
+"""Which deadline index ranks a feasible run (see the module docstring)."""
+INDEX_RULES: Final[tuple[IndexRule, ...]] = ("hit", "conditional")
 
 HOPELESS_RANK_S: Final = 1e9
 """Offset added to the plain Gittins rank of a hopeless run (seconds): behind every other run."""
@@ -57,35 +67,72 @@ def feasible_share(latency_s: ArrayLike, slack_s: float) -> float:
     return float(np.count_nonzero(lat <= slack_s)) / lat.size
 
 
-def deadline_index_and_quantum(
-    demand_s: ArrayLike, feasible: float, *, p_min: float = DEFAULT_P_MIN
-) -> tuple[float, float] | None:
-    """``(index, quantum_s)`` of the deadline Gittins index (1/s, seconds), or None if hopeless.
-
-    ``demand_s`` are samples of remaining service (seconds); ``feasible`` is the share of worlds
-    in which the run can still meet its deadline (:func:`feasible_share`). The index is the
-    Gittins index of the ``ceil(feasible * m)`` smallest samples; below ``p_min`` the run is
-    hopeless (None). ``feasible = 1`` gives :func:`gittins_index_and_quantum` of all samples.
-    """
+def _feasible_count(arr: NDArray[np.float64], feasible: float, p_min: float) -> int | None:
+    """``f = ceil(feasible * m)`` (1 to m) for samples ``arr``, or None if the run is hopeless."""
     if not 0.0 <= feasible <= 1.0:
         raise ValueError(f"feasible must be within [0, 1], got {feasible!r}")
     if not 0.0 <= p_min <= 1.0:
         raise ValueError(f"p_min must be within [0, 1], got {p_min!r}")
     if feasible <= 0.0 or feasible < p_min:
         return None
-    arr = np.asarray(demand_s, dtype=np.float64).ravel()
     if arr.size == 0:
-        raise ValueError("deadline_index_and_quantum() needs at least one demand sample")
-    f = min(arr.size, max(1, math.ceil(feasible * arr.size - 1e-9)))
+        raise ValueError("the deadline index needs at least one demand sample")
+    return min(arr.size, max(1, math.ceil(feasible * arr.size - 1e-9)))
+
+
+def deadline_index_and_quantum(
+    demand_s: ArrayLike, feasible: float, *, p_min: float = DEFAULT_P_MIN
+) -> tuple[float, float] | None:
+    """``(index, quantum_s)`` of the *conditional* deadline index (1/s, seconds), or None if
+    hopeless.
+
+    ``demand_s`` are samples of remaining service (seconds); ``feasible`` is the share of worlds
+    in which the run can still meet its deadline (:func:`feasible_share`). The index is the
+    Gittins index of the ``ceil(feasible * m)`` smallest samples; below ``p_min`` the run is
+    hopeless (None). ``feasible = 1`` gives :func:`gittins_index_and_quantum` of all samples.
+    """
+    arr = np.asarray(demand_s, dtype=np.float64).ravel()
+    f = _feasible_count(arr, feasible, p_min)
+    if f is None:
+        return None
     if f == arr.size:
         return gittins_index_and_quantum(arr)
     return gittins_index_and_quantum(np.partition(arr, f - 1)[:f])
 
 
+def hit_index_and_quantum(
+    demand_s: ArrayLike, feasible: float, *, p_min: float = DEFAULT_P_MIN
+) -> tuple[float, float] | None:
+    """``(index, quantum_s)`` of the Gittins index for a reward of 1 on a deadline hit (1/s,
+    seconds), or None if hopeless.
+
+    ``max_{k <= f} k / (r_1 + ... + r_k + (m - k) r_k)`` over the sorted samples ``r`` of
+    remaining service (seconds), ``f = ceil(feasible * m)``: the chance to finish by the deadline
+    within the quantum ``r_k`` over the expected service that quantum costs in *every* world.
+    Never above the plain index; ``feasible = 1`` gives :func:`gittins_index_and_quantum`.
+    Samples below ``MIN_RESIDUAL_S`` count as that much (as in the plain index).
+    """
+    arr = np.asarray(demand_s, dtype=np.float64).ravel()
+    f = _feasible_count(arr, feasible, p_min)
+    if f is None:
+        return None
+    if f == arr.size:
+        return gittins_index_and_quantum(arr)
+    if not np.isfinite(arr).all():
+        raise ValueError("the deadline index needs finite demand samples")
+    head = np.sort(np.partition(arr, f - 1)[:f])
+    np.maximum(head, MIN_RESIDUAL_S, out=head)
+    k = np.arange(1, f + 1, dtype=np.float64)
+    ratio = k / (np.cumsum(head) + (arr.size - k) * head)
+    best = int(np.argmax(ratio))
+    return float(ratio[best]), float(head[best])
+
+
 class DeadlineGittinsPolicy:
     """Gittins for every run; runs with a deadline rank by the deadline index (seconds).
 
-    Rank = ``1 / G_d`` for a feasible deadline run, ``HOPELESS_RANK_S + plain rank`` for a
+    Rank = ``1 / (weight G_d)`` for a feasible deadline run (``G_d`` the ``index`` rule's
+    index: ``"hit"``, the default, or ``"conditional"``), ``HOPELESS_RANK_S + plain rank`` for a
     hopeless one, the plain Gittins rank (of ``inner``) for a run without a deadline. Remaining
     latency comes from the model when it is a :class:`LatencyModel` (the PDGraph registry, the
     simulator's oracle); otherwise remaining service stands in for it (an upper bound for runs
@@ -102,6 +149,7 @@ class DeadlineGittinsPolicy:
         n: int = 1000,
         p_min: float = DEFAULT_P_MIN,
         weight: float = DEFAULT_WEIGHT,
+        index: IndexRule = "hit",
         inner: GittinsPolicy | None = None,
     ) -> None:
         if n < 1:
@@ -114,6 +162,10 @@ class DeadlineGittinsPolicy:
         if not (math.isfinite(weight) and weight > 0.0):
             raise ValueError(f"weight must be finite and > 0, got {weight!r}")
         self.weight = weight
+        if index not in INDEX_RULES:
+            raise ValueError(f"index must be one of {INDEX_RULES}, got {index!r}")
+        self.index: IndexRule = index
+        self._index_fn = hit_index_and_quantum if index == "hit" else deadline_index_and_quantum
         self.inner = inner if inner is not None else GittinsPolicy(model, n=n)
         self._latency: LatencyModel | None = model if isinstance(model, LatencyModel) else None
 
@@ -137,7 +189,7 @@ class DeadlineGittinsPolicy:
         if p >= 1.0:  # the plain index (and its memo)
             rank, quantum = self.inner.rank_and_quantum(app, now)
             return rank / self.weight, quantum
-        hit = deadline_index_and_quantum(self._demand(app), p, p_min=self.p_min)
+        hit = self._index_fn(self._demand(app), p, p_min=self.p_min)
         if hit is None:
             rank, quantum = self.inner.rank_and_quantum(app, now)
             return HOPELESS_RANK_S + rank, quantum

@@ -22,6 +22,7 @@ from hermes_sdk.policy.gittins import GittinsBlindPolicy, GittinsPolicy
 POLICY_NAMES: Final = (
     "gittins",
     "gittins_plain",
+    "gittins_conditional",
     "gittins_blind",
     "lstf",
     "fcfs",
@@ -35,7 +36,15 @@ POLICY_NAMES: Final = (
 )
 """Every name :func:`make_policy` accepts."""
 MODEL_POLICIES: Final = frozenset(
-    {"gittins", "gittins_plain", "gittins_blind", "lstf", "sjf_mean", "gittins_aging"}
+    {
+        "gittins",
+        "gittins_plain",
+        "gittins_conditional",
+        "gittins_blind",
+        "lstf",
+        "sjf_mean",
+        "gittins_aging",
+    }
 )
 """Policies that need a :class:`DemandModel`."""
 
@@ -45,7 +54,8 @@ def make_policy(name: str, model: DemandModel | None = None, *, n: int = 1000) -
 
     ``n`` is the number of remaining-demand samples a predictive policy asks for per rank.
     ``gittins`` ranks runs with a deadline by the deadline Gittins index
-    (:mod:`hermes_sdk.policy.deadline_gittins`); ``gittins_plain`` ignores deadlines.
+    (:mod:`hermes_sdk.policy.deadline_gittins`); ``gittins_plain`` ignores deadlines;
+    ``gittins_conditional`` is deadline Gittins with the conditional index (the ablation).
     Raises :class:`ConfigError` for an unknown name or a predictive policy without a model.
     """
     if name not in POLICY_NAMES:
@@ -55,6 +65,11 @@ def make_policy(name: str, model: DemandModel | None = None, *, n: int = 1000) -
     if name == "gittins":
         assert model is not None
         return DeadlineGittinsPolicy(model, n=n)
+    if name == "gittins_conditional":
+        assert model is not None
+        conditional = DeadlineGittinsPolicy(model, n=n, index="conditional")
+        conditional.name = "gittins_conditional"
+        return conditional
     if name == "gittins_plain":
         assert model is not None
         plain = GittinsPolicy(model, n=n)

@@ -27,7 +27,9 @@ from hermes_sdk.sim.workloads import SUITES
 from hermes_sdk.sim.workloads.spec import JsonValue, Workload
 from hermes_sdk.sim.workloads.suites import DEADLINE_FACTORS, with_slo_deadlines
 
-SWEEP_POLICIES: Final = ("fcfs", "edf", "lstf", "gittins_plain", "gittins")
+SWEEP_POLICIES: Final = ("fcfs", "edf", "lstf", "gittins_plain", "gittins_conditional", "gittins")
+BASELINES: Final = ("edf", "gittins_plain", "gittins_conditional")
+"""Policies ``gittins`` is compared with, paired by seed, in each cell (when swept)."""
 LAWS: Final = ("slo", "run")
 
 
@@ -67,6 +69,8 @@ class DeadlineRow:
     """Share of this seed's measured deadline runs whose standalone time fits the deadline."""
     n_deadline: int
     wall_s: float
+    per_kind: tuple[tuple[str, int, int], ...] = ()
+    """``(app kind, deadline hits, measured runs with a deadline)`` per kind, sorted by kind."""
 
 
 def workload(config: DeadlineConfig, suite: str, load: float, law: str, fraction: float,
@@ -82,6 +86,17 @@ def workload(config: DeadlineConfig, suite: str, load: float, law: str, fraction
                 deadline_fraction=fraction)  # fmt: skip
 
 
+def measured_runs(wl: Workload, seed: int) -> list[tuple[str, float, float | None]]:
+    """``(app kind, arrival_s, absolute deadline_s or None)`` of the measured runs, in the order
+    of :class:`~hermes_sdk.sim.result.SimResult`'s per-run arrays (every policy, same seed)."""
+    from hermes_sdk.sim.run import draw_runs
+    from hermes_sdk.sim.workload import parse_workload
+
+    parsed = parse_workload(wl)
+    _, apps = draw_runs(parsed, seed)
+    return [(a.name, a.arrival_s, a.deadline_s) for a in apps[parsed.warmup_apps :]]
+
+
 def standalone_bound(wl: Workload, seed: int) -> float:
     """Share of measured runs with a deadline whose standalone time fits it (0 to 1)."""
     from hermes_sdk.sim.run import draw_runs
@@ -92,6 +107,24 @@ def standalone_bound(wl: Workload, seed: int) -> float:
     measured = [a for a in apps[parsed.warmup_apps :] if a.deadline_s is not None]
     fits = [a.arrival_s + a.standalone_s <= a.deadline_s for a in measured if a.deadline_s]
     return float(np.mean(fits)) if fits else math.nan
+
+
+def hits_per_kind(
+    runs: Sequence[tuple[str, float, float | None]], completion_s: Sequence[float]
+) -> tuple[tuple[str, int, int], ...]:
+    """``(kind, hits, runs with a deadline)`` per app kind: run ``i`` (from :func:`measured_runs`)
+    hits if ``arrival + completion_s[i]`` is by its deadline (the simulator's tolerance)."""
+    from hermes_sdk.sim.des import EPS_S
+
+    if len(runs) != len(completion_s):
+        raise ValueError(f"{len(runs)} runs but {len(completion_s)} completion times")
+    tally: dict[str, list[int]] = {}
+    for (kind, arrival, deadline), c in zip(runs, completion_s, strict=True):
+        if deadline is not None:
+            t = tally.setdefault(kind, [0, 0])
+            t[0] += int(arrival + c <= deadline + EPS_S)
+            t[1] += 1
+    return tuple((k, h, n) for k, (h, n) in sorted(tally.items()))
 
 
 def run_sweep(
@@ -108,6 +141,7 @@ def run_sweep(
                     for seed in range(1, config.seeds + 1):
                         wl = workload(config, suite, load, law, fraction, seed)
                         bound = standalone_bound(wl, seed)
+                        runs = measured_runs(wl, seed)
                         for policy in config.policies:
                             start = time.perf_counter()
                             r = simulate(wl, policy, seed=seed)
@@ -126,6 +160,7 @@ def run_sweep(
                                     bound=bound,
                                     n_deadline=r.n_deadline,
                                     wall_s=time.perf_counter() - start,
+                                    per_kind=hits_per_kind(runs, r.completion_times.tolist()),
                                 )
                             )
                             if step is not None:
@@ -144,9 +179,21 @@ def paired_ci(diffs: Sequence[float], level: float = 0.95) -> tuple[float, float
     return mean, mean - half, mean + half
 
 
+def _pooled_kinds(rows: Sequence[DeadlineRow]) -> dict[str, JsonValue]:
+    """Hit rate per app kind pooled over ``rows`` (hits / runs with a deadline, with ``n``)."""
+    tally: dict[str, list[int]] = {}
+    for r in rows:
+        for kind, hits, n in r.per_kind:
+            t = tally.setdefault(kind, [0, 0])
+            t[0] += hits
+            t[1] += n
+    return {k: {"hit_rate": round(h / n, 4), "n": n} for k, (h, n) in sorted(tally.items()) if n}
+
+
 def cells(rows: Sequence[DeadlineRow]) -> list[dict[str, JsonValue]]:
-    """One summary per (suite, load, law, fraction): per-policy means over seeds, and the paired
-    difference of ``gittins`` (deadline Gittins) to EDF and to plain Gittins with 95% CIs."""
+    """One summary per (suite, load, law, fraction): per-policy means over seeds (and hit rates
+    per app kind pooled over seeds), and the paired difference of ``gittins`` (deadline Gittins)
+    to each of :data:`BASELINES` with 95% CIs."""
     groups: dict[tuple[str, float, str, float], list[DeadlineRow]] = {}
     for r in rows:
         groups.setdefault((r.suite, r.load, r.law, r.fraction), []).append(r)
@@ -168,10 +215,11 @@ def cells(rows: Sequence[DeadlineRow]) -> list[dict[str, JsonValue]]:
                 "goodput_per_s": round(float(np.mean([r.goodput_per_s for r in per.values()])), 5),
                 "mean": round(float(np.mean([r.mean for r in per.values()])), 3),
                 "no_deadline_mean": round(float(np.mean(free)), 3) if free else None,
+                "per_kind": _pooled_kinds(list(per.values())),
             }
         cell["policies"] = policies
         new = by.get("gittins", {})
-        for base in ("edf", "gittins_plain"):
+        for base in BASELINES:
             other = by.get(base, {})
             common = [s for s in seeds if s in new and s in other]
             if not common:

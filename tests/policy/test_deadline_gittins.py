@@ -1,4 +1,4 @@
-"""Deadline Gittins: closed form, the index by definition, monotonicity, hopeless runs."""
+"""Deadline Gittins: closed forms, both indices by definition, monotonicity, hopeless runs."""
 
 from __future__ import annotations
 
@@ -18,10 +18,13 @@ from hermes_sdk.policy.deadline_gittins import (
     DeadlineGittinsPolicy,
     deadline_index_and_quantum,
     feasible_share,
+    hit_index_and_quantum,
 )
 from hermes_sdk.policy.gittins import gittins_index
 
 TWO_POINT = np.array([1.0] * 90 + [20.0] * 10)
+PAIR = np.array([2.0] * 50 + [3.0] * 50)
+"""R = 2 s or 3 s, equally likely: plain Gittins serves to 3 s (1 / 2.5 beats 0.5 / 2)."""
 
 
 def brute_force_deadline_index(demand: np.ndarray, latency: np.ndarray, slack: float) -> float:
@@ -92,6 +95,93 @@ def test_far_deadline_is_plain_gittins() -> None:
     assert hit is not None and hit[0] == pytest.approx(gittins_index(TWO_POINT))
 
 
+def brute_force_hit_index(demand: np.ndarray, latency: np.ndarray, slack: float) -> float:
+    """By definition, over every service quantum D (a fine grid, not just the samples): the best
+    P(R <= D and the world is feasible) / E[min(R, D)] over *all* worlds (feasible = the
+    P(L <= slack) share of the smallest sizes; 0 when no world is feasible)."""
+    p = float(np.mean(latency <= slack))
+    f = math.ceil(p * demand.size - 1e-9)
+    if f == 0:
+        return 0.0
+    sizes = np.sort(demand)
+    feasible = np.zeros(sizes.size, dtype=bool)
+    feasible[:f] = True
+    grid = np.unique(np.concatenate([sizes[:f], np.linspace(0.0, sizes[f - 1], 400)[1:]]))
+    return max(
+        float(np.mean(feasible & (sizes <= d)) / np.mean(np.minimum(sizes, d))) for d in grid
+    )
+
+
+def test_pair_closed_form_separates_the_two_indices() -> None:
+    """R = 2 or 3 s (50/50), latency = service. Plain Gittins: max(0.5 / 2, 1 / 2.5) = 0.4 at
+    quantum 3. With 2 <= slack < 3 only the 2 s world can hit: the hit index serves to 2 s for a
+    0.5 chance at 2 s of service, 0.25 (lower: the run may miss); the conditional index is the
+    Gittins index of the 2 s world alone, 1 / 2 = 0.5 (higher: the run is urgent)."""
+    assert gittins_index(PAIR) == pytest.approx(0.4)
+    for slack in (3.0, 10.0):
+        for fn in (hit_index_and_quantum, deadline_index_and_quantum):
+            hit = fn(PAIR, feasible_share(PAIR, slack))
+            assert hit is not None and hit == pytest.approx((0.4, 3.0))
+    for slack in (2.0, 2.9):
+        share = feasible_share(PAIR, slack)
+        assert hit_index_and_quantum(PAIR, share) == pytest.approx((0.25, 2.0))
+        assert deadline_index_and_quantum(PAIR, share) == pytest.approx((0.5, 2.0))
+    assert hit_index_and_quantum(PAIR, feasible_share(PAIR, 1.99)) is None
+
+
+def test_hit_index_two_point_closed_form() -> None:
+    """TWO_POINT with 1 <= slack < 20: the plain index's quantum (1 s) fits, so the hit index is
+    the plain 0.9 (serve 1 s, finish w.p. 0.9); below 1 s hopeless."""
+    for slack in (25.0, 19.0, 1.0):
+        hit = hit_index_and_quantum(TWO_POINT, feasible_share(TWO_POINT, slack))
+        assert hit is not None and hit == pytest.approx((0.9, 1.0))
+    assert hit_index_and_quantum(TWO_POINT, feasible_share(TWO_POINT, 0.99)) is None
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    st.lists(st.floats(0.05, 50.0), min_size=1, max_size=30),
+    st.floats(0.0, 60.0),
+)
+def test_hit_index_matches_the_definition_over_every_quantum(
+    sizes: list[float], slack: float
+) -> None:
+    demand = np.array(sizes)
+    latency = demand * 0.5  # comonotone, as the index assumes
+    expected = brute_force_hit_index(demand, latency, slack)
+    hit = hit_index_and_quantum(demand, feasible_share(latency, slack), p_min=0.0)
+    if expected == 0.0:
+        assert hit is None
+    else:
+        assert hit is not None
+        assert hit[0] == pytest.approx(expected, rel=1e-9)
+        # serving the quantum can only finish the run in a feasible world
+        assert hit[1] <= np.sort(demand)[math.ceil(np.mean(latency <= slack) * demand.size) - 1]
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    st.lists(st.floats(0.05, 50.0), min_size=1, max_size=40),
+    st.floats(0.0, 1.0),
+    st.floats(0.0, 1.0),
+)
+def test_hit_index_never_above_plain_and_never_raised_by_an_earlier_deadline(
+    demand: list[float], a: float, b: float
+) -> None:
+    """Fewer feasible worlds leave fewer quanta that can earn the reward, at the same cost."""
+    lo, hi = sorted((a, b))
+    plain = gittins_index(demand)
+    later = hit_index_and_quantum(demand, hi, p_min=0.0)
+    earlier = hit_index_and_quantum(demand, lo, p_min=0.0)
+    if later is not None:
+        assert later[0] <= plain * (1 + 1e-12)
+    if earlier is not None:
+        assert later is not None
+        assert earlier[0] <= later[0] * (1 + 1e-12)
+    full = hit_index_and_quantum(demand, 1.0)
+    assert full is not None and full[0] == pytest.approx(plain)
+
+
 def test_argument_checks() -> None:
     with pytest.raises(ValueError):
         deadline_index_and_quantum(TWO_POINT, 1.5)
@@ -99,6 +189,11 @@ def test_argument_checks() -> None:
         deadline_index_and_quantum(TWO_POINT, 0.5, p_min=-0.1)
     with pytest.raises(ValueError):
         deadline_index_and_quantum([], 0.5)
+    for bad in ([], [1.0, math.nan]):
+        with pytest.raises(ValueError):
+            hit_index_and_quantum(bad, 0.5)
+    with pytest.raises(ValueError):
+        hit_index_and_quantum(TWO_POINT, -0.1)
     with pytest.raises(ValueError):
         feasible_share(TWO_POINT, math.nan)
     assert feasible_share([], 0.0) == 1.0 and feasible_share([], -1.0) == 0.0
@@ -109,7 +204,7 @@ def test_argument_checks() -> None:
 
 def _registry() -> GraphRegistry:
     """``job``: one LLM call of 1 s (90% of runs) or 20 s (10%); ``wide``: 8 parallel 2 s calls
-    (16 s of service, 2 s of latency)."""
+    (16 s of service, 2 s of latency); ``pair``: one call of 2 s or 3 s (50/50)."""
     reg = GraphRegistry()
     for i in range(100):
         size = 20.0 if i % 10 == 0 else 1.0
@@ -117,6 +212,9 @@ def _registry() -> GraphRegistry:
         reg.observe(RunPath(app="job", run_id=f"j{i}", stages=(stage,), started_at=float(i)))
         wide = Stage("map", tuple(Call(2.0) for _ in range(8)), latency_s=2.0)
         reg.observe(RunPath(app="wide", run_id=f"w{i}", stages=(wide,), started_at=float(i)))
+        pair = 2.0 if i % 2 else 3.0
+        stage = Stage("llm", (Call(pair),), latency_s=pair)
+        reg.observe(RunPath(app="pair", run_id=f"p{i}", stages=(stage,), started_at=float(i)))
     return reg
 
 
@@ -133,7 +231,11 @@ def test_policy_without_deadline_is_plain_gittins() -> None:
     assert policy.rank(_run("job", None), 0.0) == plain.rank(_run("job", None), 0.0)
     assert make_policy("gittins", REG).name == "gittins"
     assert make_policy("gittins_plain", REG).name == "gittins_plain"
-    assert isinstance(make_policy("gittins", REG), DeadlineGittinsPolicy)
+    default = make_policy("gittins", REG)
+    assert isinstance(default, DeadlineGittinsPolicy) and default.index == "hit"
+    conditional = make_policy("gittins_conditional", REG)
+    assert isinstance(conditional, DeadlineGittinsPolicy) and conditional.index == "conditional"
+    assert conditional.name == "gittins_conditional"
 
 
 def test_far_deadline_ranks_like_plain_gittins_scaled_by_the_weight() -> None:
@@ -142,19 +244,47 @@ def test_far_deadline_ranks_like_plain_gittins_scaled_by_the_weight() -> None:
     assert policy.rank(_run("job", 1e6), 0.0) == pytest.approx(plain / 2.0)
 
 
-def test_policy_earlier_deadline_never_lowers_priority_while_feasible() -> None:
-    policy = DeadlineGittinsPolicy(REG, n=400, weight=1.0)
+@pytest.mark.parametrize("app_name", ["job", "pair"])
+def test_conditional_rule_earlier_deadline_never_lowers_priority_while_feasible(
+    app_name: str,
+) -> None:
+    """The issue's monotonicity, which the conditional index has (urgency raises priority)."""
+    policy = DeadlineGittinsPolicy(REG, n=400, weight=1.0, index="conditional")
     ranks = []
     for deadline in np.linspace(40.0, 0.0, 81):
-        app = _run("job", float(deadline))
+        app = _run(app_name, float(deadline))
         if policy.feasible(app, 0.0) < policy.p_min:
             break
         ranks.append(policy.rank(app, 0.0))
     assert len(ranks) > 10
     assert all(b <= a * (1 + 1e-12) for a, b in itertools.pairwise(ranks))
     # the same run seen later (less slack) ranks no worse either
-    later = [policy.rank(_run("job", 10.0), now) for now in (0.0, 4.0, 8.0)]
+    later = [policy.rank(_run(app_name, 10.0), now) for now in (0.0, 4.0, 7.5)]
     assert later == sorted(later, reverse=True)
+
+
+def test_hit_rule_at_risk_runs_yield_and_sure_ones_rank_as_plain_gittins() -> None:
+    """The default (hit) index: while the run is sure to make it (every world feasible) its rank
+    is the plain Gittins rank over the weight, whatever the deadline; once the deadline cuts into
+    its quantum it ranks *later* (its service buys a hit only in some worlds), and an earlier
+    deadline never raises its priority. ``pair``: slack >= 3 s -> 1 / (1.5 x 0.4); 2 to 3 s ->
+    1 / (1.5 x ~0.25) (the learned samples spread around 2 and 3 s); below 2 s hopeless."""
+    policy = DeadlineGittinsPolicy(REG, n=400)
+    plain = GittinsPolicy(REG, n=400).rank(_run("pair", None), 0.0)
+    assert plain == pytest.approx(1 / 0.4, rel=0.02)
+    ranks = [policy.rank(_run("pair", float(d)), 0.0) for d in np.linspace(40.0, 0.0, 81)]
+    assert all(b >= a * (1 - 1e-12) for a, b in itertools.pairwise(ranks))
+    assert policy.rank(_run("pair", 3.5), 0.0) == pytest.approx(plain / 1.5)
+    risky = _run("pair", 2.5)
+    share = policy.feasible(risky, 0.0)
+    assert 0.3 < share < 0.7  # the learned 2 s world
+    expected = hit_index_and_quantum(policy._demand(risky), share)
+    assert expected is not None and expected[0] == pytest.approx(0.25, rel=0.15)
+    assert policy.rank(risky, 0.0) == pytest.approx(1 / (1.5 * expected[0]))
+    assert policy.rank(risky, 0.0) > 1.3 * policy.rank(_run("pair", 3.5), 0.0)
+    assert policy.rank(_run("pair", 1.5), 0.0) >= HOPELESS_RANK_S
+    conditional = DeadlineGittinsPolicy(REG, n=400, index="conditional")
+    assert conditional.rank(_run("pair", 2.5), 0.0) < policy.rank(_run("pair", 3.5), 0.0)
 
 
 def test_hopeless_runs_drop_behind_feasible_ones_and_runs_without_deadlines() -> None:
@@ -186,3 +316,5 @@ def test_policy_argument_checks() -> None:
         DeadlineGittinsPolicy(REG, p_min=2.0)
     with pytest.raises(ValueError):
         DeadlineGittinsPolicy(REG, weight=0.0)
+    with pytest.raises(ValueError):
+        DeadlineGittinsPolicy(REG, index="nope")  # type: ignore[arg-type]

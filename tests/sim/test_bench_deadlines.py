@@ -17,6 +17,7 @@ from hermes_sdk.sim.bench_deadlines import (
     DeadlineRow,
     cells,
     checks,
+    hits_per_kind,
     paired_ci,
     run_sweep,
     standalone_bound,
@@ -79,7 +80,17 @@ def test_paired_ci_is_the_student_t_interval() -> None:
 
 
 def _row(policy: str, seed: int, hit: float, free: float | None = None) -> DeadlineRow:
-    return DeadlineRow("light", 0.95, "slo", 0.22, policy, seed, hit, 0.1, 10.0, free, 0.9, 50, 0.0)
+    kinds = (("a", round(hit * 30), 30), ("b", round(hit * 20), 20))
+    return DeadlineRow(
+        "light", 0.95, "slo", 0.22, policy, seed, hit, 0.1, 10.0, free, 0.9, 50, 0.0, kinds
+    )
+
+
+def test_hits_per_kind_counts_runs_with_deadlines_by_their_deadline() -> None:
+    runs = [("a", 0.0, 5.0), ("a", 1.0, None), ("b", 2.0, 4.0), ("a", 3.0, 10.0)]
+    assert hits_per_kind(runs, [5.0, 99.0, 2.5, 8.0]) == (("a", 1, 2), ("b", 0, 1))
+    with pytest.raises(ValueError):
+        hits_per_kind(runs, [1.0])
 
 
 def test_cells_pair_by_seed_and_checks_apply_the_targets() -> None:
@@ -90,9 +101,17 @@ def test_cells_pair_by_seed_and_checks_apply_the_targets() -> None:
         _row("gittins_plain", 2, 0.57, 10.0),
         _row("gittins", 1, 0.60, 10.4),
         _row("gittins", 2, 0.64, 10.6),
+        _row("gittins_conditional", 1, 0.58, 10.2),
+        _row("gittins_conditional", 2, 0.58, 10.2),
     ]
     (cell,) = cells(rows)
     assert cell["vs_edf"]["diff"] == pytest.approx(0.07)  # type: ignore[index]
+    assert cell["vs_gittins_conditional"]["diff"] == pytest.approx(0.04)  # type: ignore[index]
+    kinds = cell["policies"]["gittins"]["per_kind"]  # type: ignore[index,call-overload]
+    assert kinds == {
+        "a": {"hit_rate": round(37 / 60, 4), "n": 60},
+        "b": {"hit_rate": 0.625, "n": 40},
+    }
     assert cell["vs_gittins_plain"]["diff"] == pytest.approx(0.06)  # type: ignore[index]
     assert cell["no_deadline_mean_vs_plain"] == pytest.approx(1.05)
     by = {c["check"]: c for c in checks([cell])}
@@ -109,6 +128,10 @@ def test_sweep_and_cli_write_results(tmp_path: Path) -> None:
     rows = run_sweep(config)
     assert [(r.policy, r.seed) for r in rows] == [("edf", 1), ("gittins", 1)]
     assert all(0.0 <= r.hit_rate <= 1.0 and r.n_deadline == 70 for r in rows)
+    for r in rows:  # the per-kind tally adds up to the simulator's own hit rate
+        assert sum(n for _, _, n in r.per_kind) == r.n_deadline
+        assert sum(h for _, h, _ in r.per_kind) / r.n_deadline == pytest.approx(r.hit_rate)
+        assert len(r.per_kind) > 3
     out = tmp_path / "sweep"
     result = CliRunner().invoke(
         app,
@@ -121,6 +144,8 @@ def test_sweep_and_cli_write_results(tmp_path: Path) -> None:
     assert doc["command"].startswith("hermes ")
     assert [r["hit_rate"] for r in doc["rows"]] == [round(r.hit_rate, 4) for r in rows]
     assert doc["cells"][0]["policies"].keys() == {"edf", "gittins"}
+    kinds = doc["cells"][0]["policies"]["gittins"]["per_kind"]
+    assert {k: v["n"] for k, v in kinds.items()} == {k: n for k, _, n in rows[1].per_kind}
 
 
 def test_cli_rejects_bad_sweep_arguments(tmp_path: Path) -> None:
