@@ -1,6 +1,6 @@
 """Hosted-API benchmark: agent runs sharing one rate-limited provider, direct vs through Hermes.
 
-Run one seed (about 8 minutes; it also rewrites the summary over every seed file of the same
+Run one seed (about 10 minutes; it also rewrites the summary over every seed file of the same
 configuration): ``.venv/bin/python benchmarks/bench_hosted.py --seed N``; the committed result is
 seeds 1-3. ``--summarize`` only rebuilds hosted.json/png from the seed files.
 
@@ -9,7 +9,9 @@ answers 429 with ``Retry-After``/``retry-after-ms`` when its token bucket (N per
 over S seconds, as OpenAI may enforce a minute's limit over shorter periods) lacks a request's
 prompt + output tokens, and sends ``x-ratelimit-*`` headers. The apps are the light suite's ten
 apps at their weights (:mod:`hosted_workload`: multi-call runs, tool steps slept); runs arrive
-as a Poisson process offering ``--load`` (90%) of the provider's TPM. Three ways to call it, each
+as a Poisson process offering ``--load`` (90%) of the provider's TPM (300k), times scaled so the
+drawn runs offer exactly that; the summary also gives each seed's floor, the mean time of the same
+runs with no wait at all (``Run.standalone_s``). Three ways to call it, each
 from a fresh provider process, with the same seeded runs:
 
 (a) direct: the ``openai`` client straight at the provider with its default retries (2 retries,
@@ -58,10 +60,6 @@ from plotting import figure, grouped_bars, save
 RESULTS = Path(__file__).parent / "results"
 MODEL = "sim"
 WAYS = ("direct", "hermes_fcfs", "hermes_gittins")
-BUDGET_WAY = "hermes_gittins_budget_s"
-"""Experiment (--budget-service): Gittins on paths whose model calls record as service the
-seconds of budget they took, (input + output tokens) / (TPM / 60), and tool steps none, instead
-of the latency the SDK records: what ranking by the budget's demand would give."""
 TOOL_KINDS = {"search": "retriever", "container": "container", "dnn": "dnn"}
 """The unit kind the SDK records for a tool stage on each of the suite's tool backends."""
 CONFIG_KEYS = ("tpm", "window_s", "load", "duration_s", "warmup_s", "sat_s", "sat_load", "step_s")
@@ -109,7 +107,7 @@ def _process(args: list[str], port: int) -> Iterator[None]:
 class Driver:
     """Runs the workload against one base URL as the apps would, recording what they saw."""
 
-    def __init__(self, base_url: str, control: str | None, budget_rate: float | None) -> None:
+    def __init__(self, base_url: str, control: str | None) -> None:
         self.seen_429 = 0
 
         async def hook(resp: httpx.Response) -> None:
@@ -124,8 +122,6 @@ class Driver:
         # max_retries left at the client's default (2), as an app would
         self.client = AsyncOpenAI(base_url=base_url, api_key="app-key", http_client=self.http)
         self.control = control
-        self.budget_rate = budget_rate
-        """Tokens/s: if set, a call's recorded service is its tokens at this rate (experiment)."""
 
     async def call(
         self, run: Run, node: str, prompt_tokens: int, output_tokens: int
@@ -141,11 +137,8 @@ class Driver:
         elapsed = time.monotonic() - t0
         usage = raw.parse().usage
         queued = float(raw.headers.get("x-hermes-queue-wait", 0.0))
-        service = max(0.0, elapsed - queued)
-        if self.budget_rate is not None and usage is not None:
-            service = (usage.prompt_tokens + usage.completion_tokens) / self.budget_rate
         return {
-            "service_s": service,
+            "service_s": max(0.0, elapsed - queued),
             "input_tokens": None if usage is None else usage.prompt_tokens,
             "output_tokens": None if usage is None else usage.completion_tokens,
         }
@@ -163,10 +156,8 @@ class Driver:
                 if not stage.calls:
                     await asyncio.sleep(stage.tool_s)
                     kind = TOOL_KINDS.get(stage.backend, "tool")
-                    # the experiment counts only budget seconds: a tool step takes none
-                    service = 0.0 if self.budget_rate is not None else stage.tool_s
                     path.append({"node": stage.node, "kind": kind, "backend": stage.backend})
-                    path[-1] |= {"calls": [{"service_s": service}], "latency_s": stage.tool_s}
+                    path[-1]["calls"] = [{"service_s": stage.tool_s}]
                     continue
                 async with asyncio.TaskGroup() as tg:  # a failed call cancels its siblings
                     tasks = [
@@ -205,15 +196,13 @@ async def _tokens_between(url: str, start: float, t0: float, t1: float) -> float
 
 
 async def _drive(
-    way: str,
     args: argparse.Namespace,
     base_url: str,
     control: str | None,
     provider: str,
     runs: list[Run],
 ) -> dict[str, Any]:
-    budget_rate = args.tpm / 60.0 if way == BUDGET_WAY else None
-    driver = Driver(base_url, control, budget_rate)
+    driver = Driver(base_url, control)
     main, sat = (r for r in runs if r.run_id[0] == "m"), (r for r in runs if r.run_id[0] == "s")
     start = time.monotonic() + 0.5
     window = (args.warmup_s, args.duration_s)
@@ -251,12 +240,12 @@ async def measure(way: str, args: argparse.Namespace, runs: list[Run]) -> dict[s
     provider = f"http://127.0.0.1:{eport}"
     with _process(engine, eport):
         if way == "direct":
-            return await _drive(way, args, provider + "/v1", None, provider, runs)
+            return await _drive(args, provider + "/v1", None, provider, runs)
         policy = "fcfs" if way == "hermes_fcfs" else "gittins"
         gw = [sys.executable, "-c", GATEWAY_SCRIPT, str(gport), provider + "/v1", policy]
         with _process([*gw, str(args.tpm), str(args.window_s)], gport):
             base = f"http://127.0.0.1:{gport}"
-            return await _drive(way, args, base + "/v1", base, provider, runs)
+            return await _drive(args, base + "/v1", base, provider, runs)
 
 
 def run_seed(args: argparse.Namespace) -> dict[str, Any]:
@@ -265,7 +254,7 @@ def run_seed(args: argparse.Namespace) -> dict[str, Any]:
     runs += workload(args.seed + 1000, args.tpm, args.sat_load, args.sat_s, "s")
     doc: dict[str, Any] = {k: getattr(args, k) for k in CONFIG_KEYS}
     doc |= {"seed": args.seed, "offered_runs": sum(r.run_id[0] == "m" for r in runs), "ways": {}}
-    for way in WAYS + ((BUDGET_WAY,) if args.budget_service else ()):
+    for way in WAYS:
         res = asyncio.run(measure(way, args, runs))
         doc["ways"][way] = res
         brief = {k: v for k, v in res.items() if k != "runs"}
@@ -322,20 +311,22 @@ def summarize(args: argparse.Namespace) -> dict[str, Any]:
             *({o[0] for o in ways[w]["runs"] if o[3] is not None} for w in ways)
         )
         view = {w: _way_view(ways[w], common) for w in ways}
+        drawn = workload(doc["seed"], args.tpm, args.load, args.duration_s, "m")
+        floor = float(np.mean([r.standalone_s(args.step_s) for r in drawn if r.run_id in common]))
         a, b, c = (view[w]["paired_mean_completion_s"] for w in WAYS)
         ap, bp, cp = (view[w]["paired_p95_completion_s"] for w in WAYS)
         row = {
             "seed": doc["seed"],
             "offered_runs": doc["offered_runs"],
             "paired_runs": len(common),
+            "paired_standalone_mean_s": floor,
+            "floor_vs_fcfs_mean": floor / b,
+            "floor_vs_direct_mean": floor / a,
             "gittins_vs_direct_mean": c / a,
             "gittins_vs_fcfs_mean": c / b,
             "gittins_vs_direct_p95": cp / ap,
             "gittins_vs_fcfs_p95": cp / bp,
         }
-        if BUDGET_WAY in view:
-            d = view[BUDGET_WAY]["paired_mean_completion_s"]
-            row |= {"budget_s_vs_direct_mean": d / a, "budget_s_vs_fcfs_mean": d / b}
         per_seed.append({**row, "ways": view})
     keys = [k for k in per_seed[0] if k.endswith(("_mean", "_p95"))] if per_seed else []
     ratio = {k: _mean_ci([s[k] for s in per_seed if k in s]) for k in keys}
@@ -362,7 +353,7 @@ def summarize(args: argparse.Namespace) -> dict[str, Any]:
 
 def _plot(doc: dict[str, Any], png: Path) -> None:
     seeds = doc["per_seed"]
-    ways = [w for w in (*WAYS, BUDGET_WAY) if all(w in s["ways"] for s in seeds)]
+    ways = list(WAYS)
 
     def avg(key: str, way: str) -> float:
         return float(np.mean([s["ways"][way][key] for s in seeds]))
@@ -398,22 +389,19 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--seed", type=int, help="measure this seed, then summarize")
     p.add_argument("--summarize", action="store_true", help="only rebuild hosted.json/png")
-    p.add_argument("--quick", action="store_true", help="shorter phases (~4 min a seed)")
-    p.add_argument("--tpm", type=int, default=600_000)
+    p.add_argument("--quick", action="store_true", help="shorter phases (~6 min a seed)")
+    p.add_argument("--tpm", type=int, default=300_000)
     p.add_argument("--window-s", type=float, default=1.0)
     p.add_argument("--load", type=float, default=0.9)
-    p.add_argument("--duration-s", type=float, default=100.0)
-    p.add_argument("--warmup-s", type=float, default=25.0)
+    p.add_argument("--duration-s", type=float, default=120.0)
+    p.add_argument("--warmup-s", type=float, default=30.0)
     p.add_argument("--sat-s", type=float, default=30.0, help="saturation phase seconds")
     p.add_argument("--sat-load", type=float, default=2.0, help="offered load when saturated")
     p.add_argument("--step-s", type=float, default=0.005, help="provider seconds per token")
-    p.add_argument(
-        "--budget-service", action="store_true", help=f"also run the {BUDGET_WAY} experiment"
-    )
     p.add_argument("--out-dir", type=Path, default=RESULTS, help="for seed files and summary")
     args = p.parse_args()
     if args.quick:
-        args.duration_s, args.warmup_s, args.sat_s = 50.0, 15.0, 21.0
+        args.duration_s, args.warmup_s, args.sat_s = 60.0, 20.0, 21.0
     if args.seed is None and not args.summarize:
         p.error("give --seed N (or --summarize)")
     args.out_dir.mkdir(parents=True, exist_ok=True)

@@ -44,6 +44,11 @@ class Run:
         """Provider tokens of the whole run (prompt + output of every call)."""
         return sum(i + o for stage in self.stages for i, o in stage.calls)
 
+    def standalone_s(self, step_s: float) -> float:
+        """Seconds the run takes with no wait at all: each stage's longest call (``step_s`` a
+        generated token) or its tool step (a floor for any way of calling the provider)."""
+        return sum(max((o * step_s for _, o in s.calls), default=s.tool_s) for s in self.stages)
+
 
 def _suite() -> Workload:
     return parse_workload(light_suite(0.5, 1, n_apps=10, warmup_apps=0))

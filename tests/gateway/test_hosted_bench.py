@@ -32,6 +32,9 @@ def test_runs_are_the_light_suite_offering_the_load_asked_for() -> None:
     assert len(multi) > len(runs) / 2  # mostly multi-call runs
     assert any(not s.calls and s.tool_s > 0 for r in runs for s in r.stages)  # tool steps
     assert workload(3, tpm, load, duration, "m") == runs  # seeded
+    two = Run("x", "a", 0.0, (Stage("s", ((10, 100), (10, 200)), 0.0, "llm"),))
+    tool = Run("y", "a", 0.0, (*two.stages, Stage("t", (), 1.5, "search")))
+    assert (two.standalone_s(0.01), tool.standalone_s(0.01)) == (2.0, 3.5)  # longest call
 
 
 async def test_a_call_the_client_gives_up_on_fails_the_run() -> None:
@@ -40,7 +43,7 @@ async def test_a_call_the_client_gives_up_on_fails_the_run() -> None:
     config = SimEngineConfig(model=MODEL, **FAST_ENGINE)  # type: ignore[arg-type]
     limit = RateLimitConfig(tpm=60_000, window_s=1.0)
     async with serve_sim_engine(config, rate_limit=limit) as url:
-        driver = Driver(url, None, None)
+        driver = Driver(url, None)
         run = Run("r1", "greedy", 0.0, (Stage("fan", ((895, 5),) * 10, 0.0, "llm"),))
         run_id, app, _, completion, elapsed, error = await driver.run(run, time.monotonic())
         await driver.http.aclose()
@@ -57,7 +60,7 @@ async def test_a_run_through_the_gateway_is_learned_from_the_path_it_sends(
     limit = RateLimitConfig(tpm=600_000, window_s=1.0)
     async with serve_sim_engine(config, rate_limit=limit) as url:
         gw = await gateway(UpstreamConfig("hosted", url, max_inflight=64, tpm=600_000))
-        driver = Driver(gw.url, gw.url.removesuffix("/v1"), None)
+        driver = Driver(gw.url, gw.url.removesuffix("/v1"))
         stages = (
             Stage("plan", ((40, 5),), 0.0, "llm"),
             Stage("search", (), 0.01, "search"),
