@@ -50,8 +50,10 @@ HOPELESS_RANK_S: Final = 1e9
 """Offset added to the plain Gittins rank of a hopeless run (seconds): behind every other run."""
 DEFAULT_P_MIN: Final = 0.05
 """A run whose chance to meet its deadline is below this share is hopeless."""
-DEFAULT_WEIGHT: Final = 1.5
-"""Reward of a deadline hit, in completions of a run without a deadline (the index's scale)."""
+DEFAULT_WEIGHT: Final = 3.0
+"""Reward of a deadline hit, in completions of a run without a deadline (the index's scale).
+3 with the hit index: the 22% SLO mix's runs without a deadline stay within 5% of plain Gittins
+(docs/theory.md, "One rank scale, and the weight")."""
 
 
 def feasible_share(latency_s: ArrayLike, slack_s: float) -> float:

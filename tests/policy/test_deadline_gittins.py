@@ -14,6 +14,7 @@ from hermes_sdk.graph import GraphRegistry
 from hermes_sdk.graph.records import Call, RunPath, RunState, Stage
 from hermes_sdk.policy import AppState, GittinsPolicy, make_policy
 from hermes_sdk.policy.deadline_gittins import (
+    DEFAULT_WEIGHT,
     HOPELESS_RANK_S,
     DeadlineGittinsPolicy,
     deadline_index_and_quantum,
@@ -267,20 +268,21 @@ def test_hit_rule_at_risk_runs_yield_and_sure_ones_rank_as_plain_gittins() -> No
     """The default (hit) index: while the run is sure to make it (every world feasible) its rank
     is the plain Gittins rank over the weight, whatever the deadline; once the deadline cuts into
     its quantum it ranks *later* (its service buys a hit only in some worlds), and an earlier
-    deadline never raises its priority. ``pair``: slack >= 3 s -> 1 / (1.5 x 0.4); 2 to 3 s ->
-    1 / (1.5 x ~0.25) (the learned samples spread around 2 and 3 s); below 2 s hopeless."""
+    deadline never raises its priority. ``pair`` (weight w): slack >= 3 s -> 1 / (w x 0.4); 2 to
+    3 s -> 1 / (w x ~0.25) (the learned samples spread around 2 and 3 s); below 2 s hopeless."""
     policy = DeadlineGittinsPolicy(REG, n=400)
     plain = GittinsPolicy(REG, n=400).rank(_run("pair", None), 0.0)
     assert plain == pytest.approx(1 / 0.4, rel=0.02)
     ranks = [policy.rank(_run("pair", float(d)), 0.0) for d in np.linspace(40.0, 0.0, 81)]
     assert all(b >= a * (1 - 1e-12) for a, b in itertools.pairwise(ranks))
-    assert policy.rank(_run("pair", 3.5), 0.0) == pytest.approx(plain / 1.5)
+    assert policy.weight == DEFAULT_WEIGHT
+    assert policy.rank(_run("pair", 3.5), 0.0) == pytest.approx(plain / DEFAULT_WEIGHT)
     risky = _run("pair", 2.5)
     share = policy.feasible(risky, 0.0)
     assert 0.3 < share < 0.7  # the learned 2 s world
     expected = hit_index_and_quantum(policy._demand(risky), share)
     assert expected is not None and expected[0] == pytest.approx(0.25, rel=0.15)
-    assert policy.rank(risky, 0.0) == pytest.approx(1 / (1.5 * expected[0]))
+    assert policy.rank(risky, 0.0) == pytest.approx(1 / (DEFAULT_WEIGHT * expected[0]))
     assert policy.rank(risky, 0.0) > 1.3 * policy.rank(_run("pair", 3.5), 0.0)
     assert policy.rank(_run("pair", 1.5), 0.0) >= HOPELESS_RANK_S
     conditional = DeadlineGittinsPolicy(REG, n=400, index="conditional")
