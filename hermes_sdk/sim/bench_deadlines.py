@@ -71,6 +71,8 @@ class DeadlineRow:
     wall_s: float
     per_kind: tuple[tuple[str, int, int], ...] = ()
     """``(app kind, deadline hits, measured runs with a deadline)`` per kind, sorted by kind."""
+    bound_per_kind: tuple[tuple[str, int, int], ...] = ()
+    """``(app kind, runs whose standalone time fits, runs with a deadline)`` per kind."""
 
 
 def workload(config: DeadlineConfig, suite: str, load: float, law: str, fraction: float,
@@ -97,16 +99,32 @@ def measured_runs(wl: Workload, seed: int) -> list[tuple[str, float, float | Non
     return [(a.name, a.arrival_s, a.deadline_s) for a in apps[parsed.warmup_apps :]]
 
 
-def standalone_bound(wl: Workload, seed: int) -> float:
-    """Share of measured runs with a deadline whose standalone time fits it (0 to 1)."""
+def standalone_fits(wl: Workload, seed: int) -> tuple[tuple[str, int, int], ...]:
+    """``(app kind, runs whose standalone time fits their deadline, measured runs with a
+    deadline)`` per kind, sorted by kind: the standalone bound, kind by kind."""
     from hermes_sdk.sim.run import draw_runs
     from hermes_sdk.sim.workload import parse_workload
 
     parsed = parse_workload(wl)
     _, apps = draw_runs(parsed, seed)
-    measured = [a for a in apps[parsed.warmup_apps :] if a.deadline_s is not None]
-    fits = [a.arrival_s + a.standalone_s <= a.deadline_s for a in measured if a.deadline_s]
-    return float(np.mean(fits)) if fits else math.nan
+    tally: dict[str, list[int]] = {}
+    for a in apps[parsed.warmup_apps :]:
+        if a.deadline_s is not None:
+            t = tally.setdefault(a.name, [0, 0])
+            t[0] += int(a.arrival_s + a.standalone_s <= a.deadline_s)
+            t[1] += 1
+    return tuple((k, f, n) for k, (f, n) in sorted(tally.items()))
+
+
+def pooled_share(tally: Sequence[tuple[str, int, int]]) -> float:
+    """``sum(hits) / sum(n)`` over ``(kind, hits, n)`` rows (NaN when there are no runs)."""
+    total = sum(n for _, _, n in tally)
+    return sum(h for _, h, _ in tally) / total if total else math.nan
+
+
+def standalone_bound(wl: Workload, seed: int) -> float:
+    """Share of measured runs with a deadline whose standalone time fits it (0 to 1)."""
+    return pooled_share(standalone_fits(wl, seed))
 
 
 def hits_per_kind(
@@ -140,7 +158,8 @@ def run_sweep(
                 for fraction in config.fractions:
                     for seed in range(1, config.seeds + 1):
                         wl = workload(config, suite, load, law, fraction, seed)
-                        bound = standalone_bound(wl, seed)
+                        fits = standalone_fits(wl, seed)
+                        bound = pooled_share(fits)
                         runs = measured_runs(wl, seed)
                         for policy in config.policies:
                             start = time.perf_counter()
@@ -161,6 +180,7 @@ def run_sweep(
                                     n_deadline=r.n_deadline,
                                     wall_s=time.perf_counter() - start,
                                     per_kind=hits_per_kind(runs, r.completion_times.tolist()),
+                                    bound_per_kind=fits,
                                 )
                             )
                             if step is not None:
@@ -179,11 +199,12 @@ def paired_ci(diffs: Sequence[float], level: float = 0.95) -> tuple[float, float
     return mean, mean - half, mean + half
 
 
-def _pooled_kinds(rows: Sequence[DeadlineRow]) -> dict[str, JsonValue]:
-    """Hit rate per app kind pooled over ``rows`` (hits / runs with a deadline, with ``n``)."""
+def _pooled_kinds(rows: Sequence[DeadlineRow], bound: bool = False) -> dict[str, JsonValue]:
+    """Hit rate per app kind pooled over ``rows`` (hits / runs with a deadline, with ``n``);
+    with ``bound``, the standalone bound per kind instead."""
     tally: dict[str, list[int]] = {}
     for r in rows:
-        for kind, hits, n in r.per_kind:
+        for kind, hits, n in r.bound_per_kind if bound else r.per_kind:
             t = tally.setdefault(kind, [0, 0])
             t[0] += hits
             t[1] += n
@@ -207,6 +228,8 @@ def cells(rows: Sequence[DeadlineRow]) -> list[dict[str, JsonValue]]:
         seeds = sorted({r.seed for r in rs})
         cell["seeds"] = len(seeds)
         cell["bound"] = round(float(np.mean([r.bound for r in rs])), 4)
+        one_policy = [r for r in rs if r.policy == rs[0].policy]  # the bound is per seed
+        cell["bound_per_kind"] = _pooled_kinds(one_policy, bound=True)
         policies: dict[str, JsonValue] = {}
         for policy, per in by.items():
             free = [r.no_deadline_mean for r in per.values() if r.no_deadline_mean is not None]

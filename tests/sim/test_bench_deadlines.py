@@ -19,6 +19,7 @@ from hermes_sdk.sim.bench_deadlines import (
     checks,
     hits_per_kind,
     paired_ci,
+    pooled_share,
     run_sweep,
     standalone_bound,
     workload,
@@ -81,8 +82,9 @@ def test_paired_ci_is_the_student_t_interval() -> None:
 
 def _row(policy: str, seed: int, hit: float, free: float | None = None) -> DeadlineRow:
     kinds = (("a", round(hit * 30), 30), ("b", round(hit * 20), 20))
+    fits = (("a", 27, 30), ("b", 18, 20))
     return DeadlineRow(
-        "light", 0.95, "slo", 0.22, policy, seed, hit, 0.1, 10.0, free, 0.9, 50, 0.0, kinds
+        "light", 0.95, "slo", 0.22, policy, seed, hit, 0.1, 10.0, free, 0.9, 50, 0.0, kinds, fits
     )
 
 
@@ -107,6 +109,10 @@ def test_cells_pair_by_seed_and_checks_apply_the_targets() -> None:
     (cell,) = cells(rows)
     assert cell["vs_edf"]["diff"] == pytest.approx(0.07)  # type: ignore[index]
     assert cell["vs_gittins_conditional"]["diff"] == pytest.approx(0.04)  # type: ignore[index]
+    assert cell["bound_per_kind"] == {
+        "a": {"hit_rate": 0.9, "n": 60},
+        "b": {"hit_rate": 0.9, "n": 40},
+    }
     kinds = cell["policies"]["gittins"]["per_kind"]  # type: ignore[index,call-overload]
     assert kinds == {
         "a": {"hit_rate": round(37 / 60, 4), "n": 60},
@@ -128,10 +134,14 @@ def test_sweep_and_cli_write_results(tmp_path: Path) -> None:
     rows = run_sweep(config)
     assert [(r.policy, r.seed) for r in rows] == [("edf", 1), ("gittins", 1)]
     assert all(0.0 <= r.hit_rate <= 1.0 and r.n_deadline == 70 for r in rows)
-    for r in rows:  # the per-kind tally adds up to the simulator's own hit rate
+    for r in rows:  # the per-kind tallies add up to the simulator's hit rate and the bound
         assert sum(n for _, _, n in r.per_kind) == r.n_deadline
         assert sum(h for _, h, _ in r.per_kind) / r.n_deadline == pytest.approx(r.hit_rate)
         assert len(r.per_kind) > 3
+        assert [(k, n) for k, _, n in r.bound_per_kind] == [(k, n) for k, _, n in r.per_kind]
+        assert pooled_share(r.bound_per_kind) == pytest.approx(r.bound)
+        pairs = zip(r.per_kind, r.bound_per_kind, strict=True)
+        assert all(hits <= fits for (_, hits, _), (_, fits, _) in pairs)
     out = tmp_path / "sweep"
     result = CliRunner().invoke(
         app,
