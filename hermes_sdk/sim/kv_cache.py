@@ -11,8 +11,8 @@ is measurable. Capacity is in tokens. An entry is stored with one of these hints
   valued at its reuse density at its current age (reused tokens per held token-second); once
   reused the law is spent (the call that read it will store a longer context under the same
   key when its stage ends): while the engine still has queued calls that will read it, the
-  entry is held at the density the engine gives (``hold_density``: reads still queued per
-  second of their expected wait), plain LRU after.
+  entry is held at the density the engine gives (``hold_density``: the rate, per second, at
+  which that stage's calls have been reading it), plain LRU after.
 
 Eviction order, until the new entry fits: unwanted entries (``retain_s == 0``, or a law with
 density 0 at its age) least recently used first, then unhinted entries and expired pins LRU,
@@ -103,8 +103,8 @@ class PrefixKVCache:
 
     def lookup(self, key: str, prompt_tokens: int, *, hold_density: float = 0.0) -> int:
         """Tokens of a ``prompt_tokens``-long prompt reusable from ``key``'s entry (touches it);
-        ``hold_density`` > 0: calls still queued will read the same entry, that many per second
-        (a valued entry is held at that density for them)."""
+        ``hold_density`` > 0: calls still queued will read the same entry, at about that many
+        per second (a valued entry is held at that density for them)."""
         self._lookups += 1
         self._prompt += prompt_tokens
         entry = self._entries.get(key)

@@ -109,7 +109,7 @@ class KVCacheHook:
         self.saved_tokens_by_app: dict[str, int] = {}
         """Prompt tokens reused from cache, per app name."""
         self._entered: dict[int, tuple[int, float]] = {}
-        """app idx -> (stage index, seconds) of the LLM stage it entered, until dispatched."""
+        """app idx -> (stage index, seconds) of the last LLM stage it entered."""
         self._waits: dict[tuple[str, str], deque[float]] = {}
         """(app, node) -> recent queue waits (seconds) of a stage's first call."""
         self._rng = np.random.default_rng(0)
@@ -139,19 +139,19 @@ class KVCacheHook:
         app = req.app
         stage = app.stages[app.stage_i]
         backend = stage.unit.backend
-        entered = self._entered.pop(app.idx, None)
-        if entered is not None and entered[0] == app.stage_i:
-            waits = self._waits.setdefault((app.name, stage.node), deque(maxlen=WAIT_SAMPLES))
-            waits.append(t - entered[1])
         cache = self.caches.get(backend)
-        if cache is None or stage.input_tokens is None:
+        entered = self._entered.get(app.idx)
+        if cache is None or stage.input_tokens is None or entered is None:
             return
         at, done = self._dispatched.get(app.idx, (-1, 0))
         done = done + 1 if at == app.stage_i else 1
         self._dispatched[app.idx] = (app.stage_i, done)
+        if done == 1 and entered[0] == app.stage_i:
+            waits = self._waits.setdefault((app.name, stage.node), deque(maxlen=WAIT_SAMPLES))
+            waits.append(t - entered[1])
         queued = len(stage.input_tokens) - done
-        recent = self._waits.get((app.name, stage.node))
-        hold = queued / max(float(np.mean(recent)), MIN_HOLD_S) if queued and recent else 0.0
+        # the entry is read at the rate the stage's calls have been dispatched so far
+        hold = done / max(t - entered[1], MIN_HOLD_S) if queued > 0 else 0.0
         reused = cache.lookup(
             f"{app.run_id}/{stage.node}", stage.input_tokens[req.index], hold_density=hold
         )
@@ -171,6 +171,7 @@ class KVCacheHook:
             self._store(app, len(app.stages) - 1, t)
             self._stored.pop(app.idx, None)
             self._dispatched.pop(app.idx, None)
+            self._entered.pop(app.idx, None)
 
     def backend_starting(self, backend: str, t: float) -> None:
         """Not used."""
