@@ -66,6 +66,17 @@ def rank_to_priority(
     return levels - 1 - level if higher_first else level
 
 
+def identity_headers(app: str, run_id: str, unit: str | None, kind: str | None) -> dict[str, str]:
+    """The headers naming the call (app, run, unit and its kind): the first of
+    :meth:`Hints.headers`, the part that does not depend on the run's rank."""
+    out = {"X-Hermes-App": app, "X-Hermes-Run": run_id}
+    if unit is not None:
+        out["X-Hermes-Unit"] = unit
+    if kind is not None:
+        out["X-Hermes-Kind"] = kind
+    return out
+
+
 @dataclass(frozen=True, slots=True)
 class Hints:
     """What the scheduler knows about the unit now running; attach it to backend requests.
@@ -94,11 +105,7 @@ class Hints:
 
     def headers(self) -> dict[str, str]:
         """The ``X-Hermes-*`` HTTP headers the gateway reads (only fields that are set)."""
-        out = {"X-Hermes-App": self.app, "X-Hermes-Run": self.run_id}
-        if self.unit is not None:
-            out["X-Hermes-Unit"] = self.unit
-        if self.kind is not None:
-            out["X-Hermes-Kind"] = self.kind
+        out = identity_headers(self.app, self.run_id, self.unit, self.kind)
         if self.deadline_s is not None:
             out["X-Hermes-Deadline"] = f"{self.deadline_s:.6g}"
         if self.rank_s is not None:

@@ -166,6 +166,7 @@ class StateTable:
     __slots__ = (
         "basis",
         "grid",
+        "key",
         "latency",
         "output_tokens",
         "points",
@@ -193,6 +194,12 @@ class StateTable:
         self.output_tokens = output_tokens
         """Median output tokens learned for the running ``llm`` node (None otherwise)."""
         self.basis = basis
+        self.key: _Key | None = None
+        """The key it is stored under in :class:`RankTables` (set when stored)."""
+
+
+_KEEP, _DUE, _REBUILD = 0, 1, 2
+"""What a lookup does with a stored table at its graph's current version."""
 
 
 def _output_tokens(graph: PDGraph, position: RunState) -> int | None:
@@ -258,7 +265,7 @@ class RankTables:
         """The grid point at or below ``state``'s elapsed time (built first when needed): its
         rank, quantum and remaining-demand summary, e.g. for an index over the samples."""
         graph = self.source.get(app, tenant)
-        if graph is None or graph.runs == graph.failed_runs:
+        if graph is None or not _tabled(graph):
             return self._untabled(app, state, tenant)
         with self._lock:
             table, j = self._locate(graph, app, state, tenant)
@@ -267,10 +274,17 @@ class RankTables:
     def hints(self, app: str, state: RunState, tenant: str = "default") -> StateHints:
         """Rank, remaining-demand p50/p95 and predicted output tokens of ``state`` (seconds;
         linear between the two grid points around its elapsed time)."""
+        return self.hints_and_table(app, state, tenant)[0]
+
+    def hints_and_table(
+        self, app: str, state: RunState, tenant: str = "default"
+    ) -> tuple[StateHints, StateTable | None]:
+        """:meth:`hints` and the table that answered (None: the app is not tabled), for callers
+        that reuse an answer while :meth:`serves` says the same lookup would give it again."""
         graph = self.source.get(app, tenant)
-        if graph is None or graph.runs == graph.failed_runs:
+        if graph is None or not _tabled(graph):
             p = self._untabled(app, state, tenant)
-            return StateHints(p.rank_s, p.p50_s, p.p95_s, None)
+            return StateHints(p.rank_s, p.p50_s, p.p95_s, None), None
         with self._lock:
             table, j = self._locate(graph, app, state, tenant)
             lo, hi, t = self._around(app, table, j, tenant, state.elapsed_s)
@@ -279,14 +293,27 @@ class RankTables:
                 lo.p50_s + t * (hi.p50_s - lo.p50_s),
                 lo.p95_s + t * (hi.p95_s - lo.p95_s),
                 table.output_tokens,
-            )
+            ), table
+
+    def serves(self, table: StateTable, graph: PDGraph) -> bool:
+        """Whether a lookup of ``table``'s position now would answer from ``table`` as it is:
+        still stored, ``graph`` (its app's current graph) tabled, and neither rebuilt nor due at
+        ``graph``'s version. Touches the table as a lookup does (LRU order). Never builds."""
+        key = table.key
+        with self._lock:
+            if key is None or self._tables.get(key) is not table or not _tabled(graph):
+                return False
+            if graph.version != table.version and self._verdict(table, graph) != _KEEP:
+                return False
+            self._tables.move_to_end(key)
+            return True
 
     def gittins(self, app: str, state: RunState, tenant: str = "default") -> tuple[float, float]:
         """``(rank_s, quantum_s)`` of ``state``: the Gittins rank (linear between the two grid
         points around its elapsed time) and the service after which to look it up again (the
         lower point's quantum, at least up to the next grid point)."""
         graph = self.source.get(app, tenant)
-        if graph is None or graph.runs == graph.failed_runs:
+        if graph is None or not _tabled(graph):
             p = self._untabled(app, state, tenant)
             return p.rank_s, p.quantum_s
         with self._lock:
@@ -309,7 +336,7 @@ class RankTables:
         """Remaining latency seconds of ``state`` at :data:`QUANTILE_PROBS`: the grid point's
         at or below its elapsed time, less the running stage's progress since that point."""
         graph = self.source.get(app, tenant)
-        if graph is None or graph.runs == graph.failed_runs:
+        if graph is None or not _tabled(graph):
             samples = self.source.remaining_latency(
                 app, state, tenant=tenant, n=self.settings.samples
             )
@@ -388,6 +415,7 @@ class RankTables:
                 if graph is None or graph.version == old.version:
                     continue
                 table = self._build(graph, old.position)
+                table.key = key
                 for j in _covering(old, table.grid):
                     table.points[j] = self._compute(key[1], table, j, key[0])
                 self._tables[key] = table
@@ -410,16 +438,27 @@ class RankTables:
         if table is None:
             table = self._new(graph, key, state, bucket)
         elif table.version != version:
-            behind = version - table.version
-            allowance = self.settings.allowance(table.version)
-            changed = table.version < graph.changed_version  # a change was detected since
-            if behind > allowance * self.settings.hard_factor or self.settings.exact or changed:
+            verdict = self._verdict(table, graph)
+            if verdict == _REBUILD:
                 self._due.pop(key, None)
                 table = self._new(graph, key, state, bucket)
-            elif behind > allowance:
+            elif verdict == _DUE:
                 self._due[key] = None
         self._tables.move_to_end(key)
         return table, max(bisect_right(table.grid, state.elapsed_s) - 1, 0)
+
+    def _verdict(self, table: StateTable, graph: PDGraph) -> int:
+        """``_KEEP``, ``_DUE`` (past its allowance) or ``_REBUILD`` (past the hard bound, exact
+        settings, or a change detected since it was built) for ``table`` at ``graph``'s version."""
+        behind = graph.version - table.version
+        if behind == 0:
+            return _KEEP
+        settings = self.settings
+        allowance = settings.allowance(table.version)
+        changed = table.version < graph.changed_version  # a change was detected since
+        if behind > allowance * settings.hard_factor or settings.exact or changed:
+            return _REBUILD
+        return _DUE if behind > allowance else _KEEP
 
     def _new(self, graph: PDGraph, key: _Key, state: RunState, bucket: int | None) -> StateTable:
         position = RunState(
@@ -431,6 +470,7 @@ class RankTables:
             width=state.width,
         )
         table = self._tables[key] = self._build(graph, position)
+        table.key = key
         self._by_graph.setdefault((key[0], key[1]), {})[key] = None
         self.inline_rebuilds += 1
         if len(self._tables) > self.settings.max_tables:
@@ -460,6 +500,11 @@ class RankTables:
     def _untabled(self, app: str, state: RunState, tenant: str) -> RankPoint:
         samples = self.source.remaining_demand(app, state, tenant=tenant, n=self.settings.samples)
         return _point(np.sort(samples))
+
+
+def _tabled(graph: PDGraph) -> bool:
+    """Whether ``graph``'s app is answered from tables (it has a run that did not fail)."""
+    return graph.runs != graph.failed_runs
 
 
 def _basis(graph: PDGraph, position: RunState, n: int) -> _Basis:

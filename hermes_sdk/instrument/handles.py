@@ -31,6 +31,8 @@ from hermes_sdk.instrument.stages import NS_PER_S, form_stages
 
 if TYPE_CHECKING:
     from hermes_sdk.client.hints import Hints
+    from hermes_sdk.graph.rank_tables import StateHints
+    from hermes_sdk.instrument.start_hints import RunPrefix
 
 log = logging.getLogger("hermes_sdk.instrument")
 
@@ -46,6 +48,7 @@ class UnitHandle:
 
     __slots__ = (
         "_hints",
+        "_sent",
         "backend",
         "end_ns",
         "failed",
@@ -82,6 +85,8 @@ class UnitHandle:
         self.failed = False
         self.end_ns: int | None = None
         self._hints: Hints | None = None
+        self._sent: tuple[StateHints | None] | None = None
+        """The rank tables' answer a wrapped call of this unit was sent with (its hints)."""
         self.wait_ns = 0
         self.start_ns = perf_counter_ns()
 
@@ -165,6 +170,7 @@ class RunHandle:
         "deadline_s",
         "end_ns",
         "failed",
+        "hint_prefix",
         "outer_unit",
         "path",
         "paused_s",
@@ -194,6 +200,9 @@ class RunHandle:
         self.paused_s = 0.0
         """Seconds this run spent paused (set by ``hermes_sdk.instrument.pauses`` on resume)."""
         self.units: list[UnitHandle] = []
+        self.hint_prefix: RunPrefix | None = None
+        """The hint path's cache of this run's completed stages (:mod:`~hermes_sdk.instrument.
+        start_hints`); None until a wrapped call asks."""
         self.path: RunPath | None = None
         self.failed = False
         self.end_ns: int | None = None

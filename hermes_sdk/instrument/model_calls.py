@@ -28,7 +28,8 @@ from hermes_sdk.graph.records import UnitKind, check_name
 from hermes_sdk.instrument._context import CURRENT_RUN, CURRENT_UNIT
 from hermes_sdk.instrument.handles import RunHandle, UnitHandle
 from hermes_sdk.instrument.model_streams import AsyncUnitStream, UnitStream
-from hermes_sdk.instrument.ranking import compute_hints
+from hermes_sdk.instrument.ranking import compute_hints, lookup
+from hermes_sdk.instrument.start_hints import start_answer
 from hermes_sdk.instrument.usage import usage_counts, usage_of
 
 log = logging.getLogger("hermes_sdk.instrument")
@@ -124,17 +125,22 @@ def _unit_name(
 
 def with_hints(kwargs: dict[str, Any], hints: Hints, settings: WrapSettings) -> dict[str, Any]:
     """``kwargs`` plus the engine encoding of ``hints`` (the caller's own values win)."""
-    encoded: Mapping[str, object] = openai_kwargs(
-        hints, engine=settings.engine, levels=settings.levels
+    return with_encoded(
+        kwargs, openai_kwargs(hints, engine=settings.engine, levels=settings.levels)
     )
+
+
+def with_encoded(kwargs: dict[str, Any], encoded: Mapping[str, object]) -> dict[str, Any]:
+    """``kwargs`` plus ``extra_headers`` / ``extra_body`` from ``encoded`` (the caller's own
+    values win)."""
     out = dict(kwargs)
     for key, value in encoded.items():
-        if not isinstance(value, Mapping) or not value:
+        if not value or (type(value) is not dict and not isinstance(value, Mapping)):
             continue
         mine = out.get(key)
         if mine is None:
             out[key] = dict(value)
-        elif isinstance(mine, Mapping):
+        elif type(mine) is dict or isinstance(mine, Mapping):
             if key == "extra_headers":  # header names are case-insensitive
                 taken = {str(name).lower() for name in mine}
                 value = {k: v for k, v in value.items() if str(k).lower() not in taken}
@@ -160,19 +166,18 @@ def prepare(
     headers = kwargs.get("extra_headers")
     settings = state.settings
     unit: UnitHandle | None = None
-    raw = isinstance(headers, Mapping) and RAW_RESPONSE_HEADER in headers
+    raw = headers is not None and isinstance(headers, Mapping) and RAW_RESPONSE_HEADER in headers
     try:
-        if explicit is None and isinstance(headers, Mapping) and headers:
+        if explicit is None and headers and isinstance(headers, Mapping):
             # the type-checked way to name the unit: the caller's own X-Hermes-Unit header
             lower = _UNIT_HEADER_LOWER
             explicit = next((v for k, v in headers.items() if str(k).lower() == lower), None)
         if raw:
-            hints = compute_hints(run, CURRENT_UNIT.get())
+            hinted = with_hints(kwargs, compute_hints(run, CURRENT_UNIT.get()), settings)
         else:
             node = _unit_name(explicit, endpoint, settings, kwargs)
             unit = run.open_unit(node, endpoint.kind, settings.backend, CURRENT_UNIT.get())
-            hints = unit.hints()
-        hinted = with_hints(kwargs, hints, settings)
+            hinted = with_encoded(kwargs, start_kwargs(run, unit, settings))
     except Exception as exc:
         FAILURES.note(endpoint.name, exc)
         if unit is None and not raw:
@@ -192,6 +197,18 @@ def prepare(
     return _Prepared(unit, asked, stream, True, hinted)
 
 
+def start_kwargs(run: RunHandle, unit: UnitHandle, settings: WrapSettings) -> Mapping[str, object]:
+    """The encoding of ``unit``'s hints at its start (see :mod:`~hermes_sdk.instrument.
+    start_hints`); ``unit.hints()`` returns the same hints afterwards."""
+    answer = start_answer(run, unit)
+    if answer is None:
+        found = lookup(run, unit, unit.start_ns)
+        unit._sent = (found,)
+        return openai_kwargs(unit.hints(), engine=settings.engine, levels=settings.levels)
+    unit._sent = (answer.found,)
+    return answer.request_kwargs(run, unit, settings.engine, settings.levels)
+
+
 def rejects_stream_options(exc: BaseException) -> bool:
     """A 400 from a server that does not know ``stream_options`` (checked before any token)."""
     return getattr(exc, "status_code", None) == 400 and "stream_options" in str(exc)
@@ -206,8 +223,11 @@ def _finish(unit: UnitHandle, result: Any, prepared: _Prepared, is_async: bool) 
     except Exception:
         block = None
     usage = usage_counts(block) if block is not None else usage_of(result)
-    if usage is not None:
-        unit.record(usage[0], usage[1])
+    if usage is not None:  # counts already checked as ``record`` would (last value wins)
+        if usage[0] is not None:
+            unit.input_tokens = usage[0]
+        if usage[1] is not None:
+            unit.output_tokens = usage[1]
     unit.end(False)
     return result
 

@@ -4,7 +4,8 @@ A Gittins index depends only on the run's own state, so the client can rank itse
 service: the same per-state tables as the server's (:mod:`hermes_sdk.graph.rank_tables`) give
 ``rank_s = 1 / gittins_index`` and the remaining-demand quantiles with a lookup, no Monte Carlo
 on the app's call path. This runs only when hints are asked for (never on the decorator hot
-path), is cached per unit, and fails open to ``rank_s=None``.
+path), is cached per unit, and fails open to ``rank_s=None``. A wrapped model call's hints are
+those at its unit's start, served from caches (:mod:`hermes_sdk.instrument.start_hints`).
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from time import perf_counter_ns
 from typing import Protocol
 
 from hermes_sdk.client.hints import Hints
-from hermes_sdk.graph.rank_tables import RankTables
+from hermes_sdk.graph.rank_tables import RankTables, StateHints
 from hermes_sdk.graph.records import RunState
 from hermes_sdk.instrument import runtime as _rt
 from hermes_sdk.instrument.run_position import completed_nodes, visit_counts
@@ -41,17 +42,33 @@ class RunView(Protocol):
 
 class UnitView(UnitRecord, Protocol):
     """What ranking reads of a unit (:class:`~hermes_sdk.instrument.handles.UnitHandle`), plus
-    the slot where its hints are cached."""
+    the slots where its hints are cached: ``_hints``, and ``_sent``, the tables' answer its
+    hints were built from when a wrapped call sent them (its hints are then made from it)."""
 
     _hints: Hints | None
+    _sent: tuple[StateHints | None] | None
 
     @property
     def run(self) -> RunView: ...
 
 
-def run_state(run: RunView, unit: UnitView | None) -> RunState:
-    """The :class:`RunState` of ``run`` while ``unit`` (or nothing, between stages) executes."""
-    now = perf_counter_ns()
+def running_state(
+    current: UnitRecord, visits: tuple[tuple[str, int], ...], now_ns: int
+) -> RunState:
+    """The :class:`RunState` while top-level unit ``current`` runs, at ``now_ns``."""
+    return RunState(
+        node=current.name,
+        visits=visits,
+        running=True,
+        elapsed_s=(now_ns - current.start_ns) / NS_PER_S,
+        input_tokens=current.input_tokens,
+    )
+
+
+def run_state(run: RunView, unit: UnitView | None, now_ns: int | None = None) -> RunState:
+    """The :class:`RunState` of ``run`` while ``unit`` (or nothing, between stages) executes,
+    at ``now_ns`` (``perf_counter_ns``; default now)."""
+    now = perf_counter_ns() if now_ns is None else now_ns
     current = unit.root if unit is not None else None
     cut = current.start_ns if current is not None else now
     done = []
@@ -62,47 +79,62 @@ def run_state(run: RunView, unit: UnitView | None) -> RunState:
     nodes = completed_nodes(done, now)
     if current is None:
         return RunState(node=nodes[-1], visits=visit_counts(nodes)) if nodes else RunState()
-    return RunState(
-        node=current.name,
-        visits=visit_counts(nodes, current.name),
-        running=True,
-        elapsed_s=(now - current.start_ns) / NS_PER_S,
-        input_tokens=current.input_tokens,
-    )
+    return running_state(current, visit_counts(nodes, current.name), now)
 
 
-def compute_hints(run: RunView, unit: UnitView | None) -> Hints:
-    """Hints for ``unit`` of ``run`` (rank and remaining-demand quantiles when a graph exists)."""
-    rank_s = p50 = p95 = None
-    output_tokens = None
+def rank_tables() -> RankTables:
+    """The local registry's rank tables, made on first use (may raise StoreError)."""
+    registry = _rt.RUNTIME.registry()
+    tables = registry.rank_tables
+    if tables is None:
+        tables = registry.rank_tables = RankTables(registry)
+    return tables
+
+
+def lookup(run: RunView, unit: UnitView | None, now_ns: int | None = None) -> StateHints | None:
+    """The rank tables' answer for ``run`` while ``unit`` executes at ``now_ns`` (default now);
+    None when there is none (logged at debug level: the hints go out without a rank)."""
     try:
-        state = run_state(run, unit)
-        registry = _rt.RUNTIME.registry()
-        tables = registry.rank_tables
-        if tables is None:
-            tables = registry.rank_tables = RankTables(registry)
-        found = tables.hints(run.app, state, run.tenant)
-        rank_s, p50, p95 = found.rank_s, found.p50_s, found.p95_s
-        if unit is not None and unit.kind == "llm":
-            output_tokens = found.output_tokens
+        return rank_tables().hints(run.app, run_state(run, unit, now_ns), run.tenant)
     except Exception as exc:
         log.debug("hermes: no rank for run %s: %r", run.run_id, exc)
+        return None
+
+
+def hints_of(run: RunView, unit: UnitView | None, found: StateHints | None) -> Hints:
+    """The :class:`Hints` of ``unit`` of ``run`` given the tables' answer ``found``."""
     return Hints(
         app=run.app,
         run_id=run.run_id,
         unit=unit.name if unit is not None else None,
         kind=unit.kind if unit is not None else None,
         deadline_s=run.deadline_s,
-        rank_s=rank_s,
-        remaining_p50_s=p50,
-        remaining_p95_s=p95,
-        predicted_output_tokens=output_tokens,
+        rank_s=found.rank_s if found is not None else None,
+        remaining_p50_s=found.p50_s if found is not None else None,
+        remaining_p95_s=found.p95_s if found is not None else None,
+        predicted_output_tokens=(
+            found.output_tokens
+            if found is not None and unit is not None and unit.kind == "llm"
+            else None
+        ),
     )
 
 
+def compute_hints(run: RunView, unit: UnitView | None, now_ns: int | None = None) -> Hints:
+    """Hints for ``unit`` of ``run`` at ``now_ns`` (default now): rank and remaining-demand
+    quantiles when a graph exists."""
+    return hints_of(run, unit, lookup(run, unit, now_ns))
+
+
 def unit_hints(unit: UnitView) -> Hints:
-    """Hints of ``unit``, computed once and cached on it."""
+    """Hints of ``unit``, computed once (at the first ask, or from the answer a wrapped call
+    was sent with) and cached on it."""
     hints = unit._hints
     if hints is None:
-        hints = unit._hints = compute_hints(unit.run, unit)
+        sent = unit._sent
+        if sent is not None:
+            hints = hints_of(unit.run, unit, sent[0])
+        else:
+            hints = compute_hints(unit.run, unit)
+        unit._hints = hints
     return hints
