@@ -284,7 +284,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def plot(data: dict[str, Any], path: Path) -> None:
-    """Left: share of prompt tokens reused vs cache size; right: gain over LRU with CIs."""
+    """Left: share of prompt tokens reused vs cache size; right: gain over LRU with CIs (the
+    unbounded cache only on the left: its ratio to a tiny LRU is off any useful scale)."""
     from plotting import TARGET, figure, save, shared_legend
 
     summary = data["summary"]
@@ -301,18 +302,21 @@ def plot(data: dict[str, Any], path: Path) -> None:
         "path_oracle": "true-path oracle",
         "ceiling": "unbounded cache",
     }
-    for key, label in labels.items():
+    for i, (key, label) in enumerate(labels.items()):
+        color = f"C{i}"
         ys = [s["saved_tokens_mean"][key] / prompt for s in summary]
         style = "--" if key in ("ceiling", "path_oracle") else "-"
-        left.plot(xs, ys, style, marker="o", label=label)
-        if key != "lru":
+        left.plot(xs, ys, style, marker="o", label=label, color=color)
+        if key not in ("lru", "ceiling"):
             gain = [100 * s["gain_vs_lru"][key]["mean"] for s in summary]
             low = [100 * s["gain_vs_lru"][key]["ci95"][0] for s in summary]
             high = [100 * s["gain_vs_lru"][key]["ci95"][1] for s in summary]
-            right.plot(xs, gain, style, marker="o", label=label)
-            right.fill_between(xs, low, high, alpha=0.2)
+            right.plot(xs, gain, style, marker="o", label=label, color=color)
+            if key == "pdgraph":
+                right.fill_between(xs, low, high, alpha=0.2, color=color)
     right.axhline(100 * data["gain_target"], color=TARGET, linestyle=":", label="+20% target")
     right.set_yscale("symlog", linthresh=10)
+    right.set_ylim(-300, 1000)
     left.set_xlabel("cache size / peak live working set")
     right.set_xlabel("cache size / peak live working set")
     left.set_ylabel("share of prompt tokens reused")
