@@ -23,6 +23,8 @@ from collections import Counter, deque
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
+import numpy as np
+
 from hermes_sdk.errors import GraphError
 from hermes_sdk.graph import drift, drift_batch
 from hermes_sdk.graph.learned import NodeState
@@ -51,26 +53,73 @@ _WATCHED = tuple((name, _SKETCHES.index(name)) for name in drift.MONITORED)
 
 
 class _NodeRuns:
-    """What the batch adds to one node: each sketch's values, with their run index."""
+    """What the batch adds to one node: its stages (with their run index), then each sketch's
+    values with their run index (:meth:`build`)."""
 
-    __slots__ = ("ends", "marks", "node", "runs", "stage_runs", "stages", "vals")
+    __slots__ = ("ends", "node", "runs", "simple", "stage_runs", "stages", "vals")
 
     def __init__(self, node: NodeState) -> None:
         self.node = node
+        self.stages: list[Stage] = []
+        self.stage_runs: list[int] = []
+        self.simple = True
+        """Every stage has one call and no run of them failed (lists built in bulk)."""
         self.vals: list[list[float]] = [[] for _ in _SKETCHES]
         self.runs: list[list[int]] = [[] for _ in _SKETCHES]
         self.ends: list[dict[int, int]] = [{} for _ in _SKETCHES]
         """Per sketch: a value's index -> how many values the sketch held once the rest of its
         stage was added, where that is not the next index (stages of several calls)."""
-        self.stages: list[Stage] = []
-        self.stage_runs: list[int] = []
-        self.marks: list[tuple[int, float, tuple[int, ...]]] = []
+
+    def build(self, paths: list[RunPath]) -> None:
+        """The samples ``PDGraph._fold_stage`` adds for each stage, per sketch, in order."""
+        if not self.simple:
+            for r, stage in zip(self.stage_runs, self.stages, strict=True):
+                self.add_stage(r, stage, bool(paths[r].failed))
+            return
+        runs, vals = self.stage_runs, self.vals
+        calls = [stage.calls[0] for stage in self.stages]
+        service = [call.service_s for call in calls]
+        stage_s = [x + 0.0 for x in service]  # Stage.service_s of one call
+        vals[_SERVICE] = [float(x) for x in service]
+        vals[_STAGE] = [float(x) for x in stage_s]
+        vals[_WIDTH] = [1.0] * len(calls)
+        vals[_LATENCY] = [
+            float(stage.latency_s if stage.latency_s is not None else x)
+            for stage, x in zip(self.stages, stage_s, strict=True)
+        ]
+        for k in (_SERVICE, _STAGE, _WIDTH, _LATENCY):
+            self.runs[k] = runs
+        for k, field in (
+            (_INPUT, "input_tokens"),
+            (_OUTPUT, "output_tokens"),
+            (_COLD, "cold_start_s"),
+        ):
+            got = [getattr(call, field) for call in calls]
+            if None not in got:
+                vals[k] = [float(x) for x in got]
+                self.runs[k] = runs
+            else:
+                vals[k] = [float(x) for x in got if x is not None]
+                self.runs[k] = [r for r, x in zip(runs, got, strict=True) if x is not None]
+
+    def marks(self, runs0: int, times: list[float]) -> list[tuple[int, float, tuple[int, ...]]]:
+        """``drift.watch_stage``'s mark after this node's last stage of each of its runs."""
+        last = sorted(set(self.stage_runs))
+        base = drift._totals(self.node)
+        counts = [
+            (
+                np.searchsorted(np.asarray(self.runs[k], dtype=np.int64), last, side="right") + b
+            ).tolist()
+            for k, b in enumerate(base)
+        ]
+        return [
+            (runs0 + r, times[r], totals)
+            for r, totals in zip(last, zip(*counts, strict=True), strict=True)
+        ]
 
     def add_stage(self, r: int, stage: Stage, failed: bool) -> None:
         """``PDGraph._fold_stage``'s samples of ``stage`` (run index ``r``), recorded."""
         vals, runs = self.vals, self.runs
-        self.stages.append(stage)
-        self.stage_runs.append(r)
         calls = stage.calls
         if len(calls) == 1:  # the common case, without the loops
             call = calls[0]
@@ -126,12 +175,6 @@ class _NodeRuns:
             for i in range(start, end - 1):  # values of one stage: seen by the detector at once
                 self.ends[k][i] = end
 
-    def mark(self, run: int, t_s: float, base: tuple[int, ...]) -> None:
-        """``drift.watch_stage``'s mark after this node's last stage of a run."""
-        self.marks.append(
-            (run, t_s, tuple(b + len(v) for b, v in zip(base, self.vals, strict=True)))
-        )
-
 
 def observe_batch(
     graph: PDGraph, paths: Sequence[RunPath], checked: bool, prior: list[tuple[int, float]] | None
@@ -142,10 +185,8 @@ def observe_batch(
     runs: list[RunPath] = []
     where: list[int] = []  # each run's index in ``paths``
     nodes: dict[str, _NodeRuns] = {}
-    bases: dict[str, tuple[int, ...]] = {}
-    rows: dict[tuple[str, int], tuple[list[str], list[float], list[int]]] = {}
+    rows: dict[tuple[str, int], tuple[list[str], list[int]]] = {}
     tokens: list[tuple[int, str, int, int, float]] = []
-    watch = graph._drift is not None
     max_visit, intern = graph.max_visit, graph._names
     for b, path in enumerate(paths):
         try:
@@ -164,9 +205,8 @@ def observe_batch(
         r = len(runs)
         runs.append(path)
         where.append(b)
-        t_s, failed = float(path.started_at), bool(path.failed)
+        failed = bool(path.failed)
         visits: dict[str, int] = {}
-        touched: dict[str, _NodeRuns] = {}
         source, source_visit = START, 1
         for stage in path.stages:
             name = stage.node
@@ -178,10 +218,13 @@ def observe_batch(
                     graph.nodes[name] = node
                     known.add(name)
                 nr = nodes[name] = _NodeRuns(node)
-                bases[name] = drift._totals(node)
-            nr.add_stage(r, stage, failed)
+            nr.stages.append(stage)
+            nr.stage_runs.append(r)
+            calls = stage.calls
+            if failed or len(calls) != 1:
+                nr.simple = False
             if stage.backend is not None:
-                for call in stage.calls:
+                for call in calls:
                     if (
                         not call.failed
                         and call.input_tokens is not None
@@ -196,53 +239,47 @@ def observe_batch(
                                 call.service_s,
                             )
                         )
-            touched[name] = nr
             visit = visits[name] = visits.get(name, 0) + 1
-            _depart(rows, (source, min(source_visit, max_visit)), intern.setdefault(name, name),
-                    t_s, r)  # fmt: skip
+            key = (source, source_visit if source_visit < max_visit else max_visit)
+            row = rows.get(key)
+            if row is None:
+                row = rows[key] = ([], [])
+            row[0].append(intern.setdefault(name, name))
+            row[1].append(r)
             source, source_visit = name, visit
         if not failed:
-            _depart(rows, (source, min(source_visit, max_visit)), END, t_s, r)
-        if watch:
-            run = graph.runs + r
-            for name, nr in touched.items():
-                nr.mark(run, t_s, bases[name])
+            key = (source, source_visit if source_visit < max_visit else max_visit)
+            row = rows.get(key)
+            if row is None:
+                row = rows[key] = ([], [])
+            row[0].append(END)
+            row[1].append(r)
     if runs:
         _learn(graph, runs, nodes, rows, tokens, prior, where)
     return rejected
-
-
-def _depart(
-    rows: dict[tuple[str, int], tuple[list[str], list[float], list[int]]],
-    key: tuple[str, int],
-    target: str,
-    t_s: float,
-    r: int,
-) -> None:
-    row = rows.get(key)
-    if row is None:
-        row = rows[key] = ([], [], [])
-    row[0].append(target)
-    row[1].append(t_s)
-    row[2].append(r)
 
 
 def _learn(
     graph: PDGraph,
     runs: list[RunPath],
     nodes: dict[str, _NodeRuns],
-    rows: dict[tuple[str, int], tuple[list[str], list[float], list[int]]],
+    rows: dict[tuple[str, int], tuple[list[str], list[int]]],
     tokens: list[tuple[int, str, int, int, float]],
     prior: list[tuple[int, float]] | None,
     where: list[int],
 ) -> None:
     runs0, version0 = graph.runs, graph.version
-    changed = _learn_rows(graph, rows, version0)
     times = [float(p.started_at) for p in runs]
+    marks: dict[str, list[tuple[int, float, tuple[int, ...]]]] = {}
+    for name, nr in nodes.items():
+        nr.build(runs)
+        if graph._drift is not None:  # (totals from the sketches before the batch)
+            marks[name] = nr.marks(runs0, times)
+    changed = _learn_rows(graph, rows, times, version0)
     a, total = 0, len(runs)
     while a < total:
         b = _segment(graph, nodes, a, total, runs0)
-        _commit(graph, runs0, nodes, tokens, runs, times, where, prior, a, b)
+        _commit(graph, runs0, nodes, marks, tokens, runs, times, where, prior, a, b)
         if b < total:  # the run of a change: learned alone
             graph.runs, graph.version = runs0 + b, version0 + b
             path = runs[b]
@@ -264,13 +301,15 @@ def _learn(
 
 def _learn_rows(
     graph: PDGraph,
-    rows: dict[tuple[str, int], tuple[list[str], list[float], list[int]]],
+    rows: dict[tuple[str, int], tuple[list[str], list[int]]],
+    run_times: list[float],
     version0: int,
 ) -> int:
     """Count and watch every row's departures; returns the version of the last change seen."""
     monitor = graph._drift
     changed = 0
-    for key, (targets, times, run_of) in rows.items():
+    for key, (targets, run_of) in rows.items():
+        times = [run_times[r] for r in run_of]
         counter = graph.transitions.get(key)
         if counter is None:
             counter = graph.transitions[key] = Counter()
@@ -345,6 +384,7 @@ def _commit(
     graph: PDGraph,
     runs0: int,
     nodes: dict[str, _NodeRuns],
+    marks_of: dict[str, list[tuple[int, float, tuple[int, ...]]]],
     tokens: list[tuple[int, str, int, int, float]],
     runs: list[RunPath],
     times: list[float],
@@ -370,12 +410,13 @@ def _commit(
                 node.backend = stage.backend
             node.count += 1
             node.calls += stage.width
-        if monitor is not None and nr.marks:
+        new_marks = marks_of.get(name)
+        if monitor is not None and new_marks:
             first_run, last_run = runs0 + a, runs0 + b
             marks = monitor.marks.get(name)
             if marks is None:
                 marks = monitor.marks[name] = deque(maxlen=drift.MARKS)
-            marks.extend(m for m in nr.marks if first_run <= m[0] < last_run)
+            marks.extend(m for m in new_marks if first_run <= m[0] < last_run)
     for _, backend, x_in, x_out, service_s in tokens[
         bisect_left(tokens, (a,)) : bisect_left(tokens, (b,))
     ]:
