@@ -145,6 +145,19 @@ class PDGraph:
         with self._lock:
             check_path(path, self.app, set(self.nodes))
 
+    def validate_many(self, paths: Sequence[RunPath]) -> list[GraphError | None]:
+        """:meth:`validate` of each path (against the nodes known now), under one lock."""
+        out: list[GraphError | None] = []
+        with self._lock:
+            known = set(self.nodes)
+            for path in paths:
+                try:
+                    check_path(path, self.app, known)
+                    out.append(None)
+                except GraphError as exc:
+                    out.append(exc)
+        return out
+
     def observe(self, path: RunPath) -> None:
         """Fold one finished run in. Raises GraphError (and learns nothing) on bad input.
 

@@ -169,12 +169,19 @@ class GraphRegistry:
         with ExitStack() as held:  # sorted order: no deadlock with observe() or another batch
             for writer in writers:
                 held.enter_context(writer)
+            per_graph: dict[int, tuple[PDGraph, list[RunPath]]] = {}
+            for path, graph in graphs:
+                per_graph.setdefault(id(graph), (graph, []))[1].append(path)
+            errors: dict[int, GraphError] = {}  # id(path) -> why its graph refuses it
+            for graph, mine in per_graph.values():
+                for path, error in zip(mine, graph.validate_many(mine), strict=True):
+                    if error is not None:
+                        errors[id(path)] = error
             valid: list[tuple[RunPath, PDGraph]] = []
             for path, graph in graphs:
-                try:
-                    graph.validate(path)
-                except GraphError as exc:
-                    rejected.append((path, exc))
+                error = errors.get(id(path))
+                if error is not None:
+                    rejected.append((path, error))
                     continue
                 valid.append((path, graph))
             if self.store is not None and valid:
