@@ -13,13 +13,16 @@ rank in every hint comes from a learned PDGraph. Variants, all per call:
 - ``@hermes.llm + openai_kwargs()``: the decorator, with hints attached by hand as the README
   showed before ``wrap`` (the same work ``wrap`` does);
 - ``hermes.wrap``: the wrapped ``create`` inside a run (unit + usage + hints attached);
-- ``hermes.wrap, rank stubbed``: the same with ``UnitHandle.hints`` returning a fixed
-  ``Hints`` (the wrapper's own cost: unit, encoding, usage; no rank computation);
+- ``hermes.wrap, rank stubbed``: the same with the rank lookup
+  (:func:`~hermes_sdk.instrument.start_hints.start_answer`: the run's position and the cached
+  state answer's validity check) returning a fixed answer (the wrapper's own cost: unit, hint
+  headers and body from the answer, usage);
 - ``hermes.wrap outside run``: the wrapped ``create`` with no run (pass-through);
 - ``otel span``: ``tracer.start_as_current_span`` around ``create`` (SDK, no-op exporter).
 
 The rank cost (``hermes.wrap`` minus its rank-stubbed variant) tells the wrapper's own cost
-from the rank computation it shares with ``current_hints()`` / ``openai_kwargs()``.
+from its rank lookup. ``current_hints()`` / ``openai_kwargs()`` in a decorated function look the
+rank up from scratch at the time they are called (the unit has run for a while by then).
 """
 
 from __future__ import annotations
@@ -35,11 +38,11 @@ import numpy as np
 from openai.types.chat import ChatCompletion
 
 import hermes_sdk as hermes
-from hermes_sdk.client.hints import Hints
+from hermes_sdk.instrument import model_calls
 from hermes_sdk.instrument._context import CURRENT_RUN
-from hermes_sdk.instrument.handles import UnitHandle
 from hermes_sdk.instrument.model_calls import WrapSettings, WrapState, sync_call
 from hermes_sdk.instrument.model_clients import OPENAI_ENDPOINTS
+from hermes_sdk.instrument.start_hints import start_answer
 
 APP = "bench-wrap"
 STUBBED = "hermes.wrap, rank stubbed"
@@ -114,10 +117,12 @@ def measure_model_client(n: int, tracer: Any, rounds: int) -> dict[str, dict[str
         with tracer.start_as_current_span("create"):
             return create(model="m", messages=MSGS)
 
-    fixed = Hints(app=APP, run_id="-", unit="m", kind="llm", rank_s=1.0)
+    probe = hermes.start_run(APP)  # the answer of a run's first call, looked up once (not ended)
+    fixed = start_answer(probe, probe.open_unit("m", "llm", None, None))
+    assert fixed is not None
 
     def stubbed_rank() -> AbstractContextManager[object]:
-        return patch.object(UnitHandle, "hints", lambda self: fixed)
+        return patch.object(model_calls, "start_answer", lambda run, unit: fixed)
 
     def call_wrapped() -> object:
         return wrapped(model="m", messages=MSGS)
@@ -163,6 +168,6 @@ def wrap_ratio(
 
 
 def rank_cost_ns(per_call: dict[str, dict[str, float]]) -> float:
-    """p50 cost of ranking one call (``hermes.wrap`` minus ``hermes.wrap`` with the rank
-    stubbed): the part ``wrap`` shares with ``current_hints()`` / ``openai_kwargs()``."""
+    """p50 cost of ranking one call (``hermes.wrap`` minus ``hermes.wrap`` with the rank lookup
+    stubbed): the run's position and the cached answer's validity check."""
     return per_call["hermes.wrap"]["p50_ns"] - per_call[STUBBED]["p50_ns"]

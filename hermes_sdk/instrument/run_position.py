@@ -61,7 +61,7 @@ def stage_nodes(done: Sequence[UnitRecord]) -> list[str] | None:
     names: set[str] | None = None  # the stage's names once it has two different ones
     width = 0
     group_start = group_end = 0
-    for u in sorted(done, key=_START_NS):
+    for u in sorted(done, key=_START_NS) if len(done) > 1 else done:
         end = u.end_ns
         start = u.start_ns
         backend = u.backend

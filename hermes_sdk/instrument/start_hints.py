@@ -26,11 +26,11 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Mapping
-from dataclasses import dataclass
-from typing import Final
+from typing import Final, NamedTuple
 
 from hermes_sdk.client.hints import identity_headers
 from hermes_sdk.client.openai_kwargs import openai_kwargs
+from hermes_sdk.graph.pdgraph import PDGraph
 from hermes_sdk.graph.rank_tables import RankTables, StateHints, StateTable
 from hermes_sdk.instrument.handles import RunHandle, UnitHandle
 from hermes_sdk.instrument.ranking import hints_of, rank_tables, running_state
@@ -45,12 +45,12 @@ MAX_ANSWERS: Final = 4096
 """States whose answers are kept (all are dropped when full: a lookup refills them)."""
 
 
-@dataclass(frozen=True, slots=True)
-class RunPrefix:
-    """The first ``count`` units of a run, all ended top-level units, and the visit counts of
-    the stages they formed (never mutated); the last of them ended at ``max_end_ns``."""
+class RunPrefix(NamedTuple):
+    """The first ``consumed`` units of a run, all ended top-level units, and the visit counts of
+    the stages they formed (never mutated); the last of them ended at ``max_end_ns`` (a
+    NamedTuple: one is made per call of a sequential run, at a third of a dataclass's cost)."""
 
-    count: int
+    consumed: int
     visits: Mapping[str, int]
     max_end_ns: int
 
@@ -70,16 +70,19 @@ def start_visits(run: RunHandle, current: UnitHandle) -> Visits | None:
     new: list[UnitHandle] = []
     at = -1  # index of ``current`` (the prefix cannot move past a running unit)
     after = False  # a unit that ended is listed after ``current``
-    for i in range(prefix.count, n):
+    kept_end = last_end = prefix.max_end_ns
+    for i in range(prefix.consumed, n):
         u = units[i]
         if u.root is current:
             if at < 0:
                 at = i
             continue
         end = u.end_ns
-        if u.root is not u or end is None or end > cut or u.start_ns <= prefix.max_end_ns:
+        if u.root is not u or end is None or end > cut or u.start_ns <= kept_end:
             return None
         new.append(u)
+        if end > last_end:
+            last_end = end
         after = after or at >= 0
     counts = prefix.visits
     if new:
@@ -91,8 +94,7 @@ def start_visits(run: RunHandle, current: UnitHandle) -> Visits | None:
             grown[node] = grown.get(node, 0) + 1
         counts = grown
         if not after:
-            ends = max(u.end_ns or 0 for u in new)
-            run.hint_prefix = RunPrefix(at if at >= 0 else n, grown, ends)
+            run.hint_prefix = RunPrefix(at if at >= 0 else n, grown, last_end)
     visits = dict(counts)
     visits[current.name] = visits.get(current.name, 0) + 1
     return tuple(sorted(visits.items()))
@@ -101,10 +103,18 @@ def start_visits(run: RunHandle, current: UnitHandle) -> Visits | None:
 class Answer:
     """A state's answer from a rank table at elapsed time 0, and its request encodings."""
 
-    __slots__ = ("_encoded", "found", "table", "tables")
+    __slots__ = ("_encoded", "found", "graph", "table", "tables")
 
-    def __init__(self, tables: RankTables, table: StateTable | None, found: StateHints) -> None:
+    def __init__(
+        self,
+        tables: RankTables,
+        graph: PDGraph | None,
+        table: StateTable | None,
+        found: StateHints,
+    ) -> None:
         self.tables = tables
+        self.graph = graph
+        """The app's graph in ``tables``' source (a registry never replaces an app's graph)."""
         self.table = table
         """The table that answered (None: not tabled, the answer is not kept)."""
         self.found = found
@@ -144,13 +154,14 @@ def start_answer(run: RunHandle, unit: UnitHandle) -> Answer | None:
         tables = rank_tables()
         key = (run.tenant, run.app, unit.name, visits, unit.input_tokens)
         answer = _answers.get(key)
-        if answer is not None and answer.tables is tables and answer.table is not None:
-            graph = tables.source.get(run.app, run.tenant)
-            if graph is not None and tables.serves(answer.table, graph):
+        if answer is not None and answer.tables is tables:
+            table, graph = answer.table, answer.graph
+            if table is not None and graph is not None and tables.serves(table, graph):
                 return answer
+        graph = tables.source.get(run.app, run.tenant)  # before the lookup: the one it reads
         state = running_state(unit, visits, unit.start_ns)
         found, table = tables.hints_and_table(run.app, state, run.tenant)
-        answer = Answer(tables, table, found)
+        answer = Answer(tables, graph, table, found)
         if table is None:
             return answer
         with _lock:

@@ -171,7 +171,7 @@ def test_sequential_calls_are_served_from_the_caches() -> None:
             assert check(run, u)
             seen.append(start_answer(run, u))
             u.end()
-        assert run.hint_prefix is not None and run.hint_prefix.count == 2
+        assert run.hint_prefix is not None and run.hint_prefix.consumed == 2
         answers.append(seen)
     assert all(a is b for a, b in zip(answers[1], answers[2], strict=True))
     assert all(a is not None and a.table is not None for a in answers[2])
@@ -295,4 +295,4 @@ def test_a_unit_that_overlapped_the_kept_stages_takes_the_full_path() -> None:
     alongside.end_ns = probe.start_ns
     asking = run.open_unit("answer", "llm", None, None)
     assert start_answer(run, asking) is None
-    assert run.hint_prefix is not None and run.hint_prefix.count == 1
+    assert run.hint_prefix is not None and run.hint_prefix.consumed == 1
