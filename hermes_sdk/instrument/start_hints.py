@@ -10,9 +10,10 @@ property-based against :func:`~hermes_sdk.instrument.ranking.compute_hints`):
 - the run's completed stages (:class:`RunPrefix`, on the run): a unit's position needs the visit
   counts of the stages its run completed before it started. Ended top-level units never change,
   so the counts of the units already seen are kept, and a call adds the units that ended since
-  (:func:`~hermes_sdk.instrument.run_position.stage_nodes` on just those). It applies when they
-  all started after the kept ones ended (so they form stages of their own); anything else
-  (units still running, nested units, records ``form_stages`` must judge) takes the full path.
+  (:func:`~hermes_sdk.instrument.run_position.stage_nodes` on just those; units still running,
+  such as a fan-out's siblings, are not completed stages and wait for a later call). It applies
+  when they all started after the kept ones ended (so they form stages of their own); anything
+  else (nested units of ended units, records ``form_stages`` must judge) takes the full path.
 - each state's answer (:class:`Answer`, keyed by tenant, app, node, visits and prompt tokens): the
   tables' hints at elapsed time 0 and their encodings, reused while
   :meth:`~hermes_sdk.graph.rank_tables.RankTables.serves` says a lookup would answer from the
@@ -68,22 +69,30 @@ def start_visits(run: RunHandle, current: UnitHandle) -> Visits | None:
     units = run.units
     n = len(units)
     new: list[UnitHandle] = []
-    at = -1  # index of ``current`` (the prefix cannot move past a running unit)
-    after = False  # a unit that ended is listed after ``current``
+    stop = -1  # index of the first unit not consumed: ``current`` or one not done at ``cut``
+    after = False  # a consumed unit is listed after ``stop``
     kept_end = last_end = prefix.max_end_ns
+    pending = cut  # earliest start of a unit not done at ``cut`` (it must be consumed later)
     for i in range(prefix.consumed, n):
         u = units[i]
-        if u.root is current:
-            if at < 0:
-                at = i
+        root = u.root
+        if root is current:
+            if stop < 0:
+                stop = i
             continue
-        end = u.end_ns
-        if u.root is not u or end is None or end > cut or u.start_ns <= kept_end:
+        root_end = root.end_ns
+        if root_end is None or root_end > cut:  # still running when ``current`` started
+            if stop < 0:
+                stop = i
+            if root.start_ns < pending:
+                pending = root.start_ns
+            continue
+        if root is not u or u.start_ns <= kept_end:
             return None
         new.append(u)
-        if end > last_end:
-            last_end = end
-        after = after or at >= 0
+        if root_end > last_end:
+            last_end = root_end
+        after = after or stop >= 0
     counts = prefix.visits
     if new:
         nodes = stage_nodes(new)
@@ -93,8 +102,8 @@ def start_visits(run: RunHandle, current: UnitHandle) -> Visits | None:
         for node in nodes:
             grown[node] = grown.get(node, 0) + 1
         counts = grown
-        if not after:
-            run.hint_prefix = RunPrefix(at if at >= 0 else n, grown, last_end)
+        if not after and pending > last_end:
+            run.hint_prefix = RunPrefix(stop if stop >= 0 else n, grown, last_end)
     visits = dict(counts)
     visits[current.name] = visits.get(current.name, 0) + 1
     return tuple(sorted(visits.items()))

@@ -296,3 +296,40 @@ def test_a_unit_that_overlapped_the_kept_stages_takes_the_full_path() -> None:
     asking = run.open_unit("answer", "llm", None, None)
     assert start_answer(run, asking) is None
     assert run.hint_prefix is not None and run.hint_prefix.consumed == 1
+
+
+def test_a_fan_out_is_served_while_its_siblings_run() -> None:
+    """Parallel calls (``asyncio.gather``) see running siblings as no completed stage; the next
+    call after the fan-out counts it as one stage."""
+    learn_side_run([("plan", 0, 20), ("answer", 30, 50), ("answer", 31, 40), ("answer", 90, 5)])
+    run = hi.start_run(APP)
+    first = run.open_unit("plan", "llm", None, None)
+    first.end()
+    siblings = [run.open_unit("answer", "llm", None, None) for _ in range(3)]
+    for unit in siblings:
+        assert check(run, unit)  # served while the others run
+    for unit in siblings:
+        unit.end()
+    after = run.open_unit("answer", "llm", None, None)
+    assert check(run, after)
+    assert run.hint_prefix is not None and run.hint_prefix.consumed == 4
+    assert dict(run.hint_prefix.visits) == {"plan": 1, "answer": 1}
+
+
+def test_a_unit_running_across_a_call_is_counted_once_it_ends() -> None:
+    """``slow`` starts while ``quick`` runs and is still running when ``quick`` has ended and a
+    call is made: the kept stages wait for ``slow`` (they would otherwise end after it started),
+    so the call after it still takes the fast path (all three overlap: one stage)."""
+    learn_side_run([("plan", 0, 20), ("answer", 30, 50)])
+    run = hi.start_run(APP)
+    quick = run.open_unit("search", "tool", None, None)
+    slow = run.open_unit("plan", "tool", None, None)
+    quick.end()
+    assert check(run, run.open_unit("answer", "llm", None, None))  # ``slow`` still runs
+    assert not slow.ended
+    for unit in run.units:
+        unit.end()
+    last = run.open_unit("answer", "llm", None, None)
+    assert check(run, last)
+    assert run.hint_prefix is not None
+    assert dict(run.hint_prefix.visits) == {"answer|plan|search": 1}
