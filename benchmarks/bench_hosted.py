@@ -37,6 +37,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
 import platform
 import socket
 import subprocess
@@ -255,7 +256,9 @@ def run_seed(args: argparse.Namespace) -> dict[str, Any]:
     doc: dict[str, Any] = {k: getattr(args, k) for k in CONFIG_KEYS}
     doc |= {"seed": args.seed, "offered_runs": sum(r.run_id[0] == "m" for r in runs), "ways": {}}
     for way in WAYS:
+        load_before = os.getloadavg()[0]
         res = asyncio.run(measure(way, args, runs))
+        res["load_average_1m"] = [load_before, os.getloadavg()[0]]  # before, after (2 cores)
         doc["ways"][way] = res
         brief = {k: v for k, v in res.items() if k != "runs"}
         failed = sum(o[3] is None for o in res["runs"])
@@ -334,7 +337,7 @@ def summarize(args: argparse.Namespace) -> dict[str, Any]:
     direct = [s["ways"]["direct"] for s in per_seed]
     return {
         "commands": [f"benchmarks/bench_hosted.py --seed {s['seed']}" for s in per_seed],
-        "machine": {"python": platform.python_version(), "cpus": __import__("os").cpu_count()},
+        "machine": {"python": platform.python_version(), "cpus": os.cpu_count()},
         **config,
         "seeds": [s["seed"] for s in per_seed],
         "ratios": ratio,
