@@ -19,22 +19,54 @@ The lock, the compiled-table invalidation and the answer cache are taken care of
 from __future__ import annotations
 
 from bisect import bisect_left
-from collections import Counter, deque
+from collections import Counter, OrderedDict, deque
 from collections.abc import Sequence
-from typing import TYPE_CHECKING
+from typing import Any, Protocol
 
 import numpy as np
 
 from hermes_sdk.errors import GraphError
 from hermes_sdk.graph import drift, drift_batch
 from hermes_sdk.graph.learned import NodeState
+from hermes_sdk.graph.montecarlo import GraphCompiler
+from hermes_sdk.graph.prior import PooledPrior
 from hermes_sdk.graph.records import END, START, RunPath, Stage
 from hermes_sdk.graph.sketch import Sketch
 from hermes_sdk.graph.token_model import TokenModel
 from hermes_sdk.graph.validation import MAX_NODES, check_path
 
-if TYPE_CHECKING:
-    from hermes_sdk.graph.pdgraph import PDGraph
+
+class LearningGraph(Protocol):
+    """The parts of a :class:`~hermes_sdk.graph.pdgraph.PDGraph` that batch learning reads and
+    writes (a protocol, so this module does not import ``pdgraph``, which imports it)."""
+
+    app: str
+    window: int
+    half_life_s: float | None
+    max_visit: int
+    max_stale_fraction: float
+    prior: PooledPrior
+    runs: int
+    failed_runs: int
+    empty_runs: int
+    version: int
+    changed_version: int
+    nodes: dict[str, NodeState]
+    transitions: dict[tuple[str, int], Counter[str]]
+    _recent: dict[tuple[str, int], deque[str]]
+    _names: dict[str, str]
+    token_models: dict[str, TokenModel]
+    run_service_s: Sketch
+    _compiler: GraphCompiler
+    _cache: OrderedDict[Any, Any]
+    _drift: drift.DriftMonitor | None
+    changes: Counter[str]
+    changed_at: dict[str, float]
+
+    def _fold_stage(self, node: NodeState, stage: Stage, t_s: float, failed_run: bool) -> None: ...
+
+    def _watch_values(self, stage: Stage, node: NodeState, t_s: float, failed: bool) -> None: ...
+
 
 _SKETCHES = drift._ALL_SKETCHES  # the order of a mark's totals
 _SERVICE, _INPUT, _OUTPUT, _WIDTH, _COLD, _STAGE, _LATENCY = (
@@ -177,7 +209,10 @@ class _NodeRuns:
 
 
 def observe_batch(
-    graph: PDGraph, paths: Sequence[RunPath], checked: bool, prior: list[tuple[int, float]] | None
+    graph: LearningGraph,
+    paths: Sequence[RunPath],
+    checked: bool,
+    prior: list[tuple[int, float]] | None,
 ) -> list[tuple[int, GraphError]]:
     """Learn ``paths`` in order (the caller holds the graph's lock): PDGraph.observe_many."""
     rejected: list[tuple[int, GraphError]] = []
@@ -260,7 +295,7 @@ def observe_batch(
 
 
 def _learn(
-    graph: PDGraph,
+    graph: LearningGraph,
     runs: list[RunPath],
     nodes: dict[str, _NodeRuns],
     rows: dict[tuple[str, int], tuple[list[str], list[int]]],
@@ -300,7 +335,7 @@ def _learn(
 
 
 def _learn_rows(
-    graph: PDGraph,
+    graph: LearningGraph,
     rows: dict[tuple[str, int], tuple[list[str], list[int]]],
     run_times: list[float],
     version0: int,
@@ -327,7 +362,9 @@ def _learn_rows(
     return changed
 
 
-def _segment(graph: PDGraph, nodes: dict[str, _NodeRuns], a: int, total: int, runs0: int) -> int:
+def _segment(
+    graph: LearningGraph, nodes: dict[str, _NodeRuns], a: int, total: int, runs0: int
+) -> int:
     """Fold runs ``a..`` into the node streams up to the first change acted on; returns the
     index of its run (``total``: none), the streams left exactly after the run before it."""
     monitor = graph._drift
@@ -381,7 +418,7 @@ def _fold(stream: drift.Stream, nr: _NodeRuns, k: int, lo: int, hi: int, runs0: 
 
 
 def _commit(
-    graph: PDGraph,
+    graph: LearningGraph,
     runs0: int,
     nodes: dict[str, _NodeRuns],
     marks_of: dict[str, list[tuple[int, float, tuple[int, ...]]]],
@@ -428,7 +465,7 @@ def _commit(
 
 
 def _finish_runs(
-    graph: PDGraph,
+    graph: LearningGraph,
     runs: list[RunPath],
     times: list[float],
     where: list[int],

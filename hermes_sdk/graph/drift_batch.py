@@ -201,7 +201,8 @@ def _row_scores(recent: deque[str], targets: list[str], window: int) -> list[flo
 
 def count_departures(counter: Counter[str], recent: deque[str], targets: Sequence[str],
                      window: int) -> None:  # fmt: skip
-    """``PDGraph._count_transition`` of each target in turn (the same counter, key order too)."""
+    """Record departures to ``targets`` in a row's window (``counter`` of the ``recent``
+    targets, oldest first), forgetting the oldest past ``window``; both learning paths use it."""
     for target in targets:
         if len(recent) >= window:
             old = recent.popleft()

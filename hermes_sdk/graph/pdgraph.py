@@ -25,6 +25,7 @@ from numpy.typing import NDArray
 
 from hermes_sdk.errors import GraphError
 from hermes_sdk.graph import drift
+from hermes_sdk.graph.drift_batch import count_departures
 from hermes_sdk.graph.learned import NodeState
 from hermes_sdk.graph.montecarlo import (
     MAX_STAGES,
@@ -235,15 +236,7 @@ class PDGraph:
             recent = self._recent[key] = deque()
         else:
             recent = self._recent[key]
-        if len(recent) >= self.window:
-            old = recent.popleft()
-            left = counter[old] - 1
-            if left > 0:
-                counter[old] = left
-            else:
-                del counter[old]
-        recent.append(self._names.setdefault(target, target))
-        counter[target] += 1
+        count_departures(counter, recent, (self._names.setdefault(target, target),), self.window)
 
     def _watch(
         self, stage: Stage, node: NodeState, source: str, visit: int, t_s: float, failed: bool

@@ -13,8 +13,9 @@ import itertools
 import logging
 import threading
 import time
+from collections.abc import Mapping
 from time import perf_counter_ns
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING, NamedTuple, Protocol
 
 from hermes_sdk.errors import GraphError
 from hermes_sdk.graph.records import (
@@ -32,11 +33,21 @@ from hermes_sdk.instrument.stages import NS_PER_S, form_stages
 if TYPE_CHECKING:
     from hermes_sdk.client.hints import Hints
     from hermes_sdk.graph.rank_tables import StateHints
-    from hermes_sdk.instrument.start_hints import RunPrefix
 
 log = logging.getLogger("hermes_sdk.instrument")
 
 _UNIT_IDS = itertools.count(1)
+
+
+class RunPrefix(NamedTuple):
+    """The first ``consumed`` units of a run, all ended top-level units, and the visit counts of
+    the stages they formed (never mutated); the last of them ended at ``max_end_ns`` (a
+    NamedTuple: one is made per call of a sequential run, at a third of a dataclass's cost).
+    Kept on the run by :mod:`hermes_sdk.instrument.start_hints`."""
+
+    consumed: int
+    visits: Mapping[str, int]
+    max_end_ns: int
 
 
 def _valid_tokens(value: object) -> bool:

@@ -7,8 +7,9 @@ tables' lookup, the ``Hints`` record and its encoding) cost ~7 us; here each par
 it provably stays the same, so the values are exactly the ones computed from scratch (tested
 property-based against :func:`~hermes_sdk.instrument.ranking.compute_hints`):
 
-- the run's completed stages (:class:`RunPrefix`, on the run): a unit's position needs the visit
-  counts of the stages its run completed before it started. Ended top-level units never change,
+- the run's completed stages (:class:`~hermes_sdk.instrument.handles.RunPrefix`, on the run):
+  a unit's position needs the visit counts of the stages its run completed before it started.
+  Ended top-level units never change,
   so the counts of the units already seen are kept, and a call adds the units that ended since
   (:func:`~hermes_sdk.instrument.run_position.stage_nodes` on just those; units still running,
   such as a fan-out's siblings, are not completed stages and wait for a later call). It applies
@@ -26,14 +27,13 @@ elapsed time) and apps without tables (the pooled prior) are looked up on every 
 from __future__ import annotations
 
 import threading
-from collections.abc import Mapping
-from typing import Final, NamedTuple
+from typing import Final
 
 from hermes_sdk.client.hints import identity_headers
 from hermes_sdk.client.openai_kwargs import openai_kwargs
 from hermes_sdk.graph.pdgraph import PDGraph
 from hermes_sdk.graph.rank_tables import RankTables, StateHints, StateTable
-from hermes_sdk.instrument.handles import RunHandle, UnitHandle
+from hermes_sdk.instrument.handles import RunHandle, RunPrefix, UnitHandle
 from hermes_sdk.instrument.ranking import hints_of, rank_tables, running_state
 from hermes_sdk.instrument.run_position import stage_nodes
 
@@ -44,16 +44,6 @@ _EncodingKey = tuple[str, int, float | None, bool]
 """(engine, levels, the run's deadline, whether the unit is an ``llm`` call)."""
 MAX_ANSWERS: Final = 4096
 """States whose answers are kept (all are dropped when full: a lookup refills them)."""
-
-
-class RunPrefix(NamedTuple):
-    """The first ``consumed`` units of a run, all ended top-level units, and the visit counts of
-    the stages they formed (never mutated); the last of them ended at ``max_end_ns`` (a
-    NamedTuple: one is made per call of a sequential run, at a third of a dataclass's cost)."""
-
-    consumed: int
-    visits: Mapping[str, int]
-    max_end_ns: int
 
 
 EMPTY: Final = RunPrefix(0, {}, -1)
