@@ -294,7 +294,7 @@ class GlobalOrder:
                 await asyncio.sleep(0.5)
             finally:
                 with contextlib.suppress(Exception):
-                    await pubsub.aclose()  # type: ignore[no-untyped-call]
+                    await pubsub.aclose()  # type: ignore[no-untyped-call,unused-ignore]  # typed from redis 8.2
                 with contextlib.suppress(Exception):
                     await client.aclose()
 
