@@ -178,6 +178,7 @@ def print_tables(result: BenchResult) -> None:
     """Per (suite, load) the policy table and the app-kind table, then the floor checks."""
     from hermes_sdk.cli.bench_tables import kind_table, summary_table
     from hermes_sdk.sim.bench import check_floors, summarize
+    from hermes_sdk.sim.bench_grid import TIGHTNESS_POLICIES
 
     summary = summarize(result.rows)
     for suite, load in sorted({(s.suite, s.load) for s in summary}):
@@ -187,7 +188,7 @@ def print_tables(result: BenchResult) -> None:
             console.print(kinds)
     if result.tightness:
         table = Table(title="deadline hit rate vs tightness (factor x standalone time)")
-        for col in ("suite", "factor", "fcfs", "edf", "lstf"):
+        for col in ("suite", "factor", *TIGHTNESS_POLICIES):
             table.add_column(col, justify="right")
         sweep: dict[tuple[str, float], dict[str, list[float]]] = {}
         for t in result.tightness:
@@ -196,7 +197,7 @@ def print_tables(result: BenchResult) -> None:
                 key = (str(t["suite"]), float(factor))
                 sweep.setdefault(key, {}).setdefault(str(t["policy"]), []).append(float(rate))
         for (s_name, factor), by_policy in sorted(sweep.items()):
-            rates = [by_policy.get(p, []) for p in ("fcfs", "edf", "lstf")]
+            rates = [by_policy.get(p, []) for p in TIGHTNESS_POLICIES]
             table.add_row(
                 s_name,
                 f"{factor:g}",
@@ -205,7 +206,7 @@ def print_tables(result: BenchResult) -> None:
         console.print(table)
     floors = check_floors(summary, result.tightness)
     if floors:
-        table = Table(title="floors (issues 9, 17)", box=box.SIMPLE_HEAD, show_edge=False)
+        table = Table(title="floors (issues 9, 17, 28)", box=box.SIMPLE_HEAD, show_edge=False)
         for col in ("suite", "load", "check", "measured", "limit", ""):
             table.add_column(col, no_wrap=True)
         for f in floors:

@@ -17,11 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
-from hermes_sdk.sim.bench_grid import (
-    DEADLINE_POLICIES,
-    BenchResult,
-    row_json,
-)
+from hermes_sdk.sim.bench_grid import BenchResult, row_json
 from hermes_sdk.sim.bench_summary import SummaryRow, summarize
 from hermes_sdk.sim.workloads.spec import JsonValue
 
@@ -63,7 +59,7 @@ def check_floors(
             return float(getattr(g, metric)) / float(getattr(other, metric))  # noqa: B023
 
         wanted: list[tuple[str, str, str, float]] = []
-        if math.isclose(load, 0.95):
+        if math.isclose(load, 0.95) and suite == "paper":  # light 0.95: SRPT itself is ~0.50x
             wanted += [
                 ("gittins/fcfs mean", "fcfs", "mean", 0.40),
                 ("gittins/fcfs p95", "fcfs", "p95", 0.70),
@@ -93,18 +89,20 @@ def check_floors(
                     ]
                 )
             )
-            for p in DEADLINE_POLICIES
+            for p in ("gittins", "edf")
+            if any(t["policy"] == p for t in rows)
         }
-        checks.append(
-            FloorCheck(
-                suite,
-                None,
-                f"lstf - edf hit rate at x{tightest:g}",
-                rate["lstf"] - rate["edf"],
-                0.10,
-                at_least=True,
+        if len(rate) == 2:  # per-run deadlines hand EDF the true size: within 2 points (issue 28)
+            checks.append(
+                FloorCheck(
+                    suite,
+                    None,
+                    f"gittins - edf hit rate at x{tightest:g}",
+                    rate["gittins"] - rate["edf"],
+                    -0.02,
+                    at_least=True,
+                )
             )
-        )
     return checks
 
 
