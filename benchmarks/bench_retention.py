@@ -43,6 +43,7 @@ from scipy import stats
 from hermes_sdk.policy import DemandModel
 from hermes_sdk.prewarm.retention import FixedTTL, GraphRetention, NoRetention, RetentionPolicy
 from hermes_sdk.sim import simulate
+from hermes_sdk.sim.cache_bounds import offline_optimum, pfoo_lower, pfoo_upper, segments
 from hermes_sdk.sim.kv_cache import PrefixKVCache
 from hermes_sdk.sim.kv_des import KVCacheHook, PathOracleRetention, QueuedCall
 from hermes_sdk.sim.workload import Workload, parse_workload
@@ -56,6 +57,10 @@ TTL_GRID_S = (1.0, 3.0, 10.0, 30.0)
 FRACTIONS = (0.15, 0.25, 0.35, 0.5, 0.75, 1.0, 1.5)
 UNBOUNDED = 10**12
 POLICIES = ("lru", "ttl", "pdgraph_ttl", "pdgraph", "path_oracle", "ceiling")
+BOUNDS = ("pfoo_lower", "offline_opt", "pfoo_upper", "fits", "offline_opt_pdgraph")
+OPT_TIME_LIMIT_S = 60.0
+ROOM_TARGET = 0.25
+"""Where the offline optimum allows at least this gain over LRU, PDGraph must reach the target."""
 
 Make = Callable[[DemandModel], RetentionPolicy]
 
@@ -136,6 +141,7 @@ def _measure(
     (kv,) = hooks
     st = kv.stats()
     return {
+        **({} if capacity >= UNBOUNDED else {"offline": offline_bounds(kv, capacity)}),
         "retention": name,
         "capacity_tokens": capacity,
         "saved_tokens": st.saved_tokens,
@@ -150,6 +156,26 @@ def _measure(
         "p95_completion_s": result.p95,
         "wall_s": time.perf_counter() - started,
     }
+
+
+def offline_bounds(kv: KVCacheHook, capacity: int) -> dict[str, Any]:
+    """The offline bounds (:mod:`hermes_sdk.sim.cache_bounds`) on the trace this run's caches
+    saw, summed over backends: PFOO-L <= OPT <= PFOO-U, and ``fits``, the reads of prefixes no
+    larger than the cache (what a cache of this size could save if it never had to evict)."""
+    out: dict[str, Any] = dict.fromkeys(
+        ("pfoo_lower", "offline_opt", "opt_bound", "pfoo_upper", "fits"), 0.0
+    )
+    out["opt_optimal"] = True
+    for trace in kv.traces.values():
+        seg = segments(trace)
+        opt = offline_optimum(seg, capacity, OPT_TIME_LIMIT_S)
+        out["pfoo_lower"] += pfoo_lower(seg, capacity)[0]
+        out["offline_opt"] += opt.value
+        out["opt_bound"] += opt.bound
+        out["opt_optimal"] = out["opt_optimal"] and opt.optimal
+        out["pfoo_upper"] += pfoo_upper(seg, capacity)
+        out["fits"] += int(seg.value[seg.size <= capacity].sum())
+    return out
 
 
 def run_one(wl: Workload, capacity: int, make: Make) -> dict[str, Any]:
@@ -200,6 +226,9 @@ def run_seed(args: argparse.Namespace, seed: int) -> tuple[dict[str, Any], list[
         oracle = run_one(wl, capacity, lambda m: PathOracleRetention())
         for row in (lru, *ttls, pd_ttl, pd, oracle):
             rows.append({**point, **row})
+            # every policy's cache is one schedule on its own trace: it cannot beat that optimum
+            if row["saved_tokens"] > row["offline"]["opt_bound"] + 1e-6:
+                raise AssertionError(f"{row['retention']} beat the offline bound: {row}")
         base = max(lru["saved_tokens"], 1)
         saved = {
             "lru": lru["saved_tokens"],
@@ -208,7 +237,10 @@ def run_seed(args: argparse.Namespace, seed: int) -> tuple[dict[str, Any], list[
             "pdgraph": pd["saved_tokens"],
             "path_oracle": oracle["saved_tokens"],
             "ceiling": ceiling["saved_tokens"],
+            **{k: lru["offline"][k] for k in BOUNDS[:-1]},
+            "offline_opt_pdgraph": pd["offline"]["offline_opt"],
         }
+        gap = saved["offline_opt"] - lru["saved_tokens"]
         rows.append(
             {
                 **point,
@@ -217,13 +249,18 @@ def run_seed(args: argparse.Namespace, seed: int) -> tuple[dict[str, Any], list[
                 "saved_tokens": saved,
                 "gain_vs_lru": {k: v / base - 1.0 for k, v in saved.items()},
                 "pdgraph_gain_vs_best_ttl": pd["saved_tokens"] / max(best["saved_tokens"], 1) - 1,
+                "opt_optimal": lru["offline"]["opt_optimal"],
+                "pdgraph_share_of_opt_gap": (pd["saved_tokens"] - lru["saved_tokens"]) / gap
+                if gap > 0
+                else None,
             }
         )
         print(
             f"seed {seed} {fraction:>5.2f} W = {capacity:>6} tokens: saved "
-            + ", ".join(f"{k} {v:,}" for k, v in saved.items())
-            + f"; pdgraph {saved['pdgraph'] / base - 1:+.1%} vs lru (ceiling "
-            f"{saved['ceiling'] / base - 1:+.1%}), best ttl {best['ttl_s']:g} s",
+            + ", ".join(f"{k} {v:,.0f}" for k, v in saved.items())
+            + f"; pdgraph {saved['pdgraph'] / base - 1:+.1%} vs lru (offline opt "
+            f"{saved['offline_opt'] / base - 1:+.1%}, ceiling {saved['ceiling'] / base - 1:+.1%}),"
+            f" best ttl {best['ttl_s']:g} s",
             flush=True,
         )
     return ceiling, rows
@@ -234,20 +271,31 @@ def summarise(points: list[dict[str, Any]], fractions: Sequence[float]) -> list[
     out = []
     for fraction in fractions:
         at = [p for p in points if p["fraction"] == fraction]
-        gains = {k: paired_ci([p["gain_vs_lru"][k] for p in at]) for k in POLICIES}
+        gains = {k: paired_ci([p["gain_vs_lru"][k] for p in at]) for k in (*POLICIES, *BOUNDS)}
         vs_ttl = paired_ci([p["pdgraph_gain_vs_best_ttl"] for p in at])
+        shares = [p["pdgraph_share_of_opt_gap"] for p in at]
+        finite = [x for x in shares if x is not None]
+        room = [p for p in at if p["gain_vs_lru"]["offline_opt"] >= ROOM_TARGET]
         out.append(
             {
                 "fraction_of_live_peak": fraction,
                 "capacity_tokens_mean": float(np.mean([p["capacity_tokens"] for p in at])),
                 "seeds": len(at),
                 "saved_tokens_mean": {
-                    k: float(np.mean([p["saved_tokens"][k] for p in at])) for k in POLICIES
+                    k: float(np.mean([p["saved_tokens"][k] for p in at]))
+                    for k in (*POLICIES, *BOUNDS)
                 },
                 "gain_vs_lru": {k: {"mean": g[0], "ci95": [g[1], g[2]]} for k, g in gains.items()},
                 "pdgraph_gain_vs_best_ttl": {"mean": vs_ttl[0], "ci95": [vs_ttl[1], vs_ttl[2]]},
                 "best_ttl_s": [p["best_ttl_s"] for p in at],
                 "target_met": gains["pdgraph"][1] >= GAIN_TARGET and vs_ttl[1] > 0,
+                "opt_optimal": all(p["opt_optimal"] for p in at),
+                "pdgraph_share_of_opt_gap": shares,
+                "pdgraph_share_of_opt_gap_mean": float(np.mean(finite)) if finite else None,
+                "seeds_opt_allows_target": [p["seed"] for p in room],
+                "restated_target_met": (
+                    all(p["gain_vs_lru"]["pdgraph"] >= GAIN_TARGET for p in room) if room else None
+                ),
             }
         )
     return out
@@ -285,7 +333,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
 
 def plot(data: dict[str, Any], path: Path) -> None:
     """Left: share of prompt tokens reused vs cache size; right: gain over LRU with CIs (the
-    unbounded cache only on the left: its ratio to a tiny LRU is off any useful scale)."""
+    unbounded cache only on the left: its ratio to a tiny LRU is off any useful scale), with
+    the offline optimum at the same size (no policy can save more on LRU's trace)."""
     from plotting import TARGET, figure, save, shared_legend
 
     summary = data["summary"]
@@ -301,11 +350,12 @@ def plot(data: dict[str, Any], path: Path) -> None:
         "pdgraph": "PDGraph reuse density",
         "path_oracle": "true-path oracle",
         "ceiling": "unbounded cache",
+        "offline_opt": "offline optimum, same size",
     }
     for i, (key, label) in enumerate(labels.items()):
-        color = f"C{i}"
+        color = "black" if key == "offline_opt" else f"C{i}"
         ys = [s["saved_tokens_mean"][key] / prompt for s in summary]
-        style = "--" if key in ("ceiling", "path_oracle") else "-"
+        style = "--" if key in ("ceiling", "path_oracle", "offline_opt") else "-"
         left.plot(xs, ys, style, marker="o", label=label, color=color)
         if key not in ("lru", "ceiling"):
             gain = [100 * s["gain_vs_lru"][key]["mean"] for s in summary]

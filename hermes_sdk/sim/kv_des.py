@@ -32,6 +32,7 @@ import numpy as np
 from hermes_sdk.graph.records import RunState
 from hermes_sdk.prewarm.retention import RetentionPolicy
 from hermes_sdk.prewarm.reuse_law import MIN_HOLD_S, NEVER, ReuseLaw, shifted
+from hermes_sdk.sim.cache_bounds import AccessTrace
 from hermes_sdk.sim.des import SimApp, Simulation
 from hermes_sdk.sim.kv_cache import KVCacheStats, PrefixKVCache
 from hermes_sdk.sim.programs import RealStage
@@ -100,6 +101,9 @@ class KVCacheHook:
             if spec.time_model is not None
         }
         self.caches = {name: PrefixKVCache(capacity_tokens) for name in self.prefill_s}
+        self.traces = {name: AccessTrace() for name in self.prefill_s}
+        """Per backend, the stores and reads its cache saw (for the offline bounds of
+        :mod:`hermes_sdk.sim.cache_bounds`)."""
         self._started: set[int] = set()
         """Sequence numbers of the calls dispatched at least once."""
         self._stored: dict[int, int] = {}
@@ -152,9 +156,9 @@ class KVCacheHook:
         queued = len(stage.input_tokens) - done
         # the entry is read at the rate the stage's calls have been dispatched so far
         hold = done / max(t - entered[1], MIN_HOLD_S) if queued > 0 else 0.0
-        reused = cache.lookup(
-            f"{app.run_id}/{stage.node}", stage.input_tokens[req.index], hold_density=hold
-        )
+        key, prompt = f"{app.run_id}/{stage.node}", stage.input_tokens[req.index]
+        self.traces[backend].read(t, key, prompt)
+        reused = cache.lookup(key, prompt, hold_density=hold)
         if reused <= 0:
             return
         self.saved_tokens_by_app[app.name] = self.saved_tokens_by_app.get(app.name, 0) + reused
@@ -206,4 +210,6 @@ class KVCacheHook:
         )
         if law is not None:
             law = shifted(law, self._waits.get((app.name, stage.node), ()), self._rng)
-        cache.store(f"{app.run_id}/{stage.node}", int(tokens), t, retain, law=law)
+        key = f"{app.run_id}/{stage.node}"
+        self.traces[backend].store(t, key, int(tokens))
+        cache.store(key, int(tokens), t, retain, law=law)
