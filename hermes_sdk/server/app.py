@@ -5,11 +5,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator
+import time
+from collections.abc import AsyncIterator, Callable
 
 from aiohttp import web
 
-from hermes_sdk.server import admin, control, exposure, leases, metrics, openapi, ui
+from hermes_sdk.server import admin, app_classes, control, exposure, leases, metrics, openapi, ui
 from hermes_sdk.server.auth import ACCESS, Access, Keyring, auth_middleware
 from hermes_sdk.server.config import ServerConfig
 from hermes_sdk.server.metrics import METRICS, ServerMetrics
@@ -65,16 +66,17 @@ async def _housekeeping(sched: Scheduler) -> None:
             log.exception("scheduler housekeeping failed")
 
 
-def create_app(config: ServerConfig) -> web.Application:
+def create_app(config: ServerConfig, *, clock: Callable[[], float] = time.time) -> web.Application:
     """Build the scheduler app: control API, admission, metrics, OpenAPI (and the gateway).
 
     The store is opened here (so a bad ``store_url`` fails fast and the gateway can reach
-    ``app[SCHEDULER]`` while it is set up) and closed by the app's cleanup.
+    ``app[SCHEDULER]`` while it is set up) and closed by the app's cleanup. ``clock`` is the
+    scheduler's (unix seconds: run arrivals, ranks, completion times); tests pass a fake one.
     """
     store = open_store(config.store_url)
     metrics_ = ServerMetrics()
     try:
-        sched = Scheduler(config, store, metrics_)
+        sched = Scheduler(config, store, metrics_, clock=clock)
     except BaseException:
         store.close()
         raise
@@ -96,6 +98,7 @@ def create_app(config: ServerConfig) -> web.Application:
     app.cleanup_ctx.append(_scheduler_ctx)
     for table in (health_routes, control.routes, leases.routes, metrics.routes, openapi.routes):
         app.add_routes(table)
+    app.add_routes(app_classes.routes)  # per-app completion times (dashboard, admin)
     ui.setup_ui(app)
     admin.setup_admin(app, config)
     setup_otlp(app)  # POST /v1/traces: learn runs from OpenTelemetry traces

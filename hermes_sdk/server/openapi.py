@@ -19,10 +19,12 @@ import hermes_sdk
 from hermes_sdk.client.hints import QUEUE_WAIT_HEADER
 from hermes_sdk.graph.export import graph_schema
 from hermes_sdk.prewarm.planner import PrewarmSignal
+from hermes_sdk.server.app_classes import MAX_WINDOW_S
 from hermes_sdk.server.control import GRAPH_FORMATS
 from hermes_sdk.server.prewarm_routes import MAX_WAIT_S
 from hermes_sdk.server.scheduler import RunHints
 from hermes_sdk.wire import codec, messages
+from hermes_sdk.wire.app_classes import AppClasses
 
 JSON: Final = "application/json"
 _MODELS: Final = (
@@ -30,6 +32,7 @@ _MODELS: Final = (
       "EndRun", "RunEnded", "Acquire", "Lease", "PrewarmReport", "Error")),
     RunHints,
     PrewarmSignal,
+    AppClasses,
 )  # fmt: skip
 """The wire models whose schemas are ``components/schemas`` (with the types they refer to)."""
 SCHEMAS: Final[dict[str, Any]] = {**codec.json_schemas(_MODELS)[1], "PDGraph": graph_schema()}
@@ -140,6 +143,12 @@ def _control_paths() -> dict[str, Any]:
     }  # fmt: skip
 
 
+_APP_CLASSES_WINDOW: Final = {
+    **_query("window_s", {"type": "number", "exclusiveMinimum": 0, "maximum": MAX_WINDOW_S}),
+    "description": "Only runs that ended in the last window_s seconds (default: every kept run)",
+}
+
+
 def _dashboard_paths() -> dict[str, Any]:
     state = _obj(
         tenant={"type": "string"},
@@ -158,6 +167,10 @@ def _dashboard_paths() -> dict[str, Any]:
         "/v1/ui/apps/{app}/graph.svg": {"get": _op("getDashboardGraphSvg", "dashboard",
             "An app's PDGraph drawn as SVG",
             {"200": svg, "404": _err("No such app (unknown_app)")}, params=("app",))},
+        "/v1/ui/app_classes": {"get": _op("getAppClasses", "dashboard",
+            "The key's tenant's apps: runs completed, mean, P95 and max completion time (s) "
+            "over each app's recent runs", {"200": _ok("Per app", _ref("AppClasses"))},
+            parameters=[_APP_CLASSES_WINDOW])},
     }  # fmt: skip
 
 
@@ -266,12 +279,19 @@ def _admin_paths() -> dict[str, Any]:
         restart_required={"type": "array", "items": {"type": "string"},
                           "description": "settings changed in the file that only apply at start"},
     )  # fmt: skip
-    return {"/v1/admin/reload": {"post": _op("reloadKeys", "admin",
+    classes = {"get": _op("getAllAppClasses", "admin",
+        "Every tenant's apps: runs completed, mean, P95 and max completion time (s), per app "
+        "pooled over tenants and per tenant",
+        {"200": _ok("Per app and per tenant", _ref("AppClasses")),
+         "403": _err('The key has no role = "admin" (forbidden)')},
+        parameters=[_APP_CLASSES_WINDOW])}  # fmt: skip
+    reload = {"post": _op("reloadKeys", "admin",
         "Re-read API keys and rate limits from the config file, without a restart",
         {"200": _ok("In force now", report),
          "400": _err("The file is unreadable or invalid (config_error); nothing changed"),
          "403": _err('The key has no role = "admin" (forbidden)'),
-         "409": _err("The server was not started with --config (no_config_file)")})}}  # fmt: skip
+         "409": _err("The server was not started with --config (no_config_file)")})}  # fmt: skip
+    return {"/v1/admin/app_classes": classes, "/v1/admin/reload": reload}
 
 
 def _traces_paths() -> dict[str, Any]:
@@ -304,7 +324,7 @@ _TAGS: Final = {
     "dashboard": "Data of the `/ui` dashboard page",
     "prewarm": _PREWARM,
     "gateway": f"OpenAI-compatible gateway. {_GATEWAY}",
-    "admin": 'Key rotation (a key with role = "admin")',
+    "admin": 'Key rotation and every tenant\'s app classes (a key with role = "admin")',
     "traces": "OTLP/HTTP traces receiver (docs/otel-traces.md)",
 }
 

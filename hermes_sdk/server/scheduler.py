@@ -31,6 +31,7 @@ from hermes_sdk.policy.aging import with_aging
 from hermes_sdk.policy.base import AppState, Policy
 from hermes_sdk.policy.fairness import fairness_enabled, tenant_shares_of, with_fairness
 from hermes_sdk.server.admission import AdmissionQueue, Lease, ledger_member
+from hermes_sdk.server.completions import CompletionLog
 from hermes_sdk.server.config import BackendConfig, ServerConfig
 from hermes_sdk.server.global_order import GlobalOrder
 from hermes_sdk.server.global_queue import admission_queue, release_elsewhere
@@ -169,6 +170,8 @@ class Scheduler:
         self._held: dict[str, tuple[str, str]] = {}
         """Fair sharing: lease_id -> (backend, tenant) of leases granted and not yet released."""
         self._slowdowns: dict[str, deque[float]] = {}
+        self.completions = CompletionLog()
+        """Ended runs' completion times per (tenant, app), for the per-app-class endpoints."""
         # Deadline policies' ranks fall with time; queued waiters ranked at different moments
         # are compared by the policy's time-invariant order key instead (same order at any now).
         self._order_key: Callable[[AppState, float], float] | None = (
@@ -649,6 +652,10 @@ class Scheduler:
                 if done is not None and done.paused:  # ended while paused (abandoned)
                     self.paused_store.forget(done)
                     pauses_changed = True
+                elif done is not None:  # per-app completion times (server/app_classes.py)
+                    self.completions.record(
+                        tenant, done.app, now_s, now_s - done.arrival_s, ev.failed
+                    )
                 if done is not None and ev.path is not None:
                     self._observe_slowdown(tenant, now_s - done.arrival_s, ev.path)
                 if done is not None or self._shared_runs:

@@ -1,0 +1,134 @@
+"""Completion times of ended runs, per (tenant, app), in fixed-size windows (bounded memory).
+
+The scheduler records each run that ends (:meth:`CompletionLog.record`); the per-app-class
+endpoints (:mod:`hermes_sdk.server.app_classes`) summarise the windows. Each (tenant, app) keeps
+its last :data:`RUNS_PER_CLASS` ended runs in a ring of numpy arrays (17 bytes a run), and at
+most :data:`MAX_CLASSES` pairs are kept (the least recently ended pair is dropped first), so the
+log never holds more than ``MAX_CLASSES * RUNS_PER_CLASS`` runs (about 17 MB) whatever the
+clients send. The log is in memory and per replica: a restart starts it empty.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import OrderedDict
+from collections.abc import Iterable
+from typing import Final
+
+import numpy as np
+from numpy.typing import NDArray
+
+from hermes_sdk.wire.app_classes import AppClassStats
+
+log = logging.getLogger("hermes_sdk.server")
+
+RUNS_PER_CLASS: Final = 500
+"""Ended runs kept per (tenant, app)."""
+MAX_CLASSES: Final = 2000
+"""(tenant, app) pairs kept; a new pair beyond this drops the least recently ended one."""
+
+
+class _Ring:
+    """The last ``capacity`` ended runs of one (tenant, app): end time, completion time, failed."""
+
+    __slots__ = ("ended_s", "failed", "n", "next", "took_s")
+
+    def __init__(self, capacity: int) -> None:
+        self.ended_s: NDArray[np.float64] = np.empty(capacity)
+        self.took_s: NDArray[np.float64] = np.empty(capacity)
+        self.failed: NDArray[np.bool_] = np.empty(capacity, dtype=bool)
+        self.n = 0
+        self.next = 0
+
+    def add(self, ended_s: float, took_s: float, failed: bool) -> None:
+        i = self.next
+        self.ended_s[i], self.took_s[i], self.failed[i] = ended_s, took_s, failed
+        self.next = (i + 1) % len(self.took_s)
+        self.n = min(self.n + 1, len(self.took_s))
+
+    def since(self, cutoff_s: float | None) -> tuple[NDArray[np.float64], int]:
+        """(completion times of the completed runs, failed count) among those ended at or
+        after ``cutoff_s`` (every kept run when None)."""
+        keep = np.ones(self.n, dtype=bool)
+        if cutoff_s is not None:
+            keep &= self.ended_s[: self.n] >= cutoff_s
+        failed = self.failed[: self.n]
+        return self.took_s[: self.n][keep & ~failed], int(np.count_nonzero(keep & failed))
+
+
+def class_stats(app: str, took_s: NDArray[np.float64], failed: int) -> AppClassStats:
+    """Count, mean, P95 (linear interpolation, as ``np.percentile``) and max, in seconds."""
+    if not took_s.size:
+        return AppClassStats(app, 0, failed, None, None, None)
+    return AppClassStats(
+        app,
+        int(took_s.size),
+        failed,
+        float(np.mean(took_s)),
+        float(np.percentile(took_s, 95)),
+        float(np.max(took_s)),
+    )
+
+
+class CompletionLog:
+    """Ended runs' completion times per (tenant, app); mutated on the event loop only."""
+
+    def __init__(
+        self, runs_per_class: int = RUNS_PER_CLASS, max_classes: int = MAX_CLASSES
+    ) -> None:
+        self.runs_per_class = runs_per_class
+        self.max_classes = max_classes
+        self._rings: OrderedDict[tuple[str, str], _Ring] = OrderedDict()
+        self.dropped_classes = 0
+        """(tenant, app) pairs dropped to stay within ``max_classes``."""
+
+    def record(self, tenant: str, app: str, ended_s: float, took_s: float, failed: bool) -> None:
+        """A run of ``app`` ended at ``ended_s`` (unix seconds) after ``took_s`` active seconds."""
+        key = (tenant, app)
+        ring = self._rings.get(key)
+        if ring is None:
+            if len(self._rings) >= self.max_classes:
+                self._rings.popitem(last=False)
+                if not self.dropped_classes:
+                    log.warning(
+                        "completion log: more than %d (tenant, app) pairs; the least recently "
+                        "ended are dropped",
+                        self.max_classes,
+                    )
+                self.dropped_classes += 1
+            ring = self._rings[key] = _Ring(self.runs_per_class)
+        else:
+            self._rings.move_to_end(key)
+        ring.add(ended_s, max(0.0, took_s), failed)
+
+    def tenant_stats(self, tenant: str, cutoff_s: float | None = None) -> list[AppClassStats]:
+        """``tenant``'s apps with a run ended at or after ``cutoff_s``, by app name."""
+        rings = [(app, ring) for (t, app), ring in self._rings.items() if t == tenant]
+        return _summarise(rings, cutoff_s)
+
+    def all_stats(
+        self, cutoff_s: float | None = None
+    ) -> tuple[list[AppClassStats], dict[str, list[AppClassStats]]]:
+        """(every app with its tenants' runs pooled, each tenant's own apps), by name."""
+        tenants = sorted({t for t, _ in self._rings})
+        per_tenant = {t: self.tenant_stats(t, cutoff_s) for t in tenants}
+        pooled: dict[str, tuple[list[NDArray[np.float64]], int]] = {}
+        for (_, app), ring in self._rings.items():
+            took, failed = ring.since(cutoff_s)
+            parts, n_failed = pooled.get(app, ([], 0))
+            pooled[app] = ([*parts, took], n_failed + failed)
+        classes = [
+            class_stats(app, np.concatenate(parts), failed)
+            for app, (parts, failed) in sorted(pooled.items())
+            if failed or any(p.size for p in parts)
+        ]
+        return classes, per_tenant
+
+
+def _summarise(rings: Iterable[tuple[str, _Ring]], cutoff_s: float | None) -> list[AppClassStats]:
+    out = []
+    for app, ring in sorted(rings, key=lambda item: item[0]):
+        took, failed = ring.since(cutoff_s)
+        if took.size or failed:
+            out.append(class_stats(app, took, failed))
+    return out
