@@ -13,6 +13,8 @@ shows exactly what the key's tenant may read through the rest of ``/v1``:
   paused runs (waiting for a person or an event: no rank, in no queue), longest pause first.
 - ``GET /v1/ui/apps/{app}/graph.svg``: the app's PDGraph drawn server-side
   (:func:`hermes_sdk.graph.svg.graph_to_svg`).
+- ``GET /v1/ui/app_classes``: each of the tenant's apps' recently ended runs, with their mean,
+  P95 and max completion time (served by :mod:`hermes_sdk.server.app_classes`).
 """
 
 from __future__ import annotations

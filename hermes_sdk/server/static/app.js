@@ -7,6 +7,7 @@
   const KEY_STORE = "hermes.apiKey";
   const POLL_MS = 1000;
   const SVG_REFRESH_MS = 5000;
+  const CLASSES_REFRESH_MS = 5000;
   const $ = (id) => document.getElementById(id);
 
   class AuthError extends Error {}
@@ -40,8 +41,15 @@
     return resp;
   }
 
-  const fmt = (x, digits = 3) =>
-    x === null || x === undefined ? "\u2013" : Number(x).toPrecision(digits).replace(/\.?0+$/, "");
+  // `digits` significant digits without trailing zeros after the point (100 stays "100");
+  // numbers of more integer digits than that are rounded to an integer.
+  function fmt(x, digits = 3) {
+    if (x === null || x === undefined) return "\u2013";
+    const v = Number(x);
+    if (Math.abs(v) >= 10 ** digits - 0.5) return String(Math.round(v));
+    const s = v.toPrecision(digits);
+    return s.includes(".") && !s.includes("e") ? s.replace(/\.?0+$/, "") : s;
+  }
 
   function row(cells, attrs = {}) {
     const tr = document.createElement("tr");
@@ -106,6 +114,28 @@
     fill("paused", paused.map((r) => row(
       [r.run_id, r.app, r.node, fmt(r.attained_s), fmt(r.paused_for_s), fmt(r.paused_s)],
       { "data-run": r.run_id, "data-app": r.app, "data-state": "paused" },
+    )));
+  }
+
+  let classesAt = 0;  // when the per-app completion times were last fetched (ms)
+
+  async function refreshClasses(force) {
+    const now = Date.now();
+    if (!force && now - classesAt < CLASSES_REFRESH_MS) return;
+    classesAt = now;
+    const windowS = $("classes-window").value;
+    const query = windowS ? "?window_s=" + encodeURIComponent(windowS) : "";
+    renderClasses(await (await api("/v1/ui/app_classes" + query)).json());
+  }
+
+  function renderClasses(body) {
+    const classes = body.classes;
+    $("runs-kept").textContent = body.runs_kept;
+    $("app-classes-empty").hidden = classes.length > 0;
+    $("app-classes").hidden = classes.length === 0;
+    fill("app-classes", classes.map((c) => row(
+      [c.app, c.runs, c.failed, fmt(c.mean_s), fmt(c.p95_s), fmt(c.max_s)],
+      { "data-app-class": c.app, "data-runs": c.runs, "data-failed": c.failed },
     )));
   }
 
@@ -186,6 +216,8 @@
     key = null;
     for (const entry of graphs.values()) entry.article.remove();
     graphs.clear();
+    classesAt = 0;
+    fill("app-classes", []);
     $("dashboard").hidden = true;
     $("forget").hidden = true;
     $("key-form").hidden = false;
@@ -199,6 +231,7 @@
     try {
       const state = await (await api("/v1/ui/state")).json();
       render(state);
+      await refreshClasses(false);
       $("dashboard").hidden = false;
       $("key-form").hidden = true;
       $("forget").hidden = !key;
@@ -230,6 +263,12 @@
   });
 
   $("forget").addEventListener("click", () => signOut(""));
+  $("classes-window").addEventListener("change", () => {
+    refreshClasses(true).catch((err) => {
+      onAuthError(err);
+      if (!(err instanceof AuthError)) setConnection("Connection lost, retrying (" + err.message + ")");
+    });
+  });
 
   poll();
 })();
