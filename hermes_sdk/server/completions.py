@@ -110,17 +110,18 @@ class CompletionLog:
         self, cutoff_s: float | None = None
     ) -> tuple[list[AppClassStats], dict[str, list[AppClassStats]]]:
         """(every app with its tenants' runs pooled, each tenant's own apps), by name."""
-        tenants = sorted({t for t, _ in self._rings})
-        per_tenant = {t: self.tenant_stats(t, cutoff_s) for t in tenants}
-        pooled: dict[str, tuple[list[NDArray[np.float64]], int]] = {}
-        for (_, app), ring in self._rings.items():
+        per_tenant: dict[str, list[AppClassStats]] = {}
+        pooled: dict[str, tuple[list[NDArray[np.float64]], list[int]]] = {}
+        for (tenant, app), ring in sorted(self._rings.items()):
             took, failed = ring.since(cutoff_s)
-            parts, n_failed = pooled.get(app, ([], 0))
-            pooled[app] = ([*parts, took], n_failed + failed)
+            if took.size or failed:
+                per_tenant.setdefault(tenant, []).append(class_stats(app, took, failed))
+                parts, n_failed = pooled.setdefault(app, ([], []))
+                parts.append(took)
+                n_failed.append(failed)
         classes = [
-            class_stats(app, np.concatenate(parts), failed)
-            for app, (parts, failed) in sorted(pooled.items())
-            if failed or any(p.size for p in parts)
+            class_stats(app, np.concatenate(parts), sum(n_failed))
+            for app, (parts, n_failed) in sorted(pooled.items())
         ]
         return classes, per_tenant
 

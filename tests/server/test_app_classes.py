@@ -167,6 +167,10 @@ async def test_each_apps_count_mean_and_p95_are_those_of_the_runs_driven(
     assert admin["tenants"] == {"acme": acme["classes"], "rival": rival["classes"]}
     windowed = await _get(http, server, "/v1/admin/app_classes?window_s=20", ADMIN)
     assert windowed["classes"] == [_expected("code", [5.5]), _expected("rag", [80.0])]
+    assert windowed["tenants"] == {  # a tenant with no run ended in the window is left out
+        "acme": [_expected("code", [5.5])],
+        "rival": [_expected("rag", [80.0])],
+    }
     await _get(http, server, "/v1/admin/app_classes", ACME, status=403)
 
 
