@@ -31,6 +31,7 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import os
 import sys
 import time
 from collections.abc import Callable, Sequence
@@ -304,6 +305,7 @@ def summarise(points: list[dict[str, Any]], fractions: Sequence[float]) -> list[
 def run(args: argparse.Namespace) -> dict[str, Any]:
     """Every seed, then the summary."""
     started = time.perf_counter()
+    load_before = os.getloadavg()[0]
     ceilings, rows = [], []
     for seed in args.seeds:
         ceiling, seed_rows = run_seed(args, seed)
@@ -325,6 +327,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         "fractions_of_live_peak": list(args.fractions),
         "gain_target": GAIN_TARGET,
         "wall_s": time.perf_counter() - started,
+        "load_average_1min": [load_before, os.getloadavg()[0]],
         "ceilings": ceilings,
         "summary": summarise(points, args.fractions),
         "rows": rows,
