@@ -231,10 +231,10 @@
     try {
       const state = await (await api("/v1/ui/state")).json();
       render(state);
-      await refreshClasses(false);
       $("dashboard").hidden = false;
       $("key-form").hidden = true;
       $("forget").hidden = !key;
+      await refreshClasses(false);  // every CLASSES_REFRESH_MS; a failure shows as connection lost
       setConnection("Live");
     } catch (err) {
       if (err instanceof AuthError) {
