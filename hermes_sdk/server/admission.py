@@ -13,9 +13,11 @@ import itertools
 import math
 import secrets
 import time
-from collections.abc import Callable, Hashable
+from collections.abc import Callable, Hashable, Iterable, Iterator
 from dataclasses import dataclass, field, replace
 from typing import Final, Protocol
+
+from hermes_sdk.server.budget_backfill import BACKFILL_SCAN
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,6 +59,8 @@ class QueueTimeout(Exception):
 
 RankFn = Callable[[Hashable | None, float], float]
 """``rank_of(run_key, waited_s)``: rank in seconds of a request that has waited ``waited_s``."""
+CostRankFn = Callable[[Hashable | None, float, float], float]
+"""``rank_of(run_key, waited_s, cost)``: the rank of a request of ``cost`` budget tokens."""
 
 SHARED_RETRY_S: Final = 0.02
 """How soon a queue retries a grant the shared ledger refused (another replica holds the slot)."""
@@ -72,6 +76,13 @@ class Budget(Protocol):
 
     def refund(self, cost_tokens: float) -> None:
         """Give back a charge that was not used."""
+        ...
+
+    def admit(
+        self, order: Iterable[tuple[int, float]], cost_of: Callable[[int], float | None]
+    ) -> tuple[int | None, float]:
+        """Charge and name the waiter (``seq``) to grant among ``order`` ((seq, cost), best
+        first), or (None, seconds to wait before asking again)."""
         ...
 
 
@@ -136,6 +147,9 @@ class AdmissionQueue:
         """Rate budget the best waiter must also fit (None: slots only); the queue waits for it
         in order, so nobody overtakes the best waiter while it waits for the budget."""
         self._budget_retry: asyncio.TimerHandle | None = None
+        self.budget_rank: CostRankFn | None = None
+        """Ranks this queue's waiters in place of ``rank_of`` (a budget's own measure of demand:
+        :mod:`~hermes_sdk.server.budget_rank`); None: ``rank_of``."""
         self._waiters: dict[int, _Waiter] = {}
         """Waiting requests by ``seq``."""
         self._heap: list[tuple[float, int]] = []
@@ -193,7 +207,7 @@ class AdmissionQueue:
                 return lease
             if self.budget is not None:
                 self.budget.refund(cost)
-        rank = self._safe_rank(run_key, 0.0)
+        rank = self._safe_rank(run_key, 0.0, cost)
         loop = asyncio.get_running_loop()
         waiter = _Waiter(rank, next(self._seq), tenant, run_key, now, loop.create_future(), cost)
         self._add(waiter)
@@ -237,7 +251,7 @@ class AdmissionQueue:
         moved = 0
         for seq in list(self._by_run.get(run_key, ())):
             w = self._waiters[seq]
-            new = self._safe_rank(run_key, self._clock() - w.enqueued_at_s)
+            new = self._safe_rank(run_key, self._clock() - w.enqueued_at_s, w.cost)
             if new != w.rank_s:
                 w.rank_s = new
                 heapq.heappush(self._heap, (new, seq))
@@ -337,11 +351,12 @@ class AdmissionQueue:
             if best.future.done():
                 self._remove(best)
                 continue
-            if self.budget is not None:
-                wait_s = self.budget.try_take(best.cost)
-                if wait_s > 0.0:  # the best waiter waits for the budget; nobody overtakes it
+            if self.budget is not None:  # a reservation for the best, backfilling behind it
+                seq, wait_s = self.budget.admit(self._budget_order(best), self._cost_of)
+                if seq is None:
                     self._budget_later(wait_s)
                     return
+                best = self._waiters[seq]
             lease = self._grant(best.tenant, best.run_key, best.rank_s, best.enqueued_at_s, now)
             if lease is None:  # another replica holds the shared slots: look again soon
                 if self.budget is not None:
@@ -365,6 +380,17 @@ class AdmissionQueue:
             if w is not None and w.rank_s == rank_s:
                 return w
             heapq.heappop(heap)
+
+    def _budget_order(self, best: _Waiter) -> Iterator[tuple[int, float]]:
+        """(seq, cost) of ``best`` then of the next best live waiters (a budget's backfill)."""
+        yield best.seq, best.cost
+        rest = (w for w in self._waiters.values() if w is not best and not w.future.done())
+        for w in heapq.nsmallest(BACKFILL_SCAN - 1, rest, key=_order):
+            yield w.seq, w.cost
+
+    def _cost_of(self, seq: int) -> float | None:
+        w = self._waiters.get(seq)
+        return None if w is None or w.future.done() else w.cost
 
     def _add(self, waiter: _Waiter) -> None:
         self._waiters[waiter.seq] = waiter
@@ -412,8 +438,11 @@ class AdmissionQueue:
         else:
             waiter.future.cancel()
 
-    def _safe_rank(self, run_key: Hashable | None, waited_s: float) -> float:
-        rank = self._rank_of(run_key, waited_s)
+    def _safe_rank(self, run_key: Hashable | None, waited_s: float, cost: float = 0.0) -> float:
+        if self.budget_rank is not None:
+            rank = self.budget_rank(run_key, waited_s, cost)
+        else:
+            rank = self._rank_of(run_key, waited_s)
         return math.inf if math.isnan(rank) else rank
 
     def _retry_after_s(self) -> float:

@@ -14,10 +14,12 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Final
 
+from hermes_sdk.server.budget_backfill import Reserved
+from hermes_sdk.server.budget_backfill import admit as backfill_admit
 from hermes_sdk.server.provider_limits import ProviderLimits
 
 WINDOW_S: Final = 60.0
@@ -96,6 +98,12 @@ class UpstreamBudget:
         """Nothing is admitted before this monotonic time (a 429's ``Retry-After``)."""
         self.taken_tokens = 0.0
         """Tokens charged so far, estimates corrected by real usage (for tokens/min used)."""
+        self.reserved = Reserved()
+        """The waiter the budget is held back for (backfilling may not delay it past due)."""
+
+    def now_s(self) -> float:
+        """The budget's monotonic clock, seconds."""
+        return self._clock()
 
     def wait_s(self, cost_tokens: float, now_s: float | None = None) -> float:
         """Seconds until a request costing ``cost_tokens`` may be sent (0.0: now)."""
@@ -120,6 +128,28 @@ class UpstreamBudget:
             self.tokens.level -= cost_tokens
         self.taken_tokens += cost_tokens
         return 0.0
+
+    def try_take_before(self, cost_tokens: float, reserved_tokens: float, due_s: float) -> bool:
+        """Charge a request of ``cost_tokens`` now only if it fits now *and* a request of
+        ``reserved_tokens`` still fits by ``due_s`` (monotonic seconds) afterwards; True if
+        charged: what backfilling may take past a reservation (``budget_backfill``)."""
+        now = self._clock()
+        if self.wait_s(cost_tokens, now) > 0.0:
+            return False
+        self.try_take(cost_tokens)
+        if now + self.wait_s(reserved_tokens, now) <= due_s:
+            return True
+        self.refund(cost_tokens)
+        return False
+
+    def admit(
+        self, order: Iterable[tuple[int, float]], cost_of: Callable[[int], float | None]
+    ) -> tuple[int | None, float]:
+        """Charge and name the waiter to grant now among ``order`` ((seq, tokens), best
+        first), or (None, seconds until it is worth asking again): the best waiter that does
+        not fit holds a reservation, the others backfill within it
+        (:func:`hermes_sdk.server.budget_backfill.admit`)."""
+        return backfill_admit(self, self.reserved, order, cost_of)
 
     def refund(self, cost_tokens: float) -> None:
         """Give back a charge the provider did not count (it answered 429)."""

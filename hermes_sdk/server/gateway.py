@@ -14,7 +14,7 @@ from __future__ import annotations
 import asyncio
 import math
 import time
-from contextlib import AbstractAsyncContextManager
+from contextlib import AbstractAsyncContextManager, nullcontext
 from typing import Final
 
 from aiohttp import web
@@ -151,10 +151,16 @@ async def _proxy(request: web.Request) -> web.StreamResponse:
         if budget is None and _slot_free(gw.scheduler, upstream.name):
             lease = await slot.__aenter__()
         else:
-            enter = asyncio.ensure_future(slot.__aenter__())
-            if not await _wait_granted(request, enter, slot):
-                return web.Response(status=499)  # the client left while queued
-            lease = enter.result()
+            waits = (
+                nullcontext()
+                if book is None
+                else book.queued(upstream.name, tenant, ref.run_id, ref.app, ref.unit or model)
+            )
+            with waits:  # a budgeted queue ranks the run by its unit's tokens
+                enter = asyncio.ensure_future(slot.__aenter__())
+                if not await _wait_granted(request, enter, slot):
+                    return web.Response(status=499)  # the client left while queued
+                lease = enter.result()
     except QueueTimeout as exc:  # tell the client when to retry
         resp = openai_error(429, "queue_timeout", str(exc))
         resp.headers["Retry-After"] = str(max(1, math.ceil(exc.retry_after_s)))

@@ -1,7 +1,9 @@
 """The gateway's rate budgets for hosted upstreams: cost of a request, header learning, 429s.
 
 An upstream with ``rpm``/``tpm`` gets an :class:`~hermes_sdk.server.budget.UpstreamBudget` on its
-admission queue, so a request is granted only when the budget allows, in the policy's order. A
+admission queue, so a request is granted only when the budget allows, in the policy's order
+(Gittins-family policies rank its waiters in budget seconds: :mod:`.budget_rank`; the best one
+that does not fit holds a reservation others backfill within: :mod:`.budget_backfill`). A
 request's cost is its input tokens (estimated from the body, ~4 characters a token) plus the
 output tokens the run's PDGraph predicts for that unit (the node's mean; else ``max_tokens``; else
 :data:`DEFAULT_OUTPUT_TOKENS`), corrected by the response's ``usage``. Every upstream response's
@@ -18,12 +20,14 @@ import logging
 import math
 import time
 from collections.abc import Mapping
+from contextlib import AbstractContextManager, nullcontext
 from typing import Final
 
 from aiohttp import web
 from prometheus_client import Counter, Gauge
 
 from hermes_sdk.server.budget import UpstreamBudget
+from hermes_sdk.server.budget_rank import BudgetRanker, uses_budget_rank
 from hermes_sdk.server.provider_limits import parse_limits
 from hermes_sdk.server.scheduler import Scheduler
 from hermes_sdk.server.upstreams import UpstreamConfig
@@ -91,16 +95,32 @@ class BudgetBook:
             ["upstream", "kind"],
             registry=registry,
         )
+        self.rankers: dict[str, BudgetRanker] = {}
+        """Gittins ranks in budget seconds, per budgeted upstream (Gittins-family policies)."""
         for up in upstreams:
             if up.budgeted:
                 budget = UpstreamBudget(up.rpm, up.tpm, window_s=up.window_s)
                 self.budgets[up.name] = budget
-                scheduler.queue(up.name).budget = budget
+                queue = scheduler.queue(up.name)
+                queue.budget = budget
+                if uses_budget_rank(scheduler.policy):
+                    ranker = self.rankers[up.name] = BudgetRanker(scheduler, up.name, budget)
+                    queue.budget_rank = ranker.rank
                 self._show_limits(up.name, budget)
 
     def get(self, upstream: str) -> UpstreamBudget | None:
         """The budget of ``upstream``, None if it has none."""
         return self.budgets.get(upstream)
+
+    def queued(
+        self, upstream: str, tenant: str, run_id: str | None, app: str | None, node: str
+    ) -> AbstractContextManager[None]:
+        """While the block runs, ``run_id``'s request on ``upstream`` waits for ``node`` of
+        ``app`` (what its budget-seconds rank is computed from)."""
+        ranker = self.rankers.get(upstream)
+        if ranker is None or run_id is None:
+            return nullcontext()
+        return ranker.queued((tenant, run_id), app, node)
 
     def observe(
         self, upstream: str, status: int, headers: Mapping[str, str], sent_at_s: float

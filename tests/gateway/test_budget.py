@@ -85,8 +85,10 @@ def test_observe_adapts_limits_remaining_and_retry_after() -> None:
 
 
 async def test_admission_waits_for_the_budget_in_policy_order() -> None:
-    """Waiters are granted in rank order as the budget refills; none overtakes the best one,
-    even a cheaper one that would fit (the budget is a fake clock the test advances)."""
+    """Equal waiters are granted in rank order as the budget refills, each the moment its tokens
+    have accrued; a cheaper, worse-ranked one backfills at once, since the tokens it takes would
+    not have been used before the reservation's due time (fake budget clock stepped one token at
+    a time; the queue is kicked after every step instead of waiting for its timer)."""
     clock = FakeClock()
     ranks = {"a": 2.0, "b": 3.0, "c": 1.0, "cheap": 4.0}
 
@@ -98,28 +100,22 @@ async def test_admission_waits_for_the_budget_in_policy_order() -> None:
     q.budget = budget
     first = await q.acquire(tenant="t", run_key="first", cost=61_440)  # empties the bucket
     assert first.backend == "up" and budget.tokens is not None
+    start = clock.t
     tasks = {
         k: asyncio.create_task(q.acquire(tenant="t", run_key=k, cost=c))
         for k, c in (("a", 64), ("b", 64), ("c", 64), ("cheap", 1))
     }
     await asyncio.sleep(0)
-    granted: list[str] = []
-    for _ in range(4):
-        need = 1 if granted and granted[-1] == "b" else 64
-        clock.t += (need - 0.5) / 1024.0  # half a token short of what the best waiter needs
-        await asyncio.sleep(0.06)  # the queue's retry timer (wait in budget seconds) fires
-        assert not any(t.done() for k, t in tasks.items() if k not in granted)
-        clock.t += 0.5 / 1024.0  # now exactly enough
-        for _ in range(200):
-            done = [k for k, t in tasks.items() if t.done() and k not in granted]
-            if done:
-                break
-            await asyncio.sleep(0.005)
-        assert len(done) == 1, done
-        granted.extend(done)
-    assert granted == ["c", "a", "b", "cheap"]
+    granted: dict[str, float] = {}
+    for _ in range(200):
+        clock.t += 1 / 1024.0
+        q._dispatch()
+        await asyncio.sleep(0)
+        granted.update({k: clock.t for k, t in tasks.items() if t.done() and k not in granted})
+    assert list(granted) == ["cheap", "c", "a", "b"]
+    tokens_at = {k: round((t - start) * 1024) for k, t in granted.items()}
+    assert tokens_at == {"cheap": 1, "c": 65, "a": 129, "b": 193}
     assert q.inflight == 5 and q.depth == 0
-    assert budget.tokens.level == pytest.approx(0.0)
     assert budget.taken_tokens == 61_440 + 3 * 64 + 1
 
 
