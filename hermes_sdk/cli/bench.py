@@ -206,7 +206,9 @@ def print_tables(result: BenchResult) -> None:
         console.print(table)
     floors = check_floors(summary, result.tightness)
     if floors:
-        table = Table(title="floors (issues 9, 17, 28)", box=box.SIMPLE_HEAD, show_edge=False)
+        table = Table(
+            title="floors (issues 9, 17, 28)", box=box.SIMPLE_HEAD, show_edge=False, pad_edge=False
+        )
         for col in ("suite", "load", "check", "measured", "limit", ""):
             table.add_column(col, no_wrap=True)
         for f in floors:
