@@ -19,6 +19,7 @@ from hermes_sdk.errors import HermesError
 
 if TYPE_CHECKING:  # the server is imported when the command runs, so `hermes --help` stays fast
     from hermes_sdk.server import ServerConfig
+    from hermes_sdk.server.gc_setup import GcSettings
 
 
 def build_config(
@@ -70,16 +71,18 @@ def build_config(
     return cfg
 
 
-async def run_server(config: ServerConfig) -> None:
+async def run_server(config: ServerConfig, gc: GcSettings | None = None) -> None:
     """Serve until SIGINT/SIGTERM; prints the bound URL (useful with ``--port 0``).
 
     Refuses (ConfigError) a non-loopback address without API keys unless ``insecure_no_auth``
     (protected mode); SIGHUP re-reads the keys and rate limits of ``config.config_file``.
+    ``gc``: the collector settings applied once the app is up (default: :class:`GcSettings`).
     """
     from hermes_sdk.server import create_app
     from hermes_sdk.server.admin import reload_on_signal
     from hermes_sdk.server.backends_view import startup_lines
     from hermes_sdk.server.exposure import check_protected_mode, insecure_mode
+    from hermes_sdk.server.gc_setup import GcSettings, gc_settings
 
     check_protected_mode(config)
     web_app = create_app(config)
@@ -108,7 +111,8 @@ async def run_server(config: ServerConfig) -> None:
     with contextlib.suppress(NotImplementedError, AttributeError):  # no SIGHUP on Windows
         loop.add_signal_handler(signal.SIGHUP, reload_on_signal, web_app)
     try:
-        await stop.wait()
+        async with gc_settings(gc or GcSettings()):
+            await stop.wait()
     finally:
         await runner.cleanup()
 
@@ -155,9 +159,21 @@ def serve(
             help="Serve a non-loopback --host without any API key (refused otherwise).",
         ),
     ] = False,
+    gc_full_every: Annotated[
+        float,
+        typer.Option(
+            help="Seconds between full garbage collections (0: CPython's automatic ones, "
+            "which hold the loop ~1 s every few seconds under 10,000 waiting requests).",
+        ),
+    ] = 600.0,
+    gc_freeze: Annotated[
+        bool, typer.Option(help="gc.freeze() the startup objects once the server is up.")
+    ] = True,
     log_level: Annotated[str, typer.Option(help="Python log level.")] = "warning",
 ) -> None:
     """Run the Hermes scheduler service."""
+    from hermes_sdk.server.gc_setup import GcSettings
+
     logging.basicConfig(level=log_level.upper(), format="%(levelname)s %(name)s: %(message)s")
     try:
         cfg = build_config(
@@ -172,7 +188,8 @@ def serve(
             prewarm=prewarm or [],
             insecure_no_auth=insecure_no_auth,
         )
-        asyncio.run(run_server(cfg))
+        gc = GcSettings(freeze=gc_freeze, full_every_s=gc_full_every or None)
+        asyncio.run(run_server(cfg, gc))
     except HermesError as exc:
         err_console.print(f"[red]error:[/] {escape(str(exc))}", soft_wrap=True)
         raise typer.Exit(2) from None

@@ -96,6 +96,7 @@ def create_app(config: ServerConfig, *, clock: Callable[[], float] = time.time) 
     limiter.enabled = config.rate_limit_rps is not None  # a reload may turn it on or off
     app[RATE_LIMITER] = limiter
     app.cleanup_ctx.append(_scheduler_ctx)
+    app.cleanup_ctx.append(metrics_.loop_health.context)  # gc pauses and loop lag on /metrics
     for table in (health_routes, control.routes, leases.routes, metrics.routes, openapi.routes):
         app.add_routes(table)
     app.add_routes(app_classes.routes)  # per-app completion times (dashboard, admin)

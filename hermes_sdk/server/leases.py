@@ -12,6 +12,7 @@ import asyncio
 import contextlib
 import math
 import time
+import traceback
 import weakref
 from typing import cast
 
@@ -41,6 +42,28 @@ def _lease_json(lease: Lease, lease_s: float) -> dict[str, object]:
         "waited_s": lease.waited_s,
         "lease_s": lease_s,
     }
+
+
+def drop_tracebacks(exc: BaseException) -> None:
+    """Clear the finished frames of ``exc``'s tracebacks (and of its chain) and drop them.
+
+    A timed-out acquire raises QueueTimeout while handling TimeoutError, itself raised while
+    handling CancelledError; each traceback holds the frames that caught the previous one, and
+    those frames hold it back: ~20 objects in reference cycles per 429 that only a full
+    (generation-2) collection frees (400 a second for 10,000 runs long-polling 25 s). With the
+    frames cleared, reference counting frees them as the request ends.
+    """
+    pending: list[BaseException] = [exc]
+    seen: set[int] = set()
+    while pending:
+        e = pending.pop()
+        if id(e) in seen:
+            continue
+        seen.add(id(e))
+        if e.__traceback__ is not None:
+            traceback.clear_frames(e.__traceback__)  # skips the frame still running (this one)
+            e.__traceback__ = None
+        pending += [c for c in (e.__context__, e.__cause__) if c is not None]
 
 
 def _gone(request: web.Request) -> bool:
@@ -143,21 +166,26 @@ async def acquire(request: web.Request) -> web.StreamResponse:
         deadline_s=body.deadline_s,
         timeout_s=timeout_s,
     )
+    lease: Lease | None = None
+    timed_out: tuple[str, float] | None = None  # (message, retry_after_s)
     try:
         if q.depth == 0 and q.inflight < q.max_inflight and sched.ledger is None:
-            lease: Lease | None = await coro  # a free slot: granted without suspending
+            lease = await coro  # a free slot: granted without suspending
         else:
             lease = await _wait_or_disconnect(request, asyncio.ensure_future(coro))
     except QueueTimeout as exc:
+        timed_out = (str(exc), exc.retry_after_s)
+        drop_tracebacks(exc)
+    if timed_out is not None:  # raised outside the except block: no exception chain to keep
         sched.metrics.acquire_timeouts.labels(backend).inc()
-        retry = exc.retry_after_s
+        message, retry = timed_out
         raise ApiError(
             429,
             "queue_timeout",
-            str(exc),
+            message,
             extra={"retry_after_s": retry},
             headers={"Retry-After": str(max(1, math.ceil(retry)))},
-        ) from None
+        )
     if lease is None:
         return web.Response(status=499)
     if _gone(request):

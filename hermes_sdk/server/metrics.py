@@ -19,6 +19,7 @@ from prometheus_client.core import CounterMetricFamily, Metric
 from prometheus_client.registry import Collector
 
 from hermes_sdk.graph.registry import GraphRegistry
+from hermes_sdk.server.loop_health import LoopHealth
 
 _WAIT_BUCKETS_S: Final = (0.0005, 0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1, 5, 10, 30, 60, 300)
 _RANK_BUCKETS_S: Final = (0.00005, 0.0001, 0.0005, 0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1)
@@ -52,6 +53,8 @@ class ServerMetrics:
     tenant_service_s: Counter = field(init=False)
     tenant_service_share: Gauge = field(init=False)
     tenant_max_slowdown: Gauge = field(init=False)
+    loop_health: LoopHealth = field(init=False)
+    """GC pauses and event-loop lag (recorded while the app runs: ``loop_health.context``)."""
 
     def __post_init__(self) -> None:
         r = self.registry
@@ -139,6 +142,8 @@ class ServerMetrics:
             ["tenant"],
             registry=r,
         )
+        self.loop_health = LoopHealth()
+        self.loop_health.register(r)
         # this process's own instrumentation: runs dropped / pending for its store, events
         from hermes_sdk.instrument.prometheus import register as register_instrumentation
 
