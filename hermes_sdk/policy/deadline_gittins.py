@@ -21,13 +21,18 @@ separately). Two indices rank a feasible run (``index=``):
   ``max_{k <= f} k / (r_1 + ... + r_k + (f - k) r_k)``; an earlier deadline never lowers it
   (urgency raises priority). Measured, it met fewer deadlines (docs/theory.md, "Deadlines").
 
-Both equal the plain Gittins index when ``p = 1``. Below ``p_min`` (hopeless: it would miss even
-if served alone from now on in all but a sliver of worlds) the run drops behind every feasible run
-and every run without a deadline, where it keeps its plain Gittins order (it still finishes; it no
-longer delays runs that can make it). Serving the run for the quantum ``r_k <= r_f`` that attains
-the maximum either finishes it or shows it is bigger than every feasible size, when the next
-re-rank finds it hopeless. Runs without a deadline keep the plain Gittins rank, so both classes
-share one scale. The derivation and the brute-force checks are in docs/theory.md ("Deadlines").
+Both equal the plain Gittins index when ``p = 1``. A run that would still make its deadline in
+at least ``slack_q`` of its worlds if served from now on (``p >= slack_q``) ranks no later than
+its slack ``s - L_q`` (``L_q`` the ``slack_q`` quantile of ``L``, seconds): on the one rank scale
+it yields only to runs whose rank is below the time it can afford to wait (the slack cap; runs
+at risk of missing get no cap, so they cannot set off LSTF's domino effect). Below ``p_min``
+(hopeless: it would miss even if served alone from now on in all but a sliver of worlds) the run
+drops behind every feasible run and every run without a deadline, where it keeps its plain
+Gittins order (it still finishes; it no longer delays runs that can make it). Serving the run for
+the quantum ``r_k <= r_f`` that attains the maximum either finishes it or shows it is bigger than
+every feasible size, when the next re-rank finds it hopeless. Runs without a deadline keep the
+plain Gittins rank, so both classes share one scale. The derivation and the brute-force checks
+are in docs/theory.md ("Deadlines").
 """
 
 from __future__ import annotations
@@ -50,6 +55,11 @@ HOPELESS_RANK_S: Final = 1e9
 """Offset added to the plain Gittins rank of a hopeless run (seconds): behind every other run."""
 DEFAULT_P_MIN: Final = 0.05
 """A run whose chance to meet its deadline is below this share is hopeless."""
+DEFAULT_SLACK_Q: Final = 0.9
+"""Latency quantile of the slack cap: a run feasible in at least this share of its worlds ranks no
+later than ``deadline - now - L_q`` (seconds). Chosen on seed 1 of the deadline sweep among 0.2,
+0.5 and 0.9 (lower quantiles promote runs at risk and lost hits with every run carrying a deadline;
+docs/theory.md, "The slack cap")."""
 DEFAULT_WEIGHT: Final = 3.0
 """Reward of a deadline hit, in completions of a run without a deadline (the index's scale).
 3 with the hit index: the 22% SLO mix's runs without a deadline stay within 5% of plain Gittins
@@ -67,6 +77,19 @@ def feasible_share(latency_s: ArrayLike, slack_s: float) -> float:
     if lat.size == 0:
         return 1.0 if slack_s >= 0.0 else 0.0
     return float(np.count_nonzero(lat <= slack_s)) / lat.size
+
+
+def slack_at_quantile(latency_s: ArrayLike, slack_s: float, q: float) -> float:
+    """``slack_s - L_q`` (seconds): the time left after the ``q`` quantile of the remaining-latency
+    samples (the order statistic ``L_(ceil(q m))``, so the result is >= 0 exactly when
+    ``feasible_share(latency_s, slack_s) >= ceil(q m) / m``). No samples: ``slack_s``."""
+    if not 0.0 < q <= 1.0:
+        raise ValueError(f"q must be within (0, 1], got {q!r}")
+    lat = np.asarray(latency_s, dtype=np.float64).ravel()
+    if lat.size == 0:
+        return slack_s
+    k = min(lat.size, max(1, math.ceil(q * lat.size - 1e-9))) - 1
+    return slack_s - float(np.partition(lat, k)[k])
 
 
 def _feasible_count(arr: NDArray[np.float64], feasible: float, p_min: float) -> int | None:
@@ -134,8 +157,12 @@ class DeadlineGittinsPolicy:
     """Gittins for every run; runs with a deadline rank by the deadline index (seconds).
 
     Rank = ``1 / (weight G_d)`` for a feasible deadline run (``G_d`` the ``index`` rule's
-    index: ``"hit"``, the default, or ``"conditional"``), ``HOPELESS_RANK_S + plain rank`` for a
-    hopeless one, the plain Gittins rank (of ``inner``) for a run without a deadline. Remaining
+    index: ``"hit"``, the default, or ``"conditional"``), capped at its slack
+    ``deadline - now - L_q`` when that is >= 0 (``q = slack_q``; None: no cap; ``"auto"``:
+    :data:`DEFAULT_SLACK_Q` for the hit rule, no cap for the conditional one, whose rank the cap
+    would make jump up where ``p`` falls below ``q``),
+    ``HOPELESS_RANK_S + plain rank`` for a hopeless one, the plain Gittins rank (of ``inner``) for
+    a run without a deadline. Remaining
     latency comes from the model when it is a :class:`LatencyModel` (the PDGraph registry, the
     simulator's oracle); otherwise remaining service stands in for it (an upper bound for runs
     with parallel calls, so feasibility is judged conservatively).
@@ -152,6 +179,7 @@ class DeadlineGittinsPolicy:
         p_min: float = DEFAULT_P_MIN,
         weight: float = DEFAULT_WEIGHT,
         index: IndexRule = "hit",
+        slack_q: float | Literal["auto"] | None = "auto",
         inner: GittinsPolicy | None = None,
     ) -> None:
         if n < 1:
@@ -167,6 +195,11 @@ class DeadlineGittinsPolicy:
         if index not in INDEX_RULES:
             raise ValueError(f"index must be one of {INDEX_RULES}, got {index!r}")
         self.index: IndexRule = index
+        if slack_q == "auto":  # the cap would break the conditional rule's monotonicity
+            slack_q = DEFAULT_SLACK_Q if index == "hit" else None
+        if slack_q is not None and not 0.0 < slack_q <= 1.0:
+            raise ValueError(f"slack_q must be within (0, 1] or None, got {slack_q!r}")
+        self.slack_q: float | None = slack_q
         self._index_fn = hit_index_and_quantum if index == "hit" else deadline_index_and_quantum
         self.inner = inner if inner is not None else GittinsPolicy(model, n=n)
         self._latency: LatencyModel | None = model if isinstance(model, LatencyModel) else None
@@ -174,11 +207,13 @@ class DeadlineGittinsPolicy:
     def feasible(self, app: AppState, now: float) -> float:
         """``P(remaining latency <= deadline - now)`` for a run with a deadline (0 to 1)."""
         assert app.deadline_s is not None
+        return feasible_share(self._remaining_latency(app), app.deadline_s - now)
+
+    def _remaining_latency(self, app: AppState) -> NDArray[np.float64]:
+        """Samples of remaining latency (seconds); remaining service without a latency model."""
         if self._latency is not None:
-            lat = self._latency.remaining_latency(app.app, app.state, tenant=app.tenant, n=self.n)
-        else:
-            lat = self._demand(app)
-        return feasible_share(lat, app.deadline_s - now)
+            return self._latency.remaining_latency(app.app, app.state, tenant=app.tenant, n=self.n)
+        return self._demand(app)
 
     def _demand(self, app: AppState) -> NDArray[np.float64]:
         return self.model.remaining_demand(app.app, app.state, tenant=app.tenant, n=self.n)
@@ -187,16 +222,23 @@ class DeadlineGittinsPolicy:
         """``(rank_s, quantum_s)``: the rank and the service after which to re-rank."""
         if app.deadline_s is None:
             return self.inner.rank_and_quantum(app, now)
-        p = self.feasible(app, now)
+        lat = self._remaining_latency(app)
+        slack = app.deadline_s - now
+        p = feasible_share(lat, slack)
         if p >= 1.0:  # the plain index (and its memo)
             rank, quantum = self.inner.rank_and_quantum(app, now)
-            return rank / self.weight, quantum
-        hit = self._index_fn(self._demand(app), p, p_min=self.p_min)
-        if hit is None:
-            rank, quantum = self.inner.rank_and_quantum(app, now)
-            return HOPELESS_RANK_S + rank, quantum
-        index, quantum = hit
-        return 1.0 / (self.weight * index), quantum
+            rank /= self.weight
+        else:
+            hit = self._index_fn(self._demand(app), p, p_min=self.p_min)
+            if hit is None:
+                rank, quantum = self.inner.rank_and_quantum(app, now)
+                return HOPELESS_RANK_S + rank, quantum
+            rank, quantum = 1.0 / (self.weight * hit[0]), hit[1]
+        if self.slack_q is not None and p >= self.slack_q:
+            left = slack_at_quantile(lat, slack, self.slack_q)
+            if left >= 0.0:
+                rank = min(rank, left)
+        return rank, quantum
 
     def rank(self, app: AppState, now: float) -> float:
         """The rank in seconds (lower first); see the class docstring."""

@@ -14,12 +14,14 @@ from hermes_sdk.graph import GraphRegistry
 from hermes_sdk.graph.records import Call, RunPath, RunState, Stage
 from hermes_sdk.policy import AppState, GittinsPolicy, make_policy
 from hermes_sdk.policy.deadline_gittins import (
+    DEFAULT_SLACK_Q,
     DEFAULT_WEIGHT,
     HOPELESS_RANK_S,
     DeadlineGittinsPolicy,
     deadline_index_and_quantum,
     feasible_share,
     hit_index_and_quantum,
+    slack_at_quantile,
 )
 from hermes_sdk.policy.gittins import gittins_index
 
@@ -269,14 +271,16 @@ def test_hit_rule_at_risk_runs_yield_and_sure_ones_rank_as_plain_gittins() -> No
     is the plain Gittins rank over the weight, whatever the deadline; once the deadline cuts into
     its quantum it ranks *later* (its service buys a hit only in some worlds), and an earlier
     deadline never raises its priority. ``pair`` (weight w): slack >= 3 s -> 1 / (w x 0.4); 2 to
-    3 s -> 1 / (w x ~0.25) (the learned samples spread around 2 and 3 s); below 2 s hopeless."""
-    policy = DeadlineGittinsPolicy(REG, n=400)
+    3 s -> 1 / (w x ~0.25) (the learned samples spread around 2 and 3 s); below 2 s hopeless.
+    The index alone (no slack cap, ``slack_q=None``; the cap is tested below)."""
+    policy = DeadlineGittinsPolicy(REG, n=400, slack_q=None)
     plain = GittinsPolicy(REG, n=400).rank(_run("pair", None), 0.0)
     assert plain == pytest.approx(1 / 0.4, rel=0.02)
     ranks = [policy.rank(_run("pair", float(d)), 0.0) for d in np.linspace(40.0, 0.0, 81)]
     assert all(b >= a * (1 - 1e-12) for a, b in itertools.pairwise(ranks))
     assert policy.weight == DEFAULT_WEIGHT
     assert policy.rank(_run("pair", 3.5), 0.0) == pytest.approx(plain / DEFAULT_WEIGHT)
+    assert policy.rank(_run("pair", 5.0), 0.0) == pytest.approx(plain / DEFAULT_WEIGHT)
     risky = _run("pair", 2.5)
     share = policy.feasible(risky, 0.0)
     assert 0.3 < share < 0.7  # the learned 2 s world
@@ -287,6 +291,73 @@ def test_hit_rule_at_risk_runs_yield_and_sure_ones_rank_as_plain_gittins() -> No
     assert policy.rank(_run("pair", 1.5), 0.0) >= HOPELESS_RANK_S
     conditional = DeadlineGittinsPolicy(REG, n=400, index="conditional")
     assert conditional.rank(_run("pair", 2.5), 0.0) < policy.rank(_run("pair", 3.5), 0.0)
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    st.lists(st.floats(0.0, 50.0), min_size=1, max_size=40),
+    st.floats(-5.0, 60.0),
+    st.floats(0.01, 1.0),
+)
+def test_slack_at_quantile_is_the_order_statistic(
+    latency: list[float], slack: float, q: float
+) -> None:
+    """``slack - L_(ceil(q m))``, so it is >= 0 exactly when the feasible share reaches q."""
+    lat = np.array(latency)
+    k = math.ceil(q * lat.size - 1e-9)
+    left = slack_at_quantile(lat, slack, q)
+    assert left == pytest.approx(slack - np.sort(lat)[k - 1])
+    assert (left >= 0.0) == (feasible_share(lat, slack) * lat.size >= k)
+
+
+def test_slack_cap_closed_form_on_pair() -> None:
+    """``pair`` (2 s or 3 s, latency = service), weight w, q = 0.9: with slack s >= 3 every world
+    is feasible and ``L_0.9 = 3``, so the rank is ``min(1 / (w x 0.4), s - 3)``: a run that can
+    wait only 0.5 s ranks 0.5 (ahead of a run whose index rank is 0.6); far from its deadline,
+    the index rank. With 2 <= s < 3 only the 2 s world fits (p ~ 0.5 < q): no cap, the hit index
+    (the run at risk yields); below 2 s hopeless."""
+    policy = DeadlineGittinsPolicy(REG, n=400)
+    assert policy.slack_q == DEFAULT_SLACK_Q == 0.9
+    uncapped = DeadlineGittinsPolicy(REG, n=400, slack_q=None)
+    index_rank = uncapped.rank(_run("pair", 40.0), 0.0)
+    assert index_rank == pytest.approx(1 / (DEFAULT_WEIGHT * 0.4), rel=0.02)
+    for slack in (3.0, 3.2, 3.5, 3.8):
+        assert policy.rank(_run("pair", slack), 0.0) == pytest.approx(slack - 3.0, abs=1e-9)
+    for slack in (3.9, 5.0, 40.0):
+        assert policy.rank(_run("pair", slack), 0.0) == pytest.approx(index_rank)
+    # the same run seen later: the cap falls one for one with the clock
+    assert policy.rank(_run("pair", 10.0), 6.5) == pytest.approx(0.5, abs=1e-9)
+    for slack in (2.0, 2.5, 2.99):
+        risky = _run("pair", slack)
+        assert policy.feasible(risky, 0.0) < DEFAULT_SLACK_Q
+        assert policy.rank(risky, 0.0) == pytest.approx(uncapped.rank(risky, 0.0))
+        assert policy.rank(risky, 0.0) > index_rank
+    assert policy.rank(_run("pair", 1.9), 0.0) >= HOPELESS_RANK_S
+    # the conditional ablation keeps no cap by default (it would break its monotonicity)
+    assert DeadlineGittinsPolicy(REG, index="conditional").slack_q is None
+
+
+def test_slack_cap_is_the_min_of_the_index_rank_and_the_slack() -> None:
+    """For every deadline: feasible in >= q of the worlds -> min(index rank, slack - L_q);
+    otherwise the index rank; the cap never lifts a hopeless run or touches runs without one."""
+    for q in (0.5, 0.9, 1.0):
+        policy = DeadlineGittinsPolicy(REG, n=400, slack_q=q)
+        uncapped = DeadlineGittinsPolicy(REG, n=400, slack_q=None)
+        for app_name in ("job", "pair", "wide"):
+            lat = REG.remaining_latency(app_name, RunState(), n=400)
+            for deadline in np.linspace(25.0, 0.0, 51):
+                run = _run(app_name, float(deadline))
+                rank, base = policy.rank(run, 0.0), uncapped.rank(run, 0.0)
+                share = feasible_share(lat, float(deadline))
+                if share >= q:
+                    left = slack_at_quantile(lat, float(deadline), q)
+                    assert left >= 0.0
+                    assert rank == pytest.approx(min(base, left))
+                else:
+                    assert rank == base
+            assert policy.rank(_run(app_name, None), 0.0) == uncapped.rank(
+                _run(app_name, None), 0.0
+            )
 
 
 def test_hopeless_runs_drop_behind_feasible_ones_and_runs_without_deadlines() -> None:
@@ -320,3 +391,9 @@ def test_policy_argument_checks() -> None:
         DeadlineGittinsPolicy(REG, weight=0.0)
     with pytest.raises(ValueError):
         DeadlineGittinsPolicy(REG, index="nope")  # type: ignore[arg-type]
+    for q in (0.0, 1.5, -0.1):
+        with pytest.raises(ValueError):
+            DeadlineGittinsPolicy(REG, slack_q=q)
+        with pytest.raises(ValueError):
+            slack_at_quantile([1.0], 1.0, q)
+    assert slack_at_quantile([], 2.5, 0.9) == 2.5
