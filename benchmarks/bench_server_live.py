@@ -20,8 +20,16 @@ end to end by the client (a release sent -> the grant it made reaching its waite
 grants paired in order) and by the server (``hermes_grant_answer_seconds``: the grant -> the
 granted waiter answered; ``hermes_rank_latency_seconds``: one rank), the server's CPU seconds,
 and the generator's own event-loop lag (how late a 1 ms timer fires: the client's share of the
-measured latency). Reports the highest offered rate whose client p99 decision is <= 5 ms.
+measured latency), the server's own loop lag (``hermes_event_loop_lag_seconds``) and garbage
+collections per generation (``hermes_gc_pause_seconds``), and the kernel's listen-queue
+overflows in the window (a dropped SYN costs a 1 s retransmission, measured as latency).
+Reports the highest offered rate whose client p99 decision is <= 5 ms.
 Targets: >= 5,000 rank-bearing events/s on one core with p99 decision <= 5 ms.
+
+The whole run is made twice, in one invocation: first the baseline (``hermes serve
+--gc-full-every 0 --no-gc-freeze``: CPython's automatic full collections, as before), then
+``hermes serve`` as shipped (``--gc-full-every 600``, startup objects frozen); ``rates`` holds
+the shipped run, ``baseline`` the other (``--modes`` picks either).
 """
 
 from __future__ import annotations
@@ -61,6 +69,11 @@ POLL_S = 25.0
 SETTLE_S = 1.0
 """Seconds each rate runs before its measurement window opens."""
 SERVER_CPU, LOADGEN_CPU = 0, 1
+SERVER_ARGS: dict[str, list[str]] = {
+    "baseline": ["--gc-full-every", "0", "--no-gc-freeze"],
+    "shipped": [],
+}
+"""``hermes serve`` flags of each mode (``--modes``)."""
 NODES = ("plan", "search", "refine")
 CYCLE = ("plan", "search", "refine")
 
@@ -111,11 +124,12 @@ def _sample(metrics: str, name: str) -> float:
     return 0.0
 
 
-def _buckets(metrics: str, name: str) -> dict[float, float]:
-    """Cumulative bucket counts ``{le: count}`` of histogram ``name`` (all label sets summed)."""
+def _buckets(metrics: str, name: str, labels: str = "") -> dict[float, float]:
+    """Cumulative bucket counts ``{le: count}`` of histogram ``name`` (the label sets whose text
+    starts with ``labels``, e.g. ``generation="2"``, summed)."""
     out: dict[float, float] = {}
     for line in metrics.splitlines():
-        if line.startswith(name + "_bucket"):
+        if line.startswith(name + "_bucket{" + labels):
             le = line.split('le="')[1].split('"')[0]
             bound = float("inf") if le == "+Inf" else float(le)
             out[bound] = out.get(bound, 0.0) + float(line.split()[-1])
@@ -155,6 +169,35 @@ class Window:
     accepted: int = 0
     sent: int = 0
     open: bool = False
+
+
+def _listen_overflows() -> float | None:
+    """The kernel's ``TcpExtListenOverflows`` (SYNs dropped on a full accept queue; every
+    process on the machine counts)."""
+    try:
+        lines = [ln.split() for ln in Path("/proc/net/netstat").read_text().splitlines()]
+        names, values = (ln for ln in lines if ln and ln[0] == "TcpExt:")
+        return float(values[names.index("ListenOverflows")])
+    except (OSError, ValueError):
+        return None
+
+
+def _gc_window(before: str, after: str) -> dict[str, Any]:
+    """Garbage collections per generation in the window: count, p50/p99 (ms, from buckets),
+    total ms."""
+    out: dict[str, Any] = {}
+    name = "hermes_gc_pause_seconds"
+    for gen in ("0", "1", "2"):
+        label = f'generation="{gen}"'
+        b, a = _buckets(before, name, label), _buckets(after, name, label)
+        total = _sample(after, f"{name}_sum{{{label}}}") - _sample(before, f"{name}_sum{{{label}}}")
+        out[gen] = {
+            "count": a.get(float("inf"), 0.0) - b.get(float("inf"), 0.0),
+            "p50_ms": histogram_quantile(b, a, 0.5),
+            "p99_ms": histogram_quantile(b, a, 0.99),
+            "total_ms": total * 1e3,
+        }
+    return out
 
 
 def _process_cpu_s(pid: int) -> float | None:
@@ -300,6 +343,7 @@ class Load:
         next_t = t_start
         before = ""
         cpu0 = own0 = 0.0
+        drops0: float | None = None
         while True:
             now = time.perf_counter()
             if not self.window.open and now >= t_open:
@@ -307,6 +351,7 @@ class Load:
                     before = await resp.text()
                 self.window = Window(open=True)
                 cpu0, own0, t_open = _process_cpu_s(self.pid) or 0.0, time.process_time(), now
+                drops0 = _listen_overflows()
             if now >= t_close:
                 break
             while next_t <= now:  # open loop: every due batch goes out, answered or not
@@ -319,6 +364,7 @@ class Load:
         window, elapsed = self.window, time.perf_counter() - t_open
         window.open = False
         cpu1, own1 = _process_cpu_s(self.pid) or 0.0, time.process_time()
+        drops1 = _listen_overflows()
         backlog = len(inflight)
         async with http.get(self.url + "/metrics") as resp:
             after = await resp.text()
@@ -327,6 +373,7 @@ class Load:
         decision = np.array(_pair_fifo(sorted(window.releases), sorted(window.grants))) * 1e3
         grant_b, grant_a = (_buckets(t, "hermes_grant_answer_seconds") for t in (before, after))
         rank_b, rank_a = (_buckets(t, "hermes_rank_latency_seconds") for t in (before, after))
+        lag_b, lag_a = (_buckets(t, "hermes_event_loop_lag_seconds") for t in (before, after))
         applied = _sample(after, "hermes_events_accepted_total") - _sample(
             before, "hermes_events_accepted_total"
         )  # by the server within the window; one event in BATCH + 1 is a run_end
@@ -372,6 +419,15 @@ class Load:
                 "p50": _q(window.lag_ms, 50),
                 "p99": _q(window.lag_ms, 99),
             },
+            "server_loop_lag_ms": {
+                "p50": histogram_quantile(lag_b, lag_a, 0.5),
+                "p99": histogram_quantile(lag_b, lag_a, 0.99),
+                "p999": histogram_quantile(lag_b, lag_a, 0.999),
+            },
+            "server_gc_by_generation": _gc_window(before, after),
+            "listen_overflows_machine": (
+                None if drops0 is None or drops1 is None else drops1 - drops0
+            ),
         }
 
     async def close(self) -> None:
@@ -381,7 +437,9 @@ class Load:
         await asyncio.gather(*self.tasks, return_exceptions=True)
 
 
-async def _run(n_runs: int, rates: list[float], secs: float, batch: int) -> dict[str, Any]:
+async def _run(
+    n_runs: int, rates: list[float], secs: float, batch: int, server_args: list[str]
+) -> dict[str, Any]:
     port = _free_port()
     url = f"http://127.0.0.1:{port}"
     pinned = (os.cpu_count() or 1) >= 2
@@ -395,6 +453,7 @@ async def _run(n_runs: int, rates: list[float], secs: float, batch: int) -> dict
             f"sqlite:///{tmp}/live.db",
             "--backend",
             f"gpu={SLOTS}:600",
+            *server_args,
         ]
         profile = os.environ.get("HERMES_LIVE_PROFILE")  # cProfile output path for the server
         if profile:
@@ -432,6 +491,7 @@ async def _run(n_runs: int, rates: list[float], secs: float, batch: int) -> dict
             proc.wait(20)
     return {
         "runs": n_runs,
+        "server_args": server_args,
         "slots": SLOTS,
         "hold_s": HOLD_S,
         "apps": APPS,
@@ -481,6 +541,15 @@ def plot(result: dict[str, Any], path: Path) -> None:
     ):
         for q in ("p50", "p99"):
             ax1.plot(x, [r[key][q] for r in rows], style, label=f"{label} {q}")
+    base = result.get("baseline")
+    if base is not None:
+        ax1.plot(
+            [r["offered_events_per_s"] for r in base["rates"]],
+            [r["decision_ms_client"]["p99"] for r in base["rates"]],
+            ":^",
+            color="grey",
+            label="client p99, baseline (CPython automatic full gc)",
+        )
     ax1.axhline(DECISION_P99_TARGET_MS, color="red", ls=":", label="p99 target")
     ax1.set_yscale("log")
     ax1.set_xlabel("offered rank-bearing events/s")
@@ -505,6 +574,11 @@ def main() -> None:
     parser.add_argument("--batch", type=int, default=BATCH)
     parser.add_argument("--out", type=Path, default=RESULTS, help="results JSON (PNG beside it)")
     parser.add_argument("--plot-only", action="store_true", help="redraw from the saved JSON")
+    parser.add_argument(
+        "--modes",
+        default="baseline,shipped",
+        help="baseline (CPython's automatic full collections), shipped (hermes serve's defaults)",
+    )
     args = parser.parse_args()
     if args.plot_only:
         plot(json.loads(RESULTS.read_text()), PNG)
@@ -513,14 +587,23 @@ def main() -> None:
     runs, secs = (1000, 3.0) if args.quick else (args.runs, args.secs)
     if args.quick:
         rates = rates[:2]
-    result = asyncio.run(_run(runs, rates, secs, args.batch))
+    modes = [m.strip() for m in args.modes.split(",")]
+    runs_by_mode: dict[str, dict[str, Any]] = {}
+    for mode in modes:
+        load0 = os.getloadavg()[0]
+        run = asyncio.run(_run(runs, rates, secs, args.batch, SERVER_ARGS[mode]))
+        run["load_average_1m"] = {"before": round(load0, 2), "after": round(os.getloadavg()[0], 2)}
+        run["targets"] = summarize(run)
+        runs_by_mode[mode] = run
+    result = runs_by_mode[modes[-1]]
+    if len(modes) > 1:
+        result["baseline"] = runs_by_mode[modes[0]]
     result["machine"] = {
         "python": platform.python_version(),
         "platform": platform.platform(),
         "cpus": os.cpu_count(),
         "load_average_1m_after": round(os.getloadavg()[0], 2),
     }
-    result["targets"] = summarize(result)
     result["command"] = "benchmarks/bench_server_live.py " + " ".join(sys.argv[1:])
     print(json.dumps(result["targets"], indent=1))
     if not args.quick:
