@@ -21,6 +21,7 @@ from __future__ import annotations
 from bisect import bisect_left
 from collections import Counter, OrderedDict, deque
 from collections.abc import Sequence
+from operator import attrgetter
 from typing import Any, Protocol
 
 import numpy as np
@@ -112,8 +113,8 @@ class _NodeRuns:
         calls = [stage.calls[0] for stage in self.stages]
         service = [call.service_s for call in calls]
         stage_s = [x + 0.0 for x in service]  # Stage.service_s of one call
-        vals[_SERVICE] = [float(x) for x in service]
-        vals[_STAGE] = [float(x) for x in stage_s]
+        vals[_SERVICE] = list(map(float, service))
+        vals[_STAGE] = list(map(float, stage_s))
         vals[_WIDTH] = [1.0] * len(calls)
         vals[_LATENCY] = [
             float(stage.latency_s if stage.latency_s is not None else x)
@@ -126,9 +127,9 @@ class _NodeRuns:
             (_OUTPUT, "output_tokens"),
             (_COLD, "cold_start_s"),
         ):
-            got = [getattr(call, field) for call in calls]
+            got = list(map(attrgetter(field), calls))
             if None not in got:
-                vals[k] = [float(x) for x in got]
+                vals[k] = list(map(float, got))
                 self.runs[k] = runs
             else:
                 vals[k] = [float(x) for x in got if x is not None]
@@ -441,12 +442,15 @@ def _commit(
                 sketch: Sketch = getattr(node, sketch_name)
                 sketch.extend(nr.vals[k][lo:hi], [times[r] for r in run_of[lo:hi]])
         lo, hi = bisect_left(nr.stage_runs, a), bisect_left(nr.stage_runs, b)
-        for stage in nr.stages[lo:hi]:
-            node.kind = stage.kind
-            if stage.backend is not None:
-                node.backend = stage.backend
-            node.count += 1
-            node.calls += stage.width
+        if lo < hi:  # as stage by stage: the last kind, the last backend given, the counts
+            stages = nr.stages[lo:hi]
+            node.kind = stages[-1].kind
+            for stage in reversed(stages):
+                if stage.backend is not None:
+                    node.backend = stage.backend
+                    break
+            node.count += hi - lo
+            node.calls += hi - lo if nr.simple else sum([len(s.calls) for s in stages])
         new_marks = marks_of.get(name)
         if monitor is not None and new_marks:
             first_run, last_run = runs0 + a, runs0 + b

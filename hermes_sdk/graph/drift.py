@@ -192,7 +192,7 @@ class Stream:
         the mean acted on, in its own unit (besides ``settings.min_change`` of the mean)."""
         self._k, self._h = settings.k, h
         self._floor, self._rel = floor, settings.min_change
-        self._ref_mean = 0.0
+        self._ref_mean: float | None = 0.0  # None: fsum(reference) / n, computed when needed
         self._xs: list[float] = []  # a gated stream's excursion values
         self._min_reference = settings.min_reference
         self._ref: list[float] | None = None
@@ -224,7 +224,7 @@ class Stream:
         n = self._n = len(ref)
         if n:  # (an empty reference fails at the first score, as it always did)
             self._lo, self._top = 0.5 / n, 1.0 - 0.5 / n
-            self._ref_mean = math.fsum(ref) / n
+            self._ref_mean = None  # read only by _material (an alarm): summed then
         self._next_freeze = min(2 * self._seen, window) if self._seen < window else 1 << 62
 
     def _fold(self, z: float, time_s: float, refine: bool = True) -> tuple[int, float] | None:
@@ -270,9 +270,13 @@ class Stream:
         excursion restart and the reference is re-frozen at the next value on the samples then
         held, so a small persistent shift becomes the new normal instead of alarming again."""
         post = self._xs[-length:]
-        shift = abs(math.fsum(post) / len(post) - self._ref_mean)
+        mean = self._ref_mean
+        if mean is None:
+            assert self._ref is not None
+            mean = self._ref_mean = math.fsum(self._ref) / self._n
+        shift = abs(math.fsum(post) / len(post) - mean)
         assert self._floor is not None
-        if shift >= self._floor and shift >= self._rel * abs(self._ref_mean):
+        if shift >= self._floor and shift >= self._rel * abs(mean):
             return True
         self._up = self._down = 0.0
         self._up_len = self._down_len = 0

@@ -15,6 +15,7 @@ from __future__ import annotations
 import statistics
 from collections import Counter, deque
 from collections.abc import Callable, Sequence
+from itertools import repeat
 
 import numpy as np
 
@@ -119,8 +120,7 @@ def _value_scores(stream: Stream, xs: list[float]) -> tuple[list[float], list[fl
         weyls.append(w)
     u = (lo + np.asarray(weyls) * equal) / stream._n
     u = np.minimum(np.maximum(u, stream._lo), stream._top)
-    inv = _INV_CDF
-    zs = [inv(v, 0.0, 1.0) for v in u.tolist()]
+    zs = map(_INV_CDF, u.tolist(), repeat(0.0), repeat(1.0))
     return [-_CLIP if z < -_CLIP else (_CLIP if z > _CLIP else z) for z in zs], weyls
 
 

@@ -29,22 +29,25 @@ def check_path(path: object, app: str, known: set[str]) -> RunPath:
         raise GraphError(f"path has {len(path.stages)} stages, more than {MAX_PATH_STAGES}")
     if not math.isfinite(path.started_at):
         raise GraphError("path.started_at must be finite")
-    calls = sum(len(stage.calls) for stage in path.stages)
+    calls = sum([len(stage.calls) for stage in path.stages])
     if calls > MAX_PATH_CALLS:
         raise GraphError(f"path has {calls} calls in total, more than {MAX_PATH_CALLS}")
     new_nodes: set[str] = set()
     for i, stage in enumerate(path.stages):
         if not isinstance(stage, Stage) or not stage.calls:
             raise GraphError(f"stages[{i}] is not a Stage with calls")
-        if stage.node in (START, END) or not stage.node:
-            raise GraphError(f"stages[{i}] uses the reserved or empty node name {stage.node!r}")
-        for call in stage.calls:
-            for what in ("service_s", "cold_start_s"):
-                v = getattr(call, what)
-                if v is not None and not (math.isfinite(v) and v >= 0.0):
-                    raise GraphError(f"stages[{i}] ({stage.node!r}) has {what}={v!r}")
-        if stage.node not in known:
-            new_nodes.add(stage.node)
+        node = stage.node
+        if node in (START, END) or not node:
+            raise GraphError(f"stages[{i}] uses the reserved or empty node name {node!r}")
+        for call in stage.calls:  # finite and >= 0 (NaN and infinities fail the comparison)
+            v = call.service_s
+            if not 0.0 <= v < math.inf:
+                raise GraphError(f"stages[{i}] ({node!r}) has service_s={v!r}")
+            cold = call.cold_start_s
+            if cold is not None and not 0.0 <= cold < math.inf:
+                raise GraphError(f"stages[{i}] ({node!r}) has cold_start_s={cold!r}")
+        if node not in known:
+            new_nodes.add(node)
     if len(known) + len(new_nodes) > MAX_NODES:
         raise GraphError(f"graph of app {app!r} would exceed {MAX_NODES} nodes")
     return path

@@ -14,7 +14,6 @@ The output is checked against the generic encoder in ``tests/store/test_path_jso
 from __future__ import annotations
 
 import json
-import math
 from dataclasses import fields
 from typing import Final
 
@@ -24,13 +23,17 @@ _dumps: Final = json.JSONEncoder(separators=(",", ":"), allow_nan=False).encode
 _HEADS_MAX: Final = 4096
 """Stage heads cached at most (distinct (node, kind, backend) triples; cleared when full)."""
 _heads: dict[tuple[str, str, str | None], str] = {}
+_TAILS_MAX: Final = 4096
+"""Call tails cached at most (distinct (input tokens, output tokens, failed); cleared when full)."""
+_tails: dict[tuple[int | None, int | None, bool], str] = {}
 
 
 def _float(value: float) -> str:
     """``json``'s text of a finite float (``repr``); ValueError for NaN or infinity."""
-    if not math.isfinite(value):
+    text = float.__repr__(value)
+    if text[-1] in "nf":  # 'nan', 'inf', '-inf': every finite repr ends with a digit
         raise ValueError(f"out of range float value is not JSON compliant: {value!r}")
-    return float.__repr__(value)
+    return text
 
 
 def _number(value: float | int) -> str:
@@ -51,17 +54,29 @@ def _head(stage: Stage) -> str:
     return head
 
 
-def _call(call: Call, service: str) -> str:
-    out = '{"service_s":' + service
+def _tail(call: Call) -> str:
+    """The text of ``call`` after its ``"service_s":`` number, closing brace included; cached
+    per (input tokens, output tokens, failed) when the call has no cold start (the usual case:
+    a run repeats a few prompt sizes)."""
+    cold = call.cold_start_s
+    key = (call.input_tokens, call.output_tokens, call.failed)
+    if cold is None:
+        tail = _tails.get(key)
+        if tail is not None:
+            return tail
+    out = ""
     if call.input_tokens is not None:
         out += ',"input_tokens":' + int.__repr__(call.input_tokens)
     if call.output_tokens is not None:
         out += ',"output_tokens":' + int.__repr__(call.output_tokens)
-    if call.cold_start_s is not None:
-        out += ',"cold_start_s":' + _number(call.cold_start_s)
-    if call.failed:
-        out += ',"failed":true'
-    return out + "}"
+    if cold is not None:
+        out += ',"cold_start_s":' + _number(cold)
+    out += ',"failed":true}' if call.failed else "}"
+    if cold is None:
+        if len(_tails) >= _TAILS_MAX:
+            _tails.clear()
+        _tails[key] = out
+    return out
 
 
 def _stage(stage: Stage) -> str:
@@ -69,16 +84,17 @@ def _stage(stage: Stage) -> str:
     latency = stage.latency_s
     if len(calls) == 1:
         first = calls[0]
-        service = _number(first.service_s)
+        x = first.service_s
+        service = _float(x) if type(x) is float else _number(x)
         if latency is None:
             lat = "null"
-        elif latency is first.service_s or (latency == first.service_s and latency != 0.0):
+        elif latency is x or (latency == x and latency != 0.0):
             lat = service  # the same float (0.0 and -0.0 are equal but print differently)
         else:
             lat = _number(latency)
-        return f'{_head(stage)}{lat},"calls":[{_call(first, service)}]}}'
+        return f'{_head(stage)}{lat},"calls":[{{"service_s":{service}{_tail(first)}]}}'
     lat = "null" if latency is None else _number(latency)
-    body = ",".join([_call(c, _number(c.service_s)) for c in calls])
+    body = ",".join(['{"service_s":' + _number(c.service_s) + _tail(c) for c in calls])
     return f'{_head(stage)}{lat},"calls":[{body}]}}'
 
 
