@@ -12,6 +12,7 @@ keeps only runs that ended in the last ``window_s`` seconds; anything else answe
 
 from __future__ import annotations
 
+import asyncio
 import math
 from collections.abc import Sequence
 from typing import Final
@@ -19,11 +20,11 @@ from typing import Final
 from aiohttp import web
 
 from hermes_sdk.errors import InvalidRequest
-from hermes_sdk.server.completions import CompletionLog
+from hermes_sdk.server.completions import CompletionLog, Ended, per_app, per_tenant
 from hermes_sdk.server.middlewares import ApiError
 from hermes_sdk.server.scheduler import SCHEDULER
 from hermes_sdk.wire import encode
-from hermes_sdk.wire.app_classes import AppClasses
+from hermes_sdk.wire.app_classes import AppClasses, AppClassStats
 
 MAX_WINDOW_S: Final = 7 * 24 * 3600.0
 """Longest ``window_s`` a query may ask for (a week, in seconds)."""
@@ -61,6 +62,12 @@ def _window(request: web.Request) -> tuple[CompletionLog, float, float | None, f
     return sched.completions, now_s, window_s, None if window_s is None else now_s - window_s
 
 
+def _pooled_and_per_tenant(
+    window: list[Ended],
+) -> tuple[list[AppClassStats], dict[str, list[AppClassStats]]]:
+    return per_app(window), per_tenant(window)
+
+
 @routes.get("/v1/ui/app_classes")
 async def tenant_app_classes(request: web.Request) -> web.Response:
     """The key's tenant's apps: completed runs, mean and P95 completion time in the window."""
@@ -68,13 +75,14 @@ async def tenant_app_classes(request: web.Request) -> web.Response:
     if not isinstance(tenant, str):
         raise ApiError(401, "unauthorized", "an API key is required")
     log, now_s, window_s, cutoff_s = _window(request)
+    window = log.window(cutoff_s, tenant)  # a copy, summarised off the event loop
     return _answer(
         AppClasses(
             policy=request.app[SCHEDULER].policy.name,
             now_s=now_s,
             window_s=window_s,
             runs_kept=log.runs_per_class,
-            classes=log.tenant_stats(tenant, cutoff_s),
+            classes=await asyncio.to_thread(per_app, window),
             tenant=tenant,
         )
     )
@@ -84,7 +92,8 @@ async def tenant_app_classes(request: web.Request) -> web.Response:
 async def admin_app_classes(request: web.Request) -> web.Response:
     """Every tenant's apps (admin key): per app pooled over tenants, and per tenant."""
     log, now_s, window_s, cutoff_s = _window(request)
-    classes, tenants = log.all_stats(cutoff_s)
+    window = log.window(cutoff_s)  # a copy, summarised off the event loop
+    classes, tenants = await asyncio.to_thread(_pooled_and_per_tenant, window)
     return _answer(
         AppClasses(
             policy=request.app[SCHEDULER].policy.name,

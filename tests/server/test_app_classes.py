@@ -17,8 +17,9 @@ import pytest
 
 from hermes_sdk.server import ServerConfig, create_app
 from hermes_sdk.server.app_classes import MAX_WINDOW_S
-from hermes_sdk.server.completions import RUNS_PER_CLASS, CompletionLog
+from hermes_sdk.server.completions import RUNS_PER_CLASS, CompletionLog, per_app
 from hermes_sdk.server.config import ApiKey, hash_api_key
+from hermes_sdk.wire.app_classes import AppClassStats
 from tests.ui.feed import LoopbackServer, serve_app
 
 ACME: Final = "key-acme-app-classes"
@@ -214,14 +215,19 @@ async def test_the_endpoints_need_a_key(
 
 def test_the_log_keeps_at_most_max_classes_dropping_the_least_recently_ended() -> None:
     log = CompletionLog(runs_per_class=3, max_classes=2)
+
+    def stats(tenant: str, cutoff_s: float | None = None) -> list[AppClassStats]:
+        return per_app(log.window(cutoff_s, tenant))
+
     log.record("t", "a", 1.0, 1.0, False)
     log.record("t", "b", 2.0, 2.0, False)
     log.record("t", "a", 3.0, 3.0, False)  # a ended last: b is the least recently ended
     log.record("u", "c", 4.0, 4.0, True)
-    assert [s.app for s in log.tenant_stats("t")] == ["a"] and log.dropped_classes == 1
-    assert log.tenant_stats("u")[0].failed == 1 and log.tenant_stats("u")[0].mean_s is None
+    assert [s.app for s in stats("t")] == ["a"] and log.dropped_classes == 1
+    assert stats("u")[0].failed == 1 and stats("u")[0].mean_s is None
     for i in range(5):  # a's ring holds its last 3 runs
         log.record("t", "a", 10.0 + i, 10.0 + i, False)
-    a = log.tenant_stats("t")[0]
+    a = stats("t")[0]
     assert (a.runs, a.mean_s, a.max_s) == (3, 13.0, 14.0)
-    assert log.tenant_stats("t", cutoff_s=14.0)[0].runs == 1
+    assert stats("t", cutoff_s=14.0)[0].runs == 1
+    assert stats("t", cutoff_s=14.5) == []
