@@ -36,6 +36,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import gc
 import json
 import os
 import platform
@@ -52,6 +53,9 @@ from typing import Any
 
 import aiohttp
 import numpy as np
+
+from hermes_sdk.server.gc_setup import NEVER
+from hermes_sdk.server.loop_health import GcPauses
 
 RESULTS = Path(__file__).parent / "results" / "server_live.json"
 PNG = RESULTS.with_suffix(".png")
@@ -337,6 +341,9 @@ class Load:
         batch_rate = rate / self.batch
         arrivals = random.Random(int(rate))
         inflight: set[asyncio.Task[None]] = set()
+        gc.collect()  # the generator's own full collections happen here, between windows
+        own_gc = GcPauses()
+        own_gc.install()
         probe = asyncio.ensure_future(self._lag_probe())
         t_start = time.perf_counter()
         t_open, t_close = t_start + SETTLE_S, t_start + SETTLE_S + secs
@@ -370,6 +377,7 @@ class Load:
             after = await resp.text()
         await asyncio.gather(*inflight, return_exceptions=True)
         probe.cancel()
+        own_gc.uninstall()
         decision = np.array(_pair_fifo(sorted(window.releases), sorted(window.grants))) * 1e3
         grant_b, grant_a = (_buckets(t, "hermes_grant_answer_seconds") for t in (before, after))
         rank_b, rank_a = (_buckets(t, "hermes_rank_latency_seconds") for t in (before, after))
@@ -418,6 +426,10 @@ class Load:
             "load_generator_timer_lag_ms": {
                 "p50": _q(window.lag_ms, 50),
                 "p99": _q(window.lag_ms, 99),
+            },
+            "load_generator_gc": {
+                str(gen): {"count": sum(b.counts), "total_ms": b.total_s * 1e3}
+                for gen, b in enumerate(own_gc.by_generation)
             },
             "server_loop_lag_ms": {
                 "p50": histogram_quantile(lag_b, lag_a, 0.5),
@@ -476,6 +488,9 @@ async def _run(
                     *(_post(events_http, url + "/v1/events", {"events": []}) for _ in range(16))
                 )
                 setup = await load.setup(http)
+                # the generator's 10,000 waiters would trigger its own ~0.5 s full collections
+                # every few seconds, measured as decision latency: none inside a window
+                gc.set_threshold(gc.get_threshold()[0], gc.get_threshold()[1], NEVER)
                 rows = []
                 for rate in rates:
                     row = await load.rate(http, events_http, rate, secs)
