@@ -175,6 +175,17 @@ class Window:
     open: bool = False
 
 
+def _rss_mb(pid: int) -> float | None:
+    """Resident memory of process ``pid`` (MB, Linux /proc)."""
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024
+    except (OSError, ValueError):
+        pass
+    return None
+
+
 def _listen_overflows() -> float | None:
     """The kernel's ``TcpExtListenOverflows`` (SYNs dropped on a full accept queue; every
     process on the machine counts)."""
@@ -407,6 +418,7 @@ class Load:
             "decisions_per_s": ranks / elapsed + len(window.grants) / elapsed,
             "rank_table_rebuilds_per_s": rebuilds / elapsed,
             "server_cpu_s_per_s": (cpu1 - cpu0) / elapsed,
+            "server_rss_mb_at_close": _rss_mb(self.pid),
             "load_generator_cpu_s_per_s": (own1 - own0) / elapsed,
             "events_batch_ms": {"p50": _q(window.batch_ms, 50), "p99": _q(window.batch_ms, 99)},
             "decision_ms_client": {
