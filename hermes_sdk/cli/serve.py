@@ -162,8 +162,9 @@ def serve(
     gc_full_every: Annotated[
         float,
         typer.Option(
-            help="Seconds between full garbage collections (0: CPython's automatic ones, "
-            "which hold the loop ~1 s every few seconds under 10,000 waiting requests).",
+            help="Seconds between full garbage collections (0: CPython's collector unchanged, "
+            "whose full collections hold the loop ~1 s every few seconds under 10,000 "
+            "waiting requests).",
         ),
     ] = 600.0,
     gc_freeze: Annotated[
@@ -188,7 +189,11 @@ def serve(
             prewarm=prewarm or [],
             insecure_no_auth=insecure_no_auth,
         )
-        gc = GcSettings(freeze=gc_freeze, full_every_s=gc_full_every or None)
+        gc = (
+            GcSettings(freeze=gc_freeze, full_every_s=gc_full_every)
+            if gc_full_every > 0
+            else GcSettings(freeze=gc_freeze, full_every_s=None, threshold1=None)
+        )
         asyncio.run(run_server(cfg, gc))
     except HermesError as exc:
         err_console.print(f"[red]error:[/] {escape(str(exc))}", soft_wrap=True)

@@ -15,6 +15,12 @@ generation is new: every ~5 s here, each holding the loop ~0.7-1 s. Settings:
   ``full_every_s`` seconds from a task instead. Cycles that reach the old generation wait up
   to that long (the acquire-timeout path, which made ~20 cyclic objects per 429, no longer
   makes cycles: :mod:`hermes_sdk.server.leases`). ``None``: CPython's automatic rule.
+- ``threshold1``: CPython's second threshold (default 10: a generation-1 collection after 11
+  generation-0 ones). Every long-lived object is traversed once in each young generation
+  whatever the threshold, so the total time is the same, but a generation-1 collection
+  traverses what 11 generation-0 collections left: ~10-15k objects here, ~4-6 ms a pause. At
+  2 it holds about a quarter of that (~0.5 ms a pause, ~4 times as often; both measured with
+  the machine loaded).
 """
 
 from __future__ import annotations
@@ -39,6 +45,8 @@ class GcSettings:
     freeze: bool = True
     full_every_s: float | None = DEFAULT_FULL_EVERY_S
     """Seconds between full collections; None (or <= 0): CPython's automatic full collections."""
+    threshold1: int | None = 2
+    """CPython's second threshold while serving (smaller generation-1 pauses); None: as is."""
 
 
 async def _collect_every(interval_s: float) -> None:
@@ -55,8 +63,10 @@ async def gc_settings(settings: GcSettings) -> AsyncIterator[None]:
     if settings.freeze:
         gc.collect()  # startup garbage is collected, not frozen
         gc.freeze()
+    threshold1 = thresholds[1] if settings.threshold1 is None else settings.threshold1
+    gc.set_threshold(thresholds[0], threshold1, thresholds[2])
     if settings.full_every_s is not None and settings.full_every_s > 0:
-        gc.set_threshold(thresholds[0], thresholds[1], NEVER)
+        gc.set_threshold(thresholds[0], threshold1, NEVER)
         task = asyncio.ensure_future(_collect_every(settings.full_every_s))
     try:
         yield

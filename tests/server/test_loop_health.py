@@ -104,8 +104,8 @@ def restore_gc() -> Iterator[None]:
 async def test_gc_settings_apply_while_serving_and_restore() -> None:
     thresholds = gc.get_threshold()
     full_runs = gc.get_stats()[2]["collections"]
-    async with gc_settings(GcSettings(freeze=True, full_every_s=0.05)):
-        assert gc.get_threshold() == (thresholds[0], thresholds[1], NEVER)
+    async with gc_settings(GcSettings(freeze=True, full_every_s=0.05, threshold1=3)):
+        assert gc.get_threshold() == (thresholds[0], 3, NEVER)
         assert gc.get_freeze_count() > 0
         await asyncio.sleep(0.3)
         assert gc.get_stats()[2]["collections"] >= full_runs + 2  # the task's full collections
@@ -118,11 +118,12 @@ async def test_gc_settings_apply_while_serving_and_restore() -> None:
 @pytest.mark.usefixtures("restore_gc")
 async def test_gc_settings_off_leave_the_collector_alone() -> None:
     thresholds = gc.get_threshold()
-    async with gc_settings(GcSettings(freeze=False, full_every_s=None)):
+    async with gc_settings(GcSettings(freeze=False, full_every_s=None, threshold1=None)):
         assert gc.get_threshold() == thresholds
         assert gc.get_freeze_count() == 0
-    async with gc_settings(GcSettings(freeze=False, full_every_s=0)):
-        assert gc.get_threshold() == thresholds
+    async with gc_settings(GcSettings(freeze=False, full_every_s=0, threshold1=2)):
+        assert gc.get_threshold() == (thresholds[0], 2, thresholds[2])
+    assert gc.get_threshold() == thresholds
 
 
 async def _post(http: aiohttp.ClientSession, url: str, body: object = None) -> tuple[int, Any]:
