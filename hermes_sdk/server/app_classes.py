@@ -48,7 +48,26 @@ def window_of(values: Sequence[str]) -> float | None:
     return window_s
 
 
-def _answer(message: AppClasses) -> web.Response:
+def _answer(
+    request: web.Request,
+    log: CompletionLog,
+    now_s: float,
+    window_s: float | None,
+    classes: list[AppClassStats],
+    *,
+    tenant: str | None = None,
+    tenants: dict[str, list[AppClassStats]] | None = None,
+) -> web.Response:
+    """The :class:`AppClasses` answer: one tenant's (``tenant``) or the admin's (``tenants``)."""
+    message = AppClasses(
+        policy=request.app[SCHEDULER].policy.name,
+        now_s=now_s,
+        window_s=window_s,
+        runs_kept=log.runs_per_class,
+        classes=classes,
+        tenant=tenant,
+        tenants=tenants,
+    )
     return web.Response(
         body=encode(message), content_type="application/json", headers={"Cache-Control": "no-store"}
     )
@@ -76,16 +95,8 @@ async def tenant_app_classes(request: web.Request) -> web.Response:
         raise ApiError(401, "unauthorized", "an API key is required")
     log, now_s, window_s, cutoff_s = _window(request)
     window = log.window(cutoff_s, tenant)  # a copy, summarised off the event loop
-    return _answer(
-        AppClasses(
-            policy=request.app[SCHEDULER].policy.name,
-            now_s=now_s,
-            window_s=window_s,
-            runs_kept=log.runs_per_class,
-            classes=await asyncio.to_thread(per_app, window),
-            tenant=tenant,
-        )
-    )
+    classes = await asyncio.to_thread(per_app, window)
+    return _answer(request, log, now_s, window_s, classes, tenant=tenant)
 
 
 @routes.get("/v1/admin/app_classes")
@@ -94,13 +105,4 @@ async def admin_app_classes(request: web.Request) -> web.Response:
     log, now_s, window_s, cutoff_s = _window(request)
     window = log.window(cutoff_s)  # a copy, summarised off the event loop
     classes, tenants = await asyncio.to_thread(_pooled_and_per_tenant, window)
-    return _answer(
-        AppClasses(
-            policy=request.app[SCHEDULER].policy.name,
-            now_s=now_s,
-            window_s=window_s,
-            runs_kept=log.runs_per_class,
-            classes=classes,
-            tenants=tenants,
-        )
-    )
+    return _answer(request, log, now_s, window_s, classes, tenants=tenants)

@@ -20,22 +20,11 @@ from hermes_sdk.server.app_classes import MAX_WINDOW_S
 from hermes_sdk.server.completions import RUNS_PER_CLASS, CompletionLog, per_app
 from hermes_sdk.server.config import ApiKey, hash_api_key
 from hermes_sdk.wire.app_classes import AppClassStats
-from tests.ui.feed import LoopbackServer, serve_app
+from tests.ui.feed import T0, Clock, LoopbackServer, serve_app
 
 ACME: Final = "key-acme-app-classes"
 RIVAL: Final = "key-rival-app-classes"
 ADMIN: Final = "key-admin-app-classes"
-T0: Final = 1_800_000_000.0
-
-
-class Clock:
-    """The scheduler's clock, moved by the test (unix seconds)."""
-
-    def __init__(self) -> None:
-        self.now_s = T0
-
-    def __call__(self) -> float:
-        return self.now_s
 
 
 @pytest.fixture

@@ -9,9 +9,7 @@ import numpy as np
 import pytest
 from numpy.typing import NDArray
 
-from hermes_sdk.policy import DemandModel
-from hermes_sdk.prewarm.retention import GraphRetention, NoRetention, RetentionPolicy
-from hermes_sdk.sim import simulate
+from hermes_sdk.prewarm.retention import GraphRetention, NoRetention
 from hermes_sdk.sim.cache_bounds import (
     AccessTrace,
     Segments,
@@ -20,9 +18,8 @@ from hermes_sdk.sim.cache_bounds import (
     pfoo_upper,
     segments,
 )
-from hermes_sdk.sim.kv_des import KVCacheHook, PathOracleRetention
-from hermes_sdk.sim.workload import parse_workload
-from hermes_sdk.sim.workloads.suites import paper_suite
+from hermes_sdk.sim.kv_des import PathOracleRetention
+from tests.sim.kv_runs import run_with_cache
 
 
 def _trace(*events: tuple[str, str, int]) -> AccessTrace:
@@ -137,23 +134,8 @@ def test_pfoo_lower_le_optimum_le_pfoo_upper_on_random_traces(seed: int) -> None
         assert low <= exact <= pfoo_upper(seg, capacity) + 1e-9
 
 
-WL = parse_workload(paper_suite(0.7, 3, n_apps=150, warmup_apps=30))
-
-
-def _run(capacity: int, make: object) -> KVCacheHook:
-    hooks: list[KVCacheHook] = []
-
-    def hook(model: DemandModel) -> KVCacheHook:
-        policy: RetentionPolicy = make(model)  # type: ignore[operator]
-        hooks.append(KVCacheHook(WL.backends, capacity, policy))
-        return hooks[-1]
-
-    simulate(WL, "gittins", hook=hook)
-    return hooks[0]
-
-
 def test_the_trace_model_is_the_cache_s_an_unbounded_cache_saves_every_segment() -> None:
-    kv = _run(10**9, lambda m: NoRetention())
+    kv = run_with_cache(10**9, lambda m: NoRetention())
     (trace,) = kv.traces.values()
     seg = segments(trace)
     stats = kv.stats()
@@ -168,7 +150,7 @@ def test_the_trace_model_is_the_cache_s_an_unbounded_cache_saves_every_segment()
 )
 def test_no_simulated_policy_beats_the_offline_optimum_of_its_own_trace(make: object) -> None:
     for capacity in (1500, 4000):
-        kv = _run(capacity, make)
+        kv = run_with_cache(capacity, make)
         (trace,) = kv.traces.values()
         seg = segments(trace)
         opt = offline_optimum(seg, capacity)

@@ -4,33 +4,17 @@ from __future__ import annotations
 
 from types import SimpleNamespace
 
-from hermes_sdk.policy import DemandModel
-from hermes_sdk.prewarm.retention import GraphRetention, NoRetention, RetentionPolicy
-from hermes_sdk.sim import simulate
-from hermes_sdk.sim.kv_des import KVCacheHook, PathOracleRetention
+from hermes_sdk.prewarm.retention import GraphRetention, NoRetention
+from hermes_sdk.sim.kv_des import PathOracleRetention
 from hermes_sdk.sim.programs import RealStage
-from hermes_sdk.sim.workload import UnitSpec, parse_workload
-from hermes_sdk.sim.workloads.suites import paper_suite
-
-WL = parse_workload(paper_suite(0.7, 3, n_apps=150, warmup_apps=30))
-
-
-def _run(capacity: int, make: object) -> KVCacheHook:
-    hooks: list[KVCacheHook] = []
-
-    def hook(model: DemandModel) -> KVCacheHook:
-        policy: RetentionPolicy = make(model)  # type: ignore[operator]
-        hooks.append(KVCacheHook(WL.backends, capacity, policy))
-        return hooks[-1]
-
-    simulate(WL, "gittins", hook=hook)
-    return hooks[0]
+from hermes_sdk.sim.workload import UnitSpec
+from tests.sim.kv_runs import WL, run_with_cache
 
 
 def test_no_cache_saves_nothing_and_a_cache_saves_on_revisits() -> None:
-    none = _run(0, lambda m: NoRetention())
+    none = run_with_cache(0, lambda m: NoRetention())
     assert none.stats().saved_tokens == 0 and none.saved_s == 0.0
-    big = _run(10**9, lambda m: NoRetention())
+    big = run_with_cache(10**9, lambda m: NoRetention())
     stats = big.stats()
     assert stats.lookups == none.stats().lookups > 0
     assert 0 < stats.saved_tokens <= stats.prompt_tokens
@@ -41,7 +25,7 @@ def test_no_cache_saves_nothing_and_a_cache_saves_on_revisits() -> None:
 
 
 def test_pdgraph_hints_are_given_once_the_graph_has_learned() -> None:
-    small = _run(8000, lambda m: GraphRetention(m, 0.01))
+    small = run_with_cache(8000, lambda m: GraphRetention(m, 0.01))
     stats = small.stats()
     assert stats.evictions > 0 and 0 < stats.saved_tokens <= stats.prompt_tokens
 
@@ -51,10 +35,10 @@ def test_density_eviction_beats_lru_where_only_short_prefixes_fit_and_stays_unde
 ):
     """At 1500 tokens no react_alfw prefix fits: what is saved is reuse across tool calls, which
     LRU loses to the churn of prefixes nobody reads again and the learned law keeps."""
-    ceiling = _run(10**9, lambda m: NoRetention()).stats().saved_tokens
-    lru = _run(1500, lambda m: NoRetention()).stats().saved_tokens
-    learned = _run(1500, lambda m: GraphRetention(m, 0.01)).stats().saved_tokens
-    oracle = _run(1500, lambda m: PathOracleRetention()).stats().saved_tokens
+    ceiling = run_with_cache(10**9, lambda m: NoRetention()).stats().saved_tokens
+    lru = run_with_cache(1500, lambda m: NoRetention()).stats().saved_tokens
+    learned = run_with_cache(1500, lambda m: GraphRetention(m, 0.01)).stats().saved_tokens
+    oracle = run_with_cache(1500, lambda m: PathOracleRetention()).stats().saved_tokens
     assert 0 < lru < learned <= ceiling and 0 < oracle <= ceiling
 
 

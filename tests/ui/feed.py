@@ -23,6 +23,8 @@ ACME_APPS: Final = ("code_feedback", "react_fever", "langchain_mapreduce")
 RIVAL_APP: Final = "rival-secret-app"
 RIVAL_RUN: Final = "rival-secret-run"
 RUNS_PER_APP: Final = 30
+T0: Final = 1_800_000_000.0
+"""A fake clock's start (unix seconds)."""
 
 
 class LoopbackServer:
@@ -146,3 +148,13 @@ async def feed(http: aiohttp.ClientSession, url: str) -> None:
             },
         ],
     )
+
+
+class Clock:
+    """The scheduler's clock, moved by the test (unix seconds)."""
+
+    def __init__(self) -> None:
+        self.now_s = T0
+
+    def __call__(self) -> float:
+        return self.now_s

@@ -17,21 +17,19 @@ import aiohttp
 import pytest
 
 from hermes_sdk.server import create_app
-from tests.ui.feed import ACME_KEY, RIVAL_KEY, LoopbackServer, config, post_events, serve_app
+from tests.ui.feed import (
+    ACME_KEY,
+    RIVAL_KEY,
+    T0,
+    Clock,
+    LoopbackServer,
+    config,
+    post_events,
+    serve_app,
+)
 from tests.ui.test_browser import CHROMIUM, _hidden, chromium
 
-T0: Final = 1_800_000_000.0
 RIVAL_CLASS: Final = "rival-secret-class"
-
-
-class Clock:
-    """The scheduler's clock, moved by the test (unix seconds)."""
-
-    def __init__(self) -> None:
-        self.now_s = T0
-
-    def __call__(self) -> float:
-        return self.now_s
 
 
 @pytest.fixture
