@@ -4,9 +4,12 @@ An upstream with ``rpm``/``tpm`` gets an :class:`~hermes_sdk.server.budget.Upstr
 admission queue, so a request is granted only when the budget allows, in the policy's order
 (Gittins-family policies rank its waiters in budget seconds: :mod:`.budget_rank`; the best one
 that does not fit holds a reservation others backfill within: :mod:`.budget_backfill`). A
-request's cost is its input tokens (estimated from the body, ~4 characters a token) plus the
-output tokens the run's PDGraph predicts for that unit (the node's mean; else ``max_tokens``; else
-:data:`DEFAULT_OUTPUT_TOKENS`), corrected by the response's ``usage``. Every upstream response's
+request's cost is its input tokens (estimated from the body, ~4 characters a token) plus its
+output tokens: ``max_tokens`` when the request sets it (what the provider itself counts when the
+request arrives: OpenAI's limit is "the maximum of max_tokens and the estimated number of
+tokens based on the character count of your request"), else what the run's PDGraph predicts for
+that unit (the node's mean; else :data:`DEFAULT_OUTPUT_TOKENS`); corrected by the response's
+``usage``. Every upstream response's
 rate-limit headers adapt the budget; a 429 is absorbed: the request keeps its slot (it was
 admitted in policy order), its charge is refunded, and it is sent again as soon as the budget
 allows, until its upstream's ``timeout_s`` has passed since it arrived.
@@ -58,16 +61,18 @@ def input_tokens_estimate(body: Mapping[str, object]) -> int:
 def output_tokens_estimate(
     scheduler: Scheduler, tenant: str, app: str | None, node: str, body: Mapping[str, object]
 ) -> int:
-    """Output tokens the app's PDGraph predicts for ``node`` (capped by ``max_tokens``)."""
+    """Output tokens the provider will count: ``max_tokens`` (or ``max_completion_tokens``) when
+    set, as providers charge it on arrival; else what the app's PDGraph predicts for ``node``.
+
+    A charge below the provider's would pass the gateway's bucket and meet a 429 whenever the
+    budget runs near empty, i.e. always under load."""
     cap = body.get("max_completion_tokens", body.get("max_tokens"))
-    limit = cap if isinstance(cap, int) and not isinstance(cap, bool) and cap > 0 else None
+    if isinstance(cap, int) and not isinstance(cap, bool) and cap > 0:
+        return cap
     graph = None if app is None else scheduler.registry.get(app, tenant)
     learned = None if graph is None else graph.nodes.get(node)
     mean = None if learned is None else learned.output_tokens.mean()
-    if mean is None:
-        return limit if limit is not None else DEFAULT_OUTPUT_TOKENS
-    predicted = max(1, math.ceil(mean))
-    return predicted if limit is None else min(predicted, limit)
+    return DEFAULT_OUTPUT_TOKENS if mean is None else max(1, math.ceil(mean))
 
 
 class BudgetBook:

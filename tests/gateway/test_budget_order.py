@@ -18,7 +18,11 @@ from hermes_sdk.graph.records import Call, RunPath, Stage
 from hermes_sdk.server.admission import AdmissionQueue
 from hermes_sdk.server.budget import UpstreamBudget
 from hermes_sdk.server.budget_backfill import BACKFILL_SLACK, MIN_SLACK_S
-from hermes_sdk.server.gateway_budget import BUDGETS
+from hermes_sdk.server.gateway_budget import (
+    BUDGETS,
+    DEFAULT_OUTPUT_TOKENS,
+    output_tokens_estimate,
+)
 from hermes_sdk.server.upstreams import UpstreamConfig
 from hermes_sdk.sim.engine import SimEngineConfig, serve_sim_engine
 from hermes_sdk.sim.provider import RateLimitConfig
@@ -136,6 +140,11 @@ async def test_budget_rank_is_gittins_on_remaining_tokens(
     assert short == pytest.approx(300 / 1000)  # nothing after its stage
     assert long == pytest.approx(6 * 300 / 1000)  # five more stages of 300 tokens
     assert math.isinf(unknown)
+    # a request's charge: max_tokens when set (the provider counts it), else the prediction
+    estimate = output_tokens_estimate
+    assert estimate(gw.scheduler, "default", "short", "step", {"max_tokens": 40}) == 40
+    assert estimate(gw.scheduler, "default", "short", "step", {}) == 100
+    assert estimate(gw.scheduler, "default", "other", "step", {}) == DEFAULT_OUTPUT_TOKENS
 
 
 @pytest.mark.parametrize(("policy", "first"), [("gittins_plain", "short"), ("fcfs", "long")])
