@@ -107,12 +107,15 @@ class _Watch:
         (a backstop: with ``handler_cancellation`` aiohttp cancels a gone client's handler)."""
         while self.waiting:
             await asyncio.sleep(DISCONNECT_POLL_S)
-            waiting = list(self.waiting.items())
-            for start in range(0, len(waiting), SWEEP_CHUNK):
+            # one list of the tasks, not 10,000 (task, request) tuples 5 times a second: every
+            # tuple is a new object the young garbage collections traverse
+            tasks = list(self.waiting)
+            for start in range(0, len(tasks), SWEEP_CHUNK):
                 if start:
                     await asyncio.sleep(0)  # requests are served between chunks
-                for task, request in waiting[start : start + SWEEP_CHUNK]:
-                    if not task.done() and _gone(request):
+                for task in tasks[start : start + SWEEP_CHUNK]:
+                    request = self.waiting.get(task)
+                    if request is not None and not task.done() and _gone(request):
                         task.cancel()
 
 
