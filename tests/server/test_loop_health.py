@@ -53,9 +53,10 @@ async def test_metrics_export_gc_pauses_and_loop_lag_as_histograms(
     gc.collect()
     await asyncio.sleep(0.2)  # ~10 lag probes
     after = await _text(http, server.url)
-    assert _sample(after, full) == n_full + 2
+    count = _sample(after, full)
+    assert count is not None and count >= n_full + 2  # ours, and any automatic one meanwhile
     inf = _sample(after, 'hermes_gc_pause_seconds_bucket{generation="2",le="+Inf"}')
-    assert inf == n_full + 2
+    assert inf == count
     probes = _sample(after, "hermes_event_loop_lag_seconds_count")
     assert probes is not None and probes >= 3
     assert (_sample(after, "hermes_event_loop_lag_seconds_sum") or 0.0) >= 0.0
@@ -80,8 +81,9 @@ def test_gc_pauses_install_once_and_count_per_generation() -> None:
     finally:
         pauses.uninstall()
     assert pauses._callback not in gc.callbacks
-    assert sum(pauses.by_generation[1].counts) == 1
-    assert sum(pauses.by_generation[2].counts) == 1
+    assert sum(pauses.by_generation[1].counts) >= 1
+    assert sum(pauses.by_generation[2].counts) >= 1
+    assert pauses.by_generation[2].total_s > 0.0
 
 
 def test_buckets_are_cumulative_with_inf_last() -> None:
