@@ -199,6 +199,22 @@ def test_learner_hands_over_everything_queued_as_one_batch() -> None:
     assert (s.submitted, s.handled, s.dropped, s.batches) == (1001, 1000, 1, 2)
 
 
+def test_flush_returns_only_once_the_batch_in_flight_is_stored(tmp_path: Path) -> None:
+    """What ``kill -9`` safety rests on (tests/instrument/test_crash.py): a run acknowledged by
+    ``flush()`` is in the store, even when the learner had already taken it off the queue."""
+    store = GatedStore(tmp_path / "h.db")
+    hi.configure(store=store)  # type: ignore[arg-type]
+    learner = rt.current_runtime().learner
+    produce(1, seed=8)
+    while learner.stats().pending != 1 or learner._queue:  # taken off the queue, write held
+        time.sleep(0.001)
+    assert not hi.flush(0.3)
+    assert store.rows() == 0 and learner.stats().pending == 1
+    store.gate.set()
+    assert hi.flush(30)
+    assert store.rows() == 1 == hi.stats().runs_completed
+
+
 def test_estimate_grows_with_stages_and_calls() -> None:
     call = Call(0.5, input_tokens=300, output_tokens=20)
     one = RunPath("a", (Stage("x", (call,)),), run_id="r")
