@@ -9,22 +9,23 @@ fit *reserves* the budget, with a due time
 
     due = now + wait * (1 + BACKFILL_SLACK) + MIN_SLACK_S
 
-(``wait``: seconds until its tokens have accrued, when it took the reservation). Then, scanning
-the :data:`BACKFILL_SCAN` best waiters in the policy's order: a waiter ranked above the holder
-(it arrived later) is waited for first if it *and then* the holder both fit by ``due``; any other
-waiter is granted now only if it fits now and what the queue waits for (the holder, and the
-better one if any) still fits by ``due`` after it was charged. So the holder is admitted by
-``due``, its wait at most doubled plus ``MIN_SLACK_S`` (unless the provider itself shrinks the
+(``wait``: seconds until its tokens have accrued, when it first became the best). A worse-ranked
+waiter (among the :data:`BACKFILL_SCAN` best) is granted now only if it fits now and the holder
+still fits by ``due`` after it was charged. So backfilling never delays the best waiter past its
+due time, at most twice its wait plus ``MIN_SLACK_S`` (unless the provider itself shrinks the
 budget: a lower limit or ``remaining`` in its headers, a ``Retry-After``, or calls that used more
-tokens than estimated), whatever arrives meanwhile; a waiter behind it goes ahead only with
-tokens the holder does not need by then.
+tokens than estimated), and a waiter behind it goes ahead only with tokens it does not need by
+then. A *better*-ranked waiter that arrives meanwhile takes the reservation: the bucket's tokens
+are not tied to anyone, so serving by rank is preemptive-resume for free, which is what the
+Gittins order needs (what keeps a low-ranked run from waiting forever behind better ones is the
+policy's starvation guard, as for slots). A waiter that is best again keeps its first due time.
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Final, Protocol
 
 BACKFILL_SLACK: Final = 1.0
@@ -34,6 +35,8 @@ MIN_SLACK_S: Final = 0.05
 """... plus this many seconds (a holder one token short may still let a small call by)."""
 BACKFILL_SCAN: Final = 32
 """Waiters (best first) a queue offers for backfilling per grant."""
+DUES_KEPT: Final = 256
+"""Due times kept before those of departed waiters are dropped."""
 MIN_RETRY_S: Final = 0.002
 """Shortest wait before the queue asks the budget again, seconds."""
 
@@ -46,6 +49,9 @@ class Reserved:
     seq: int | None = None
     tokens: float = 0.0
     due_s: float = math.inf
+    dues: dict[int, float] = field(default_factory=dict)
+    """Due times by waiter: one that was best, lost the place to a better one and is best
+    again keeps its first due time."""
 
 
 class Reservable(Protocol):
@@ -76,43 +82,26 @@ def admit(
 ) -> tuple[int | None, float]:
     """The waiter to grant now, charged: ``(seq, 0.0)``; or ``(None, seconds)`` until asking
     again is worthwhile. ``order`` is (seq, tokens) of live waiters, best first; ``cost_of``
-    gives a waiter's tokens, None once it has left (its reservation is then dropped)."""
+    gives a waiter's tokens, None once it has left."""
     now = budget.now_s()
-    if reserved.seq is not None and cost_of(reserved.seq) is None:  # the holder left
-        reserved.seq, reserved.due_s = None, math.inf
+    if len(reserved.dues) > DUES_KEPT:  # forget the due times of waiters that left
+        reserved.dues = {s: d for s, d in reserved.dues.items() if cost_of(s) is not None}
     retry_s = math.inf
-    extra: float | None = None
-    """Tokens of the waiter the queue waits for, beyond the holder's (None: not chosen yet)."""
+    best = True
     for seq, tokens in order:
-        if reserved.seq is None:  # the best waiter does not fit: it reserves
+        if best:  # the policy's best waiter: granted if it fits, else it holds the reservation
+            best = False
             wait = budget.try_take(tokens)
             if wait == 0.0:
+                reserved.dues.pop(seq, None)
                 return seq, 0.0
-            reserved.seq, reserved.tokens = seq, tokens
-            reserved.due_s = now + wait * (1.0 + BACKFILL_SLACK) + MIN_SLACK_S
-            extra, retry_s = 0.0, wait
+            due = reserved.dues.setdefault(seq, now + wait * (1.0 + BACKFILL_SLACK) + MIN_SLACK_S)
+            reserved.seq, reserved.tokens, reserved.due_s = seq, tokens, due
+            retry_s = wait
             continue
-        if seq == reserved.seq:
-            if extra is None and budget.try_take(tokens) == 0.0:  # nobody better to wait for
-                return _granted(reserved)
-            extra = 0.0 if extra is None else extra
-            continue
-        held = reserved.tokens + (extra or 0.0)
-        if budget.try_take_before(tokens, held, reserved.due_s):
+        if budget.try_take_before(tokens, reserved.tokens, reserved.due_s):
             return seq, 0.0
-        if now + budget.wait_s(tokens + held, now) <= reserved.due_s:  # it, then the rest, in time
-            retry_s = min(retry_s, budget.wait_s(tokens, now))
-            if extra is None:  # ranked above the holder: the queue waits for it first
-                extra = tokens
-    if reserved.seq is not None:
-        if extra is None and budget.try_take(reserved.tokens) == 0.0:  # beyond the scan
-            return _granted(reserved)
-        retry_s = min(retry_s, budget.wait_s(reserved.tokens, now))
+        wait = budget.wait_s(tokens, now)  # worth waking for if the holder still fits by due
+        if wait > 0.0 and now + budget.wait_s(tokens + reserved.tokens, now) <= reserved.due_s:
+            retry_s = min(retry_s, wait)
     return None, max(MIN_RETRY_S, retry_s if math.isfinite(retry_s) else MIN_RETRY_S)
-
-
-def _granted(reserved: Reserved) -> tuple[int | None, float]:
-    """The holder is granted (already charged): its reservation ends."""
-    seq = reserved.seq
-    reserved.seq, reserved.due_s = None, math.inf
-    return seq, 0.0

@@ -47,11 +47,11 @@ def _queue(window_s: float) -> tuple[AdmissionQueue, UpstreamBudget, FakeClock, 
 
 
 async def test_a_large_request_is_admitted_within_its_reservation() -> None:
-    """A request that needs the whole (1 s) bucket, behind an endless stream of cheaper and
-    better-ranked ones: they backfill while it waits, yet it is granted by its due time,
+    """The best-ranked request needs the whole (1 s) bucket; an endless stream of cheaper ones
+    (ranked after it) backfill while it waits, yet it is granted by its due time,
     ``wait * (1 + BACKFILL_SLACK) + MIN_SLACK_S`` after it reserved (here 1 s of refill)."""
     q, budget, clock, ranks = _queue(window_s=1.0)  # capacity 1024 tokens
-    ranks.update(big=5.0, small=1.0)
+    ranks.update(big=1.0, small=5.0)
     await q.acquire(tenant="t", run_key="first", cost=RATE)  # empties the bucket
     start = clock.t
     big = asyncio.create_task(q.acquire(tenant="t", run_key="big", cost=RATE))
