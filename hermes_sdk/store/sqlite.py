@@ -34,6 +34,18 @@ CREATE TABLE IF NOT EXISTS kv (
 );
 """
 _BATCH = 500
+_ROWS_PER_INSERT = 240
+"""Rows per multi-row INSERT of :meth:`SQLiteStore.append_paths`: 960 parameters, under the
+999 of SQLite before 3.32. One statement step per 240 rows instead of executemany's one per
+row: each step releases the GIL, and a thread that releases it waits up to
+``sys.getswitchinterval()`` (5 ms) to get it back from a CPU-bound app thread."""
+
+
+def _insert_rows_sql(n: int) -> str:
+    """One INSERT of ``n`` path rows (the connection caches the statement per ``n``)."""
+    return "INSERT INTO paths (tenant, app, json, created_at) VALUES " + ", ".join(
+        ["(?, ?, ?, ?)"] * n
+    )
 
 
 class SQLiteStore:
@@ -86,9 +98,9 @@ class SQLiteStore:
             db = self._db()
             try:
                 db.execute("BEGIN IMMEDIATE")
-                db.executemany(
-                    "INSERT INTO paths (tenant, app, json, created_at) VALUES (?, ?, ?, ?)", rows
-                )
+                for start in range(0, len(rows), _ROWS_PER_INSERT):
+                    chunk = rows[start : start + _ROWS_PER_INSERT]
+                    db.execute(_insert_rows_sql(len(chunk)), [v for row in chunk for v in row])
                 db.execute("COMMIT")
             except sqlite3.Error as exc:
                 if db.in_transaction:
