@@ -11,6 +11,15 @@ warning says so at most once per ``warn_interval_s``. Every counter changes unde
 so ``submitted == handled + dropped + pending`` holds exactly at any quiescent moment. At process
 exit (and :meth:`close`) what is queued gets ``exit_timeout_s`` to be handled, as one batch.
 After ``os.fork`` a child starts with an empty queue (the parent's runs are the parent's).
+
+Backpressure (opt-in, ``backpressure=True``): an app thread that never lets go of the GIL starves
+the learner (every GIL release of the learner, a store write, costs it up to the 5 ms switch
+interval to get the GIL back), so the queue fills and runs are dropped. With backpressure on,
+``submit()`` sleeps :data:`BACKPRESSURE_SLEEP_S` at a time (which releases the GIL) while the
+queue holds more than :data:`BACKPRESSURE_HIGH_FRACTION` of ``max_bytes``, at most
+:data:`BACKPRESSURE_MAX_SLEEPS` times per call: the app is slowed to the learner's pace instead
+of losing runs, and no call waits more than about 5 ms. Off by default: like OpenTelemetry's
+batch processor, the default drops and counts rather than slow the app.
 """
 
 from __future__ import annotations
@@ -36,6 +45,13 @@ DEFAULT_EXIT_TIMEOUT_S: Final = 5.0
 WARN_INTERVAL_S: Final = 60.0
 """Least seconds between two warnings about dropped runs."""
 _IDLE_POLL_S: Final = 1.0
+BACKPRESSURE_HIGH_FRACTION: Final = 1 / 8
+"""With backpressure, ``submit()`` yields while the queue holds more than this share of its
+bound (estimated bytes)."""
+BACKPRESSURE_SLEEP_S: Final = 200e-6
+"""One yield of ``submit()`` under backpressure, seconds."""
+BACKPRESSURE_MAX_SLEEPS: Final = 25
+"""Most yields per ``submit()`` (25 x 200 us: about 5 ms added per call at most)."""
 
 # Bytes a queued RunPath holds (CPython 3.11, 64-bit), measured with tracemalloc in
 # tests/instrument/test_learner.py, with ~8% headroom: the path object and its run_id, per stage
@@ -61,7 +77,8 @@ class LearnerStats:
     ``submitted`` runs were offered; ``handled`` reached ``handle`` (stored and learned, or
     counted as failed by it); ``dropped`` were refused because the queue was full (or closed);
     ``pending`` wait now, holding about ``pending_bytes`` of ``max_bytes``. ``batches`` counts
-    calls of ``handle``; ``peak_bytes`` is the most the queue ever held.
+    calls of ``handle``; ``peak_bytes`` is the most the queue ever held. ``backpressure_sleeps``
+    counts the sleeps of :data:`BACKPRESSURE_SLEEP_S` that ``submit()`` made (backpressure on).
     """
 
     submitted: int
@@ -72,6 +89,7 @@ class LearnerStats:
     peak_bytes: int
     max_bytes: int
     batches: int
+    backpressure_sleeps: int = 0
 
 
 class RunLearner:
@@ -84,6 +102,7 @@ class RunLearner:
         max_bytes: int = DEFAULT_MAX_BYTES,
         exit_timeout_s: float = DEFAULT_EXIT_TIMEOUT_S,
         warn_interval_s: float = WARN_INTERVAL_S,
+        backpressure: bool = False,
     ) -> None:
         if isinstance(max_bytes, bool) or not isinstance(max_bytes, int) or max_bytes < 1:
             raise ValueError(f"max_bytes must be an int >= 1, got {max_bytes!r}")
@@ -91,6 +110,8 @@ class RunLearner:
         self.max_bytes = max_bytes
         self.exit_timeout_s = exit_timeout_s
         self.warn_interval_s = warn_interval_s
+        self.backpressure = backpressure
+        self._high_bytes = int(max_bytes * BACKPRESSURE_HIGH_FRACTION)
         self._init_runtime()
         _LIVE.add(self)
 
@@ -106,6 +127,7 @@ class RunLearner:
         self.handled = 0
         self.dropped = 0
         self.batches = 0
+        self.backpressure_sleeps = 0
         self._dropped_unwarned = 0
         self._last_warn = -float("inf")
         self._closed = False
@@ -114,11 +136,16 @@ class RunLearner:
 
     # -- app side ---------------------------------------------------------------------------
     def submit(self, path: RunPath) -> bool:
-        """Queue ``path``; drop and count it if it does not fit. Never blocks long, never raises."""
+        """Queue ``path``; drop and count it if it does not fit. Never blocks long, never raises.
+
+        With backpressure on, first sleeps (bounded: :data:`BACKPRESSURE_MAX_SLEEPS`) while the
+        queue is above its high watermark."""
         size = estimate_bytes(path)
         warn = False
+        sleeps = self._yield_to_learner() if self.backpressure else 0
         with self._cond:
             self.submitted += 1
+            self.backpressure_sleeps += sleeps
             if self._closed or self._bytes + size > self.max_bytes:
                 self.dropped += 1
                 self._dropped_unwarned += 1
@@ -142,12 +169,27 @@ class RunLearner:
             self._warn_dropped(dropped)
         return False
 
+    def _yield_to_learner(self) -> int:
+        """Sleep while the queue is above the high watermark, at most BACKPRESSURE_MAX_SLEEPS
+        times (never on the learner's own thread); the number of sleeps."""
+        sleeps = 0
+        # a plain read of an int: the lock is not needed to decide whether to wait a little
+        while self._bytes > self._high_bytes and sleeps < BACKPRESSURE_MAX_SLEEPS:
+            thread = self._thread
+            if thread is None or threading.current_thread() is thread or self._closed:
+                break
+            time.sleep(BACKPRESSURE_SLEEP_S)
+            sleeps += 1
+        return sleeps
+
     def _warn_dropped(self, dropped: int) -> None:
         log.warning(
             "hermes: %d completed run(s) dropped, not learned: the queue of runs waiting for "
             "the store is full (%.1f MiB; %d dropped in total). The store is slower than the "
             "app; raise HERMES_LEARN_QUEUE_MIB or configure(learn_queue_bytes=...) to absorb "
-            "longer bursts. Next warning in %.0f s at the earliest.",
+            "longer bursts, or set HERMES_LEARN_BACKPRESSURE=1 / configure(learn_backpressure="
+            "True) to slow the app to the learner's pace instead. Next warning in %.0f s at "
+            "the earliest.",
             dropped,
             self.max_bytes / 2**20,
             self.dropped,
@@ -203,6 +245,7 @@ class RunLearner:
                 peak_bytes=self._peak,
                 max_bytes=self.max_bytes,
                 batches=self.batches,
+                backpressure_sleeps=self.backpressure_sleeps,
             )
 
     # -- learner thread ---------------------------------------------------------------------

@@ -37,6 +37,8 @@ log = logging.getLogger("hermes_sdk.instrument")
 DEFAULT_STORE_URL: Final = "sqlite:///~/.hermes/hermes.db"
 LEARN_QUEUE_ENV: Final = "HERMES_LEARN_QUEUE_MIB"
 """Environment variable: MiB of completed runs that may wait for the store (default 16)."""
+LEARN_BACKPRESSURE_ENV: Final = "HERMES_LEARN_BACKPRESSURE"
+"""Environment variable: 1/true/yes/on slows ``submit()`` instead of dropping (default off)."""
 STORE_WARN_INTERVAL_S: Final = 60.0
 """Least seconds between two warnings about failed store writes."""
 RANK_REFRESH_BUDGET: Final = 2
@@ -85,6 +87,14 @@ class InstrumentStats:
     """The most the queue of completed runs ever held (estimated bytes)."""
     max_pending_bytes: int = 0
     """The queue's bound (``HERMES_LEARN_QUEUE_MIB`` / ``configure(learn_queue_bytes=)``)."""
+    learn_backpressure_sleeps: int = 0
+    """Sleeps (200 us each) that ending a run made to let the learner catch up (backpressure on)."""
+
+
+def env_learn_backpressure() -> bool:
+    """True when ``HERMES_LEARN_BACKPRESSURE`` turns backpressure on (1/true/yes/on)."""
+    raw = os.environ.get(LEARN_BACKPRESSURE_ENV, "").strip().lower()
+    return raw in ("1", "true", "yes", "on")
 
 
 def env_learn_queue_bytes() -> int:
@@ -113,6 +123,7 @@ class Runtime:
         remote: bool = False,
         sink_factory: Callable[[], EventSink] | None = None,
         learn_queue_bytes: int = DEFAULT_MAX_BYTES,
+        learn_backpressure: bool = False,
     ) -> None:
         self.enabled = enabled
         self.sink_factory = sink_factory
@@ -127,7 +138,9 @@ class Runtime:
         # Learning (and the durable store append) happens on a daemon thread, off the app's
         # path: ending a run costs the app a queue append, not a disk write; the thread stores
         # and learns whatever queued meanwhile as one batch (one transaction).
-        self.learner = RunLearner(self.learn_many, max_bytes=learn_queue_bytes)
+        self.learner = RunLearner(
+            self.learn_many, max_bytes=learn_queue_bytes, backpressure=learn_backpressure
+        )
 
     def registry(self) -> GraphRegistry:
         """The registry runs are folded into, opened on first use (may raise StoreError)."""
@@ -242,6 +255,7 @@ class Runtime:
             pending_bytes=learner.pending_bytes,
             peak_pending_bytes=learner.peak_bytes,
             max_pending_bytes=learner.max_bytes,
+            learn_backpressure_sleeps=learner.backpressure_sleeps,
         )
 
 
@@ -276,7 +290,11 @@ def _import_time_queue_bytes() -> int:
         return DEFAULT_MAX_BYTES
 
 
-RUNTIME: Runtime = Runtime(enabled=not env_disabled(), learn_queue_bytes=_import_time_queue_bytes())
+RUNTIME: Runtime = Runtime(
+    enabled=not env_disabled(),
+    learn_queue_bytes=_import_time_queue_bytes(),
+    learn_backpressure=env_learn_backpressure(),
+)
 """The active settings; module attribute read on every instrumented call."""
 
 
@@ -296,6 +314,7 @@ def configure(
     flush_interval_s: float = DEFAULT_FLUSH_INTERVAL_S,
     exit_timeout_s: float = DEFAULT_EXIT_TIMEOUT_S,
     learn_queue_bytes: int | None = None,
+    learn_backpressure: bool | None = None,
 ) -> None:
     """Set where runs go; each call replaces the previous configuration (flushing it first).
 
@@ -311,7 +330,10 @@ def configure(
     at exit, queued events get ``exit_timeout_s`` to leave. Completed runs wait for the store
     in a queue of at most ``learn_queue_bytes`` (default ``HERMES_LEARN_QUEUE_MIB`` or 16 MiB,
     about 4,000 13-stage runs); runs beyond it are dropped, counted in :func:`stats`
-    (``runs_dropped``) and warned about at most once a minute.
+    (``runs_dropped``) and warned about at most once a minute. ``learn_backpressure=True``
+    (default ``HERMES_LEARN_BACKPRESSURE``, off) makes ending a run wait instead, briefly (at
+    most ~5 ms a run), while that queue is over 1/8 full, so a CPU-bound app that would starve
+    the learner is slowed to its pace rather than losing runs.
     Raises :class:`ConfigError` for an unusable scheduler URL.
     """
     global RUNTIME
@@ -321,6 +343,10 @@ def configure(
         raise ConfigError(f"learn_queue_bytes must be an int, got {learn_queue_bytes!r}")
     elif learn_queue_bytes < 1:
         raise ConfigError(f"learn_queue_bytes must be >= 1, got {learn_queue_bytes}")
+    if learn_backpressure is None:
+        learn_backpressure = env_learn_backpressure()
+    elif not isinstance(learn_backpressure, bool):
+        raise ConfigError(f"learn_backpressure must be a bool, got {learn_backpressure!r}")
     if enabled is None:
         enabled = not env_disabled()
     if scheduler_url is not None and sink is not None:
@@ -364,6 +390,7 @@ def configure(
         remote=scheduler_url is not None,
         sink_factory=sink_factory,
         learn_queue_bytes=learn_queue_bytes,
+        learn_backpressure=learn_backpressure,
     )
     old.close()
     # Units decorated with admit=True hold a backend slot of this scheduler (none: admit at once).
