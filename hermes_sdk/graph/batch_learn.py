@@ -18,13 +18,11 @@ The lock, the compiled-table invalidation and the answer cache are taken care of
 
 from __future__ import annotations
 
-from bisect import bisect_left
+from bisect import bisect_left, bisect_right
 from collections import Counter, OrderedDict, deque
 from collections.abc import Sequence
 from operator import attrgetter
 from typing import Any, Protocol
-
-import numpy as np
 
 from hermes_sdk.errors import GraphError
 from hermes_sdk.graph import drift, drift_batch
@@ -139,11 +137,11 @@ class _NodeRuns:
         """``drift.watch_stage``'s mark after this node's last stage of each of its runs."""
         last = sorted(set(self.stage_runs))
         base = drift._totals(self.node)
+        # bisect, not np.searchsorted: that releases the GIL per call, and the learner then
+        # waits up to the 5 ms switch interval to get it back from a CPU-bound app thread
+        runs_by_field = self.runs
         counts = [
-            (
-                np.searchsorted(np.asarray(self.runs[k], dtype=np.int64), last, side="right") + b
-            ).tolist()
-            for k, b in enumerate(base)
+            [bisect_right(runs_by_field[k], r) + int(b) for r in last] for k, b in enumerate(base)
         ]
         return [
             (runs0 + r, times[r], totals)

@@ -13,6 +13,7 @@ arithmetic of a score is the same IEEE operations in the same order, elementwise
 from __future__ import annotations
 
 import statistics
+from bisect import bisect_left, bisect_right
 from collections import Counter, deque
 from collections.abc import Callable, Sequence
 from itertools import repeat
@@ -106,13 +107,15 @@ def _commit(
 
 def _value_scores(stream: Stream, xs: list[float]) -> tuple[list[float], list[float]]:
     """Scores of ``xs`` against the frozen reference, and the Weyl phase after each."""
-    ref = stream._ref_array
-    if ref is None:
-        ref = stream._ref_array = np.asarray(stream._ref, dtype=np.float64)
-    assert isinstance(ref, np.ndarray)
-    x = np.asarray(xs, dtype=np.float64)
-    lo = np.searchsorted(ref, x, side="left")
-    equal = np.searchsorted(ref, x, side="right") - lo
+    ref = stream._ref
+    assert ref is not None
+    # bisect, as Stream.score does: np.searchsorted releases the GIL on every call, and a
+    # thread that releases it waits up to the 5 ms switch interval for a CPU-bound app's
+    lo_ = [bisect_left(ref, x) for x in xs]
+    lo = np.asarray(lo_, dtype=np.int64)
+    equal = np.asarray(
+        [bisect_right(ref, x, i) - i for x, i in zip(xs, lo_, strict=True)], dtype=np.int64
+    )
     weyls: list[float] = []
     w = stream._weyl
     for _ in range(len(xs)):
