@@ -12,6 +12,9 @@ the default queue bound. Per store (SQLite file, memory, a throwaway redis-serve
   runs/s over the whole soak (first run to everything stored), peak RSS growth over the RSS
   before the first run, drops, and runs lost at exit (counted in the store after the child
   exited; memory: read from the counters after the exit drain);
+- ``soak_backpressure``: the same soak with ``HERMES_LEARN_BACKPRESSURE=1`` (``submit()`` sleeps
+  200 us at a time, at most 25 times, while the queue is over 1/8 of its bound): the app slowed
+  to the learner's pace instead of runs dropped;
 - ``drain``: ``--drain`` runs queued while learning is held, then released: stored and learned
   runs/s of the learner alone (what bounds the exit drain), and the exit time a full default
   queue would need at that rate;
@@ -78,6 +81,7 @@ def _soak_child(store_url: str, runs: int, out_path: str) -> None:
         c = rt.current_runtime().counters()
         report.update(
             stored_and_learned=c.runs_completed,
+            backpressure_sleeps=c.learn_backpressure_sleeps,
             failed=c.runs_failed_to_record,
             dropped=c.runs_dropped,
             pending_after_exit=c.runs_pending,
@@ -251,7 +255,8 @@ class RedisServer:
         self.proc.wait(10)
 
 
-def _child(args: list[str]) -> dict[str, Any]:
+def _child(args: list[str], *, backpressure: bool = False) -> dict[str, Any]:
+    env = {**os.environ, "HERMES_LEARN_BACKPRESSURE": "1" if backpressure else "0"}
     with tempfile.NamedTemporaryFile(suffix=".json", delete=False) as f:
         out = f.name
     try:
@@ -260,6 +265,7 @@ def _child(args: list[str]) -> dict[str, Any]:
             capture_output=True,
             text=True,
             timeout=1800,
+            env=env,
         )
         if proc.returncode != 0:
             raise RuntimeError(f"child {args} failed:\n{proc.stderr[-3000:]}")
@@ -294,23 +300,33 @@ def measure(runs: int, drain: int, stores: list[str]) -> dict[str, Any]:
                 else:
                     assert server is not None
                     soak_url, drain_url, base_url = server.url(1), server.url(2), server.url(3)
-                print(f"{kind}: soak of {runs:,} runs ...", flush=True)
-                soak = _child(["--soak", soak_url, str(runs)])
-                if kind == "sqlite":
-                    stored = _sqlite_rows(work / "soak.db")
-                elif kind == "redis":
-                    assert server is not None
-                    stored = server.llen(1) - 1  # minus the warm-up run
-                else:
-                    stored = soak["stored_and_learned"] - 1
-                soak["stored_after_exit"] = stored
-                soak["lost_at_exit"] = soak["runs"] - stored - soak["dropped"]
-                soak["learned_runs_s"] = (soak["stored_and_learned"] - 1) / soak["learned_all_s"]
+                row: dict[str, Any] = {}
+                for key, backpressure in (("soak", False), ("soak_backpressure", True)):
+                    if kind == "sqlite":
+                        soak_url = f"sqlite:///{work}/{key}.db"
+                    elif kind == "redis":
+                        assert server is not None
+                        soak_url = server.url(1 if not backpressure else 4)
+                    on = "on" if backpressure else "off"
+                    print(f"{kind}: soak of {runs:,} runs, backpressure {on} ...", flush=True)
+                    soak = _child(["--soak", soak_url, str(runs)], backpressure=backpressure)
+                    if kind == "sqlite":
+                        stored = _sqlite_rows(work / f"{key}.db")
+                    elif kind == "redis":
+                        assert server is not None
+                        stored = server.llen(1 if not backpressure else 4) - 1  # minus warm-up
+                    else:
+                        stored = soak["stored_and_learned"] - 1
+                    soak["backpressure"] = backpressure
+                    soak["stored_after_exit"] = stored
+                    soak["lost_at_exit"] = soak["runs"] - stored - soak["dropped"]
+                    soak["learned_runs_s"] = (soak["stored_and_learned"] - 1) / soak[
+                        "learned_all_s"
+                    ]
+                    row[key] = soak
                 print(f"{kind}: drain of {drain:,} queued runs + baseline ...", flush=True)
-                rows[kind] = {
-                    "soak": soak,
-                    "drain": _child(["--drain-child", drain_url, str(drain), base_url]),
-                }
+                row["drain"] = _child(["--drain-child", drain_url, str(drain), base_url])
+                rows[kind] = row
         finally:
             if server is not None:
                 server.stop()
@@ -377,19 +393,22 @@ def main() -> None:
 
 def _print(doc: dict[str, Any]) -> None:
     print(
-        f"{'store':8} {'produced/s':>11} {'learned/s':>10} {'drain/s':>9} {'drain/cpu-s':>11} "
+        f"{'store':8} {'bp':>3} {'produced/s':>11} {'learned/s':>10} {'drain/s':>9} "
+        f"{'drain/cpu-s':>11} "
         f"{'baseline/s':>10} {'base/cpu-s':>10} {'RSS+MiB':>8} {'dropped':>8} {'lost':>5} "
         f"{'hints p50 us':>12}"
     )
     for kind, row in doc["stores"].items():
-        s, d = row["soak"], row["drain"]
-        print(
-            f"{kind:8} {s['produced_runs_s']:11,.0f} {s['learned_runs_s']:10,.0f} "
-            f"{d['drain_runs_s']:9,.0f} {d['drain_runs_per_cpu_s']:11,.0f} "
-            f"{d['baseline_runs_s']:10,.0f} {d['baseline_runs_per_cpu_s']:10,.0f} "
-            f"{s['peak_rss_growth_mib']:8.1f} {s['dropped']:8d} {s['lost_at_exit']:5d} "
-            f"{s.get('current_hints_p50_us') or float('nan'):12.1f}"
-        )
+        for key in ("soak", "soak_backpressure"):
+            s, d = row[key], row["drain"]
+            print(
+                f"{kind:8} {'on' if s['backpressure'] else 'off':>3} "
+                f"{s['produced_runs_s']:11,.0f} {s['learned_runs_s']:10,.0f} "
+                f"{d['drain_runs_s']:9,.0f} {d['drain_runs_per_cpu_s']:11,.0f} "
+                f"{d['baseline_runs_s']:10,.0f} {d['baseline_runs_per_cpu_s']:10,.0f} "
+                f"{s['peak_rss_growth_mib']:8.1f} {s['dropped']:8d} {s['lost_at_exit']:5d} "
+                f"{s.get('current_hints_p50_us') or float('nan'):12.1f}"
+            )
 
 
 def _us(value: float | None) -> str:
@@ -421,6 +440,12 @@ def plot(result: dict[str, Any], path: Path) -> None:
         {
             "produced by the app (soak)": [rows[k]["soak"]["produced_runs_s"] for k in keys],
             "stored + learned (soak)": [rows[k]["soak"]["learned_runs_s"] for k in keys],
+            "produced (soak, backpressure on)": [
+                rows[k]["soak_backpressure"]["produced_runs_s"] for k in keys
+            ],
+            "stored + learned (soak, backpressure on)": [
+                rows[k]["soak_backpressure"]["learned_runs_s"] for k in keys
+            ],
             "stored + learned (learner alone)": [rows[k]["drain"]["drain_runs_s"] for k in keys],
             "stored + learned per CPU second (learner alone)": [
                 rows[k]["drain"]["drain_runs_per_cpu_s"] for k in keys
@@ -436,12 +461,21 @@ def plot(result: dict[str, Any], path: Path) -> None:
     grouped_bars(
         axes[1],
         stores,
-        {"peak RSS growth (MiB)": [rows[k]["soak"]["peak_rss_growth_mib"] for k in keys]},
+        {
+            "peak RSS growth (MiB)": [rows[k]["soak"]["peak_rss_growth_mib"] for k in keys],
+            "peak RSS growth, backpressure on (MiB)": [
+                rows[k]["soak_backpressure"]["peak_rss_growth_mib"] for k in keys
+            ],
+        },
         axis_label="MiB",
-        title="peak RSS growth\nruns lost at a clean exit: "
-        + ", ".join(f"{k} {rows[k]['soak']['lost_at_exit']}" for k in keys)
-        + "\ncurrent_hints() p50 while learning (target <= 20 us): "
-        + ", ".join(f"{k} {_us(rows[k]['soak'].get('current_hints_p50_us'))}" for k in keys),
+        title="peak RSS growth\nper store: dropped (backpressure off / on), lost at\n"
+        "exit, current_hints() p50 while learning (<= 20 us)\n"
+        + "\n".join(
+            f"{k}: {rows[k]['soak']['dropped']:,} / {rows[k]['soak_backpressure']['dropped']:,}"
+            f", lost {rows[k]['soak']['lost_at_exit']}"
+            f", {_us(rows[k]['soak'].get('current_hints_p50_us'))}"
+            for k in keys
+        ),
         targets=[(result["targets"]["peak_rss_growth_mib"], "target: <= 50 MiB")],
         legend="lower right",
     )
