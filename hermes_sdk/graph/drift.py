@@ -174,7 +174,6 @@ class Stream:
         "_n",
         "_next_freeze",
         "_ref",
-        "_ref_array",
         "_ref_mean",
         "_rel",
         "_seen",
@@ -196,7 +195,6 @@ class Stream:
         self._xs: list[float] = []  # a gated stream's excursion values
         self._min_reference = settings.min_reference
         self._ref: list[float] | None = None
-        self._ref_array: object = None  # the reference as an array (drift_batch), per freeze
         self._n = 0  # reference size, and its clip bounds [1/(2n), 1 - 1/(2n)]
         self._lo = self._top = 0.0
         self._seen = 0  # observations since the last change
@@ -220,7 +218,6 @@ class Stream:
 
     def _freeze(self, reference: Iterable[float], window: int) -> None:
         ref = self._ref = sorted(reference)
-        self._ref_array = None
         n = self._n = len(ref)
         if n:  # (an empty reference fails at the first score, as it always did)
             self._lo, self._top = 0.5 / n, 1.0 - 0.5 / n
