@@ -78,7 +78,8 @@ def uses_budget_rank(policy: Policy) -> bool:
     return innermost(policy).name.startswith("gittins")
 
 
-def _aging(policy: Policy) -> AgingPolicy | None:
+def aging_of(policy: Policy) -> AgingPolicy | None:
+    """The starvation guard among ``policy``'s wrappers, if any."""
     while True:
         if isinstance(policy, AgingPolicy):
             return policy
@@ -95,14 +96,17 @@ class BudgetRanker:
         self._scheduler = scheduler
         self._upstream = upstream
         self._budget = budget
-        self._aging = _aging(scheduler.policy)
+        self._aging = aging_of(scheduler.policy)
         self._queued: dict[Hashable, _Queued] = {}
         """run_key -> the app and node its requests wait for on this upstream."""
         self._cache: OrderedDict[_Key, tuple[int, NDArray[np.float64]]] = OrderedDict()
 
     @contextmanager
-    def queued(self, run_key: Hashable, app: str | None, node: str) -> Iterator[None]:
-        """Say which app and graph node a run's request waits for while the block runs."""
+    def queued(
+        self, run_key: Hashable, app: str | None, node: str, cost: float = 0.0
+    ) -> Iterator[None]:
+        """Say which app and graph node a run's request waits for while the block runs (its
+        ``cost`` is passed to :meth:`rank` by the queue)."""
         entry = self._queued.get(run_key)
         if entry is None:
             entry = self._queued[run_key] = _Queued(app, node)

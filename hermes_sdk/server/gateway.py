@@ -154,9 +154,11 @@ async def _proxy(request: web.Request) -> web.StreamResponse:
             waits = (
                 nullcontext()
                 if book is None
-                else book.queued(upstream.name, tenant, ref.run_id, ref.app, ref.unit or model)
+                else book.queued(
+                    upstream.name, tenant, ref.run_id, ref.app, ref.unit or model, cost
+                )
             )
-            with waits:  # a budgeted queue ranks the run by its unit's tokens
+            with waits:  # a budgeted queue ranks the run by its waiting tokens
                 enter = asyncio.ensure_future(slot.__aenter__())
                 if not await _wait_granted(request, enter, slot):
                     return web.Response(status=499)  # the client left while queued

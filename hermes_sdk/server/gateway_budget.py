@@ -2,7 +2,8 @@
 
 An upstream with ``rpm``/``tpm`` gets an :class:`~hermes_sdk.server.budget.UpstreamBudget` on its
 admission queue, so a request is granted only when the budget allows, in the policy's order
-(Gittins-family policies rank its waiters in budget seconds: :mod:`.budget_rank`; the best one
+(Gittins-family policies rank its waiters in budget seconds: by the c-mu rule on the run's
+waiting stage, :mod:`.budget_stage_rank`, or Gittins on the run, :mod:`.budget_rank`; the best one
 that does not fit holds a reservation others backfill within: :mod:`.budget_backfill`). A
 request's cost is its input tokens (estimated from the body, ~4 characters a token) plus its
 output tokens: ``max_tokens`` when the request sets it (what the provider itself counts when the
@@ -30,7 +31,8 @@ from aiohttp import web
 from prometheus_client import Counter, Gauge
 
 from hermes_sdk.server.budget import UpstreamBudget
-from hermes_sdk.server.budget_rank import BudgetRanker, uses_budget_rank
+from hermes_sdk.server.budget_rank import BudgetRanker, aging_of, uses_budget_rank
+from hermes_sdk.server.budget_stage_rank import StageRanker
 from hermes_sdk.server.provider_limits import parse_limits
 from hermes_sdk.server.scheduler import Scheduler
 from hermes_sdk.server.upstreams import UpstreamConfig
@@ -100,8 +102,9 @@ class BudgetBook:
             ["upstream", "kind"],
             registry=registry,
         )
-        self.rankers: dict[str, BudgetRanker] = {}
-        """Gittins ranks in budget seconds, per budgeted upstream (Gittins-family policies)."""
+        self.rankers: dict[str, StageRanker | BudgetRanker] = {}
+        """Ranks in budget seconds, per budgeted upstream (Gittins-family policies): the c-mu
+        rule on the waiting stage (``budget_rank="stage"``) or Gittins on the run (``run``)."""
         for up in upstreams:
             if up.budgeted:
                 budget = UpstreamBudget(up.rpm, up.tpm, window_s=up.window_s)
@@ -109,7 +112,13 @@ class BudgetBook:
                 queue = scheduler.queue(up.name)
                 queue.budget = budget
                 if uses_budget_rank(scheduler.policy):
-                    ranker = self.rankers[up.name] = BudgetRanker(scheduler, up.name, budget)
+                    ranker: StageRanker | BudgetRanker
+                    if up.budget_rank == "run":
+                        ranker = BudgetRanker(scheduler, up.name, budget)
+                    else:  # the queue's clock and the budget's are both time.monotonic
+                        aging = aging_of(scheduler.policy)
+                        ranker = StageRanker(budget, aging, queue.rerank, budget.now_s)
+                    self.rankers[up.name] = ranker
                     queue.budget_rank = ranker.rank
                 self._show_limits(up.name, budget)
 
@@ -118,14 +127,20 @@ class BudgetBook:
         return self.budgets.get(upstream)
 
     def queued(
-        self, upstream: str, tenant: str, run_id: str | None, app: str | None, node: str
+        self,
+        upstream: str,
+        tenant: str,
+        run_id: str | None,
+        app: str | None,
+        node: str,
+        cost: float = 0.0,
     ) -> AbstractContextManager[None]:
-        """While the block runs, ``run_id``'s request on ``upstream`` waits for ``node`` of
-        ``app`` (what its budget-seconds rank is computed from)."""
+        """While the block runs, ``run_id``'s request of ``cost`` tokens on ``upstream`` waits
+        for ``node`` of ``app`` (what its budget-seconds rank is computed from)."""
         ranker = self.rankers.get(upstream)
         if ranker is None or run_id is None:
             return nullcontext()
-        return ranker.queued((tenant, run_id), app, node)
+        return ranker.queued((tenant, run_id), app, node, cost)
 
     def observe(
         self, upstream: str, status: int, headers: Mapping[str, str], sent_at_s: float

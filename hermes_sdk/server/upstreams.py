@@ -2,7 +2,8 @@
 
 Given in ``hermes.toml`` (``[[upstreams]]`` tables) or on the command line as a repeatable
 ``--upstream NAME=URL[,engine=vllm][,max_inflight=N][,models=m1|m2][,priority_levels=N]
-[,higher_first=true|false][,timeout_s=S][,api_key=K][,api_key_env=VAR][,rpm=N][,tpm=N][,window_s=S]``.
+[,higher_first=true|false][,timeout_s=S][,api_key=K][,api_key_env=VAR][,rpm=N][,tpm=N][,window_s=S]
+[,budget_rank=stage|run]``.
 Requests are routed by their ``model``:
 to the upstream listing it, else (one upstream only, or a model learned from an upstream's
 ``/v1/models``) to that upstream.
@@ -24,6 +25,8 @@ from hermes_sdk.errors import ConfigError
 from hermes_sdk.graph.records import check_name
 
 ENGINES: Final[frozenset[str]] = frozenset(get_args(Engine))
+BUDGET_RANKS: Final = ("stage", "run")
+"""Orders of a budgeted upstream's waiters under a Gittins-family policy (``budget_rank``)."""
 ModelCard = dict[str, object]
 """One entry of an OpenAI ``/v1/models`` list (``id``, ``object``, ``owned_by``, ...)."""
 
@@ -65,6 +68,11 @@ class UpstreamConfig:
     window_s: float = 60.0
     """Seconds over which the provider enforces its per-minute limits (a burst of at most
     ``limit * window_s / 60``); OpenAI may enforce a minute's limit over shorter periods."""
+    budget_rank: str = "stage"
+    """How a Gittins-family policy orders the budget's waiters: ``stage`` (the c-mu rule on
+    the tokens the run has waiting: for runs that leave the queue between stages, as agents
+    with tool steps do) or ``run`` (Gittins on the run's whole remaining tokens: for runs whose
+    requests queue back to back). docs/theory.md section 10."""
 
     def __post_init__(self) -> None:
         try:
@@ -100,6 +108,11 @@ class UpstreamConfig:
                 or limit <= 0
             ):
                 raise ConfigError(f"upstream {self.name!r}: {what} must be a number > 0")
+        if self.budget_rank not in BUDGET_RANKS:
+            raise ConfigError(
+                f"upstream {self.name!r}: budget_rank must be one of {list(BUDGET_RANKS)}, "
+                f"got {self.budget_rank!r}"
+            )
         if self.higher_first is not None and not isinstance(self.higher_first, bool):
             raise ConfigError(f"upstream {self.name!r}: higher_first must be a boolean")
         if not isinstance(self.models, tuple) or not all(
@@ -167,7 +180,7 @@ _BOOLS: Final[Mapping[str, bool]] = {
 def parse_upstream_flag(flag: str) -> UpstreamConfig:
     """Parse ``NAME=URL[,engine=E][,max_inflight=N][,models=m1|m2][,priority_levels=N]
     [,higher_first=BOOL][,timeout_s=S][,api_key=K][,api_key_env=VAR][,rpm=N][,tpm=N]
-    [,window_s=S]`` (the ``--upstream`` command-line form)."""
+    [,window_s=S][,budget_rank=stage|run]`` (the ``--upstream`` command-line form)."""
     name, sep, rest = flag.partition("=")
     if not sep or not name or not rest:
         raise ConfigError(f"--upstream wants NAME=URL[,key=value...], got {flag!r}")
@@ -178,7 +191,7 @@ def parse_upstream_flag(flag: str) -> UpstreamConfig:
         key, value = key.strip(), value.strip()
         if not sep:
             raise ConfigError(f"--upstream {name}: option {option!r} is not key=value")
-        if key == "engine":
+        if key in ("engine", "budget_rank"):
             fields[key] = value
         elif key in ("max_inflight", "priority_levels"):
             try:

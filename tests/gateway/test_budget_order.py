@@ -1,4 +1,5 @@
-"""The order of a rate-limited upstream's waiters: Gittins in budget seconds, reservations.
+"""The order of a rate-limited upstream's waiters: Gittins in budget seconds (``budget_rank="run"``;
+the default stage rank: test_budget_stage_order.py), reservations.
 
 Queue-level tests run the real AdmissionQueue and UpstreamBudget on a fake budget clock (the
 queue is kicked after each step); the ranking tests use a real graph registry; the last test
@@ -126,7 +127,8 @@ async def test_budget_rank_is_gittins_on_remaining_tokens(
     """A run with one 300-token stage left ranks before one with six (same request cost);
     the rank is in budget seconds: (request + predicted rest) / (TPM / 60)."""
     _, gateway = stack
-    gw = await gateway(UpstreamConfig("hosted", provider, tpm=60_000), policy="gittins_plain")
+    up = UpstreamConfig("hosted", provider, tpm=60_000, budget_rank="run")
+    gw = await gateway(up, policy="gittins_plain")
     _teach(gw.scheduler.registry, "short", 1)
     _teach(gw.scheduler.registry, "long", 6)
     ranker = gw.app[BUDGETS].rankers["hosted"]
@@ -155,7 +157,7 @@ async def test_a_short_runs_request_goes_before_a_long_runs(
     request arrives, then a short run's (same size). Under Gittins the short run's is sent to
     the provider first; FCFS (the control) sends the long run's first."""
     _, gateway = stack
-    up = UpstreamConfig("hosted", provider, max_inflight=1, tpm=60_000)
+    up = UpstreamConfig("hosted", provider, max_inflight=1, tpm=60_000, budget_rank="run")
     gw = await gateway(up, policy=policy)
     _teach(gw.scheduler.registry, "short", 1)
     _teach(gw.scheduler.registry, "long", 6)
