@@ -14,7 +14,7 @@ from __future__ import annotations
 import asyncio
 import math
 import time
-from contextlib import AbstractAsyncContextManager, nullcontext
+from contextlib import AbstractAsyncContextManager, AbstractContextManager, nullcontext
 from typing import Final
 
 from aiohttp import web
@@ -95,6 +95,20 @@ async def _abandon(enter: asyncio.Future[Lease], slot: AbstractAsyncContextManag
         await slot.__aexit__(None, None, None)
 
 
+async def _queue_for(
+    request: web.Request,
+    slot: AbstractAsyncContextManager[Lease],
+    waits: AbstractContextManager[None],
+) -> Lease | None:
+    """Wait in the admission queue for ``slot``'s lease (None: the client left meanwhile);
+    ``waits`` is the budget ranker's block around the wait (:meth:`BudgetBook.queued`)."""
+    with waits:  # a budgeted queue ranks the run by its waiting tokens
+        enter = asyncio.ensure_future(slot.__aenter__())
+        if not await _wait_granted(request, enter, slot):
+            return None
+        return enter.result()
+
+
 async def _proxy(request: web.Request) -> web.StreamResponse:
     gw = request.app[GATEWAY]
     endpoint = request.path.rsplit("/v1/", 1)[-1]
@@ -137,32 +151,33 @@ async def _proxy(request: web.Request) -> web.StreamResponse:
         )
     queued_at = time.perf_counter()
     deadline_at = time.monotonic() + upstream.timeout_s
-    slot = gw.scheduler.slot(
-        upstream.name,
-        tenant=tenant,
-        run_id=ref.run_id,
-        app=ref.app,
-        deadline_s=ref.deadline_s,
-        timeout_s=upstream.timeout_s,
-        cost=cost,
-    )
+
+    def slot_for(timeout_s: float) -> AbstractAsyncContextManager[Lease]:
+        return gw.scheduler.slot(
+            upstream.name,
+            tenant=tenant,
+            run_id=ref.run_id,
+            app=ref.app,
+            deadline_s=ref.deadline_s,
+            timeout_s=timeout_s,
+            cost=cost,
+        )
+
+    def waits() -> AbstractContextManager[None]:
+        if book is None:
+            return nullcontext()
+        return book.queued(upstream.name, tenant, ref.run_id, ref.app, ref.unit or model, cost)
+
+    slot = slot_for(upstream.timeout_s)
     try:
         # fast path: granted without waiting (with a budget any request may have to wait)
         if budget is None and _slot_free(gw.scheduler, upstream.name):
             lease = await slot.__aenter__()
         else:
-            waits = (
-                nullcontext()
-                if book is None
-                else book.queued(
-                    upstream.name, tenant, ref.run_id, ref.app, ref.unit or model, cost
-                )
-            )
-            with waits:  # a budgeted queue ranks the run by its waiting tokens
-                enter = asyncio.ensure_future(slot.__aenter__())
-                if not await _wait_granted(request, enter, slot):
-                    return web.Response(status=499)  # the client left while queued
-                lease = enter.result()
+            granted = await _queue_for(request, slot, waits())
+            if granted is None:
+                return web.Response(status=499)  # the client left while queued
+            lease = granted
     except QueueTimeout as exc:  # tell the client when to retry
         resp = openai_error(429, "queue_timeout", str(exc))
         resp.headers["Retry-After"] = str(max(1, math.ceil(exc.retry_after_s)))
@@ -178,7 +193,7 @@ async def _proxy(request: web.Request) -> web.StreamResponse:
         fields = upstream.fields(rank, tenant=tenant, deadline_s=ref.deadline_s)
     override_body(body, fields.body)
     state = CallState(waited_s=granted_at - queued_at)
-    charged = budget is not None
+    charged, held = budget is not None, True
     throttled_s = 0.0
     try:
         while True:
@@ -195,20 +210,31 @@ async def _proxy(request: web.Request) -> web.StreamResponse:
             )
             if book is None or not state.throttled:
                 return answer
-            # a 429 from the provider: keep the slot, retry when the budget allows; the wait
-            # counts as queueing (X-Hermes-Queue-Wait), not as the unit's service
+            # a 429 from the provider: the charge is refunded and the request queues again at
+            # its rank (the budget blocked by Retry-After meanwhile), until its timeout; the
+            # wait counts as queueing (X-Hermes-Queue-Wait), not as the unit's service
             retry_from = time.perf_counter()
-            charged = await book.retry_when_allowed(upstream.name, cost, deadline_at)
+            book.refund(upstream.name, cost)
+            charged = held = False
+            await slot.__aexit__(None, None, None)
+            slot = slot_for(deadline_at - time.monotonic())
+            try:
+                again = await _queue_for(request, slot, waits())
+            except QueueTimeout:
+                again = None
+            book.count_429(upstream.name, absorbed=again is not None)
+            if again is None:  # the timeout passed (or the client left): the app sees the 429
+                return answer
+            charged = held = True
             throttled_s += time.perf_counter() - retry_from
             state.waited_s = granted_at - queued_at + throttled_s
-            if not charged:
-                return answer  # the request's timeout passed: now the app sees the 429
             state.throttled = False
     except asyncio.CancelledError:  # the client went away (aiohttp handler cancellation)
         state.disconnected = True
         raise
     finally:
-        await slot.__aexit__(None, None, None)
+        if held:
+            await slot.__aexit__(None, None, None)
         if book is not None and charged:
             actual = None
             if state.input_tokens is not None and state.output_tokens is not None:

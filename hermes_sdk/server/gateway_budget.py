@@ -11,14 +11,14 @@ request arrives: OpenAI's limit is "the maximum of max_tokens and the estimated 
 tokens based on the character count of your request"), else what the run's PDGraph predicts for
 that unit (the node's mean; else :data:`DEFAULT_OUTPUT_TOKENS`); corrected by the response's
 ``usage``. Every upstream response's
-rate-limit headers adapt the budget; a 429 is absorbed: the request keeps its slot (it was
-admitted in policy order), its charge is refunded, and it is sent again as soon as the budget
-allows, until its upstream's ``timeout_s`` has passed since it arrived.
+rate-limit headers adapt the budget; a 429 is absorbed: its charge is refunded and the request
+queues again at its rank (the budget blocked by ``Retry-After``), so it is resent in the
+policy's order, behind the reservation like any waiter, until its upstream's ``timeout_s`` has
+passed since it arrived.
 """
 
 from __future__ import annotations
 
-import asyncio
 import json
 import logging
 import math
@@ -169,20 +169,14 @@ class BudgetBook:
             budget.settle(estimated, actual)
         self._used.labels(upstream).inc(estimated if actual is None else actual)
 
-    async def retry_when_allowed(self, upstream: str, cost: int, deadline_s: float) -> bool:
-        """After a 429: refund the charge, wait until the budget takes ``cost`` again and return
-        True, or False (charge refunded) if that would be after ``deadline_s`` (monotonic)."""
-        budget = self.budgets[upstream]
-        budget.refund(cost)
-        while True:
-            wait_s = budget.try_take(cost)
-            if wait_s == 0.0:
-                self._absorbed.labels(upstream, "absorbed").inc()
-                return True
-            if time.monotonic() + wait_s > deadline_s:
-                self._absorbed.labels(upstream, "passed").inc()
-                return False
-            await asyncio.sleep(wait_s)
+    def refund(self, upstream: str, cost: int) -> None:
+        """Give back the charge of a request the upstream refused (a 429)."""
+        self.budgets[upstream].refund(cost)
+
+    def count_429(self, upstream: str, *, absorbed: bool) -> None:
+        """Count an upstream 429: absorbed (the request was granted again and resent) or
+        passed (its timeout passed first, or its client left: the app got the 429)."""
+        self._absorbed.labels(upstream, "absorbed" if absorbed else "passed").inc()
 
     def _show_limits(self, upstream: str, budget: UpstreamBudget) -> None:
         for kind, value in (("requests", budget.rpm), ("tokens", budget.tpm)):

@@ -76,8 +76,8 @@ async def test_429_storm_is_absorbed_without_loss_or_duplicates(
     provider: str, stack: tuple[object, StartGateway]
 ) -> None:
     """The gateway is told a budget 10x the provider's, whose minute another client just spent:
-    the wave meets 429s, which the gateway absorbs (learning the real limit from headers); every
-    app call succeeds, once."""
+    the wave meets 429s, which the gateway absorbs (learning the real limit from headers) by
+    queueing the request again; every app call succeeds, once."""
     _, gateway = stack
     await _drain(provider)
     gw = await gateway(UpstreamConfig("hosted", provider, max_inflight=64, tpm=600_000))
@@ -105,6 +105,9 @@ async def test_429_storm_is_absorbed_without_loss_or_duplicates(
     absorbed = 'hermes_gateway_upstream_429_total{outcome="absorbed",upstream="hosted"} '
     assert float(metrics.split(absorbed)[1].split()[0]) == stats["limited"]
     assert 'outcome="passed"' not in metrics
+    # each 429 sent its request back through the admission queue (its rank, the reservation),
+    # not around it: the queue granted every request once plus once per absorbed 429
+    assert gw.scheduler.queue("hosted").granted == n + stats["limited"]
     await client.close()
 
 
