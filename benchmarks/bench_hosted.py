@@ -11,13 +11,16 @@ prompt + output tokens, and sends ``x-ratelimit-*`` headers. The apps are the li
 apps at their weights (:mod:`hosted_workload`: multi-call runs, tool steps slept); runs arrive
 as a Poisson process offering ``--load`` (90%) of the provider's TPM (300k), times scaled so the
 drawn runs offer exactly that; the summary also gives each seed's floor, the mean time of the same
-runs with no wait at all (``Run.standalone_s``). Three ways to call it, each
+runs with no wait at all (``Run.standalone_s``). Four ways to call it, each
 from a fresh provider process, with the same seeded runs:
 
 (a) direct: the ``openai`` client straight at the provider with its default retries (2 retries,
     waiting ``retry-after-ms``/``Retry-After`` when given, else 0.5 s x 2^n with jitter: openai
     ``_base_client._calculate_retry_timeout``). A 429 it gives up on raises RateLimitError: the
     app breaks (its parallel calls are cancelled), the run counts as FAILED, not as completed;
+(a') direct_retry: the same client with ``max_retries=10`` and nothing else changed (its own
+    backoff), what a user who does not want broken apps would run: (a)'s ratios are taken over
+    the runs (a) completed, which favours (a) (its broken runs free the budget for the rest);
 (b) Hermes FCFS: ``hermes serve`` with the upstream's budget (``tpm``, ``window_s``), fcfs;
 (c) Hermes Gittins: the same with the Gittins policy, on graphs learned from the runs
     themselves: each run is opened with POST /v1/runs and ended with /end carrying its path as
@@ -25,10 +28,12 @@ from a fresh provider process, with the same seeded runs:
     the gateway's X-Hermes-Queue-Wait). The first ``--warmup-s`` seconds are not measured.
 
 Per way: runs completed and failed (arriving after ``--warmup-s``), mean and P95 completion of
-the completed runs, and the same on the runs completed by all three ways (the paired set the
-ratios use), 429s the apps' client saw (each one, retried or not), and budget use: the provider's
-accepted tokens/min over the last two thirds of a saturation phase (``--sat-load`` 200% offered
-for ``--sat-s`` s; a run's tokens are spread over its stages, so demand ramps up) over its TPM.
+the completed runs, and the same on the runs completed by every way; each ratio of Gittins to a
+baseline is taken on the runs both completed (beside the floor of those runs); 429s the apps'
+client saw (each one, retried or not; with (a') none breaks an app unless its 10 retries are
+spent), tokens per minute the provider accepted, and budget use: the provider's accepted
+tokens/min over the last two thirds of a saturation phase (``--sat-load`` 200% offered for
+``--sat-s`` s; a run's tokens are spread over its stages, so demand ramps up) over its TPM.
 Over seeds: each seed's paired ratio, their mean and 95% t interval.
 """
 
@@ -60,7 +65,11 @@ from plotting import figure, grouped_bars, save
 
 RESULTS = Path(__file__).parent / "results"
 MODEL = "sim"
-WAYS = ("direct", "hermes_fcfs", "hermes_gittins")
+WAYS = ("direct", "direct_retry", "hermes_fcfs", "hermes_gittins")
+BASELINES = WAYS[:-1]
+"""What Gittins is compared with (each on the runs both completed)."""
+RETRIES = {"direct": 2, "direct_retry": 10}
+"""The ``openai`` client's ``max_retries`` per direct way (2 is its default)."""
 TOOL_KINDS = {"search": "retriever", "container": "container", "dnn": "dnn"}
 """The unit kind the SDK records for a tool stage on each of the suite's tool backends."""
 CONFIG_KEYS = ("tpm", "window_s", "load", "duration_s", "warmup_s", "sat_s", "sat_load", "step_s")
@@ -108,7 +117,7 @@ def _process(args: list[str], port: int) -> Iterator[None]:
 class Driver:
     """Runs the workload against one base URL as the apps would, recording what they saw."""
 
-    def __init__(self, base_url: str, control: str | None) -> None:
+    def __init__(self, base_url: str, control: str | None, max_retries: int = 2) -> None:
         self.seen_429 = 0
 
         async def hook(resp: httpx.Response) -> None:
@@ -120,8 +129,10 @@ class Driver:
             limits=httpx.Limits(max_connections=None, max_keepalive_connections=512),
             timeout=600.0,  # the openai client's default
         )
-        # max_retries left at the client's default (2), as an app would
-        self.client = AsyncOpenAI(base_url=base_url, api_key="app-key", http_client=self.http)
+        # the client's own backoff; 2 retries is its default, as an app would leave it
+        self.client = AsyncOpenAI(
+            base_url=base_url, api_key="app-key", http_client=self.http, max_retries=max_retries
+        )
         self.control = control
 
     async def call(
@@ -202,8 +213,9 @@ async def _drive(
     control: str | None,
     provider: str,
     runs: list[Run],
+    max_retries: int = 2,
 ) -> dict[str, Any]:
-    driver = Driver(base_url, control)
+    driver = Driver(base_url, control, max_retries)
     main, sat = (r for r in runs if r.run_id[0] == "m"), (r for r in runs if r.run_id[0] == "s")
     start = time.monotonic() + 0.5
     window = (args.warmup_s, args.duration_s)
@@ -240,8 +252,8 @@ async def measure(way: str, args: argparse.Namespace, runs: list[Run]) -> dict[s
     ]  # fmt: skip
     provider = f"http://127.0.0.1:{eport}"
     with _process(engine, eport):
-        if way == "direct":
-            return await _drive(args, provider + "/v1", None, provider, runs)
+        if way in RETRIES:
+            return await _drive(args, provider + "/v1", None, provider, runs, RETRIES[way])
         policy = "fcfs" if way == "hermes_fcfs" else "gittins"
         gw = [sys.executable, "-c", GATEWAY_SCRIPT, str(gport), provider + "/v1", policy]
         with _process([*gw, str(args.tpm), str(args.window_s)], gport):
@@ -250,7 +262,7 @@ async def measure(way: str, args: argparse.Namespace, runs: list[Run]) -> dict[s
 
 
 def run_seed(args: argparse.Namespace) -> dict[str, Any]:
-    """Measure the three ways on seed ``args.seed``'s runs."""
+    """Measure every way on seed ``args.seed``'s runs."""
     runs = workload(args.seed, args.tpm, args.load, args.duration_s, "m")
     runs += workload(args.seed + 1000, args.tpm, args.sat_load, args.sat_s, "s")
     doc: dict[str, Any] = {k: getattr(args, k) for k in CONFIG_KEYS}
@@ -305,38 +317,43 @@ def summarize(args: argparse.Namespace) -> dict[str, Any]:
     seeds = []
     for path in sorted(args.out_dir.glob("hosted.seed*.json")):
         doc = json.loads(path.read_text())
-        if {k: doc[k] for k in CONFIG_KEYS} == config:
+        if {k: doc[k] for k in CONFIG_KEYS} == config and set(doc["ways"]) == set(WAYS):
             seeds.append(doc)
+        else:
+            print(f"{path.name}: another configuration or other ways, left out", file=sys.stderr)
     per_seed = []
     for doc in seeds:
         ways = doc["ways"]
-        common = set.intersection(
-            *({o[0] for o in ways[w]["runs"] if o[3] is not None} for w in ways)
-        )
-        view = {w: _way_view(ways[w], common) for w in ways}
+        done = {w: {o[0]: o[3] for o in ways[w]["runs"] if o[3] is not None} for w in WAYS}
+        common = set.intersection(*(set(d) for d in done.values()))
+        view = {w: _way_view(ways[w], common) for w in WAYS}
         drawn = workload(doc["seed"], args.tpm, args.load, args.duration_s, "m")
-        floor = float(np.mean([r.standalone_s(args.step_s) for r in drawn if r.run_id in common]))
-        a, b, c = (view[w]["paired_mean_completion_s"] for w in WAYS)
-        ap, bp, cp = (view[w]["paired_p95_completion_s"] for w in WAYS)
-        row = {
+        alone = {r.run_id: r.standalone_s(args.step_s) for r in drawn}
+        row: dict[str, Any] = {
             "seed": doc["seed"],
             "offered_runs": doc["offered_runs"],
             "paired_runs": len(common),
-            "paired_standalone_mean_s": floor,
-            "floor_vs_fcfs_mean": floor / b,
-            "floor_vs_direct_mean": floor / a,
-            "gittins_vs_direct_mean": c / a,
-            "gittins_vs_fcfs_mean": c / b,
-            "gittins_vs_direct_p95": cp / ap,
-            "gittins_vs_fcfs_p95": cp / bp,
-            # the wait above the floor (no wait at all) Gittins keeps of FCFS's
-            "gittins_wait_vs_fcfs_wait_mean": (c - floor) / (b - floor),
+            "paired_standalone_mean_s": float(np.mean([alone[r] for r in common])),
         }
+        gittins = done["hermes_gittins"]
+        for base in BASELINES:  # Gittins vs each baseline on the runs both completed
+            both = sorted(set(gittins) & set(done[base]))
+            name = base.removeprefix("hermes_")
+            c = np.array([gittins[r] for r in both])
+            x = np.array([done[base][r] for r in both])
+            floor = float(np.mean([alone[r] for r in both]))
+            row[f"runs_vs_{name}"] = len(both)
+            row[f"floor_vs_{name}_mean"] = floor / float(x.mean())
+            row[f"gittins_vs_{name}_mean"] = float(c.mean() / x.mean())
+            row[f"gittins_vs_{name}_p95"] = float(np.quantile(c, 0.95) / np.quantile(x, 0.95))
+            # the wait above the floor (no wait at all) Gittins keeps of the baseline's
+            row[f"gittins_wait_vs_{name}_wait_mean"] = (c.mean() - floor) / (x.mean() - floor)
         per_seed.append({**row, "ways": view})
     keys = [k for k in per_seed[0] if k.endswith(("_mean", "_p95"))] if per_seed else []
     ratio = {k: _mean_ci([s[k] for s in per_seed if k in s]) for k in keys}
-    hermes = [s["ways"][w] for s in per_seed for w in WAYS[1:]]
+    hermes = [s["ways"][w] for s in per_seed for w in WAYS[2:]]
     direct = [s["ways"]["direct"] for s in per_seed]
+    retry = [s["ways"]["direct_retry"] for s in per_seed]
     return {
         "commands": [f"benchmarks/bench_hosted.py --seed {s['seed']}" for s in per_seed],
         "machine": {"python": platform.python_version(), "cpus": os.cpu_count()},
@@ -345,6 +362,8 @@ def summarize(args: argparse.Namespace) -> dict[str, Any]:
         "ratios": ratio,
         "direct_failed_runs": sum(v["failed_runs"] for v in direct),
         "direct_measured_runs": sum(v["measured_runs"] for v in direct),
+        "direct_retry_failed_runs": sum(v["failed_runs"] for v in retry),
+        "direct_retry_measured_runs": sum(v["measured_runs"] for v in retry),
         "per_seed": per_seed,
         # each target beside the same runs' floor (no wait at all): no order can go below it
         "targets_beside_floor": {
@@ -352,6 +371,11 @@ def summarize(args: argparse.Namespace) -> dict[str, Any]:
                 "target": 0.6,
                 "floor": ratio["floor_vs_direct_mean"],
                 "measured": ratio["gittins_vs_direct_mean"],
+            },
+            "gittins_vs_direct_retry_mean": {
+                "target": 0.6,
+                "floor": ratio["floor_vs_direct_retry_mean"],
+                "measured": ratio["gittins_vs_direct_retry_mean"],
             },
             "gittins_vs_fcfs_mean": {
                 "target": 0.8,
@@ -361,6 +385,8 @@ def summarize(args: argparse.Namespace) -> dict[str, Any]:
         },
         "targets": {
             "gittins_vs_direct_mean<=0.6": ratio["gittins_vs_direct_mean"]["mean"] <= 0.6,
+            "gittins_vs_direct_retry_mean<=0.6": ratio["gittins_vs_direct_retry_mean"]["mean"]
+            <= 0.6,
             "gittins_vs_fcfs_mean<=0.8": ratio["gittins_vs_fcfs_mean"]["mean"] <= 0.8,
             "no_429s_reach_apps_b_c": sum(v["429s_seen_by_apps"] for v in hermes) == 0
             and sum(v["failed_runs"] for v in hermes) == 0,
