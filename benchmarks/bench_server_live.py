@@ -36,6 +36,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import gc
 import json
 import os
@@ -54,7 +55,7 @@ from typing import Any
 import aiohttp
 import numpy as np
 
-from hermes_sdk.server.gc_setup import NEVER
+from hermes_sdk.server.gc_setup import NEVER, collect_young_every
 from hermes_sdk.server.loop_health import GcPauses
 
 RESULTS = Path(__file__).parent / "results" / "server_live.json"
@@ -76,8 +77,22 @@ SERVER_CPU, LOADGEN_CPU = 0, 1
 SERVER_ARGS: dict[str, list[str]] = {
     "baseline": ["--gc-full-every", "0", "--no-gc-freeze"],
     "shipped": [],
+    "young_off": ["--gc-young-every", "0"],
+    "young_5ms": ["--gc-young-every", "0.005"],
+    "young_20ms": ["--gc-young-every", "0.02"],
+    "full_5s": ["--gc-full-every", "5"],
+    "full_5s_refreeze": ["--gc-full-every", "5", "--gc-refreeze"],
+    "one_turn_batches": ["=hermes_sdk.server.scheduler:APPLY_CHUNK=1000000"],
+    "switch_0.5ms": ["=sys:switchinterval=0.0005"],
 }
-"""``hermes serve`` flags of each mode (``--modes``)."""
+"""``hermes serve`` flags of each mode (``--modes``): ``young_off`` is the shipped settings
+before timed young collections; ``full_5s*`` make the timed full collection happen inside the
+windows (every 5 s) to measure it with and without freezing its survivors. An argument
+``=MODULE:NAME=VALUE`` runs the server through ``live_variant.py`` with that constant changed
+(``one_turn_batches``: each events batch applied in one loop turn, as before the chunks)."""
+LOADGEN_YOUNG_EVERY_S = 0.01
+"""The generator's own timed young collections (as ``hermes serve``): its 10,000 waiters made
+its automatic ones 10-25 ms each, measured as decision latency."""
 NODES = ("plan", "search", "refine")
 CYCLE = ("plan", "search", "refine")
 
@@ -213,6 +228,20 @@ def _gc_window(before: str, after: str) -> dict[str, Any]:
             "total_ms": total * 1e3,
         }
     return out
+
+
+def _runqueue_wait_s(pid: int) -> float | None:
+    """Seconds the threads of process ``pid`` spent runnable but waiting for a CPU so far
+    (Linux ``/proc/PID/task/*/schedstat``, second field): other processes on the server's
+    core, measured as loop lag and decision latency though the server did nothing wrong."""
+    total_ns = 0
+    try:
+        for task in Path(f"/proc/{pid}/task").iterdir():
+            with contextlib.suppress(OSError):  # a thread that ended meanwhile
+                total_ns += int((task / "schedstat").read_text().split()[1])
+    except (OSError, IndexError, ValueError):
+        return None
+    return total_ns / 1e9
 
 
 def _process_cpu_s(pid: int) -> float | None:
@@ -362,6 +391,7 @@ class Load:
         before = ""
         cpu0 = own0 = 0.0
         drops0: float | None = None
+        wait0: float | None = None
         while True:
             now = time.perf_counter()
             if not self.window.open and now >= t_open:
@@ -369,6 +399,7 @@ class Load:
                     before = await resp.text()
                 self.window = Window(open=True)
                 cpu0, own0, t_open = _process_cpu_s(self.pid) or 0.0, time.process_time(), now
+                wait0 = _runqueue_wait_s(self.pid)
                 drops0 = _listen_overflows()
             if now >= t_close:
                 break
@@ -382,6 +413,7 @@ class Load:
         window, elapsed = self.window, time.perf_counter() - t_open
         window.open = False
         cpu1, own1 = _process_cpu_s(self.pid) or 0.0, time.process_time()
+        wait1 = _runqueue_wait_s(self.pid)
         drops1 = _listen_overflows()
         backlog = len(inflight)
         async with http.get(self.url + "/metrics") as resp:
@@ -419,6 +451,9 @@ class Load:
             "rank_table_rebuilds_per_s": rebuilds / elapsed,
             "server_cpu_s_per_s": (cpu1 - cpu0) / elapsed,
             "server_rss_mb_at_close": _rss_mb(self.pid),
+            "server_runqueue_wait_ms_per_s": (
+                None if wait0 is None or wait1 is None else (wait1 - wait0) * 1e3 / elapsed
+            ),
             "load_generator_cpu_s_per_s": (own1 - own0) / elapsed,
             "events_batch_ms": {"p50": _q(window.batch_ms, 50), "p99": _q(window.batch_ms, 99)},
             "decision_ms_client": {
@@ -482,6 +517,15 @@ async def _run(
         profile = os.environ.get("HERMES_LIVE_PROFILE")  # cProfile output path for the server
         if profile:
             cmd = [sys.executable, "-m", "cProfile", "-o", profile, "-m", "hermes_sdk", *cmd[1:]]
+        variant = [a[1:] for a in server_args if a.startswith("=")]
+        if variant:
+            cmd.remove("=" + variant[0])
+            wrapper = str(Path(__file__).with_name("live_variant.py"))
+            cmd = [sys.executable, wrapper, variant[0], *cmd[1:]]
+        turns = os.environ.get("HERMES_LIVE_TURNS")  # loop turns per callback (live_turns.py)
+        if turns:
+            wrapper = str(Path(__file__).with_name("live_turns.py"))
+            cmd = [sys.executable, wrapper, turns, *cmd[1:]]
         if pinned:
             cmd = ["taskset", "-c", str(SERVER_CPU), *cmd]  # the server and all its threads
             os.sched_setaffinity(0, {LOADGEN_CPU})
@@ -503,15 +547,17 @@ async def _run(
                 # the generator's 10,000 waiters would trigger its own ~0.5 s full collections
                 # every few seconds, measured as decision latency: none inside a window
                 gc.set_threshold(gc.get_threshold()[0], gc.get_threshold()[1], NEVER)
+                young = asyncio.ensure_future(collect_young_every(LOADGEN_YOUNG_EVERY_S))
                 rows = []
                 for rate in rates:
                     row = await load.rate(http, events_http, rate, secs)
                     print(json.dumps(row), flush=True)
                     rows.append(row)
+                young.cancel()
                 await load.close()
                 await events_http.close()
         finally:
-            if profile:
+            if profile or turns:
                 proc.send_signal(signal.SIGINT)  # lets cProfile write its output
             else:
                 proc.terminate()
@@ -521,6 +567,7 @@ async def _run(
         "server_args": server_args,
         "slots": SLOTS,
         "hold_s": HOLD_S,
+        "load_generator_young_gc_every_s": LOADGEN_YOUNG_EVERY_S,
         "apps": APPS,
         "events_per_batch": batch,
         "seconds_per_rate": secs,
@@ -551,6 +598,51 @@ def summarize(result: dict[str, Any]) -> dict[str, Any]:
         "achieved_at_that_rate": None if best is None else best["achieved_events_per_s"],
         "met": bool(at_target),
     }
+
+
+MEDIAN_KEYS = (
+    ("decision_ms_client", "p99"),
+    ("decision_ms_client", "p50"),
+    ("decision_ms_server_grant_to_answer", "p99"),
+    ("events_batch_ms", "p99"),
+    ("server_loop_lag_ms", "p99"),
+    ("server_loop_lag_ms", "p999"),
+    ("load_generator_timer_lag_ms", "p99"),
+)
+"""The (row key, quantile) pairs whose medians over repetitions ``--repeat`` reports."""
+
+
+def medians(runs: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    """Per offered rate, the median over ``runs`` (repetitions of one mode) of each
+    :data:`MEDIAN_KEYS` value (ms), of the server's young-collection pauses (generation-1 p99,
+    generation 0+1 ms per s) and of the achieved rate, with every repetition's client p99."""
+    out: dict[str, dict[str, Any]] = {}
+    for i, row in enumerate(runs[0]["rates"]):
+        rows = [r["rates"][i] for r in runs]
+
+        def med(values: list[Any]) -> float | None:
+            kept = [v for v in values if v is not None]
+            return float(np.median(kept)) if kept else None
+
+        cell: dict[str, Any] = {
+            f"{key}.{q}": med([r[key][q] for r in rows]) for key, q in MEDIAN_KEYS
+        }
+        gcs = [r["server_gc_by_generation"] for r in rows]
+        cell["server_gc_1.p99_ms"] = med([g["1"]["p99_ms"] for g in gcs])
+        cell["server_gc_young_ms_per_s"] = med(
+            [
+                (g["0"]["total_ms"] + g["1"]["total_ms"]) / r["seconds"]
+                for g, r in zip(gcs, rows, strict=True)
+            ]
+        )
+        cell["server_gc_2.total_ms"] = med([g["2"]["total_ms"] for g in gcs])
+        cell["achieved_events_per_s"] = med([r["achieved_events_per_s"] for r in rows])
+        cell["server_runqueue_wait_ms_per_s"] = med(
+            [r.get("server_runqueue_wait_ms_per_s") for r in rows]
+        )
+        cell["client_p99_each"] = [r["decision_ms_client"]["p99"] for r in rows]
+        out[str(int(row["offered_events_per_s"]))] = cell
+    return out
 
 
 def plot(result: dict[str, Any], path: Path) -> None:
@@ -606,6 +698,9 @@ def main() -> None:
         default="baseline,shipped",
         help="baseline (CPython's automatic full collections), shipped (hermes serve's defaults)",
     )
+    parser.add_argument(
+        "--repeat", type=int, default=1, help="run the modes this many times (A/B medians)"
+    )
     args = parser.parse_args()
     if args.plot_only:
         plot(json.loads(RESULTS.read_text()), PNG)
@@ -615,16 +710,24 @@ def main() -> None:
     if args.quick:
         rates = rates[:2]
     modes = [m.strip() for m in args.modes.split(",")]
-    runs_by_mode: dict[str, dict[str, Any]] = {}
-    for mode in modes:
-        load0 = os.getloadavg()[0]
-        run = asyncio.run(_run(runs, rates, secs, args.batch, SERVER_ARGS[mode]))
-        run["load_average_1m"] = {"before": round(load0, 2), "after": round(os.getloadavg()[0], 2)}
-        run["targets"] = summarize(run)
-        runs_by_mode[mode] = run
-    result = runs_by_mode[modes[-1]]
+    runs_by_mode: dict[str, list[dict[str, Any]]] = {m: [] for m in modes}
+    for _ in range(args.repeat):  # modes interleaved: A, B, A, B, ... (drift hits both)
+        for mode in modes:
+            load0 = os.getloadavg()[0]
+            run = asyncio.run(_run(runs, rates, secs, args.batch, SERVER_ARGS[mode]))
+            load1 = round(os.getloadavg()[0], 2)
+            run["load_average_1m"] = {"before": round(load0, 2), "after": load1}
+            run["targets"] = summarize(run)
+            runs_by_mode[mode].append(run)
+    result = runs_by_mode[modes[-1]][-1]
     if len(modes) > 1:
-        result["baseline"] = runs_by_mode[modes[0]]
+        result["baseline"] = runs_by_mode[modes[0]][-1]
+    if args.repeat > 1:
+        result["repeated"] = {
+            "repetitions": args.repeat,
+            "medians": {mode: medians(rs) for mode, rs in runs_by_mode.items()},
+        }
+        print(json.dumps(result["repeated"], indent=1))
     result["machine"] = {
         "python": platform.python_version(),
         "platform": platform.platform(),

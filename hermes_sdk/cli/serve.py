@@ -170,6 +170,16 @@ def serve(
     gc_freeze: Annotated[
         bool, typer.Option(help="gc.freeze() the startup objects once the server is up.")
     ] = True,
+    gc_young_every: Annotated[
+        float,
+        typer.Option(
+            help="Seconds between timed young garbage collections (0: only CPython's "
+            "automatic ones; ignored with --gc-full-every 0).",
+        ),
+    ] = 0.01,
+    gc_refreeze: Annotated[
+        bool, typer.Option(help="gc.freeze() the survivors of each timed full collection.")
+    ] = False,
     log_level: Annotated[str, typer.Option(help="Python log level.")] = "warning",
 ) -> None:
     """Run the Hermes scheduler service."""
@@ -190,9 +200,16 @@ def serve(
             insecure_no_auth=insecure_no_auth,
         )
         gc = (
-            GcSettings(freeze=gc_freeze, full_every_s=gc_full_every)
+            GcSettings(
+                freeze=gc_freeze,
+                full_every_s=gc_full_every,
+                young_every_s=gc_young_every,
+                refreeze=gc_refreeze,
+            )
             if gc_full_every > 0
-            else GcSettings(freeze=gc_freeze, full_every_s=None, threshold1=None)
+            else GcSettings(
+                freeze=gc_freeze, full_every_s=None, threshold1=None, young_every_s=None
+            )
         )
         asyncio.run(run_server(cfg, gc))
     except HermesError as exc:

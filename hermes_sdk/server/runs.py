@@ -14,16 +14,21 @@ based ordering (FCFS, the aging guard) and its deadline count active time only.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+
+import msgspec
 
 from hermes_sdk.graph.records import START, RunState
 from hermes_sdk.policy.base import AppState
 from hermes_sdk.server.wire import UnitEnd, UnitStart
 
 
-@dataclass(slots=True)
-class RunningUnit:
-    """A unit that started and has not ended (times on the server's unix clock)."""
+class RunningUnit(msgspec.Struct, frozen=True, gc=False):
+    """A unit that started and has not ended (times on the server's unix clock).
+
+    Atoms only, so it cannot be part of a reference cycle: ``gc=False`` keeps it (and the
+    run's ``units`` dict holding only these) out of the collector, which saw one new tracked
+    object per unit start (3,000 a second at 6,000 events/s) and a tracked dict per run.
+    """
 
     node: str
     started_s: float
@@ -31,9 +36,15 @@ class RunningUnit:
     top_level: bool
 
 
-@dataclass(slots=True)
-class TrackedRun:
-    """One running app as the scheduler sees it; mutated only by the scheduler."""
+class TrackedRun(msgspec.Struct, gc=False):
+    """One running app as the scheduler sees it; mutated only by the scheduler.
+
+    Its fields are atoms and dicts of atoms or :class:`RunningUnit`, nothing that can refer
+    back to it, so it takes no part in reference cycles: ``gc=False`` keeps the 10,000 runs of
+    a busy scheduler (and their dicts, untracked while they hold only untracked values) out
+    of every collection (3 tracked objects per run before: the run, its ``units`` dict and
+    the running unit).
+    """
 
     tenant: str
     run_id: str
@@ -43,8 +54,8 @@ class TrackedRun:
     """Relative to ``arrival_s``."""
     attained_s: float = 0.0
     node: str = START
-    visits: dict[str, int] = field(default_factory=dict)
-    units: dict[str, RunningUnit] = field(default_factory=dict)
+    visits: dict[str, int] = msgspec.field(default_factory=dict)
+    units: dict[str, RunningUnit] = msgspec.field(default_factory=dict)
     stage_started_s: float = 0.0
     version: int = 0
     last_event_s: float = 0.0

@@ -561,12 +561,33 @@ class Scheduler:
     async def apply_async(
         self, tenant: str, events: list[Event], dropped: int = 0
     ) -> tuple[int, int]:
-        """:meth:`apply` for the event loop: paths go out in a shared write off the loop."""
+        """:meth:`apply` for the event loop: paths go out in a shared write off the loop, and
+        the events are applied :data:`APPLY_CHUNK` at a time, one chunk per loop turn (a
+        51-event batch held the loop ~1 ms in one piece; grants and releases now run between
+        its chunks). Each event is applied in order; a request arriving meanwhile may see the
+        batch's first chunks applied and not the rest. Cancelled between chunks (the client
+        went away), it applies the rest before it re-raises: a batch is applied whole or not at
+        all, so a client's retry cannot apply its first events twice."""
         paths = self._paths_of(events)
         if paths:
             await self.sync.write(paths)
             self._refresh_soon()
-        return self._apply_state(tenant, events, dropped)
+        if len(events) <= APPLY_CHUNK:
+            return self._apply_state(tenant, events, dropped)
+        accepted = rejected = 0
+        cancelled: asyncio.CancelledError | None = None
+        for start in range(0, len(events), APPLY_CHUNK):
+            if start and cancelled is None:
+                try:
+                    await asyncio.sleep(0)  # one loop turn for whatever is ready meanwhile
+                except asyncio.CancelledError as exc:
+                    cancelled = exc
+            chunk = events[start : start + APPLY_CHUNK]
+            a, r = self._apply_state(tenant, chunk, dropped if start == 0 else 0)
+            accepted, rejected = accepted + a, rejected + r
+        if cancelled is not None:
+            raise cancelled
+        return accepted, rejected
 
     def _refresh_soon(self) -> None:
         """After learning on the event loop: the batch pays for REFRESH_BUDGET due rank tables,
@@ -707,6 +728,8 @@ class Scheduler:
             self.ledger.close()
 
 
+APPLY_CHUNK = 16
+"""Events applied per event-loop turn by :meth:`Scheduler.apply_async` (~0.3 ms of work)."""
 REFRESH_BUDGET = 2
 """Rank tables rebuilt per learned batch of paths (each takes about a millisecond)."""
 MAX_REFRESH_CREDIT = 64

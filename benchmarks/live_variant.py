@@ -1,0 +1,33 @@
+"""``hermes serve`` with one module constant changed, for ``bench_server_live``'s A/B modes of
+settings that have no command-line flag. Usage: ``python benchmarks/live_variant.py
+MODULE:NAME=VALUE serve ...`` (VALUE an int), e.g.
+``hermes_sdk.server.scheduler:APPLY_CHUNK=1000000`` (each events batch applied in one loop
+turn, as before the chunks); ``sys:switchinterval=SECONDS`` sets the GIL's switch interval."""
+
+from __future__ import annotations
+
+import importlib
+import sys
+
+
+def main() -> None:
+    target, value = sys.argv[1].split("=", 1)
+    if target == "sys:switchinterval":  # the GIL's switch interval (seconds)
+        sys.setswitchinterval(float(value))
+        sys.argv = ["hermes", *sys.argv[2:]]
+        from hermes_sdk.cli import main as cli_main
+
+        cli_main()
+        return
+    module, name = target.split(":", 1)
+    mod = importlib.import_module(module)
+    getattr(mod, name)  # fails on a name the module does not have
+    setattr(mod, name, int(value))
+    sys.argv = ["hermes", *sys.argv[2:]]
+    from hermes_sdk.cli import main as cli_main
+
+    cli_main()
+
+
+if __name__ == "__main__":
+    main()
