@@ -38,6 +38,21 @@ class InstrumentCollector(Collector):
                 "Completed runs dropped: the queue for the store was full",
                 c.runs_dropped,
             ),
+            (
+                "learn_backpressure_sleeps",
+                "Sleeps of 200 us that ending a run made for the learner (backpressure on)",
+                c.learn_backpressure_sleeps,
+            ),
+            (
+                "learner_process_failures",
+                "Learner processes that could not start or died (the thread learner took over)",
+                c.learner_process_failures,
+            ),
+            (
+                "runs_lost_in_learner_process",
+                "Completed runs sent to a learner process that died before storing them",
+                c.runs_lost_in_learner_process,
+            ),
             ("events_sent", "Run events delivered to the scheduler", c.events_sent),
             ("events_dropped", "Run events dropped: the event queue was full", c.events_dropped),
             ("events_lost", "Run events the scheduler did not take", c.events_lost),

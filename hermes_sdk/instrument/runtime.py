@@ -23,6 +23,12 @@ from hermes_sdk.errors import ConfigError
 from hermes_sdk.graph import GraphRegistry, PDGraph
 from hermes_sdk.graph.records import RunPath
 from hermes_sdk.instrument.learner import DEFAULT_MAX_BYTES, LearnerStats, RunLearner
+from hermes_sdk.instrument.learner_process import (
+    ProcessLearner,
+    ProcessLearnerStats,
+    check_mode,
+    env_learner_mode,
+)
 from hermes_sdk.instrument.recorder import (
     DEFAULT_EXIT_TIMEOUT_S,
     DEFAULT_FLUSH_INTERVAL_S,
@@ -89,6 +95,12 @@ class InstrumentStats:
     """The queue's bound (``HERMES_LEARN_QUEUE_MIB`` / ``configure(learn_queue_bytes=)``)."""
     learn_backpressure_sleeps: int = 0
     """Sleeps (200 us each) that ending a run made to let the learner catch up (backpressure on)."""
+    learner_process_failures: int = 0
+    """Learner processes that could not start or died (``learner="process"``; each time the
+    thread learner took over)."""
+    runs_lost_in_learner_process: int = 0
+    """Of ``runs_failed_to_record``: runs sent to a learner process that died before it
+    confirmed storing them."""
 
 
 def env_learn_backpressure() -> bool:
@@ -124,6 +136,7 @@ class Runtime:
         sink_factory: Callable[[], EventSink] | None = None,
         learn_queue_bytes: int = DEFAULT_MAX_BYTES,
         learn_backpressure: bool = False,
+        learner: str = "thread",
     ) -> None:
         self.enabled = enabled
         self.sink_factory = sink_factory
@@ -141,9 +154,32 @@ class Runtime:
         self.learner = RunLearner(
             self.learn_many, max_bytes=learn_queue_bytes, backpressure=learn_backpressure
         )
+        # learner="process": the same queue hands its batches to a child process instead, which
+        # stores and learns them and sends its graphs back (hermes_sdk.instrument.learner_process)
+        self.process: ProcessLearner | None = None
+        if learner == "process":
+            url = None if remote else _store_url(store)
+            if url is None:
+                log.warning(
+                    "hermes: learner='process' needs embedded mode with a store URL; runs are "
+                    "learned in this process"
+                )
+            else:
+                self.process = ProcessLearner(
+                    url,
+                    fallback=self.learn_many,
+                    on_fallback=self._process_gone,
+                    after_install=refresh_rank_tables,
+                    drain=self.learner.close,
+                    exit_timeout_s=self.learner.exit_timeout_s,
+                )
+                self.learner.handle = self.process.handle
 
     def registry(self) -> GraphRegistry:
         """The registry runs are folded into, opened on first use (may raise StoreError)."""
+        process = self.process
+        if process is not None and process.active:
+            return process.registry_for_hints()
         reg = self._registry
         if reg is not None:
             return reg
@@ -208,22 +244,29 @@ class Runtime:
             log.warning("hermes: run %s of %s not recorded: %s", path.run_id, path.app, error)
         self.runs_failed_to_record += len(rejected)
         self.runs_completed += len(paths) - len(rejected)
-        tables = registry.rank_tables
-        if tables is not None:
-            try:
-                if tables.due():
-                    tables.refresh(RANK_REFRESH_BUDGET)
-            except Exception as exc:  # a table is rebuilt at lookup instead; never fail here
-                log.debug("hermes: rank table refresh failed: %r", exc)
+        refresh_rank_tables(registry)
+
+    def _process_gone(self) -> None:
+        """The learner process was given up: this process opens the store and learns."""
+        with self._lock:
+            self._registry = None  # reopened (replaying what the child stored) at first use
 
     def sync(self, timeout_s: float | None = SYNC_TIMEOUT_S) -> bool:
         """Wait until every completed run so far is learned; ``False`` on timeout."""
-        return self.learner.flush(timeout_s)
+        deadline = None if timeout_s is None else time.monotonic() + timeout_s
+        learned = self.learner.flush(timeout_s)
+        process = self.process
+        if process is not None:
+            left = None if deadline is None else max(deadline - time.monotonic(), 0.0)
+            learned = process.sync(left) and learned
+        return learned
 
     def close(self) -> None:
         """Flush the recorder and the learner, then close the registry (reconfiguring)."""
         if self.recorder is not None:
             self.recorder.close()
+        if self.process is not None:
+            self.process.close()  # drains the queue into the child, waits for its answer
         self.learner.close()
         with self._lock:
             if self._registry is not None:
@@ -242,20 +285,26 @@ class Runtime:
         """Current counters without waiting (what ``/metrics`` reads)."""
         rec = self.recorder.stats() if self.recorder is not None else None
         learner: LearnerStats = self.learner.stats()
+        p: ProcessLearnerStats | None = None if self.process is None else self.process.stats()
+        child_pending = 0 if p is None else max(p.sent - p.handled - p.lost, 0)
         return InstrumentStats(
-            runs_completed=self.runs_completed,
-            runs_failed_to_record=self.runs_failed_to_record + learner.dropped,
+            runs_completed=self.runs_completed + (0 if p is None else p.completed),
+            runs_failed_to_record=self.runs_failed_to_record
+            + learner.dropped
+            + (0 if p is None else p.failed + p.lost),
             events_queued=rec.queued if rec else 0,
             events_sent=rec.sent if rec else 0,
             events_dropped=rec.dropped if rec else 0,
             events_lost=rec.lost if rec else 0,
             send_errors=rec.send_errors if rec else 0,
             runs_dropped=learner.dropped,
-            runs_pending=learner.pending,
+            runs_pending=learner.pending + child_pending,
             pending_bytes=learner.pending_bytes,
             peak_pending_bytes=learner.peak_bytes,
             max_pending_bytes=learner.max_bytes,
             learn_backpressure_sleeps=learner.backpressure_sleeps,
+            learner_process_failures=0 if p is None else p.failures,
+            runs_lost_in_learner_process=0 if p is None else p.lost,
         )
 
 
@@ -275,6 +324,27 @@ def warn_no_units(app: str) -> None:
     )
 
 
+def refresh_rank_tables(registry: GraphRegistry) -> None:
+    """Rebuild up to ``RANK_REFRESH_BUDGET`` rank tables that learning made due, off the app's
+    path (after a learned batch, or graphs installed from the learner process); never raises."""
+    tables = registry.rank_tables
+    if tables is not None:
+        try:
+            if tables.due():
+                tables.refresh(RANK_REFRESH_BUDGET)
+        except Exception as exc:  # a table is rebuilt at lookup instead; never fail here
+            log.debug("hermes: rank table refresh failed: %r", exc)
+
+
+def _store_url(store: str | Store | None) -> str | None:
+    """The store URL a learner process opens (None for a ``Store`` object: it cannot cross)."""
+    if isinstance(store, str):
+        return store
+    if store is None:
+        return os.environ.get("HERMES_STORE") or DEFAULT_STORE_URL
+    return None
+
+
 def _open_registry(store: str | Store | None, *, remote: bool) -> GraphRegistry:
     if store is None:
         env = os.environ.get("HERMES_STORE")  # set but empty means the default, as open_store
@@ -290,10 +360,19 @@ def _import_time_queue_bytes() -> int:
         return DEFAULT_MAX_BYTES
 
 
+def _import_time_learner() -> str:
+    try:
+        return check_mode(env_learner_mode())
+    except ValueError as exc:  # importing must not fail: configure() raises it instead
+        log.warning("hermes: HERMES_LEARNER: %s; using 'thread'", exc)
+        return "thread"
+
+
 RUNTIME: Runtime = Runtime(
     enabled=not env_disabled(),
     learn_queue_bytes=_import_time_queue_bytes(),
     learn_backpressure=env_learn_backpressure(),
+    learner=_import_time_learner(),
 )
 """The active settings; module attribute read on every instrumented call."""
 
@@ -315,6 +394,7 @@ def configure(
     exit_timeout_s: float = DEFAULT_EXIT_TIMEOUT_S,
     learn_queue_bytes: int | None = None,
     learn_backpressure: bool | None = None,
+    learner: str | None = None,
 ) -> None:
     """Set where runs go; each call replaces the previous configuration (flushing it first).
 
@@ -333,8 +413,12 @@ def configure(
     (``runs_dropped``) and warned about at most once a minute. ``learn_backpressure=True``
     (default ``HERMES_LEARN_BACKPRESSURE``, off) makes ending a run wait instead, briefly (at
     most ~5 ms a run), while that queue is over 1/8 full, so a CPU-bound app that would starve
-    the learner is slowed to its pace rather than losing runs.
-    Raises :class:`ConfigError` for an unusable scheduler URL.
+    the learner is slowed to its pace rather than losing runs. ``learner="process"`` (default
+    ``HERMES_LEARNER``, else ``"thread"``) stores and learns completed runs in a child Python
+    process started at the first completed run, which sends its graphs back (hints lag it by at
+    most ~0.5 s plus the rank tables' staleness; exact after :func:`flush`); if it cannot start
+    or dies, the thread learner takes over (logged once, counted in :func:`stats`).
+    Raises :class:`ConfigError` for an unusable scheduler URL or learner.
     """
     global RUNTIME
     if learn_queue_bytes is None:
@@ -343,6 +427,10 @@ def configure(
         raise ConfigError(f"learn_queue_bytes must be an int, got {learn_queue_bytes!r}")
     elif learn_queue_bytes < 1:
         raise ConfigError(f"learn_queue_bytes must be >= 1, got {learn_queue_bytes}")
+    try:
+        learner = check_mode(env_learner_mode() if learner is None else learner)
+    except ValueError as exc:
+        raise ConfigError(str(exc)) from exc
     if learn_backpressure is None:
         learn_backpressure = env_learn_backpressure()
     elif not isinstance(learn_backpressure, bool):
@@ -391,6 +479,7 @@ def configure(
         sink_factory=sink_factory,
         learn_queue_bytes=learn_queue_bytes,
         learn_backpressure=learn_backpressure,
+        learner=learner,
     )
     old.close()
     # Units decorated with admit=True hold a backend slot of this scheduler (none: admit at once).
@@ -476,6 +565,7 @@ class GraphAccessor:
         Opens the configured store on first use (replaying its stored paths); raises
         :class:`~hermes_sdk.errors.StoreError` / :class:`ConfigError` if it is unusable.
         """
+        RUNTIME.registry()  # opens the store (in a learner process: starts it) before waiting
         RUNTIME.sync()
         return RUNTIME.registry().graph(app, tenant)
 
@@ -492,6 +582,7 @@ graph = GraphAccessor()
 
 def registry() -> GraphRegistry:
     """The process-wide registry completed runs are folded into (synced, opened on first use)."""
+    RUNTIME.registry()
     RUNTIME.sync()
     return RUNTIME.registry()
 

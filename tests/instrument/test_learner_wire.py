@@ -1,0 +1,88 @@
+"""What crosses the learner process's pipe: runs and graph snapshots arrive exactly."""
+
+from __future__ import annotations
+
+import io
+import os
+
+from hermes_sdk.graph import GraphRegistry
+from hermes_sdk.graph.records import Call, RunPath, RunState, Stage
+from hermes_sdk.instrument.learner_wire import (
+    changed_graphs,
+    decode_paths,
+    dump_message,
+    encode_paths,
+    install_graphs,
+    load_message,
+    read_frame,
+    sync_request,
+    sync_seq,
+    write_frame,
+)
+from tests.instrument.test_learner_process import drift_paths
+
+
+def test_runs_round_trip_field_by_field() -> None:
+    odd = RunPath(
+        "a",
+        (
+            Stage("x", (Call(0.5, None, 7, 0.25, True), Call(1e-9)), "tool", None, 3.0),
+            Stage("y", (Call(0.0, 1, None),), "llm", "m"),
+        ),
+        run_id="",
+        tenant="t",
+        started_at=0.0,
+        deadline_s=2.5,
+        failed=True,
+        paused_s=4.0,
+        abandoned=True,
+    )
+    paths = [odd, *drift_paths(400)]
+    back = decode_paths(encode_paths(paths))
+    assert back == paths
+    assert [type(p) for p in back] == [RunPath] * len(paths)
+    assert back[0].stages[0].calls[1].service_s == 1e-9 and back[0].stages[0].width == 2
+    assert decode_paths(encode_paths([])) == []
+
+
+def test_frames_end_cleanly_on_a_torn_stream() -> None:
+    r, w = os.pipe()
+    write_frame(w, b"B" + encode_paths(drift_paths(3)))
+    write_frame(w, sync_request(42))
+    os.write(w, b"\x00\x00\x00\x00\x00\x00\x10\x00" + b"x" * 100)  # a frame cut short
+    os.close(w)
+    with os.fdopen(r, "rb") as stream:
+        first, second, torn = read_frame(stream), read_frame(stream), read_frame(stream)
+    assert first is not None and decode_paths(first[1:]) == drift_paths(3)
+    assert second is not None and sync_seq(second) == 42
+    assert torn is None
+    assert read_frame(io.BytesIO(b"")) is None
+
+
+def test_snapshots_install_learned_graphs_exactly_and_in_place() -> None:
+    learned = GraphRegistry(None)
+    paths = drift_paths(800)
+    learned.observe_many(paths[:400])
+    app = GraphRegistry(None)
+    sent: dict[tuple[str, str], int] = {}
+    held = app.graph("app0")  # a graph object the app holds before any snapshot
+    for later in (False, True):
+        if later:
+            learned.observe_many(paths[400:])
+        message = load_message(dump_message({"graphs": changed_graphs(learned, sent)}))
+        assert install_graphs(app, message["graphs"]) == 4  # two apps of two tenants
+        assert changed_graphs(learned, sent) == []  # nothing new since
+    assert app.graph("app0") is held
+    state = RunState(node="search", visits=(("plan", 1), ("search", 1)), running=True)
+    for tenant, name in (("default", "app0"), ("default", "app1"), ("t2", "app0")):
+        mine, theirs = app.graph(name, tenant), learned.graph(name, tenant)
+        assert mine.to_dict() == theirs.to_dict()
+        assert (mine.version, mine.changed_version) == (theirs.version, theirs.changed_version)
+        assert mine.remaining_demand(state, n=50).tolist() == (
+            theirs.remaining_demand(state, n=50).tolist()
+        )
+        assert mine.prior is app.prior(tenant)  # the app's pooled prior, refreshed
+    assert (
+        app.prior().sketch.sorted().values.tolist()
+        == learned.prior().sketch.sorted().values.tolist()
+    )
