@@ -280,6 +280,7 @@ class Load:
         self.window = Window()
         self.stop = asyncio.Event()
         self.seq = 0
+        self.seq_reset = False
 
     async def setup(self, http: aiohttp.ClientSession) -> dict[str, float]:
         """Teach the apps, start the runs and queue every run's acquire."""
@@ -400,6 +401,9 @@ class Load:
                 self.window = Window(open=True)
                 cpu0, own0, t_open = _process_cpu_s(self.pid) or 0.0, time.process_time(), now
                 wait0 = _runqueue_wait_s(self.pid)
+                if os.environ.get("HERMES_LIVE_TURNS") and not self.seq_reset:
+                    os.kill(self.pid, signal.SIGUSR1)  # live_turns.py: the windows only
+                    self.seq_reset = True
                 drops0 = _listen_overflows()
             if now >= t_close:
                 break

@@ -7,7 +7,8 @@ serve ...``. On exit writes JSON to ``PATH``: per callback name (the coroutine's
 task step, else the callback's) the number of loop turns, their total and max milliseconds
 and a histogram; for each collection generation, the tracked objects it traversed
 (``len(gc.get_objects(g))`` summed over the collected generations, at its start) and its
-duration.
+duration. SIGUSR1 clears what was recorded so far (the benchmark sends it as its first
+window opens, so the setup's turns are left out).
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ import atexit
 import bisect
 import gc
 import json
+import signal
 import sys
 import time
 from pathlib import Path
@@ -110,6 +112,30 @@ def main() -> None:
             collections.append([float(info["generation"]), started[1], ms])
 
     gc.callbacks.append(on_gc)
+
+    def reset(_signum: int, _frame: object) -> None:
+        """SIGUSR1 (sent by the benchmark as its first window opens): forget the setup's."""
+        turns.by_name.clear()
+        turns.hist.clear()
+        timed.by_name.clear()
+        timed.hist.clear()
+        collections.clear()
+        collected[:] = [0, 0, 0]
+
+    signal.signal(signal.SIGUSR1, reset)
+
+    def count(_signum: int, _frame: object) -> None:
+        """SIGUSR2: print the tracked and frozen object counts (objects per waiting run)."""
+        objects = gc.get_objects()
+        types: dict[str, int] = {}
+        for obj in objects:
+            name = type(obj).__module__ + "." + type(obj).__qualname__
+            types[name] = types.get(name, 0) + 1
+        top = sorted(types.items(), key=lambda kv: -kv[1])[:25]
+        print(f"live_turns: tracked {len(objects)} frozen {gc.get_freeze_count()}", file=sys.stderr)
+        print("live_types: " + json.dumps(top), file=sys.stderr)
+
+    signal.signal(signal.SIGUSR2, count)
 
     def dump() -> None:
         gc.callbacks.remove(on_gc)

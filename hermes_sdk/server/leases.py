@@ -9,12 +9,12 @@ are ignored.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import math
 import time
 import traceback
 import weakref
-from typing import cast
+from collections.abc import Awaitable
+from typing import Any, cast
 
 from aiohttp import web
 
@@ -96,10 +96,18 @@ async def list_backends(request: web.Request) -> web.Response:
 
 class _Watch:
     """The waiting acquires of one event loop, checked for gone clients by one sweeper task
-    (one wake-up per DISCONNECT_POLL_S for all of them, not one per waiter)."""
+    (one wake-up per DISCONNECT_POLL_S for all of them, not one per waiter).
+
+    ``waiting`` maps each waiting handler's own task to its request: the handler awaits the
+    queue directly (no task of its own per waiter: a grant reaches the handler one event-loop
+    turn sooner, and each waiting acquire holds ~5 fewer tracked objects), and the sweep
+    cancels the handler's task itself, remembering it in ``swept`` so the handler can tell
+    that cancellation (answer 499) from its server's (re-raise).
+    """
 
     def __init__(self) -> None:
-        self.waiting: dict[asyncio.Task[Lease], web.Request] = {}
+        self.waiting: dict[asyncio.Task[Any], web.Request] = {}
+        self.swept: set[asyncio.Task[Any]] = set()
         self.sweeper: asyncio.Task[None] | None = None
 
     async def sweep(self) -> None:
@@ -115,37 +123,36 @@ class _Watch:
                     await asyncio.sleep(0)  # requests are served between chunks
                 for task in tasks[start : start + SWEEP_CHUNK]:
                     request = self.waiting.get(task)
-                    if request is not None and not task.done() and _gone(request):
+                    if request is not None and task not in self.swept and _gone(request):
+                        self.swept.add(task)
                         task.cancel()
 
 
 _WATCHES: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _Watch] = weakref.WeakKeyDictionary()
 
 
-async def _wait_or_disconnect(request: web.Request, task: asyncio.Task[Lease]) -> Lease | None:
-    """The task's lease, or None if the client went away first (the waiter is removed)."""
-    sched: Scheduler = request.app[SCHEDULER]
+async def _wait_or_disconnect(request: web.Request, waiting: Awaitable[Lease]) -> Lease | None:
+    """The lease ``waiting`` gives, or None if the client went away first (the sweep cancelled
+    this handler; the queue removed the waiter, or released a lease granted meanwhile)."""
+    current = asyncio.current_task()
+    assert current is not None  # a request handler runs in a task
     loop = asyncio.get_running_loop()
     watch = _WATCHES.get(loop)
     if watch is None:
         watch = _WATCHES[loop] = _Watch()
-    watch.waiting[task] = request
+    watch.waiting[current] = request
     if watch.sweeper is None or watch.sweeper.done():
         watch.sweeper = asyncio.ensure_future(watch.sweep())
     try:
-        return await task  # not shielded: one event-loop turn less from a grant to its answer
+        return await waiting
     except asyncio.CancelledError:
-        current = asyncio.current_task()
-        if current is not None and current.cancelling():  # this handler was cancelled
-            if task.done() and not task.cancelled() and task.exception() is None:
-                sched.release(task.result().lease_id)  # granted as the client went away
-            task.cancel()
-            raise
-        with contextlib.suppress(asyncio.CancelledError):
-            await task  # the sweeper cancelled it (the client went away): let it clean up
-        return None
+        if current in watch.swept and current.cancelling() == 1:  # only the sweep cancelled
+            current.uncancel()
+            return None
+        raise
     finally:
-        watch.waiting.pop(task, None)
+        watch.waiting.pop(current, None)
+        watch.swept.discard(current)
 
 
 @routes.post("/v1/backends/{name}/acquire")
@@ -175,7 +182,7 @@ async def acquire(request: web.Request) -> web.StreamResponse:
         if q.depth == 0 and q.inflight < q.max_inflight and sched.ledger is None:
             lease = await coro  # a free slot: granted without suspending
         else:
-            lease = await _wait_or_disconnect(request, asyncio.ensure_future(coro))
+            lease = await _wait_or_disconnect(request, coro)
     except QueueTimeout as exc:
         timed_out = (str(exc), exc.retry_after_s)
         drop_tracebacks(exc)

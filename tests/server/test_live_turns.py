@@ -1,6 +1,7 @@
 """Short loop turns on the live path: timed young collections, survivors of a timed full
 collection frozen and still freed when they become cyclic garbage, tracked runs out of the
-collector, and events batches applied in chunks (whole even when cancelled)."""
+collector, events batches applied in chunks (whole even when cancelled), and a waiting acquire
+awaited by its own handler (no task per waiter)."""
 
 from __future__ import annotations
 
@@ -10,14 +11,17 @@ import weakref
 from collections.abc import Iterator
 from typing import Any
 
+import aiohttp
 import pytest
 
 from hermes_sdk.server import BackendConfig, ServerConfig
 from hermes_sdk.server.gc_setup import GcSettings, gc_settings
 from hermes_sdk.server.metrics import ServerMetrics
-from hermes_sdk.server.scheduler import APPLY_CHUNK, Scheduler
+from hermes_sdk.server.scheduler import APPLY_CHUNK, SCHEDULER, Scheduler
 from hermes_sdk.server.wire import parse_batch
 from hermes_sdk.store import open_store
+
+from .conftest import StartServer
 
 GPU = {"gpu": BackendConfig(max_inflight=1)}
 
@@ -147,3 +151,40 @@ async def test_a_batch_cancelled_between_chunks_is_still_applied_whole() -> None
         assert sched.metrics.events_accepted._value.get() == 2 * n
     finally:
         sched.close()
+
+
+async def test_a_waiting_acquire_runs_in_its_handler_task_and_is_granted_there(
+    serve: StartServer, http: aiohttp.ClientSession
+) -> None:
+    server = await serve(backends=GPU)
+    acquire = f"{server.url}/v1/backends/gpu/acquire"
+    async with http.post(acquire, json={}) as resp:
+        holder = await resp.json()
+    queue = server.app[SCHEDULER].queue("gpu")
+    tasks_before = len(asyncio.all_tasks())
+
+    async def wait(i: int) -> dict[str, Any]:
+        async with http.post(acquire, json={"run_id": f"r{i}"}) as resp:
+            assert resp.status == 200
+            body: dict[str, Any] = await resp.json()
+            return body
+
+    waiting = [asyncio.ensure_future(wait(i)) for i in range(4)]
+    for _ in range(500):
+        if queue.depth == 4:
+            break
+        await asyncio.sleep(0.01)
+    assert queue.depth == 4
+    coros = [t.get_coro() for t in asyncio.all_tasks()]
+    assert not any(getattr(c, "__qualname__", "") == "Scheduler.acquire" for c in coros)
+    # per waiter: the client's task, aiohttp's connection and handler tasks; no task of ours
+    assert len(asyncio.all_tasks()) - tasks_before <= 3 * 4 + 1
+    lease_id = holder["lease_id"]
+    for _ in range(4):  # each release grants one waiter, answered by its own handler
+        async with http.post(f"{server.url}/v1/leases/{lease_id}/release") as resp:
+            assert resp.status == 200
+        done, pending = await asyncio.wait(waiting, timeout=5, return_when="FIRST_COMPLETED")
+        assert len(done) == 1
+        lease_id = done.pop().result()["lease_id"]
+        waiting = list(pending)
+    assert queue.depth == 0 and queue.inflight == 1
