@@ -23,6 +23,7 @@ POLICY_NAMES: Final = (
     "gittins",
     "gittins_plain",
     "gittins_conditional",
+    "gittins_queue",
     "gittins_blind",
     "lstf",
     "fcfs",
@@ -40,6 +41,7 @@ MODEL_POLICIES: Final = frozenset(
         "gittins",
         "gittins_plain",
         "gittins_conditional",
+        "gittins_queue",
         "gittins_blind",
         "lstf",
         "sjf_mean",
@@ -55,7 +57,8 @@ def make_policy(name: str, model: DemandModel | None = None, *, n: int = 1000) -
     ``n`` is the number of remaining-demand samples a predictive policy asks for per rank.
     ``gittins`` ranks runs with a deadline by the deadline Gittins index
     (:mod:`hermes_sdk.policy.deadline_gittins`); ``gittins_plain`` ignores deadlines;
-    ``gittins_conditional`` is deadline Gittins with the conditional index (the ablation).
+    ``gittins_conditional`` is deadline Gittins with the conditional index (the ablation);
+    ``gittins_queue`` adds the queue-wide feasibility pass where a scheduler applies it.
     Raises :class:`ConfigError` for an unknown name or a predictive policy without a model.
     """
     if name not in POLICY_NAMES:
@@ -70,6 +73,11 @@ def make_policy(name: str, model: DemandModel | None = None, *, n: int = 1000) -
         conditional = DeadlineGittinsPolicy(model, n=n, index="conditional")
         conditional.name = "gittins_conditional"
         return conditional
+    if name == "gittins_queue":  # deadline Gittins + the queue-wide feasibility pass
+        assert model is not None
+        queue = DeadlineGittinsPolicy(model, n=n, queue_pass=True)
+        queue.name = "gittins_queue"
+        return queue
     if name == "gittins_plain":
         assert model is not None
         plain = GittinsPolicy(model, n=n)

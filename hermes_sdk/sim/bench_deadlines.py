@@ -27,9 +27,14 @@ from hermes_sdk.sim.workloads import SUITES
 from hermes_sdk.sim.workloads.spec import JsonValue, Workload
 from hermes_sdk.sim.workloads.suites import DEADLINE_FACTORS, with_slo_deadlines
 
-SWEEP_POLICIES: Final = ("fcfs", "edf", "lstf", "gittins_plain", "gittins_conditional", "gittins")
+SWEEP_POLICIES: Final = (
+    "fcfs", "edf", "lstf", "gittins_plain", "gittins_conditional", "gittins", "gittins_queue",
+)  # fmt: skip
 BASELINES: Final = ("edf", "gittins_plain", "gittins_conditional")
 """Policies ``gittins`` is compared with, paired by seed, in each cell (when swept)."""
+CANDIDATE: Final = "gittins_queue"
+"""Compared, when swept, with ``gittins`` and :data:`BASELINES` under ``cell[CANDIDATE]``, and
+checked against the same targets."""
 LAWS: Final = ("slo", "run")
 
 
@@ -241,26 +246,38 @@ def cells(rows: Sequence[DeadlineRow]) -> list[dict[str, JsonValue]]:
                 "per_kind": _pooled_kinds(list(per.values())),
             }
         cell["policies"] = policies
-        new = by.get("gittins", {})
-        for base in BASELINES:
-            other = by.get(base, {})
-            common = [s for s in seeds if s in new and s in other]
-            if not common:
-                continue
-            diff = [new[s].hit_rate - other[s].hit_rate for s in common]
-            mean, lo, hi = paired_ci(diff)
-            cell[f"vs_{base}"] = {"diff": round(mean, 4), "ci95": [round(lo, 4), round(hi, 4)]}
-        plain = by.get("gittins_plain", {})
-        common = [s for s in seeds if s in new and s in plain]
-        ratios = [
-            n / p
-            for s in common
-            if (n := new[s].no_deadline_mean) is not None
-            and (p := plain[s].no_deadline_mean) is not None
-        ]
-        if ratios:
-            cell["no_deadline_mean_vs_plain"] = round(float(np.mean(ratios)), 4)
+        cell.update(_versus(by, "gittins", BASELINES, seeds))
+        if CANDIDATE in by:
+            cell[CANDIDATE] = _versus(by, CANDIDATE, ("gittins", *BASELINES), seeds)
         out.append(cell)
+    return out
+
+
+def _versus(by: dict[str, dict[int, DeadlineRow]], new_policy: str, bases: Sequence[str],
+            seeds: Sequence[int]) -> dict[str, JsonValue]:  # fmt: skip
+    """``new_policy``'s paired hit-rate difference to each of ``bases`` (``vs_<base>``: mean and
+    95% CI over common seeds) and its no-deadline mean over plain Gittins' (seed mean of ratios)."""
+    out: dict[str, JsonValue] = {}
+    new = by.get(new_policy, {})
+    for base in bases:
+        other = by.get(base, {})
+        common = [s for s in seeds if s in new and s in other]
+        if not common:
+            continue
+        diff = [new[s].hit_rate - other[s].hit_rate for s in common]
+        mean, lo, hi = paired_ci(diff)
+        out[f"vs_{base}"] = {"diff": round(mean, 4), "ci95": [round(lo, 4), round(hi, 4)]}
+    plain = by.get("gittins_plain", {})
+    ratios = [
+        n / p
+        for s in seeds
+        if s in new
+        and s in plain
+        and (n := new[s].no_deadline_mean) is not None
+        and (p := plain[s].no_deadline_mean) is not None
+    ]
+    if ratios:
+        out["no_deadline_mean_vs_plain"] = round(float(np.mean(ratios)), 4)
     return out
 
 
@@ -273,25 +290,29 @@ def checks(summary: Sequence[dict[str, JsonValue]]) -> list[dict[str, JsonValue]
         pol = c["policies"]
         assert isinstance(pol, dict)
         hit = {p: v["hit_rate"] for p, v in pol.items() if isinstance(v, dict)}
-        new = hit.get("gittins")
-        if not isinstance(new, float):
-            continue
-        where = {k: c[k] for k in ("suite", "load", "law", "fraction")}
-        load = c["load"]
-        assert isinstance(load, float)
-        edf, plain = hit.get("edf"), hit.get("gittins_plain")
-        if c["law"] == "slo" and load >= 0.85 and isinstance(edf, float):
-            best = max(edf, plain if isinstance(plain, float) else 0.0)
-            out.append({**where, "check": "hit >= max(edf, gittins_plain) + 0.03",
-                        "value": round(new - best, 4), "limit": 0.03,
-                        "passed": new - best >= 0.03})  # fmt: skip
-        if c["law"] == "run" and isinstance(edf, float):
-            out.append({**where, "check": "hit >= edf - 0.02", "value": round(new - edf, 4),
-                        "limit": -0.02, "passed": new - edf >= -0.02})  # fmt: skip
-        ratio = c.get("no_deadline_mean_vs_plain")
-        if isinstance(ratio, float):
-            out.append({**where, "check": "no-deadline mean / gittins_plain <= 1.05",
-                        "value": ratio, "limit": 1.05, "passed": ratio <= 1.05})  # fmt: skip
+        for policy in ("gittins", CANDIDATE):
+            new = hit.get(policy)
+            if not isinstance(new, float):
+                continue
+            where: dict[str, JsonValue] = {k: c[k] for k in ("suite", "load", "law", "fraction")}
+            if policy != "gittins":
+                where["policy"] = policy
+            load = c["load"]
+            assert isinstance(load, float)
+            edf, plain = hit.get("edf"), hit.get("gittins_plain")
+            if c["law"] == "slo" and load >= 0.85 and isinstance(edf, float):
+                best = max(edf, plain if isinstance(plain, float) else 0.0)
+                out.append({**where, "check": "hit >= max(edf, gittins_plain) + 0.03",
+                            "value": round(new - best, 4), "limit": 0.03,
+                            "passed": new - best >= 0.03})  # fmt: skip
+            if c["law"] == "run" and isinstance(edf, float):
+                out.append({**where, "check": "hit >= edf - 0.02", "value": round(new - edf, 4),
+                            "limit": -0.02, "passed": new - edf >= -0.02})  # fmt: skip
+            mine = c.get(policy) if policy != "gittins" else c
+            ratio = mine.get("no_deadline_mean_vs_plain") if isinstance(mine, dict) else None
+            if isinstance(ratio, float):
+                out.append({**where, "check": "no-deadline mean / gittins_plain <= 1.05",
+                            "value": ratio, "limit": 1.05, "passed": ratio <= 1.05})  # fmt: skip
     return out
 
 

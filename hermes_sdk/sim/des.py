@@ -32,6 +32,7 @@ from hermes_sdk.policy import (
 )
 from hermes_sdk.policy.fairness import tenant_shares_of
 from hermes_sdk.sim.programs import RealStage
+from hermes_sdk.sim.queue_pass import reorder_runs
 from hermes_sdk.sim.workload import BackendSpec
 
 EPS_S: Final = 1e-9
@@ -67,10 +68,12 @@ class SimApp:
         "stage_start_s",
         "stages",
         "standalone_s",
+        "start_by_s",
         "tenant",
         "total_s",
         "version",
         "visits",
+        "work_s",
     )
 
     def __init__(
@@ -104,6 +107,10 @@ class SimApp:
         self.finish_s = math.nan
         self.visits: dict[str, int] = {}
         self.records: list[Stage] = []
+        self.work_s = 0.0
+        """Predicted remaining service (seconds), for the queue-wide deadline pass."""
+        self.start_by_s = math.nan
+        """Latest start that still makes the deadline (the pass's ``queue_plan``), or NaN."""
 
     @property
     def run_id(self) -> str:
@@ -247,6 +254,11 @@ class Simulation:
         self.dynamic = bool(getattr(policy, "dynamic", True))
         self.time_varying = bool(getattr(policy, "time_varying", False))
         self.has_quantum = hasattr(policy, "rank_and_quantum")
+        self.queue_plan: Callable[[AppState, float], tuple[float, float]] | None = (
+            getattr(policy, "queue_plan", None) if getattr(policy, "queue_pass", False) else None
+        )
+        """The policy's per-run inputs to the queue-wide deadline pass, when it asks for it
+        (:mod:`hermes_sdk.policy.deadline_queue`); applied on preemptive engines."""
         self.las = isinstance(policy, LASPolicy)
         fast: dict[type, Callable[[SimApp], float]] = {
             FCFSPolicy: lambda a: a.stage_start_s,
@@ -324,6 +336,8 @@ class Simulation:
             key = policy.rank(state, t)
             granule = max(RERANK_REL * app.stage_attained_s, self.min_quantum_s)
             app.quantum_end_s = app.attained_s + granule
+        if self.queue_plan is not None:
+            app.work_s, app.start_by_s = self.queue_plan(state, t)
         if key != app.key:
             app.key = key
             app.version += 1
@@ -677,6 +691,18 @@ class Simulation:
                 self._rerank(app, t)
         return fresh
 
+    def _reorder_by_feasibility(self, b: _Backend, t: float) -> None:
+        """The queue-wide deadline pass over ``b``'s runs; re-heaps its queue if keys moved."""
+        live = {e[3].seq: e[3] for e in b.waiting if e[3].state == _WAITING}
+        runs = {r.app.idx: r.app for r in b.running}
+        for req in live.values():
+            runs.setdefault(req.app.idx, req.app)
+        if reorder_runs(list(runs.values()), t, b.spec.capacity):
+            b.waiting = [
+                (r.app.key, r.app.arrival_s, r.seq, r, r.app.version) for r in live.values()
+            ]
+            heapq.heapify(b.waiting)
+
     def _dispatch(self, b: _Backend, t: float) -> None:
         if b.last_t != t:
             self._advance(b, t)
@@ -687,6 +713,8 @@ class Simulation:
         if fair and ready:
             self._pick_tenant(b)
         if ready and not b.shared and b.waiting:
+            if self.queue_plan is not None and b.preemptive and not fair:
+                self._reorder_by_feasibility(b, t)
             slots = b.slots or 0
             waiting = b.waiting
             peek = self._peek

@@ -14,6 +14,7 @@ from hermes_sdk.graph import GraphRegistry
 from hermes_sdk.graph.records import Call, RunPath, RunState, Stage
 from hermes_sdk.policy import AppState, GittinsPolicy, make_policy
 from hermes_sdk.policy.deadline_gittins import (
+    DEFAULT_QUEUE_Q,
     DEFAULT_SLACK_Q,
     DEFAULT_WEIGHT,
     HOPELESS_RANK_S,
@@ -397,3 +398,27 @@ def test_policy_argument_checks() -> None:
         with pytest.raises(ValueError):
             slack_at_quantile([1.0], 1.0, q)
     assert slack_at_quantile([], 2.5, 0.9) == 2.5
+
+
+def test_queue_plan_closed_form_on_pair() -> None:
+    """``pair`` (2 s or 3 s, latency = service): the pass's inputs are the mean remaining service
+    (2.5 s) and the latest start ``deadline - L_q``. With q = 0.15 a run due at 2.5 s fits only
+    in the 2 s world (p ~ 0.5 >= q), so it may start by 0.5 s (``L_0.15 = 2``); with q = 0.9 it
+    is not a candidate (NaN); due at 1.9 s it is hopeless; without a deadline only the work."""
+    policy = make_policy("gittins_queue", REG, n=400)
+    assert isinstance(policy, DeadlineGittinsPolicy) and policy.queue_pass
+    assert policy.name == "gittins_queue"
+    assert policy.queue_q == DEFAULT_QUEUE_Q == 0.15
+    work, start_by = policy.queue_plan(_run("pair", 2.5), 0.0)
+    assert work == pytest.approx(2.5, abs=0.05)
+    assert start_by == pytest.approx(0.5)
+    assert policy.queue_plan(_run("pair", 12.5), 10.0)[1] == pytest.approx(10.5)  # clock-free
+    strict = DeadlineGittinsPolicy(REG, n=400, queue_q=0.9)
+    assert math.isnan(strict.queue_plan(_run("pair", 2.5), 0.0)[1])
+    assert strict.queue_plan(_run("pair", 4.0), 0.0)[1] == pytest.approx(1.0)  # L_0.9 = 3
+    assert math.isnan(policy.queue_plan(_run("pair", 1.9), 0.0)[1])
+    no_deadline = policy.queue_plan(_run("pair", None), 0.0)
+    assert no_deadline[0] == pytest.approx(2.5, abs=0.05) and math.isnan(no_deadline[1])
+    assert not make_policy("gittins", REG).queue_pass  # type: ignore[attr-defined]
+    with pytest.raises(ValueError, match="queue_q"):
+        DeadlineGittinsPolicy(REG, queue_q=0.0)

@@ -134,6 +134,29 @@ def test_cells_pair_by_seed_and_checks_apply_the_targets() -> None:
     assert by["no-deadline mean / gittins_plain <= 1.05"]["passed"]
 
 
+def test_candidate_is_paired_with_the_default_and_checked() -> None:
+    rows = [
+        _row("edf", 1, 0.50, 20.0),
+        _row("edf", 2, 0.60, 22.0),
+        _row("gittins_plain", 1, 0.55, 10.0),
+        _row("gittins_plain", 2, 0.57, 10.0),
+        _row("gittins", 1, 0.60, 10.4),
+        _row("gittins", 2, 0.64, 10.6),
+        _row("gittins_queue", 1, 0.63, 11.0),
+        _row("gittins_queue", 2, 0.65, 10.0),
+    ]
+    (cell,) = cells(rows)
+    queue = _obj(cell["gittins_queue"])
+    assert _obj(queue["vs_gittins"])["diff"] == pytest.approx(0.02)
+    assert _obj(queue["vs_edf"])["diff"] == pytest.approx(0.09)
+    assert queue["no_deadline_mean_vs_plain"] == pytest.approx(1.05)
+    assert "vs_gittins_conditional" not in queue
+    mine = [c for c in checks([cell]) if c.get("policy") == "gittins_queue"]
+    hit = next(c for c in mine if c["check"] == "hit >= max(edf, gittins_plain) + 0.03")
+    assert hit["value"] == pytest.approx(0.64 - 0.56) and hit["passed"]
+    assert len(mine) == 2 and len(checks([cell])) == 4
+
+
 def test_sweep_and_cli_write_results(tmp_path: Path) -> None:
     config = DeadlineConfig(
         suites=("light",), loads=(0.9,), laws=("slo",), fractions=(1.0,), seeds=1,
