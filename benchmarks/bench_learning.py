@@ -15,6 +15,11 @@ the default queue bound. Per store (SQLite file, memory, a throwaway redis-serve
 - ``soak_backpressure``: the same soak with ``HERMES_LEARN_BACKPRESSURE=1`` (``submit()`` sleeps
   200 us at a time, at most 25 times, while the queue is over 1/8 of its bound): the app slowed
   to the learner's pace instead of runs dropped;
+- ``soak_process``: the same soak with ``HERMES_LEARNER=process`` (a child process stores and
+  learns, sends its graphs back): peak RSS growth is the app's plus the child's (each over its
+  RSS after the warm-up; the sum of two peaks, an upper bound), and the app-side CPU per run of
+  the feeder thread (flatten + marshal + pipe write) and of the receiver thread (graph installs
+  and rank-table refreshes), read from ``/proc/self/task`` right after the loop;
 - ``drain``: ``--drain`` runs queued while learning is held, then released: stored and learned
   runs/s of the learner alone (what bounds the exit drain), and the exit time a full default
   queue would need at that rate;
@@ -55,6 +60,17 @@ TARGET_HINTS_P50_US = 20
 HINT_EVERY = 8
 """Every 8th run's first llm call asks ``current_hints()`` (timed) while the learner learns."""
 APPS = [f"app{i}" for i in range(5)]
+SOAKS = (
+    ("soak", False, "thread", 1),
+    ("soak_backpressure", True, "thread", 4),
+    ("soak_process", False, "process", 5),
+)
+"""(result key, backpressure, learner, Redis db) of each soak."""
+MODE_LABELS = {
+    "soak": "thread",
+    "soak_backpressure": "thread + backpressure",
+    "soak_process": "process",
+}
 
 
 def _rss_mib() -> float:
@@ -79,6 +95,18 @@ def _soak_child(store_url: str, runs: int, out_path: str) -> None:
         from hermes_sdk.instrument import runtime as rt
 
         c = rt.current_runtime().counters()
+        process = report.pop("process", None)
+        if process is not None:
+            p = process.stats()
+            child_growth = p.child_peak_rss_mib - report["child_rss_before_mib"]
+            report.update(
+                child_peak_rss_mib=p.child_peak_rss_mib,
+                child_peak_rss_growth_mib=child_growth,
+                app_peak_rss_growth_mib=report["peak_rss_growth_mib"],
+                peak_rss_growth_mib=report["peak_rss_growth_mib"] + child_growth,
+                learner_process_failures=p.failures,
+                graph_installs=p.graph_installs,
+            )
         report.update(
             stored_and_learned=c.runs_completed,
             backpressure_sleeps=c.learn_backpressure_sleeps,
@@ -114,6 +142,10 @@ def _soak_child(store_url: str, runs: int, out_path: str) -> None:
     with hermes.run("warmup"):  # opens the store and the registry before measuring
         think(0)
     hermes.flush(10)
+    from hermes_sdk.instrument import runtime as rt
+
+    process = rt.current_runtime().process
+    child0 = process.stats() if process is not None else None
     rss0 = _rss_mib()
     peak0 = _peak_rss_mib()
     report["t0"] = t0 = time.perf_counter()
@@ -123,6 +155,10 @@ def _soak_child(store_url: str, runs: int, out_path: str) -> None:
                 think(i, i == 0 and r % HINT_EVERY == 0)
                 act(i)
     produce_s = time.perf_counter() - t0
+    report["thread_cpu_s"] = _thread_cpu_s()
+    if process is not None and child0 is not None:
+        report["child_rss_before_mib"] = child0.child_rss_mib
+        report["process"] = process  # read at exit, after the child's last answer
     hint_s.sort()
     report.update(
         runs=runs,
@@ -136,6 +172,22 @@ def _soak_child(store_url: str, runs: int, out_path: str) -> None:
         current_hints_p50_us=1e6 * hint_s[len(hint_s) // 2] if hint_s else None,
         current_hints_p99_us=1e6 * hint_s[int(len(hint_s) * 0.99)] if hint_s else None,
     )
+
+
+def _thread_cpu_s() -> dict[str, float]:
+    """CPU seconds (user + system) of this process's hermes threads so far, by thread name."""
+    tick = os.sysconf("SC_CLK_TCK")
+    out: dict[str, float] = {}
+    for thread in threading.enumerate():
+        if not thread.name.startswith("hermes-") or thread.native_id is None:
+            continue
+        try:
+            with open(f"/proc/self/task/{thread.native_id}/stat", encoding="ascii") as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        out[thread.name] = (int(fields[11]) + int(fields[12])) / tick
+    return out
 
 
 def _drain_child(store_url: str, runs: int, baseline_url: str, out_path: str) -> None:
@@ -255,8 +307,14 @@ class RedisServer:
         self.proc.wait(10)
 
 
-def _child(args: list[str], *, backpressure: bool = False) -> dict[str, Any]:
-    env = {**os.environ, "HERMES_LEARN_BACKPRESSURE": "1" if backpressure else "0"}
+def _child(
+    args: list[str], *, backpressure: bool = False, learner: str = "thread"
+) -> dict[str, Any]:
+    env = {
+        **os.environ,
+        "HERMES_LEARN_BACKPRESSURE": "1" if backpressure else "0",
+        "HERMES_LEARNER": learner,
+    }
     with tempfile.NamedTemporaryFile(suffix=".json", delete=False) as f:
         out = f.name
     try:
@@ -301,28 +359,41 @@ def measure(runs: int, drain: int, stores: list[str]) -> dict[str, Any]:
                     assert server is not None
                     soak_url, drain_url, base_url = server.url(1), server.url(2), server.url(3)
                 row: dict[str, Any] = {}
-                for key, backpressure in (("soak", False), ("soak_backpressure", True)):
+                for key, backpressure, learner, db in SOAKS:
                     if kind == "sqlite":
                         soak_url = f"sqlite:///{work}/{key}.db"
                     elif kind == "redis":
                         assert server is not None
-                        soak_url = server.url(1 if not backpressure else 4)
+                        soak_url = server.url(db)
                     on = "on" if backpressure else "off"
-                    print(f"{kind}: soak of {runs:,} runs, backpressure {on} ...", flush=True)
-                    soak = _child(["--soak", soak_url, str(runs)], backpressure=backpressure)
+                    print(
+                        f"{kind}: soak of {runs:,} runs, learner {learner}, backpressure {on} ...",
+                        flush=True,
+                    )
+                    soak = _child(
+                        ["--soak", soak_url, str(runs)], backpressure=backpressure, learner=learner
+                    )
                     if kind == "sqlite":
                         stored = _sqlite_rows(work / f"{key}.db")
                     elif kind == "redis":
                         assert server is not None
-                        stored = server.llen(1 if not backpressure else 4) - 1  # minus warm-up
+                        stored = server.llen(db) - 1  # minus warm-up
                     else:
                         stored = soak["stored_and_learned"] - 1
                     soak["backpressure"] = backpressure
+                    soak["learner"] = learner
                     soak["stored_after_exit"] = stored
                     soak["lost_at_exit"] = soak["runs"] - stored - soak["dropped"]
                     soak["learned_runs_s"] = (soak["stored_and_learned"] - 1) / soak[
                         "learned_all_s"
                     ]
+                    cpu = soak.get("thread_cpu_s", {})
+                    for name, field in (
+                        ("hermes-learner", "feeder_cpu_us_per_run"),
+                        ("hermes-learner-receiver", "receiver_cpu_us_per_run"),
+                    ):
+                        if name in cpu:  # the thread learner's "feeder" is the learner itself
+                            soak[field] = 1e6 * cpu[name] / soak["runs"]
                     row[key] = soak
                 print(f"{kind}: drain of {drain:,} queued runs + baseline ...", flush=True)
                 row["drain"] = _child(["--drain-child", drain_url, str(drain), base_url])
@@ -393,21 +464,23 @@ def main() -> None:
 
 def _print(doc: dict[str, Any]) -> None:
     print(
-        f"{'store':8} {'bp':>3} {'produced/s':>11} {'learned/s':>10} {'drain/s':>9} "
-        f"{'drain/cpu-s':>11} "
-        f"{'baseline/s':>10} {'base/cpu-s':>10} {'RSS+MiB':>8} {'dropped':>8} {'lost':>5} "
-        f"{'hints p50 us':>12}"
+        f"{'store':8} {'learner':22} {'produced/s':>10} {'learned/s':>9} {'drain/s':>8} "
+        f"{'baseline/s':>10} {'RSS+MiB':>8} {'dropped':>8} {'lost':>5} {'hints p50':>9} "
+        f"{'feeder us/run':>13}"
     )
     for kind, row in doc["stores"].items():
-        for key in ("soak", "soak_backpressure"):
+        for key in MODE_LABELS:
+            if key not in row:
+                continue
             s, d = row[key], row["drain"]
+            feeder = s.get("feeder_cpu_us_per_run")
             print(
-                f"{kind:8} {'on' if s['backpressure'] else 'off':>3} "
-                f"{s['produced_runs_s']:11,.0f} {s['learned_runs_s']:10,.0f} "
-                f"{d['drain_runs_s']:9,.0f} {d['drain_runs_per_cpu_s']:11,.0f} "
-                f"{d['baseline_runs_s']:10,.0f} {d['baseline_runs_per_cpu_s']:10,.0f} "
+                f"{kind:8} {MODE_LABELS[key]:22} "
+                f"{s['produced_runs_s']:10,.0f} {s['learned_runs_s']:9,.0f} "
+                f"{d['drain_runs_s']:8,.0f} {d['baseline_runs_s']:10,.0f} "
                 f"{s['peak_rss_growth_mib']:8.1f} {s['dropped']:8d} {s['lost_at_exit']:5d} "
-                f"{s.get('current_hints_p50_us') or float('nan'):12.1f}"
+                f"{s.get('current_hints_p50_us') or float('nan'):9.1f} "
+                f"{float('nan') if feeder is None else feeder:13.1f}"
             )
 
 
@@ -416,42 +489,37 @@ def _us(value: float | None) -> str:
 
 
 def plot(result: dict[str, Any], path: Path) -> None:
-    """Runs/s per store (produced, learned in the soak, drain, one-write-per-run baseline) and
-    peak RSS growth, with the targets."""
+    """Runs/s per store and learner (produced, learned in the soak, drain, one-write-per-run
+    baseline) and peak RSS growth, with the targets."""
     from plotting import figure, grouped_bars, save
 
     rows = result["stores"]
     keys = list(rows)
+    modes = [m for m in MODE_LABELS if all(m in rows[k] for k in keys)]
     # the memory store keeps every stored path in RAM: its RSS is the store, not the queue
     stores = [f"{k} (store in RAM)" if k == "memory" else k for k in keys]
     load = result.get("machine", {}).get("load_average_1m_before_after")
     fig, axes = figure(
         1,
         2,
-        (13, 4.4),
+        (14, 5.6),
         f"Embedded learning, soak of {result['runs']:,} runs (llm + tool, 1-12 iterations, "
-        "5 apps), one process"
+        "5 apps)\nlearner thread / thread + backpressure / child process"
         + (f"; shared 2-core machine, load average {load[0]:.1f}-{load[1]:.1f}" if load else ""),
         height_ratios=None,
     )
+    series: dict[str, list[float]] = {}
+    for m in modes:
+        series[f"produced ({MODE_LABELS[m]})"] = [rows[k][m]["produced_runs_s"] for k in keys]
+        series[f"stored + learned ({MODE_LABELS[m]})"] = [
+            rows[k][m]["learned_runs_s"] for k in keys
+        ]
+    series["stored + learned (learner alone)"] = [rows[k]["drain"]["drain_runs_s"] for k in keys]
+    series["baseline: one write per run"] = [rows[k]["drain"]["baseline_runs_s"] for k in keys]
     grouped_bars(
         axes[0],
         stores,
-        {
-            "produced by the app (soak)": [rows[k]["soak"]["produced_runs_s"] for k in keys],
-            "stored + learned (soak)": [rows[k]["soak"]["learned_runs_s"] for k in keys],
-            "produced (soak, backpressure on)": [
-                rows[k]["soak_backpressure"]["produced_runs_s"] for k in keys
-            ],
-            "stored + learned (soak, backpressure on)": [
-                rows[k]["soak_backpressure"]["learned_runs_s"] for k in keys
-            ],
-            "stored + learned (learner alone)": [rows[k]["drain"]["drain_runs_s"] for k in keys],
-            "stored + learned per CPU second (learner alone)": [
-                rows[k]["drain"]["drain_runs_per_cpu_s"] for k in keys
-            ],
-            "baseline: one write per run": [rows[k]["drain"]["baseline_runs_s"] for k in keys],
-        },
+        series,
         axis_label="runs/s (log)",
         log=True,
         title="throughput",
@@ -462,18 +530,19 @@ def plot(result: dict[str, Any], path: Path) -> None:
         axes[1],
         stores,
         {
-            "peak RSS growth (MiB)": [rows[k]["soak"]["peak_rss_growth_mib"] for k in keys],
-            "peak RSS growth, backpressure on (MiB)": [
-                rows[k]["soak_backpressure"]["peak_rss_growth_mib"] for k in keys
-            ],
+            f"peak RSS growth, {MODE_LABELS[m]} (MiB)": [
+                rows[k][m]["peak_rss_growth_mib"] for k in keys
+            ]
+            for m in modes
         },
-        axis_label="MiB",
-        title="peak RSS growth\nper store: dropped (backpressure off / on), lost at\n"
-        "exit, current_hints() p50 while learning (<= 20 us)\n"
+        axis_label="MiB (process: app + child)",
+        title="peak RSS growth\ndropped (thread / + backpressure / process),\n"
+        "lost at exit and current_hints() p50 (process)\n"
         + "\n".join(
-            f"{k}: {rows[k]['soak']['dropped']:,} / {rows[k]['soak_backpressure']['dropped']:,}"
-            f", lost {rows[k]['soak']['lost_at_exit']}"
-            f", {_us(rows[k]['soak'].get('current_hints_p50_us'))}"
+            f"{k}: "
+            + " / ".join(f"{rows[k][m]['dropped']:,}" for m in modes)
+            + f"; lost {rows[k][modes[-1]]['lost_at_exit']}"
+            + f"; {_us(rows[k][modes[-1]].get('current_hints_p50_us'))}"
             for k in keys
         ),
         targets=[(result["targets"]["peak_rss_growth_mib"], "target: <= 50 MiB")],

@@ -37,6 +37,7 @@ import atexit
 import contextlib
 import logging
 import os
+import socket
 import subprocess
 import sys
 import threading
@@ -53,7 +54,7 @@ from hermes_sdk.instrument.learner_wire import (
     encode_paths,
     install_graphs,
     load_message,
-    read_frame,
+    recv_frame,
     sync_request,
     write_frame,
 )
@@ -177,6 +178,8 @@ class ProcessLearner:
 
     def registry_for_hints(self) -> GraphRegistry:
         """The registry the child's graphs are installed in (starting the child if needed)."""
+        if self._proc is not None or self._failed:
+            return self.registry  # the hints' path: no lock once started
         start_error: Exception | None = None
         with self._cond:
             if self._proc is None and not self._failed and not self._closing:
@@ -306,7 +309,9 @@ class ProcessLearner:
     def _spawn(self) -> None:
         """Start the child and the receiver thread (caller holds the condition's lock)."""
         to_child_r, to_child_w = os.pipe()
-        from_child_r, from_child_w = os.pipe()
+        # the child answers through a socket: the receiver reads a frame in one recv each part
+        from_child, child_end = socket.socketpair()
+        from_child_w = child_end.fileno()
         python = os.environ.get(LEARNER_PYTHON_ENV, "").strip() or sys.executable
         env = {**os.environ, LEARNER_ENV: "thread"}
         env.pop("HERMES_SCHEDULER_URL", None)
@@ -319,24 +324,25 @@ class ProcessLearner:
                 env=env,
             )
         except BaseException:
-            for fd in (to_child_r, to_child_w, from_child_r, from_child_w):
+            for fd in (to_child_r, to_child_w):
                 os.close(fd)
+            from_child.close()
             raise
+        finally:
+            child_end.close()
         os.close(to_child_r)
-        os.close(from_child_w)
         self._to_child = to_child_w
-        reader = os.fdopen(from_child_r, "rb", buffering=1 << 16)
         self._receiver = threading.Thread(
-            target=self._receive, args=(reader,), name="hermes-learner-receiver", daemon=True
+            target=self._receive, args=(from_child,), name="hermes-learner-receiver", daemon=True
         )
         self._receiver.start()
 
-    def _receive(self, reader: Any) -> None:
+    def _receive(self, sock: socket.socket) -> None:
         """Apply the child's messages until its end of stream (receiver thread)."""
-        with reader:
+        with sock:
             while True:
                 try:
-                    frame = read_frame(reader)
+                    frame = recv_frame(sock)
                     message = None if frame is None else load_message(frame)
                 except Exception as exc:  # a torn or foreign stream: the child is unusable
                     log.debug("hermes: bad message from the learner process: %r", exc)

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import io
 import os
+import socket
+import threading
 
 from hermes_sdk.graph import GraphRegistry
 from hermes_sdk.graph.records import Call, RunPath, RunState, Stage
@@ -15,6 +17,7 @@ from hermes_sdk.instrument.learner_wire import (
     install_graphs,
     load_message,
     read_frame,
+    recv_frame,
     sync_request,
     sync_seq,
     write_frame,
@@ -57,6 +60,22 @@ def test_frames_end_cleanly_on_a_torn_stream() -> None:
     assert second is not None and sync_seq(second) == 42
     assert torn is None
     assert read_frame(io.BytesIO(b"")) is None
+
+
+def test_socket_frames_arrive_whole_and_end_cleanly() -> None:
+    """A frame larger than the socket's buffer (the child blocks in ``sendall`` while the
+    receiver waits in one ``recv``), then a torn one."""
+    mine, theirs = socket.socketpair()
+    big = b"G" + os.urandom(3 << 20)
+    sender = threading.Thread(
+        target=lambda: (write_frame(theirs.fileno(), big), theirs.sendall(b"\x00" * 3))
+    )
+    sender.start()
+    assert recv_frame(mine) == big
+    sender.join()
+    theirs.close()
+    assert recv_frame(mine) is None
+    mine.close()
 
 
 def test_snapshots_install_learned_graphs_exactly_and_in_place() -> None:
