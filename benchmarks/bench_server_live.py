@@ -26,10 +26,16 @@ overflows in the window (a dropped SYN costs a 1 s retransmission, measured as l
 Reports the highest offered rate whose client p99 decision is <= 5 ms.
 Targets: >= 5,000 rank-bearing events/s on one core with p99 decision <= 5 ms.
 
-The whole run is made twice, in one invocation: first the baseline (``hermes serve
---gc-full-every 0 --no-gc-freeze``: CPython's automatic full collections, as before), then
-``hermes serve`` as shipped (``--gc-full-every 600``, startup objects frozen); ``rates`` holds
-the shipped run, ``baseline`` the other (``--modes`` picks either).
+The whole run is made once per mode, in one invocation (``--modes``, default: the baseline
+``hermes serve --gc-full-every 0 --no-gc-freeze``, CPython's automatic collections, then
+``hermes serve`` as shipped; other modes in ``SERVER_ARGS`` are A/B variants), ``--repeat N``
+times with the modes interleaved; ``rates`` holds the last mode's last run, ``baseline`` the
+first mode's, ``repeated.medians`` each mode's medians over the repetitions. Per window it also
+reports the server's run-queue wait (its threads runnable but not running: the one core is
+shared with its own writer thread and anything else the machine runs there). The generator
+runs its own young collections every 10 ms, as ``hermes serve`` does: its 10,000 waiters made
+its automatic ones 10-25 ms each, measured as decision latency. ``HERMES_LIVE_TURNS=PATH``
+runs the server under ``live_turns.py`` (loop turns per callback, young-collection sizes).
 """
 
 from __future__ import annotations
@@ -39,6 +45,7 @@ import asyncio
 import contextlib
 import gc
 import json
+import math
 import os
 import platform
 import random
@@ -583,16 +590,18 @@ async def _run(
 
 
 def summarize(result: dict[str, Any]) -> dict[str, Any]:
-    """The highest offered rate meeting the decision target, and whether 5,000/s meets both."""
+    """The highest offered rate meeting the decision target, and whether a rate that achieved
+    >= 5,000 events/s met it."""
     ok = [
         r
         for r in result["rates"]
         if r["decision_ms_client"]["p99"] is not None
         and r["decision_ms_client"]["p99"] <= DECISION_P99_TARGET_MS
-        and r["achieved_events_per_s"] >= 0.97 * r["offered_events_per_s"]
+        # kept up with what was sent (a Poisson window sends a little more or less than the rate)
+        and r["achieved_events_per_s"] >= 0.97 * r["sent_events_per_s"]
     ]
     best = max(ok, key=lambda r: r["offered_events_per_s"], default=None)
-    at_target = [r for r in ok if r["offered_events_per_s"] >= EVENTS_TARGET]
+    at_target = [r for r in ok if r["achieved_events_per_s"] >= EVENTS_TARGET]
     return {
         "rank_bearing_events_per_s": EVENTS_TARGET,
         "decision_p99_ms": DECISION_P99_TARGET_MS,
@@ -671,7 +680,7 @@ def plot(result: dict[str, Any], path: Path) -> None:
             [r["decision_ms_client"]["p99"] for r in base["rates"]],
             ":^",
             color="grey",
-            label="client p99, baseline (CPython automatic full gc)",
+            label=f"client p99, {base.get('mode', 'baseline')}",
         )
     ax1.axhline(DECISION_P99_TARGET_MS, color="red", ls=":", label="p99 target")
     ax1.set_yscale("log")
@@ -722,6 +731,7 @@ def main() -> None:
             load1 = round(os.getloadavg()[0], 2)
             run["load_average_1m"] = {"before": round(load0, 2), "after": load1}
             run["targets"] = summarize(run)
+            run["mode"] = mode
             runs_by_mode[mode].append(run)
     result = runs_by_mode[modes[-1]][-1]
     if len(modes) > 1:
@@ -730,6 +740,14 @@ def main() -> None:
         result["repeated"] = {
             "repetitions": args.repeat,
             "medians": {mode: medians(rs) for mode, rs in runs_by_mode.items()},
+        }
+        result["repeated"]["met_on_medians"] = {  # median p99 <= 5 ms at >= 5,000 achieved
+            mode: any(
+                (c["decision_ms_client.p99"] or math.inf) <= DECISION_P99_TARGET_MS
+                and (c["achieved_events_per_s"] or 0.0) >= EVENTS_TARGET
+                for c in cells.values()
+            )
+            for mode, cells in result["repeated"]["medians"].items()
         }
         print(json.dumps(result["repeated"], indent=1))
     result["machine"] = {
