@@ -26,10 +26,10 @@ from hermes_sdk.instrument.learner_process import STATUS_INTERVAL_S
 from hermes_sdk.instrument.learner_wire import (
     BATCH,
     SYNC,
+    FrameReader,
     changed_graphs,
     decode_paths,
     dump_message,
-    read_frame,
     sync_seq,
     write_frame,
 )
@@ -37,6 +37,8 @@ from hermes_sdk.instrument.runtime import Runtime
 
 log = logging.getLogger("hermes_sdk.instrument")
 
+MERGE_MAX_RUNS = 20_000
+"""Most runs learned as one batch when several batches wait in the pipe."""
 GC_GEN0_THRESHOLD = 50_000
 """Allocations between two young collections here (CPython's default 700): a batch allocates
 ~30 objects per run, none of them in cycles, and the default made decoding 3x slower."""
@@ -92,22 +94,34 @@ def serve(fd_in: int, fd_out: int, store_url: str) -> int:
     gc.set_threshold(GC_GEN0_THRESHOLD, 10, 10)
     status(0)
     last = time.monotonic()
-    with os.fdopen(fd_in, "rb", buffering=1 << 20) as stream:
-        while True:
-            frame = read_frame(stream)
-            if frame is None:
-                break
-            kind = frame[:1]
-            if kind == BATCH:
-                paths = decode_paths(frame[1:])
-                runtime.learn_many(paths)
-                counters["handled"] += len(paths)
-                if time.monotonic() - last >= STATUS_INTERVAL_S:
-                    status(0)
-                    last = time.monotonic()
-            elif kind == SYNC:
-                status(sync_seq(frame))
+    frames = FrameReader(fd_in)
+    pending: bytes | None = None
+    while True:
+        frame = pending if pending is not None else frames.next()
+        pending = None
+        if frame is None:
+            break
+        if frame[:1] == BATCH:
+            # every batch already waiting joins this one: one transaction, one learn (the
+            # learner thread's group commit, across the pipe)
+            paths = decode_paths(frame[1:])
+            while len(paths) < MERGE_MAX_RUNS:
+                more = frames.next(block=False)
+                if more is None:
+                    break
+                if more[:1] != BATCH:
+                    pending = more  # a sync answers after the runs before it
+                    break
+                paths += decode_paths(more[1:])
+            runtime.learn_many(paths)
+            counters["handled"] += len(paths)
+            if time.monotonic() - last >= STATUS_INTERVAL_S:
+                status(0)
                 last = time.monotonic()
+        elif frame[:1] == SYNC:
+            status(sync_seq(frame))
+            last = time.monotonic()
+    os.close(fd_in)
     runtime.close()
     return 0
 

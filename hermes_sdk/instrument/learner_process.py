@@ -331,6 +331,7 @@ class ProcessLearner:
         finally:
             child_end.close()
         os.close(to_child_r)
+        _widen_pipe(to_child_w)
         self._to_child = to_child_w
         self._receiver = threading.Thread(
             target=self._receive, args=(from_child,), name="hermes-learner-receiver", daemon=True
@@ -418,6 +419,22 @@ class ProcessLearner:
         if fd is not None:
             with contextlib.suppress(OSError):
                 os.close(fd)
+
+
+PIPE_BYTES: Final = 1 << 20
+"""Kernel buffer asked for the pipe to the child (Linux; default 64 KiB): batches sent while
+the child learns wait there, so it merges them into one transaction. Bytes in it are outside the
+queue's bound (at most this much)."""
+
+
+def _widen_pipe(fd: int) -> None:
+    import fcntl  # POSIX only, like the pipes themselves
+
+    setpipe = getattr(fcntl, "F_SETPIPE_SZ", None)
+    if setpipe is None:
+        return
+    with contextlib.suppress(OSError):  # above /proc/sys/fs/pipe-max-size: keep the default
+        fcntl.fcntl(fd, setpipe, PIPE_BYTES)
 
 
 def _left(deadline: float) -> float:

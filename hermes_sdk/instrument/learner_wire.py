@@ -22,13 +22,14 @@ import io
 import marshal
 import os
 import pickle
+import select
 import socket
 import struct
 import threading
 from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import fields
-from typing import Any, BinaryIO, Final
+from typing import Any, Final
 
 from hermes_sdk.graph import GraphRegistry, PDGraph
 from hermes_sdk.graph.montecarlo import GraphCompiler
@@ -146,22 +147,55 @@ def write_frame(fd: int, payload: bytes) -> None:
         view = view[written:]
 
 
-def read_frame(stream: BinaryIO) -> bytes | None:
-    """The next frame's bytes, or None at the end of the stream (a torn last frame included)."""
-    header = stream.read(_HEADER.size)
-    if header is None or len(header) < _HEADER.size:
-        return None
-    (size,) = _HEADER.unpack(header)
-    if size > MAX_FRAME_BYTES:
-        return None
-    payload = stream.read(size)
-    if payload is None or len(payload) < size:
-        return None
-    return payload
+class FrameReader:
+    """Frames from a pipe's file descriptor, with a look at whether another one is ready: the
+    child merges every batch already waiting into one store transaction and one learn."""
+
+    def __init__(self, fd: int, chunk: int = 1 << 20) -> None:
+        self.fd = fd
+        self.chunk = chunk
+        self._buf = bytearray()
+        self._pos = 0
+        self._eof = False
+
+    def next(self, *, block: bool = True) -> bytes | None:
+        """The next frame; None at the end of the stream (a torn last frame included) or, with
+        ``block=False``, when no whole frame is ready now."""
+        while True:
+            frame = self._take()
+            if frame is not None:
+                return frame
+            if self._eof:
+                return None
+            if not block and not select.select([self.fd], [], [], 0)[0]:
+                return None
+            data = os.read(self.fd, self.chunk)
+            if not data:
+                self._eof = True
+                return None
+            if self._pos:
+                del self._buf[: self._pos]
+                self._pos = 0
+            self._buf += data
+
+    def _take(self) -> bytes | None:
+        buf, pos = self._buf, self._pos
+        if len(buf) - pos < _HEADER.size:
+            return None
+        (size,) = _HEADER.unpack_from(buf, pos)
+        if size > MAX_FRAME_BYTES:
+            self._eof, self._buf, self._pos = True, bytearray(), 0
+            return None
+        end = pos + _HEADER.size + size
+        if len(buf) < end:
+            return None
+        self._pos = end
+        return bytes(buf[pos + _HEADER.size : end])
 
 
 def recv_frame(sock: socket.socket) -> bytes | None:
-    """:func:`read_frame` from a stream socket: each part in one ``recv`` with ``MSG_WAITALL``,
+    """The next frame from a stream socket (None at its end, a torn frame included): each part
+    in one ``recv`` with ``MSG_WAITALL``,
     so a thread of a busy app waits for the GIL twice per frame, not once per pipe-sized chunk
     (a 2 MB snapshot through a 64 KiB pipe took ~30 reads, each up to a 5 ms switch interval
     away from the app's thread)."""
