@@ -37,8 +37,9 @@ from hermes_sdk.instrument.runtime import Runtime
 
 log = logging.getLogger("hermes_sdk.instrument")
 
-MERGE_MAX_RUNS = 20_000
-"""Most runs learned as one batch when several batches wait in the pipe."""
+MERGE_MAX_RUNS = 4_000
+"""Most runs merged into one learned batch when several wait in the pipe (~5 KB each decoded,
+plus their stored JSON: the child's memory; past ~2,000 runs a batch costs no less per run)."""
 GC_GEN0_THRESHOLD = 50_000
 """Allocations between two young collections here (CPython's default 700): a batch allocates
 ~30 objects per run, none of them in cycles, and the default made decoding 3x slower."""
