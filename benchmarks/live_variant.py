@@ -1,6 +1,6 @@
 """``hermes serve`` with one module constant changed, for ``bench_server_live``'s A/B modes of
 settings that have no command-line flag. Usage: ``python benchmarks/live_variant.py
-MODULE:NAME=VALUE serve ...`` (VALUE an int), e.g.
+MODULE:NAME=VALUE serve ...`` (VALUE an int, or a float with a dot), e.g.
 ``hermes_sdk.server.scheduler:APPLY_CHUNK=1000000`` (each events batch applied in one loop
 turn, as before the chunks); ``sys:switchinterval=SECONDS`` sets the GIL's switch interval."""
 
@@ -22,7 +22,7 @@ def main() -> None:
     module, name = target.split(":", 1)
     mod = importlib.import_module(module)
     getattr(mod, name)  # fails on a name the module does not have
-    setattr(mod, name, int(value))
+    setattr(mod, name, float(value) if "." in value else int(value))
     sys.argv = ["hermes", *sys.argv[2:]]
     from hermes_sdk.cli import main as cli_main
 
