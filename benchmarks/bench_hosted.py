@@ -269,7 +269,8 @@ def run_seed(args: argparse.Namespace) -> dict[str, Any]:
     runs = workload(args.seed, args.tpm, args.load, args.duration_s, "m")
     runs += workload(args.seed + 1000, args.tpm, args.sat_load, args.sat_s, "s")
     doc: dict[str, Any] = {k: getattr(args, k) for k in CONFIG_KEYS}
-    doc |= {"seed": args.seed, "offered_runs": sum(r.run_id[0] == "m" for r in runs), "ways": {}}
+    doc |= {"seed": args.seed, "offered_runs": sum(r.run_id[0] == "m" for r in runs)}
+    doc |= {"max_retries": RETRIES, "ways": {}}
     for way in WAYS:
         load_before = os.getloadavg()[0]
         res = asyncio.run(measure(way, args, runs))
@@ -337,6 +338,7 @@ def summarize(args: argparse.Namespace) -> dict[str, Any]:
             "offered_runs": doc["offered_runs"],
             "paired_runs": len(common),
             "paired_standalone_mean_s": float(np.mean([alone[r] for r in common])),
+            "max_retries": doc.get("max_retries"),
         }
         gittins = done["hermes_gittins"]
         for base in BASELINES:  # Gittins vs each baseline on the runs both completed
