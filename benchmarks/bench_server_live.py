@@ -91,7 +91,7 @@ SERVER_ARGS: dict[str, list[str]] = {
     "full_5s_refreeze": ["--gc-full-every", "5", "--gc-refreeze"],
     "one_turn_batches": ["=hermes_sdk.server.scheduler:APPLY_CHUNK=1000000"],
     "switch_0.5ms": ["=sys:switchinterval=0.0005"],
-    "sweep_0.2s": ["=hermes_sdk.server.leases:DISCONNECT_POLL_S=0.2"],
+    "sweep_1s": ["=hermes_sdk.server.leases:DISCONNECT_POLL_S=1.0"],
 }
 """``hermes serve`` flags of each mode (``--modes``): ``young_off`` is the shipped settings
 before timed young collections; ``full_5s*`` make the timed full collection happen inside the
