@@ -36,6 +36,11 @@ POLICY_NAMES: Final = (
     "gittins_aging",
 )
 """Every name :func:`make_policy` accepts."""
+SIMULATOR_ONLY_POLICIES: Final = frozenset({"srpt_oracle", "gittins_queue"})
+"""Names a live scheduler cannot honour: ``srpt_oracle`` reads true sizes only the simulator
+knows (every live run would rank last, i.e. FCFS), and ``gittins_queue``'s queue-wide pass is
+applied by the simulator's engines, not by the server's admission queue (it would rank exactly
+like ``gittins``). ``hermes serve`` refuses them rather than silently serving another order."""
 MODEL_POLICIES: Final = frozenset(
     {
         "gittins",

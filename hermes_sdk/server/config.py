@@ -19,6 +19,7 @@ from typing import Final, cast
 
 from hermes_sdk.errors import ConfigError
 from hermes_sdk.graph.records import check_name
+from hermes_sdk.policy.factory import POLICY_NAMES, SIMULATOR_ONLY_POLICIES
 from hermes_sdk.policy.fairness import FairnessConfig, parse_fairness_table
 from hermes_sdk.server.upstreams import UpstreamConfig
 
@@ -126,6 +127,16 @@ class ServerConfig:
     def __post_init__(self) -> None:
         for name in self.backends:
             _check_config_name(name, "backend name")
+        if self.policy in SIMULATOR_ONLY_POLICIES:
+            raise ConfigError(
+                f"policy {self.policy!r} runs only in the simulator (`hermes sim`, `hermes bench`);"
+                " a live scheduler would serve a different order under its name"
+            )
+        if self.policy not in POLICY_NAMES:
+            raise ConfigError(
+                f"unknown policy {self.policy!r}; choose one of "
+                + ", ".join(p for p in POLICY_NAMES if p not in SIMULATOR_ONLY_POLICIES)
+            )
         if not isinstance(self.port, int) or not 0 <= self.port <= 65535:
             raise ConfigError(f"port must be within 0..65535, got {self.port!r}")
         if not isinstance(self.max_body_bytes, int) or self.max_body_bytes < 1024:

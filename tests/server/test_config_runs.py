@@ -5,7 +5,9 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from typer.testing import CliRunner
 
+from hermes_sdk.cli import app as cli_app
 from hermes_sdk.errors import ConfigError
 from hermes_sdk.graph.records import START
 from hermes_sdk.server.auth import Keyring
@@ -103,6 +105,21 @@ def test_server_config_validates() -> None:
         ServerConfig(acquire_timeout_s=0)
     with pytest.raises(ConfigError):
         ServerConfig(backends={"": BackendConfig()})
+
+
+@pytest.mark.parametrize("policy", ["srpt_oracle", "gittins_queue"])
+def test_serve_refuses_simulator_only_policies(tmp_path: Path, policy: str) -> None:
+    """A live scheduler cannot honour these names: it would serve another order under them."""
+    with pytest.raises(ConfigError, match="only in the simulator"):
+        ServerConfig(policy=policy)
+    (tmp_path / "h.toml").write_text(f'[server]\npolicy = "{policy}"\n')
+    with pytest.raises(ConfigError, match="only in the simulator"):
+        load_config(tmp_path / "h.toml")
+    result = CliRunner().invoke(cli_app, ["serve", "--policy", policy, "--port", "0"])
+    assert result.exit_code == 2, result.output
+    assert "only in the simulator" in result.output
+    with pytest.raises(ConfigError, match="unknown policy 'nope'"):
+        ServerConfig(policy="nope")
 
 
 def _start(uid: str, node: str, parent: str | None = None) -> UnitStart:
