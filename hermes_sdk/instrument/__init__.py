@@ -6,6 +6,7 @@ Users import these names from ``hermes_sdk`` directly (see docs/architecture.md)
 from hermes_sdk.instrument._context import context_executor, wrap_context
 from hermes_sdk.instrument.decorators import llm, retriever, tool, unit
 from hermes_sdk.instrument.handles import RunHandle, UnitHandle
+from hermes_sdk.instrument.instrument_stats import InstrumentStats
 from hermes_sdk.instrument.observers import UnitObserver, add_unit_observer, remove_unit_observer
 from hermes_sdk.instrument.prewarm_hooks import (
     PrewarmNotice,
@@ -15,7 +16,6 @@ from hermes_sdk.instrument.prewarm_hooks import (
 )
 from hermes_sdk.instrument.recorder import EventSink, ListSink, Recorder, RecorderStats
 from hermes_sdk.instrument.runtime import (
-    InstrumentStats,
     configure,
     flush,
     graph,

@@ -23,8 +23,8 @@ from typing import Any, TypeVar, cast, overload
 from hermes_sdk.errors import GraphError
 from hermes_sdk.graph.records import UNIT_KINDS, UnitKind, check_name
 from hermes_sdk.instrument._context import CURRENT_RUN, CURRENT_UNIT
+from hermes_sdk.instrument.env_settings import env_disabled
 from hermes_sdk.instrument.handles import UnitHandle
-from hermes_sdk.instrument.runtime import env_disabled
 from hermes_sdk.instrument.usage import usage_of
 
 _F = TypeVar("_F", bound="Callable[..., Any] | classmethod[Any, Any, Any] | staticmethod[Any, Any]")

@@ -24,7 +24,7 @@ class InstrumentCollector(Collector):
     """Collector of the active runtime's run and event counters (read at each scrape)."""
 
     def collect(self) -> Iterator[Metric]:
-        """One family per counter of :class:`~hermes_sdk.instrument.runtime.InstrumentStats`."""
+        """One family per counter of :class:`~.instrument_stats.InstrumentStats`."""
         c = _rt.current_runtime().counters()
         counters = (
             ("runs_learned", "Completed runs stored and learned", c.runs_completed),

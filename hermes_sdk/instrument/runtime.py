@@ -16,12 +16,21 @@ import os
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Final
 
 from hermes_sdk.errors import ConfigError
 from hermes_sdk.graph import GraphRegistry, PDGraph
 from hermes_sdk.graph.records import RunPath
+from hermes_sdk.instrument.env_settings import (
+    SCHEDULER_URL_ENV,
+    env_disabled,
+    env_learn_backpressure,
+    env_learn_queue_bytes,
+    env_scheduler,
+    import_time_learner,
+    import_time_queue_bytes,
+)
+from hermes_sdk.instrument.instrument_stats import InstrumentStats
 from hermes_sdk.instrument.learner import DEFAULT_MAX_BYTES, LearnerStats, RunLearner
 from hermes_sdk.instrument.learner_process import (
     ProcessLearner,
@@ -41,10 +50,6 @@ from hermes_sdk.store import MemoryStore, Store, open_store
 log = logging.getLogger("hermes_sdk.instrument")
 
 DEFAULT_STORE_URL: Final = "sqlite:///~/.hermes/hermes.db"
-LEARN_QUEUE_ENV: Final = "HERMES_LEARN_QUEUE_MIB"
-"""Environment variable: MiB of completed runs that may wait for the store (default 16)."""
-LEARN_BACKPRESSURE_ENV: Final = "HERMES_LEARN_BACKPRESSURE"
-"""Environment variable: 1/true/yes/on slows ``submit()`` instead of dropping (default off)."""
 STORE_WARN_INTERVAL_S: Final = 60.0
 """Least seconds between two warnings about failed store writes."""
 RANK_REFRESH_BUDGET: Final = 2
@@ -54,73 +59,6 @@ FORK_QUIESCE_S: Final = 1.0
 SYNC_TIMEOUT_S: Final = 30.0
 """How long ``graph()``/``stats()`` wait for queued runs to be learned."""
 MEMORY_STORE_URL: Final = "memory://"
-SCHEDULER_URL_ENV: Final = "HERMES_SCHEDULER_URL"
-"""Environment variable: the scheduler URL ``configure`` uses when given none (remote mode)."""
-API_KEY_ENV: Final = "HERMES_API_KEY"
-"""Environment variable: the API key ``configure`` uses when given none."""
-
-
-def env_scheduler() -> tuple[str | None, str | None]:
-    """``(HERMES_SCHEDULER_URL, HERMES_API_KEY)``, each ``None`` when unset or empty."""
-    url = os.environ.get(SCHEDULER_URL_ENV, "").strip()
-    key = os.environ.get(API_KEY_ENV, "").strip()
-    return url or None, key or None
-
-
-def env_disabled() -> bool:
-    """True when ``HERMES_DISABLED`` asks for pass-through decorators (1/true/yes/on)."""
-    return os.environ.get("HERMES_DISABLED", "").strip().lower() in ("1", "true", "yes", "on")
-
-
-@dataclass(frozen=True, slots=True)
-class InstrumentStats:
-    """Counters of the instrumentation since :func:`configure` (events and runs)."""
-
-    runs_completed: int
-    runs_failed_to_record: int
-    events_queued: int
-    events_sent: int
-    events_dropped: int
-    events_lost: int
-    send_errors: int
-    runs_dropped: int = 0
-    """Of ``runs_failed_to_record``: refused because the queue of completed runs was full."""
-    runs_pending: int = 0
-    """Completed runs waiting for the store right now (0 after a successful sync)."""
-    pending_bytes: int = 0
-    """Estimated bytes those pending runs hold."""
-    peak_pending_bytes: int = 0
-    """The most the queue of completed runs ever held (estimated bytes)."""
-    max_pending_bytes: int = 0
-    """The queue's bound (``HERMES_LEARN_QUEUE_MIB`` / ``configure(learn_queue_bytes=)``)."""
-    learn_backpressure_sleeps: int = 0
-    """Sleeps (200 us each) that ending a run made to let the learner catch up (backpressure on)."""
-    learner_process_failures: int = 0
-    """Learner processes that could not start or died (``learner="process"``; each time the
-    thread learner took over)."""
-    runs_lost_in_learner_process: int = 0
-    """Of ``runs_failed_to_record``: runs sent to a learner process that died before it
-    confirmed storing them."""
-
-
-def env_learn_backpressure() -> bool:
-    """True when ``HERMES_LEARN_BACKPRESSURE`` turns backpressure on (1/true/yes/on)."""
-    raw = os.environ.get(LEARN_BACKPRESSURE_ENV, "").strip().lower()
-    return raw in ("1", "true", "yes", "on")
-
-
-def env_learn_queue_bytes() -> int:
-    """``HERMES_LEARN_QUEUE_MIB`` in bytes (default 16 MiB); ConfigError unless positive."""
-    raw = os.environ.get(LEARN_QUEUE_ENV, "").strip()
-    if not raw:
-        return DEFAULT_MAX_BYTES
-    try:
-        mib = float(raw)
-    except ValueError:
-        mib = -1.0
-    if not (mib > 0 and mib < 2**20):
-        raise ConfigError(f"{LEARN_QUEUE_ENV} must be a positive number of MiB, got {raw!r}")
-    return max(1, int(mib * 2**20))
 
 
 class Runtime:
@@ -352,27 +290,11 @@ def _open_registry(store: str | Store | None, *, remote: bool) -> GraphRegistry:
     return GraphRegistry(open_store(store) if isinstance(store, str) else store)
 
 
-def _import_time_queue_bytes() -> int:
-    try:
-        return env_learn_queue_bytes()
-    except ConfigError as exc:  # importing must not fail: configure() raises it instead
-        log.warning("hermes: %s; using %d bytes", exc, DEFAULT_MAX_BYTES)
-        return DEFAULT_MAX_BYTES
-
-
-def _import_time_learner() -> str:
-    try:
-        return check_mode(env_learner_mode())
-    except ValueError as exc:  # importing must not fail: configure() raises it instead
-        log.warning("hermes: HERMES_LEARNER: %s; using 'thread'", exc)
-        return "thread"
-
-
 RUNTIME: Runtime = Runtime(
     enabled=not env_disabled(),
-    learn_queue_bytes=_import_time_queue_bytes(),
+    learn_queue_bytes=import_time_queue_bytes(),
     learn_backpressure=env_learn_backpressure(),
-    learner=_import_time_learner(),
+    learner=import_time_learner(),
 )
 """The active settings; module attribute read on every instrumented call."""
 
