@@ -103,14 +103,21 @@ def test_hits_per_kind_counts_runs_with_deadlines_by_their_deadline() -> None:
         hits_per_kind(runs, [1.0])
 
 
-def test_cells_pair_by_seed_and_checks_apply_the_targets() -> None:
-    rows = [
+def _baseline_rows() -> list[DeadlineRow]:
+    """EDF, plain Gittins and the default on two paired seeds."""
+    return [
         _row("edf", 1, 0.50, 20.0),
         _row("edf", 2, 0.60, 22.0),
         _row("gittins_plain", 1, 0.55, 10.0),
         _row("gittins_plain", 2, 0.57, 10.0),
         _row("gittins", 1, 0.60, 10.4),
         _row("gittins", 2, 0.64, 10.6),
+    ]
+
+
+def test_cells_pair_by_seed_and_checks_apply_the_targets() -> None:
+    rows = [
+        *_baseline_rows(),
         _row("gittins_conditional", 1, 0.58, 10.2),
         _row("gittins_conditional", 2, 0.58, 10.2),
     ]
@@ -136,12 +143,7 @@ def test_cells_pair_by_seed_and_checks_apply_the_targets() -> None:
 
 def test_candidate_is_paired_with_the_default_and_checked() -> None:
     rows = [
-        _row("edf", 1, 0.50, 20.0),
-        _row("edf", 2, 0.60, 22.0),
-        _row("gittins_plain", 1, 0.55, 10.0),
-        _row("gittins_plain", 2, 0.57, 10.0),
-        _row("gittins", 1, 0.60, 10.4),
-        _row("gittins", 2, 0.64, 10.6),
+        *_baseline_rows(),
         _row("gittins_queue", 1, 0.63, 11.0),
         _row("gittins_queue", 2, 0.65, 10.0),
     ]
