@@ -1,6 +1,8 @@
-"""The learner process: ``python -m hermes_sdk.instrument.learner_child IN_FD OUT_FD STORE_URL``.
+"""The learner process: ``python -m hermes_sdk.instrument.learner_child IN_FD OUT_FD``.
 
-Started by :class:`~hermes_sdk.instrument.learner_process.ProcessLearner`. It opens the store
+Started by :class:`~hermes_sdk.instrument.learner_process.ProcessLearner`, which passes the store
+URL in ``HERMES_LEARNER_CHILD_STORE`` (never on the command line: it may hold a password). It
+opens the store
 (replaying what it holds), says hello, then handles the app's frames in order: a batch of runs is
 stored and learned by the same code as the thread learner (:meth:`Runtime.learn_many`: one store
 transaction, batch learning, rank-table refresh); a sync request is answered after everything
@@ -22,7 +24,7 @@ import sys
 import time
 from typing import Any
 
-from hermes_sdk.instrument.learner_process import STATUS_INTERVAL_S
+from hermes_sdk.instrument.learner_process import CHILD_STORE_ENV, STATUS_INTERVAL_S
 from hermes_sdk.instrument.learner_wire import (
     BATCH,
     SYNC,
@@ -128,9 +130,10 @@ def serve(fd_in: int, fd_out: int, store_url: str) -> int:
 
 
 def main(argv: list[str]) -> int:
-    """Entry point: ``IN_FD OUT_FD STORE_URL``."""
+    """Entry point: ``IN_FD OUT_FD``, the store URL in ``HERMES_LEARNER_CHILD_STORE``."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
-    fd_in, fd_out, store_url = int(argv[0]), int(argv[1]), argv[2]
+    fd_in, fd_out = int(argv[0]), int(argv[1])
+    store_url = os.environ.pop(CHILD_STORE_ENV)
     try:
         return serve(fd_in, fd_out, store_url)
     except BrokenPipeError:

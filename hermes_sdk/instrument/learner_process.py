@@ -71,6 +71,8 @@ START_TIMEOUT_S: Final = 20.0
 STATUS_INTERVAL_S: Final = 0.5
 """Least seconds between two unrequested status messages (graphs) of a learning child."""
 CHILD_MODULE: Final = "hermes_sdk.instrument.learner_child"
+CHILD_STORE_ENV: Final = "HERMES_LEARNER_CHILD_STORE"
+"""Environment variable carrying the store URL to the learner process (internal)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -313,11 +315,13 @@ class ProcessLearner:
         from_child, child_end = socket.socketpair()
         from_child_w = child_end.fileno()
         python = os.environ.get(LEARNER_PYTHON_ENV, "").strip() or sys.executable
-        env = {**os.environ, LEARNER_ENV: "thread"}
+        # the store URL goes in the environment, not argv: a redis:// URL may hold a password,
+        # and any local user can read a command line (ps), only the owner an environment
+        env = {**os.environ, LEARNER_ENV: "thread", CHILD_STORE_ENV: self.store_url}
         env.pop("HERMES_SCHEDULER_URL", None)
         try:
             self._proc = subprocess.Popen(
-                [python, "-m", CHILD_MODULE, str(to_child_r), str(from_child_w), self.store_url],
+                [python, "-m", CHILD_MODULE, str(to_child_r), str(from_child_w)],
                 stdin=subprocess.DEVNULL,
                 stdout=subprocess.DEVNULL,
                 pass_fds=(to_child_r, from_child_w),

@@ -114,6 +114,9 @@ def test_process_learner_learns_what_the_thread_learner_learns_sqlite(tmp_path: 
     process = learn(paths, f"sqlite:///{tmp_path}/p.db", "process")
     assert rt.current_runtime().process is not None
     assert rt.current_runtime().process.stats().started  # type: ignore[union-attr]
+    pid = rt.current_runtime().process.stats().child_pid  # type: ignore[union-attr]
+    cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()  # any local user can read it
+    assert b"learner_child" in cmdline and b"p.db" not in cmdline  # the URL (a password?) is not
     assert any(process[f"default/{app}"][3] for app in APPS[:2])  # a change was detected
     for key in thread:
         if key != "stats":
