@@ -45,6 +45,8 @@ MAX_SAMPLES = 1_000_000
 """Largest ``n`` accepted by :meth:`PDGraph.remaining_demand`."""
 MAX_VISIT_LIMIT = 64
 _Key = tuple[RunState, int, int, Demand]
+_REBUILT = frozenset({"_lock", "_compiler", "_cache"})
+"""Attributes a pickled graph leaves out: its lock and what it rebuilds by itself."""
 _CACHE_SIZE = 512
 _MAX_COUNTER_CELLS = 1 << 22  # paths x nodes visit counters per simulate() call (32 MiB)
 
@@ -138,6 +140,17 @@ class PDGraph:
 
     def __repr__(self) -> str:
         return f"PDGraph(app={self.app!r}, runs={self.runs}, nodes={len(self.nodes)})"
+
+    def __getstate__(self) -> dict[str, object]:
+        """Everything learned (the change detectors included), without the lock and the
+        caches: the compiled tables and the Monte Carlo answers are rebuilt on first use."""
+        return {k: v for k, v in vars(self).items() if k not in _REBUILT}
+
+    def __setstate__(self, state: dict[str, object]) -> None:
+        self.__dict__.update(state)
+        self._lock = threading.RLock()
+        self._compiler = GraphCompiler()
+        self._cache = OrderedDict()
 
     # --- learning -------------------------------------------------------------------------------
 

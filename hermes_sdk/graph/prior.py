@@ -74,6 +74,14 @@ class PooledPrior:
         self.sketch = Sketch(window=window)
         self._lock = threading.Lock()
 
+    def __getstate__(self) -> tuple[Sketch]:
+        # a tuple, never falsy: pickle skips __setstate__ for a false state (an empty sketch)
+        return (self.sketch,)
+
+    def __setstate__(self, state: tuple[Sketch]) -> None:
+        self.sketch = state[0]
+        self._lock = threading.Lock()
+
     def add(self, run_service_s: float) -> None:
         """Fold in the total service seconds of one completed run."""
         with self._lock:

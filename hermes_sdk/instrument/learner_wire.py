@@ -10,29 +10,25 @@ object). The child rebuilds them without re-running the records' checks
 
 Graph snapshots go the other way: :func:`dump_message` pickles the child's changed
 :class:`PDGraph` objects and their tenants' :class:`PooledPrior` exactly (every learned field,
-the change detectors included) but without their locks and their caches (the compiled tables
-and the Monte Carlo cache are rebuilt on first use); :func:`install_graphs` copies them into
-the app's registry in place, under each graph's lock, so a graph object the app holds keeps
-answering with what the child learned.
+the change detectors included) but without their locks and their caches (their own
+``__getstate__``; the compiled tables and the Monte Carlo cache are rebuilt on first use);
+:func:`install_graphs` copies them into the app's registry in place, under each graph's lock,
+so a graph object the app holds keeps answering with what the child learned.
 """
 
 from __future__ import annotations
 
-import io
 import marshal
 import os
 import pickle
 import select
 import socket
 import struct
-import threading
-from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import fields
 from typing import Any, Final
 
 from hermes_sdk.graph import GraphRegistry, PDGraph
-from hermes_sdk.graph.montecarlo import GraphCompiler
 from hermes_sdk.graph.prior import PooledPrior
 from hermes_sdk.graph.records import Call, RunPath, Stage
 
@@ -43,8 +39,6 @@ SYNC: Final = b"S"
 _HEADER: Final = struct.Struct(">Q")
 MAX_FRAME_BYTES: Final = 1 << 34
 """A length above this means the stream is not ours (or is torn): treated as end of stream."""
-_GRAPH_CACHES: Final = frozenset({"_lock", "_compiler", "_cache"})
-"""PDGraph attributes not shipped: its lock and what it rebuilds by itself."""
 
 
 def encode_paths(paths: Sequence[RunPath]) -> bytes:
@@ -234,39 +228,10 @@ def sync_seq(payload: bytes) -> int:
 # -- graph snapshots --------------------------------------------------------------------------
 
 
-def _new_graph(state: dict[str, Any]) -> PDGraph:
-    graph = PDGraph.__new__(PDGraph)
-    graph.__dict__.update(state)
-    graph._lock = threading.RLock()
-    graph._compiler = GraphCompiler()
-    graph._cache = OrderedDict()
-    return graph
-
-
-def _new_prior(sketch: Any) -> PooledPrior:
-    prior = PooledPrior.__new__(PooledPrior)
-    prior.sketch = sketch
-    prior._lock = threading.Lock()
-    return prior
-
-
-class _SnapshotPickler(pickle.Pickler):
-    """Pickles graphs and priors without their locks and caches (shared priors stay shared)."""
-
-    def reducer_override(self, obj: Any) -> Any:
-        if type(obj) is PDGraph:
-            state = {k: v for k, v in vars(obj).items() if k not in _GRAPH_CACHES}
-            return _new_graph, (state,)
-        if type(obj) is PooledPrior:
-            return _new_prior, (obj.sketch,)
-        return NotImplemented
-
-
 def dump_message(message: dict[str, Any]) -> bytes:
-    """Pickle a message of the child (counters, and graphs under ``"graphs"``)."""
-    buf = io.BytesIO()
-    _SnapshotPickler(buf, protocol=5).dump(message)
-    return buf.getvalue()
+    """Pickle a message of the child (counters, and graphs under ``"graphs"``: a graph and a
+    pooled prior pickle without their locks and caches, and priors shared stay shared)."""
+    return pickle.dumps(message, protocol=5)
 
 
 def load_message(payload: bytes) -> dict[str, Any]:
