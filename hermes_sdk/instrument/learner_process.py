@@ -180,17 +180,8 @@ class ProcessLearner:
 
     def registry_for_hints(self) -> GraphRegistry:
         """The registry the child's graphs are installed in (starting the child if needed)."""
-        if self._proc is not None or self._failed:
-            return self.registry  # the hints' path: no lock once started
-        start_error: Exception | None = None
-        with self._cond:
-            if self._proc is None and not self._failed and not self._closing:
-                try:
-                    self._spawn()
-                except Exception as exc:
-                    start_error = exc
-        if start_error is not None:
-            self._give_up(f"it could not start: {start_error!r}")
+        if self._proc is None and not self._failed:  # the hints' path: no lock once started
+            self._start()
         return self.registry
 
     def sync(self, timeout_s: float | None) -> bool:
@@ -279,17 +270,7 @@ class ProcessLearner:
     def _ensure_started(self, deadline: float | None = None) -> str:
         """Start the child if it never ran and wait for its hello: ``"ok"``, ``"failed"`` (given
         up: the thread learner answers) or ``"timeout"`` (``deadline`` passed first)."""
-        spawn_error: BaseException | None = None
-        with self._cond:
-            if self._failed or (self._closing and self._proc is None):
-                return "failed"
-            if self._proc is None:
-                try:
-                    self._spawn()
-                except Exception as exc:  # no child: the thread learner takes over
-                    spawn_error = exc
-        if spawn_error is not None:
-            self._give_up(f"it could not start: {spawn_error!r}")
+        if not self._start():
             return "failed"
         end = time.monotonic() + START_TIMEOUT_S
         with self._cond:
@@ -307,6 +288,23 @@ class ProcessLearner:
             return "timeout"  # the caller's deadline, not the child's fault
         self._give_up(f"it did not answer within {START_TIMEOUT_S:.0f} s")
         return "failed"
+
+    def _start(self) -> bool:
+        """Start the child unless it runs already; ``False`` if given up on (now or before)
+        or closed before it ever started."""
+        spawn_error: Exception | None = None
+        with self._cond:
+            if self._failed or (self._closing and self._proc is None):
+                return False
+            if self._proc is None:
+                try:
+                    self._spawn()
+                except Exception as exc:  # no child: the thread learner takes over
+                    spawn_error = exc
+        if spawn_error is not None:
+            self._give_up(f"it could not start: {spawn_error!r}")
+            return False
+        return True
 
     def _spawn(self) -> None:
         """Start the child and the receiver thread (caller holds the condition's lock)."""
@@ -391,16 +389,12 @@ class ProcessLearner:
             self._failed = True
             lost = self.sent - self.handled
             self.lost += lost
+            self.failures += 1
             self._cond.notify_all()
         with self._write_lock:
             fd, self._to_child = self._to_child, None
         if fd is not None:
             os.close(fd)
-        self._fallen_back(reason, lost=lost)
-
-    def _fallen_back(self, reason: str, *, lost: int) -> None:
-        with self._cond:
-            self.failures += 1
         proc = self._proc
         if proc is not None and proc.poll() is None:
             proc.kill()  # alive but unusable (no hello, a torn stream): it must not write on
