@@ -80,7 +80,13 @@ class AgingPolicy:
 
     def order_key(self, app: AppState, now: float) -> float:
         """Time-invariant key with the order of :meth:`rank` at any common ``now``."""
-        return self._key(app, now) + max(app.arrival_s, now - self._horizon_s) / self.slowdown_cap
+        return self._key(app, now) + self.age_key(app.arrival_s, now)
+
+    def age_key(self, arrival_s: float, now: float) -> float:
+        """The aging term of a time-invariant key (seconds): ``arrival_s / slowdown_cap``, the
+        arrival clamped to ``now - max_boost_s * slowdown_cap`` (the boost's cap); add it to
+        any rank in seconds that waits from ``arrival_s``."""
+        return max(arrival_s, now - self._horizon_s) / self.slowdown_cap
 
 
 def with_aging(

@@ -150,13 +150,7 @@ class BudgetRanker:
             index, _ = gittins_index_and_quantum((cost + future) / rate)
             rank = 1.0 / index
         if self._aging is not None:
-            horizon = self._aging.max_boost_s
-            since = (
-                arrival_s
-                if horizon is None
-                else max(arrival_s, now - horizon * self._aging.slowdown_cap)
-            )
-            rank += since / self._aging.slowdown_cap
+            rank += self._aging.age_key(arrival_s, now)
         return rank
 
     def future_tokens(

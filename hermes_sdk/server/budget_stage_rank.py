@@ -96,13 +96,7 @@ class StageRanker:
     def rank(self, run_key: Hashable | None, waited_s: float, cost: float) -> float:
         """Rank (seconds, lower first) of a request of ``cost`` tokens that waited ``waited_s``."""
         rank = self.stage_s(run_key, cost)
-        aging = self._aging
-        if aging is not None:
+        if self._aging is not None:
             now = self._clock()
-            enqueued = now - waited_s
-            horizon = aging.max_boost_s
-            since = (
-                enqueued if horizon is None else max(enqueued, now - horizon * aging.slowdown_cap)
-            )
-            rank += since / aging.slowdown_cap
+            rank += self._aging.age_key(now - waited_s, now)
         return rank if math.isfinite(rank) else math.inf
