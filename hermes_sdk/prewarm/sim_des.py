@@ -24,9 +24,10 @@ from hermes_sdk.graph import GraphRegistry
 from hermes_sdk.graph.records import RunState
 from hermes_sdk.policy import DemandModel
 from hermes_sdk.prewarm.planner import GraphLookup, PrewarmPlanner
-from hermes_sdk.sim.des import SimApp, Simulation
+from hermes_sdk.sim.des import Simulation
 from hermes_sdk.sim.programs import RealStage
 from hermes_sdk.sim.run import simulate
+from hermes_sdk.sim.sim_types import SimApp
 from hermes_sdk.sim.workload import Workload, parse_workload
 
 

@@ -137,7 +137,7 @@ def hits_per_kind(
 ) -> tuple[tuple[str, int, int], ...]:
     """``(kind, hits, runs with a deadline)`` per app kind: run ``i`` (from :func:`measured_runs`)
     hits if ``arrival + completion_s[i]`` is by its deadline (the simulator's tolerance)."""
-    from hermes_sdk.sim.des import EPS_S
+    from hermes_sdk.sim.sim_types import EPS_S
 
     if len(runs) != len(completion_s):
         raise ValueError(f"{len(runs)} runs but {len(completion_s)} completion times")

@@ -33,9 +33,10 @@ from hermes_sdk.graph.records import RunState
 from hermes_sdk.prewarm.retention import RetentionPolicy
 from hermes_sdk.prewarm.reuse_law import MIN_HOLD_S, NEVER, ReuseLaw, shifted
 from hermes_sdk.sim.cache_bounds import AccessTrace
-from hermes_sdk.sim.des import SimApp, Simulation
+from hermes_sdk.sim.des import Simulation
 from hermes_sdk.sim.kv_cache import KVCacheStats, PrefixKVCache
 from hermes_sdk.sim.programs import RealStage
+from hermes_sdk.sim.sim_types import SimApp
 from hermes_sdk.sim.workload import BackendSpec
 
 WAIT_SAMPLES: Final = 256

@@ -18,7 +18,8 @@ from hermes_sdk.policy.deadline_queue import feasibility_keys
 
 
 class QueuedRun(Protocol):
-    """What the pass reads and writes on a simulated run (:class:`~hermes_sdk.sim.des.SimApp`)."""
+    """What the pass reads and writes on a simulated run
+    (:class:`~hermes_sdk.sim.sim_types.SimApp`)."""
 
     key: float
     """Queue key (the policy's rank, seconds; lower first)."""

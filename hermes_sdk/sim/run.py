@@ -19,10 +19,11 @@ from hermes_sdk.errors import ConfigError
 from hermes_sdk.graph.records import RunPath
 from hermes_sdk.policy import DemandModel, Policy, make_policy
 from hermes_sdk.policy.fairness import fairness_enabled, with_fairness
-from hermes_sdk.sim.des import EPS_S, SimApp, SimHook, Simulation
+from hermes_sdk.sim.des import SimHook, Simulation
 from hermes_sdk.sim.oracle import OracleModel
 from hermes_sdk.sim.programs import Program, UniformStream
 from hermes_sdk.sim.result import AppStats, ColdWaitStats, LittleCheck, SimResult, percentile
+from hermes_sdk.sim.sim_types import EPS_S, SimApp
 from hermes_sdk.sim.workload import ArrivalSpec, Workload, parse_workload
 
 ProgressFn = Callable[[int, int], None]

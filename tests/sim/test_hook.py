@@ -7,9 +7,10 @@ import math
 import numpy as np
 
 from hermes_sdk.policy import DemandModel
-from hermes_sdk.sim.des import SimApp, Simulation
+from hermes_sdk.sim.des import Simulation
 from hermes_sdk.sim.programs import RealStage
 from hermes_sdk.sim.run import simulate
+from hermes_sdk.sim.sim_types import SimApp
 from hermes_sdk.sim.workloads.spec import Workload
 from hermes_sdk.sim.workloads.suites import paper_suite
 

@@ -28,10 +28,11 @@ from hermes_sdk.graph import GraphRegistry
 from hermes_sdk.graph.records import RunPath, RunState
 from hermes_sdk.policy import make_policy
 from hermes_sdk.policy.base import DemandModel
-from hermes_sdk.sim.des import SimApp, Simulation
+from hermes_sdk.sim.des import Simulation
 from hermes_sdk.sim.oracle import OracleModel
 from hermes_sdk.sim.programs import Program
 from hermes_sdk.sim.run import draw_runs
+from hermes_sdk.sim.sim_types import SimApp
 from hermes_sdk.sim.workload import Workload, parse_workload
 from hermes_sdk.sim.workloads.light import light_apps
 from hermes_sdk.sim.workloads.paper import END, code_feedback
