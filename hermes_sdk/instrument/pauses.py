@@ -2,170 +2,39 @@
 
 A run that stops to wait for a person or an event (a LangGraph ``interrupt()``) is *paused*, not
 ended: :func:`pause_run` turns its handle into a :class:`PausedRun` (the stages completed so far,
-plus the calls of the interrupted step, which the resumed step continues) and writes it to the
-store's key/value space under a *resume key* the caller derives from what identifies the paused
-work (for LangGraph: app, tenant, ``thread_id`` and checkpoint namespace). Any process sharing
-that store can :func:`take_paused` it and :func:`resume_run` it: a new handle with the same run
+plus the calls of the interrupted step, which the resumed step continues), which the caller
+stores under a *resume key* derived from what identifies the paused work (for LangGraph: app,
+tenant, ``thread_id`` and checkpoint namespace). Any process sharing that store can claim it
+and :func:`resume_run` it: a new handle with the same run
 id, its completed stages replayed as finished units (no events, no observers) so the path that
 ends is the whole run. The time between pause and resume is counted in ``paused_s``, never as
 service, latency or elapsed run time (deadlines are relative to active time).
 
-A paused run that is not resumed within a horizon is ended as *abandoned* by
-:func:`abandon_paused` / :func:`sweep_abandoned`: learned like a failed run, up to where it got.
+The record itself is :mod:`hermes_sdk.instrument.paused_record`; writing it, claiming it and
+ending the ones not resumed within a horizon (*abandoned*: learned like a failed run, up to where
+it got) is :mod:`hermes_sdk.instrument.paused_store`.
 """
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from time import perf_counter_ns
-from typing import Any, Final
+from typing import Final
 
-from hermes_sdk.errors import GraphError
-from hermes_sdk.graph.records import (
-    MAX_SERVICE_S,
-    Call,
-    RunPath,
-    Stage,
-    UnitKind,
-    path_from_dict,
-    path_to_dict,
-)
+from hermes_sdk.graph.records import Call, Stage, UnitKind
 from hermes_sdk.instrument import handles as _handles
 from hermes_sdk.instrument import runtime as _rt
 from hermes_sdk.instrument.handles import RunHandle, UnitHandle
-from hermes_sdk.instrument.stages import NS_PER_S, composite_name, form_stages
-from hermes_sdk.store import Store
+from hermes_sdk.instrument.paused_record import CarriedCall, PausedRun
+from hermes_sdk.instrument.stages import NS_PER_S, form_stages
 
 log = logging.getLogger("hermes_sdk.instrument")
 
-PAUSED_NAMESPACE: Final = "paused_runs"
-"""Store key/value namespace of paused runs (one document per resume key)."""
-PROGRESS_NAMESPACE: Final = "run_progress"
-"""Store key/value namespace of running runs' progress (durable execution; never swept)."""
-DEFAULT_PAUSE_HORIZON_S: Final = 86_400.0
-"""Paused runs not resumed within this many seconds (a day) are ended as abandoned."""
 _GAP_NS: Final = 1_000
 """Gap between replayed stages so they never overlap (stage formation groups overlaps)."""
-
-
-@dataclass(frozen=True, slots=True)
-class CarriedCall:
-    """A call of the step a run paused in: its service so far continues when the run resumes.
-
-    ``task`` names the interrupted task (LangGraph: its checkpoint namespace ``"node:id"``);
-    an empty ``task`` is a call of the same step that completed before the pause.
-    """
-
-    node: str
-    kind: UnitKind
-    backend: str | None
-    call: Call
-    task: str = ""
-
-
-@dataclass(frozen=True, slots=True)
-class PausedRun:
-    """A run waiting to be resumed (times in seconds; ``*_at`` are unix seconds)."""
-
-    app: str
-    run_id: str
-    tenant: str
-    started_at: float
-    deadline_s: float | None
-    stages: tuple[Stage, ...]
-    """Stages completed before the step that paused."""
-    carried: tuple[CarriedCall, ...]
-    """Calls of the step that paused (interrupted ones name their ``task``)."""
-    paused_at: float
-    paused_s: float
-    """Seconds paused before this pause (earlier interrupts of the same run)."""
-    active_s: float
-    """Seconds the run was running (not paused) so far."""
-    pauses: int = 1
-
-    def waited_s(self, now: float) -> float:
-        """Total seconds paused if the run resumed at unix time ``now``."""
-        return self.paused_s + max(0.0, now - self.paused_at)
-
-    def to_json(self) -> dict[str, Any]:
-        """JSON-able form for the store (inverse of :meth:`from_json`)."""
-        prefix = RunPath(self.app, self.stages, self.run_id, self.tenant, self.started_at)
-        return {
-            "path": path_to_dict(prefix),
-            "deadline_s": self.deadline_s,
-            "carried": [
-                {
-                    "node": c.node,
-                    "kind": c.kind,
-                    "backend": c.backend,
-                    "task": c.task,
-                    "stage": path_to_dict(
-                        RunPath(self.app, (Stage(c.node, (c.call,), c.kind, c.backend),))
-                    )["stages"][0],
-                }
-                for c in self.carried
-            ],
-            "paused_at": self.paused_at,
-            "paused_s": self.paused_s,
-            "active_s": self.active_s,
-            "pauses": self.pauses,
-        }
-
-    @staticmethod
-    def from_json(raw: dict[str, Any]) -> PausedRun | None:
-        """Parse a stored record; ``None`` for a tombstone or a corrupt record (logged)."""
-        if "path" not in raw:
-            return None
-        try:
-            prefix = path_from_dict(raw["path"])
-            carried = []
-            for item in raw.get("carried", []):
-                wrapped = path_from_dict({"app": prefix.app, "stages": [item["stage"]]})
-                stage = wrapped.stages[0]
-                carried.append(
-                    CarriedCall(stage.node, stage.kind, stage.backend, stage.calls[0], item["task"])
-                )
-            deadline = raw.get("deadline_s")
-            return PausedRun(
-                app=prefix.app,
-                run_id=prefix.run_id,
-                tenant=prefix.tenant,
-                started_at=prefix.started_at,
-                deadline_s=None if deadline is None else float(deadline),
-                stages=prefix.stages,
-                carried=tuple(carried),
-                paused_at=float(raw["paused_at"]),
-                paused_s=float(raw["paused_s"]),
-                active_s=float(raw["active_s"]),
-                pauses=int(raw.get("pauses", 1)),
-            )
-        except (GraphError, KeyError, TypeError, ValueError, IndexError) as exc:
-            log.warning("hermes: ignoring corrupt paused run record: %s", exc)
-            return None
-
-
-def resume_key(*parts: str) -> str:
-    """A store key for a paused run from what identifies it (any strings, any length)."""
-    digest = hashlib.sha256("\x1f".join(parts).encode("utf-8", "surrogatepass")).hexdigest()
-    return digest[:40]
-
-
-def paused_store() -> Store | None:
-    """The store paused runs go to: the active configuration's registry store (embedded: the
-    configured store; remote mode: in-memory unless ``store=`` is given). ``None`` if disabled
-    or unusable (logged)."""
-    runtime = _rt.RUNTIME
-    if not runtime.enabled:
-        return None
-    try:
-        return runtime.registry().store
-    except Exception as exc:
-        log.warning("hermes: no store for paused runs: %r", exc)
-        return None
 
 
 def _subtree(units: Sequence[UnitHandle], root: UnitHandle) -> list[UnitHandle]:
@@ -290,37 +159,6 @@ def pause_run(
     return paused
 
 
-def store_paused(
-    store: Store | None, key: str, paused: PausedRun, namespace: str = PAUSED_NAMESPACE
-) -> bool:
-    """Write ``paused`` durably under ``key``; ``False`` (logged) if the store failed."""
-    if store is None:
-        return False
-    try:
-        store.put_json(namespace, key, paused.to_json())
-    except Exception as exc:
-        log.warning("hermes: could not store paused run %s: %r", paused.run_id, exc)
-        return False
-    return True
-
-
-def take_paused(
-    store: Store | None, key: str, namespace: str = PAUSED_NAMESPACE
-) -> PausedRun | None:
-    """Claim the paused run stored under ``key`` (a tombstone replaces it); ``None`` if none."""
-    if store is None:
-        return None
-    try:
-        raw = store.get_json(namespace, key)
-        if raw is None or "path" not in raw:
-            return None
-        store.put_json(namespace, key, {"taken": True})
-    except Exception as exc:
-        log.warning("hermes: could not read paused run: %r", exc)
-        return None
-    return PausedRun.from_json(raw)
-
-
 def _replay(
     handle: RunHandle,
     node: str,
@@ -393,85 +231,3 @@ def replay_carried(handle: RunHandle, calls: Sequence[CarriedCall], *, start_ns:
     then they join its stage; at the time :func:`resume_run` reserved, a stage of their own."""
     for c in calls:
         _replay(handle, c.node, c.kind, c.backend, c.call, start_ns, 0)
-
-
-def abandon_paused(paused: PausedRun, *, now: float | None = None) -> RunPath | None:
-    """End a paused run that will not be resumed: learned like a failed run up to where it got
-    (its interrupted calls count as failed), marked ``abandoned``, ``run_end`` sent."""
-    now = time.time() if now is None else now
-    try:
-        tail: tuple[Stage, ...] = ()
-        if paused.carried:
-            names = {c.node for c in paused.carried}
-            node = next(iter(names)) if len(names) == 1 else composite_name(names)
-            kinds = {c.kind for c in paused.carried}
-            backends = {c.backend for c in paused.carried}
-            calls = tuple(
-                replace(c.call, failed=True) if c.task else c.call for c in paused.carried
-            )
-            tail = (
-                Stage(
-                    node,
-                    calls,
-                    next(iter(kinds)) if len(kinds) == 1 else "custom",
-                    next(iter(backends)) if len(backends) == 1 else None,
-                ),
-            )
-        path = RunPath(
-            app=paused.app,
-            stages=paused.stages + tail,
-            run_id=paused.run_id,
-            tenant=paused.tenant,
-            started_at=paused.started_at,
-            deadline_s=paused.deadline_s,
-            failed=True,
-            paused_s=min(paused.waited_s(now), MAX_SERVICE_S),
-            abandoned=True,
-        )
-    except Exception as exc:
-        log.warning("hermes: abandoned run %s not recorded: %s", paused.run_id, exc)
-        return None
-    runtime = _rt.RUNTIME
-    if runtime.recorder is not None:
-        runtime.recorder.emit(
-            {"type": "run_end", "run_id": path.run_id, "failed": True, "path": path_to_dict(path)}
-        )
-    runtime.deliver(path)
-    return path
-
-
-def sweep_abandoned(
-    store: Store | None, horizon_s: float, *, app: str | None = None, now: float | None = None
-) -> list[RunPath]:
-    """End every stored paused run (of ``app`` and its sub-apps ``app/...``, or all) paused
-    longer than ``horizon_s``; returns their paths."""
-    if store is None:
-        return []
-    now = time.time() if now is None else now
-    ended = []
-    try:
-        keys = store.list_keys(PAUSED_NAMESPACE)
-    except Exception as exc:
-        log.warning("hermes: could not list paused runs: %r", exc)
-        return []
-    for key in keys:
-        try:
-            raw = store.get_json(PAUSED_NAMESPACE, key)
-        except Exception as exc:
-            log.warning("hermes: could not read paused run: %r", exc)
-            continue
-        if raw is None or "path" not in raw:
-            continue
-        paused = PausedRun.from_json(raw)
-        if paused is None or (
-            app is not None and paused.app != app and not paused.app.startswith(app + "/")
-        ):
-            continue
-        if now - paused.paused_at < horizon_s:
-            continue
-        taken = take_paused(store, key)
-        if taken is not None:
-            path = abandon_paused(taken, now=now)
-            if path is not None:
-                ended.append(path)
-    return ended

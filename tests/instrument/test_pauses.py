@@ -11,20 +11,21 @@ import pytest
 
 import hermes_sdk.instrument as hi
 from hermes_sdk.graph.records import RunPath
-from hermes_sdk.instrument.pauses import (
-    PAUSED_NAMESPACE,
-    PausedRun,
-    ProgressCache,
+from hermes_sdk.instrument.paused_record import PAUSED_NAMESPACE, PausedRun
+from hermes_sdk.instrument.paused_store import (
     abandon_paused,
-    continue_call,
-    pause_run,
     paused_store,
-    replay_carried,
-    resume_run,
-    snapshot_run,
     store_paused,
     sweep_abandoned,
     take_paused,
+)
+from hermes_sdk.instrument.pauses import (
+    ProgressCache,
+    continue_call,
+    pause_run,
+    replay_carried,
+    resume_run,
+    snapshot_run,
 )
 
 WAIT_S = 0.2

@@ -34,7 +34,7 @@ from hermes_langgraph._metadata import (
 from hermes_langgraph._threads import PausedThreads
 from hermes_langgraph._tracker import Ended, RunTracker, finish
 from hermes_sdk.graph.records import RunPath, UnitKind, check_name, check_seconds
-from hermes_sdk.instrument.pauses import DEFAULT_PAUSE_HORIZON_S
+from hermes_sdk.instrument.paused_record import DEFAULT_PAUSE_HORIZON_S
 
 try:  # LangGraph with langgraph.callbacks (1.2 here) reports interrupts to these subclasses
     from langgraph.callbacks import GraphCallbackHandler as _HandlerBase

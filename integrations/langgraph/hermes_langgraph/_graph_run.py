@@ -27,13 +27,8 @@ from typing import TYPE_CHECKING
 from uuid import UUID
 
 from hermes_sdk.graph.records import UnitKind
-from hermes_sdk.instrument.pauses import (
-    CarriedCall,
-    PausedRun,
-    ProgressCache,
-    continue_call,
-    replay_carried,
-)
+from hermes_sdk.instrument.paused_record import CarriedCall, PausedRun
+from hermes_sdk.instrument.pauses import ProgressCache, continue_call, replay_carried
 
 if TYPE_CHECKING:
     from hermes_sdk.instrument import RunHandle, UnitHandle

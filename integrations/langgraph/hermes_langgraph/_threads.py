@@ -30,12 +30,10 @@ from typing import Final
 from langgraph.types import Command
 
 from hermes_sdk.graph.records import RunPath
-from hermes_sdk.instrument.pauses import (
-    PROGRESS_NAMESPACE,
-    PausedRun,
+from hermes_sdk.instrument.paused_record import PROGRESS_NAMESPACE, PausedRun, resume_key
+from hermes_sdk.instrument.paused_store import (
     abandon_paused,
     paused_store,
-    resume_key,
     store_paused,
     sweep_abandoned,
     take_paused,

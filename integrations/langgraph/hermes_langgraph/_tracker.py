@@ -25,13 +25,8 @@ from hermes_langgraph._metadata import explicit_backend, explicit_kind, node_tas
 from hermes_langgraph._threads import PausedThreads, continues_thread, thread_key
 from hermes_sdk.graph.records import RunPath, UnitKind
 from hermes_sdk.instrument import start_run
-from hermes_sdk.instrument.pauses import (
-    pause_run,
-    replay_carried,
-    resume_key,
-    resume_run,
-    snapshot_run,
-)
+from hermes_sdk.instrument.paused_record import resume_key
+from hermes_sdk.instrument.pauses import pause_run, replay_carried, resume_run, snapshot_run
 
 if TYPE_CHECKING:
     from hermes_sdk.instrument import UnitHandle

@@ -20,7 +20,8 @@ from langgraph.types import Command
 
 import hermes_sdk.instrument as hi
 from hermes_sdk.graph.records import RunPath
-from hermes_sdk.instrument.pauses import PAUSED_NAMESPACE, paused_store
+from hermes_sdk.instrument.paused_record import PAUSED_NAMESPACE
+from hermes_sdk.instrument.paused_store import paused_store
 
 HUMAN_WAIT_S = 0.3
 """How long the test's "person" takes to answer (a lower bound of every pause)."""
