@@ -24,7 +24,8 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from benchmarks.plotting import figure, save
 from hermes_sdk import PDGraph, RunState
-from hermes_sdk.graph.drift import DEFAULT, Cusum
+from hermes_sdk.graph.cusum import Cusum
+from hermes_sdk.graph.drift import DEFAULT
 from tests.graph.drift_generator import BASE, CHANGES, exact_mean_s, stream
 
 OUT = Path(__file__).parent / "results"

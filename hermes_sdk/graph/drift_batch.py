@@ -20,10 +20,11 @@ from itertools import repeat
 
 import numpy as np
 
-from hermes_sdk.graph.drift import _CLIP, _GOLDEN, _PHI_INV, Stream
+from hermes_sdk.graph.cusum import CLIP, GOLDEN, PHI_INV
+from hermes_sdk.graph.drift import Stream
 
 _INV_CDF: Callable[[float, float, float], float] = getattr(
-    statistics, "_normal_dist_inv_cdf", lambda p, mu, sigma: _PHI_INV(p)
+    statistics, "_normal_dist_inv_cdf", lambda p, mu, sigma: PHI_INV(p)
 )
 """``NormalDist(mu, sigma).inv_cdf`` without its argument checks (``u`` is clipped inside (0, 1))
 : the function it calls, so the same value."""
@@ -119,12 +120,12 @@ def _value_scores(stream: Stream, xs: list[float]) -> tuple[list[float], list[fl
     weyls: list[float] = []
     w = stream._weyl
     for _ in range(len(xs)):
-        w = (w + _GOLDEN) % 1.0
+        w = (w + GOLDEN) % 1.0
         weyls.append(w)
     u = (lo + np.asarray(weyls) * equal) / stream._n
     u = np.minimum(np.maximum(u, stream._lo), stream._top)
     zs = map(_INV_CDF, u.tolist(), repeat(0.0), repeat(1.0))
-    return [-_CLIP if z < -_CLIP else (_CLIP if z > _CLIP else z) for z in zs], weyls
+    return [-CLIP if z < -CLIP else (CLIP if z > CLIP else z) for z in zs], weyls
 
 
 def fold_values(
@@ -199,7 +200,7 @@ def _row_scores(recent: deque[str], targets: list[str], window: int) -> list[flo
     lo = 0.5 / n
     p0 = np.minimum(np.maximum(p0, lo), 1.0 - lo)
     z = (hit.astype(np.float64) - p0) / np.sqrt(p0 * (1.0 - p0))
-    return np.minimum(np.maximum(z, -_CLIP), _CLIP).tolist()  # type: ignore[no-any-return]
+    return np.minimum(np.maximum(z, -CLIP), CLIP).tolist()  # type: ignore[no-any-return]
 
 
 def count_departures(counter: Counter[str], recent: deque[str], targets: Sequence[str],

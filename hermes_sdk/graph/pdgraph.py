@@ -25,6 +25,7 @@ from numpy.typing import NDArray
 
 from hermes_sdk.errors import GraphError
 from hermes_sdk.graph import drift
+from hermes_sdk.graph.cusum import DriftSettings
 from hermes_sdk.graph.drift_batch import count_departures
 from hermes_sdk.graph.learned import NodeState
 from hermes_sdk.graph.montecarlo import (
@@ -94,7 +95,7 @@ class PDGraph:
         max_visit: int = 8,
         prior: PooledPrior | None = None,
         max_stale_fraction: float = 0.0,
-        drift_settings: drift.DriftSettings | None = drift.DEFAULT,
+        drift_settings: DriftSettings | None = drift.DEFAULT,
     ) -> None:
         if not isinstance(app, str) or not app:
             raise GraphError(f"app must be a non-empty string, got {app!r}")

@@ -10,7 +10,7 @@ import pytest
 
 from hermes_sdk import Call, PDGraph, RunPath, RunState, Stage
 from hermes_sdk.errors import GraphError
-from hermes_sdk.graph.drift import Cusum, DriftSettings, cusum_threshold
+from hermes_sdk.graph.cusum import Cusum, DriftSettings, cusum_threshold
 from hermes_sdk.graph.records import START
 from hermes_sdk.graph.sketch import Sketch
 from tests.graph.drift_generator import BASE, CHANGES, exact_mean_s, make_path, stream
