@@ -92,6 +92,7 @@ SERVER_ARGS: dict[str, list[str]] = {
     "one_turn_batches": ["=hermes_sdk.server.scheduler:APPLY_CHUNK=1000000"],
     "switch_0.5ms": ["=sys:switchinterval=0.0005"],
     "sweep_1s": ["=hermes_sdk.server.leases:DISCONNECT_POLL_S=1.0"],
+    "whole_table_turns": ["=hermes_sdk.server.scheduler:REFRESH_STEP_S=1000000.0"],
 }
 """``hermes serve`` flags of each mode (``--modes``): ``young_off`` is the shipped settings
 before timed young collections; ``full_5s*`` make the timed full collection happen inside the

@@ -17,112 +17,55 @@ plus geometric points past the largest sample.
 Staleness (see docs/theory.md, "Rank tables"): a table built when its graph had learned ``v_b``
 runs is *due* once the graph has learned more than ``max(f * v_b, min_stale_runs)`` runs since
 (``f = max_stale_fraction``); :meth:`RankTables.refresh` (called on the learning path, never on
-a lookup) rebuilds due tables. A lookup never serves a table older than ``hard_factor`` times
-that allowance: past it, the lookup rebuilds inline. ``f = 0`` rebuilds on every change
-(the exact ranker). Apps answered from the pooled prior (no complete run yet) are not tabled.
+a lookup) rebuilds due tables, or :meth:`RankTables.refresh_step` a step (one Monte Carlo walk
+or one grid point) at a time, the old table answering until the new one is complete. A lookup
+never serves a table older than ``hard_factor`` times that allowance: past it, the lookup
+rebuilds inline. ``f = 0`` rebuilds on every change (the exact ranker). Apps answered from the
+pooled prior (no complete run yet) are not tabled. What one table holds and how it is computed,
+and the settings: :mod:`hermes_sdk.graph.rank_table_build`.
 """
 
 from __future__ import annotations
 
-import math
 import threading
-import zlib
+import time
 from bisect import bisect_right
 from collections import OrderedDict
 from collections.abc import Callable
-from dataclasses import dataclass
-from typing import Final, Protocol
+from typing import Protocol
 
 import numpy as np
 from numpy.typing import NDArray
 
-from hermes_sdk.errors import GraphError
-from hermes_sdk.graph.montecarlo import stage_laws, stage_residual
 from hermes_sdk.graph.pdgraph import PDGraph
-from hermes_sdk.graph.records import START, RunState
-from hermes_sdk.graph.sketch import SortedSamples
-from hermes_sdk.policy.gittins import gittins_index_and_quantum
+from hermes_sdk.graph.rank_table_build import (
+    QUANTILE_PROBS,
+    RankPoint,
+    RankTableSettings,
+    Rebuild,
+    StateHints,
+    StateTable,
+    TableKey,
+    at_elapsed,
+    bucket_tokens,
+    build_table,
+    point_of,
+    summary,
+    token_bucket,
+)
+from hermes_sdk.graph.records import RunState
 
-GRID_QUANTILES: Final = 16
-"""Grid points inside the learned per-call service range (at quantiles ``j / GRID_QUANTILES``)."""
-TAIL_FACTORS: Final = (1.5, 2.5, 4.0, 7.0, 12.0, 20.0, 40.0, 100.0)
-"""Grid points past the largest learned call, as multiples of it."""
-FALLBACK_GRID_S: Final = (0.0, *(0.01 * 2.0**k for k in range(21)))
-"""Grid of a running node the graph has not learned (10 ms doubling to ~3 h)."""
-QUANTILE_PROBS: Final = (np.arange(64) + 0.5) / 64
-"""Probabilities of the equal-weight summary kept per grid point (usable as 64 samples)."""
-TOKEN_BUCKETS_PER_DOUBLING: Final = 4
-
-
-def token_bucket(tokens: int | None) -> int | None:
-    """The prompt-size bucket of ``tokens`` (a quarter of a doubling wide), None if unknown."""
-    if tokens is None:
-        return None
-    return math.floor(math.log2(max(tokens, 1)) * TOKEN_BUCKETS_PER_DOUBLING + 0.5)
-
-
-def bucket_tokens(bucket: int | None) -> int | None:
-    """The representative prompt size of a bucket (the table is computed at it)."""
-    if bucket is None:
-        return None
-    return max(1, math.floor(math.pow(2.0, bucket / TOKEN_BUCKETS_PER_DOUBLING) + 0.5))
-
-
-@dataclass(frozen=True, slots=True)
-class RankTableSettings:
-    """How stale a table may get and how much each table holds (see the module docstring)."""
-
-    max_stale_fraction: float = 0.2
-    """A table is due for a rebuild once its graph learned this fraction more runs."""
-    min_stale_runs: int = 8
-    """... or this many runs, whichever is larger (young graphs rebuild less often)."""
-    hard_factor: float = 2.0
-    """A lookup rebuilds inline a table older than this many allowances."""
-    samples: int = 1000
-    """Monte Carlo samples per grid point."""
-    max_tables: int = 65_536
-    """Tables kept (least recently used ones are dropped)."""
-
-    def __post_init__(self) -> None:
-        if not (math.isfinite(self.max_stale_fraction) and self.max_stale_fraction >= 0.0):
-            raise GraphError(f"max_stale_fraction must be >= 0, got {self.max_stale_fraction!r}")
-        if self.min_stale_runs < 0 or not self.hard_factor >= 1.0:
-            raise GraphError("min_stale_runs must be >= 0 and hard_factor >= 1")
-        if self.samples < 1 or self.max_tables < 1:
-            raise GraphError("samples and max_tables must be >= 1")
-
-    @property
-    def exact(self) -> bool:
-        """Whether every change of a graph rebuilds its tables (no staleness at all)."""
-        return self.max_stale_fraction == 0.0 and self.min_stale_runs == 0
-
-    def allowance(self, built_version: int) -> float:
-        """Runs a table built at ``built_version`` may fall behind before it is due."""
-        return max(self.max_stale_fraction * built_version, float(self.min_stale_runs))
-
-
-@dataclass(frozen=True, slots=True)
-class RankPoint:
-    """What one grid point holds: Gittins rank and quantum, remaining-demand summary (seconds)."""
-
-    rank_s: float
-    quantum_s: float
-    """Service (app seconds, summed over the stage's calls) the index stays at least this high."""
-    p50_s: float
-    p95_s: float
-    quantiles_s: NDArray[np.float64]
-    """Remaining service at :data:`QUANTILE_PROBS` (read-only)."""
-
-
-@dataclass(frozen=True, slots=True)
-class StateHints:
-    """A state's hints from its table: rank and remaining-demand quantiles (seconds), and the
-    running node's median output tokens (None when not an ``llm`` node or never learned)."""
-
-    rank_s: float
-    p50_s: float
-    p95_s: float
-    output_tokens: int | None
+__all__ = [
+    "QUANTILE_PROBS",
+    "GraphSource",
+    "RankPoint",
+    "RankTableSettings",
+    "RankTables",
+    "StateHints",
+    "StateTable",
+    "bucket_tokens",
+    "token_bucket",
+]
 
 
 class GraphSource(Protocol):
@@ -145,84 +88,8 @@ class GraphSource(Protocol):
         ...
 
 
-@dataclass(frozen=True, slots=True)
-class _Basis:
-    """What every grid point of a table draws from, fixed at build: the remaining demand after
-    the running stage (``future``, read-only), the running call's law and width draws (None when
-    nothing runs: ``future`` is then the whole answer), and the seed of the residual draws."""
-
-    future: NDArray[np.float64]
-    calls: SortedSamples | None
-    widths: NDArray[np.int64] | None
-    seed: int
-
-
-_Key = tuple[str, str, str, tuple[tuple[str, int], ...], bool, int | None, int | None]
-
-
-class StateTable:
-    """The rank table of one (tenant, app, position), built at one graph version."""
-
-    __slots__ = (
-        "basis",
-        "grid",
-        "key",
-        "latency",
-        "output_tokens",
-        "points",
-        "position",
-        "version",
-        "width",
-    )
-
-    def __init__(
-        self,
-        position: RunState,
-        version: int,
-        grid: list[float],
-        output_tokens: int | None,
-        basis: _Basis,
-    ) -> None:
-        self.position = position
-        """The state the table is computed at (``elapsed_s`` 0; tokens at the bucket's size)."""
-        self.version = version
-        self.grid = grid
-        """Per-call elapsed seconds of each point, ascending, first 0."""
-        self.width = max(1, position.width or 1)
-        self.points: list[RankPoint | None] = [None] * len(grid)
-        self.latency: list[NDArray[np.float64] | None] = [None] * len(grid)
-        self.output_tokens = output_tokens
-        """Median output tokens learned for the running ``llm`` node (None otherwise)."""
-        self.basis = basis
-        self.key: _Key | None = None
-        """The key it is stored under in :class:`RankTables` (set when stored)."""
-
-
 _KEEP, _DUE, _REBUILD = 0, 1, 2
 """What a lookup does with a stored table at its graph's current version."""
-
-
-def _output_tokens(graph: PDGraph, position: RunState) -> int | None:
-    node = graph.nodes.get(position.node) if position.running else None
-    if node is None or node.kind != "llm" or len(node.output_tokens) == 0:
-        return None
-    median = node.output_tokens.quantile(0.5)
-    return None if median is None else math.floor(median + 0.5)
-
-
-def _grid_of(graph: PDGraph, position: RunState) -> list[float]:
-    if not position.running or position.node == START:
-        return [0.0]
-    node = graph.nodes.get(position.node)
-    if node is None or len(node.service_s) == 0:
-        return list(FALLBACK_GRID_S)
-    values = node.service_s.sorted_values()
-    inner = np.quantile(values, np.arange(1, GRID_QUANTILES) / GRID_QUANTILES, method="lower")
-    top = float(values[-1])
-    points = {0.0, *(float(x) for x in inner if x > 0.0)}
-    if top > 0.0:
-        points.update(top * f for f in TAIL_FACTORS)
-    return sorted(points)
 
 
 class RankTables:
@@ -248,12 +115,14 @@ class RankTables:
         """Of ``rebuilds``, those a lookup had to do itself (past the hard bound, or first use)."""
         self.lookup_points = 0
         """Grid points a lookup had to compute (first use of that part of a table)."""
-        self._tables: OrderedDict[_Key, StateTable] = OrderedDict()
-        self._due: dict[_Key, None] = {}
-        self._by_graph: dict[tuple[str, str], dict[_Key, None]] = {}
+        self._tables: OrderedDict[TableKey, StateTable] = OrderedDict()
+        self._due: dict[TableKey, None] = {}
+        self._by_graph: dict[tuple[str, str], dict[TableKey, None]] = {}
         """(tenant, app) -> the keys of its tables, so learning can find the ones it made due."""
         self._seen: dict[tuple[str, str], int] = {}
         """(tenant, app) -> the graph version its tables were last checked at."""
+        self._job: Rebuild | None = None
+        """The rebuild :meth:`refresh_step` has under way (its old table still answers)."""
         self._lock = threading.RLock()
 
     def __len__(self) -> int:
@@ -340,16 +209,16 @@ class RankTables:
             samples = self.source.remaining_latency(
                 app, state, tenant=tenant, n=self.settings.samples
             )
-            return _summary(np.sort(samples))
+            return summary(np.sort(samples))
         with self._lock:
             table, j = self._locate(graph, app, state, tenant)
             lat = table.latency[j]
             if lat is None:
-                at = _at(table.position, table.grid[j])
+                at = at_elapsed(table.position, table.grid[j])
                 samples = self.source.remaining_latency(
                     app, at, tenant=tenant, n=self.settings.samples
                 )
-                lat = table.latency[j] = _summary(np.sort(samples))
+                lat = table.latency[j] = summary(np.sort(samples))
         progress = state.elapsed_s - table.grid[j]
         if progress <= 0.0 or not state.running:
             return lat
@@ -360,7 +229,7 @@ class RankTables:
     def _point_at(self, app: str, table: StateTable, j: int, tenant: str) -> RankPoint:
         point = table.points[j]
         if point is None:
-            point = table.points[j] = self._compute(app, table, j, tenant)
+            point = table.points[j] = table.compute(j)
             self.lookup_points += 1
         return point
 
@@ -381,7 +250,8 @@ class RankTables:
         """Tables due for a rebuild (their graph learned more than their allowance since)."""
         with self._lock:
             self._mark_due()
-            return len(self._due)
+            job = self._job
+            return len(self._due) + (job is not None and job.old.key not in self._due)
 
     def _mark_due(self) -> None:
         """Find the tables of every graph that learned since the last check that fell due."""
@@ -401,26 +271,67 @@ class RankTables:
 
     def refresh(self, budget: int | None = None) -> int:
         """Rebuild up to ``budget`` due tables (all if None), with the points they had; returns
-        how many were rebuilt. Call it on the learning path, never on a lookup."""
+        how many were rebuilt. Call it on the learning path, never on a lookup. A rebuild
+        :meth:`refresh_step` left half done is finished first (and counts)."""
         done = 0
         with self._lock:
-            self._mark_due()
-            while self._due and (budget is None or done < budget):
-                key = next(iter(self._due))
-                del self._due[key]
-                old = self._tables.get(key)
-                if old is None:
-                    continue
-                graph = self.source.get(key[1], key[0])
-                if graph is None or graph.version == old.version:
-                    continue
-                table = self._build(graph, old.position)
-                table.key = key
-                for j in _covering(old, table.grid):
-                    table.points[j] = self._compute(key[1], table, j, key[0])
-                self._tables[key] = table
-                done += 1
+            while budget is None or done < budget:
+                job = self._next_job()
+                if job is None:
+                    break
+                job.finish()
+                done += self._install(job)
         return done
+
+    def refresh_step(self, budget_s: float = 0.0) -> tuple[int, bool]:
+        """Rebuild due tables a step at a time (one Monte Carlo walk or one grid point, ~0.05-0.2
+        ms each) until ``budget_s`` seconds have passed (at least one step) or a table is done;
+        lookups meanwhile read the old table (within the hard bound, see :meth:`_verdict`).
+        Returns (tables rebuilt: 0 or 1, whether more work remains). For an event loop: one call
+        per loop turn keeps every turn short."""
+        deadline = time.perf_counter() + budget_s
+        with self._lock:
+            while True:
+                job = self._next_job()
+                if job is None:
+                    return 0, False
+                job.step()
+                if job.done:
+                    built = self._install(job)
+                    if built:
+                        return 1, self._job is not None or bool(self._due)
+                    continue  # nothing to do for that one: go on with the next
+                if time.perf_counter() >= deadline:
+                    return 0, True
+
+    def _next_job(self) -> Rebuild | None:
+        """The rebuild under way, else one for the next due table (None: nothing due)."""
+        if self._job is not None:
+            return self._job
+        self._mark_due()
+        while self._due:
+            key = next(iter(self._due))
+            del self._due[key]
+            old = self._tables.get(key)
+            if old is None:
+                continue
+            graph = self.source.get(key[1], key[0])
+            if graph is None or self._verdict(old, graph) == _KEEP:
+                continue  # gone, or rebuilt since it was marked
+            self._job = Rebuild(old, graph, self.settings.samples)
+            return self._job
+        return None
+
+    def _install(self, job: Rebuild) -> int:
+        """Store a finished rebuild's table unless a lookup replaced (or dropped) the old one
+        meanwhile; returns 1 if stored."""
+        self._job = None
+        key, new = job.old.key, job.new
+        if key is None or new is None or self._tables.get(key) is not job.old:
+            return 0
+        self._tables[key] = new
+        self._count_rebuild()
+        return 1
 
     def _locate(
         self, graph: PDGraph, app: str, state: RunState, tenant: str
@@ -432,7 +343,7 @@ class RankTables:
             if count > cap:  # the graph's laws stop at max_visit: more visits are the same state
                 visits = tuple((name, min(c, cap)) for name, c in visits)
                 break
-        key: _Key = (tenant, app, state.node, visits, state.running, state.width, bucket)
+        key: TableKey = (tenant, app, state.node, visits, state.running, state.width, bucket)
         table = self._tables.get(key)
         version = graph.version
         if table is None:
@@ -441,6 +352,8 @@ class RankTables:
             verdict = self._verdict(table, graph)
             if verdict == _REBUILD:
                 self._due.pop(key, None)
+                if self._job is not None and self._job.old is table:
+                    self._job = None  # this lookup rebuilds it whole
                 table = self._new(graph, key, state, bucket)
             elif verdict == _DUE:
                 self._due[key] = None
@@ -460,7 +373,9 @@ class RankTables:
             return _REBUILD
         return _DUE if behind > allowance else _KEEP
 
-    def _new(self, graph: PDGraph, key: _Key, state: RunState, bucket: int | None) -> StateTable:
+    def _new(
+        self, graph: PDGraph, key: TableKey, state: RunState, bucket: int | None
+    ) -> StateTable:
         position = RunState(
             node=state.node,
             visits=key[3],
@@ -469,8 +384,9 @@ class RankTables:
             input_tokens=bucket_tokens(bucket),
             width=state.width,
         )
-        table = self._tables[key] = self._build(graph, position)
+        table = self._tables[key] = build_table(graph, position, self.settings.samples)
         table.key = key
+        self._count_rebuild()
         self._by_graph.setdefault((key[0], key[1]), {})[key] = None
         self.inline_rebuilds += 1
         if len(self._tables) > self.settings.max_tables:
@@ -479,91 +395,16 @@ class RankTables:
             self._by_graph.get((old[0], old[1]), {}).pop(old, None)
         return table
 
-    def _build(self, graph: PDGraph, position: RunState) -> StateTable:
-        with graph._lock:  # one consistent version while a learner folds runs in
-            grid, tokens = _grid_of(graph, position), _output_tokens(graph, position)
-            basis = _basis(graph, position, self.settings.samples)
-            table = StateTable(position, graph.version, grid, tokens, basis)
+    def _count_rebuild(self) -> None:
         self.rebuilds += 1
         if self.on_rebuild is not None:
             self.on_rebuild()
-        return table
-
-    def _compute(self, app: str, table: StateTable, j: int, tenant: str) -> RankPoint:
-        basis = table.basis
-        if basis.calls is None or basis.widths is None:
-            return _point(np.sort(basis.future))
-        rng = np.random.default_rng(basis.seed)  # the same draws at every point of the grid
-        residual = stage_residual(basis.calls, basis.widths, table.grid[j], rng)
-        return _point(np.sort(residual + basis.future))
 
     def _untabled(self, app: str, state: RunState, tenant: str) -> RankPoint:
         samples = self.source.remaining_demand(app, state, tenant=tenant, n=self.settings.samples)
-        return _point(np.sort(samples))
+        return point_of(np.sort(samples))
 
 
 def _tabled(graph: PDGraph) -> bool:
     """Whether ``graph``'s app is answered from tables (it has a run that did not fail)."""
     return graph.runs != graph.failed_runs
-
-
-def _basis(graph: PDGraph, position: RunState, n: int) -> _Basis:
-    """The draws a table's points share (call with the graph's lock held)."""
-    seed = zlib.crc32(repr(position).encode()) ^ (graph.version * 2654435761)
-    compiled = graph._compiler.get(graph)
-    i = compiled.index.get(position.node)
-    if not position.running or position.node == START:
-        future = graph.remaining_demand(position, n=n)
-        return _Basis(future, None, None, seed)
-    rng = np.random.default_rng(seed ^ 0x5EED)
-    if i is None:  # a node never learned: its residual from all stages, then nothing known
-        return _Basis(np.zeros(n), compiled.all_stages(), np.ones(n, dtype=np.int64), seed)
-    between = RunState(position.node, position.visits)
-    future = graph._future(compiled, between, n, None)
-    calls, widths = stage_laws(compiled, compiled.nodes[i], position, n, rng)
-    return _Basis(future, calls, widths, seed)
-
-
-def _covering(old: StateTable, grid: list[float]) -> range:
-    """Indices of ``grid`` whose points answer every elapsed time ``old``'s computed points
-    answered (the span they covered, plus the point after it), so lookups stay lookups."""
-    used = [j for j, p in enumerate(old.points) if p is not None]
-    if not used:
-        return range(0)
-    low, high = old.grid[used[0]], old.grid[min(used[-1] + 1, len(old.grid) - 1)]
-    first = max(bisect_right(grid, low) - 1, 0)
-    last = min(bisect_right(grid, high), len(grid) - 1)
-    return range(first, last + 1)
-
-
-def _at(position: RunState, elapsed_s: float) -> RunState:
-    if elapsed_s == 0.0:
-        return position
-    return RunState(
-        node=position.node,
-        visits=position.visits,
-        running=position.running,
-        elapsed_s=elapsed_s,
-        input_tokens=position.input_tokens,
-        width=position.width,
-    )
-
-
-def _summary(ordered: NDArray[np.float64]) -> NDArray[np.float64]:
-    idx = np.minimum((QUANTILE_PROBS * ordered.size).astype(np.int64), ordered.size - 1)
-    out = np.asarray(ordered[idx], dtype=np.float64)
-    out.setflags(write=False)
-    return out
-
-
-def _point(ordered: NDArray[np.float64]) -> RankPoint:
-    """A grid point from sorted remaining-demand samples."""
-    index, quantum = gittins_index_and_quantum(ordered)
-    m = ordered.size
-    return RankPoint(
-        rank_s=1.0 / index,
-        quantum_s=quantum,
-        p50_s=float(ordered[min(int(0.5 * m), m - 1)]),
-        p95_s=float(ordered[min(int(0.95 * m), m - 1)]),
-        quantiles_s=_summary(ordered),
-    )

@@ -591,8 +591,9 @@ class Scheduler:
 
     def _refresh_soon(self) -> None:
         """After learning on the event loop: the batch pays for REFRESH_BUDGET due rank tables,
-        rebuilt by a task one per loop turn (about a millisecond each), so requests are served
-        between rebuilds instead of waiting behind them; lookups meanwhile read the old ones."""
+        rebuilt by a task a few steps per loop turn (:meth:`RankTables.refresh_step`: one Monte
+        Carlo walk or grid point each, at most REFRESH_STEP_S per turn), so requests are served
+        between the steps of a rebuild; lookups meanwhile read the old table."""
         tables = self.registry.rank_tables
         if tables is None:
             return
@@ -603,10 +604,11 @@ class Scheduler:
     async def _refresh_tables(self, tables: RankTables) -> None:
         try:
             while self._refresh_credit > 0:
-                if not tables.refresh(1):
+                built, more = tables.refresh_step(REFRESH_STEP_S)
+                self._refresh_credit -= built
+                if not more:
                     self._refresh_credit = 0  # nothing due: no credit is carried over
                     break
-                self._refresh_credit -= 1
                 await asyncio.sleep(0)
         except Exception:  # a rebuild bug must not stop serving: lookups rebuild past the bound
             log.exception("rank table refresh failed")
@@ -732,6 +734,9 @@ APPLY_CHUNK = 16
 """Events applied per event-loop turn by :meth:`Scheduler.apply_async` (~0.3 ms of work)."""
 REFRESH_BUDGET = 2
 """Rank tables rebuilt per learned batch of paths (each takes about a millisecond)."""
+REFRESH_STEP_S = 0.0003
+"""Seconds of rebuild steps per event-loop turn (a step is ~0.05-0.2 ms; at least one runs).
+``math.inf``: a whole table per turn, as before the steps."""
 MAX_REFRESH_CREDIT = 64
 """Rebuilds the learned batches may have paid for and the task not done yet (a backlog)."""
 

@@ -8,6 +8,7 @@ import pytest
 
 from hermes_sdk.errors import GraphError
 from hermes_sdk.graph import GraphRegistry
+from hermes_sdk.graph.rank_table_build import at_elapsed
 from hermes_sdk.graph.rank_tables import (
     QUANTILE_PROBS,
     RankTables,
@@ -225,3 +226,90 @@ def test_visits_past_max_visit_share_a_table() -> None:
         for k in (cap, cap + 1, cap + 4)
     }
     assert len(tables) == 1 and len(answers) == 1
+
+
+def _due_pair(
+    settings: RankTableSettings,
+) -> tuple[GraphRegistry, RankTables, GraphRegistry, RankTables]:
+    """Two identical registries, each with PLAN's and SEARCH's tables (several points each,
+    looked up at several elapsed times) due for a rebuild."""
+    out: list[GraphRegistry | RankTables] = []
+    for _ in range(2):
+        reg = _registry(100, settings)
+        tables = _tables(reg)
+        for state in (PLAN, SEARCH):
+            for elapsed in (0.0, 0.2, 0.6, 1.5):
+                tables.gittins(APP, at_elapsed(state, elapsed))
+        _learn(reg, 11)
+        assert tables.due() == 2
+        out += [reg, tables]
+    a, ta, b, tb = out
+    assert isinstance(a, GraphRegistry) and isinstance(b, GraphRegistry)
+    assert isinstance(ta, RankTables) and isinstance(tb, RankTables)
+    return a, ta, b, tb
+
+
+STEPPED = RankTableSettings(max_stale_fraction=0.1, min_stale_runs=4, hard_factor=2.0)
+
+
+def test_a_rebuild_in_steps_is_the_rebuild_at_once_and_the_old_table_answers_meanwhile() -> None:
+    _, whole, _, stepped = _due_pair(STEPPED)
+    assert whole.refresh() == 2
+    old = dict(stepped._tables)
+    built, steps = 0, 0
+    while True:
+        job = stepped._job
+        computed = (
+            0 if job is None or job.new is None else sum(p is not None for p in job.new.points)
+        )
+        n, more = stepped.refresh_step(0.0)  # one step per call
+        steps += 1
+        job = stepped._job
+        if job is not None and job.new is not None:  # at most one point per step
+            assert sum(p is not None for p in job.new.points) <= computed + 1
+        if job is not None:  # not done: lookups still read the table being replaced
+            assert job.old.key is not None and stepped._tables[job.old.key] is job.old
+        built += n
+        if not more:
+            break
+    assert built == 2 and steps > 4 and stepped.due() == 0
+    assert stepped.rebuilds == whole.rebuilds
+    for key, table in whole._tables.items():
+        other = stepped._tables[key]
+        assert other is not old[key] and other.version == table.version
+        assert other.grid == table.grid
+        for p, q in zip(table.points, other.points, strict=True):
+            assert (p is None) == (q is None)
+            if p is not None and q is not None:
+                assert (p.rank_s, p.quantum_s, p.p50_s) == (q.rank_s, q.quantum_s, q.p50_s)
+
+
+def test_points_looked_up_on_the_old_table_during_a_rebuild_are_carried_over() -> None:
+    _, _, _, tables = _due_pair(STEPPED)
+    tables.refresh_step(0.0)  # the first table's new basis
+    job = tables._job
+    assert job is not None and job.new is not None
+    far = job.old.grid[-1] + 1.0  # a point no lookup had asked for yet
+    position = job.old.position
+    tables.gittins(APP, at_elapsed(position, far))
+    while tables.refresh_step(0.0)[0] == 0:
+        pass
+    rebuilt = tables._tables[job.old.key]  # type: ignore[index]
+    assert rebuilt is job.new and rebuilt.points[-1] is not None
+    inline, points = tables.inline_rebuilds, tables.lookup_points
+    tables.gittins(APP, at_elapsed(position, far))
+    assert (tables.inline_rebuilds, tables.lookup_points) == (inline, points)
+
+
+def test_a_lookup_past_the_hard_bound_replaces_a_rebuild_under_way() -> None:
+    _, _, reg, tables = _due_pair(STEPPED)
+    tables.refresh_step(0.0)
+    job = tables._job
+    assert job is not None
+    rebuilds = tables.rebuilds
+    _learn(reg, 40, seed=11)  # now past 2 x the allowance: the lookup rebuilds inline
+    position = job.old.position
+    tables.gittins(APP, position)
+    assert tables.rebuilds == rebuilds + 1 and tables._job is None
+    replaced = tables._tables[job.old.key]  # type: ignore[index]
+    assert replaced is not job.old and replaced.version == reg.graph(APP).version
