@@ -32,10 +32,12 @@ The whole run is made once per mode, in one invocation (``--modes``, default: th
 times with the modes interleaved; ``rates`` holds the last mode's last run, ``baseline`` the
 first mode's, ``repeated.medians`` each mode's medians over the repetitions. Per window it also
 reports the server's run-queue wait (its threads runnable but not running: the one core is
-shared with its own writer thread and anything else the machine runs there). The generator
-runs its own young collections every 10 ms, as ``hermes serve`` does: its 10,000 waiters made
-its automatic ones 10-25 ms each, measured as decision latency. ``HERMES_LIVE_TURNS=PATH``
-runs the server under ``live_turns.py`` (loop turns per callback, young-collection sizes).
+shared with its own writer thread and anything else the machine runs there), and per thread
+group (``server_threads``: the event loop's thread, the others) CPU and run-queue wait. The
+generator runs its own young collections every 10 ms, as ``hermes serve`` does: its 10,000
+waiters made its automatic ones 10-25 ms each, measured as decision latency.
+``HERMES_LIVE_TURNS=PATH`` runs the server under ``live_turns.py`` (loop turns per callback,
+young-collection sizes).
 """
 
 from __future__ import annotations
@@ -92,6 +94,7 @@ SERVER_ARGS: dict[str, list[str]] = {
     "one_turn_batches": ["=hermes_sdk.server.scheduler:APPLY_CHUNK=1000000"],
     "switch_0.5ms": ["=sys:switchinterval=0.0005"],
     "sweep_1s": ["=hermes_sdk.server.leases:DISCONNECT_POLL_S=1.0"],
+    "young_no_backoff": ["=hermes_sdk.server.gc_setup:IDLE_YOUNG_EVERY_S=0.01"],
     "whole_table_turns": ["=hermes_sdk.server.scheduler:REFRESH_STEP_S=1000000.0"],
 }
 """``hermes serve`` flags of each mode (``--modes``): ``young_off`` is the shipped settings
@@ -239,18 +242,39 @@ def _gc_window(before: str, after: str) -> dict[str, Any]:
     return out
 
 
-def _runqueue_wait_s(pid: int) -> float | None:
-    """Seconds the threads of process ``pid`` spent runnable but waiting for a CPU so far
-    (Linux ``/proc/PID/task/*/schedstat``, second field): other processes on the server's
-    core, measured as loop lag and decision latency though the server did nothing wrong."""
-    total_ns = 0
+def _schedstat(pid: int) -> dict[str, tuple[float, float]] | None:
+    """Per thread group of process ``pid`` (``main``: the event loop's thread; ``others``: the
+    SQLite writer and executor threads), seconds on a CPU and seconds runnable but waiting for
+    one so far (Linux ``/proc/PID/task/*/schedstat``): the one core the server is pinned to is
+    shared by its own threads and anything else the machine runs there."""
+    out = {"main": [0, 0], "others": [0, 0]}
     try:
         for task in Path(f"/proc/{pid}/task").iterdir():
             with contextlib.suppress(OSError):  # a thread that ended meanwhile
-                total_ns += int((task / "schedstat").read_text().split()[1])
+                fields = (task / "schedstat").read_text().split()
+                row = out["main" if task.name == str(pid) else "others"]
+                row[0] += int(fields[0])
+                row[1] += int(fields[1])
     except (OSError, IndexError, ValueError):
         return None
-    return total_ns / 1e9
+    return {k: (v[0] / 1e9, v[1] / 1e9) for k, v in out.items()}
+
+
+def _thread_rates(
+    before: dict[str, tuple[float, float]] | None,
+    after: dict[str, tuple[float, float]] | None,
+    elapsed: float,
+) -> dict[str, Any]:
+    """CPU seconds per second and run-queue wait ms per second of each thread group."""
+    if before is None or after is None:
+        return {}
+    return {
+        group: {
+            "cpu_s_per_s": (after[group][0] - before[group][0]) / elapsed,
+            "runqueue_wait_ms_per_s": (after[group][1] - before[group][1]) * 1e3 / elapsed,
+        }
+        for group in after
+    }
 
 
 def _process_cpu_s(pid: int) -> float | None:
@@ -401,7 +425,7 @@ class Load:
         before = ""
         cpu0 = own0 = 0.0
         drops0: float | None = None
-        wait0: float | None = None
+        wait0: dict[str, tuple[float, float]] | None = None
         while True:
             now = time.perf_counter()
             if not self.window.open and now >= t_open:
@@ -409,7 +433,7 @@ class Load:
                     before = await resp.text()
                 self.window = Window(open=True)
                 cpu0, own0, t_open = _process_cpu_s(self.pid) or 0.0, time.process_time(), now
-                wait0 = _runqueue_wait_s(self.pid)
+                wait0 = _schedstat(self.pid)
                 if os.environ.get("HERMES_LIVE_TURNS") and not self.seq_reset:
                     os.kill(self.pid, signal.SIGUSR1)  # live_turns.py: the windows only
                     self.seq_reset = True
@@ -426,7 +450,7 @@ class Load:
         window, elapsed = self.window, time.perf_counter() - t_open
         window.open = False
         cpu1, own1 = _process_cpu_s(self.pid) or 0.0, time.process_time()
-        wait1 = _runqueue_wait_s(self.pid)
+        wait1 = _schedstat(self.pid)
         drops1 = _listen_overflows()
         backlog = len(inflight)
         async with http.get(self.url + "/metrics") as resp:
@@ -465,8 +489,11 @@ class Load:
             "server_cpu_s_per_s": (cpu1 - cpu0) / elapsed,
             "server_rss_mb_at_close": _rss_mb(self.pid),
             "server_runqueue_wait_ms_per_s": (
-                None if wait0 is None or wait1 is None else (wait1 - wait0) * 1e3 / elapsed
+                None
+                if wait0 is None or wait1 is None
+                else sum(wait1[g][1] - wait0[g][1] for g in wait1) * 1e3 / elapsed
             ),
+            "server_threads": _thread_rates(wait0, wait1, elapsed),
             "load_generator_cpu_s_per_s": (own1 - own0) / elapsed,
             "events_batch_ms": {"p50": _q(window.batch_ms, 50), "p99": _q(window.batch_ms, 99)},
             "decision_ms_client": {
@@ -560,7 +587,9 @@ async def _run(
                 # the generator's 10,000 waiters would trigger its own ~0.5 s full collections
                 # every few seconds, measured as decision latency: none inside a window
                 gc.set_threshold(gc.get_threshold()[0], gc.get_threshold()[1], NEVER)
-                young = asyncio.ensure_future(collect_young_every(LOADGEN_YOUNG_EVERY_S))
+                young = asyncio.ensure_future(  # busy or not: no back-off
+                    collect_young_every(LOADGEN_YOUNG_EVERY_S, idle_every_s=LOADGEN_YOUNG_EVERY_S)
+                )
                 rows = []
                 for rate in rates:
                     row = await load.rate(http, events_http, rate, secs)
@@ -655,6 +684,15 @@ def medians(runs: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
         cell["server_runqueue_wait_ms_per_s"] = med(
             [r.get("server_runqueue_wait_ms_per_s") for r in rows]
         )
+        for group in ("main", "others"):
+            threads = [r.get("server_threads", {}).get(group, {}) for r in rows]
+            cell[f"server_{group}_thread_cpu_s_per_s"] = med(
+                [t.get("cpu_s_per_s") for t in threads]
+            )
+            cell[f"server_{group}_thread_runqueue_wait_ms_per_s"] = med(
+                [t.get("runqueue_wait_ms_per_s") for t in threads]
+            )
+        cell["rank_table_rebuilds_per_s"] = med([r["rank_table_rebuilds_per_s"] for r in rows])
         cell["client_p99_each"] = [r["decision_ms_client"]["p99"] for r in rows]
         out[str(int(row["offered_events_per_s"]))] = cell
     return out

@@ -33,7 +33,11 @@ generation is new: every ~5 s here, each holding the loop ~0.7-1 s. Settings:
   that deaths cancel. Each object is traversed once before it is promoted (the automatic
   rule traverses a survivor in generation 0, then again in generation 1); the young
   collections found almost no garbage (145 objects in ~25 s under the benchmark), so
-  promoting after ~10 ms leaves no garbage to wait for the full collection.
+  promoting after ~10 ms leaves no garbage to wait for the full collection. While the process
+  is idle (it used less than :data:`IDLE_CPU_FRACTION` of a core since the last tick) the wait
+  doubles up to ``young_idle_every_s`` (default :data:`IDLE_YOUNG_EVERY_S`), so an idle server
+  is not woken 100 times a second; the first tick that finds it busy again goes back to
+  ``young_every_s``. Meanwhile CPython's own young collections run as usual.
 - ``refreeze``: after each timed full collection, :func:`gc.freeze` the survivors (and
   :func:`gc.unfreeze` them just before the next one, so cycles among them are still freed
   there). Off: young collections never traverse the old generation, so it cannot shorten
@@ -47,7 +51,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import gc
-from collections.abc import AsyncIterator
+import time
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from typing import Final
 
@@ -55,6 +60,11 @@ DEFAULT_FULL_EVERY_S: Final = 600.0
 """Seconds between two full collections under ``hermes serve`` (``--gc-full-every``)."""
 DEFAULT_YOUNG_EVERY_S: Final = 0.01
 """Seconds between two timed young collections under ``hermes serve`` (``--gc-young-every``)."""
+IDLE_YOUNG_EVERY_S: Final = 0.5
+"""Longest wait (seconds) between two timed young collections while the process is idle."""
+IDLE_CPU_FRACTION: Final = 0.02
+"""A process that used less CPU than this fraction of the wall time since the last timed young
+collection (the collection itself not counted) is idle: the next wait doubles."""
 NEVER: Final = 2**31 - 1
 """A generation-2 threshold no count of generation-1 collections reaches."""
 
@@ -71,6 +81,9 @@ class GcSettings:
     young_every_s: float | None = DEFAULT_YOUNG_EVERY_S
     """Seconds between timed young (generation 0 and 1) collections; None (or <= 0): only
     CPython's automatic ones."""
+    young_idle_every_s: float | None = None
+    """Longest wait between them while the process is idle (None: :data:`IDLE_YOUNG_EVERY_S`;
+    ``young_every_s`` or less: never back off)."""
     refreeze: bool = False
     """Freeze the survivors of each timed full collection (unfrozen before the next one)."""
 
@@ -85,11 +98,26 @@ async def _collect_every(interval_s: float, *, refreeze: bool = False) -> None:
             gc.freeze()
 
 
-async def collect_young_every(interval_s: float) -> None:
-    """Collect generations 0 and 1 every ``interval_s`` seconds, forever (cancel to stop)."""
+async def collect_young_every(
+    interval_s: float,
+    *,
+    idle_every_s: float | None = None,
+    cpu_clock: Callable[[], float] = time.process_time,
+) -> None:
+    """Collect generations 0 and 1 every ``interval_s`` seconds, forever (cancel to stop); while
+    the process is idle (``cpu_clock``, CPU seconds of every thread, advanced by less than
+    :data:`IDLE_CPU_FRACTION` of the wall time since the last collection) the wait doubles up
+    to ``idle_every_s`` (None: :data:`IDLE_YOUNG_EVERY_S`)."""
+    longest = max(IDLE_YOUNG_EVERY_S if idle_every_s is None else idle_every_s, interval_s)
+    clock = asyncio.get_running_loop().time
+    wait = interval_s
+    cpu0, t0 = cpu_clock(), clock()
     while True:
-        await asyncio.sleep(interval_s)
+        await asyncio.sleep(wait)
+        busy = cpu_clock() - cpu0 >= IDLE_CPU_FRACTION * (clock() - t0)
         gc.collect(1)
+        cpu0, t0 = cpu_clock(), clock()  # the collection's own CPU is not activity
+        wait = interval_s if busy else min(wait * 2.0, longest)
 
 
 @contextlib.asynccontextmanager
@@ -107,7 +135,10 @@ async def gc_settings(settings: GcSettings) -> AsyncIterator[None]:
         full = _collect_every(settings.full_every_s, refreeze=settings.refreeze)
         tasks.append(asyncio.ensure_future(full))
     if settings.young_every_s is not None and settings.young_every_s > 0:
-        tasks.append(asyncio.ensure_future(collect_young_every(settings.young_every_s)))
+        young = collect_young_every(
+            settings.young_every_s, idle_every_s=settings.young_idle_every_s
+        )
+        tasks.append(asyncio.ensure_future(young))
     try:
         yield
     finally:

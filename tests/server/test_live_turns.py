@@ -6,16 +6,18 @@ awaited by its own handler (no task per waiter)."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import gc
+import time
 import weakref
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import aiohttp
 import pytest
 
 from hermes_sdk.server import BackendConfig, ServerConfig
-from hermes_sdk.server.gc_setup import GcSettings, gc_settings
+from hermes_sdk.server.gc_setup import GcSettings, collect_young_every, gc_settings
 from hermes_sdk.server.metrics import ServerMetrics
 from hermes_sdk.server.scheduler import APPLY_CHUNK, SCHEDULER, Scheduler
 from hermes_sdk.server.wire import parse_batch
@@ -43,7 +45,13 @@ def _young_collections() -> int:
 @pytest.mark.usefixtures("quiet_gc")
 async def test_young_collections_run_on_a_timer_and_stop_on_exit() -> None:
     before = _young_collections()
-    settings = GcSettings(freeze=False, full_every_s=600.0, threshold1=None, young_every_s=0.02)
+    settings = GcSettings(
+        freeze=False,
+        full_every_s=600.0,
+        threshold1=None,
+        young_every_s=0.02,
+        young_idle_every_s=0.02,  # no back-off while idle (the next test's)
+    )
     async with gc_settings(settings):
         await asyncio.sleep(0.3)
         during = _young_collections() - before
@@ -55,6 +63,26 @@ async def test_young_collections_run_on_a_timer_and_stop_on_exit() -> None:
     async with gc_settings(off):
         await asyncio.sleep(0.1)
     assert _young_collections() == after_exit
+
+
+async def _ticks(cpu_clock: Callable[[], float], seconds: float) -> int:
+    before = _young_collections()
+    task = asyncio.ensure_future(collect_young_every(0.02, idle_every_s=1.0, cpu_clock=cpu_clock))
+    await asyncio.sleep(seconds)
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await task
+    return _young_collections() - before
+
+
+@pytest.mark.usefixtures("quiet_gc")
+async def test_timed_young_collections_back_off_while_the_process_is_idle() -> None:
+    """Idle (no CPU used between ticks): waits of 20, 40, 80, 160, 320 ms; busy (a CPU clock
+    that runs with the wall clock): every 20 ms."""
+    idle = await _ticks(lambda: 0.0, 0.45)
+    busy = await _ticks(time.perf_counter, 0.45)
+    assert 2 <= idle <= 5
+    assert busy >= 10 and busy > 2 * idle
 
 
 class _Node:
