@@ -94,6 +94,7 @@ SERVER_ARGS: dict[str, list[str]] = {
     "one_turn_batches": ["=hermes_sdk.server.scheduler:APPLY_CHUNK=1000000"],
     "switch_0.5ms": ["=sys:switchinterval=0.0005"],
     "sweep_1s": ["=hermes_sdk.server.leases:DISCONNECT_POLL_S=1.0"],
+    "writer_cpu1": [f"+HERMES_WRITER_CPUS={LOADGEN_CPU}"],
     "young_no_backoff": ["=hermes_sdk.server.gc_setup:IDLE_YOUNG_EVERY_S=0.01"],
     "whole_table_turns": ["=hermes_sdk.server.scheduler:REFRESH_STEP_S=1000000.0"],
 }
@@ -552,7 +553,7 @@ async def _run(
             f"sqlite:///{tmp}/live.db",
             "--backend",
             f"gpu={SLOTS}:600",
-            *server_args,
+            *(a for a in server_args if not a.startswith("+")),
         ]
         profile = os.environ.get("HERMES_LIVE_PROFILE")  # cProfile output path for the server
         if profile:
@@ -569,7 +570,10 @@ async def _run(
         if pinned:
             cmd = ["taskset", "-c", str(SERVER_CPU), *cmd]  # the server and all its threads
             os.sched_setaffinity(0, {LOADGEN_CPU})
-        proc = subprocess.Popen(cmd)
+        env = dict(os.environ)
+        for name, _, value in (a[1:].partition("=") for a in server_args if a.startswith("+")):
+            env[name] = value
+        proc = subprocess.Popen(cmd, env=env)
         try:
             connector = aiohttp.TCPConnector(limit=0)
             timeout = aiohttp.ClientTimeout(total=None)

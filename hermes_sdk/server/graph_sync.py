@@ -11,10 +11,12 @@ from __future__ import annotations
 import asyncio
 import itertools
 import logging
+import os
 import threading
 from collections import Counter
 from collections.abc import Iterator, Sequence
-from typing import Any, Protocol, runtime_checkable
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any, Final, Protocol, runtime_checkable
 
 from hermes_sdk.errors import GraphError
 from hermes_sdk.graph import GraphRegistry
@@ -23,6 +25,22 @@ from hermes_sdk.store import Store
 from hermes_sdk.store.base import BatchStore
 
 log = logging.getLogger("hermes_sdk.server")
+
+WRITER_CPUS_ENV: Final = "HERMES_WRITER_CPUS"
+"""Environment variable: CPUs (``"1"``, ``"2,3"``) the store writer thread runs on (Linux). Unset:
+wherever the process may run. ``bench_server_live`` pins ``hermes serve`` to one core; with it
+the writer's fsyncs stop preempting the event loop there (see docs/decisions.md)."""
+
+
+def _place_writer() -> None:
+    """Initializer of the writer thread: pin it to :data:`WRITER_CPUS_ENV`'s CPUs, if set."""
+    spec = os.environ.get(WRITER_CPUS_ENV, "").strip()
+    if not spec or not hasattr(os, "sched_setaffinity"):
+        return
+    try:
+        os.sched_setaffinity(0, {int(cpu) for cpu in spec.split(",")})  # 0: this thread
+    except (OSError, ValueError) as exc:
+        log.warning("%s=%r not applied: %s", WRITER_CPUS_ENV, spec, exc)
 
 
 @runtime_checkable
@@ -123,6 +141,8 @@ class GraphSync:
         self.pulled = 0
         self._pending: list[tuple[Sequence[RunPath], asyncio.Future[None]]] = []
         self._flusher: asyncio.Task[None] | None = None
+        self._writer: ThreadPoolExecutor | None = None
+        """The one thread :meth:`write` persists on (created on first use)."""
 
     def validate(self, paths: Sequence[RunPath]) -> None:
         """Raise GraphError if any path cannot be learned by its app's graph; changes nothing."""
@@ -146,8 +166,9 @@ class GraphSync:
     async def write(self, paths: Sequence[RunPath]) -> None:
         """Persist then learn ``paths``; concurrent callers share one durable write.
 
-        The write runs in a worker thread (the event loop keeps admitting); whoever arrives
-        while a write is in flight joins the next one (group commit).
+        The write runs in the writer thread (the event loop keeps admitting; placed by
+        :data:`WRITER_CPUS_ENV`); whoever arrives while a write is in flight joins the next one
+        (group commit).
         """
         fut: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self._pending.append((paths, fut))
@@ -159,8 +180,13 @@ class GraphSync:
         while self._pending:
             batch, self._pending = self._pending, []
             paths = [p for group, _ in batch for p in group]
+            if self._writer is None:
+                self._writer = ThreadPoolExecutor(
+                    1, thread_name_prefix="hermes-store-writer", initializer=_place_writer
+                )
+            loop = asyncio.get_running_loop()
             try:
-                await asyncio.to_thread(self.store.append_paths, paths)
+                await loop.run_in_executor(self._writer, self.store.append_paths, paths)
             except Exception as exc:
                 for _, fut in batch:
                     if not fut.done():
@@ -170,6 +196,12 @@ class GraphSync:
             for _, fut in batch:
                 if not fut.done():
                     fut.set_result(None)
+
+    def close(self) -> None:
+        """Let the writer thread exit once its write (if any) is done."""
+        if self._writer is not None:
+            self._writer.shutdown(wait=False)
+            self._writer = None
 
     def pull(self) -> int:
         """Fold in paths other replicas appended since the last pull; returns how many."""

@@ -723,6 +723,7 @@ class Scheduler:
         """Close the registry (and with it the store) and the shared slot ledger."""
         if self._refresher is not None:
             self._refresher.cancel()
+        self.sync.close()
         self.registry.close()
         if self.global_order is not None:
             self.global_order.close()
