@@ -13,7 +13,6 @@ from typing import Final
 
 from hermes_sdk.errors import ConfigError
 from hermes_sdk.instrument.learner import DEFAULT_MAX_BYTES
-from hermes_sdk.instrument.learner_process import check_mode, env_learner_mode
 
 log = logging.getLogger("hermes_sdk.instrument")
 
@@ -25,6 +24,9 @@ SCHEDULER_URL_ENV: Final = "HERMES_SCHEDULER_URL"
 """Environment variable: the scheduler URL ``configure`` uses when given none (remote mode)."""
 API_KEY_ENV: Final = "HERMES_API_KEY"
 """Environment variable: the API key ``configure`` uses when given none."""
+LEARNER_ENV: Final = "HERMES_LEARNER"
+"""Environment variable: ``thread`` (default) or ``process``."""
+LEARNER_MODES: Final = ("thread", "process")
 
 
 def env_scheduler() -> tuple[str | None, str | None]:
@@ -73,3 +75,16 @@ def import_time_learner() -> str:
     except ValueError as exc:  # importing must not fail: configure() raises it instead
         log.warning("hermes: HERMES_LEARNER: %s; using 'thread'", exc)
         return "thread"
+
+
+def env_learner_mode() -> str:
+    """``HERMES_LEARNER`` (``thread`` when unset or empty; an unknown value is returned as is
+    for :func:`check_mode` to refuse)."""
+    return os.environ.get(LEARNER_ENV, "").strip().lower() or "thread"
+
+
+def check_mode(mode: object) -> str:
+    """``mode`` if it is a learner mode, else ValueError."""
+    if mode not in LEARNER_MODES:
+        raise ValueError(f"learner must be one of {LEARNER_MODES}, got {mode!r}")
+    return str(mode)

@@ -24,7 +24,8 @@ import sys
 import time
 from typing import Any
 
-from hermes_sdk.instrument.learner_process import CHILD_STORE_ENV, STATUS_INTERVAL_S
+from hermes_sdk.instrument.learner_process import STATUS_INTERVAL_S
+from hermes_sdk.instrument.learner_spawn import CHILD_STORE_ENV
 from hermes_sdk.instrument.learner_wire import (
     BATCH,
     SYNC,

@@ -9,7 +9,8 @@ runs are stored and learned by a child Python process on another core:
   fresh interpreter (the ``spawn`` semantics, never a fork of a threaded app), but through
   ``subprocess`` and not ``multiprocessing``, whose spawn re-imports the app's ``__main__``
   (re-running an unguarded script) and terminates daemon children in its own exit hook, before
-  the runs are handed over. Two pipes (``pass_fds``), framed by :mod:`learner_wire`.
+  the runs are handed over (:mod:`learner_spawn`). A pipe and a socket pair (``pass_fds``),
+  framed by :mod:`learner_wire`.
 - **App to child**: :meth:`handle` is the :class:`~hermes_sdk.instrument.learner.RunLearner`'s
   ``handle``, so the queue bounded by memory, its drop-and-count and its counters are the thread
   learner's; its thread is the feeder: it flattens and marshals a whole batch in one call
@@ -39,7 +40,6 @@ import logging
 import os
 import socket
 import subprocess
-import sys
 import threading
 import time
 import weakref
@@ -49,6 +49,10 @@ from typing import Any, Final
 
 from hermes_sdk.graph import GraphRegistry
 from hermes_sdk.graph.records import RunPath
+from hermes_sdk.instrument.env_settings import LEARNER_ENV
+from hermes_sdk.instrument.learner_spawn import (
+    spawn_child,
+)
 from hermes_sdk.instrument.learner_wire import (
     BATCH,
     encode_paths,
@@ -61,18 +65,10 @@ from hermes_sdk.instrument.learner_wire import (
 
 log = logging.getLogger("hermes_sdk.instrument")
 
-LEARNER_ENV: Final = "HERMES_LEARNER"
-"""Environment variable: ``thread`` (default) or ``process``."""
-LEARNER_PYTHON_ENV: Final = "HERMES_LEARNER_PYTHON"
-"""Environment variable: the Python that runs the child (default ``sys.executable``)."""
-LEARNER_MODES: Final = ("thread", "process")
 START_TIMEOUT_S: Final = 20.0
 """Longest wait for the child's hello (an interpreter start and the imports, ~1 s)."""
 STATUS_INTERVAL_S: Final = 0.5
 """Least seconds between two unrequested status messages (graphs) of a learning child."""
-CHILD_MODULE: Final = "hermes_sdk.instrument.learner_child"
-CHILD_STORE_ENV: Final = "HERMES_LEARNER_CHILD_STORE"
-"""Environment variable carrying the store URL to the learner process (internal)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -96,19 +92,6 @@ class ProcessLearnerStats:
     child_pid: int | None
     child_rss_mib: float
     child_peak_rss_mib: float
-
-
-def env_learner_mode() -> str:
-    """``HERMES_LEARNER`` (``thread`` when unset or empty; an unknown value is returned as is
-    for :func:`check_mode` to refuse)."""
-    return os.environ.get(LEARNER_ENV, "").strip().lower() or "thread"
-
-
-def check_mode(mode: object) -> str:
-    """``mode`` if it is a learner mode, else ValueError."""
-    if mode not in LEARNER_MODES:
-        raise ValueError(f"learner must be one of {LEARNER_MODES}, got {mode!r}")
-    return str(mode)
 
 
 class ProcessLearner:
@@ -308,33 +291,9 @@ class ProcessLearner:
 
     def _spawn(self) -> None:
         """Start the child and the receiver thread (caller holds the condition's lock)."""
-        to_child_r, to_child_w = os.pipe()
-        # the child answers through a socket: the receiver reads a frame in one recv each part
-        from_child, child_end = socket.socketpair()
-        from_child_w = child_end.fileno()
-        python = os.environ.get(LEARNER_PYTHON_ENV, "").strip() or sys.executable
-        # the store URL goes in the environment, not argv: a redis:// URL may hold a password,
-        # and any local user can read a command line (ps), only the owner an environment
-        env = {**os.environ, LEARNER_ENV: "thread", CHILD_STORE_ENV: self.store_url}
-        env.pop("HERMES_SCHEDULER_URL", None)
-        try:
-            self._proc = subprocess.Popen(
-                [python, "-m", CHILD_MODULE, str(to_child_r), str(from_child_w)],
-                stdin=subprocess.DEVNULL,
-                stdout=subprocess.DEVNULL,
-                pass_fds=(to_child_r, from_child_w),
-                env=env,
-            )
-        except BaseException:
-            for fd in (to_child_r, to_child_w):
-                os.close(fd)
-            from_child.close()
-            raise
-        finally:
-            child_end.close()
-        os.close(to_child_r)
-        _widen_pipe(to_child_w)
-        self._to_child = to_child_w
+        self._proc, self._to_child, from_child = spawn_child(
+            self.store_url, {LEARNER_ENV: "thread"}
+        )
         self._receiver = threading.Thread(
             target=self._receive, args=(from_child,), name="hermes-learner-receiver", daemon=True
         )
@@ -417,22 +376,6 @@ class ProcessLearner:
         if fd is not None:
             with contextlib.suppress(OSError):
                 os.close(fd)
-
-
-PIPE_BYTES: Final = 1 << 20
-"""Kernel buffer asked for the pipe to the child (Linux; default 64 KiB): batches sent while
-the child learns wait there, so it merges them into one transaction. Bytes in it are outside the
-queue's bound (at most this much)."""
-
-
-def _widen_pipe(fd: int) -> None:
-    import fcntl  # POSIX only, like the pipes themselves
-
-    setpipe = getattr(fcntl, "F_SETPIPE_SZ", None)
-    if setpipe is None:
-        return
-    with contextlib.suppress(OSError):  # above /proc/sys/fs/pipe-max-size: keep the default
-        fcntl.fcntl(fd, setpipe, PIPE_BYTES)
 
 
 def _left(deadline: float) -> float:

@@ -23,21 +23,18 @@ from hermes_sdk.graph import GraphRegistry, PDGraph
 from hermes_sdk.graph.records import RunPath
 from hermes_sdk.instrument.env_settings import (
     SCHEDULER_URL_ENV,
+    check_mode,
     env_disabled,
     env_learn_backpressure,
     env_learn_queue_bytes,
+    env_learner_mode,
     env_scheduler,
     import_time_learner,
     import_time_queue_bytes,
 )
 from hermes_sdk.instrument.instrument_stats import InstrumentStats
 from hermes_sdk.instrument.learner import DEFAULT_MAX_BYTES, LearnerStats, RunLearner
-from hermes_sdk.instrument.learner_process import (
-    ProcessLearner,
-    ProcessLearnerStats,
-    check_mode,
-    env_learner_mode,
-)
+from hermes_sdk.instrument.learner_process import ProcessLearner, ProcessLearnerStats
 from hermes_sdk.instrument.recorder import (
     DEFAULT_EXIT_TIMEOUT_S,
     DEFAULT_FLUSH_INTERVAL_S,
