@@ -342,17 +342,19 @@ def _sqlite_rows(path: Path) -> int:
         conn.close()
 
 
-def measure(runs: int, drain: int, stores: list[str]) -> dict[str, Any]:
-    """Every store's soak and drain, each in a fresh child."""
+def measure(runs: int, drain: int, stores: list[str], synchronous: str = "full") -> dict[str, Any]:
+    """Every store's soak and drain, each in a fresh child (SQLite URLs with ``synchronous``)."""
     rows: dict[str, Any] = {}
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
+        sync = f"?synchronous={synchronous}"
         server = RedisServer(work) if "redis" in stores else None
         try:
             for kind in stores:
                 if kind == "sqlite":
-                    soak_url = f"sqlite:///{work}/soak.db"
-                    drain_url, base_url = f"sqlite:///{work}/drain.db", f"sqlite:///{work}/b.db"
+                    soak_url = f"sqlite:///{work}/soak.db{sync}"
+                    drain_url = f"sqlite:///{work}/drain.db{sync}"
+                    base_url = f"sqlite:///{work}/b.db{sync}"
                 elif kind == "memory":
                     soak_url = drain_url = base_url = "memory://"
                 else:
@@ -361,7 +363,7 @@ def measure(runs: int, drain: int, stores: list[str]) -> dict[str, Any]:
                 row: dict[str, Any] = {}
                 for key, backpressure, learner, db in SOAKS:
                     if kind == "sqlite":
-                        soak_url = f"sqlite:///{work}/{key}.db"
+                        soak_url = f"sqlite:///{work}/{key}.db{sync}"
                     elif kind == "redis":
                         assert server is not None
                         soak_url = server.url(db)
@@ -410,6 +412,15 @@ def main() -> None:
     parser.add_argument("--drain", type=int, default=20_000, help="runs queued for the drain")
     parser.add_argument("--quick", action="store_true", help="10,000-run soak, 5,000 drain")
     parser.add_argument("--stores", default="sqlite,memory,redis")
+    parser.add_argument(
+        "--sqlite-synchronous",
+        choices=("full", "normal"),
+        default=None,
+        help="the SQLite URLs' synchronous option (default: the store's default)",
+    )
+    parser.add_argument(
+        "--results", type=Path, default=RESULTS, help="JSON to write (an A/B run: elsewhere)"
+    )
     parser.add_argument("--soak", nargs=2, metavar=("URL", "RUNS"), help=argparse.SUPPRESS)
     parser.add_argument("--drain-child", nargs=3, help=argparse.SUPPRESS)
     parser.add_argument("--out", help=argparse.SUPPRESS)
@@ -431,8 +442,11 @@ def main() -> None:
     runs, drain = (10_000, 5_000) if args.quick else (args.runs, args.drain)
     stores = [s.strip() for s in args.stores.split(",") if s.strip()]
     load0 = os.getloadavg()[0]
-    rows = measure(runs, drain, stores)
     from hermes_sdk.instrument.learner import DEFAULT_EXIT_TIMEOUT_S, DEFAULT_MAX_BYTES
+    from hermes_sdk.store.sqlite import DEFAULT_SYNCHRONOUS
+
+    synchronous = args.sqlite_synchronous or DEFAULT_SYNCHRONOUS
+    rows = measure(runs, drain, stores, synchronous)
 
     for row in rows.values():
         d = row["drain"]
@@ -448,6 +462,7 @@ def main() -> None:
         "drain_runs": drain,
         "queue_bound_bytes": DEFAULT_MAX_BYTES,
         "exit_timeout_s": DEFAULT_EXIT_TIMEOUT_S,
+        "sqlite_synchronous": synchronous,
         "targets": {
             "learned_runs_s": TARGET_RUNS_S,
             "peak_rss_growth_mib": TARGET_RSS_MIB,
@@ -455,11 +470,13 @@ def main() -> None:
         },
         "stores": rows,
     }
-    RESULTS.parent.mkdir(parents=True, exist_ok=True)
-    RESULTS.write_text(json.dumps(doc, indent=2) + "\n", encoding="utf-8")
+    results: Path = args.results
+    results.parent.mkdir(parents=True, exist_ok=True)
+    results.write_text(json.dumps(doc, indent=2) + "\n", encoding="utf-8")
     _print(doc)
-    plot(doc, PNG)
-    print(f"wrote {RESULTS} and {PNG}")
+    png = results.with_suffix(".png")
+    plot(doc, png)
+    print(f"wrote {results} and {png}")
 
 
 def _print(doc: dict[str, Any]) -> None:

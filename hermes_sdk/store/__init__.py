@@ -1,8 +1,9 @@
 """Persistence of completed paths and small documents: SQLite (default), memory, Redis.
 
 ``open_store(url)`` accepts ``sqlite:///abs/path.db``, ``sqlite:///~/.hermes/hermes.db``,
-``sqlite://:memory:``, a plain file path, ``memory://`` and ``redis://host:port/db``
-(``rediss://`` too). :func:`default_store_url` is ``$HERMES_STORE`` or the embedded default.
+``sqlite://:memory:`` (option ``?synchronous=normal|full``: :mod:`hermes_sdk.store.sqlite`), a
+plain file path, ``memory://`` and ``redis://host:port/db`` (``rediss://`` too).
+:func:`default_store_url` is ``$HERMES_STORE`` or the embedded default.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from pathlib import Path
 from hermes_sdk.errors import ConfigError
 from hermes_sdk.store.base import Store
 from hermes_sdk.store.memory import MemoryStore
-from hermes_sdk.store.sqlite import SQLiteStore
+from hermes_sdk.store.sqlite import SQLiteStore, split_sqlite_url
 
 DEFAULT_STORE_URL = "sqlite:///~/.hermes/hermes.db"
 
@@ -44,7 +45,8 @@ def open_store(url: str | None = None) -> Store:
         raise ConfigError(f"store URL must be a non-empty string, got {url!r}")
     url = url.strip()
     if url.startswith("sqlite://"):
-        return SQLiteStore(sqlite_path(url))
+        base, synchronous = split_sqlite_url(url)
+        return SQLiteStore(sqlite_path(base), synchronous)
     if url in ("memory://", "memory:"):
         return MemoryStore()
     if url.startswith(("redis://", "rediss://", "unix://")):

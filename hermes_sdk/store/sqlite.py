@@ -1,7 +1,11 @@
 """Embedded SQLite store (WAL): the default for single-process and embedded use.
 
-One connection shared by all threads behind a lock (``check_same_thread=False``);
-``synchronous=FULL`` so a committed append survives a crash of the process or the machine.
+One connection shared by all threads behind a lock (``check_same_thread=False``).
+``synchronous`` (a URL option, ``sqlite:///path.db?synchronous=normal``): ``full`` (the default)
+syncs the WAL at every commit, so a committed append survives a crash of the process or of the
+machine; ``normal`` syncs it only at checkpoints: a commit still survives a crash of the process
+(``kill -9``), and an OS crash or a power loss may roll back the last transactions, never corrupt
+the database (https://www.sqlite.org/pragma.html#pragma_synchronous).
 """
 
 from __future__ import annotations
@@ -13,7 +17,7 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
-from hermes_sdk.errors import StoreError
+from hermes_sdk.errors import ConfigError, StoreError
 from hermes_sdk.graph.records import RunPath
 from hermes_sdk.store.base import decode_path, decode_value, encode_path, encode_value
 
@@ -41,6 +45,27 @@ row: each step releases the GIL, and a thread that releases it waits up to
 ``sys.getswitchinterval()`` (5 ms) to get it back from a CPU-bound app thread."""
 
 
+SYNCHRONOUS_MODES = ("full", "normal")
+"""``PRAGMA synchronous`` values a store URL may ask for (WAL: see the module docstring)."""
+DEFAULT_SYNCHRONOUS = "full"
+
+
+def split_sqlite_url(url: str) -> tuple[str, str]:
+    """``(url without its query, synchronous mode)`` of a ``sqlite://`` URL: the only option is
+    ``synchronous=full|normal`` (default :data:`DEFAULT_SYNCHRONOUS`); ConfigError otherwise."""
+    base, _, query = url.partition("?")
+    mode = DEFAULT_SYNCHRONOUS
+    for item in filter(None, query.split("&")):
+        key, _, value = item.partition("=")
+        if key != "synchronous" or value.lower() not in SYNCHRONOUS_MODES:
+            raise ConfigError(
+                f"SQLite URL option must be synchronous={'|'.join(SYNCHRONOUS_MODES)}, "
+                f"got {item!r} in {url!r}"
+            )
+        mode = value.lower()
+    return base, mode
+
+
 def _insert_rows_sql(n: int) -> str:
     """One INSERT of ``n`` path rows (the connection caches the statement per ``n``)."""
     return "INSERT INTO paths (tenant, app, json, created_at) VALUES " + ", ".join(
@@ -51,8 +76,13 @@ def _insert_rows_sql(n: int) -> str:
 class SQLiteStore:
     """Store backed by one SQLite file (``":memory:"`` for a throwaway database)."""
 
-    def __init__(self, path: str | Path) -> None:
+    def __init__(self, path: str | Path, synchronous: str = DEFAULT_SYNCHRONOUS) -> None:
+        if synchronous not in SYNCHRONOUS_MODES:
+            raise ConfigError(
+                f"synchronous must be one of {SYNCHRONOUS_MODES}, got {synchronous!r}"
+            )
         self.path = str(path)
+        self.synchronous = synchronous
         self.corrupt_rows = 0
         self._lock = threading.Lock()
         try:
@@ -62,7 +92,7 @@ class SQLiteStore:
                 self.path, check_same_thread=False, isolation_level=None, timeout=30.0
             )
             self._conn.execute("PRAGMA journal_mode=WAL")
-            self._conn.execute("PRAGMA synchronous=FULL")
+            self._conn.execute(f"PRAGMA synchronous={synchronous.upper()}")
             self._conn.executescript(_SCHEMA)
         except (sqlite3.Error, OSError) as exc:
             raise StoreError(f"cannot open SQLite store {self.path!r}: {exc}") from exc
