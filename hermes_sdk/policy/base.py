@@ -34,6 +34,9 @@ class AppState:
     tenant: str = "default"
     true_remaining_s: float | None = None
     """Clairvoyant remaining work; only the simulator sets it, only ``srpt_oracle`` reads it."""
+    true_remaining_latency_s: float | None = None
+    """Clairvoyant remaining wall-clock time served alone (seconds); the simulator sets it for
+    policies that ask (``clairvoyant_latency``), only ``deadline_oracle`` reads it."""
 
 
 @runtime_checkable

@@ -17,6 +17,7 @@ from hermes_sdk.policy.baselines import (
 )
 from hermes_sdk.policy.deadline import EDFPolicy, LSTFPolicy
 from hermes_sdk.policy.deadline_gittins import DeadlineGittinsPolicy
+from hermes_sdk.policy.deadline_oracle import DeadlineOraclePolicy
 from hermes_sdk.policy.gittins import GittinsBlindPolicy, GittinsPolicy
 
 POLICY_NAMES: Final = (
@@ -33,14 +34,16 @@ POLICY_NAMES: Final = (
     "edf",
     "ps",
     "srpt_oracle",
+    "deadline_oracle",
     "gittins_aging",
 )
 """Every name :func:`make_policy` accepts."""
-SIMULATOR_ONLY_POLICIES: Final = frozenset({"srpt_oracle", "gittins_queue"})
-"""Names a live scheduler cannot honour: ``srpt_oracle`` reads true sizes only the simulator
-knows (every live run would rank last, i.e. FCFS), and ``gittins_queue``'s queue-wide pass is
-applied by the simulator's engines, not by the server's admission queue (it would rank exactly
-like ``gittins``). ``hermes serve`` refuses them rather than silently serving another order."""
+SIMULATOR_ONLY_POLICIES: Final = frozenset({"srpt_oracle", "deadline_oracle", "gittins_queue"})
+"""Names a live scheduler cannot honour: ``srpt_oracle`` and ``deadline_oracle`` read true sizes
+only the simulator knows (every live run would rank last, i.e. FCFS), and ``gittins_queue``'s
+queue-wide pass is applied by the simulator's engines, not by the server's admission queue (it
+would rank exactly like ``gittins``). ``hermes serve`` refuses them rather than silently serving
+another order."""
 MODEL_POLICIES: Final = frozenset(
     {
         "gittins",
@@ -107,5 +110,6 @@ def make_policy(name: str, model: DemandModel | None = None, *, n: int = 1000) -
         "edf": EDFPolicy,
         "ps": ProcessorSharingPolicy,
         "srpt_oracle": SRPTOraclePolicy,
+        "deadline_oracle": DeadlineOraclePolicy,
     }
     return simple[name]()

@@ -23,6 +23,7 @@ from typing import Final
 import numpy as np
 from scipy import stats
 
+from hermes_sdk.policy import Policy
 from hermes_sdk.sim.workloads import SUITES
 from hermes_sdk.sim.workloads.spec import JsonValue, Workload
 from hermes_sdk.sim.workloads.suites import DEADLINE_FACTORS, with_slo_deadlines
@@ -36,6 +37,25 @@ CANDIDATE: Final = "gittins_queue"
 """Compared, when swept, with ``gittins`` and :data:`BASELINES` under ``cell[CANDIDATE]``, and
 checked against the same targets."""
 LAWS: Final = ("slo", "run")
+ORACLE_PREFIX: Final = "deadline_oracle_w"
+"""``deadline_oracle_w<weight>`` in a sweep's policies: the clairvoyant deadline oracle
+(:mod:`hermes_sdk.policy.deadline_oracle`) with that hit weight (bench only)."""
+
+
+def sweep_policy(name: str) -> str | Policy:
+    """What :func:`~hermes_sdk.sim.simulate` runs for a sweep's policy ``name``: the name itself,
+    or for ``deadline_oracle_w<weight>`` the oracle at that weight (named ``name``)."""
+    if not name.startswith(ORACLE_PREFIX):
+        return name
+    from hermes_sdk.policy.deadline_oracle import DeadlineOraclePolicy
+
+    try:
+        weight = float(name[len(ORACLE_PREFIX) :])
+    except ValueError:
+        raise ValueError(f"bad oracle weight in policy name {name!r}") from None
+    oracle = DeadlineOraclePolicy(weight=weight)
+    oracle.name = name
+    return oracle
 
 
 @dataclass(frozen=True, slots=True)
@@ -168,7 +188,7 @@ def run_sweep(
                         runs = measured_runs(wl, seed)
                         for policy in config.policies:
                             start = time.perf_counter()
-                            r = simulate(wl, policy, seed=seed)
+                            r = simulate(wl, sweep_policy(policy), seed=seed)
                             rows.append(
                                 DeadlineRow(
                                     suite=suite,

@@ -31,6 +31,7 @@ from hermes_sdk.policy import (
     SRPTOraclePolicy,
 )
 from hermes_sdk.policy.fairness import tenant_shares_of
+from hermes_sdk.sim.clairvoyant import true_remaining_latency
 from hermes_sdk.sim.dispatch import BackendDispatch
 from hermes_sdk.sim.programs import RealStage
 from hermes_sdk.sim.sim_types import (
@@ -128,6 +129,13 @@ class Simulation(BackendDispatch):
         )
         """The policy's per-run inputs to the queue-wide deadline pass, when it asks for it
         (:mod:`hermes_sdk.policy.deadline_queue`); applied on preemptive engines."""
+        self.speed1: dict[str, float] | None = (
+            {name: spec.speed_at(1) for name, spec in backends.items()}
+            if getattr(policy, "clairvoyant_latency", False)
+            else None
+        )
+        """Per-backend speed of one request, set when the policy reads true remaining latency
+        (:mod:`hermes_sdk.sim.clairvoyant`; bench-only oracles)."""
         self.las = isinstance(policy, LASPolicy)
         fast: dict[type, Callable[[SimApp], float]] = {
             FCFSPolicy: lambda a: a.stage_start_s,
@@ -191,6 +199,9 @@ class Simulation(BackendDispatch):
             request_arrival_s=app.stage_start_s,
             tenant=app.tenant,
             true_remaining_s=max(app.total_s - app.attained_s, 0.0),
+            true_remaining_latency_s=(
+                true_remaining_latency(app, self.speed1) if self.speed1 is not None else None
+            ),
         )
         policy = self.policy
         if self.time_varying:

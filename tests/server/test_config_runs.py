@@ -107,7 +107,7 @@ def test_server_config_validates() -> None:
         ServerConfig(backends={"": BackendConfig()})
 
 
-@pytest.mark.parametrize("policy", ["srpt_oracle", "gittins_queue"])
+@pytest.mark.parametrize("policy", ["srpt_oracle", "deadline_oracle", "gittins_queue"])
 def test_serve_refuses_simulator_only_policies(tmp_path: Path, policy: str) -> None:
     """A live scheduler cannot honour these names: it would serve another order under them."""
     with pytest.raises(ConfigError, match="only in the simulator"):
