@@ -2,7 +2,9 @@
 
 The queue knows nothing about policies: it asks a rank callable for a waiter's rank when the
 waiter has to queue, and the scheduler calls :meth:`AdmissionQueue.rerank` when a run's state
-changes so its waiting requests move. A lease not released within ``lease_s`` is reclaimed.
+changes so its waiting requests move. A lease not released within ``lease_s`` is reclaimed. The
+lease, the timeout and the protocols of a budget and a shared ledger are in
+:mod:`~hermes_sdk.server.admission_contracts` (re-exported here).
 """
 
 from __future__ import annotations
@@ -13,28 +15,32 @@ import itertools
 import math
 import secrets
 import time
-from collections.abc import Callable, Hashable, Iterable, Iterator
+from collections.abc import Callable, Hashable, Iterator
 from dataclasses import dataclass, field, replace
-from typing import Final, Protocol
+from typing import Final
 
+from hermes_sdk.server.admission_contracts import (
+    Budget,
+    CostRankFn,
+    Lease,
+    QueueTimeout,
+    RankFn,
+    SlotLedger,
+    ledger_member,
+)
 from hermes_sdk.server.budget_backfill import BACKFILL_SCAN
 
-
-@dataclass(frozen=True, slots=True)
-class Lease:
-    """A granted slot on a backend; release it with :meth:`AdmissionQueue.release`."""
-
-    lease_id: str
-    backend: str
-    tenant: str
-    run_key: Hashable | None
-    rank_s: float
-    """Rank the request had when granted (inf = unknown run, served FCFS after ranked ones)."""
-    waited_s: float
-    granted_at_s: float
-    """Monotonic clock time of the grant."""
-    expires_at_s: float
-    """Monotonic clock time after which the lease is reclaimed."""
+__all__ = [
+    "SHARED_RETRY_S",
+    "AdmissionQueue",
+    "Budget",
+    "CostRankFn",
+    "Lease",
+    "QueueTimeout",
+    "RankFn",
+    "SlotLedger",
+    "ledger_member",
+]
 
 
 @dataclass(slots=True)
@@ -48,71 +54,8 @@ class _Waiter:
     cost: float = 0.0
 
 
-class QueueTimeout(Exception):
-    """Raised by :meth:`AdmissionQueue.acquire` when no slot was granted in time."""
-
-    def __init__(self, backend: str, waited_s: float, retry_after_s: float) -> None:
-        super().__init__(f"no slot on backend {backend!r} within {waited_s:.3f} s")
-        self.backend = backend
-        self.retry_after_s = retry_after_s
-
-
-RankFn = Callable[[Hashable | None, float], float]
-"""``rank_of(run_key, waited_s)``: rank in seconds of a request that has waited ``waited_s``."""
-CostRankFn = Callable[[Hashable | None, float, float], float]
-"""``rank_of(run_key, waited_s, cost)``: the rank of a request of ``cost`` budget tokens."""
-
 SHARED_RETRY_S: Final = 0.02
 """How soon a queue retries a grant the shared ledger refused (another replica holds the slot)."""
-
-
-class Budget(Protocol):
-    """A rate budget on top of the slots (a hosted provider's requests and tokens per minute)."""
-
-    def try_take(self, cost_tokens: float) -> float:
-        """Charge a request of ``cost_tokens`` and return 0.0, or charge nothing and return the
-        seconds to wait before asking again."""
-        ...
-
-    def refund(self, cost_tokens: float) -> None:
-        """Give back a charge that was not used."""
-        ...
-
-    def admit(
-        self, order: Iterable[tuple[int, float]], cost_of: Callable[[int], float | None]
-    ) -> tuple[int | None, float]:
-        """Charge and name the waiter (``seq``) to grant among ``order`` ((seq, cost), best
-        first), or (None, seconds to wait before asking again)."""
-        ...
-
-
-class SlotLedger(Protocol):
-    """A backend's slots shared by several scheduler replicas (e.g. a Redis sorted set).
-
-    Members are ``"<tenant>/<lease_id>"``, so any replica can release or renew a lease for its
-    tenant, and the replica that granted it learns about that by :meth:`AdmissionQueue.reconcile`.
-    """
-
-    def try_take(self, backend: str, member: str, max_inflight: int, lease_s: float) -> bool:
-        """Take one of ``max_inflight`` slots for ``lease_s`` seconds; False when all are held."""
-        ...
-
-    def give_back(self, backend: str, member: str) -> bool:
-        """Return a slot; False if it was not held (already released or expired)."""
-        ...
-
-    def extend(self, backend: str, member: str, lease_s: float) -> bool:
-        """Push a held slot's expiry to ``lease_s`` seconds from now; False if not held."""
-        ...
-
-    def expiry(self, backend: str, member: str) -> float | None:
-        """Unix time the held slot expires, or None if it is not held."""
-        ...
-
-
-def ledger_member(tenant: str, lease_id: str) -> str:
-    """The ledger's name for a lease."""
-    return f"{tenant}/{lease_id}"
 
 
 class AdmissionQueue:
