@@ -17,12 +17,12 @@ runs are stored and learned by a child Python process on another core:
   (~5 us per 13-stage run) and writes it in one ``write``. While the child is slow the write
   blocks and the batch stays counted in the queue's bytes, so the bound holds.
 - **Child to app**: at most every :data:`STATUS_INTERVAL_S` while it learns, and in answer to
-  each sync request, the child sends its counters and a pickled copy of every graph that learned
-  since (with its tenant's pooled prior); a receiver thread installs them in the app's own
-  registry (:func:`~hermes_sdk.instrument.learner_wire.install_graphs`) and refreshes due rank
-  tables, so ``current_hints()`` keeps reading in-process tables. Hints lag the child by at most
-  :data:`STATUS_INTERVAL_S` plus the rank tables' own staleness; after :meth:`sync` they are
-  those of the thread learner on the same runs.
+  each sync request, the child sends a pickled copy of every graph that learned since (one frame
+  each, with its tenant's pooled prior), then its counters; a receiver thread installs them in
+  the app's own registry (:func:`~hermes_sdk.instrument.learner_wire.install_graphs`) and
+  refreshes due rank tables, so ``current_hints()`` keeps reading in-process tables. Hints lag
+  the child by at most :data:`STATUS_INTERVAL_S` plus the rank tables' own staleness; after
+  :meth:`sync` they are those of the thread learner on the same runs.
 - **Exit**: :meth:`close` drains the queue into the pipe, asks for a sync (the child answers
   after storing everything before it), then closes the pipe; the child flushes and exits at
   end of stream, also when the app dies (``kill -9`` loses at most the batch being written: a
@@ -132,6 +132,7 @@ class ProcessLearner:
         self._closing = False
         self._seq = 0
         self._answered = 0  # highest sync request answered
+        self._installed = False  # graphs installed since the rank tables were last refreshed
         self.sent = self.handled = self.completed = self.failed_runs = 0
         self.lost = self.failures = self.graph_installs = 0
         self.child_rss_mib = self.child_peak_rss_mib = 0.0
@@ -323,12 +324,15 @@ class ProcessLearner:
             self._give_up(f"it failed: {error}")
             return
         graphs = message.get("graphs") or []
-        if graphs:
-            try:
+        try:
+            if graphs:
                 install_graphs(self.registry, graphs)
-                self.after_install(self.registry)
-            except Exception as exc:  # hints keep the previous graphs; never break the app
-                log.debug("hermes: installing the learner process's graphs failed: %r", exc)
+                self._installed = True
+            if self._installed and "handled" in message:  # the counters end a status
+                self._installed = False
+                self.after_install(self.registry)  # rank tables: once per status
+        except Exception as exc:  # hints keep the previous graphs; never break the app
+            log.debug("hermes: installing the learner process's graphs failed: %r", exc)
         with self._cond:
             self._hello = True
             self.graph_installs += len(graphs)

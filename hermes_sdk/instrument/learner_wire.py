@@ -187,7 +187,7 @@ class FrameReader:
         return bytes(buf[pos + _HEADER.size : end])
 
 
-def recv_frame(sock: socket.socket) -> bytes | None:
+def recv_frame(sock: socket.socket) -> bytes | bytearray | None:
     """The next frame from a stream socket (None at its end, a torn frame included): each part
     in one ``recv`` with ``MSG_WAITALL``,
     so a thread of a busy app waits for the GIL twice per frame, not once per pipe-sized chunk
@@ -202,7 +202,8 @@ def recv_frame(sock: socket.socket) -> bytes | None:
     return _recv_exact(sock, size)
 
 
-def _recv_exact(sock: socket.socket, size: int) -> bytes | None:
+def _recv_exact(sock: socket.socket, size: int) -> bytearray | None:
+    """``size`` bytes (the buffer itself, not a copy: a snapshot frame is megabytes)."""
     buf = bytearray(size)
     view = memoryview(buf)
     got = 0
@@ -211,7 +212,7 @@ def _recv_exact(sock: socket.socket, size: int) -> bytes | None:
         if n == 0:
             return None
         got += n
-    return bytes(buf)
+    return buf
 
 
 def sync_request(seq: int) -> bytes:
@@ -234,7 +235,7 @@ def dump_message(message: dict[str, Any]) -> bytes:
     return pickle.dumps(message, protocol=5)
 
 
-def load_message(payload: bytes) -> dict[str, Any]:
+def load_message(payload: bytes | bytearray) -> dict[str, Any]:
     """The message :func:`dump_message` wrote."""
     message: dict[str, Any] = pickle.loads(payload)
     return message
