@@ -14,7 +14,9 @@ drawing its fan-out width and, per call, prompt + output tokens from the node's 
 of other upstreams and tool stages cost no budget tokens). Attained service is 0: a request is
 charged whole when it is granted, so what the run has done is in its position, not in ``D``.
 
-The policy's starvation guard applies as for slots (:class:`~hermes_sdk.policy.aging.AgingPolicy`:
+A run with a deadline gets the policy's deadline treatment relative to its plain rank, as on
+slots (:mod:`~hermes_sdk.server.budget_deadline`). The policy's starvation guard applies as for
+slots (:class:`~hermes_sdk.policy.aging.AgingPolicy`:
 the key adds ``arrival / slowdown_cap``); a request whose run is unknown and has no app ranks
 after every ranked one (``inf``, first come first served among themselves).
 """
@@ -38,6 +40,7 @@ from hermes_sdk.policy.aging import AgingPolicy
 from hermes_sdk.policy.base import Policy
 from hermes_sdk.policy.gittins import gittins_index_and_quantum
 from hermes_sdk.server.budget import UpstreamBudget
+from hermes_sdk.server.budget_deadline import DeadlineScale
 from hermes_sdk.server.scheduler import Scheduler
 
 N_PATHS: Final = 128
@@ -97,6 +100,7 @@ class BudgetRanker:
         self._upstream = upstream
         self._budget = budget
         self._aging = aging_of(scheduler.policy)
+        self._deadline = DeadlineScale.of(scheduler)
         self._queued: dict[Hashable, _Queued] = {}
         """run_key -> the app and node its requests wait for on this upstream."""
         self._cache: OrderedDict[_Key, tuple[int, NDArray[np.float64]]] = OrderedDict()
@@ -149,6 +153,8 @@ class BudgetRanker:
         else:
             index, _ = gittins_index_and_quantum((cost + future) / rate)
             rank = 1.0 / index
+        if self._deadline is not None:  # the policy's deadline treatment, as on slots
+            rank = self._deadline.apply(run_key, rank)
         if self._aging is not None:
             rank += self._aging.age_key(arrival_s, now)
         return rank

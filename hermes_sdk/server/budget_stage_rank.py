@@ -8,7 +8,7 @@ its pending tokens over the refill rate. Minimising the sum of waits of the stag
 then the c-mu rule (Smith's rule with equal weights): serve the stage of least budget seconds
 first (docs/theory.md, section 10, "The waiting stage, not the run"):
 
-    D = max(T / (TPM / 60), N / (RPM / 60)),   rank = D  (+ aging)
+    D = max(T / (TPM / 60), N / (RPM / 60)),   rank = D  (x deadline treatment, + aging)
 
 where ``T`` is the tokens of the run's requests waiting on this upstream (their charges, known
 exactly: prompt + ``max_tokens`` or the predicted output) and ``N`` their number. A stage that
@@ -47,7 +47,8 @@ class StageRanker:
 
     ``rerank(run_key)`` is called when a run's pending stage changes (the admission queue's
     :meth:`~hermes_sdk.server.admission.AdmissionQueue.rerank`); ``clock`` is the admission
-    queue's (monotonic seconds), the one its ``waited_s`` is measured on.
+    queue's (monotonic seconds), the one its ``waited_s`` is measured on; ``deadline(run_key,
+    rank_s)`` applies the policy's deadline treatment to a stage's rank before aging.
     """
 
     def __init__(
@@ -56,9 +57,12 @@ class StageRanker:
         aging: AgingPolicy | None,
         rerank: Callable[[Hashable], int],
         clock: Callable[[], float],
+        deadline: Callable[[Hashable | None, float], float] | None = None,
     ) -> None:
         self._budget = budget
         self._aging = aging
+        self._deadline = deadline
+        """The policy's deadline treatment of a rank (:class:`~.budget_deadline.DeadlineScale`)."""
         self._rerank = rerank
         self._clock = clock
         self._pending: dict[Hashable, _Pending] = {}
@@ -96,6 +100,8 @@ class StageRanker:
     def rank(self, run_key: Hashable | None, waited_s: float, cost: float) -> float:
         """Rank (seconds, lower first) of a request of ``cost`` tokens that waited ``waited_s``."""
         rank = self.stage_s(run_key, cost)
+        if self._deadline is not None:
+            rank = self._deadline(run_key, rank)
         if self._aging is not None:
             now = self._clock()
             rank += self._aging.age_key(now - waited_s, now)

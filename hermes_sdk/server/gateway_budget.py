@@ -31,6 +31,7 @@ from aiohttp import web
 from prometheus_client import Counter, Gauge
 
 from hermes_sdk.server.budget import UpstreamBudget
+from hermes_sdk.server.budget_deadline import DeadlineScale
 from hermes_sdk.server.budget_rank import BudgetRanker, aging_of, uses_budget_rank
 from hermes_sdk.server.budget_stage_rank import StageRanker
 from hermes_sdk.server.provider_limits import parse_limits
@@ -117,7 +118,9 @@ class BudgetBook:
                         ranker = BudgetRanker(scheduler, up.name, budget)
                     else:  # the queue's clock and the budget's are both time.monotonic
                         aging = aging_of(scheduler.policy)
-                        ranker = StageRanker(budget, aging, queue.rerank, budget.now_s)
+                        scale = DeadlineScale.of(scheduler)
+                        deadline = None if scale is None else scale.apply
+                        ranker = StageRanker(budget, aging, queue.rerank, budget.now_s, deadline)
                     self.rankers[up.name] = ranker
                     queue.budget_rank = ranker.rank
                 self._show_limits(up.name, budget)
