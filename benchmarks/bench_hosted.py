@@ -61,6 +61,7 @@ from openai import AsyncOpenAI
 from scipy import stats
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+from hosted_oracle import dump_runs
 from hosted_workload import Run, workload
 from plotting import figure, grouped_bars, save
 
@@ -78,15 +79,36 @@ TOOL_KINDS = {"search": "retriever", "container": "container", "dnn": "dnn"}
 CONFIG_KEYS = ("tpm", "window_s", "load", "duration_s", "warmup_s", "sat_s", "sat_load", "step_s")
 GATEWAY_SCRIPT = """
 import sys
+from pathlib import Path
 from aiohttp import web
 from hermes_sdk.server import ServerConfig, create_app
+from hermes_sdk.server.gateway_budget import BUDGETS
+from hermes_sdk.server.scheduler import SCHEDULER
 from hermes_sdk.server.upstreams import UpstreamConfig
-port, url, policy, tpm, window = sys.argv[1], sys.argv[2], sys.argv[3], sys.argv[4], sys.argv[5]
-up = UpstreamConfig("hosted", url, max_inflight=4096, tpm=float(tpm), window_s=float(window))
+port, url, policy, tpm, window, rank, oracle, bench_dir = sys.argv[1:9]
+up = UpstreamConfig("hosted", url, max_inflight=4096, tpm=float(tpm), window_s=float(window),
+                    budget_rank=rank)
 cfg = ServerConfig(port=int(port), store_url="memory://", policy=policy, upstreams=(up,))
-web.run_app(create_app(cfg), host="127.0.0.1", port=int(port), print=None, access_log=None,
+app = create_app(cfg)
+if oracle != "-":  # the bench-only clairvoyant order, through the same gateway path
+    sys.path.insert(0, bench_dir)
+    from hosted_oracle import OracleRanker
+    ranker = OracleRanker.load(Path(oracle), float(tpm))
+    app[BUDGETS].rankers["hosted"] = ranker
+    app[SCHEDULER].queue("hosted").budget_rank = ranker.rank
+web.run_app(app, host="127.0.0.1", port=int(port), print=None, access_log=None,
             handler_cancellation=True)
 """
+EXTRA_WAYS = ("hermes_gittins_run", "hermes_oracle_run")
+"""Ways measured only on request (``--ways``, written to ``hosted_oracle.seedN.json``): Gittins
+with ``budget_rank=run`` and the bench-only oracle order (true remaining tokens of the run,
+:mod:`hosted_oracle`), for the gap analysis in docs/decisions.md."""
+GATEWAY_WAYS = {  # way -> (policy, budget_rank, oracle order)
+    "hermes_fcfs": ("fcfs", "stage", False),
+    "hermes_gittins": ("gittins", "stage", False),
+    "hermes_gittins_run": ("gittins", "run", False),
+    "hermes_oracle_run": ("gittins", "stage", True),
+}
 Outcome = tuple[str, str, float, float | None, float, str | None]
 """(run_id, app, arrival_s, completion_s or None if it failed, elapsed_s, error class)."""
 
@@ -257,9 +279,14 @@ async def measure(way: str, args: argparse.Namespace, runs: list[Run]) -> dict[s
     with _process(engine, eport):
         if way in RETRIES:
             return await _drive(args, provider + "/v1", None, provider, runs, RETRIES[way])
-        policy = "fcfs" if way == "hermes_fcfs" else "gittins"
+        policy, rank, oracle = GATEWAY_WAYS[way]
+        oracle_file = "-"
+        if oracle:
+            oracle_file = str(args.out_dir / f".oracle_runs.seed{args.seed}.json")
+            dump_runs(runs, Path(oracle_file))
         gw = [sys.executable, "-c", GATEWAY_SCRIPT, str(gport), provider + "/v1", policy]
-        with _process([*gw, str(args.tpm), str(args.window_s)], gport):
+        gw += [str(args.tpm), str(args.window_s), rank, oracle_file, str(Path(__file__).parent)]
+        with _process(gw, gport):
             base = f"http://127.0.0.1:{gport}"
             return await _drive(args, base + "/v1", base, provider, runs)
 
@@ -271,7 +298,7 @@ def run_seed(args: argparse.Namespace) -> dict[str, Any]:
     doc: dict[str, Any] = {k: getattr(args, k) for k in CONFIG_KEYS}
     doc |= {"seed": args.seed, "offered_runs": sum(r.run_id[0] == "m" for r in runs)}
     doc |= {"max_retries": RETRIES, "ways": {}}
-    for way in WAYS:
+    for way in args.ways:
         load_before = os.getloadavg()[0]
         res = asyncio.run(measure(way, args, runs))
         res["load_average_1m"] = [load_before, os.getloadavg()[0]]  # before, after (2 cores)
@@ -400,6 +427,29 @@ def summarize(args: argparse.Namespace) -> dict[str, Any]:
     }
 
 
+def compare(doc: dict[str, Any], args: argparse.Namespace) -> dict[str, Any]:
+    """Each way's mean completion over the runs every way completed, its ratio to FCFS's (when
+    measured) and the same runs' floor (no wait at all)."""
+    ways = doc["ways"]
+    done = {w: {o[0]: o[3] for o in ways[w]["runs"] if o[3] is not None} for w in ways}
+    common = sorted(set.intersection(*(set(d) for d in done.values())))
+    drawn = workload(doc["seed"], args.tpm, args.load, args.duration_s, "m")
+    alone = {r.run_id: r.standalone_s(args.step_s) for r in drawn}
+    mean = {w: float(np.mean([done[w][r] for r in common])) for w in ways}
+    out: dict[str, Any] = {
+        "paired_runs": len(common),
+        "floor_mean_s": float(np.mean([alone[r] for r in common])),
+        "mean_completion_s": mean,
+        "429s_seen_by_apps": {w: ways[w]["429s_seen_by_apps"] for w in ways},
+        "budget_use_saturation": {w: ways[w]["budget_use_saturation"] for w in ways},
+    }
+    if "hermes_fcfs" in mean:
+        fcfs = mean["hermes_fcfs"]
+        out["vs_fcfs_mean"] = {w: m / fcfs for w, m in mean.items()}
+        out["floor_vs_fcfs_mean"] = out["floor_mean_s"] / fcfs
+    return out
+
+
 def _plot(doc: dict[str, Any], png: Path) -> None:
     seeds = doc["per_seed"]
     ways = list(WAYS)
@@ -448,7 +498,17 @@ def main() -> None:
     p.add_argument("--sat-load", type=float, default=2.0, help="offered load when saturated")
     p.add_argument("--step-s", type=float, default=0.005, help="provider seconds per token")
     p.add_argument("--out-dir", type=Path, default=RESULTS, help="for seed files and summary")
+    p.add_argument(
+        "--ways",
+        default=",".join(WAYS),
+        help=f"comma-separated ways (default: the summary's {','.join(WAYS)}; also "
+        f"{','.join(EXTRA_WAYS)}); other sets go to hosted_oracle.seedN.json, not the summary",
+    )
     args = p.parse_args()
+    args.ways = tuple(args.ways.split(","))
+    unknown = set(args.ways) - set(WAYS) - set(EXTRA_WAYS)
+    if unknown:
+        p.error(f"unknown ways {sorted(unknown)}")
     if args.quick:
         args.duration_s, args.warmup_s, args.sat_s = 60.0, 20.0, 21.0
     if args.seed is None and not args.summarize:
@@ -456,6 +516,13 @@ def main() -> None:
     args.out_dir.mkdir(parents=True, exist_ok=True)
     if args.seed is not None:
         doc = run_seed(args)
+        if args.ways != WAYS:  # a gap analysis: its own file, with its paired ratios
+            doc["quick"] = args.quick
+            doc["analysis"] = compare(doc, args)
+            out = args.out_dir / f"hosted_oracle.seed{args.seed}.json"
+            out.write_text(json.dumps(doc) + "\n")
+            print(json.dumps(doc["analysis"], indent=1))
+            return
         (args.out_dir / f"hosted.seed{args.seed}.json").write_text(json.dumps(doc) + "\n")
     summary = summarize(args)
     (args.out_dir / "hosted.json").write_text(json.dumps(summary, indent=2) + "\n")

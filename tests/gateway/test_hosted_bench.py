@@ -77,3 +77,29 @@ async def test_a_run_through_the_gateway_is_learned_from_the_path_it_sends(
     assert graph.nodes["answer"].width.mean() == 2
     assert graph.nodes["answer"].output_tokens.quantile(1.0) == 8
     assert graph.nodes["search"].kind == "retriever"
+
+
+def test_the_oracle_ranks_by_the_runs_true_remaining_tokens(tmp_path: Path) -> None:
+    """The bench-only oracle order: a run's rank is its waiting tokens plus every later stage's,
+    over TPM/60; it follows the run's stage from its requests' node and cost."""
+    from hosted_oracle import OracleRanker, dump_runs
+
+    def stage(node: str, *calls: tuple[int, int]) -> Stage:
+        return Stage(node, calls, 0.0 if calls else 1.0, "llm" if calls else "search")
+
+    long = Run(
+        "long", "a", 0.0, (stage("plan", (100, 50)), stage("tool"), stage("act", (300, 100)))
+    )
+    short = Run("short", "b", 0.0, (stage("act", (300, 300)),))
+    dump_runs([long, short], tmp_path / "runs.json")
+    ranker = OracleRanker.load(tmp_path / "runs.json", tpm=60_000)  # 1,000 tokens a second
+    keys = {r: ("default", r) for r in ("long", "short")}
+    with (
+        ranker.queued(keys["long"], "a", "plan", 150),
+        ranker.queued(keys["short"], "b", "act", 600),
+    ):
+        assert ranker.rank(keys["long"], 0.0, 150) == (150 + 400) / 1000
+        assert ranker.rank(keys["short"], 0.0, 600) == 600 / 1000
+    with ranker.queued(keys["long"], "a", "act", 400):  # its last stage: only its own tokens
+        assert ranker.rank(keys["long"], 0.0, 400) == 400 / 1000
+    assert ranker.rank(("default", "unknown"), 0.0, 1) == float("inf")
