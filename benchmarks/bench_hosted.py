@@ -48,6 +48,7 @@ import platform
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -282,7 +283,9 @@ async def measure(way: str, args: argparse.Namespace, runs: list[Run]) -> dict[s
         policy, rank, oracle = GATEWAY_WAYS[way]
         oracle_file = "-"
         if oracle:
-            oracle_file = str(args.out_dir / f".oracle_runs.seed{args.seed}.json")
+            oracle_file = str(
+                Path(tempfile.gettempdir()) / f"hosted_oracle_runs.{os.getpid()}.json"
+            )
             dump_runs(runs, Path(oracle_file))
         gw = [sys.executable, "-c", GATEWAY_SCRIPT, str(gport), provider + "/v1", policy]
         gw += [str(args.tpm), str(args.window_s), rank, oracle_file, str(Path(__file__).parent)]
