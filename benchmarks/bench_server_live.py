@@ -558,15 +558,16 @@ async def _run(
         profile = os.environ.get("HERMES_LIVE_PROFILE")  # cProfile output path for the server
         if profile:
             cmd = [sys.executable, "-m", "cProfile", "-o", profile, "-m", "hermes_sdk", *cmd[1:]]
-        variant = [a[1:] for a in server_args if a.startswith("=")]
-        if variant:
-            cmd.remove("=" + variant[0])
-            wrapper = str(Path(__file__).with_name("live_variant.py"))
-            cmd = [sys.executable, wrapper, variant[0], *cmd[1:]]
+        variant = [a for a in server_args if a.startswith("=")]
+        for setting in variant:
+            cmd.remove(setting)
         turns = os.environ.get("HERMES_LIVE_TURNS")  # loop turns per callback (live_turns.py)
-        if turns:
+        if turns:  # it applies the variant's setting itself
             wrapper = str(Path(__file__).with_name("live_turns.py"))
-            cmd = [sys.executable, wrapper, turns, *cmd[1:]]
+            cmd = [sys.executable, wrapper, turns, *variant[:1], *cmd[1:]]
+        elif variant:
+            wrapper = str(Path(__file__).with_name("live_variant.py"))
+            cmd = [sys.executable, wrapper, variant[0][1:], *cmd[1:]]
         if pinned:
             cmd = ["taskset", "-c", str(SERVER_CPU), *cmd]  # the server and all its threads
             os.sched_setaffinity(0, {LOADGEN_CPU})

@@ -3,12 +3,13 @@ callback timed, and every garbage collection's young-generation size recorded.
 
 Run by ``bench_server_live.py`` when ``HERMES_LIVE_TURNS=PATH`` is set (not the shipped path:
 each callback pays two ``perf_counter`` calls). Usage: ``python benchmarks/live_turns.py PATH
-serve ...``. On exit writes JSON to ``PATH``: per callback name (the coroutine's qualname for a
-task step, else the callback's) the number of loop turns, their total and max milliseconds
-and a histogram; for each collection generation, the tracked objects it traversed
-(``len(gc.get_objects(g))`` summed over the collected generations, at its start) and its
-duration. SIGUSR1 clears what was recorded so far (the benchmark sends it as its first
-window opens, so the setup's turns are left out).
+[=MODULE:NAME=VALUE] serve ...`` (the optional setting as in ``live_variant.py``). On exit
+writes JSON to ``PATH``: per callback name (the coroutine's qualname for a task step, else the
+callback's) the number of loop turns, their total and max milliseconds and a histogram; for
+each collection generation, the tracked objects it traversed (``len(gc.get_objects(g))``
+summed over the collected generations, at its start) and its duration. SIGUSR1 clears what was
+recorded so far (the benchmark sends it as its first window opens, so the setup's turns are
+left out).
 """
 
 from __future__ import annotations
@@ -182,7 +183,13 @@ def main() -> None:
         )
 
     atexit.register(dump)
-    sys.argv = ["hermes", *sys.argv[2:]]
+    args = sys.argv[2:]
+    if args and args[0].startswith("="):  # a bench mode's constant (live_variant.py)
+        sys.path.insert(0, str(Path(__file__).parent))
+        from live_variant import apply
+
+        apply(args.pop(0)[1:])
+    sys.argv = ["hermes", *args]
     from hermes_sdk.cli import main as cli_main
 
     cli_main()

@@ -10,19 +10,20 @@ import importlib
 import sys
 
 
-def main() -> None:
-    target, value = sys.argv[1].split("=", 1)
+def apply(setting: str) -> None:
+    """Apply one ``MODULE:NAME=VALUE`` (or ``sys:switchinterval=SECONDS``) setting."""
+    target, value = setting.split("=", 1)
     if target == "sys:switchinterval":  # the GIL's switch interval (seconds)
         sys.setswitchinterval(float(value))
-        sys.argv = ["hermes", *sys.argv[2:]]
-        from hermes_sdk.cli import main as cli_main
-
-        cli_main()
         return
     module, name = target.split(":", 1)
     mod = importlib.import_module(module)
     getattr(mod, name)  # fails on a name the module does not have
     setattr(mod, name, float(value) if "." in value else int(value))
+
+
+def main() -> None:
+    apply(sys.argv[1])
     sys.argv = ["hermes", *sys.argv[2:]]
     from hermes_sdk.cli import main as cli_main
 
