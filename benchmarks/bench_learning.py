@@ -23,6 +23,9 @@ the default queue bound. Per store (SQLite file, memory, a throwaway redis-serve
 - ``drain``: ``--drain`` runs queued while learning is held, then released: stored and learned
   runs/s of the learner alone (what bounds the exit drain), and the exit time a full default
   queue would need at that rate;
+- ``drain_process``: the same with ``HERMES_LEARNER=process``: the child alone (started and
+  answering before the clock starts; one frame of every queued run), wall runs/s until
+  ``flush()`` returns (every run stored, learned and its graphs installed in the app);
 - ``baseline``: the same paths stored and learned one write per run (``GraphRegistry.observe``,
   what every run cost before batching), on the same store kind, in the same child.
 
@@ -201,8 +204,11 @@ def _drain_child(store_url: str, runs: int, baseline_url: str, out_path: str) ->
     hermes.configure(store=store_url, learn_queue_bytes=1024 * 2**20)
     runtime = rt.current_runtime()
     runtime.registry()  # open (and replay) before timing
+    process = runtime.process
+    if process is not None:  # the child alone: started and answering before timing
+        assert hermes.flush(60) and process.stats().started
     gate = threading.Event()
-    inner = runtime.learn_many
+    inner = runtime.learn_many if process is None else process.handle
     kept: list[RunPath] = []
 
     def held(paths: list[RunPath]) -> None:
@@ -234,6 +240,18 @@ def _drain_child(store_url: str, runs: int, baseline_url: str, out_path: str) ->
     drain_s, drain_cpu_s = time.perf_counter() - t0, time.process_time() - cpu0
     c = runtime.counters()
     batches = runtime.learner.stats().batches
+    if process is not None:  # the app's CPU is not the learner's: no baseline either
+        doc = {
+            "runs": runs,
+            "learner": "process",
+            "drain_s": drain_s,
+            "stored_and_learned": c.runs_completed,
+            "drain_runs_s": c.runs_completed / drain_s,
+            "queued_bytes_per_run": queued_bytes / runs,
+            "child_peak_rss_mib": process.stats().child_peak_rss_mib,
+        }
+        Path(out_path).write_text(json.dumps(doc), encoding="utf-8")
+        return
     # baseline: the same kind of store, one durable write and one observe per run
     base = GraphRegistry(open_store(baseline_url))
     t0, cpu0 = time.perf_counter(), time.process_time()
@@ -399,6 +417,15 @@ def measure(runs: int, drain: int, stores: list[str], synchronous: str = "full")
                     row[key] = soak
                 print(f"{kind}: drain of {drain:,} queued runs + baseline ...", flush=True)
                 row["drain"] = _child(["--drain-child", drain_url, str(drain), base_url])
+                if kind == "sqlite":
+                    drain_url = f"sqlite:///{work}/drain_process.db{sync}"
+                elif kind == "redis":
+                    assert server is not None
+                    drain_url = server.url(6)
+                print(f"{kind}: drain of {drain:,} queued runs, learner process ...", flush=True)
+                row["drain_process"] = _child(
+                    ["--drain-child", drain_url, str(drain), base_url], learner="process"
+                )
                 rows[kind] = row
         finally:
             if server is not None:
@@ -481,7 +508,7 @@ def main() -> None:
 
 def _print(doc: dict[str, Any]) -> None:
     print(
-        f"{'store':8} {'learner':22} {'produced/s':>10} {'learned/s':>9} {'drain/s':>8} "
+        f"{'store':8} {'learner':22} {'produced/s':>10} {'learned/s':>9} {'alone/s':>8} "
         f"{'baseline/s':>10} {'RSS+MiB':>8} {'dropped':>8} {'lost':>5} {'hints p50':>9} "
         f"{'feeder us/run':>13}"
     )
@@ -489,7 +516,15 @@ def _print(doc: dict[str, Any]) -> None:
         for key in MODE_LABELS:
             if key not in row:
                 continue
-            s, d = row[key], row["drain"]
+            s = row[key]
+            d = {
+                **row["drain"],
+                **(
+                    {"drain_runs_s": row["drain_process"]["drain_runs_s"]}
+                    if key == "soak_process" and "drain_process" in row
+                    else {}
+                ),
+            }
             feeder = s.get("feeder_cpu_us_per_run")
             print(
                 f"{kind:8} {MODE_LABELS[key]:22} "
@@ -531,7 +566,13 @@ def plot(result: dict[str, Any], path: Path) -> None:
         series[f"stored + learned ({MODE_LABELS[m]})"] = [
             rows[k][m]["learned_runs_s"] for k in keys
         ]
-    series["stored + learned (learner alone)"] = [rows[k]["drain"]["drain_runs_s"] for k in keys]
+    series["stored + learned (thread learner alone)"] = [
+        rows[k]["drain"]["drain_runs_s"] for k in keys
+    ]
+    if all("drain_process" in rows[k] for k in keys):
+        series["stored + learned (process learner alone)"] = [
+            rows[k]["drain_process"]["drain_runs_s"] for k in keys
+        ]
     series["baseline: one write per run"] = [rows[k]["drain"]["baseline_runs_s"] for k in keys]
     grouped_bars(
         axes[0],

@@ -24,7 +24,7 @@ import sys
 import time
 from typing import Any
 
-from hermes_sdk.instrument.learner_process import STATUS_INTERVAL_S
+from hermes_sdk.instrument.learner_process import FRAME_MAX_RUNS, STATUS_INTERVAL_S
 from hermes_sdk.instrument.learner_spawn import CHILD_STORE_ENV
 from hermes_sdk.instrument.learner_wire import (
     BATCH,
@@ -40,11 +40,9 @@ from hermes_sdk.instrument.runtime import Runtime
 
 log = logging.getLogger("hermes_sdk.instrument")
 
-MERGE_MAX_RUNS = 1_000
-"""Most runs merged into one learned batch when several wait in the pipe (~5 KB each decoded,
-plus their stored JSON and the batch's temporaries: the child's peak memory). 40,000-run soaks,
-child peak RSS / app peak growth (MiB): 4,000 runs 101 / +39, 2,000: 81 / +22, 1,000: 75-79 /
-+21, 500: 83 / +36 (smaller batches cost more per run, the app's queue fills)."""
+MERGE_MAX_RUNS = FRAME_MAX_RUNS
+"""Most runs merged into one learned batch when several frames wait in the pipe (the child's
+peak memory: see ``FRAME_MAX_RUNS``)."""
 GC_GEN0_THRESHOLD = 50_000
 """Allocations between two young collections here (CPython's default 700): a batch allocates
 ~30 objects per run, none of them in cycles, and the default made decoding 3x slower."""

@@ -67,6 +67,12 @@ log = logging.getLogger("hermes_sdk.instrument")
 
 START_TIMEOUT_S: Final = 20.0
 """Longest wait for the child's hello (an interpreter start and the imports, ~1 s)."""
+FRAME_MAX_RUNS: Final = 1_000
+"""Most runs per frame to the child, and per batch it learns (merging frames that wait): the
+child starts on a large backlog while the rest is encoded and sent, and its peak memory (~5 KB
+per decoded run plus the batch's JSON and temporaries) stays bounded. 40,000-run soaks, child
+peak RSS / app peak growth (MiB): 4,000 runs per batch 101 / +39, 2,000: 81 / +22, 1,000: 75-79
+/ +21, 500: 83 / +36 (smaller batches cost more per run, and the app's queue fills)."""
 STATUS_INTERVAL_S: Final = 0.5
 """Least seconds between two unrequested status messages (graphs) of a learning child."""
 
@@ -144,23 +150,26 @@ class ProcessLearner:
         return not self._failed
 
     def handle(self, paths: list[RunPath]) -> None:
-        """Send ``paths`` to the child (the RunLearner's thread); fall back if it is gone."""
+        """Send ``paths`` to the child in frames of at most :data:`FRAME_MAX_RUNS` runs (the
+        RunLearner's thread); what could not be sent is learned here if the child is gone."""
         if self._failed or self._ensure_started() != "ok":
             self.fallback(paths)
             return
-        payload = BATCH + encode_paths(paths)
         fd = self._to_child
-        try:
-            with self._write_lock:
-                if fd is None or self._failed:
-                    raise OSError("the learner process is closed")
-                write_frame(fd, payload)
-        except OSError as exc:
-            self._give_up(f"writing to it failed: {exc!r}")
-            self.fallback(paths)
-            return
-        with self._cond:
-            self.sent += len(paths)
+        for start in range(0, len(paths), FRAME_MAX_RUNS):
+            chunk = paths[start : start + FRAME_MAX_RUNS]
+            payload = BATCH + encode_paths(chunk)
+            try:
+                with self._write_lock:
+                    if fd is None or self._failed:
+                        raise OSError("the learner process is closed")
+                    write_frame(fd, payload)
+            except OSError as exc:
+                self._give_up(f"writing to it failed: {exc!r}")
+                self.fallback(paths[start:])
+                return
+            with self._cond:
+                self.sent += len(chunk)
 
     def registry_for_hints(self) -> GraphRegistry:
         """The registry the child's graphs are installed in (starting the child if needed)."""

@@ -367,3 +367,35 @@ def test_kill_9_of_the_app_leaves_a_readable_store(tmp_path: Path) -> None:
         assert all(json.loads(r[2])["app"] == r[1] for r in sqlite_rows(db)[:5])
     finally:
         store.close()
+
+
+def test_a_large_batch_goes_in_frames_of_at_most_frame_max_runs(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A backlog handed over at once is split (the child starts learning before the rest is
+    sent, and decodes at most FRAME_MAX_RUNS runs per frame); every run arrives, in order."""
+    import hermes_sdk.instrument.learner_process as lp
+
+    hi.configure(store=f"sqlite:///{tmp_path}/f.db", learner="process")
+    runtime = rt.current_runtime()
+    process = runtime.process
+    assert process is not None
+    assert hi.flush(60) and process.registry_for_hints() is not None
+    sizes: list[int] = []
+    real = lp.write_frame
+
+    def counting(fd: int, payload: bytes) -> None:
+        if payload[:1] == lp.BATCH:
+            sizes.append(len(payload))
+        real(fd, payload)
+
+    monkeypatch.setattr(lp, "write_frame", counting)
+    n = 2 * lp.FRAME_MAX_RUNS + 345
+    paths = drift_paths(n, seed=5)
+    process.handle(paths)
+    assert hi.flush(60)
+    assert len(sizes) == 3  # 1,000 + 1,000 + 345 runs
+    p = process.stats()
+    assert (p.sent, p.handled, p.completed, p.lost) == (n, n, n, 0)
+    stored = [json.loads(row[2])["run_id"] for row in sqlite_rows(tmp_path / "f.db")]
+    assert stored == [path.run_id for path in paths]
