@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import socket
 import threading
+import time
 
 from hermes_sdk.graph import GraphRegistry
 from hermes_sdk.graph.records import Call, RunPath, RunState, Stage
@@ -106,3 +107,29 @@ def test_snapshots_install_learned_graphs_exactly_and_in_place() -> None:
         app.prior().sketch.sorted().values.tolist()
         == learned.prior().sketch.sorted().values.tolist()
     )
+
+
+def test_status_writer_writes_in_order_off_the_learning_thread() -> None:
+    """The child's status frames go out on their own thread: put() returns while the app has not
+    read (busy() says so), frames arrive whole and in order, and a gone app ends it quietly."""
+    from hermes_sdk.instrument.learner_child import StatusWriter
+
+    mine, theirs = socket.socketpair()
+    writer = StatusWriter(theirs.fileno())
+    big = bytes(range(256)) * 16_384  # 4 MiB: more than the socket holds unread
+    writer.put([big, b"second"])
+    writer.put([b"third"])
+    deadline = time.monotonic() + 5
+    while time.monotonic() < deadline and not writer.busy():
+        time.sleep(0.01)
+    assert writer.busy()  # blocked on a reader that does not read, and put() did not wait
+    assert [recv_frame(mine) for _ in range(3)] == [big, b"second", b"third"]
+    deadline = time.monotonic() + 5
+    while time.monotonic() < deadline and writer.busy():
+        time.sleep(0.01)
+    assert not writer.busy()
+    mine.close()  # the app is gone: the next write fails, quietly, and nothing more is written
+    writer.put([b"x" * 1_000_000])
+    writer.close()
+    assert not writer.app_reads
+    theirs.close()
