@@ -345,6 +345,25 @@ def _way_view(res: dict[str, Any], common: set[str]) -> dict[str, Any]:
     }
 
 
+def _beside_floor(
+    name: str, target: float, ratio: dict[str, Any], per_seed: list[dict[str, Any]]
+) -> dict[str, Any]:
+    """A target beside its floor and the measured ratio, over seeds and per seed."""
+    return {
+        "target": target,
+        "floor": ratio[f"floor_vs_{name}_mean"],
+        "measured": ratio[f"gittins_vs_{name}_mean"],
+        "per_seed": {
+            str(s["seed"]): {
+                "floor": s[f"floor_vs_{name}_mean"],
+                "measured": s[f"gittins_vs_{name}_mean"],
+                "target_below_floor": target < s[f"floor_vs_{name}_mean"],
+            }
+            for s in per_seed
+        },
+    }
+
+
 def summarize(args: argparse.Namespace) -> dict[str, Any]:
     """hosted.json from every seed file of this configuration."""
     config = {k: getattr(args, k) for k in CONFIG_KEYS}
@@ -402,21 +421,8 @@ def summarize(args: argparse.Namespace) -> dict[str, Any]:
         "per_seed": per_seed,
         # each target beside the same runs' floor (no wait at all): no order can go below it
         "targets_beside_floor": {
-            "gittins_vs_direct_mean": {
-                "target": 0.6,
-                "floor": ratio["floor_vs_direct_mean"],
-                "measured": ratio["gittins_vs_direct_mean"],
-            },
-            "gittins_vs_direct_retry_mean": {
-                "target": 0.6,
-                "floor": ratio["floor_vs_direct_retry_mean"],
-                "measured": ratio["gittins_vs_direct_retry_mean"],
-            },
-            "gittins_vs_fcfs_mean": {
-                "target": 0.8,
-                "floor": ratio["floor_vs_fcfs_mean"],
-                "measured": ratio["gittins_vs_fcfs_mean"],
-            },
+            f"gittins_vs_{name}_mean": _beside_floor(name, target, ratio, per_seed)
+            for name, target in (("direct", 0.6), ("direct_retry", 0.6), ("fcfs", 0.8))
         },
         "targets": {
             "gittins_vs_direct_mean<=0.6": ratio["gittins_vs_direct_mean"]["mean"] <= 0.6,
