@@ -2,7 +2,9 @@
 
 Run one seed (about 10 minutes; it also rewrites the summary over every seed file of the same
 configuration): ``.venv/bin/python benchmarks/bench_hosted.py --seed N``; the committed result is
-seeds 1-3. ``--summarize`` only rebuilds hosted.json/png from the seed files.
+seeds 1-4. ``--summarize`` only rebuilds hosted.json/png from the seed files. ``--ways`` measures
+other sets of ways (e.g. ``hermes_fcfs,hermes_gittins,hermes_gittins_run,hermes_oracle_run``: the
+gap analysis against a clairvoyant order, :mod:`hosted_oracle`) into hosted_oracle.seedN.json.
 
 The provider is ``hermes sim-engine --rate-limit tpm=N,window_s=S`` in its own process: it
 answers 429 with ``Retry-After``/``retry-after-ms`` when its token bucket (N per minute, enforced
