@@ -6,6 +6,7 @@ registry in production, the true distributions in the simulator's oracle mode).
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Protocol, runtime_checkable
 
@@ -59,3 +60,14 @@ class Policy(Protocol):
     def rank(self, app: AppState, now: float) -> float:
         """Rank of ``app`` at time ``now`` (seconds); lower runs first."""
         ...
+
+
+def wrapped_policies(policy: Policy) -> Iterator[Policy]:
+    """``policy`` and each policy it wraps (aging, fairness: their ``inner``), outermost first;
+    the last one is the policy that ranks."""
+    while True:
+        yield policy
+        inner = getattr(policy, "inner", None)
+        if inner is None:
+            return
+        policy = inner

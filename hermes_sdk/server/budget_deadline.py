@@ -22,7 +22,7 @@ import logging
 import math
 from collections.abc import Hashable
 
-from hermes_sdk.policy.base import Policy
+from hermes_sdk.policy.base import Policy, wrapped_policies
 from hermes_sdk.policy.deadline_gittins import HOPELESS_RANK_S, DeadlineGittinsPolicy
 from hermes_sdk.server.scheduler import Scheduler
 
@@ -31,13 +31,8 @@ log = logging.getLogger("hermes_sdk.server.gateway")
 
 def deadline_policy(policy: Policy) -> DeadlineGittinsPolicy | None:
     """The deadline Gittins policy among ``policy``'s wrappers (aging, fairness), if any."""
-    while True:
-        if isinstance(policy, DeadlineGittinsPolicy):
-            return policy
-        inner = getattr(policy, "inner", None)
-        if inner is None:
-            return None
-        policy = inner
+    found = (p for p in wrapped_policies(policy) if isinstance(p, DeadlineGittinsPolicy))
+    return next(found, None)
 
 
 class DeadlineScale:

@@ -37,7 +37,7 @@ from numpy.typing import NDArray
 from hermes_sdk.graph.pdgraph import PDGraph
 from hermes_sdk.graph.records import END
 from hermes_sdk.policy.aging import AgingPolicy
-from hermes_sdk.policy.base import Policy
+from hermes_sdk.policy.base import Policy, wrapped_policies
 from hermes_sdk.policy.gittins import gittins_index_and_quantum
 from hermes_sdk.server.budget import UpstreamBudget
 from hermes_sdk.server.budget_deadline import DeadlineScale
@@ -69,11 +69,8 @@ class _Queued:
 
 def innermost(policy: Policy) -> Policy:
     """The policy inside any wrappers (aging, fairness): the one that ranks."""
-    while True:
-        inner = getattr(policy, "inner", None)
-        if inner is None:
-            return policy
-        policy = inner
+    *_, last = wrapped_policies(policy)
+    return last
 
 
 def uses_budget_rank(policy: Policy) -> bool:
@@ -83,13 +80,7 @@ def uses_budget_rank(policy: Policy) -> bool:
 
 def aging_of(policy: Policy) -> AgingPolicy | None:
     """The starvation guard among ``policy``'s wrappers, if any."""
-    while True:
-        if isinstance(policy, AgingPolicy):
-            return policy
-        inner = getattr(policy, "inner", None)
-        if inner is None:
-            return None
-        policy = inner
+    return next((p for p in wrapped_policies(policy) if isinstance(p, AgingPolicy)), None)
 
 
 class BudgetRanker:

@@ -3,8 +3,6 @@ bounds the predictive deadline policies where its model is exact (one preemptive
 
 from __future__ import annotations
 
-from typing import Any
-
 import pytest
 
 from hermes_sdk.sim import simulate
@@ -13,8 +11,7 @@ from hermes_sdk.sim.clairvoyant import true_remaining_latency
 from hermes_sdk.sim.run import draw_runs
 from hermes_sdk.sim.workload import parse_workload
 from hermes_sdk.sim.workloads import SUITES
-
-END = [{"to": "END", "p": 1.0}]
+from tests.sim.test_deadline_queue_sim import one_slot_mix
 
 
 @pytest.mark.parametrize("suite", sorted(SUITES))
@@ -34,28 +31,8 @@ def test_true_latency_at_arrival_is_the_standalone_time(suite: str) -> None:
     assert true_remaining_latency(app, speed1) == 0.0
 
 
-def _one_slot() -> dict[str, Any]:
-    def app(name: str, low: float, high: float, weight: float) -> dict[str, Any]:
-        unit = {"kind": "llm", "backend": "llm", "next": END,
-                "service": {"dist": "uniform", "low": low, "high": high}}  # fmt: skip
-        return {"name": name, "start": "u", "units": {"u": unit}, "weight": weight}
-
-    tight = app("tight", 4.0, 6.0, 0.4)
-    tight["deadline_s"] = 8.0
-    return {
-        "seed": 5,
-        "n_apps": 800,
-        "warmup_apps": 100,
-        "arrival": {"process": "load", "load": 0.9},
-        "backends": {"llm": {"servers": 1, "preemptive": True}},
-        "learning": "oracle",
-        "rank_samples": 200,
-        "apps": [app("bulk", 1.0, 3.0, 0.6), tight],
-    }
-
-
 def test_oracle_meets_at_least_what_the_predictive_policies_meet_on_one_slot() -> None:
-    doc = _one_slot()
+    doc = one_slot_mix(servers=1, seed=5)
     names = ("edf", "gittins", "gittins_queue", "deadline_oracle_w1", "deadline_oracle_w100")
     runs = {p: simulate(doc, sweep_policy(p)) for p in names}
     hit = {p: r.deadline_hit_rate for p, r in runs.items()}

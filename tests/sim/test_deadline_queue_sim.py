@@ -17,7 +17,10 @@ from hermes_sdk.sim import simulate
 END = [{"to": "END", "p": 1.0}]
 
 
-def _doc(servers: int) -> dict[str, Any]:
+def one_slot_mix(servers: int, seed: int = 3) -> dict[str, Any]:
+    """Bulk runs without a deadline (1-3 s) and tight runs with one (4-6 s, deadline 8 s) at
+    load 0.9 on ``servers`` preemptive slots (oracle learning); also used by the oracle's test."""
+
     def app(name: str, low: float, high: float, weight: float) -> dict[str, Any]:
         unit = {"kind": "llm", "backend": "llm", "next": END,
                 "service": {"dist": "uniform", "low": low, "high": high}}  # fmt: skip
@@ -26,7 +29,7 @@ def _doc(servers: int) -> dict[str, Any]:
     tight = app("tight", 4.0, 6.0, 0.4)
     tight["deadline_s"] = 8.0
     return {
-        "seed": 3,
+        "seed": seed,
         "n_apps": 800,
         "warmup_apps": 100,
         "arrival": {"process": "load", "load": 0.9},
@@ -38,7 +41,7 @@ def _doc(servers: int) -> dict[str, Any]:
 
 
 def test_pass_meets_more_deadlines_than_the_per_run_rank_and_edf_on_one_slot() -> None:
-    doc = _doc(servers=1)
+    doc = one_slot_mix(servers=1)
     runs = {p: simulate(doc, p) for p in ("gittins", "gittins_queue", "edf")}
     hit = {p: r.deadline_hit_rate for p, r in runs.items()}
     free = {p: r.no_deadline_mean for p, r in runs.items()}
@@ -48,7 +51,7 @@ def test_pass_meets_more_deadlines_than_the_per_run_rank_and_edf_on_one_slot() -
 
 
 def test_pass_changes_nothing_without_deadline_runs() -> None:
-    doc = _doc(servers=4)
+    doc = one_slot_mix(servers=4)
     doc["apps"] = doc["apps"][:1]
     a, b = simulate(doc, "gittins"), simulate(doc, "gittins_queue")
     assert a.completion_times.tolist() == b.completion_times.tolist()
