@@ -19,6 +19,10 @@ from hermes_sdk.errors import InvalidRequest, SchedulerUnavailable
 from hermes_sdk.server import SCHEDULER, BackendConfig
 
 GPU = {"gpu": BackendConfig(max_inflight=1)}
+LIVE_CONNECT_S = 5.0
+"""For a client of a live test server: the default 50 ms connect timeout (fail open fast) can
+expire on a loaded 2-core CI machine before this process's event loop runs the connect, and a
+failed-open call (grant None) is not what these tests check; the fail-open tests keep it."""
 PATH = {"app": "qa", "stages": [{"node": "plan", "kind": "llm", "calls": [{"service_s": 1.0}]}]}
 
 
@@ -30,7 +34,7 @@ def _closed_port_url() -> str:
 
 
 async def _inflight(server: Server) -> int:
-    async with SchedulerClient(server.url) as c:
+    async with SchedulerClient(server.url, connect_timeout_s=LIVE_CONNECT_S) as c:
         return int((await c.backends())[0]["inflight"])
 
 
@@ -57,7 +61,7 @@ async def garbage_url() -> AsyncIterator[str]:
 
 async def test_async_slot_holds_and_releases(serve: StartServer) -> None:
     server = await serve(backends=GPU)
-    async with SchedulerClient(server.url) as client:
+    async with SchedulerClient(server.url, connect_timeout_s=LIVE_CONNECT_S) as client:
         async with client.slot("gpu", run_id="r1", app="qa") as grant:
             assert grant is not None and grant.backend == "gpu"
             assert await _inflight(server) == 1
@@ -74,7 +78,7 @@ async def test_async_slots_queue_behind_each_other(serve: StartServer) -> None:
             await asyncio.sleep(0.02)
             order.append(f"{name}-")
 
-    async with SchedulerClient(server.url) as client:
+    async with SchedulerClient(server.url, connect_timeout_s=LIVE_CONNECT_S) as client:
         await asyncio.gather(*(unit(f"u{i}", client) for i in range(4)))
     # max_inflight=1: every unit leaves before the next one enters.
     assert all(order[i][:-1] == order[i + 1][:-1] for i in range(0, len(order), 2))
@@ -82,7 +86,7 @@ async def test_async_slots_queue_behind_each_other(serve: StartServer) -> None:
 
 async def test_runs_events_hints_and_graph(serve: StartServer) -> None:
     server = await serve(backends=GPU)
-    async with SchedulerClient(server.url) as client:
+    async with SchedulerClient(server.url, connect_timeout_s=LIVE_CONNECT_S) as client:
         run_id = await client.start_run("qa", deadline_s=20)
         accepted = await client.send_events(
             [{"type": "unit_start", "run_id": run_id, "unit_id": "1", "node": "plan"}]
@@ -99,7 +103,7 @@ async def test_runs_events_hints_and_graph(serve: StartServer) -> None:
 
 async def test_sync_facade_and_admit(serve: StartServer) -> None:
     server = await serve(backends=GPU)
-    sync = SyncSchedulerClient(server.url)
+    sync = SyncSchedulerClient(server.url, connect_timeout_s=LIVE_CONNECT_S)
 
     def blocking() -> tuple[bool, int]:
         with sync.slot("gpu", run_id="r") as grant:
@@ -160,7 +164,7 @@ async def test_recovery_is_logged_and_admission_resumes(
 ) -> None:
     caplog.set_level(logging.WARNING, logger="hermes_sdk.client")
     server = await serve(backends=GPU)
-    async with SchedulerClient(server.url) as client:
+    async with SchedulerClient(server.url, connect_timeout_s=LIVE_CONNECT_S) as client:
         client.breaker.failure("simulated outage")
         async with client.slot("gpu") as grant:
             assert grant is not None
@@ -177,7 +181,7 @@ async def test_http_event_sink(serve: StartServer, garbage_url: str) -> None:
     ]
     await asyncio.to_thread(sink.send, events)
     assert sink.sent == 2
-    async with SchedulerClient(server.url) as client:
+    async with SchedulerClient(server.url, connect_timeout_s=LIVE_CONNECT_S) as client:
         assert [a["app"] for a in await client.apps()] == ["qa"]
     bad: list[dict[str, object]] = [{"type": "unit_end", "run_id": "r", "service_s": -1}]
     with pytest.raises(InvalidRequest):
@@ -193,7 +197,7 @@ async def test_a_held_slot_is_renewed_past_its_lease(serve: StartServer) -> None
     server = await serve(
         backends={"gpu": BackendConfig(max_inflight=1, lease_s=0.3)}, sync_interval_s=0.05
     )
-    async with SchedulerClient(server.url) as client:
+    async with SchedulerClient(server.url, connect_timeout_s=LIVE_CONNECT_S) as client:
         async with client.slot("gpu") as grant:
             assert grant is not None and grant.lease_s == 0.3
             await asyncio.sleep(1.0)  # > 3 lease lifetimes; housekeeping runs every 50 ms
@@ -205,7 +209,7 @@ async def test_a_held_slot_is_renewed_past_its_lease(serve: StartServer) -> None
 
 async def test_graph_of_an_app_whose_name_has_a_slash(serve: StartServer) -> None:
     server = await serve(backends=GPU)
-    async with SchedulerClient(server.url) as client:
+    async with SchedulerClient(server.url, connect_timeout_s=LIVE_CONNECT_S) as client:
         run_id = await client.start_run("qa/sub graph")
         await client.end_run(run_id, path={**PATH, "app": "qa/sub graph"})
         assert [a["app"] for a in await client.apps()] == ["qa/sub graph"]
