@@ -2,14 +2,15 @@
 
 Read by clairvoyant bench policies (``deadline_oracle``, :mod:`hermes_sdk.policy.deadline_oracle`)
 through ``AppState.true_remaining_latency_s``; the same pricing as
-:meth:`~hermes_sdk.sim.programs.Program.standalone_s` (each stage costs its longest call at one
-slot's speed), applied to what is left of the run.
+:func:`~hermes_sdk.sim.programs.alone_latencies` that
+:meth:`~hermes_sdk.sim.programs.Program.standalone_s` sums, applied to what is left of the run.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
 
+from hermes_sdk.sim.programs import alone_latencies
 from hermes_sdk.sim.sim_types import SimApp
 
 
@@ -23,6 +24,4 @@ def true_remaining_latency(app: SimApp, speed1: Mapping[str, float]) -> float:
     stage = app.stages[app.stage_i]
     per_call = app.stage_attained_s / max(1, stage.width)
     left = max(max(stage.services_s) - per_call, 0.0) / speed1[stage.unit.backend]
-    for later in app.stages[app.stage_i + 1 :]:
-        left += max(later.services_s) / speed1[later.unit.backend]
-    return left
+    return sum([left, *alone_latencies(app.stages[app.stage_i + 1 :], speed1)])

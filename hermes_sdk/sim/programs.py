@@ -7,7 +7,7 @@ simulator knows each app's true remaining work (for ``srpt_oracle`` only).
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import NamedTuple
 
 import numpy as np
@@ -139,8 +139,13 @@ class Program:
 
     def standalone_s(self, stages: list[RealStage]) -> float:
         """Run time alone on idle warm backends: the sum of each stage's longest call."""
-        speed1 = self._speed1
-        return sum([max(s[3]) / speed1[s[1].backend] for s in stages])
+        return sum(alone_latencies(stages, self._speed1))
+
+
+def alone_latencies(stages: Sequence[RealStage], speed1: Mapping[str, float]) -> list[float]:
+    """Seconds each of ``stages`` takes served alone: its longest call at one slot's speed
+    (``speed1``: backend -> speed with one request running)."""
+    return [max(s[3]) / speed1[s[1].backend] for s in stages]
 
 
 class DemandSampler:
