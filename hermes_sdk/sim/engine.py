@@ -16,14 +16,11 @@ whose public names are re-exported here.
 from __future__ import annotations
 
 import asyncio
-import base64
-import hashlib
 import json
 import math
 import random
-import struct
 import time
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Final
 
@@ -37,6 +34,14 @@ from hermes_sdk.sim.engine_batching import (
     count_tokens,
 )
 from hermes_sdk.sim.kv_cache import PrefixKVCache
+from hermes_sdk.sim.openai_bodies import (
+    embedding_data,
+    embedding_texts,
+    prompt_text,
+    text_digest,
+    token_text,
+    usage_body,
+)
 from hermes_sdk.sim.provider import RateLimitConfig, SimRateLimit
 
 __all__ = [
@@ -48,13 +53,6 @@ __all__ = [
     "create_engine_app",
     "serve_sim_engine",
 ]
-
-_WORDS: Final = (
-    "the of and to in is that it for on as with was by at be this from or an are not have "
-    "which one all were when we there can more their if will about out so what up has into"
-)
-_VOCAB: Final = tuple(_WORDS.split())
-
 
 ENGINE: Final = web.AppKey("hermes_sim_engine", BatchingEngine)
 _FAULTS: Final = web.AppKey("hermes_sim_faults", list)  # list[tuple[int, dict[str, object]]]
@@ -115,29 +113,6 @@ def _error(status: int, message: str, err_type: str = "invalid_request_error") -
     return web.json_response(body, status=status)
 
 
-def _prompt_text(body: Mapping[str, object], endpoint: str) -> str | None:
-    """The prompt as one string, or None if the body has no usable prompt."""
-    if endpoint == "chat":
-        messages = body.get("messages")
-        if not isinstance(messages, list) or not messages:
-            return None
-        parts: list[str] = []
-        for msg in messages:
-            if not isinstance(msg, dict):
-                return None
-            content = msg.get("content")
-            if isinstance(content, list):
-                content = " ".join(str(p.get("text", "")) for p in content if isinstance(p, dict))
-            parts.append(f"{msg.get('role', 'user')}: {content or ''}")
-        return "\n".join(parts)
-    prompt = body.get("prompt" if endpoint == "completion" else "input")
-    if isinstance(prompt, str):
-        return prompt
-    if isinstance(prompt, list) and prompt:
-        return "\n".join(p if isinstance(p, str) else " ".join(map(str, p)) for p in prompt)
-    return None
-
-
 def _hermes_headers(request: web.Request) -> dict[str, str]:
     """The ``X-Hermes-*`` and ``Authorization`` headers (lower-cased), recorded for tests."""
     return {
@@ -145,25 +120,6 @@ def _hermes_headers(request: web.Request) -> dict[str, str]:
         for k, v in request.headers.items()
         if k.lower().startswith("x-hermes-") or k.lower() == "authorization"
     }
-
-
-def _digest(seed: int, text: str) -> int:
-    return int.from_bytes(hashlib.blake2b(f"{seed}\x00{text}".encode(), digest_size=8).digest())
-
-
-def _token_text(digest: int, index: int) -> str:
-    return " " + _VOCAB[(digest + index * 7919) % len(_VOCAB)]
-
-
-def _usage(prompt_tokens: int, completion_tokens: int, cached: int = 0) -> dict[str, object]:
-    out: dict[str, object] = {
-        "prompt_tokens": prompt_tokens,
-        "completion_tokens": completion_tokens,
-        "total_tokens": prompt_tokens + completion_tokens,
-    }
-    if cached:  # OpenAI's field for prompt tokens served from a prefix cache
-        out["prompt_tokens_details"] = {"cached_tokens": cached}
-    return out
 
 
 async def _parse(request: web.Request) -> dict[str, object] | web.Response:
@@ -191,7 +147,7 @@ async def _generate(request: web.Request) -> web.StreamResponse:
         return parsed
     engine = request.app[ENGINE]
     cfg = engine.config
-    text = _prompt_text(parsed, endpoint)
+    text = prompt_text(parsed, endpoint)
     if text is None:
         return _error(
             400, "missing or malformed " + ("messages" if endpoint == "chat" else "prompt")
@@ -204,7 +160,7 @@ async def _generate(request: web.Request) -> web.StreamResponse:
         return _error(400, f"priority must be an integer, got {priority!r}")
     if priority != 0 and cfg.strict_priority and not cfg.priority_scheduling:
         return _error(400, f"Got priority {priority} but Priority scheduling is not enabled.")
-    digest = _digest(cfg.seed, text)
+    digest = text_digest(cfg.seed, text)
     if max_tokens is None:
         rng = random.Random(digest)
         target = rng.randint(cfg.min_output_tokens, cfg.max_output_tokens)
@@ -240,11 +196,11 @@ async def _generate(request: web.Request) -> web.StreamResponse:
             return await _stream(request, req, digest, common, include_usage, finish_reason, cut)
         pieces = []
         while (index := await req.tokens.get()) is not None:
-            pieces.append(_token_text(digest, index))
+            pieces.append(token_text(digest, index))
     finally:
         engine.abort(req)
         if cache.capacity_tokens and req.generated_tokens >= req.target_tokens:
-            answer = "".join(_token_text(digest, i) for i in range(1, req.generated_tokens + 1))
+            answer = "".join(token_text(digest, i) for i in range(1, req.generated_tokens + 1))
             _remember(request, text, req, answer)
     text_out = "".join(pieces)
     choice: dict[str, object] = {"index": 0, "logprobs": None, "finish_reason": finish_reason}
@@ -258,7 +214,7 @@ async def _generate(request: web.Request) -> web.StreamResponse:
         **common,
         "object": obj,
         "choices": [choice],
-        "usage": _usage(req.prompt_tokens, target, req.cached_tokens),
+        "usage": usage_body(req.prompt_tokens, target, req.cached_tokens),
     }
     return web.json_response(body)
 
@@ -299,43 +255,18 @@ async def _stream(
         if chat:
             await send([choice("", None, first=True)])
         while (index := await req.tokens.get()) is not None:
-            await send([choice(_token_text(digest, index), None)])
+            await send([choice(token_text(digest, index), None)])
             if cut_after_tokens is not None and index >= cut_after_tokens and request.transport:
                 request.transport.close()  # the engine "crashed" mid-stream
                 return response
         await send([{**choice("", finish_reason), **({"delta": {}} if chat else {})}])
         if include_usage:
-            await send([], _usage(req.prompt_tokens, req.generated_tokens, req.cached_tokens))
+            await send([], usage_body(req.prompt_tokens, req.generated_tokens, req.cached_tokens))
         await response.write(b"data: [DONE]\n\n")
         await response.write_eof()
     except ConnectionResetError:  # the client went away; the caller aborts the request
         pass
     return response
-
-
-def _is_token_ids(value: object) -> bool:
-    return isinstance(value, list) and all(
-        isinstance(t, int) and not isinstance(t, bool) for t in value
-    )
-
-
-def _embedding_texts(raw: object) -> list[str] | None:
-    """The texts of an OpenAI embeddings ``input`` (token ids become their decimal strings)."""
-    if isinstance(raw, str):
-        return [raw]
-    if not isinstance(raw, list) or not raw:
-        return None
-    if _is_token_ids(raw):
-        return [" ".join(map(str, raw))]
-    texts = []
-    for item in raw:
-        if isinstance(item, str):
-            texts.append(item)
-        elif _is_token_ids(item) and item:
-            texts.append(" ".join(map(str, item)))
-        else:
-            return None
-    return texts
 
 
 async def _embeddings(request: web.Request) -> web.StreamResponse:
@@ -344,7 +275,7 @@ async def _embeddings(request: web.Request) -> web.StreamResponse:
         return parsed
     engine = request.app[ENGINE]
     cfg = engine.config
-    texts = _embedding_texts(parsed.get("input"))
+    texts = embedding_texts(parsed.get("input"))
     if texts is None:
         return _error(
             400,
@@ -372,16 +303,8 @@ async def _embeddings(request: web.Request) -> web.StreamResponse:
     req.start_s = time.monotonic()
     await asyncio.sleep(cfg.step_base_s + cfg.prefill_per_token_s * tokens)
     req.finish_s = time.monotonic()
-    data = []
-    for i, text in enumerate(texts):
-        rng = random.Random(_digest(cfg.seed, text))
-        vec = [rng.gauss(0.0, 1.0) for _ in range(cfg.embedding_dim)]
-        norm = math.sqrt(sum(v * v for v in vec)) or 1.0
-        vec = [v / norm for v in vec]
-        embedding: object = vec
-        if parsed.get("encoding_format") == "base64":
-            embedding = base64.b64encode(struct.pack(f"<{len(vec)}f", *vec)).decode()
-        data.append({"object": "embedding", "index": i, "embedding": embedding})
+    as_base64 = parsed.get("encoding_format") == "base64"
+    data = embedding_data(cfg.seed, texts, cfg.embedding_dim, as_base64)
     usage = {"prompt_tokens": tokens, "total_tokens": tokens}
     return web.json_response({"object": "list", "data": data, "model": cfg.model, "usage": usage})
 
