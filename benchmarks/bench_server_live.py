@@ -37,7 +37,15 @@ group (``server_threads``: the event loop's thread, the others) CPU and run-queu
 generator runs its own young collections every 10 ms, as ``hermes serve`` does: its 10,000
 waiters made its automatic ones 10-25 ms each, measured as decision latency.
 ``HERMES_LIVE_TURNS=PATH`` runs the server under ``live_turns.py`` (loop turns per callback,
-young-collection sizes).
+young-collection sizes; asyncio's loop, whose callbacks it can time).
+
+Placement: a mode named ``MODE@rt`` runs ``MODE`` *isolated*: the server (``chrt -f``) and the
+generator under SCHED_FIFO ``RT_PRIORITY``, so on their cores they preempt every ordinary
+process (other sessions' work, the machine's daemons): an emulation of a dedicated core, which
+``isolcpus`` would give a production scheduler. Plain modes share the cores as they are. ``rates``
+holds the last plain mode's last run, ``baseline`` the first plain mode's, ``isolated`` the last
+``@rt`` mode's. ``--gen-loop`` picks the generator's event loop (default: uvloop when installed,
+as ``hermes serve --loop auto``).
 """
 
 from __future__ import annotations
@@ -64,6 +72,7 @@ from typing import Any
 import aiohttp
 import numpy as np
 
+from hermes_sdk.server.event_loop import LOOP_NAMES, resolve_loop, run_on
 from hermes_sdk.server.gc_setup import NEVER, collect_young_every
 from hermes_sdk.server.loop_health import GcPauses
 
@@ -83,9 +92,17 @@ POLL_S = 25.0
 SETTLE_S = 1.0
 """Seconds each rate runs before its measurement window opens."""
 SERVER_CPU, LOADGEN_CPU = 0, 1
+RT_PRIORITY = 50
+"""SCHED_FIFO priority of the server and the generator in an isolated mode (``MODE@rt``):
+runnable, they preempt every ordinary process on their core (an emulation of a dedicated,
+isolated core: ``isolcpus`` is not available here). The kernel still keeps 5% of each second
+for the others (``sched_rt_runtime_us``)."""
+RT_SUFFIX = "@rt"
 SERVER_ARGS: dict[str, list[str]] = {
     "baseline": ["--gc-full-every", "0", "--no-gc-freeze"],
     "shipped": [],
+    "asyncio_loop": ["--loop", "asyncio"],
+    "uvloop": ["--loop", "uvloop"],
     "young_off": ["--gc-young-every", "0"],
     "young_5ms": ["--gc-young-every", "0.005"],
     "young_20ms": ["--gc-young-every", "0.02"],
@@ -537,8 +554,33 @@ class Load:
         await asyncio.gather(*self.tasks, return_exceptions=True)
 
 
+def _mode_args(mode: str) -> tuple[list[str], bool]:
+    """The server arguments of ``mode`` and whether it runs isolated (``MODE@rt``)."""
+    name, rt = (mode[: -len(RT_SUFFIX)], True) if mode.endswith(RT_SUFFIX) else (mode, False)
+    return SERVER_ARGS[name], rt
+
+
+@contextlib.contextmanager
+def _realtime(on: bool) -> Any:
+    """This process (the generator: its thread and the ones it starts meanwhile) under
+    SCHED_FIFO ``RT_PRIORITY`` while the block runs, if ``on``."""
+    if not on:
+        yield
+        return
+    os.sched_setscheduler(0, os.SCHED_FIFO, os.sched_param(RT_PRIORITY))
+    try:
+        yield
+    finally:
+        os.sched_setscheduler(0, os.SCHED_OTHER, os.sched_param(0))
+
+
 async def _run(
-    n_runs: int, rates: list[float], secs: float, batch: int, server_args: list[str]
+    n_runs: int,
+    rates: list[float],
+    secs: float,
+    batch: int,
+    server_args: list[str],
+    realtime: bool = False,
 ) -> dict[str, Any]:
     port = _free_port()
     url = f"http://127.0.0.1:{port}"
@@ -568,6 +610,8 @@ async def _run(
         elif variant:
             wrapper = str(Path(__file__).with_name("live_variant.py"))
             cmd = [sys.executable, wrapper, variant[0][1:], *cmd[1:]]
+        if realtime:  # every thread of the server preempts the core's ordinary processes
+            cmd = ["chrt", "-f", str(RT_PRIORITY), *cmd]
         if pinned:
             cmd = ["taskset", "-c", str(SERVER_CPU), *cmd]  # the server and all its threads
             os.sched_setaffinity(0, {LOADGEN_CPU})
@@ -619,6 +663,11 @@ async def _run(
         "events_per_batch": batch,
         "seconds_per_rate": secs,
         "server_cpu": SERVER_CPU if pinned else None,
+        "placement": (
+            f"isolated: server and generator SCHED_FIFO {RT_PRIORITY} (chrt -f)"
+            if realtime
+            else "plain: ordinary priority, cores shared with whatever else runs"
+        ),
         "load_generator_cpu": LOADGEN_CPU if pinned else None,
         **setup,
         "rates": rows,
@@ -727,6 +776,15 @@ def plot(result: dict[str, Any], path: Path) -> None:
             color="grey",
             label=f"client p99, {base.get('mode', 'baseline')}",
         )
+    iso = result.get("isolated")
+    if iso is not None:
+        ax1.plot(
+            [r["offered_events_per_s"] for r in iso["rates"]],
+            [r["decision_ms_client"]["p99"] for r in iso["rates"]],
+            "-D",
+            color="black",
+            label=f"client p99, {iso.get('mode', 'isolated')} (SCHED_FIFO)",
+        )
     ax1.axhline(DECISION_P99_TARGET_MS, color="red", ls=":", label="p99 target")
     ax1.set_yscale("log")
     ax1.set_xlabel("offered rank-bearing events/s")
@@ -759,6 +817,12 @@ def main() -> None:
     parser.add_argument(
         "--repeat", type=int, default=1, help="run the modes this many times (A/B medians)"
     )
+    parser.add_argument(
+        "--gen-loop",
+        choices=LOOP_NAMES,
+        default="auto",
+        help="the generator's event loop (auto: uvloop when installed)",
+    )
     args = parser.parse_args()
     if args.plot_only:
         plot(json.loads(RESULTS.read_text()), PNG)
@@ -772,15 +836,22 @@ def main() -> None:
     for _ in range(args.repeat):  # modes interleaved: A, B, A, B, ... (drift hits both)
         for mode in modes:
             load0 = os.getloadavg()[0]
-            run = asyncio.run(_run(runs, rates, secs, args.batch, SERVER_ARGS[mode]))
+            server_args, rt = _mode_args(mode)
+            with _realtime(rt):
+                run = run_on(args.gen_loop, _run(runs, rates, secs, args.batch, server_args, rt))
+            run["load_generator_loop"] = resolve_loop(args.gen_loop)
             load1 = round(os.getloadavg()[0], 2)
             run["load_average_1m"] = {"before": round(load0, 2), "after": load1}
             run["targets"] = summarize(run)
             run["mode"] = mode
             runs_by_mode[mode].append(run)
-    result = runs_by_mode[modes[-1]][-1]
-    if len(modes) > 1:
-        result["baseline"] = runs_by_mode[modes[0]][-1]
+    plain = [m for m in modes if not m.endswith(RT_SUFFIX)] or modes
+    isolated = [m for m in modes if m.endswith(RT_SUFFIX)]
+    result = runs_by_mode[plain[-1]][-1]  # the plain placement's last mode: the headline
+    if len(plain) > 1:
+        result["baseline"] = runs_by_mode[plain[0]][-1]
+    if isolated and isolated[-1] != plain[-1]:
+        result["isolated"] = runs_by_mode[isolated[-1]][-1]
     if args.repeat > 1:
         result["repeated"] = {
             "repetitions": args.repeat,

@@ -189,6 +189,8 @@ def main() -> None:
         from live_variant import apply
 
         apply(args.pop(0)[1:])
+    if "--loop" not in args:  # only asyncio's loop runs its callbacks through Handle._run
+        args += ["--loop", "asyncio"]
     sys.argv = ["hermes", *args]
     from hermes_sdk.cli import main as cli_main
 

@@ -81,6 +81,7 @@ async def run_server(config: ServerConfig, gc: GcSettings | None = None) -> None
     from hermes_sdk.server import create_app
     from hermes_sdk.server.admin import reload_on_signal
     from hermes_sdk.server.backends_view import startup_lines
+    from hermes_sdk.server.event_loop import running_loop_name
     from hermes_sdk.server.exposure import check_protected_mode, insecure_mode
     from hermes_sdk.server.gc_setup import GcSettings, gc_settings
 
@@ -97,7 +98,8 @@ async def run_server(config: ServerConfig, gc: GcSettings | None = None) -> None
     url = f"http://{config.host}:{port}"
     console.print(
         f"hermes scheduler listening on {url} "
-        f"(policy {config.policy}, store {config.store_url}, {auth})",
+        f"(policy {config.policy}, store {config.store_url}, {auth}, "
+        f"loop {running_loop_name()})",
         *startup_lines(config, url),
         sep="\n",
         soft_wrap=True,
@@ -180,9 +182,17 @@ def serve(
     gc_refreeze: Annotated[
         bool, typer.Option(help="gc.freeze() the survivors of each timed full collection.")
     ] = False,
+    loop: Annotated[
+        str,
+        typer.Option(
+            help="Event loop: auto (uvloop when installed, else asyncio), asyncio, uvloop "
+            "(pip install 'hermes-sdk[fast]').",
+        ),
+    ] = "auto",
     log_level: Annotated[str, typer.Option(help="Python log level.")] = "warning",
 ) -> None:
     """Run the Hermes scheduler service."""
+    from hermes_sdk.server.event_loop import run_on
     from hermes_sdk.server.gc_setup import GcSettings
 
     logging.basicConfig(level=log_level.upper(), format="%(levelname)s %(name)s: %(message)s")
@@ -211,7 +221,7 @@ def serve(
                 freeze=gc_freeze, full_every_s=None, threshold1=None, young_every_s=None
             )
         )
-        asyncio.run(run_server(cfg, gc))
+        run_on(loop, run_server(cfg, gc))
     except HermesError as exc:
         err_console.print(f"[red]error:[/] {escape(str(exc))}", soft_wrap=True)
         raise typer.Exit(2) from None
