@@ -93,6 +93,10 @@ class AdmissionQueue:
         self.budget_rank: CostRankFn | None = None
         """Ranks this queue's waiters in place of ``rank_of`` (a budget's own measure of demand:
         :mod:`~hermes_sdk.server.budget_rank`); None: ``rank_of``."""
+        self.on_budget_grant: Callable[[str, float], None] | None = None
+        """Called with (tenant, tokens) for each request granted under the :attr:`budget`, when
+        its tokens are taken (fair shares charge a budget's tenants the tokens they take, not the
+        seconds they hold a slot)."""
         self._waiters: dict[int, _Waiter] = {}
         """Waiting requests by ``seq``."""
         self._heap: list[tuple[float, int]] = []
@@ -147,6 +151,7 @@ class AdmissionQueue:
         ):
             lease = self._grant(tenant, run_key, math.nan, now, now)
             if lease is not None:
+                self._budget_granted(tenant, cost)
                 return lease
             if self.budget is not None:
                 self.budget.refund(cost)
@@ -307,6 +312,7 @@ class AdmissionQueue:
                 self._retry_later()
                 return
             self._remove(best)
+            self._budget_granted(best.tenant, best.cost)
             best.future.set_result(lease)
 
     def _next_waiter(self) -> _Waiter:
@@ -325,11 +331,25 @@ class AdmissionQueue:
             heapq.heappop(heap)
 
     def _budget_order(self, best: _Waiter) -> Iterator[tuple[int, float]]:
-        """(seq, cost) of ``best`` then of the next best live waiters (a budget's backfill)."""
+        """(seq, cost) of ``best`` then of the next best live waiters (a budget's backfill).
+
+        With fair sharing ``best`` is the best of the tenant it picked, and that tenant's other
+        waiters are offered first (in rank order), then the other tenants' by rank: the tokens
+        the holder does not need go to whom fair sharing serves, and to others only when none
+        of its requests fits (nothing idles that could be sent)."""
         yield best.seq, best.cost
         rest = (w for w in self._waiters.values() if w is not best and not w.future.done())
-        for w in heapq.nsmallest(BACKFILL_SCAN - 1, rest, key=_order):
+        if self._pick_tenant is None:
+            key: Callable[[_Waiter], tuple[object, ...]] = _order
+        else:
+            tenant = best.tenant
+            key = lambda w: (w.tenant != tenant, w.rank_s, w.seq)  # noqa: E731
+        for w in heapq.nsmallest(BACKFILL_SCAN - 1, rest, key=key):
             yield w.seq, w.cost
+
+    def _budget_granted(self, tenant: str, cost: float) -> None:
+        if self.budget is not None and self.on_budget_grant is not None:
+            self.on_budget_grant(tenant, cost)
 
     def _cost_of(self, seq: int) -> float | None:
         w = self._waiters.get(seq)

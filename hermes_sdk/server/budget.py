@@ -191,6 +191,15 @@ class UpstreamBudget:
         if limits.retry_after_s is not None:
             self.blocked_until_s = max(self.blocked_until_s, now + limits.retry_after_s)
 
+    def seconds_of(self, tokens: float, requests: int = 1) -> float:
+        """Budget seconds of ``requests`` requests of ``tokens`` tokens in all: how long the
+        limits in force take to refill them (the larger of tokens / (TPM / 60) and requests /
+        (RPM / 60); 0.0 for a limit there is none of)."""
+        tpm, rpm = self.tpm, self.rpm
+        by_tokens = 0.0 if tpm is None else tokens / (tpm / WINDOW_S)
+        by_requests = 0.0 if rpm is None else requests / (rpm / WINDOW_S)
+        return max(by_tokens, by_requests)
+
     @property
     def rpm(self) -> float | None:
         """The requests-per-minute limit in force (configured or learned)."""

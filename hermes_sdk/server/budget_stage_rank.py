@@ -92,10 +92,7 @@ class StageRanker:
         """Budget seconds of the stage a request of ``cost`` tokens of ``run_key`` waits in."""
         entry = self._pending.get(run_key) if run_key is not None else None
         tokens, requests = (cost, 1) if entry is None else (max(entry.tokens, cost), entry.requests)
-        tpm, rpm = self._budget.tpm, self._budget.rpm
-        by_tokens = 0.0 if tpm is None else tokens / (tpm / 60.0)
-        by_requests = 0.0 if rpm is None else requests / (rpm / 60.0)
-        return max(by_tokens, by_requests)
+        return self._budget.seconds_of(tokens, requests)
 
     def rank(self, run_key: Hashable | None, waited_s: float, cost: float) -> float:
         """Rank (seconds, lower first) of a request of ``cost`` tokens that waited ``waited_s``."""

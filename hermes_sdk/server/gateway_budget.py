@@ -25,6 +25,7 @@ import math
 import time
 from collections.abc import Mapping
 from contextlib import AbstractContextManager, nullcontext
+from functools import partial
 from typing import Final
 
 from aiohttp import web
@@ -112,6 +113,8 @@ class BudgetBook:
                 self.budgets[up.name] = budget
                 queue = scheduler.queue(up.name)
                 queue.budget = budget
+                if scheduler.shares is not None:  # fair shares of the budget, not of slot time
+                    queue.on_budget_grant = partial(_charge_share, scheduler, up.name, budget)
                 if uses_budget_rank(scheduler.policy):
                     ranker: StageRanker | BudgetRanker
                     if up.budget_rank == "run":
@@ -185,6 +188,16 @@ class BudgetBook:
         for kind, value in (("requests", budget.rpm), ("tokens", budget.tpm)):
             if value is not None:
                 self._limit.labels(upstream, kind).set(value)
+
+
+def _charge_share(
+    scheduler: Scheduler, upstream: str, budget: UpstreamBudget, tenant: str, tokens: float
+) -> None:
+    """Charge ``tenant``'s fair share of ``upstream`` the budget seconds of a request of
+    ``tokens`` tokens granted now (what it took from the provider's limits; the scheduler
+    charges a budgeted upstream no slot-hold seconds)."""
+    if scheduler.shares is not None:
+        scheduler.shares.charge(upstream, tenant, budget.seconds_of(tokens))
 
 
 BUDGETS: Final = web.AppKey("hermes_gateway_budgets", BudgetBook)

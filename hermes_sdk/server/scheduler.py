@@ -512,14 +512,17 @@ class Scheduler:
         return len(idle)
 
     def _charge(self, backend: str, lease: Lease) -> None:
-        """Count a released lease's hold time as service its tenant received on ``backend``."""
+        """Count a released lease's hold time as service its tenant received on ``backend``
+        (the fair share of a budgeted upstream is charged its tokens when granted instead:
+        :mod:`~hermes_sdk.server.gateway_budget`)."""
         held_s = max(0.0, time.monotonic() - lease.granted_at_s)
         self.metrics.tenant_service_s.labels(backend, lease.tenant).inc(held_s)
         if self.shares is None:
             return
         if self._held.pop(lease.lease_id, None) is not None:
             self.shares.leave(backend, lease.tenant)
-        self.shares.charge(backend, lease.tenant, held_s)
+        if self.queues[backend].budget is None:
+            self.shares.charge(backend, lease.tenant, held_s)
         for tenant, share in self.shares.shares(backend).items():
             self.metrics.tenant_service_share.labels(backend, tenant).set(share)
 
