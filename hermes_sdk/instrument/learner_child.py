@@ -4,8 +4,9 @@ Started by :class:`~hermes_sdk.instrument.learner_process.ProcessLearner`, which
 URL in ``HERMES_LEARNER_CHILD_STORE`` (never on the command line: it may hold a password). It
 opens the store
 (replaying what it holds), says hello, then handles the app's frames in order: a batch of runs is
-stored and learned by the same code as the thread learner (:meth:`Runtime.learn_many`: one store
-transaction, batch learning, rank-table refresh); a sync request is answered after everything
+stored and learned by the same code as the thread learner (:func:`learn_batch`: one store
+transaction, batch learning; no rank tables here: the app ranks with the graphs it installs); a
+sync request is answered after everything
 before it. Each answer, and at most every ``STATUS_INTERVAL_S`` while batches arrive, is every
 graph that learned since the last one (a frame each), then the counters. At the end of the
 app's stream (a clean close, or the app's death: then a torn last frame is dropped whole) it
@@ -26,10 +27,13 @@ import threading
 import time
 from typing import Any
 
-from hermes_sdk.instrument.learner_process import FRAME_MAX_RUNS, STATUS_INTERVAL_S
+from hermes_sdk.graph.registry import GraphRegistry
+from hermes_sdk.instrument.learn_batch import LearnTally, learn_batch
 from hermes_sdk.instrument.learner_spawn import CHILD_STORE_ENV
 from hermes_sdk.instrument.learner_wire import (
     BATCH,
+    FRAME_MAX_RUNS,
+    STATUS_INTERVAL_S,
     SYNC,
     FrameReader,
     changed_graphs,
@@ -38,7 +42,7 @@ from hermes_sdk.instrument.learner_wire import (
     sync_seq,
     write_frame,
 )
-from hermes_sdk.instrument.runtime import Runtime
+from hermes_sdk.store import open_store
 
 log = logging.getLogger("hermes_sdk.instrument")
 
@@ -111,7 +115,15 @@ class StatusWriter:
 
 def serve(fd_in: int, fd_out: int, store_url: str) -> int:
     """Handle the app's frames until its end of stream; the process's exit status."""
-    runtime = Runtime(enabled=False, store=store_url)
+    tally = LearnTally()
+    opened: list[GraphRegistry] = []
+
+    def registry() -> GraphRegistry:
+        # no rank tables here: the app ranks with the graphs it installs (and refreshes its own)
+        if not opened:
+            opened.append(GraphRegistry(open_store(store_url), rank_tables=None))
+        return opened[0]
+
     counters: dict[str, Any] = {"handled": 0}
     sent_versions: dict[tuple[str, str], int] = {}
     writer: StatusWriter | None = None
@@ -122,15 +134,14 @@ def serve(fd_in: int, fd_out: int, store_url: str) -> int:
         # one frame per changed graph, then the counters: the app unpickles and installs one
         # graph at a time, never a second copy of every graph at once
         frames = [
-            dump_message({"graphs": [graph]})
-            for graph in changed_graphs(runtime.registry(), sent_versions)
+            dump_message({"graphs": [graph]}) for graph in changed_graphs(registry(), sent_versions)
         ]
         rss, peak = _rss_mib()
         message = {
             **counters,
             "seq": seq,
-            "completed": runtime.runs_completed,
-            "failed": runtime.runs_failed_to_record,
+            "completed": tally.completed,
+            "failed": tally.failed,
             "rss_mib": rss,
             "peak_rss_mib": peak,
         }
@@ -139,7 +150,7 @@ def serve(fd_in: int, fd_out: int, store_url: str) -> int:
 
     write_frame(fd_out, dump_message({"hello": True, "pid": os.getpid()}))
     try:
-        runtime.registry()  # open the store and replay it before the first batch
+        registry()  # open the store and replay it before the first batch
     except Exception as exc:
         write_frame(fd_out, dump_message({"error": repr(exc)}))
         return 1
@@ -167,7 +178,7 @@ def serve(fd_in: int, fd_out: int, store_url: str) -> int:
                     pending = more  # a sync answers after the runs before it
                     break
                 paths += decode_paths(more[1:])
-            runtime.learn_many(paths)
+            learn_batch(registry, paths, tally)
             counters["handled"] += len(paths)
             if time.monotonic() - last >= STATUS_INTERVAL_S:
                 status(0)
@@ -176,7 +187,7 @@ def serve(fd_in: int, fd_out: int, store_url: str) -> int:
             status(sync_seq(frame))
             last = time.monotonic()
     os.close(fd_in)
-    runtime.close()
+    registry().close()
     writer.close()
     return 0
 

@@ -55,6 +55,7 @@ from hermes_sdk.instrument.learner_spawn import (
 )
 from hermes_sdk.instrument.learner_wire import (
     BATCH,
+    FRAME_MAX_RUNS,
     encode_paths,
     install_graphs,
     load_message,
@@ -67,14 +68,6 @@ log = logging.getLogger("hermes_sdk.instrument")
 
 START_TIMEOUT_S: Final = 20.0
 """Longest wait for the child's hello (an interpreter start and the imports, ~1 s)."""
-FRAME_MAX_RUNS: Final = 1_000
-"""Most runs per frame to the child, and per batch it learns (merging frames that wait): the
-child starts on a large backlog while the rest is encoded and sent, and its peak memory (~5 KB
-per decoded run plus the batch's JSON and temporaries) stays bounded. 40,000-run soaks, child
-peak RSS / app peak growth (MiB): 4,000 runs per batch 101 / +39, 2,000: 81 / +22, 1,000: 75-79
-/ +21, 500: 83 / +36 (smaller batches cost more per run, and the app's queue fills)."""
-STATUS_INTERVAL_S: Final = 0.5
-"""Least seconds between two unrequested status messages (graphs) of a learning child."""
 
 
 @dataclass(frozen=True, slots=True)

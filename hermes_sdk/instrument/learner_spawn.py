@@ -1,4 +1,4 @@
-"""Starting the learner process: ``python -m hermes_sdk.instrument.learner_child IN_FD OUT_FD``.
+"""Starting the learner process: ``python -c CHILD_BOOT IN_FD OUT_FD``.
 
 A fresh interpreter through ``subprocess`` (the ``spawn`` semantics, never a fork of a threaded
 app; not ``multiprocessing``, whose spawn re-imports the app's ``__main__`` and terminates daemon
@@ -7,6 +7,11 @@ children in its own exit hook). Runs go to the child through a pipe widened to
 ``MSG_WAITALL``: a frame in one ``recv`` per part). The store URL travels in the child's
 environment (:data:`CHILD_STORE_ENV`), never on its command line, which any local user can read
 (a ``redis://`` URL may carry a password).
+
+The child imports only what it runs (:data:`CHILD_BOOT`): ``python -m
+hermes_sdk.instrument.learner_child`` would first run ``hermes_sdk/__init__.py`` and
+``hermes_sdk/instrument/__init__.py``, which import the whole public API (the client, msgspec,
+http, email, the decorators): ~9 MiB of a second interpreter's resident memory it never uses.
 """
 
 from __future__ import annotations
@@ -22,6 +27,18 @@ from typing import Final
 LEARNER_PYTHON_ENV: Final = "HERMES_LEARNER_PYTHON"
 """Environment variable: the Python that runs the child (default ``sys.executable``)."""
 CHILD_MODULE: Final = "hermes_sdk.instrument.learner_child"
+CHILD_BOOT: Final = (
+    "import importlib.util as u, sys\n"
+    "for n in ('hermes_sdk', 'hermes_sdk.instrument'):\n"
+    "    m = sys.modules[n] = u.module_from_spec(u.find_spec(n))\n"
+    "    p, _, a = n.rpartition('.')\n"
+    "    if p: setattr(sys.modules[p], a, m)\n"
+    f"from {CHILD_MODULE} import main\n"
+    "sys.exit(main(sys.argv[1:]))\n"
+)
+"""The child's ``-c`` program: the two packages on the way to :data:`CHILD_MODULE` are put in
+``sys.modules`` as found, their ``__init__`` not run (so not their imports); every module below
+them imports as usual."""
 CHILD_STORE_ENV: Final = "HERMES_LEARNER_CHILD_STORE"
 """Environment variable carrying the store URL to the learner process (internal)."""
 PIPE_BYTES: Final = 1 << 20
@@ -43,7 +60,7 @@ def spawn_child(
     env.pop("HERMES_SCHEDULER_URL", None)
     try:
         proc = subprocess.Popen(
-            [python, "-m", CHILD_MODULE, str(to_child_r), str(from_child_w)],
+            [python, "-c", CHILD_BOOT, str(to_child_r), str(from_child_w)],
             stdin=subprocess.DEVNULL,
             stdout=subprocess.DEVNULL,
             pass_fds=(to_child_r, from_child_w),

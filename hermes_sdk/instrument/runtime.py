@@ -33,6 +33,7 @@ from hermes_sdk.instrument.env_settings import (
     import_time_queue_bytes,
 )
 from hermes_sdk.instrument.instrument_stats import InstrumentStats
+from hermes_sdk.instrument.learn_batch import LearnTally, learn_batch
 from hermes_sdk.instrument.learner import DEFAULT_MAX_BYTES, LearnerStats, RunLearner
 from hermes_sdk.instrument.learner_process import ProcessLearner, ProcessLearnerStats
 from hermes_sdk.instrument.recorder import (
@@ -47,8 +48,6 @@ from hermes_sdk.store import MemoryStore, Store, open_store
 log = logging.getLogger("hermes_sdk.instrument")
 
 DEFAULT_STORE_URL: Final = "sqlite:///~/.hermes/hermes.db"
-STORE_WARN_INTERVAL_S: Final = 60.0
-"""Least seconds between two warnings about failed store writes."""
 RANK_REFRESH_BUDGET: Final = 2
 """Rank tables rebuilt per learned batch (a few ms each; as the scheduler does)."""
 FORK_QUIESCE_S: Final = 1.0
@@ -78,11 +77,9 @@ class Runtime:
         self.recorder = recorder
         self.store = store
         self.remote = remote
-        self.runs_completed = 0
-        self.runs_failed_to_record = 0
+        self.tally = LearnTally()
         self._registry: GraphRegistry | None = None
         self._lock = threading.Lock()
-        self._last_store_warn = -float("inf")
         # Learning (and the durable store append) happens on a daemon thread, off the app's
         # path: ending a run costs the app a queue append, not a disk write; the thread stores
         # and learns whatever queued meanwhile as one batch (one transaction).
@@ -154,32 +151,20 @@ class Runtime:
 
     def learn_many(self, paths: list[RunPath]) -> None:
         """Store ``paths`` in one batch write, then learn them (learner thread); never raises.
-
-        A path its graph rejects is counted as failed to record; if the store write fails the
-        whole batch is (warned about at most once per ``STORE_WARN_INTERVAL_S``). Then up to
+        See :func:`~hermes_sdk.instrument.learn_batch.learn_batch`; then up to
         ``RANK_REFRESH_BUDGET`` rank tables the batch made due are rebuilt here, off the app's
-        path, so hints keep answering from fresh tables.
-        """
-        try:
-            registry = self.registry()
-            rejected = registry.observe_many(paths)
-        except Exception as exc:
-            self.runs_failed_to_record += len(paths)
-            now = time.monotonic()
-            if now - self._last_store_warn >= STORE_WARN_INTERVAL_S:
-                self._last_store_warn = now
-                log.warning(
-                    "hermes: could not store %d completed runs (%d failed so far): %r",
-                    len(paths),
-                    self.runs_failed_to_record,
-                    exc,
-                )
-            return
-        for path, error in rejected:
-            log.warning("hermes: run %s of %s not recorded: %s", path.run_id, path.app, error)
-        self.runs_failed_to_record += len(rejected)
-        self.runs_completed += len(paths) - len(rejected)
-        refresh_rank_tables(registry)
+        path, so hints keep answering from fresh tables."""
+        learn_batch(self.registry, paths, self.tally, refresh_rank_tables)
+
+    @property
+    def runs_completed(self) -> int:
+        """Runs stored and learned in this process."""
+        return self.tally.completed
+
+    @property
+    def runs_failed_to_record(self) -> int:
+        """Runs refused by their graph or not stored, in this process (drops not included)."""
+        return self.tally.failed
 
     def _process_gone(self) -> None:
         """The learner process was given up: this process opens the store and learns."""
