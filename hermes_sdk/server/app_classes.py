@@ -20,6 +20,7 @@ from typing import Final
 from aiohttp import web
 
 from hermes_sdk.errors import InvalidRequest
+from hermes_sdk.server.auth import TENANT
 from hermes_sdk.server.completions import CompletionLog, Ended, per_app, per_tenant
 from hermes_sdk.server.middlewares import ApiError
 from hermes_sdk.server.scheduler import SCHEDULER
@@ -90,7 +91,7 @@ def _pooled_and_per_tenant(
 @routes.get("/v1/ui/app_classes")
 async def tenant_app_classes(request: web.Request) -> web.Response:
     """The key's tenant's apps: completed runs, mean and P95 completion time in the window."""
-    tenant = request.get("tenant")
+    tenant = request.get(TENANT)
     if not isinstance(tenant, str):
         raise ApiError(401, "unauthorized", "an API key is required")
     log, now_s, window_s, cutoff_s = _window(request)

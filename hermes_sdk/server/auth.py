@@ -14,7 +14,6 @@ import asyncio
 import hmac
 import ipaddress
 import time
-import warnings
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Final
@@ -25,9 +24,8 @@ from hermes_sdk.server.config import ApiKey, hash_api_key
 from hermes_sdk.server.middlewares import Handler, json_error
 
 DEFAULT_TENANT: Final = "default"
-TENANT: Final = "tenant"
-"""``request[TENANT]``: the tenant of the request (a plain string key: the gateway reads it too)."""
-warnings.filterwarnings("ignore", category=web.NotAppKeyWarning, module=r"hermes_sdk\.server\.auth")
+TENANT: Final = web.RequestKey[str | None]("hermes_tenant")
+"""``request[TENANT]``: the tenant of the request (None: an admin key that spans tenants)."""
 PUBLIC_PATHS: Final = frozenset(
     {"/healthz", "/metrics", "/openapi.json", "/ui", "/ui/app.js", "/ui/app.css"}
 )

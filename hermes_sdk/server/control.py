@@ -12,6 +12,7 @@ from typing import cast
 
 from aiohttp import web
 
+from hermes_sdk.server.auth import TENANT
 from hermes_sdk.server.middlewares import ApiError
 from hermes_sdk.server.scheduler import SCHEDULER, UnknownRun
 from hermes_sdk.server.wire import RunEnd, RunStart, decode_batch, own_path, read_message
@@ -27,7 +28,7 @@ GRAPH_FORMATS = {
 
 
 def _tenant(request: web.Request) -> str:
-    return cast(str, request["tenant"])
+    return cast(str, request[TENANT])
 
 
 def _no_run(run_id: str) -> ApiError:

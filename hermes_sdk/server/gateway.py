@@ -21,6 +21,7 @@ from aiohttp import web
 
 from hermes_sdk.client.encodings import Encoded, override_body, strip_client_priority
 from hermes_sdk.server.admission import Lease, QueueTimeout
+from hermes_sdk.server.auth import DEFAULT_TENANT, TENANT
 from hermes_sdk.server.config import ServerConfig
 from hermes_sdk.server.gateway_budget import (
     BUDGETS,
@@ -131,7 +132,7 @@ async def _proxy(request: web.Request) -> web.StreamResponse:
     upstream = await gw.route(model)
     if upstream is None:
         return openai_error(404, "model_not_found", f"The model `{model}` does not exist.")
-    tenant = str(request.get("tenant", "default"))
+    tenant = str(request.get(TENANT, DEFAULT_TENANT))
     ref = read_run_ref(request.headers, body)
     stream = bool(body.get("stream"))
     options = body.get("stream_options")

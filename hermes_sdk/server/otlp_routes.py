@@ -36,6 +36,7 @@ from hermes_sdk.otlp import (
     decode,
 )
 from hermes_sdk.otlp.mapping import mapping_from_env
+from hermes_sdk.server.auth import TENANT
 from hermes_sdk.server.middlewares import ApiError, loads_json
 from hermes_sdk.server.scheduler import SCHEDULER, Scheduler
 from hermes_sdk.server.wire import Event, RunEnd, RunStart, UnitEnd, UnitStart
@@ -211,7 +212,7 @@ async def receive_traces(request: web.Request) -> web.Response:
         raise ApiError(415, "otlp_unavailable", str(exc)) from None
     except OtlpDecodeError as exc:
         raise ApiError(400, "invalid_otlp", str(exc)) from None
-    tenant = cast(str, request["tenant"])
+    tenant = cast(str, request[TENANT])
     out = receiver.assembler.add(tenant, decoded.spans)
     await receiver.apply(tenant, out)
     receiver.count(decoded)

@@ -15,6 +15,7 @@ from typing import Final
 
 from aiohttp import web
 
+from hermes_sdk.server.auth import TENANT
 from hermes_sdk.server.middlewares import Handler, json_error
 
 MAX_TENANT_BUCKETS: Final = 100_000
@@ -70,7 +71,7 @@ RATE_LIMITER: Final = web.AppKey("hermes_rate_limiter", TenantRateLimiter)
 async def rate_limit_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
     """429 ``rate_limited`` (with ``Retry-After``) once the request's tenant is over its rate."""
     limiter = request.app.get(RATE_LIMITER)
-    tenant = request.get("tenant")
+    tenant = request.get(TENANT)
     if limiter is None or not limiter.enabled or not isinstance(tenant, str):
         return await handler(request)
     wait_s = limiter.take(tenant)

@@ -34,7 +34,7 @@ from aiohttp import web
 from hermes_sdk.graph import GraphRegistry
 from hermes_sdk.graph.svg import graph_to_svg
 from hermes_sdk.policy.base import AppState
-from hermes_sdk.server.auth import ACCESS
+from hermes_sdk.server.auth import ACCESS, TENANT
 from hermes_sdk.server.middlewares import ApiError
 from hermes_sdk.server.paused import PausedView
 from hermes_sdk.server.scheduler import SCHEDULER, RunView, Scheduler
@@ -91,7 +91,7 @@ async def _static(request: web.Request) -> web.Response:
 
 
 def _tenant(request: web.Request) -> str:
-    tenant = request.get("tenant")
+    tenant = request.get(TENANT)
     if not isinstance(tenant, str):  # a public path never reaches the /v1 handlers
         raise ApiError(401, "unauthorized", "an API key is required")
     return tenant

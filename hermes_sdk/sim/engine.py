@@ -59,7 +59,7 @@ _FAULTS: Final = web.AppKey("hermes_sim_faults", list)  # list[tuple[int, dict[s
 _CUTS: Final = web.AppKey("hermes_sim_cuts", list)  # list[int]: drop a stream after n tokens
 KV_CACHE: Final = web.AppKey("hermes_sim_kv_cache", PrefixKVCache)
 RATE_LIMIT: Final = web.AppKey("hermes_sim_rate_limit", SimRateLimit)
-_LIMIT_HEADERS: Final = "hermes_sim_rate_limit_headers"
+_LIMIT_HEADERS: Final = web.RequestKey("hermes_sim_rate_limit_headers", dict)
 
 
 def _limited(request: web.Request, cost_tokens: int) -> web.Response | None:
