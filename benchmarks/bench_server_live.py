@@ -70,6 +70,7 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
+import msgspec
 import numpy as np
 
 from hermes_sdk.server.event_loop import LOOP_NAMES, resolve_loop, run_on
@@ -114,6 +115,7 @@ SERVER_ARGS: dict[str, list[str]] = {
     "writer_cpu1": [f"+HERMES_WRITER_CPUS={LOADGEN_CPU}"],
     "young_no_backoff": ["=hermes_sdk.server.gc_setup:IDLE_YOUNG_EVERY_S=0.01"],
     "whole_table_turns": ["=hermes_sdk.server.scheduler:REFRESH_STEP_S=1000000.0"],
+    "sweep_anyway": ["=hermes_sdk.server.leases:SWEEP_ANYWAY=1"],
 }
 """``hermes serve`` flags of each mode (``--modes``): ``young_off`` is the shipped settings
 before timed young collections; ``full_5s*`` make the timed full collection happen inside the
@@ -142,9 +144,16 @@ def _path(app: str, rng: random.Random) -> dict[str, Any]:
     return {"app": app, "stages": stages}
 
 
+JSON_HEADERS = {"Content-Type": "application/json"}
+_encode = msgspec.json.Encoder().encode
+_decode = msgspec.json.Decoder().decode
+"""The generator's JSON (msgspec: a tenth of ``json``'s cost, which its loop pays for every
+request beside timing the decisions)."""
+
+
 async def _post(http: aiohttp.ClientSession, url: str, body: object) -> Any:
-    async with http.post(url, json=body) as resp:
-        data = await resp.json(content_type=None)
+    async with http.post(url, data=_encode(body), headers=JSON_HEADERS) as resp:
+        data = _decode(await resp.read())
         if resp.status >= 400:
             raise RuntimeError(f"{url}: {resp.status} {data}")
         return data
@@ -376,12 +385,15 @@ class Load:
         while not self.stop.is_set():
             body = {"run_id": rid, "timeout_s": poll_s}
             poll_s = POLL_S
-            async with http.post(url + "/v1/backends/gpu/acquire", json=body) as resp:
+            data = _encode(body)
+            async with http.post(
+                url + "/v1/backends/gpu/acquire", data=data, headers=JSON_HEADERS
+            ) as resp:
                 if resp.status != 200:
                     await resp.read()
                     continue
                 granted = time.perf_counter()
-                lease = await resp.json()
+                lease = _decode(await resp.read())
             if self.window.open:
                 self.window.grants.append(granted)
             await asyncio.sleep(HOLD_S)

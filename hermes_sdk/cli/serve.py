@@ -84,9 +84,11 @@ async def run_server(config: ServerConfig, gc: GcSettings | None = None) -> None
     from hermes_sdk.server.event_loop import running_loop_name
     from hermes_sdk.server.exposure import check_protected_mode, insecure_mode
     from hermes_sdk.server.gc_setup import GcSettings, gc_settings
+    from hermes_sdk.server.leases import HANDLERS_CANCELLED
 
     check_protected_mode(config)
     web_app = create_app(config)
+    web_app[HANDLERS_CANCELLED] = True  # no sweep for gone clients: aiohttp cancels them
     runner = web.AppRunner(web_app, handler_cancellation=True, access_log=None)
     await runner.setup()
     site = web.TCPSite(runner, config.host, config.port)
