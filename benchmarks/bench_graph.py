@@ -22,7 +22,7 @@ from rich.console import Console
 from rich.table import Table
 
 from hermes_sdk import Call, PDGraph, RunPath, RunState, Stage
-from hermes_sdk.graph.montecarlo import GraphCompiler
+from hermes_sdk.graph.compiled_graph import GraphCompiler
 
 RESULTS = Path(__file__).parent / "results" / "graph.json"
 PNG = RESULTS.with_suffix(".png")

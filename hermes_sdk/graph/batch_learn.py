@@ -26,8 +26,8 @@ from typing import Any, Protocol
 
 from hermes_sdk.errors import GraphError
 from hermes_sdk.graph import drift, drift_batch
+from hermes_sdk.graph.compiled_graph import GraphCompiler
 from hermes_sdk.graph.learned import NodeState
-from hermes_sdk.graph.montecarlo import GraphCompiler
 from hermes_sdk.graph.prior import PooledPrior
 from hermes_sdk.graph.records import END, START, RunPath, Stage
 from hermes_sdk.graph.sketch import Sketch

@@ -25,17 +25,11 @@ from numpy.typing import NDArray
 
 from hermes_sdk.errors import GraphError
 from hermes_sdk.graph import drift
+from hermes_sdk.graph.compiled_graph import CompiledGraph, GraphCompiler
 from hermes_sdk.graph.cusum import DriftSettings
 from hermes_sdk.graph.drift_batch import count_departures
 from hermes_sdk.graph.learned import NodeState
-from hermes_sdk.graph.montecarlo import (
-    MAX_STAGES,
-    CompiledGraph,
-    Demand,
-    GraphCompiler,
-    running_residual,
-    simulate,
-)
+from hermes_sdk.graph.montecarlo import MAX_STAGES, Demand, running_residual, simulate
 from hermes_sdk.graph.prior import PooledPrior
 from hermes_sdk.graph.records import END, START, RunPath, RunState, Stage, UnitKind
 from hermes_sdk.graph.sketch import Sketch, SortedSamples

@@ -134,7 +134,8 @@ def test_unknown_running_node_contributes_positive_residual(learned: PDGraph) ->
 
 @pytest.mark.parametrize("window", [1000, 20])  # 20: full windows, tables updated in place
 def test_incremental_compile_matches_a_full_rebuild(window: int) -> None:
-    from hermes_sdk.graph.montecarlo import compile_graph, simulate
+    from hermes_sdk.graph.compiled_graph import compile_graph
+    from hermes_sdk.graph.montecarlo import simulate
 
     rng = np.random.default_rng(21)
     graph = PDGraph(gen.APP, max_visit=3, window=window)
