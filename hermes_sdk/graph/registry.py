@@ -30,6 +30,9 @@ from hermes_sdk.store.base import Store, append_all
 
 log = logging.getLogger(__name__)
 
+REPLAY_BATCH = 1000
+"""Stored paths learned per batch while a registry replays its store."""
+
 
 class GraphRegistry:
     """Thread-safe owner of all apps' graphs; implements the DemandModel protocol."""
@@ -68,19 +71,27 @@ class GraphRegistry:
 
     def _replay(self, store: Store) -> None:
         skipped = 0
+        batch: list[RunPath] = []
         for path in store.load_paths():
-            try:
-                self._graph(path.app, path.tenant).observe(path)
-                self.loaded_paths += 1
-            except GraphError as exc:  # stored by an older, laxer version: skip, keep going
-                skipped += 1
-                log.warning("skipping stored path of app %r: %s", path.app, exc)
+            batch.append(path)
+            if len(batch) == REPLAY_BATCH:
+                skipped += self._replay_batch(batch)
+                batch = []
+        skipped += self._replay_batch(batch)
         if skipped or store.corrupt_rows:
             log.warning(
                 "graph rebuild skipped %d invalid paths and %d corrupt rows",
                 skipped,
                 store.corrupt_rows,
             )
+
+    def _replay_batch(self, batch: list[RunPath]) -> int:
+        """Learn one batch of the replay; returns how many paths were skipped."""
+        refused = self.fold(batch)
+        for path, exc in refused:  # stored by an older, laxer version: skip, keep going
+            log.warning("skipping stored path of app %r: %s", path.app, exc)
+        self.loaded_paths += len(batch) - len(refused)
+        return len(refused)
 
     def prior(self, tenant: str = "default") -> PooledPrior:
         """The tenant's pooled prior of total run demand (created on first use)."""
@@ -189,22 +200,44 @@ class GraphRegistry:
             self._learn(valid, rejected)
         return rejected
 
+    def fold(self, paths: Sequence[RunPath]) -> list[tuple[RunPath, GraphError]]:
+        """Learn ``paths`` that are already stored (a replay, another replica's, a write made
+        elsewhere): each graph's in one :meth:`PDGraph.observe_many`, the same graphs and pooled
+        priors, bit for bit, as :meth:`PDGraph.observe` of each in turn. Nothing is written.
+        Returns the paths a graph refused, with why (the others are learned)."""
+        refused: list[tuple[RunPath, GraphError]] = []
+        valid: list[tuple[RunPath, PDGraph]] = []
+        with self._lock:
+            for path in paths:
+                try:
+                    valid.append((path, self._graph(path.app, path.tenant)))
+                except GraphError as exc:
+                    refused.append((path, exc))
+        self._learn(valid, refused, checked=False)
+        return refused
+
     @staticmethod
     def _learn(
-        valid: list[tuple[RunPath, PDGraph]], rejected: list[tuple[RunPath, GraphError]]
+        valid: list[tuple[RunPath, PDGraph]],
+        rejected: list[tuple[RunPath, GraphError]],
+        *,
+        checked: bool = True,
     ) -> None:
         """Learn stored paths, each graph's in one :meth:`PDGraph.observe_many` (their pooled
-        prior samples added in the paths' order, as one by one)."""
+        prior samples added in the paths' order, as one by one); ``checked``: validated since
+        their graph last changed (else each is validated as it is learned)."""
         groups: dict[int, tuple[PDGraph, list[int]]] = {}
         for i, (_, graph) in enumerate(valid):
             groups.setdefault(id(graph), (graph, []))[1].append(i)
         samples: list[tuple[int, float, PooledPrior]] = []
         for graph, indices in groups.values():
             prior: list[tuple[int, float]] = []
-            refused = graph.observe_many([valid[i][0] for i in indices], checked=True, prior=prior)
+            batch = [valid[i][0] for i in indices]
+            refused = graph.observe_many(batch, checked=checked, prior=prior)
             for j, exc in refused:  # e.g. the batch together crosses a node limit
                 path = valid[indices[j]][0]
-                log.warning("stored path of app %r not learned: %s", path.app, exc)
+                if checked:
+                    log.warning("stored path of app %r not learned: %s", path.app, exc)
                 rejected.append((path, exc))
             samples.extend((indices[j], service_s, graph.prior) for j, service_s in prior)
         samples.sort(key=lambda s: s[0])

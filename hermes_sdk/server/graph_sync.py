@@ -18,7 +18,6 @@ from collections.abc import Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Final, Protocol, runtime_checkable
 
-from hermes_sdk.errors import GraphError
 from hermes_sdk.graph import GraphRegistry
 from hermes_sdk.graph.records import RunPath
 from hermes_sdk.store import Store
@@ -157,11 +156,8 @@ class GraphSync:
         self._fold(paths)
 
     def _fold(self, paths: Sequence[RunPath]) -> None:
-        for path in paths:
-            try:
-                self.registry.graph(path.app, path.tenant).observe(path)
-            except GraphError as exc:  # validated before storing; only a race gets here
-                log.warning("stored path of app %r not learned: %s", path.app, exc)
+        for path, exc in self.registry.fold(paths):  # validated before storing: only a race
+            log.warning("stored path of app %r not learned: %s", path.app, exc)
 
     async def write(self, paths: Sequence[RunPath]) -> None:
         """Persist then learn ``paths``; concurrent callers share one durable write.
@@ -207,23 +203,21 @@ class GraphSync:
         """Fold in paths other replicas appended since the last pull; returns how many."""
         if not self.shared:
             return 0
-        folded = 0
         inner = self.store.inner
         if isinstance(inner, CursorStore):
             self.cursor, new_paths = inner.paths_since(self.cursor)
             fresh: Iterator[RunPath] = iter(new_paths)
         else:
             fresh = itertools.islice(inner.load_paths(), self.cursor, None)
+        theirs: list[RunPath] = []
         for path in fresh:
             if not isinstance(inner, CursorStore):
                 self.cursor += 1
-            if self.store.claim(path):
-                continue
-            try:
-                self.registry.graph(path.app, path.tenant).observe(path)
-            except GraphError as exc:
-                log.warning("skipping stored path of app %r: %s", path.app, exc)
-                continue
-            folded += 1
+            if not self.store.claim(path):
+                theirs.append(path)
+        refused = self.registry.fold(theirs)
+        for path, exc in refused:
+            log.warning("skipping stored path of app %r: %s", path.app, exc)
+        folded = len(theirs) - len(refused)
         self.pulled += folded
         return folded

@@ -107,3 +107,39 @@ def test_concurrent_observe_and_query() -> None:
     assert errors == []
     graph = reg.get(gen.APP)
     assert graph is not None and graph.runs == 180 and graph.version == 180
+
+
+def test_replay_learns_in_batches_like_one_by_one(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A restart folds the store in batches (several here) and gets the graphs and the pooled
+    prior that observing each stored path in turn gives; a stored path its graph refuses (an
+    older, laxer version stored it) is skipped and logged, and the replay goes on."""
+    from hermes_sdk.graph import registry as registry_module
+    from hermes_sdk.graph.validation import MAX_PATH_STAGES
+
+    monkeypatch.setattr(registry_module, "REPLAY_BATCH", 7)
+    rng = np.random.default_rng(5)
+    paths = [gen.make_path(rng, i) for i in range(40)]
+    paths += [_run("other", 0.1 * (i + 1), tenant="t2", i=i) for i in range(9)]
+    paths += [_run("side", 0.2 * (i + 1), i=i) for i in range(9)]  # shares default's prior
+    rng.shuffle(paths)  # type: ignore[arg-type]
+    too_long = RunPath(gen.APP, (Stage("x", (Call(0.01),)),) * (MAX_PATH_STAGES + 1), run_id="x")
+    paths.insert(23, too_long)
+    store = open_store("memory://")
+    for path in paths:
+        store.append_path(path)  # the store takes it; the graph refuses it
+    replayed = GraphRegistry(store)
+    single = GraphRegistry()
+    for path in paths:
+        if path is not too_long:
+            single.graph(path.app, path.tenant).observe(path)
+    assert replayed.loaded_paths == len(paths) - 1
+    for tenant, app in (("default", gen.APP), ("default", "side"), ("t2", "other")):
+        assert replayed.graph(app, tenant).to_dict() == single.graph(app, tenant).to_dict()
+        assert (
+            replayed.prior(tenant).sketch._values_list == single.prior(tenant).sketch._values_list
+        )
+    assert any("skipping stored path" in r.getMessage() for r in caplog.records)
+    refused = replayed.fold([too_long])  # fold() reports, the caller decides what to log
+    assert [p for p, _ in refused] == [too_long]
