@@ -360,8 +360,15 @@ def _sqlite_rows(path: Path) -> int:
         conn.close()
 
 
-def measure(runs: int, drain: int, stores: list[str], synchronous: str = "full") -> dict[str, Any]:
-    """Every store's soak and drain, each in a fresh child (SQLite URLs with ``synchronous``)."""
+def measure(
+    runs: int,
+    drain: int,
+    stores: list[str],
+    synchronous: str = "full",
+    modes: tuple[str, ...] = tuple(m[0] for m in SOAKS),
+) -> dict[str, Any]:
+    """Every store's soaks (``modes``) and drains (``drain`` 0: none), each in a fresh child
+    (SQLite URLs with ``synchronous``)."""
     rows: dict[str, Any] = {}
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
@@ -380,6 +387,8 @@ def measure(runs: int, drain: int, stores: list[str], synchronous: str = "full")
                     soak_url, drain_url, base_url = server.url(1), server.url(2), server.url(3)
                 row: dict[str, Any] = {}
                 for key, backpressure, learner, db in SOAKS:
+                    if key not in modes:
+                        continue
                     if kind == "sqlite":
                         soak_url = f"sqlite:///{work}/{key}.db{sync}"
                     elif kind == "redis":
@@ -415,6 +424,9 @@ def measure(runs: int, drain: int, stores: list[str], synchronous: str = "full")
                         if name in cpu:  # the thread learner's "feeder" is the learner itself
                             soak[field] = 1e6 * cpu[name] / soak["runs"]
                     row[key] = soak
+                if not drain:
+                    rows[kind] = row
+                    continue
                 print(f"{kind}: drain of {drain:,} queued runs + baseline ...", flush=True)
                 row["drain"] = _child(["--drain-child", drain_url, str(drain), base_url])
                 if kind == "sqlite":
@@ -439,6 +451,17 @@ def main() -> None:
     parser.add_argument("--drain", type=int, default=20_000, help="runs queued for the drain")
     parser.add_argument("--quick", action="store_true", help="10,000-run soak, 5,000 drain")
     parser.add_argument("--stores", default="sqlite,memory,redis")
+    parser.add_argument(
+        "--modes",
+        default=",".join(m[0] for m in SOAKS),
+        help="soaks to run (an A/B: a subset; the plot needs all three)",
+    )
+    parser.add_argument(
+        "--queue-mib",
+        type=float,
+        default=None,
+        help="the soaks' queue bound (HERMES_LEARN_QUEUE_MIB; default: the SDK's default)",
+    )
     parser.add_argument(
         "--sqlite-synchronous",
         choices=("full", "normal"),
@@ -473,11 +496,19 @@ def main() -> None:
     from hermes_sdk.store.sqlite import DEFAULT_SYNCHRONOUS
 
     synchronous = args.sqlite_synchronous or DEFAULT_SYNCHRONOUS
-    rows = measure(runs, drain, stores, synchronous)
+    modes = tuple(m.strip() for m in args.modes.split(",") if m.strip())
+    if args.queue_mib is not None:  # every child inherits it (the drains set their own bound)
+        os.environ["HERMES_LEARN_QUEUE_MIB"] = str(args.queue_mib)
+    queue_bytes = (
+        DEFAULT_MAX_BYTES if args.queue_mib is None else max(1, int(args.queue_mib * 2**20))
+    )
+    rows = measure(runs, drain, stores, synchronous, modes)
 
     for row in rows.values():
+        if "drain" not in row:
+            continue
         d = row["drain"]
-        d["full_queue_runs"] = DEFAULT_MAX_BYTES / d["queued_bytes_per_run"]
+        d["full_queue_runs"] = queue_bytes / d["queued_bytes_per_run"]
         d["full_queue_exit_s"] = d["full_queue_runs"] / d["drain_runs_s"]
     doc = {
         "machine": {
@@ -487,7 +518,7 @@ def main() -> None:
         },
         "runs": runs,
         "drain_runs": drain,
-        "queue_bound_bytes": DEFAULT_MAX_BYTES,
+        "queue_bound_bytes": queue_bytes,
         "exit_timeout_s": DEFAULT_EXIT_TIMEOUT_S,
         "sqlite_synchronous": synchronous,
         "targets": {
@@ -501,6 +532,9 @@ def main() -> None:
     results.parent.mkdir(parents=True, exist_ok=True)
     results.write_text(json.dumps(doc, indent=2) + "\n", encoding="utf-8")
     _print(doc)
+    if not drain or set(modes) != set(MODE_LABELS):  # an A/B subset: no plot
+        print(f"wrote {results}")
+        return
     png = results.with_suffix(".png")
     plot(doc, png)
     print(f"wrote {results} and {png}")
@@ -518,7 +552,7 @@ def _print(doc: dict[str, Any]) -> None:
                 continue
             s = row[key]
             d = {
-                **row["drain"],
+                **row.get("drain", {"drain_runs_s": float("nan"), "baseline_runs_s": float("nan")}),
                 **(
                     {"drain_runs_s": row["drain_process"]["drain_runs_s"]}
                     if key == "soak_process" and "drain_process" in row

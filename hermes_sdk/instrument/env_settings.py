@@ -17,7 +17,7 @@ from hermes_sdk.instrument.learner import DEFAULT_MAX_BYTES
 log = logging.getLogger("hermes_sdk.instrument")
 
 LEARN_QUEUE_ENV: Final = "HERMES_LEARN_QUEUE_MIB"
-"""Environment variable: MiB of completed runs that may wait for the store (default 16)."""
+"""Environment variable: MiB of completed runs that may wait for the store (default 4)."""
 LEARN_BACKPRESSURE_ENV: Final = "HERMES_LEARN_BACKPRESSURE"
 """Environment variable: 1/true/yes/on slows ``submit()`` instead of dropping (default off)."""
 SCHEDULER_URL_ENV: Final = "HERMES_SCHEDULER_URL"
@@ -48,7 +48,7 @@ def env_learn_backpressure() -> bool:
 
 
 def env_learn_queue_bytes() -> int:
-    """``HERMES_LEARN_QUEUE_MIB`` in bytes (default 16 MiB); ConfigError unless positive."""
+    """``HERMES_LEARN_QUEUE_MIB`` in bytes (default 4 MiB); ConfigError unless positive."""
     raw = os.environ.get(LEARN_QUEUE_ENV, "").strip()
     if not raw:
         return DEFAULT_MAX_BYTES

@@ -38,8 +38,11 @@ from hermes_sdk.graph.records import RunPath
 
 log = logging.getLogger("hermes_sdk.instrument")
 
-DEFAULT_MAX_BYTES: Final = 16 * 1024 * 1024
-"""Default bound of the queue of completed runs (estimated bytes, in-flight batch included)."""
+DEFAULT_MAX_BYTES: Final = 4 * 1024 * 1024
+"""Default bound of the queue of completed runs (estimated bytes, in-flight batch included):
+about 800 runs of 13 stages. Chosen by measurement (docs/decisions.md, issue 29): 80,000-run
+SQLite soaks at 2 / 4 / 8 / 16 MiB grew the app by about the bound plus ~15 MiB, while the
+process learner dropped 3,879 runs at 2 MiB (its merged batches need a backlog) and 159 at 4."""
 DEFAULT_EXIT_TIMEOUT_S: Final = 5.0
 """How long process exit waits for queued runs to be handled."""
 WARN_INTERVAL_S: Final = 60.0

@@ -312,8 +312,8 @@ def configure(
     Events wait at most ``flush_interval_s`` (default 5 ms) to be batched, so the scheduler
     sees state changes promptly; at most ``queue_size`` wait (more are dropped and counted);
     at exit, queued events get ``exit_timeout_s`` to leave. Completed runs wait for the store
-    in a queue of at most ``learn_queue_bytes`` (default ``HERMES_LEARN_QUEUE_MIB`` or 16 MiB,
-    about 4,000 13-stage runs); runs beyond it are dropped, counted in :func:`stats`
+    in a queue of at most ``learn_queue_bytes`` (default ``HERMES_LEARN_QUEUE_MIB`` or 4 MiB,
+    about 800 13-stage runs); runs beyond it are dropped, counted in :func:`stats`
     (``runs_dropped``) and warned about at most once a minute. ``learn_backpressure=True``
     (default ``HERMES_LEARN_BACKPRESSURE``, off) makes ending a run wait instead, briefly (at
     most ~5 ms a run), while that queue is over 1/8 full, so a CPU-bound app that would starve

@@ -308,7 +308,8 @@ def test_redis_store_takes_batches_from_the_learner(redis_url: str) -> None:
 
     client = redis.Redis.from_url(redis_url)
     client.flushdb()
-    hi.configure(store=redis_url)
+    # a queue that holds every run: what is checked is the batching, not drops
+    hi.configure(store=redis_url, learn_queue_bytes=64 * 2**20)
     threads = [threading.Thread(target=produce, args=(400, seed)) for seed in range(3)]
     for t in threads:
         t.start()

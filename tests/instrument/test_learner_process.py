@@ -322,6 +322,8 @@ def test_clean_exit_stores_everything_without_flush(tmp_path: Path) -> None:
         capture_output=True,
         text=True,
         timeout=120,
+        # a queue that holds the whole unflushed round: what is checked is the exit, not drops
+        env={**os.environ, "HERMES_LEARN_QUEUE_MIB": "64"},
     )
     assert proc.returncode == 0, proc.stderr
     pid = int(proc.stdout.split()[0])
