@@ -102,7 +102,10 @@ def _soak_child(store_url: str, runs: int, out_path: str) -> None:
         if process is not None:
             p = process.stats()
             child_growth = p.child_peak_rss_mib - report["child_rss_before_mib"]
+            child_cpu_s = p.child_cpu_s - report["child_cpu_before_s"]
             report.update(
+                child_cpu_s=child_cpu_s,
+                child_cpu_us_per_run=1e6 * child_cpu_s / max(p.completed - 1, 1),
                 child_peak_rss_mib=p.child_peak_rss_mib,
                 child_peak_rss_growth_mib=child_growth,
                 app_peak_rss_growth_mib=report["peak_rss_growth_mib"],
@@ -161,6 +164,7 @@ def _soak_child(store_url: str, runs: int, out_path: str) -> None:
     report["thread_cpu_s"] = _thread_cpu_s()
     if process is not None and child0 is not None:
         report["child_rss_before_mib"] = child0.child_rss_mib
+        report["child_cpu_before_s"] = child0.child_cpu_s
         report["process"] = process  # read at exit, after the child's last answer
     hint_s.sort()
     report.update(
@@ -205,8 +209,10 @@ def _drain_child(store_url: str, runs: int, baseline_url: str, out_path: str) ->
     runtime = rt.current_runtime()
     runtime.registry()  # open (and replay) before timing
     process = runtime.process
+    child_cpu0 = 0.0
     if process is not None:  # the child alone: started and answering before timing
         assert hermes.flush(60) and process.stats().started
+        child_cpu0 = process.stats().child_cpu_s
     gate = threading.Event()
     inner = runtime.learn_many if process is None else process.handle
     kept: list[RunPath] = []
@@ -249,6 +255,7 @@ def _drain_child(store_url: str, runs: int, baseline_url: str, out_path: str) ->
             "drain_runs_s": c.runs_completed / drain_s,
             "queued_bytes_per_run": queued_bytes / runs,
             "child_peak_rss_mib": process.stats().child_peak_rss_mib,
+            "child_cpu_us_per_run": 1e6 * (process.stats().child_cpu_s - child_cpu0) / runs,
         }
         Path(out_path).write_text(json.dumps(doc), encoding="utf-8")
         return

@@ -78,7 +78,8 @@ class ProcessLearnerStats:
     stored and learned, ``failed`` refused or not stored); ``lost`` were sent to a child that
     died before answering for them. ``failures`` counts children that could not start or died
     (each time the thread learner took over). ``child_rss_mib`` / ``child_peak_rss_mib`` are the
-    child's resident memory and peak at its last status (0 before any)."""
+    child's resident memory and peak at its last status (0 before any); ``child_cpu_s`` its CPU
+    seconds (user + system, all its threads) at that status."""
 
     started: bool
     sent: int
@@ -91,6 +92,7 @@ class ProcessLearnerStats:
     child_pid: int | None
     child_rss_mib: float
     child_peak_rss_mib: float
+    child_cpu_s: float = 0.0
 
 
 class ProcessLearner:
@@ -134,7 +136,7 @@ class ProcessLearner:
         self._installed = False  # graphs installed since the rank tables were last refreshed
         self.sent = self.handled = self.completed = self.failed_runs = 0
         self.lost = self.failures = self.graph_installs = 0
-        self.child_rss_mib = self.child_peak_rss_mib = 0.0
+        self.child_rss_mib = self.child_peak_rss_mib = self.child_cpu_s = 0.0
 
     # -- app side ---------------------------------------------------------------------------
     @property
@@ -250,6 +252,7 @@ class ProcessLearner:
                 child_pid=None if proc is None else proc.pid,
                 child_rss_mib=self.child_rss_mib,
                 child_peak_rss_mib=self.child_peak_rss_mib,
+                child_cpu_s=self.child_cpu_s,
             )
 
     # -- the child --------------------------------------------------------------------------
@@ -343,6 +346,7 @@ class ProcessLearner:
             self.failed_runs = int(message.get("failed", self.failed_runs))
             self.child_rss_mib = float(message.get("rss_mib", self.child_rss_mib))
             self.child_peak_rss_mib = float(message.get("peak_rss_mib", self.child_peak_rss_mib))
+            self.child_cpu_s = float(message.get("cpu_s", self.child_cpu_s))
             self._answered = max(self._answered, int(message.get("seq", 0)))
             self._cond.notify_all()
 

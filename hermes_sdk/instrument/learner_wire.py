@@ -24,6 +24,7 @@ import pickle
 import select
 import socket
 import struct
+import time
 from collections.abc import Sequence
 from dataclasses import fields
 from typing import Any, Final
@@ -160,17 +161,20 @@ class FrameReader:
         self._pos = 0
         self._eof = False
 
-    def next(self, *, block: bool = True) -> bytes | None:
+    def next(self, *, block: bool = True, wait_s: float = 0.0) -> bytes | None:
         """The next frame; None at the end of the stream (a torn last frame included) or, with
-        ``block=False``, when no whole frame is ready now."""
+        ``block=False``, when no whole frame is ready within ``wait_s`` seconds."""
+        deadline = time.monotonic() + wait_s
         while True:
             frame = self._take()
             if frame is not None:
                 return frame
             if self._eof:
                 return None
-            if not block and not select.select([self.fd], [], [], 0)[0]:
-                return None
+            if not block:
+                left = max(deadline - time.monotonic(), 0.0)
+                if not select.select([self.fd], [], [], left)[0]:
+                    return None
             data = os.read(self.fd, self.chunk)
             if not data:
                 self._eof = True

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import socket
+import struct
 import threading
 import time
 
@@ -61,6 +62,32 @@ def test_frames_end_cleanly_on_a_torn_stream() -> None:
     os.write(w, b"\x00\x00\x00\x00\x00\x00\x10\x00" + b"x" * 100)  # a frame cut short
     os.close(w)
     assert frames.next() is None and frames.next(block=False) is None
+    os.close(r)
+
+
+def test_a_frame_arriving_within_the_wait_is_taken() -> None:
+    """The child's linger: ``next(block=False, wait_s=...)`` takes a frame written while it
+    waits (in two pieces, the second after a pause), and gives up after ``wait_s`` otherwise."""
+    r, w = os.pipe()
+    frames = FrameReader(r)
+    payload = b"B" + encode_paths(drift_paths(5))
+    framed = struct.pack(">Q", len(payload)) + payload
+
+    def write_late() -> None:
+        time.sleep(0.05)
+        os.write(w, framed[:11])
+        time.sleep(0.05)
+        os.write(w, framed[11:])
+
+    writer = threading.Thread(target=write_late)
+    writer.start()
+    assert frames.next(block=False) is None  # no wait: nothing there yet
+    got = frames.next(block=False, wait_s=30.0)
+    writer.join()
+    assert got is not None and decode_paths(got[1:]) == drift_paths(5)
+    assert frames.next(block=False, wait_s=0.01) is None  # nothing more within the wait
+    os.close(w)
+    assert frames.next(block=False, wait_s=30.0) is None  # end of stream ends the wait at once
     os.close(r)
 
 
