@@ -32,7 +32,7 @@ import time
 import weakref
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Final
+from typing import Any, Final
 
 from hermes_sdk.graph.records import RunPath
 
@@ -62,6 +62,8 @@ BACKPRESSURE_MAX_SLEEPS: Final = 25
 _BASE_BYTES: Final = 400
 _STAGE_BYTES: Final = 140
 _CALL_BYTES: Final = 216
+BYTES_OVERHEAD: Final = 33
+"""Bytes of a ``bytes`` object beyond its content (CPython 3.11, 64-bit)."""
 
 
 def estimate_bytes(path: RunPath) -> int:
@@ -100,12 +102,13 @@ class RunLearner:
 
     def __init__(
         self,
-        handle: Callable[[list[RunPath]], None],
+        handle: Callable[[list[Any]], None],
         *,
         max_bytes: int = DEFAULT_MAX_BYTES,
         exit_timeout_s: float = DEFAULT_EXIT_TIMEOUT_S,
         warn_interval_s: float = WARN_INTERVAL_S,
         backpressure: bool = False,
+        encode: Callable[[RunPath], bytes] | None = None,
     ) -> None:
         if isinstance(max_bytes, bool) or not isinstance(max_bytes, int) or max_bytes < 1:
             raise ValueError(f"max_bytes must be an int >= 1, got {max_bytes!r}")
@@ -114,6 +117,10 @@ class RunLearner:
         self.exit_timeout_s = exit_timeout_s
         self.warn_interval_s = warn_interval_s
         self.backpressure = backpressure
+        self.encode = encode
+        """None: the queue holds the runs; else it holds ``encode(run)`` (and ``handle`` gets
+        those), each counted as its length plus :data:`BYTES_OVERHEAD` (the learner process:
+        ~8x the runs in the same bound)."""
         self._high_bytes = int(max_bytes * BACKPRESSURE_HIGH_FRACTION)
         self._init_runtime()
         _LIVE.add(self)
@@ -121,7 +128,7 @@ class RunLearner:
     def _init_runtime(self) -> None:
         """(Re)create the queue, counters and thread state: after ``__init__`` and after fork."""
         self._cond = threading.Condition(threading.Lock())
-        self._queue: list[RunPath] = []
+        self._queue: list[Any] = []
         self._sizes: list[int] = []
         self._bytes = 0  # queued + in flight
         self._peak = 0
@@ -143,7 +150,17 @@ class RunLearner:
 
         With backpressure on, first sleeps (bounded: :data:`BACKPRESSURE_MAX_SLEEPS`) while the
         queue is above its high watermark."""
-        size = estimate_bytes(path)
+        encode = self.encode
+        item: Any = path
+        if encode is None:
+            size = estimate_bytes(path)
+        else:
+            try:
+                item = encode(path)
+                size = len(item) + BYTES_OVERHEAD
+            except Exception as exc:  # a value marshal refuses: dropped and counted below
+                log.debug("hermes: run %s could not be encoded: %r", path.run_id, exc)
+                size = self.max_bytes + 1
         warn = False
         sleeps = self._yield_to_learner() if self.backpressure else 0
         with self._cond:
@@ -158,7 +175,7 @@ class RunLearner:
                     warn = True
                     dropped, self._dropped_unwarned = self._dropped_unwarned, 0
             else:
-                self._queue.append(path)
+                self._queue.append(item)
                 self._sizes.append(size)
                 self._bytes += size
                 if self._bytes > self._peak:

@@ -54,12 +54,13 @@ from hermes_sdk.instrument.learner_spawn import (
     spawn_child,
 )
 from hermes_sdk.instrument.learner_wire import (
-    BATCH,
     FRAME_MAX_RUNS,
-    encode_paths,
+    decode_run_list,
+    encode_run,
     install_graphs,
     load_message,
     recv_frame,
+    runs_frame,
     sync_request,
     write_frame,
 )
@@ -144,16 +145,18 @@ class ProcessLearner:
         """Whether runs go to the child (not given up on it)."""
         return not self._failed
 
-    def handle(self, paths: list[RunPath]) -> None:
-        """Send ``paths`` to the child in frames of at most :data:`FRAME_MAX_RUNS` runs (the
+    def handle(self, runs: list[bytes] | list[RunPath]) -> None:
+        """Send ``runs`` (:func:`encode_run` blobs, as the RunLearner queues them for this
+        learner, or runs) to the child in frames of at most :data:`FRAME_MAX_RUNS` runs (the
         RunLearner's thread); what could not be sent is learned here if the child is gone."""
+        blobs = [r if isinstance(r, bytes) else encode_run(r) for r in runs]
         if self._failed or self._ensure_started() != "ok":
-            self.fallback(paths)
+            self.fallback(decode_run_list(blobs))
             return
         fd = self._to_child
-        for start in range(0, len(paths), FRAME_MAX_RUNS):
-            chunk = paths[start : start + FRAME_MAX_RUNS]
-            payload = BATCH + encode_paths(chunk)
+        for start in range(0, len(blobs), FRAME_MAX_RUNS):
+            chunk = blobs[start : start + FRAME_MAX_RUNS]
+            payload = runs_frame(chunk)
             try:
                 with self._write_lock:
                     if fd is None or self._failed:
@@ -161,7 +164,7 @@ class ProcessLearner:
                     write_frame(fd, payload)
             except OSError as exc:
                 self._give_up(f"writing to it failed: {exc!r}")
-                self.fallback(paths[start:])
+                self.fallback(decode_run_list(blobs[start:]))
                 return
             with self._cond:
                 self.sent += len(chunk)

@@ -34,7 +34,10 @@ from hermes_sdk.graph.prior import PooledPrior
 from hermes_sdk.graph.records import Call, RunPath, Stage
 
 BATCH: Final = b"B"
-"""First byte of a frame of completed runs (app to child)."""
+"""First byte of a frame of completed runs as one :func:`encode_paths` (app to child)."""
+RUNS: Final = b"R"
+"""First byte of a frame of runs each encoded on its own (:func:`encode_run`, at ``submit()``),
+as one ``marshal`` of their list (:func:`runs_frame`; app to child)."""
 SYNC: Final = b"S"
 """First byte of a sync request (app to child): an 8-byte sequence number follows."""
 _HEADER: Final = struct.Struct(">Q")
@@ -57,6 +60,41 @@ def encode_paths(paths: Sequence[RunPath]) -> bytes:
     survives to add work to the app's garbage collector (a tuple per stage kept in a list made
     this ~3x slower on a loaded heap)."""
     out: list[Any] = [len(paths)]
+    _flatten(paths, out)
+    return marshal.dumps(out)
+
+
+def encode_run(path: RunPath) -> bytes:
+    """One run as :func:`encode_paths` lays it out, without the count: the queue of a process
+    learner holds these (an untracked ``bytes``, ~630 bytes for a 13-stage run against ~5,000
+    for the objects), so its bound holds ~8x the runs."""
+    out: list[Any] = []
+    _flatten((path,), out)
+    return marshal.dumps(out)
+
+
+def runs_frame(runs: Sequence[bytes]) -> bytes:
+    """The payload of a frame of :func:`encode_run` runs (one ``marshal`` of their list)."""
+    return RUNS + marshal.dumps(list(runs))
+
+
+def decode_runs(blob: bytes) -> list[RunPath]:
+    """The runs of a :func:`runs_frame` payload (after its first byte), in order."""
+    flat: list[Any] = [0]
+    add = flat.extend
+    runs = marshal.loads(blob)
+    for run in runs:
+        add(marshal.loads(run))
+    flat[0] = len(runs)
+    return _unflatten(flat)
+
+
+def decode_run_list(runs: Sequence[bytes]) -> list[RunPath]:
+    """The runs of a list of :func:`encode_run` blobs, in order."""
+    return decode_runs(marshal.dumps(list(runs)))
+
+
+def _flatten(paths: Sequence[RunPath], out: list[Any]) -> None:
     add = out.extend
     for p in paths:
         stages = p.stages
@@ -78,7 +116,6 @@ def encode_paths(paths: Sequence[RunPath]) -> bytes:
             add((s.node, s.kind, s.backend, s.latency_s, len(calls)))
             for c in calls:
                 add((c.service_s, c.input_tokens, c.output_tokens, c.cold_start_s, c.failed))
-    return marshal.dumps(out)
 
 
 _CALL_FIELDS: Final = ("service_s", "input_tokens", "output_tokens", "cold_start_s", "failed")
@@ -107,6 +144,11 @@ def decode_paths(blob: bytes) -> list[RunPath]:
     frozen dataclass's ``__init__`` and checks cost 4x as much, and the values were checked when
     the app built the records."""
     flat: list[Any] = marshal.loads(blob)
+    return _unflatten(flat)
+
+
+def _unflatten(flat: list[Any]) -> list[RunPath]:
+    """The runs of a flat list (the count first), as :func:`decode_paths` builds them."""
     nxt = iter(flat).__next__
     new = object.__new__
     c0, c1, c2, c3, c4 = _C

@@ -199,6 +199,38 @@ def test_learner_hands_over_everything_queued_as_one_batch() -> None:
     assert (s.submitted, s.handled, s.dropped, s.batches) == (1001, 1000, 1, 2)
 
 
+def test_an_encoding_queue_counts_the_encoded_bytes_exactly() -> None:
+    """The process learner's queue: runs wait as ``encode_run`` blobs, each counted as its length
+    plus the bytes object's overhead; what overflows the bound is dropped, the rest arrives in
+    order and decodes to the same runs."""
+    from hermes_sdk.instrument.learner import BYTES_OVERHEAD
+    from hermes_sdk.instrument.learner_wire import decode_run_list, encode_run
+    from tests.instrument.test_learner_process import drift_paths
+
+    paths = drift_paths(200, seed=9)
+    sizes = [len(encode_run(p)) + BYTES_OVERHEAD for p in paths]
+    got: list[bytes] = []
+    gate = threading.Event()
+
+    def handle(blobs: list[bytes]) -> None:
+        gate.wait()
+        got.extend(blobs)
+
+    bound = sum(sizes[:150])  # exactly the first 150 fit (the thread takes none before)
+    learner = RunLearner(handle, max_bytes=bound, encode=encode_run)
+    learner._start = lambda: None  # type: ignore[method-assign]  # no thread: nothing taken yet
+    accepted = [learner.submit(p) for p in paths]
+    s = learner.stats()
+    assert s.pending_bytes == bound and s.pending == 150
+    assert accepted == [True] * 150 + [False] * 50 and s.dropped == 50
+    del learner._start
+    learner._thread = None
+    gate.set()
+    assert learner.flush(10)
+    assert decode_run_list(got) == paths[:150]
+    assert len(paths[0].stages) and sum(sizes) < sum(estimate_bytes(p) for p in paths) / 4
+
+
 def test_flush_returns_only_once_the_batch_in_flight_is_stored(tmp_path: Path) -> None:
     """What ``kill -9`` safety rests on (tests/instrument/test_crash.py): a run acknowledged by
     ``flush()`` is in the store, even when the learner had already taken it off the queue."""

@@ -29,6 +29,7 @@ from hermes_sdk.errors import ConfigError
 from hermes_sdk.graph.records import Call, RunPath, RunState, Stage
 from hermes_sdk.instrument import runtime as rt
 from hermes_sdk.instrument.learner_process import ProcessLearner
+from hermes_sdk.instrument.learner_wire import RUNS
 from hermes_sdk.instrument.prometheus import register
 from hermes_sdk.instrument.ranking import rank_tables
 from hermes_sdk.store import SQLiteStore
@@ -387,7 +388,7 @@ def test_a_large_batch_goes_in_frames_of_at_most_frame_max_runs(
     real = lp.write_frame
 
     def counting(fd: int, payload: bytes) -> None:
-        if payload[:1] == lp.BATCH:
+        if payload[:1] == RUNS:
             sizes.append(len(payload))
         real(fd, payload)
 
