@@ -110,12 +110,12 @@ SERVER_ARGS: dict[str, list[str]] = {
     "young_20ms": ["--gc-young-every", "0.02"],
     "full_5s": ["--gc-full-every", "5"],
     "full_5s_refreeze": ["--gc-full-every", "5", "--gc-refreeze"],
-    "one_turn_batches": ["=hermes_sdk.server.scheduler:APPLY_CHUNK=1000000"],
+    "one_turn_batches": ["=hermes_sdk.server.run_events:APPLY_CHUNK=1000000"],
     "switch_0.5ms": ["=sys:switchinterval=0.0005"],
     "sweep_1s": ["=hermes_sdk.server.leases:DISCONNECT_POLL_S=1.0"],
     "writer_cpu1": [f"+HERMES_WRITER_CPUS={LOADGEN_CPU}"],
     "young_no_backoff": ["=hermes_sdk.server.gc_setup:IDLE_YOUNG_EVERY_S=0.01"],
-    "whole_table_turns": ["=hermes_sdk.server.scheduler:REFRESH_STEP_S=1000000.0"],
+    "whole_table_turns": ["=hermes_sdk.server.table_refresh:REFRESH_STEP_S=1000000.0"],
     "sweep_anyway": ["=hermes_sdk.server.leases:SWEEP_ANYWAY=1"],
 }
 """``hermes serve`` flags of each mode (``--modes``): ``young_off`` is the shipped settings

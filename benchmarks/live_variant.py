@@ -1,7 +1,7 @@
 """``hermes serve`` with one module constant changed, for ``bench_server_live``'s A/B modes of
 settings that have no command-line flag. Usage: ``python benchmarks/live_variant.py
 MODULE:NAME=VALUE serve ...`` (VALUE an int, or a float with a dot), e.g.
-``hermes_sdk.server.scheduler:APPLY_CHUNK=1000000`` (each events batch applied in one loop
+``hermes_sdk.server.run_events:APPLY_CHUNK=1000000`` (each events batch applied in one loop
 turn, as before the chunks); ``sys:switchinterval=SECONDS`` sets the GIL's switch interval."""
 
 from __future__ import annotations

@@ -19,7 +19,8 @@ import pytest
 from hermes_sdk.server import BackendConfig, ServerConfig
 from hermes_sdk.server.gc_setup import GcSettings, collect_young_every, gc_settings
 from hermes_sdk.server.metrics import ServerMetrics
-from hermes_sdk.server.scheduler import APPLY_CHUNK, SCHEDULER, Scheduler
+from hermes_sdk.server.run_events import APPLY_CHUNK
+from hermes_sdk.server.scheduler import SCHEDULER, Scheduler
 from hermes_sdk.server.wire import parse_batch
 from hermes_sdk.store import open_store
 
