@@ -117,6 +117,7 @@ SERVER_ARGS: dict[str, list[str]] = {
     "young_no_backoff": ["=hermes_sdk.server.gc_setup:IDLE_YOUNG_EVERY_S=0.01"],
     "whole_table_turns": ["=hermes_sdk.server.table_refresh:REFRESH_STEP_S=1000000.0"],
     "sweep_anyway": ["=hermes_sdk.server.leases:SWEEP_ANYWAY=1"],
+    "writer_nice19": ["=hermes_sdk.server.graph_sync:WRITER_NICE=19"],
 }
 """``hermes serve`` flags of each mode (``--modes``): ``young_off`` is the shipped settings
 before timed young collections; ``full_5s*`` make the timed full collection happen inside the

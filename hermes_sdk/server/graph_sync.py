@@ -31,8 +31,28 @@ wherever the process may run. ``bench_server_live`` pins ``hermes serve`` to one
 the writer's fsyncs stop preempting the event loop there (see docs/decisions.md)."""
 
 
+WRITER_NICE = 0
+"""Niceness of the writer thread alone (0: the process's; Linux). Above 0 the event loop's thread
+wins the core against it; in a SCHED_FIFO process the writer also drops to SCHED_OTHER. Not the
+default: a ``bench_server_live`` A/B mode (``writer_nice19``)."""
+
+
+def _lower_writer() -> None:
+    """Give this (the writer) thread :data:`WRITER_NICE`, if set."""
+    if not WRITER_NICE or not hasattr(os, "setpriority"):
+        return
+    try:
+        if hasattr(os, "sched_setscheduler") and os.sched_getscheduler(0) != os.SCHED_OTHER:
+            os.sched_setscheduler(0, os.SCHED_OTHER, os.sched_param(0))  # 0: this thread
+        os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), WRITER_NICE)
+    except OSError as exc:
+        log.warning("writer niceness %d not applied: %s", WRITER_NICE, exc)
+
+
 def _place_writer() -> None:
-    """Initializer of the writer thread: pin it to :data:`WRITER_CPUS_ENV`'s CPUs, if set."""
+    """Initializer of the writer thread: pin it to :data:`WRITER_CPUS_ENV`'s CPUs, if set, and
+    lower its priority (:data:`WRITER_NICE`), if set."""
+    _lower_writer()
     spec = os.environ.get(WRITER_CPUS_ENV, "").strip()
     if not spec or not hasattr(os, "sched_setaffinity"):
         return

@@ -57,3 +57,24 @@ async def test_an_unusable_cpu_list_is_logged_and_the_writes_go_on(
     assert _writer_facts(sync)[0] == os.sched_getaffinity(0)  # left where it was
     sync.close()
     sync.registry.close()
+
+
+async def test_a_lowered_writer_thread_alone_gets_its_niceness(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from hermes_sdk.server import graph_sync
+
+    monkeypatch.setattr(graph_sync, "WRITER_NICE", 19)
+    before = os.getpriority(os.PRIO_PROCESS, threading.get_native_id())
+    if before >= 19:
+        pytest.skip("this process already runs at niceness 19")
+    sync = GraphSync(open_store(f"sqlite:///{tmp_path}/w.db"))
+    await sync.write([_path(0)])
+    assert sync._writer is not None
+    nice = sync._writer.submit(
+        lambda: os.getpriority(os.PRIO_PROCESS, threading.get_native_id())
+    ).result()
+    assert nice == 19
+    assert os.getpriority(os.PRIO_PROCESS, threading.get_native_id()) == before  # not the loop's
+    sync.close()
+    sync.registry.close()
