@@ -4,7 +4,9 @@ Run one seed (about 10 minutes; it also rewrites the summary over every seed fil
 configuration): ``.venv/bin/python benchmarks/bench_hosted.py --seed N``; the committed result is
 seeds 1-4. ``--summarize`` only rebuilds hosted.json/png from the seed files. ``--ways`` measures
 other sets of ways (e.g. ``hermes_fcfs,hermes_gittins,hermes_gittins_run,hermes_oracle_run``: the
-gap analysis against a clairvoyant order, :mod:`hosted_oracle`) into hosted_oracle.seedN.json.
+gap analysis against a clairvoyant order, :mod:`hosted_oracle`) into hosted_oracle.seedN.json
+(committed: full runs of ``hermes_fcfs,hermes_gittins,hermes_oracle_run`` on seeds 1-5, summed up
+by ``hosted_oracle_summary.py``; ``hosted_orders.py`` replays the same runs offline).
 
 The provider is ``hermes sim-engine --rate-limit tpm=N,window_s=S`` in its own process: it
 answers 429 with ``Retry-After``/``retry-after-ms`` when its token bucket (N per minute, enforced
