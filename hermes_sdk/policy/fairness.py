@@ -88,6 +88,16 @@ class TenantShares:
         totals = self._service_s.setdefault(resource, {})
         totals[tenant] = totals.get(tenant, 0.0) + service_s
 
+    def refund(self, resource: str, tenant: str, service_s: float) -> None:
+        """Take back ``service_s`` seconds :meth:`charge`\ d to ``tenant`` on ``resource`` for
+        service it did not get after all (a request the provider refused with a 429)."""
+        counters = self._counters.get(resource, {})
+        if service_s <= 0.0 or tenant not in counters:
+            return
+        counters[tenant] -= service_s / self.weight(tenant)
+        totals = self._service_s[resource]
+        totals[tenant] = max(totals.get(tenant, 0.0) - service_s, 0.0)
+
     def pick(self, resource: str, tenants: Iterable[str]) -> str:
         """The tenant to serve next among ``tenants`` (non-empty): smallest counter, then name."""
         counters = self._counters.get(resource, {})

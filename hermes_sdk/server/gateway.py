@@ -215,7 +215,7 @@ async def _proxy(request: web.Request) -> web.StreamResponse:
             # its rank (the budget blocked by Retry-After meanwhile), until its timeout; the
             # wait counts as queueing (X-Hermes-Queue-Wait), not as the unit's service
             retry_from = time.perf_counter()
-            book.refund(upstream.name, cost)
+            book.refund(upstream.name, cost, tenant)
             charged = held = False
             await slot.__aexit__(None, None, None)
             slot = slot_for(deadline_at - time.monotonic())

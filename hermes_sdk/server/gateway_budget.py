@@ -84,6 +84,7 @@ class BudgetBook:
 
     def __init__(self, upstreams: tuple[UpstreamConfig, ...], scheduler: Scheduler) -> None:
         self.budgets: dict[str, UpstreamBudget] = {}
+        self._shares = scheduler.shares
         registry = scheduler.metrics.registry
         self._absorbed = Counter(
             "hermes_gateway_upstream_429",
@@ -175,9 +176,13 @@ class BudgetBook:
             budget.settle(estimated, actual)
         self._used.labels(upstream).inc(estimated if actual is None else actual)
 
-    def refund(self, upstream: str, cost: int) -> None:
-        """Give back the charge of a request the upstream refused (a 429)."""
-        self.budgets[upstream].refund(cost)
+    def refund(self, upstream: str, cost: int, tenant: str) -> None:
+        """Give back the charge of a request the upstream refused (a 429): to the budget, and to
+        ``tenant``'s fair share (charged at the grant, see :func:`_charge_share`)."""
+        budget = self.budgets[upstream]
+        budget.refund(cost)
+        if self._shares is not None:
+            self._shares.refund(upstream, tenant, budget.seconds_of(cost))
 
     def count_429(self, upstream: str, *, absorbed: bool) -> None:
         """Count an upstream 429: absorbed (the request was granted again and resent) or

@@ -15,6 +15,7 @@ import math
 from collections.abc import Hashable
 from functools import partial
 
+import aiohttp
 import pytest
 
 from hermes_sdk.policy.fairness import FairnessConfig, TenantShares
@@ -22,7 +23,7 @@ from hermes_sdk.server import ServerConfig
 from hermes_sdk.server.admission import AdmissionQueue, Lease
 from hermes_sdk.server.budget import UpstreamBudget
 from hermes_sdk.server.upstreams import UpstreamConfig
-from tests.gateway.support import StartEngine, StartGateway
+from tests.gateway.support import StartEngine, StartGateway, engine_records
 from tests.gateway.test_budget import FakeClock
 
 KEYS = {"key-a": "acme", "key-b": "bravo"}
@@ -113,3 +114,37 @@ async def test_backfill_offers_the_tenant_fair_sharing_picked_first(
     for t in tasks.values():
         t.cancel()
     await asyncio.gather(*tasks.values(), return_exceptions=True)
+
+
+async def test_a_request_refused_with_429_is_charged_to_its_tenant_once(
+    stack: tuple[StartEngine, StartGateway],
+) -> None:
+    """acme and bravo send the same request; the provider answers acme's first attempt 429
+    (the gateway absorbs it: refunds the budget, queues it again, resends). Each tenant's fair
+    share is charged one grant's budget seconds: the refused attempt's charge is taken back
+    with the budget's (before, acme paid twice for the one answer it got)."""
+    engine, gateway = stack
+    url = await engine()
+    up = UpstreamConfig("hosted", url, max_inflight=1, tpm=TPM)
+    keys = ServerConfig().with_api_keys(KEYS).api_keys
+    gw = await gateway(up, policy="gittins", api_keys=keys, fairness=FairnessConfig(enabled=True))
+    limited = {"error": {"message": "Rate limit reached", "type": "tokens", "code": 429}}
+    body = {"model": "m", "messages": [{"role": "user", "content": "hi"}], "max_tokens": 4}
+    async with aiohttp.ClientSession() as s:
+        fault = {"status": 429, "body": limited, "count": 1}
+        async with s.post(url.removesuffix("/v1") + "/debug/faults", json=fault) as r:
+            assert r.status == 200
+        for key in ("key-a", "key-b"):
+            headers = {"Authorization": f"Bearer {key}"}
+            async with s.post(f"{gw.url}/chat/completions", json=body, headers=headers) as r:
+                assert r.status == 200, await r.text()
+    await gw.wait_inflight("hosted", 0)
+    assert len(await engine_records(url)) == 2  # the engine answered each once
+    registry = gw.scheduler.metrics.registry
+    absorbed = {"upstream": "hosted", "outcome": "absorbed"}
+    assert registry.get_sample_value("hermes_gateway_upstream_429_total", absorbed) == 1.0
+    shares = gw.scheduler.shares
+    assert shares is not None
+    served = shares.service_s("hosted")
+    assert served["acme"] > 0 and served["acme"] == pytest.approx(served["bravo"])
+    assert shares.counter("hosted", "acme") == pytest.approx(served["acme"])  # refunded too

@@ -47,6 +47,17 @@ def test_pick_serves_the_smallest_weighted_counter() -> None:
     assert shares.counter("cpu", "a") == 0.0  # resources are independent
 
 
+def test_a_refund_takes_back_a_charge() -> None:
+    shares = TenantShares({"a": 2.0})
+    shares.charge("gpu", "a", 3.0)  # counter 1.5
+    shares.charge("gpu", "a", 1.0)  # 2.0
+    shares.refund("gpu", "a", 1.0)  # that second request was refused: back to 1.5
+    assert shares.counter("gpu", "a") == 1.5 and shares.service_s("gpu") == {"a": 3.0}
+    shares.refund("gpu", "b", 1.0)  # never charged: nothing to take back
+    shares.refund("cpu", "a", 1.0)
+    assert shares.service_s("gpu") == {"a": 3.0} and shares.counter("cpu", "a") == 0.0
+
+
 def test_idle_time_is_not_banked() -> None:
     shares = TenantShares()
     shares.enter("gpu", "busy")
