@@ -89,8 +89,8 @@ class TenantShares:
         totals[tenant] = totals.get(tenant, 0.0) + service_s
 
     def refund(self, resource: str, tenant: str, service_s: float) -> None:
-        """Take back ``service_s`` seconds :meth:`charge`\ d to ``tenant`` on ``resource`` for
-        service it did not get after all (a request the provider refused with a 429)."""
+        """Take back ``service_s`` seconds charged (:meth:`charge`) to ``tenant`` on ``resource``
+        for service it did not get after all (a request the provider refused with a 429)."""
         counters = self._counters.get(resource, {})
         if service_s <= 0.0 or tenant not in counters:
             return
