@@ -27,19 +27,16 @@ import threading
 import time
 from typing import Any
 
-from hermes_sdk.graph.records import RunPath
 from hermes_sdk.graph.registry import GraphRegistry
 from hermes_sdk.instrument.learn_batch import LearnTally, learn_batch
 from hermes_sdk.instrument.learner_spawn import CHILD_STORE_ENV
 from hermes_sdk.instrument.learner_wire import (
-    BATCH,
     FRAME_MAX_RUNS,
     RUNS,
     STATUS_INTERVAL_S,
     SYNC,
     FrameReader,
     changed_graphs,
-    decode_paths,
     decode_runs,
     dump_message,
     sync_seq,
@@ -176,19 +173,19 @@ def serve(fd_in: int, fd_out: int, store_url: str) -> int:
         pending = None
         if frame is None:
             break
-        if frame[:1] in (BATCH, RUNS):
+        if frame[:1] == RUNS:
             # every batch already waiting joins this one: one transaction, one learn (the
             # learner thread's group commit, across the pipe)
-            paths = _decode(frame)
+            paths = decode_runs(frame[1:])
             linger_end = time.monotonic() + MERGE_LINGER_S
             while len(paths) < MERGE_MAX_RUNS:
                 more = frames.next(block=False, wait_s=linger_end - time.monotonic())
                 if more is None:
                     break
-                if more[:1] not in (BATCH, RUNS):
+                if more[:1] != RUNS:
                     pending = more  # a sync answers after the runs before it
                     break
-                paths += _decode(more)
+                paths += decode_runs(more[1:])
             learn_batch(registry, paths, tally)
             counters["handled"] += len(paths)
             if time.monotonic() - last >= STATUS_INTERVAL_S:
@@ -201,11 +198,6 @@ def serve(fd_in: int, fd_out: int, store_url: str) -> int:
     registry().close()
     writer.close()
     return 0
-
-
-def _decode(frame: bytes) -> list[RunPath]:
-    """The runs of a BATCH or RUNS frame."""
-    return decode_paths(frame[1:]) if frame[:1] == BATCH else decode_runs(frame[1:])
 
 
 def main(argv: list[str]) -> int:

@@ -13,9 +13,11 @@ runs are stored and learned by a child Python process on another core:
   framed by :mod:`learner_wire`.
 - **App to child**: :meth:`handle` is the :class:`~hermes_sdk.instrument.learner.RunLearner`'s
   ``handle``, so the queue bounded by memory, its drop-and-count and its counters are the thread
-  learner's; its thread is the feeder: it flattens and marshals a whole batch in one call
-  (~5 us per 13-stage run) and writes it in one ``write``. While the child is slow the write
-  blocks and the batch stays counted in the queue's bytes, so the bound holds.
+  learner's; each run waits there already flattened and marshalled (:func:`encode_run`, ~5 us
+  per 13-stage run, on the app's thread when it ends) and the queue's thread, the feeder, joins
+  them into frames of at most :data:`FRAME_MAX_RUNS` and writes each in one ``write``. While the
+  child is slow the write blocks and the batch stays counted in the queue's bytes, so the bound
+  holds.
 - **Child to app**: at most every :data:`STATUS_INTERVAL_S` while it learns, and in answer to
   each sync request, the child sends a pickled copy of every graph that learned since (one frame
   each, with its tenant's pooled prior), then its counters; a receiver thread installs them in

@@ -1,12 +1,12 @@
 """What crosses the pipe between the app and its learner process: framed batches and snapshots.
 
 A frame is an 8-byte big-endian length and that many bytes; the first byte of a frame from the
-app says what it holds (:data:`BATCH`: completed runs; :data:`SYNC`: a request for the child's
-counters and graphs). Runs are flattened to one list of plain values and marshalled in one call
-per batch (:func:`encode_paths`: ~5 us per 13-stage run on CPython 3.11 on the shared test
+app says what it holds (:data:`RUNS`: completed runs; :data:`SYNC`: a request for the child's
+counters and graphs). Each run is flattened to one list of plain values and marshalled in one
+call when it ends (:func:`encode_run`: ~5 us per 13-stage run on CPython 3.11 on the shared test
 machine; pickling the dataclasses themselves costs ~70 us, one Python ``__getstate__`` per
 object). The child rebuilds them without re-running the records' checks
-(:func:`decode_paths`): they were checked when the app built them.
+(:func:`decode_runs`): they were checked when the app built them.
 
 Graph snapshots go the other way: :func:`dump_message` pickles the child's changed
 :class:`PDGraph` objects and their tenants' :class:`PooledPrior` exactly (every learned field,
@@ -33,8 +33,6 @@ from hermes_sdk.graph import GraphRegistry, PDGraph
 from hermes_sdk.graph.prior import PooledPrior
 from hermes_sdk.graph.records import Call, RunPath, Stage
 
-BATCH: Final = b"B"
-"""First byte of a frame of completed runs as one :func:`encode_paths` (app to child)."""
 RUNS: Final = b"R"
 """First byte of a frame of runs each encoded on its own (:func:`encode_run`, at ``submit()``),
 as one ``marshal`` of their list (:func:`runs_frame`; app to child)."""
@@ -53,21 +51,13 @@ STATUS_INTERVAL_S: Final = 0.5
 """Least seconds between two unrequested status messages (graphs) of a learning child."""
 
 
-def encode_paths(paths: Sequence[RunPath]) -> bytes:
-    """``paths`` as one ``marshal`` of a flat list of plain values: the number of runs, per run
-    its 8 fields and its stage count, per stage node, kind, backend, latency_s and its call
-    count, per call its 5 fields. One growing list and short-lived tuples: no tracked object
-    survives to add work to the app's garbage collector (a tuple per stage kept in a list made
-    this ~3x slower on a loaded heap)."""
-    out: list[Any] = [len(paths)]
-    _flatten(paths, out)
-    return marshal.dumps(out)
-
-
 def encode_run(path: RunPath) -> bytes:
-    """One run as :func:`encode_paths` lays it out, without the count: the queue of a process
-    learner holds these (an untracked ``bytes``, ~630 bytes for a 13-stage run against ~5,000
-    for the objects), so its bound holds ~8x the runs."""
+    """``path`` as one ``marshal`` of a flat list of plain values: its 8 fields and its stage
+    count, per stage node, kind, backend, latency_s and its call count, per call its 5 fields.
+    One growing list and short-lived tuples: no tracked object survives to add work to the
+    app's garbage collector (a tuple per stage kept in a list made this ~3x slower on a loaded
+    heap). The queue of a process learner holds these (an untracked ``bytes``, ~630 bytes for a
+    13-stage run against ~5,000 for the objects), so its bound holds ~8x the runs."""
     out: list[Any] = []
     _flatten((path,), out)
     return marshal.dumps(out)
@@ -80,18 +70,18 @@ def runs_frame(runs: Sequence[bytes]) -> bytes:
 
 def decode_runs(blob: bytes) -> list[RunPath]:
     """The runs of a :func:`runs_frame` payload (after its first byte), in order."""
-    flat: list[Any] = [0]
-    add = flat.extend
-    runs = marshal.loads(blob)
-    for run in runs:
-        add(marshal.loads(run))
-    flat[0] = len(runs)
-    return _unflatten(flat)
+    return decode_run_list(marshal.loads(blob))
 
 
 def decode_run_list(runs: Sequence[bytes]) -> list[RunPath]:
-    """The runs of a list of :func:`encode_run` blobs, in order."""
-    return decode_runs(marshal.dumps(list(runs)))
+    """The runs of a list of :func:`encode_run` blobs, in order, equal field by field. Their
+    slots are set directly: a frozen dataclass's ``__init__`` and checks cost 4x as much, and
+    the values were checked when the app built the records."""
+    flat: list[Any] = [len(runs)]
+    add = flat.extend
+    for run in runs:
+        add(marshal.loads(run))
+    return _unflatten(flat)
 
 
 def _flatten(paths: Sequence[RunPath], out: list[Any]) -> None:
@@ -139,16 +129,8 @@ _S = tuple(getattr(Stage, f).__set__ for f in _STAGE_FIELDS)
 _P = tuple(getattr(RunPath, f).__set__ for f in _PATH_FIELDS)
 
 
-def decode_paths(blob: bytes) -> list[RunPath]:
-    """The runs of :func:`encode_paths`, equal field by field. Their slots are set directly: a
-    frozen dataclass's ``__init__`` and checks cost 4x as much, and the values were checked when
-    the app built the records."""
-    flat: list[Any] = marshal.loads(blob)
-    return _unflatten(flat)
-
-
 def _unflatten(flat: list[Any]) -> list[RunPath]:
-    """The runs of a flat list (the count first), as :func:`decode_paths` builds them."""
+    """The runs of a flat list (the count first), as :func:`decode_run_list` builds them."""
     nxt = iter(flat).__next__
     new = object.__new__
     c0, c1, c2, c3, c4 = _C

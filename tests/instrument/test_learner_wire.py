@@ -13,12 +13,14 @@ from hermes_sdk.graph.records import Call, RunPath, RunState, Stage
 from hermes_sdk.instrument.learner_wire import (
     FrameReader,
     changed_graphs,
-    decode_paths,
+    decode_run_list,
+    decode_runs,
     dump_message,
-    encode_paths,
+    encode_run,
     install_graphs,
     load_message,
     recv_frame,
+    runs_frame,
     sync_request,
     sync_seq,
     write_frame,
@@ -42,21 +44,21 @@ def test_runs_round_trip_field_by_field() -> None:
         abandoned=True,
     )
     paths = [odd, *drift_paths(400)]
-    back = decode_paths(encode_paths(paths))
+    back = decode_run_list([encode_run(p) for p in paths])
     assert back == paths
     assert [type(p) for p in back] == [RunPath] * len(paths)
     assert back[0].stages[0].calls[1].service_s == 1e-9 and back[0].stages[0].width == 2
-    assert decode_paths(encode_paths([])) == []
+    assert decode_run_list([]) == [] and decode_runs(runs_frame([])[1:]) == []
 
 
 def test_frames_end_cleanly_on_a_torn_stream() -> None:
     r, w = os.pipe()
     frames = FrameReader(r, chunk=7)  # frames cut across reads
     assert frames.next(block=False) is None  # nothing written yet: no wait
-    write_frame(w, b"B" + encode_paths(drift_paths(3)))
+    write_frame(w, runs_frame([encode_run(p) for p in drift_paths(3)]))
     write_frame(w, sync_request(42))
     first = frames.next()
-    assert first is not None and decode_paths(first[1:]) == drift_paths(3)
+    assert first is not None and decode_runs(first[1:]) == drift_paths(3)
     second = frames.next(block=False)  # whole and ready: the child merges such frames
     assert second is not None and sync_seq(second) == 42
     os.write(w, b"\x00\x00\x00\x00\x00\x00\x10\x00" + b"x" * 100)  # a frame cut short
@@ -70,7 +72,7 @@ def test_a_frame_arriving_within_the_wait_is_taken() -> None:
     waits (in two pieces, the second after a pause), and gives up after ``wait_s`` otherwise."""
     r, w = os.pipe()
     frames = FrameReader(r)
-    payload = b"B" + encode_paths(drift_paths(5))
+    payload = runs_frame([encode_run(p) for p in drift_paths(5)])
     framed = struct.pack(">Q", len(payload)) + payload
 
     def write_late() -> None:
@@ -84,7 +86,7 @@ def test_a_frame_arriving_within_the_wait_is_taken() -> None:
     assert frames.next(block=False) is None  # no wait: nothing there yet
     got = frames.next(block=False, wait_s=30.0)
     writer.join()
-    assert got is not None and decode_paths(got[1:]) == drift_paths(5)
+    assert got is not None and decode_runs(got[1:]) == drift_paths(5)
     assert frames.next(block=False, wait_s=0.01) is None  # nothing more within the wait
     os.close(w)
     assert frames.next(block=False, wait_s=30.0) is None  # end of stream ends the wait at once
