@@ -8,7 +8,6 @@ from __future__ import annotations
 import functools
 import inspect
 import logging
-import uuid
 from collections.abc import AsyncGenerator, Callable, Generator
 from contextvars import Token
 from types import TracebackType
@@ -21,6 +20,7 @@ from hermes_sdk.instrument import handles as _handles
 from hermes_sdk.instrument import runtime as _rt
 from hermes_sdk.instrument.handles import CURRENT_RUN, CURRENT_UNIT, RunHandle, UnitHandle
 from hermes_sdk.instrument.ranking import compute_hints
+from hermes_sdk.instrument.run_ids import new_run_id
 
 log = logging.getLogger("hermes_sdk.instrument")
 
@@ -307,7 +307,7 @@ def start_run(
             tenant = outer.tenant
     handle = RunHandle(
         app,
-        run_id=run_id if run_id is not None else uuid.uuid4().hex,
+        run_id=run_id if run_id is not None else new_run_id(),
         tenant=tenant if tenant is not None else "default",
         deadline_s=deadline_s,
         active=active,
