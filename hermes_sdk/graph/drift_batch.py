@@ -22,6 +22,7 @@ import numpy as np
 
 from hermes_sdk.graph.cusum import CLIP, GOLDEN, PHI_INV
 from hermes_sdk.graph.drift import Stream
+from hermes_sdk.graph.row_scores import row_scores
 
 _INV_CDF: Callable[[float, float, float], float] = getattr(
     statistics, "_normal_dist_inv_cdf", lambda p, mu, sigma: PHI_INV(p)
@@ -175,34 +176,6 @@ def fold_values(
     return None
 
 
-def _row_scores(recent: deque[str], targets: list[str], window: int) -> list[float]:
-    """Scores ``Stream.category`` gives ``targets`` departing in turn from a row whose window
-    holds ``recent`` (oldest first), the row's window updated after each (as counted)."""
-    names = sorted(set(recent).union(targets))  # mode ties go to the smallest name: argmax
-    index = {name: i for i, name in enumerate(names)}
-    seq = np.fromiter(
-        (index[t] for part in (recent, targets) for t in part),
-        dtype=np.int64,
-        count=len(recent) + len(targets),
-    )
-    onehot = np.zeros((len(names), seq.size + 1), dtype=np.int64)
-    onehot[seq, np.arange(1, seq.size + 1)] = 1
-    cum = np.cumsum(onehot, axis=1)
-    ends = np.arange(len(recent) + 1, seq.size + 1)
-    starts = np.maximum(ends - window, 0)
-    counts = cum[:, ends] - cum[:, starts]  # each target's count after each departure
-    mode = np.argmax(counts, axis=0)
-    top = counts[mode, np.arange(ends.size)]
-    hit = seq[len(recent) :] == mode
-    top = top - hit
-    n = ends - starts - 1  # departures before this one
-    p0 = top / n
-    lo = 0.5 / n
-    p0 = np.minimum(np.maximum(p0, lo), 1.0 - lo)
-    z = (hit.astype(np.float64) - p0) / np.sqrt(p0 * (1.0 - p0))
-    return np.minimum(np.maximum(z, -CLIP), CLIP).tolist()  # type: ignore[no-any-return]
-
-
 def count_departures(counter: Counter[str], recent: deque[str], targets: Sequence[str],
                      window: int) -> None:  # fmt: skip
     """Record departures to ``targets`` in a row's window (``counter`` of the ``recent``
@@ -257,7 +230,7 @@ def fold_row(
             at = m
             zs: list[float] = []
         else:
-            zs = _row_scores(row.recent, targets[i:], window)
+            zs = row_scores(row.recent, row.counter, targets[i:], window)
             at, sides = _cusum(zs, stream)
             count_departures(row.counter, row.recent, targets[i : i + at], window)
             _commit(stream, sides, times[i : i + at],
