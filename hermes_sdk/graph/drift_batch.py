@@ -12,11 +12,14 @@ arithmetic of a score is the same IEEE operations in the same order, elementwise
 
 from __future__ import annotations
 
+import math
 import statistics
 from bisect import bisect_left, bisect_right
 from collections import Counter, deque
 from collections.abc import Callable, Sequence
 from itertools import repeat
+from operator import add
+from typing import cast
 
 import numpy as np
 
@@ -34,7 +37,10 @@ _MIN_VECTOR = 8
 """Shorter stretches are folded one value at a time (numpy's per-call cost dominates)."""
 
 _FIRST_BLOCK = 64
-"""Values scored at once after an alarm (then twice as many each time)."""
+"""Values scored at once after an alarm (then twice as many each time, up to :data:`_MAX_BLOCK`)."""
+_MAX_BLOCK = 500
+"""Most values scored at once: numpy releases the GIL in a ufunc over more than 500 elements,
+and a thread learner that releases it waits up to 5 ms for a CPU-bound app's thread."""
 
 _STATE = tuple(name for name in Stream.__slots__)
 
@@ -107,26 +113,81 @@ def _commit(
         stream._xs = _tail(stream._xs, xs, keep)
 
 
+class _RefIndex:
+    """Lookups into one frozen reference (sorted samples), built once per freeze: the counts
+    ``#{r < x}`` and ``#{r == x}`` of a value ``x`` are those of ``bisect_left`` and
+    ``bisect_right``, found cheaper. A reference of few distinct values (tokens, widths) maps
+    each of them to both counts; otherwise a search for ``#{r <= x}`` starts at ``#{r < x}``
+    and looks no further than the largest multiplicity ``most`` (the reference padded with
+    ``most`` infinities, which no finite value reaches)."""
+
+    __slots__ = ("below", "equal", "most", "padded", "ref")
+
+    def __init__(self, ref: list[float]) -> None:
+        self.ref = ref
+        runs = Counter(ref)
+        self.most = max(runs.values(), default=1)
+        self.padded = ref + [math.inf] * self.most
+        self.below: dict[float, int] | None = None
+        self.equal: dict[float, int] = {}
+        if 4 * len(runs) <= len(ref):
+            self.below = {x: bisect_left(ref, x) for x in runs}
+            self.equal = dict(runs)
+
+
+_INDEX_MAX = 4096
+"""References indexed at most (keyed by the list's id, checked by identity; cleared when full)."""
+_indexes: dict[int, _RefIndex] = {}
+
+
+def _ref_index(ref: list[float]) -> _RefIndex:
+    index = _indexes.get(id(ref))
+    if index is None or index.ref is not ref:
+        if len(_indexes) >= _INDEX_MAX:
+            _indexes.clear()
+        index = _indexes[id(ref)] = _RefIndex(ref)
+    return index
+
+
+def _counts(ref: list[float], xs: list[float]) -> tuple[list[int], list[int]]:
+    """``[bisect_left(ref, x)]`` and ``[bisect_right(ref, x)]`` of ``xs`` (``ref`` sorted)."""
+    index = _ref_index(ref)
+    n = len(xs)
+    if index.below is not None:
+        got = list(map(index.below.get, xs))
+        if None in got:  # values the reference does not hold: none equal, searched
+            for j in [j for j, v in enumerate(got) if v is None]:
+                got[j] = bisect_left(ref, xs[j])
+        lo = cast(list[int], got)
+        return lo, list(map(add, lo, map(index.equal.get, xs, repeat(0))))
+    padded = index.padded
+    # bisect, as Stream.value does: np.searchsorted releases the GIL on every call, and a
+    # thread that releases it waits up to the 5 ms switch interval for a CPU-bound app's
+    lo_ = list(map(bisect_left, repeat(ref, n), xs))
+    hi_ = list(map(bisect_right, repeat(padded, n), xs, lo_, map(add, lo_, repeat(index.most))))
+    return lo_, hi_
+
+
 def _value_scores(stream: Stream, xs: list[float]) -> tuple[list[float], list[float]]:
-    """Scores of ``xs`` against the frozen reference, and the Weyl phase after each."""
+    """Scores of ``xs`` against the frozen reference, and the Weyl phase after each: the same
+    IEEE operations as ``Stream.value``, elementwise (``u = (lo + weyl * equal) / n`` in
+    float64, clipped; ``z`` from the same inverse CDF function, clipped)."""
     ref = stream._ref
     assert ref is not None
-    # bisect, as Stream.score does: np.searchsorted releases the GIL on every call, and a
-    # thread that releases it waits up to the 5 ms switch interval for a CPU-bound app's
-    lo_ = [bisect_left(ref, x) for x in xs]
-    lo = np.asarray(lo_, dtype=np.int64)
-    equal = np.asarray(
-        [bisect_right(ref, x, i) - i for x, i in zip(xs, lo_, strict=True)], dtype=np.int64
-    )
+    n = len(xs)
+    lo_, hi_ = _counts(ref, xs)
     weyls: list[float] = []
+    keep = weyls.append
     w = stream._weyl
-    for _ in range(len(xs)):
+    for _ in repeat(None, n):
         w = (w + GOLDEN) % 1.0
-        weyls.append(w)
-    u = (lo + np.asarray(weyls) * equal) / stream._n
+        keep(w)
+    lo = np.array(lo_, dtype=np.float64)  # counts: exact in float64
+    u = (lo + np.array(weyls) * (np.array(hi_, dtype=np.float64) - lo)) / stream._n
     u = np.minimum(np.maximum(u, stream._lo), stream._top)
-    zs = map(_INV_CDF, u.tolist(), repeat(0.0), repeat(1.0))
-    return [-CLIP if z < -CLIP else (CLIP if z > CLIP else z) for z in zs], weyls
+    z = np.fromiter(map(_INV_CDF, u.tolist(), repeat(0.0), repeat(1.0)), np.float64, n)
+    zs: list[float] = np.minimum(np.maximum(z, -CLIP), CLIP).tolist()
+    return zs, weyls
 
 
 def fold_values(
@@ -160,7 +221,7 @@ def fold_values(
             i += 1
             continue
         end = min(end, i + block)  # scores past an alarm are wasted: blocks grow from small
-        block *= 2
+        block = min(2 * block, _MAX_BLOCK)
         zs, weyls = _value_scores(stream, xs[i:end])
         at, sides = _cusum(zs, stream)
         if at:
