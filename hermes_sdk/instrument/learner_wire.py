@@ -25,8 +25,11 @@ import select
 import socket
 import struct
 import time
-from collections.abc import Sequence
+from collections import deque
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import fields
+from itertools import accumulate, islice, repeat
+from operator import itemgetter
 from typing import Any, Final
 
 from hermes_sdk.graph import GraphRegistry, PDGraph
@@ -76,12 +79,61 @@ def decode_runs(blob: bytes) -> list[RunPath]:
 def decode_run_list(runs: Sequence[bytes]) -> list[RunPath]:
     """The runs of a list of :func:`encode_run` blobs, in order, equal field by field. Their
     slots are set directly: a frozen dataclass's ``__init__`` and checks cost 4x as much, and
-    the values were checked when the app built the records."""
-    flat: list[Any] = [len(runs)]
-    add = flat.extend
-    for run in runs:
-        add(marshal.loads(run))
-    return _unflatten(flat)
+    the values were checked when the app built the records. Runs whose every stage has one call
+    (the usual shape) are built a field at a time over the whole list (:func:`_one_call_runs`:
+    C-level loops, ~2x cheaper), the others one by one (:func:`_unflatten`)."""
+    flats: list[list[Any]] = list(map(marshal.loads, runs))
+    simple: list[list[Any]] = []
+    others: list[tuple[int, list[Any]]] = []
+    for i, flat in enumerate(flats):
+        # flat[13 + 10 j] is stage j's call count when every stage before it has one call:
+        # all of them 1 and the length right means every stage has exactly one call
+        n = flat[8]
+        if len(flat) == 9 + 10 * n and flat[13::10].count(1) == n:
+            simple.append(flat)
+        else:
+            others.append((i, flat))
+    paths = _one_call_runs(simple)
+    if not others:
+        return paths
+    out: list[RunPath] = []
+    built, before = iter(paths), 0
+    for i, flat in others:  # each in its place among the simple ones
+        out += islice(built, i - before)
+        out += _unflatten([1, *flat])
+        before = i + 1
+    out += built
+    return out
+
+
+_sink: Final[deque[object]] = deque(maxlen=0)
+_consume: Final[Callable[[Iterable[object]], None]] = _sink.extend
+"""Runs an iterator to its end, keeping nothing (the setters' ``map``)."""
+
+
+def _one_call_runs(flats: list[list[Any]]) -> list[RunPath]:
+    """The runs of flat lists whose every stage has one call: the stages' blocks of 10 values
+    (node, kind, backend, latency_s, 1, and the call's 5 fields) joined, each field set over
+    all the stages and calls at once by slicing every 10th value."""
+    new = object.__new__
+    body: list[Any] = []
+    grow = body.extend
+    for flat in flats:
+        grow(islice(flat, 9, None))
+    count = len(body) // 10
+    stages: list[Stage] = list(map(new, repeat(Stage, count)))
+    calls: list[Call] = list(map(new, repeat(Call, count)))
+    for j, setter in enumerate(_S[:4]):
+        _consume(map(setter, stages, body[j::10]))
+    for j, setter in enumerate(_C):
+        _consume(map(setter, calls, body[5 + j :: 10]))
+    _consume(map(_S[4], stages, zip(calls)))
+    paths: list[RunPath] = list(map(new, repeat(RunPath, len(flats))))
+    for j, setter in enumerate(_P[:8]):
+        _consume(map(setter, paths, map(itemgetter(j), flats)))
+    ends = list(accumulate(map(itemgetter(8), flats), initial=0))
+    _consume(map(_P[8], paths, map(tuple, map(stages.__getitem__, map(slice, ends, ends[1:])))))
+    return paths
 
 
 def _flatten(paths: Sequence[RunPath], out: list[Any]) -> None:
