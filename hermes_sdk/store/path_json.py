@@ -99,19 +99,51 @@ def _stage(stage: Stage) -> str:
 
 
 def _fast(path: RunPath) -> str:
+    # _stage inlined for a stage of one call (the usual case): ~4 calls fewer per stage
+    parts: list[str] = []
+    add = parts.append
+    heads, tails = _heads, _tails
+    for stage in path.stages:
+        calls = stage.calls
+        if len(calls) != 1:
+            add(_stage(stage))
+            continue
+        call = calls[0]
+        x = call.service_s
+        if type(x) is float:
+            service = float.__repr__(x)
+            if service[-1] in "nf":  # 'nan', 'inf', '-inf'
+                _float(x)
+        else:
+            service = _number(x)
+        latency = stage.latency_s
+        if latency is None:
+            lat = "null"
+        elif latency is x or (latency == x and latency != 0.0):
+            lat = service  # the same float (0.0 and -0.0 are equal but print differently)
+        else:
+            lat = _number(latency)
+        head = heads.get((stage.node, stage.kind, stage.backend))
+        if head is None:
+            head = _head(stage)
+        tail = None
+        if call.cold_start_s is None:
+            tail = tails.get((call.input_tokens, call.output_tokens, call.failed))
+        if tail is None:
+            tail = _tail(call)
+        add(f'{head}{lat},"calls":[{{"service_s":{service}{tail}]}}')
     deadline = "null" if path.deadline_s is None else _number(path.deadline_s)
-    stages = ",".join([_stage(s) for s in path.stages])
-    tail = ""
+    tail_ = ""
     paused_s = getattr(path, "paused_s", 0.0)  # optional fields: written only when set
     if paused_s:
-        tail += ',"paused_s":' + _number(paused_s)
+        tail_ += ',"paused_s":' + _number(paused_s)
     if getattr(path, "abandoned", False):
-        tail += ',"abandoned":true'
+        tail_ += ',"abandoned":true'
     return (
         f'{{"app":{_dumps(path.app)},"run_id":{_dumps(path.run_id)},'
         f'"tenant":{_dumps(path.tenant)},"started_at":{_number(path.started_at)},'
         f'"deadline_s":{deadline},"failed":{"true" if path.failed else "false"},'
-        f'"stages":[{stages}]{tail}}}'
+        f'"stages":[{",".join(parts)}]{tail_}}}'
     )
 
 
