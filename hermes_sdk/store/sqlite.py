@@ -43,6 +43,11 @@ _ROWS_PER_INSERT = 240
 999 of SQLite before 3.32. One statement step per 240 rows instead of executemany's one per
 row: each step releases the GIL, and a thread that releases it waits up to
 ``sys.getswitchinterval()`` (5 ms) to get it back from a CPU-bound app thread."""
+_TAIL_SIZES = (128, 64, 32, 16, 8, 4, 2, 1)
+"""The rows after the last full 240 go in INSERTs of these sizes (the binary digits of their
+count: at most 8 more steps). Only 9 distinct statements are ever prepared: the connection
+caches up to 128 prepared statements, and one of every size 1..240 held ~69 MiB (measured:
+240 commits of 1..240 rows, RSS +68.8 MiB; of 240 rows each time, +2.7 MiB)."""
 
 
 SYNCHRONOUS_MODES = ("full", "normal")
@@ -71,6 +76,13 @@ def _insert_rows_sql(n: int) -> str:
     return "INSERT INTO paths (tenant, app, json, created_at) VALUES " + ", ".join(
         ["(?, ?, ?, ?)"] * n
     )
+
+
+def insert_chunks(count: int) -> list[int]:
+    """Row counts of the INSERTs that write ``count`` rows: full ``_ROWS_PER_INSERT`` ones,
+    then the binary digits of the rest (:data:`_TAIL_SIZES`)."""
+    full, rest = divmod(count, _ROWS_PER_INSERT)
+    return [_ROWS_PER_INSERT] * full + [size for size in _TAIL_SIZES if rest & size]
 
 
 class SQLiteStore:
@@ -128,9 +140,11 @@ class SQLiteStore:
             db = self._db()
             try:
                 db.execute("BEGIN IMMEDIATE")
-                for start in range(0, len(rows), _ROWS_PER_INSERT):
-                    chunk = rows[start : start + _ROWS_PER_INSERT]
-                    db.execute(_insert_rows_sql(len(chunk)), [v for row in chunk for v in row])
+                start = 0
+                for size in insert_chunks(len(rows)):
+                    chunk = rows[start : start + size]
+                    db.execute(_insert_rows_sql(size), [v for row in chunk for v in row])
+                    start += size
                 db.execute("COMMIT")
             except sqlite3.Error as exc:
                 if db.in_transaction:
