@@ -38,7 +38,9 @@ def test_counts_equal_bisect(kind: str) -> None:
     lo, hi = drift_batch._counts(ref, xs)
     assert lo == [bisect_left(ref, x) for x in xs]
     assert hi == [bisect_right(ref, x) for x in xs]
-    assert drift_batch._counts(ref, xs) == (lo, hi)  # the cached index answers the same
+    index = drift_batch._RefIndex(ref)  # one index, as fold_values keeps, answers the same
+    assert drift_batch._counts(ref, xs, index) == (lo, hi)
+    assert drift_batch._counts(ref, xs[::-1], index) == (lo[::-1], hi[::-1])
 
 
 class _Recorder(Stream):
