@@ -254,8 +254,7 @@ def refresh_rank_tables(registry: GraphRegistry) -> None:
     tables = registry.rank_tables
     if tables is not None:
         try:
-            if tables.due():
-                tables.refresh(RANK_REFRESH_BUDGET)
+            tables.refresh(RANK_REFRESH_BUDGET)  # (finds the due ones itself)
         except Exception as exc:  # a table is rebuilt at lookup instead; never fail here
             log.debug("hermes: rank table refresh failed: %r", exc)
 

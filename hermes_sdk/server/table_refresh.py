@@ -58,8 +58,8 @@ class TableRefresher:
         """After learning off the loop: rebuild a few rank tables that fell due (the learning
         step pays for them, not the events that rank)."""
         tables = self.registry.rank_tables
-        if tables is not None and tables.due():
-            tables.refresh(REFRESH_BUDGET)
+        if tables is not None:
+            tables.refresh(REFRESH_BUDGET)  # (finds the due ones itself)
 
     def close(self) -> None:
         """Stop the rebuilding task, if any."""
