@@ -4,6 +4,7 @@ Users import these names from ``hermes_sdk`` directly (see docs/architecture.md)
 """
 
 from hermes_sdk.instrument._context import context_executor, wrap_context
+from hermes_sdk.instrument.accessors import flush, graph, registry, stats
 from hermes_sdk.instrument.decorators import llm, retriever, tool, unit
 from hermes_sdk.instrument.handles import RunHandle, UnitHandle
 from hermes_sdk.instrument.instrument_stats import InstrumentStats
@@ -15,13 +16,7 @@ from hermes_sdk.instrument.prewarm_hooks import (
     remove_prewarm,
 )
 from hermes_sdk.instrument.recorder import EventSink, ListSink, Recorder, RecorderStats
-from hermes_sdk.instrument.runtime import (
-    configure,
-    flush,
-    graph,
-    registry,
-    stats,
-)
+from hermes_sdk.instrument.runtime import configure
 from hermes_sdk.instrument.scope import RunScope, current_hints, current_run, record, run, start_run
 
 __all__ = [

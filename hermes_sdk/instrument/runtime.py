@@ -10,7 +10,6 @@ in-memory registry so :func:`current_hints` can rank locally.
 
 from __future__ import annotations
 
-import importlib
 import logging
 import os
 import threading
@@ -19,7 +18,7 @@ from collections.abc import Callable
 from typing import Final
 
 from hermes_sdk.errors import ConfigError
-from hermes_sdk.graph import GraphRegistry, PDGraph
+from hermes_sdk.graph import GraphRegistry
 from hermes_sdk.graph.records import RunPath
 from hermes_sdk.instrument.env_settings import (
     SCHEDULER_URL_ENV,
@@ -437,61 +436,6 @@ def _configure_from_env() -> None:
 
 if hasattr(os, "register_at_fork"):
     os.register_at_fork(before=_before_fork, after_in_child=_after_fork_in_child)
-
-
-def stats() -> InstrumentStats:
-    """Counters of the active configuration: runs recorded, events sent/dropped/lost."""
-    return RUNTIME.stats()
-
-
-def flush(timeout_s: float | None = None) -> bool:
-    """Block until queued events reached the sink and completed runs were learned (stored).
-
-    Returns ``False`` if that did not happen within ``timeout_s`` seconds (``None``: no limit).
-    """
-    runtime = RUNTIME
-    learned = runtime.sync(timeout_s)
-    rec = runtime.recorder
-    return learned and (True if rec is None else rec.flush(timeout_s))
-
-
-class GraphAccessor:
-    """``hermes.graph``: call it for an app's learned PDGraph.
-
-    ``hermes_sdk.graph`` is also the name of the graph package, and re-exporting a plain
-    function under that name would hide the package from ``import hermes_sdk.graph as g``.
-    This accessor is callable *and* forwards attribute access to the package, so both
-    ``hermes.graph("doc-qa")`` and ``import hermes_sdk.graph.pdgraph`` keep working.
-    """
-
-    __slots__ = ()
-
-    def __call__(self, app: str, *, tenant: str = "default") -> PDGraph:
-        """The PDGraph learned for ``app`` in this process (created empty if it has no runs).
-
-        Opens the configured store on first use (replaying its stored paths); raises
-        :class:`~hermes_sdk.errors.StoreError` / :class:`ConfigError` if it is unusable.
-        """
-        RUNTIME.registry()  # opens the store (in a learner process: starts it) before waiting
-        RUNTIME.sync()
-        return RUNTIME.registry().graph(app, tenant)
-
-    def __getattr__(self, name: str) -> object:
-        return getattr(importlib.import_module("hermes_sdk.graph"), name)
-
-    def __repr__(self) -> str:
-        return "<hermes graph accessor: graph(app) -> PDGraph>"
-
-
-graph = GraphAccessor()
-"""``graph(app, *, tenant="default") -> PDGraph``: the graph learned for ``app`` so far."""
-
-
-def registry() -> GraphRegistry:
-    """The process-wide registry completed runs are folded into (synced, opened on first use)."""
-    RUNTIME.registry()
-    RUNTIME.sync()
-    return RUNTIME.registry()
 
 
 _configure_from_env()
