@@ -21,7 +21,8 @@ from __future__ import annotations
 from bisect import bisect_left, bisect_right
 from collections import Counter, OrderedDict, deque
 from collections.abc import Sequence
-from operator import attrgetter
+from itertools import repeat
+from operator import add, attrgetter, itemgetter
 from typing import Any, Protocol
 
 from hermes_sdk.errors import GraphError
@@ -81,6 +82,8 @@ _SERVICE, _INPUT, _OUTPUT, _WIDTH, _COLD, _STAGE, _LATENCY = (
     )
 )
 _WATCHED = tuple((name, _SKETCHES.index(name)) for name in drift.MONITORED)
+_calls, _first = attrgetter("calls"), itemgetter(0)
+_service_s, _latency_s = attrgetter("service_s"), attrgetter("latency_s")
 
 
 class _NodeRuns:
@@ -107,17 +110,20 @@ class _NodeRuns:
             for r, stage in zip(self.stage_runs, self.stages, strict=True):
                 self.add_stage(r, stage, bool(paths[r].failed))
             return
-        runs, vals = self.stage_runs, self.vals
-        calls = [stage.calls[0] for stage in self.stages]
-        service = [call.service_s for call in calls]
-        stage_s = [x + 0.0 for x in service]  # Stage.service_s of one call
+        runs, vals, stages = self.stage_runs, self.vals, self.stages
+        calls = list(map(_first, map(_calls, stages)))
+        service = list(map(_service_s, calls))
+        stage_s = list(map(add, service, repeat(0.0)))  # Stage.service_s of one call: x + 0.0
         vals[_SERVICE] = list(map(float, service))
         vals[_STAGE] = list(map(float, stage_s))
         vals[_WIDTH] = [1.0] * len(calls)
-        vals[_LATENCY] = [
-            float(stage.latency_s if stage.latency_s is not None else x)
-            for stage, x in zip(self.stages, stage_s, strict=True)
-        ]
+        latency = list(map(_latency_s, stages))
+        if None not in latency:
+            vals[_LATENCY] = list(map(float, latency))
+        else:
+            vals[_LATENCY] = [
+                float(x if x is not None else y) for x, y in zip(latency, stage_s, strict=True)
+            ]
         for k in (_SERVICE, _STAGE, _WIDTH, _LATENCY):
             self.runs[k] = runs
         for k, field in (
@@ -135,18 +141,26 @@ class _NodeRuns:
 
     def marks(self, runs0: int, times: list[float]) -> list[tuple[int, float, tuple[int, ...]]]:
         """``drift.watch_stage``'s mark after this node's last stage of each of its runs."""
-        last = sorted(set(self.stage_runs))
+        last = list(dict.fromkeys(self.stage_runs))  # (appended in run order: sorted)
         base = drift._totals(self.node)
         # bisect, not np.searchsorted: that releases the GIL per call, and the learner then
-        # waits up to the 5 ms switch interval to get it back from a CPU-bound app thread
-        runs_by_field = self.runs
-        counts = [
-            [bisect_right(runs_by_field[k], r) + int(b) for r in last] for k, b in enumerate(base)
-        ]
-        return [
-            (runs0 + r, times[r], totals)
-            for r, totals in zip(last, zip(*counts, strict=True), strict=True)
-        ]
+        # waits up to the 5 ms switch interval to get it back from a CPU-bound app thread.
+        # Sketches sharing one run list (a simple node: all of them) share its positions.
+        found: dict[int, list[int]] = {}
+        counts = []
+        for run_of, b in zip(self.runs, base, strict=True):
+            at = found.get(id(run_of))
+            if at is None:
+                at = found[id(run_of)] = list(map(bisect_right, repeat(run_of), last))
+            counts.append(map(add, at, repeat(int(b))))
+        return list(
+            zip(
+                map(add, last, repeat(runs0)),
+                map(times.__getitem__, last),
+                zip(*counts, strict=True),
+                strict=True,
+            )
+        )
 
     def add_stage(self, r: int, stage: Stage, failed: bool) -> None:
         """``PDGraph._fold_stage``'s samples of ``stage`` (run index ``r``), recorded."""
@@ -411,7 +425,7 @@ def _fold(stream: drift.Stream, nr: _NodeRuns, k: int, lo: int, hi: int, runs0: 
         j = lo + i
         return (held[0] + vals[lo : ends.get(j, j + 1)])[-sketch.window :]
 
-    times = [runs0 + r for r in nr.runs[k][lo:hi]]
+    times = list(map(add, nr.runs[k][lo:hi], repeat(runs0)))
     at = drift_batch.fold_values(stream, vals[lo:hi], times, reference, sketch.window, hi - lo)
     return None if at is None else lo + at
 
@@ -433,12 +447,16 @@ def _commit(
     monitor = graph._drift
     for name, nr in nodes.items():
         node = nr.node
+        stamps: dict[int, list[float]] = {}  # per run list: the times of runs a..b-1's values
         for k, sketch_name in enumerate(_SKETCHES):
             run_of = nr.runs[k]
             lo, hi = bisect_left(run_of, a), bisect_left(run_of, b)
             if lo < hi:
                 sketch: Sketch = getattr(node, sketch_name)
-                sketch.extend(nr.vals[k][lo:hi], [times[r] for r in run_of[lo:hi]])
+                at = stamps.get(id(run_of))
+                if at is None:
+                    at = stamps[id(run_of)] = list(map(times.__getitem__, run_of[lo:hi]))
+                sketch.extend(nr.vals[k][lo:hi], at)
         lo, hi = bisect_left(nr.stage_runs, a), bisect_left(nr.stage_runs, b)
         if lo < hi:  # as stage by stage: the last kind, the last backend given, the counts
             stages = nr.stages[lo:hi]
