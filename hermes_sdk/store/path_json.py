@@ -26,6 +26,25 @@ _heads: dict[tuple[str, str, str | None], str] = {}
 _TAILS_MAX: Final = 4096
 """Call tails cached at most (distinct (input tokens, output tokens, failed); cleared when full)."""
 _tails: dict[tuple[int | None, int | None, bool], str] = {}
+_REPRS_MAX: Final = 8192
+"""Call seconds whose text is cached at most (cleared when full). Timings taken in whole
+nanoseconds repeat (a soak of microsecond units: ~1,500 distinct values in 260,000 calls), and
+``float.__repr__`` (~0.4 us) costs ten times the lookup. Distinct values (seconds-long calls)
+would only add a lookup and an insert each: when fewer than half the lookups since the last
+clear hit, the cache is off for the next :data:`_REPRS_OFF` stages, then tried again."""
+_REPRS_OFF: Final = 32 * _REPRS_MAX
+_reprs: dict[float, str] = {}
+_repr_tally = [0, 0, 0]
+"""Stages seen, stages seen at the last clear, stage count until which the cache is off."""
+
+
+def _reprs_full() -> None:
+    """Clear the full cache; turn it off for a while if it mostly missed."""
+    seen, cleared, _ = _repr_tally
+    _reprs.clear()
+    _repr_tally[1] = seen
+    if seen - cleared < 2 * _REPRS_MAX:
+        _repr_tally[2] = seen + _REPRS_OFF
 
 
 def _float(value: float) -> str:
@@ -103,6 +122,9 @@ def _fast(path: RunPath) -> str:
     parts: list[str] = []
     add = parts.append
     heads, tails = _heads, _tails
+    tally = _repr_tally
+    seen = tally[0] = tally[0] + len(path.stages)
+    reprs: dict[float, str] | None = _reprs if seen >= tally[2] else None
     for stage in path.stages:
         calls = stage.calls
         if len(calls) != 1:
@@ -111,9 +133,15 @@ def _fast(path: RunPath) -> str:
         call = calls[0]
         x = call.service_s
         if type(x) is float:
-            service = float.__repr__(x)
-            if service[-1] in "nf":  # 'nan', 'inf', '-inf'
-                _float(x)
+            service = None if reprs is None else reprs.get(x)  # (0.0 and -0.0: one key)
+            if service is None:
+                service = float.__repr__(x)
+                if service[-1] in "nf":  # 'nan', 'inf', '-inf'
+                    _float(x)
+                if reprs is not None and x:  # zeros are never cached
+                    if len(reprs) >= _REPRS_MAX:
+                        _reprs_full()
+                    reprs[x] = service
         else:
             service = _number(x)
         latency = stage.latency_s
