@@ -10,17 +10,27 @@ from __future__ import annotations
 import threading
 from types import TracebackType
 
+from hermes_sdk.client.control_api import DEFAULT_CONNECT_TIMEOUT_S
 from hermes_sdk.client.scheduler import Grant, SyncSchedulerClient
 
 _lock = threading.Lock()
 _client: SyncSchedulerClient | None = None
 
 
-def configure_admission(url: str | None, api_key: str | None = None) -> None:
-    """Point ``admit`` at a scheduler (``None`` turns admission off)."""
+def configure_admission(
+    url: str | None,
+    api_key: str | None = None,
+    *,
+    connect_timeout_s: float = DEFAULT_CONNECT_TIMEOUT_S,
+) -> None:
+    """Point ``admit`` at a scheduler (``None`` turns admission off); a connection that takes
+    longer than ``connect_timeout_s`` admits at once (fail open)."""
     global _client
     with _lock:
-        old, _client = _client, (SyncSchedulerClient(url, api_key) if url else None)
+        client = (
+            SyncSchedulerClient(url, api_key, connect_timeout_s=connect_timeout_s) if url else None
+        )
+        old, _client = _client, client
     if old is not None:
         old.close()
 

@@ -11,6 +11,7 @@ import pytest
 from aiohttp.test_utils import TestServer
 
 import hermes_sdk as hermes
+from hermes_sdk.client.admission import configure_admission
 from hermes_sdk.errors import GraphError
 from hermes_sdk.server.app import create_app
 from hermes_sdk.server.config import BackendConfig, ServerConfig
@@ -43,7 +44,9 @@ async def test_admitted_units_take_turns_and_waits_are_not_service() -> None:
     server = TestServer(create_app(config))
     await server.start_server()
     try:
-        hermes.configure(scheduler_url=str(server.make_url("")).rstrip("/"))
+        url = str(server.make_url("")).rstrip("/")
+        hermes.configure(scheduler_url=url)
+        configure_admission(url, connect_timeout_s=5.0)  # not 50 ms: no fail-open on loaded CI
         spans: list[tuple[float, float]] = []
         await _run_three(spans)
         assert len(spans) == 3 and not _overlaps(spans)  # one slot: never two at once

@@ -52,7 +52,7 @@ async def test_decorated_app_events_reach_the_server(server: Server, reset_herme
         await asyncio.sleep(0.005)
         return q[::-1]
 
-    async with SchedulerClient(server.url) as client:
+    async with SchedulerClient(server.url, connect_timeout_s=5.0) as client:
         for i in range(3):
             async with hermes.run("doc-qa", run_id=f"run-{i}", deadline_s=60):
                 await plan("q")

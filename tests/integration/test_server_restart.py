@@ -54,7 +54,7 @@ async def test_kill_mid_run_then_restart_keeps_every_acknowledged_path(
 
     # A decorated app, sending its events to the scheduler and asking it for slots.
     hermes.configure(scheduler_url=first.url, flush_interval_s=0.01)
-    client = SchedulerClient(first.url)
+    client = SchedulerClient(first.url, connect_timeout_s=5.0)  # loaded CI: not 50 ms
 
     @hermes.llm(backend="gpu")
     async def plan(q: str) -> str:

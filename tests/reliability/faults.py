@@ -472,7 +472,10 @@ async def scenario_slow_client(tmp: Path, *, lease_s: float = 0.3) -> dict[str, 
         waited_s = time.perf_counter() - t0
         late, _ = await _status(http, "POST", f"{url}/v1/leases/{hog['lease_id']}/release")
         ok_b, _ = await _status(http, "POST", f"{url}/v1/leases/{lease_b['lease_id']}/release")
-        async with SchedulerClient(url) as client, client.slot("gpu") as grant:
+        async with (
+            SchedulerClient(url, connect_timeout_s=5.0) as client,
+            client.slot("gpu") as grant,
+        ):
             await asyncio.sleep(lease_s * 3)  # far longer than the lease: renewed at half
             _, backends = await _status(http, "GET", url + "/v1/backends")
             kept = backends["backends"][0]["inflight"] == 1 and grant is not None

@@ -44,7 +44,7 @@ async def test_runs_and_sub_runs_reach_the_scheduler(scheduler_url: str) -> None
         {"question": "q", "drafts": 0, "answer": ""}, {"callbacks": [nested]}
     )
     assert await asyncio.to_thread(hi.flush, 5.0)
-    async with SchedulerClient(scheduler_url) as client:
+    async with SchedulerClient(scheduler_url, connect_timeout_s=5.0) as client:
         apps = {a["app"]: a["runs"] for a in await client.apps()}
         graph_doc = json.loads(await client.graph("mr-remote"))
     assert apps == {"mr-remote": 3, "doc-remote": 1, "doc-remote/research": 1}
@@ -64,7 +64,10 @@ async def test_a_paused_run_shows_as_paused_and_waits_in_no_queue(scheduler_url:
     cfg: dict[str, object] = {"configurable": {"thread_id": "r1"}, "callbacks": [handler]}
     await graph.ainvoke(START_INPUT, cfg)  # type: ignore[arg-type]
     assert await asyncio.to_thread(hi.flush, 5.0)
-    async with SchedulerClient(scheduler_url) as client, aiohttp.ClientSession() as http:
+    async with (
+        SchedulerClient(scheduler_url, connect_timeout_s=5.0) as client,
+        aiohttp.ClientSession() as http,
+    ):
         async with http.get(f"{scheduler_url}/v1/ui/state") as resp:
             state = await resp.json()
         async with http.get(f"{scheduler_url}/metrics") as resp:
