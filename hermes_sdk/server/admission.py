@@ -29,6 +29,7 @@ from hermes_sdk.server.admission_contracts import (
     ledger_member,
 )
 from hermes_sdk.server.budget_backfill import BACKFILL_SCAN
+from hermes_sdk.server.heap_order import ascending
 
 __all__ = [
     "SHARED_RETRY_S",
@@ -338,12 +339,20 @@ class AdmissionQueue:
         the holder does not need go to whom fair sharing serves, and to others only when none
         of its requests fits (nothing idles that could be sent)."""
         yield best.seq, best.cost
+        if self._pick_tenant is None:  # the heap's next live entries: no scan of every waiter
+            seen = {best.seq}
+            for rank_s, seq in ascending(self._heap):
+                w = self._waiters.get(seq)
+                if w is None or w.rank_s != rank_s or seq in seen or w.future.done():
+                    continue  # removed, reranked, already offered (pushed twice) or gone
+                seen.add(seq)
+                yield seq, w.cost
+                if len(seen) == BACKFILL_SCAN:
+                    return
+            return
+        tenant = best.tenant
         rest = (w for w in self._waiters.values() if w is not best and not w.future.done())
-        if self._pick_tenant is None:
-            key: Callable[[_Waiter], tuple[object, ...]] = _order
-        else:
-            tenant = best.tenant
-            key = lambda w: (w.tenant != tenant, w.rank_s, w.seq)  # noqa: E731
+        key = lambda w: (w.tenant != tenant, w.rank_s, w.seq)  # noqa: E731
         for w in heapq.nsmallest(BACKFILL_SCAN - 1, rest, key=key):
             yield w.seq, w.cost
 
