@@ -80,10 +80,12 @@ class LearnerStats:
     """Counters of a learner since it was created (or since fork, in a child).
 
     ``submitted`` runs were offered; ``handled`` reached ``handle`` (stored and learned, or
-    counted as failed by it); ``dropped`` were refused because the queue was full (or closed);
-    ``pending`` wait now, holding about ``pending_bytes`` of ``max_bytes``. ``batches`` counts
-    calls of ``handle``; ``peak_bytes`` is the most the queue ever held. ``backpressure_sleeps``
-    counts the sleeps of :data:`BACKPRESSURE_SLEEP_S` that ``submit()`` made (backpressure on).
+    counted as failed by it); ``dropped`` were refused because the queue was full (or closed),
+    or, ``unencodable`` of them, because ``encode`` refused them (a value ``marshal`` cannot
+    write); ``pending`` wait now, holding about ``pending_bytes`` of ``max_bytes``. ``batches``
+    counts calls of ``handle``; ``peak_bytes`` is the most the queue ever held.
+    ``backpressure_sleeps`` counts the sleeps of :data:`BACKPRESSURE_SLEEP_S` that ``submit()``
+    made (backpressure on). ``submitted == handled + dropped + pending`` when quiescent.
     """
 
     submitted: int
@@ -95,6 +97,7 @@ class LearnerStats:
     max_bytes: int
     batches: int
     backpressure_sleeps: int = 0
+    unencodable: int = 0
 
 
 class RunLearner:
@@ -138,8 +141,11 @@ class RunLearner:
         self.dropped = 0
         self.batches = 0
         self.backpressure_sleeps = 0
+        self.unencodable = 0
         self._dropped_unwarned = 0
         self._last_warn = -float("inf")
+        self._unencodable_unwarned = 0
+        self._last_encode_warn = -float("inf")
         self._closed = False
         self._waiting = False  # the thread sleeps on the condition
         self._thread: threading.Thread | None = None
@@ -157,10 +163,10 @@ class RunLearner:
         else:
             try:
                 item = encode(path)
-                size = len(item) + BYTES_OVERHEAD
-            except Exception as exc:  # a value marshal refuses: dropped and counted below
-                log.debug("hermes: run %s could not be encoded: %r", path.run_id, exc)
-                size = self.max_bytes + 1
+            except Exception as exc:  # a value marshal refuses: not a full queue
+                self._refuse_unencodable(path, exc)
+                return False
+            size = len(item) + BYTES_OVERHEAD
         warn = False
         sleeps = self._yield_to_learner() if self.backpressure else 0
         with self._cond:
@@ -188,6 +194,33 @@ class RunLearner:
         if warn:
             self._warn_dropped(dropped)
         return False
+
+    def _refuse_unencodable(self, path: RunPath, exc: Exception) -> None:
+        """Count a run ``encode`` refused (of ``dropped``: it is not learned) and warn at most
+        once per ``warn_interval_s``, apart from the full queue's warning: the cause is a value
+        in the run, not the store's pace."""
+        with self._cond:
+            self.submitted += 1
+            self.dropped += 1
+            self.unencodable += 1
+            self._unencodable_unwarned += 1
+            now = time.monotonic()
+            if now - self._last_encode_warn < self.warn_interval_s:
+                return
+            self._last_encode_warn = now
+            count, self._unencodable_unwarned = self._unencodable_unwarned, 0
+            total = self.unencodable
+        log.warning(
+            "hermes: %d completed run(s) dropped, not learned: the learner process cannot "
+            "encode them (last: run %r of app %r: %r; %d in total). A value in the run is not "
+            "a plain str/int/float/bool/None. Next warning in %.0f s at the earliest.",
+            count,
+            path.run_id,
+            path.app,
+            exc,
+            total,
+            self.warn_interval_s,
+        )
 
     def _yield_to_learner(self) -> int:
         """Sleep while the queue is above the high watermark, at most BACKPRESSURE_MAX_SLEEPS
@@ -266,6 +299,7 @@ class RunLearner:
                 max_bytes=self.max_bytes,
                 batches=self.batches,
                 backpressure_sleeps=self.backpressure_sleeps,
+                unencodable=self.unencodable,
             )
 
     # -- learner thread ---------------------------------------------------------------------

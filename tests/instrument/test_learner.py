@@ -231,6 +231,35 @@ def test_an_encoding_queue_counts_the_encoded_bytes_exactly() -> None:
     assert len(paths[0].stages) and sum(sizes) < sum(estimate_bytes(p) for p in paths) / 4
 
 
+def test_a_run_encode_refuses_is_counted_apart_from_a_full_queue(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """A run ``marshal`` cannot write (a ``str`` subclass as a node name) is dropped and counted
+    as unencodable, with a warning of its own (rate-limited), not the full queue's; the runs
+    around it are queued and handled."""
+    from hermes_sdk.instrument.learner_wire import decode_run_list, encode_run
+
+    class Name(str):
+        pass
+
+    good = RunPath("a", (Stage("n", (Call(0.1),)),), run_id="ok")
+    bad = RunPath("a", (Stage(Name("n"), (Call(0.1),)),), run_id="bad")
+    got: list[bytes] = []
+    learner = RunLearner(got.extend, max_bytes=10 * 2**20, encode=encode_run)
+    with caplog.at_level(logging.WARNING, logger="hermes_sdk.instrument"):
+        accepted = [learner.submit(p) for p in (good, bad, bad, good, bad)]
+        assert learner.flush(10)
+    assert accepted == [True, False, False, True, False]
+    s = learner.stats()
+    assert (s.submitted, s.handled, s.dropped, s.unencodable, s.pending) == (5, 2, 3, 3, 0)
+    assert decode_run_list(got) == [good, good]
+    messages = [r.getMessage() for r in caplog.records]
+    assert not any("queue of runs waiting" in m for m in messages)
+    encode_warnings = [m for m in messages if "cannot encode" in m]
+    assert len(encode_warnings) == 1 and "'bad'" in encode_warnings[0]
+    learner.close(1)
+
+
 def test_flush_returns_only_once_the_batch_in_flight_is_stored(tmp_path: Path) -> None:
     """What ``kill -9`` safety rests on (tests/instrument/test_crash.py): a run acknowledged by
     ``flush()`` is in the store, even when the learner had already taken it off the queue."""
