@@ -61,17 +61,22 @@ GC_GEN0_THRESHOLD = 50_000
 
 
 def _rss_mib() -> tuple[float, float]:
-    """(resident, peak resident) MiB of this process."""
-    rss = 0.0
+    """(resident, peak resident) MiB of this process: ``VmRSS`` and ``VmHWM`` (Linux). Not
+    ``ru_maxrss``: Linux carries it across ``exec``, so a child spawned by an app of 300 MiB
+    reports a peak of 300 MiB from its first moment (its own ``VmHWM``: ~9 MiB)."""
+    found: dict[str, float] = {}
     try:
         with open("/proc/self/status", encoding="ascii") as f:
             for line in f:
-                if line.startswith("VmRSS:"):
-                    rss = int(line.split()[1]) / 1024
-                    break
+                if line.startswith(("VmRSS:", "VmHWM:")):
+                    found[line[:5]] = int(line.split()[1]) / 1024
     except OSError:
         pass
-    return rss, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    rss = found.get("VmRSS", 0.0)
+    peak = found.get("VmHWM")
+    if peak is None:  # no /proc: the inherited figure is all there is
+        peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    return rss, max(peak, rss)
 
 
 class StatusWriter:

@@ -172,6 +172,28 @@ def test_counters_are_exact(tmp_path: Path) -> None:
     assert p.child_peak_rss_mib >= p.child_rss_mib > 10
 
 
+def _vm_hwm_mib(pid: int | str) -> float:
+    with open(f"/proc/{pid}/status", encoding="ascii") as f:
+        return next(int(ln.split()[1]) / 1024 for ln in f if ln.startswith("VmHWM:"))
+
+
+@pytest.mark.skipif(not os.path.exists("/proc/self/status"), reason="Linux /proc")
+def test_the_child_reports_its_own_peak_not_the_apps(tmp_path: Path) -> None:
+    """Linux carries ``ru_maxrss`` across ``exec``: a child started by an app that once held
+    256 MiB reported a peak of 256 MiB from its first status. Its own high-water mark is
+    ``VmHWM``."""
+    ballast = b"\x01" * (256 * 2**20)  # the app's high-water mark, then freed
+    del ballast
+    hi.configure(store=f"sqlite:///{tmp_path}/h.db", learner="process")
+    produce(20, seed=2)
+    assert hi.flush(60)
+    p = rt.current_runtime().process.stats()  # type: ignore[union-attr]
+    assert p.child_pid is not None
+    child_hwm = _vm_hwm_mib(p.child_pid)  # read after the status: it only grows
+    assert _vm_hwm_mib("self") > child_hwm + 100  # the premise: the app peaked far higher
+    assert p.child_rss_mib <= p.child_peak_rss_mib <= child_hwm
+
+
 def test_memory_bound_holds_while_the_child_is_stopped(tmp_path: Path) -> None:
     """SIGSTOP the child: the pipe fills, the app's queue fills to its bound and drops (counted
     exactly); once it runs again everything kept is stored."""
