@@ -22,6 +22,7 @@ from bisect import bisect_left, bisect_right
 from collections import Counter, OrderedDict, deque
 from collections.abc import Sequence
 from itertools import repeat
+from math import fsum
 from operator import add, attrgetter, itemgetter
 from typing import Any, Protocol
 
@@ -235,11 +236,16 @@ def observe_batch(
     nodes: dict[str, _NodeRuns] = {}
     rows: dict[tuple[str, int], tuple[list[str], list[int]]] = {}
     tokens: list[tuple[int, str, int, int, float]] = []
+    totals: list[float] = []  # each learned run's service seconds
     max_visit, intern = graph.max_visit, graph._names
     for b, path in enumerate(paths):
         try:
-            if checked:
-                new = {s.node for s in path.stages if s.node not in known}
+            if checked:  # (checked alone, but the batch may add nodes: new ones at most)
+                new = (
+                    {s.node for s in path.stages if s.node not in known}
+                    if len(known) + len(path.stages) > MAX_NODES
+                    else None
+                )
                 if new and len(known) + len(new) > MAX_NODES:
                     raise GraphError(f"graph of app {graph.app!r} would exceed {MAX_NODES} nodes")
             else:
@@ -256,6 +262,8 @@ def observe_batch(
         failed = bool(path.failed)
         visits: dict[str, int] = {}
         source, source_visit = START, 1
+        seconds: list[float] = []  # each stage's Stage.service_s, for the run's total
+        add_seconds = seconds.append
         for stage in path.stages:
             name = stage.node
             nr = nodes.get(name)
@@ -269,7 +277,12 @@ def observe_batch(
             nr.stages.append(stage)
             nr.stage_runs.append(r)
             calls = stage.calls
-            if failed or len(calls) != 1:
+            if len(calls) == 1:
+                add_seconds(calls[0].service_s + 0.0)  # Stage.service_s of one call
+                if failed:
+                    nr.simple = False
+            else:
+                add_seconds(stage.service_s)
                 nr.simple = False
             if stage.backend is not None:
                 for call in calls:
@@ -295,6 +308,7 @@ def observe_batch(
             row[0].append(intern.setdefault(name, name))
             row[1].append(r)
             source, source_visit = name, visit
+        totals.append(fsum(seconds))  # RunPath.service_s: the same fsum of the same floats
         if not failed:
             key = (source, source_visit if source_visit < max_visit else max_visit)
             row = rows.get(key)
@@ -303,7 +317,7 @@ def observe_batch(
             row[0].append(END)
             row[1].append(r)
     if runs:
-        _learn(graph, runs, nodes, rows, tokens, prior, where)
+        _learn(graph, runs, nodes, rows, tokens, prior, where, totals)
     return rejected
 
 
@@ -315,6 +329,7 @@ def _learn(
     tokens: list[tuple[int, str, int, int, float]],
     prior: list[tuple[int, float]] | None,
     where: list[int],
+    totals: list[float],
 ) -> None:
     runs0, version0 = graph.runs, graph.version
     times = [float(p.started_at) for p in runs]
@@ -327,7 +342,7 @@ def _learn(
     a, total = 0, len(runs)
     while a < total:
         b = _segment(graph, nodes, a, total, runs0)
-        _commit(graph, runs0, nodes, marks, tokens, runs, times, where, prior, a, b)
+        _commit(graph, runs0, nodes, marks, tokens, runs, times, where, prior, totals, a, b)
         if b < total:  # the run of a change: learned alone
             graph.runs, graph.version = runs0 + b, version0 + b
             path = runs[b]
@@ -336,7 +351,7 @@ def _learn(
                 node = graph.nodes[stage.node]
                 graph._fold_stage(node, stage, times[b], failed)
                 graph._watch_values(stage, node, times[b], failed)
-            _finish_runs(graph, runs, times, where, prior, b, b + 1)
+            _finish_runs(graph, runs, times, where, prior, totals, b, b + 1)
         a = b + 1
     graph.runs, graph.version = runs0 + total, version0 + total
     graph.failed_runs += sum(1 for p in runs if p.failed)
@@ -440,6 +455,7 @@ def _commit(
     times: list[float],
     where: list[int],
     prior: list[tuple[int, float]] | None,
+    totals: list[float],
     a: int,
     b: int,
 ) -> None:
@@ -474,14 +490,20 @@ def _commit(
             if marks is None:
                 marks = monitor.marks[name] = deque(maxlen=drift.MARKS)
             marks.extend(m for m in new_marks if first_run <= m[0] < last_run)
+    per_backend: dict[str, list[tuple[int, int, float]]] = {}  # (in their first calls' order)
     for _, backend, x_in, x_out, service_s in tokens[
         bisect_left(tokens, (a,)) : bisect_left(tokens, (b,))
     ]:
+        calls = per_backend.get(backend)
+        if calls is None:
+            calls = per_backend[backend] = []
+        calls.append((x_in, x_out, service_s))
+    for backend, calls in per_backend.items():  # a backend's fit sees its calls in order
         model = graph.token_models.get(backend)
         if model is None:
             model = graph.token_models[backend] = TokenModel()
-        model.add(x_in, x_out, service_s)
-    _finish_runs(graph, runs, times, where, prior, a, b)
+        model.add_many(calls)
+    _finish_runs(graph, runs, times, where, prior, totals, a, b)
 
 
 def _finish_runs(
@@ -490,15 +512,16 @@ def _finish_runs(
     times: list[float],
     where: list[int],
     prior: list[tuple[int, float]] | None,
+    totals: list[float],
     a: int,
     b: int,
 ) -> None:
-    """The run totals of runs ``a..b-1`` (complete ones only) and their prior samples."""
+    """The run totals (``totals``: each run's ``RunPath.service_s``) of runs ``a..b-1``
+    (complete ones only) and their prior samples."""
     for r in range(a, b):
-        path = runs[r]
-        if path.failed:
+        if runs[r].failed:
             continue
-        service_s = path.service_s
+        service_s = totals[r]
         graph.run_service_s.add(service_s, times[r])
         if prior is None:
             graph.prior.add(service_s)

@@ -7,6 +7,8 @@ so an update is O(1) and the model round-trips exactly through JSON.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
 import numpy as np
 from numpy.typing import NDArray
 
@@ -54,6 +56,27 @@ class TokenModel:
         s[7] += x_out * y
         self.n += 1
         self._coef = None
+
+    def add_many(self, calls: Iterable[tuple[int, int, float]]) -> None:
+        """:meth:`add` of each ``(input_tokens, output_tokens, service_s)`` in order: the same
+        sums bit for bit (each the same additions in the same order), kept in locals."""
+        i, o, ii, io, oo, y, iy, oy = self._sums
+        n = 0
+        for tokens_in, tokens_out, seconds in calls:
+            x_in, x_out, t = float(tokens_in), float(tokens_out), float(seconds)
+            i += x_in
+            o += x_out
+            ii += x_in * x_in
+            io += x_in * x_out
+            oo += x_out * x_out
+            y += t
+            iy += x_in * t
+            oy += x_out * t
+            n += 1
+        if n:
+            self._sums = [i, o, ii, io, oo, y, iy, oy]
+            self.n += n
+            self._coef = None
 
     def coef(self) -> NDArray[np.float64] | None:
         """``[a_s, b_s_per_token, c_s_per_token]`` or None before :data:`MIN_CALLS` calls."""
