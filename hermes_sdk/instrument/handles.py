@@ -15,7 +15,7 @@ import threading
 import time
 from collections.abc import Mapping
 from time import perf_counter_ns
-from typing import TYPE_CHECKING, NamedTuple, Protocol
+from typing import TYPE_CHECKING, Literal, NamedTuple, Protocol
 
 from hermes_sdk.errors import GraphError
 from hermes_sdk.graph.records import (
@@ -162,7 +162,7 @@ class UnitHandle:
                 _unit_end_event, self, (self.input_tokens, self.output_tokens, self.end_ns)
             )
         if OBSERVERS:
-            _notify_unit_ended(self)
+            notify("unit_ended", self)
 
     def hints(self) -> Hints:
         """Scheduling hints for this unit (rank looked up lazily in the local rank tables)."""
@@ -275,7 +275,7 @@ class RunHandle:
             unit.unit_id = next(_UNIT_IDS)
             rec.emit_lazy(_unit_start_event, unit, input_tokens)
         if OBSERVERS:
-            _notify_unit_started(unit)
+            notify("unit_started", unit)
         return unit
 
     def end(self, failed: bool = False) -> RunPath | None:
@@ -311,7 +311,7 @@ class RunHandle:
         if outer is not None:
             outer.end(failed)
         if OBSERVERS:
-            _notify_run_ended(self, path)
+            notify("run_ended", self, path)
         if path is None:
             return None
         runtime = _rt.RUNTIME
@@ -426,34 +426,15 @@ def remove_unit_observer(observer: UnitObserver) -> None:
         OBSERVERS = tuple(o for o in OBSERVERS if o is not observer)
 
 
-def notify_run_started(run: RunHandle) -> None:
-    """Tell every observer that ``run`` started (an observer's exception is logged, not raised)."""
+ObserverEvent = Literal["run_started", "unit_started", "unit_ended", "run_ended"]
+"""The :class:`UnitObserver` method an event calls."""
+
+
+def notify(event: ObserverEvent, *args: object) -> None:
+    """Call ``event`` on every observer with ``args``; an observer's exception is logged, not
+    raised (an exporter bug never breaks the app)."""
     for obs in OBSERVERS:
         try:
-            obs.run_started(run)
+            getattr(obs, event)(*args)
         except Exception:
-            log.exception("hermes: unit observer %r failed on run start", obs)
-
-
-def _notify_unit_started(unit: UnitHandle) -> None:
-    for obs in OBSERVERS:
-        try:
-            obs.unit_started(unit)
-        except Exception:
-            log.exception("hermes: unit observer %r failed on unit start", obs)
-
-
-def _notify_unit_ended(unit: UnitHandle) -> None:
-    for obs in OBSERVERS:
-        try:
-            obs.unit_ended(unit)
-        except Exception:
-            log.exception("hermes: unit observer %r failed on unit end", obs)
-
-
-def _notify_run_ended(run: RunHandle, path: RunPath | None) -> None:
-    for obs in OBSERVERS:
-        try:
-            obs.run_ended(run, path)
-        except Exception:
-            log.exception("hermes: unit observer %r failed on run end", obs)
+            log.exception("hermes: unit observer %r failed in %s", obs, event)

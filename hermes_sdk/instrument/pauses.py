@@ -151,11 +151,8 @@ def pause_run(
     rec = _rt.RUNTIME.recorder
     if rec is not None:
         rec.emit({"type": "run_pause", "run_id": handle.run_id, "ts": now})
-    for observer in _handles.OBSERVERS:  # this invocation's span ends; the resume opens another
-        try:
-            observer.run_ended(handle, None)
-        except Exception:
-            log.exception("hermes: unit observer %r failed on run pause", observer)
+    if _handles.OBSERVERS:  # this invocation's span ends; the resume opens another
+        _handles.notify("run_ended", handle, None)
     return paused
 
 

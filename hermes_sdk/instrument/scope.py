@@ -325,5 +325,5 @@ def start_run(
             event["deadline_s"] = deadline_s
         rec.emit(event)
     if active and _handles.OBSERVERS:
-        _handles.notify_run_started(handle)
+        _handles.notify("run_started", handle)
     return handle
