@@ -181,7 +181,7 @@ def serve(fd_in: int, fd_out: int, store_url: str) -> int:
         if frame[:1] == RUNS:
             # every batch already waiting joins this one: one transaction, one learn (the
             # learner thread's group commit, across the pipe)
-            paths = decode_runs(frame[1:])
+            paths = decode_runs(memoryview(frame)[1:])  # no copy of the frame
             linger_end = time.monotonic() + MERGE_LINGER_S
             while len(paths) < MERGE_MAX_RUNS:
                 more = frames.next(block=False, wait_s=linger_end - time.monotonic())
@@ -190,7 +190,7 @@ def serve(fd_in: int, fd_out: int, store_url: str) -> int:
                 if more[:1] != RUNS:
                     pending = more  # a sync answers after the runs before it
                     break
-                paths += decode_runs(more[1:])
+                paths += decode_runs(memoryview(more)[1:])
             learn_batch(registry, paths, tally)
             counters["handled"] += len(paths)
             if time.monotonic() - last >= STATUS_INTERVAL_S:

@@ -57,12 +57,13 @@ from hermes_sdk.instrument.learner_spawn import (
 )
 from hermes_sdk.instrument.learner_wire import (
     FRAME_MAX_RUNS,
+    RUNS,
+    FrameReceiver,
     decode_run_list,
     encode_run,
     install_graphs,
     load_message,
-    recv_frame,
-    runs_frame,
+    runs_body,
     sync_request,
     write_frame,
 )
@@ -158,12 +159,12 @@ class ProcessLearner:
         fd = self._to_child
         for start in range(0, len(blobs), FRAME_MAX_RUNS):
             chunk = blobs[start : start + FRAME_MAX_RUNS]
-            payload = runs_frame(chunk)
+            body = runs_body(chunk)
             try:
                 with self._write_lock:
                     if fd is None or self._failed:
                         raise OSError("the learner process is closed")
-                    write_frame(fd, payload)
+                    write_frame(fd, body, RUNS)
             except OSError as exc:
                 self._give_up(f"writing to it failed: {exc!r}")
                 self.fallback(decode_run_list(blobs[start:]))
@@ -312,10 +313,11 @@ class ProcessLearner:
 
     def _receive(self, sock: socket.socket) -> None:
         """Apply the child's messages until its end of stream (receiver thread)."""
+        frames = FrameReceiver(sock)
         with sock:
             while True:
                 try:
-                    frame = recv_frame(sock)
+                    frame = frames.next()
                     message = None if frame is None else load_message(frame)
                 except Exception as exc:  # a torn or foreign stream: the child is unusable
                     log.debug("hermes: bad message from the learner process: %r", exc)

@@ -68,10 +68,16 @@ def encode_run(path: RunPath) -> bytes:
 
 def runs_frame(runs: Sequence[bytes]) -> bytes:
     """The payload of a frame of :func:`encode_run` runs (one ``marshal`` of their list)."""
-    return RUNS + marshal.dumps(list(runs))
+    return RUNS + runs_body(runs)
 
 
-def decode_runs(blob: bytes) -> list[RunPath]:
+def runs_body(runs: Sequence[bytes]) -> bytes:
+    """A :func:`runs_frame` payload after its first byte: what the feeder writes behind
+    ``prefix=RUNS`` (:func:`write_frame`), with no copy of the whole frame to join them."""
+    return marshal.dumps(runs if isinstance(runs, list) else list(runs))
+
+
+def decode_runs(blob: bytes | memoryview) -> list[RunPath]:
     """The runs of a :func:`runs_frame` payload (after its first byte), in order."""
     return decode_run_list(marshal.loads(blob))
 
@@ -218,19 +224,30 @@ def _unflatten(flat: list[Any]) -> list[RunPath]:
 # -- frames -----------------------------------------------------------------------------------
 
 
-def write_frame(fd: int, payload: bytes) -> None:
-    """Write one frame to the pipe ``fd`` (blocking; one ``write`` call unless interrupted)."""
-    view = memoryview(_HEADER.pack(len(payload)) + payload)
-    while view:
-        written = os.write(fd, view)
-        view = view[written:]
+def write_frame(fd: int, payload: bytes, prefix: bytes = b"") -> None:
+    """Write one frame holding ``prefix + payload`` to ``fd`` (blocking): one ``writev`` of the
+    header and the parts, never a joined copy (a frame is up to ~0.7 MB of runs, a graph
+    snapshot up to ~0.5 MB; each copy was a transient of that size on the writing thread)."""
+    parts = [_HEADER.pack(len(prefix) + len(payload)), prefix, payload]
+    total = sum(map(len, parts))
+    written = os.writev(fd, parts)
+    if written == total:
+        return
+    for part in parts:  # interrupted: the rest, part by part
+        if written >= len(part):
+            written -= len(part)
+            continue
+        view = memoryview(part)[written:]
+        written = 0
+        while view:
+            view = view[os.write(fd, view) :]
 
 
 class FrameReader:
     """Frames from a pipe's file descriptor, with a look at whether another one is ready: the
     child merges every batch already waiting into one store transaction and one learn."""
 
-    def __init__(self, fd: int, chunk: int = 1 << 20) -> None:
+    def __init__(self, fd: int, chunk: int = 1 << 18) -> None:
         self.fd = fd
         self.chunk = chunk
         self._buf = bytearray()
@@ -272,7 +289,8 @@ class FrameReader:
         if len(buf) < end:
             return None
         self._pos = end
-        return bytes(buf[pos + _HEADER.size : end])
+        with memoryview(buf) as view:  # one copy (a slice of the bytearray would be two)
+            return bytes(view[pos + _HEADER.size : end])
 
 
 def recv_frame(sock: socket.socket) -> bytes | bytearray | None:
@@ -293,14 +311,41 @@ def recv_frame(sock: socket.socket) -> bytes | bytearray | None:
 def _recv_exact(sock: socket.socket, size: int) -> bytearray | None:
     """``size`` bytes (the buffer itself, not a copy: a snapshot frame is megabytes)."""
     buf = bytearray(size)
-    view = memoryview(buf)
-    got = 0
+    return buf if _recv_into(sock, memoryview(buf)) else None
+
+
+def _recv_into(sock: socket.socket, view: memoryview) -> bool:
+    """Fill ``view`` from ``sock``; ``False`` at the end of the stream first."""
+    got, size = 0, len(view)
     while got < size:
         n = sock.recv_into(view[got:], size - got, socket.MSG_WAITALL)
         if n == 0:
-            return None
+            return False
         got += n
-    return buf
+    return True
+
+
+class FrameReceiver:
+    """:func:`recv_frame` into one buffer reused for every frame (grown to the largest): the
+    app's receiver thread allocated a fresh buffer per snapshot frame (~30-500 KB, ~40 a
+    second), each freed after its install, churning that thread's malloc arena."""
+
+    def __init__(self, sock: socket.socket) -> None:
+        self.sock = sock
+        self._header = bytearray(_HEADER.size)
+        self._buf = bytearray()
+
+    def next(self) -> memoryview | None:
+        """The next frame, valid until the next call (None at the end, a torn frame included)."""
+        if not _recv_into(self.sock, memoryview(self._header)):
+            return None
+        (size,) = _HEADER.unpack(self._header)
+        if size > MAX_FRAME_BYTES:
+            return None
+        if len(self._buf) < size:
+            self._buf = bytearray(size)
+        view = memoryview(self._buf)[:size]
+        return view if _recv_into(self.sock, view) else None
 
 
 def sync_request(seq: int) -> bytes:
@@ -323,7 +368,7 @@ def dump_message(message: dict[str, Any]) -> bytes:
     return pickle.dumps(message, protocol=5)
 
 
-def load_message(payload: bytes | bytearray) -> dict[str, Any]:
+def load_message(payload: bytes | bytearray | memoryview) -> dict[str, Any]:
     """The message :func:`dump_message` wrote."""
     message: dict[str, Any] = pickle.loads(payload)
     return message

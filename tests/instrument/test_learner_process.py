@@ -409,10 +409,10 @@ def test_a_large_batch_goes_in_frames_of_at_most_frame_max_runs(
     sizes: list[int] = []
     real = lp.write_frame
 
-    def counting(fd: int, payload: bytes) -> None:
-        if payload[:1] == RUNS:
-            sizes.append(len(payload))
-        real(fd, payload)
+    def counting(fd: int, payload: bytes, prefix: bytes = b"") -> None:
+        if (prefix or payload[:1]) == RUNS:
+            sizes.append(len(prefix) + len(payload))
+        real(fd, payload, prefix)
 
     monkeypatch.setattr(lp, "write_frame", counting)
     n = 2 * lp.FRAME_MAX_RUNS + 345

@@ -11,7 +11,9 @@ import time
 from hermes_sdk.graph import GraphRegistry
 from hermes_sdk.graph.records import Call, RunPath, RunState, Stage
 from hermes_sdk.instrument.learner_wire import (
+    RUNS,
     FrameReader,
+    FrameReceiver,
     changed_graphs,
     decode_run_list,
     decode_runs,
@@ -20,6 +22,7 @@ from hermes_sdk.instrument.learner_wire import (
     install_graphs,
     load_message,
     recv_frame,
+    runs_body,
     runs_frame,
     sync_request,
     sync_seq,
@@ -106,6 +109,42 @@ def test_socket_frames_arrive_whole_and_end_cleanly() -> None:
     sender.join()
     theirs.close()
     assert recv_frame(mine) is None
+    mine.close()
+
+
+def test_a_prefixed_frame_is_the_joined_frame_and_a_receiver_reuses_its_buffer() -> None:
+    """``write_frame(fd, body, RUNS)`` sends what ``write_frame(fd, runs_frame(...))`` sent (the
+    child decodes it alike), also when ``writev`` writes only part of it (a frame larger than
+    the socket holds); a :class:`FrameReceiver` hands out frames of any sizes in order from one
+    buffer, then None at a torn end."""
+    blobs = [encode_run(p) for p in drift_paths(40)]
+    mine, theirs = socket.socketpair()
+    r, w = os.pipe()
+    write_frame(w, runs_body(blobs), RUNS)
+    got = FrameReader(r).next()
+    assert got == runs_frame(blobs) and decode_runs(memoryview(got)[1:]) == drift_paths(40)
+    big = os.urandom(3 << 20)
+    sizes = [big, b"x" * 100, b"", b"y" * 70_000]
+    sender = threading.Thread(
+        target=lambda: (
+            write_frame(theirs.fileno(), big[1:], big[:1]),
+            [write_frame(theirs.fileno(), f) for f in sizes[1:]],
+            theirs.sendall(struct.pack(">Q", 10) + b"torn"),
+        )
+    )
+    sender.start()
+    frames = FrameReceiver(mine)
+    received = []
+    for _ in sizes:
+        frame = frames.next()
+        assert frame is not None
+        received.append(bytes(frame))  # valid until the next call: copied here
+    sender.join()
+    theirs.close()
+    assert received == sizes
+    assert frames.next() is None
+    for fd in (r, w):
+        os.close(fd)
     mine.close()
 
 
