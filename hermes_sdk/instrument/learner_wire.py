@@ -44,12 +44,15 @@ SYNC: Final = b"S"
 _HEADER: Final = struct.Struct(">Q")
 MAX_FRAME_BYTES: Final = 1 << 34
 """A length above this means the stream is not ours (or is torn): treated as end of stream."""
-FRAME_MAX_RUNS: Final = 1_000
+FRAME_MAX_RUNS: Final = 500
 """Most runs per frame to the child, and per batch it learns (merging frames that wait): the
 child starts on a large backlog while the rest is encoded and sent, and its peak memory (~5 KB
 per decoded run plus the batch's JSON and temporaries) stays bounded. 40,000-run soaks, child
-peak RSS / app peak growth (MiB): 4,000 runs per batch 101 / +39, 2,000: 81 / +22, 1,000: 75-79
-/ +21, 500: 83 / +36 (smaller batches cost more per run, and the app's queue fills)."""
+peak RSS / app peak growth (MiB), an earlier and slower child: 4,000 runs per batch 101 / +39,
+2,000: 81 / +22, 1,000: 75-79 / +21, 500: 83 / +36 (the app's queue filled). The child fed
+80,000 runs faster than it learns (docs/decisions.md, 2026-12-04, issue 29 part B): 1,000-run
+batches grew it 30.1-30.3 MiB, 500-run ones 23.1-23.9, at 112-114 against 106-109 us of CPU
+per run, the same throughput (8.4-9.0k runs/s)."""
 STATUS_INTERVAL_S: Final = 0.5
 """Least seconds between two unrequested status messages (graphs) of a learning child."""
 

@@ -194,6 +194,32 @@ def test_the_child_reports_its_own_peak_not_the_apps(tmp_path: Path) -> None:
     assert p.child_rss_mib <= p.child_peak_rss_mib <= child_hwm
 
 
+def _child_environ() -> dict[str, str]:
+    p = rt.current_runtime().process.stats()  # type: ignore[union-attr]
+    assert p.child_pid is not None
+    with open(f"/proc/{p.child_pid}/environ", "rb") as f:
+        items = f.read().decode().split("\0")
+    return dict(item.split("=", 1) for item in items if "=" in item)
+
+
+@pytest.mark.skipif(not os.path.exists("/proc/self/environ"), reason="Linux /proc")
+def test_the_child_serves_large_blocks_by_mmap_unless_the_app_says_otherwise(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """glibc's fixed mmap threshold in the child's environment (its heap does not keep the
+    frames' and batches' large blocks); an app that set the variable keeps its value."""
+    monkeypatch.delenv("MALLOC_MMAP_THRESHOLD_", raising=False)
+    hi.configure(store=f"sqlite:///{tmp_path}/a.db", learner="process")
+    produce(3, seed=1)
+    assert hi.flush(60)
+    assert _child_environ()["MALLOC_MMAP_THRESHOLD_"] == str(128 * 1024)
+    monkeypatch.setenv("MALLOC_MMAP_THRESHOLD_", "65536")
+    hi.configure(store=f"sqlite:///{tmp_path}/b.db", learner="process")
+    produce(3, seed=1)
+    assert hi.flush(60)
+    assert _child_environ()["MALLOC_MMAP_THRESHOLD_"] == "65536"
+
+
 def test_memory_bound_holds_while_the_child_is_stopped(tmp_path: Path) -> None:
     """SIGSTOP the child: the pipe fills, the app's queue fills to its bound and drops (counted
     exactly); once it runs again everything kept is stored."""
