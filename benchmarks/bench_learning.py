@@ -85,6 +85,11 @@ def _rss_mib() -> float:
 
 
 def _peak_rss_mib() -> float:
+    """This process's own peak (``VmHWM``): ``ru_maxrss`` carries the parent's across ``exec``."""
+    with open("/proc/self/status", encoding="ascii") as f:
+        for line in f:
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
