@@ -15,7 +15,7 @@ runs are stored and learned by a child Python process on another core:
   ``handle``, so the queue bounded by memory, its drop-and-count and its counters are the thread
   learner's; each run waits there already flattened and marshalled (:func:`encode_run`, ~5 us
   per 13-stage run, on the app's thread when it ends) and the queue's thread, the feeder, joins
-  them into frames of at most :data:`FRAME_MAX_RUNS` and writes each in one ``write``. While the
+  them into frames of at most :data:`FRAME_MAX_RUNS` and writes each in one ``writev``. While the
   child is slow the write blocks and the batch stays counted in the queue's bytes, so the bound
   holds.
 - **Child to app**: at most every :data:`STATUS_INTERVAL_S` while it learns, and in answer to
