@@ -9,7 +9,7 @@ import threading
 import time
 
 from hermes_sdk.graph import GraphRegistry
-from hermes_sdk.graph.records import Call, RunPath, RunState, Stage
+from hermes_sdk.graph.records import RunPath, RunState
 from hermes_sdk.instrument.learner_wire import (
     RUNS,
     FrameReader,
@@ -28,24 +28,12 @@ from hermes_sdk.instrument.learner_wire import (
     sync_seq,
     write_frame,
 )
+from tests.instrument.test_decode_runs import ODD
 from tests.instrument.test_learner_process import drift_paths
 
 
 def test_runs_round_trip_field_by_field() -> None:
-    odd = RunPath(
-        "a",
-        (
-            Stage("x", (Call(0.5, None, 7, 0.25, True), Call(1e-9)), "tool", None, 3.0),
-            Stage("y", (Call(0.0, 1, None),), "llm", "m"),
-        ),
-        run_id="",
-        tenant="t",
-        started_at=0.0,
-        deadline_s=2.5,
-        failed=True,
-        paused_s=4.0,
-        abandoned=True,
-    )
+    odd = ODD
     paths = [odd, *drift_paths(400)]
     back = decode_run_list([encode_run(p) for p in paths])
     assert back == paths
