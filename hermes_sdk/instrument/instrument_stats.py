@@ -17,7 +17,11 @@ class InstrumentStats:
     events_lost: int
     send_errors: int
     runs_dropped: int = 0
-    """Of ``runs_failed_to_record``: refused because the queue of completed runs was full."""
+    """Of ``runs_failed_to_record``: refused at the queue of completed runs, because it was full
+    or (``runs_unencodable`` of them) because the run could not be encoded for it."""
+    runs_unencodable: int = 0
+    """Of ``runs_dropped``: runs ``marshal`` could not encode for the learner process (a value
+    it refuses, e.g. a ``str`` subclass as a name; ``learner="process"`` only)."""
     runs_pending: int = 0
     """Completed runs waiting for the store right now (0 after a successful sync)."""
     pending_bytes: int = 0

@@ -35,8 +35,13 @@ class InstrumentCollector(Collector):
             ),
             (
                 "runs_dropped",
-                "Completed runs dropped: the queue for the store was full",
+                "Completed runs dropped: the queue for the store was full, or see runs_unencodable",
                 c.runs_dropped,
+            ),
+            (
+                "runs_unencodable",
+                "Of runs_dropped: runs the learner process's queue could not encode",
+                c.runs_unencodable,
             ),
             (
                 "learn_backpressure_sleeps",

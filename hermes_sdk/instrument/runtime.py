@@ -221,6 +221,7 @@ class Runtime:
             events_lost=rec.lost if rec else 0,
             send_errors=rec.send_errors if rec else 0,
             runs_dropped=learner.dropped,
+            runs_unencodable=learner.unencodable,
             runs_pending=learner.pending + child_pending,
             pending_bytes=learner.pending_bytes,
             peak_pending_bytes=learner.peak_bytes,

@@ -62,3 +62,30 @@ async def test_scheduler_metrics_include_the_process_counters(tmp_path: Path) ->
         store.gate.set()
     assert hi.flush(30)
     assert values["hermes_sdk_runs_dropped_total"] == hi.stats().runs_dropped > 0
+
+
+def test_runs_the_learner_process_cannot_encode_are_counted_apart(tmp_path: Path) -> None:
+    """With ``learner="process"`` a run ``marshal`` refuses (a ``str`` subclass as a name) is
+    dropped at the queue: counted in ``runs_unencodable`` (of ``runs_dropped``), in
+    ``hermes.stats()`` and on /metrics; the runs around it are stored and learned."""
+    from hermes_sdk.graph.records import Call, RunPath, Stage
+    from hermes_sdk.instrument import runtime as rt
+
+    class Name(str):
+        pass
+
+    hi.configure(store=f"sqlite:///{tmp_path}/p.db", learner="process")
+    registry = CollectorRegistry()
+    register(registry)
+    try:
+        produce(3, seed=2)
+        rt.current_runtime().deliver(RunPath("a", (Stage(Name("n"), (Call(0.1),)),), run_id="bad"))
+        produce(2, seed=3)
+        assert hi.flush(60)
+        stats = hi.stats()
+        metrics = _values(generate_latest(registry).decode())
+    finally:
+        hi.configure(store="memory://")
+    assert (stats.runs_unencodable, stats.runs_dropped, stats.runs_completed) == (1, 1, 5)
+    assert metrics["hermes_sdk_runs_unencodable_total"] == 1
+    assert metrics["hermes_sdk_runs_dropped_total"] == 1
