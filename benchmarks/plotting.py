@@ -172,6 +172,12 @@ def _headroom(ax: Any, values: list[float], *, horizontal: bool, log: bool) -> N
     if log:
         lo, hi = min(positive) / 2, top * 2.5
         (ax.set_xscale if horizontal else ax.set_yscale)("log")
+        from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
+
+        axis = ax.xaxis if horizontal else ax.yaxis  # 1-2-5 steps in plain numbers: matplotlib
+        axis.set_major_locator(LogLocator(subs=(1.0, 2.0, 5.0)))  # labels the minor ticks of a
+        axis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:,.0f}"))  # short range
+        axis.set_minor_formatter(NullFormatter())  # ("2x10^3 3x10^3 ...", overlapping)
     else:
         lo, hi = 0.0, top * 1.18
     (ax.set_xlim if horizontal else ax.set_ylim)(lo, hi)
