@@ -18,18 +18,19 @@ The lock, the compiled-table invalidation and the answer cache are taken care of
 
 from __future__ import annotations
 
-from bisect import bisect_left, bisect_right
+from bisect import bisect_left
 from collections import Counter, OrderedDict, deque
 from collections.abc import Sequence
 from itertools import repeat
 from math import fsum
-from operator import add, attrgetter, itemgetter
+from operator import add
 from typing import Any, Protocol
 
 from hermes_sdk.errors import GraphError
 from hermes_sdk.graph import drift, drift_batch
 from hermes_sdk.graph.compiled_graph import GraphCompiler
 from hermes_sdk.graph.learned import NodeState
+from hermes_sdk.graph.node_runs import SKETCHES, WATCHED, NodeRuns
 from hermes_sdk.graph.prior import PooledPrior
 from hermes_sdk.graph.records import END, START, RunPath, Stage
 from hermes_sdk.graph.sketch import Sketch
@@ -69,159 +70,6 @@ class LearningGraph(Protocol):
     def _watch_values(self, stage: Stage, node: NodeState, t_s: float, failed: bool) -> None: ...
 
 
-_SKETCHES = drift._ALL_SKETCHES  # the order of a mark's totals
-_SERVICE, _INPUT, _OUTPUT, _WIDTH, _COLD, _STAGE, _LATENCY = (
-    _SKETCHES.index(name)
-    for name in (
-        "service_s",
-        "input_tokens",
-        "output_tokens",
-        "width",
-        "cold_start_s",
-        "stage_service_s",
-        "stage_latency_s",
-    )
-)
-_WATCHED = tuple((name, _SKETCHES.index(name)) for name in drift.MONITORED)
-_calls, _first = attrgetter("calls"), itemgetter(0)
-_service_s, _latency_s = attrgetter("service_s"), attrgetter("latency_s")
-
-
-class _NodeRuns:
-    """What the batch adds to one node: its stages (with their run index), then each sketch's
-    values with their run index (:meth:`build`)."""
-
-    __slots__ = ("ends", "node", "runs", "simple", "stage_runs", "stages", "vals")
-
-    def __init__(self, node: NodeState) -> None:
-        self.node = node
-        self.stages: list[Stage] = []
-        self.stage_runs: list[int] = []
-        self.simple = True
-        """Every stage has one call and no run of them failed (lists built in bulk)."""
-        self.vals: list[list[float]] = [[] for _ in _SKETCHES]
-        self.runs: list[list[int]] = [[] for _ in _SKETCHES]
-        self.ends: list[dict[int, int]] = [{} for _ in _SKETCHES]
-        """Per sketch: a value's index -> how many values the sketch held once the rest of its
-        stage was added, where that is not the next index (stages of several calls)."""
-
-    def build(self, paths: list[RunPath]) -> None:
-        """The samples ``PDGraph._fold_stage`` adds for each stage, per sketch, in order."""
-        if not self.simple:
-            for r, stage in zip(self.stage_runs, self.stages, strict=True):
-                self.add_stage(r, stage, bool(paths[r].failed))
-            return
-        runs, vals, stages = self.stage_runs, self.vals, self.stages
-        calls = list(map(_first, map(_calls, stages)))
-        service = list(map(_service_s, calls))
-        stage_s = list(map(add, service, repeat(0.0)))  # Stage.service_s of one call: x + 0.0
-        vals[_SERVICE] = list(map(float, service))
-        vals[_STAGE] = list(map(float, stage_s))
-        vals[_WIDTH] = [1.0] * len(calls)
-        latency = list(map(_latency_s, stages))
-        if None not in latency:
-            vals[_LATENCY] = list(map(float, latency))
-        else:
-            vals[_LATENCY] = [
-                float(x if x is not None else y) for x, y in zip(latency, stage_s, strict=True)
-            ]
-        for k in (_SERVICE, _STAGE, _WIDTH, _LATENCY):
-            self.runs[k] = runs
-        for k, field in (
-            (_INPUT, "input_tokens"),
-            (_OUTPUT, "output_tokens"),
-            (_COLD, "cold_start_s"),
-        ):
-            got = list(map(attrgetter(field), calls))
-            if None not in got:
-                vals[k] = list(map(float, got))
-                self.runs[k] = runs
-            else:
-                vals[k] = [float(x) for x in got if x is not None]
-                self.runs[k] = [r for r, x in zip(runs, got, strict=True) if x is not None]
-
-    def marks(self, runs0: int, times: list[float]) -> list[tuple[int, float, tuple[int, ...]]]:
-        """``drift.watch_stage``'s mark after this node's last stage of each of its runs."""
-        last = list(dict.fromkeys(self.stage_runs))  # (appended in run order: sorted)
-        base = drift._totals(self.node)
-        # bisect, not np.searchsorted: that releases the GIL per call, and the learner then
-        # waits up to the 5 ms switch interval to get it back from a CPU-bound app thread.
-        # Sketches sharing one run list (a simple node: all of them) share its positions.
-        found: dict[int, list[int]] = {}
-        counts = []
-        for run_of, b in zip(self.runs, base, strict=True):
-            at = found.get(id(run_of))
-            if at is None:
-                at = found[id(run_of)] = list(map(bisect_right, repeat(run_of), last))
-            counts.append(map(add, at, repeat(int(b))))
-        return list(
-            zip(
-                map(add, last, repeat(runs0)),
-                map(times.__getitem__, last),
-                zip(*counts, strict=True),
-                strict=True,
-            )
-        )
-
-    def add_stage(self, r: int, stage: Stage, failed: bool) -> None:
-        """``PDGraph._fold_stage``'s samples of ``stage`` (run index ``r``), recorded."""
-        vals, runs = self.vals, self.runs
-        calls = stage.calls
-        if len(calls) == 1:  # the common case, without the loops
-            call = calls[0]
-            if failed and call.failed:
-                return
-            x = call.service_s
-            stage_s = x + 0.0  # Stage.service_s of one call
-            latency = stage.latency_s
-            vals[_WIDTH].append(1.0)
-            vals[_STAGE].append(float(stage_s))
-            vals[_LATENCY].append(float(latency if latency is not None else stage_s))
-            vals[_SERVICE].append(float(x))
-            runs[_WIDTH].append(r)
-            runs[_STAGE].append(r)
-            runs[_LATENCY].append(r)
-            runs[_SERVICE].append(r)
-            if call.input_tokens is not None:
-                vals[_INPUT].append(float(call.input_tokens))
-                runs[_INPUT].append(r)
-            if call.output_tokens is not None:
-                vals[_OUTPUT].append(float(call.output_tokens))
-                runs[_OUTPUT].append(r)
-            if call.cold_start_s is not None:
-                vals[_COLD].append(float(call.cold_start_s))
-                runs[_COLD].append(r)
-            return
-        if not (failed and any(call.failed for call in calls)):
-            stage_s = stage.service_s
-            latency = stage.latency_s
-            vals[_WIDTH].append(float(len(calls)))
-            vals[_STAGE].append(float(stage_s))
-            vals[_LATENCY].append(float(latency if latency is not None else stage_s))
-            runs[_WIDTH].append(r)
-            runs[_STAGE].append(r)
-            runs[_LATENCY].append(r)
-        starts = (len(vals[_SERVICE]), len(vals[_OUTPUT]), len(vals[_COLD]))
-        for call in calls:
-            if failed and call.failed:
-                continue
-            vals[_SERVICE].append(float(call.service_s))
-            runs[_SERVICE].append(r)
-            if call.input_tokens is not None:
-                vals[_INPUT].append(float(call.input_tokens))
-                runs[_INPUT].append(r)
-            if call.output_tokens is not None:
-                vals[_OUTPUT].append(float(call.output_tokens))
-                runs[_OUTPUT].append(r)
-            if call.cold_start_s is not None:
-                vals[_COLD].append(float(call.cold_start_s))
-                runs[_COLD].append(r)
-        for k, start in zip((_SERVICE, _OUTPUT, _COLD), starts, strict=True):
-            end = len(vals[k])
-            for i in range(start, end - 1):  # values of one stage: seen by the detector at once
-                self.ends[k][i] = end
-
-
 def observe_batch(
     graph: LearningGraph,
     paths: Sequence[RunPath],
@@ -233,7 +81,7 @@ def observe_batch(
     known = set(graph.nodes)
     runs: list[RunPath] = []
     where: list[int] = []  # each run's index in ``paths``
-    nodes: dict[str, _NodeRuns] = {}
+    nodes: dict[str, NodeRuns] = {}
     rows: dict[tuple[str, int], tuple[list[str], list[int]]] = {}
     tokens: list[tuple[int, str, int, int, float]] = []
     totals: list[float] = []  # each learned run's service seconds
@@ -273,7 +121,7 @@ def observe_batch(
                     node = NodeState(stage.kind, stage.backend, graph.window, graph.half_life_s)
                     graph.nodes[name] = node
                     known.add(name)
-                nr = nodes[name] = _NodeRuns(node)
+                nr = nodes[name] = NodeRuns(node)
             nr.stages.append(stage)
             nr.stage_runs.append(r)
             calls = stage.calls
@@ -324,7 +172,7 @@ def observe_batch(
 def _learn(
     graph: LearningGraph,
     runs: list[RunPath],
-    nodes: dict[str, _NodeRuns],
+    nodes: dict[str, NodeRuns],
     rows: dict[tuple[str, int], tuple[list[str], list[int]]],
     tokens: list[tuple[int, str, int, int, float]],
     prior: list[tuple[int, float]] | None,
@@ -391,7 +239,7 @@ def _learn_rows(
 
 
 def _segment(
-    graph: LearningGraph, nodes: dict[str, _NodeRuns], a: int, total: int, runs0: int
+    graph: LearningGraph, nodes: dict[str, NodeRuns], a: int, total: int, runs0: int
 ) -> int:
     """Fold runs ``a..`` into the node streams up to the first change acted on; returns the
     index of its run (``total``: none), the streams left exactly after the run before it."""
@@ -399,13 +247,13 @@ def _segment(
     if monitor is None:
         return total
     held: list[tuple[drift.Stream, tuple[object, ...]]] = []
-    todo: list[tuple[drift.Stream, _NodeRuns, int, int, int]] = []
+    todo: list[tuple[drift.Stream, NodeRuns, int, int, int]] = []
     first = total
     for name, nr in nodes.items():
         streams = monitor.node_values.get(name)
         if streams is None:
             streams = monitor.node_values[name] = {}
-        for sketch_name, k in _WATCHED:
+        for sketch_name, k in WATCHED:
             run_of = nr.runs[k]
             lo, hi = bisect_left(run_of, a), len(run_of)
             if lo == hi:
@@ -427,11 +275,11 @@ def _segment(
     return first
 
 
-def _fold(stream: drift.Stream, nr: _NodeRuns, k: int, lo: int, hi: int, runs0: int) -> int | None:
+def _fold(stream: drift.Stream, nr: NodeRuns, k: int, lo: int, hi: int, runs0: int) -> int | None:
     """Fold values ``lo:hi`` of sketch ``k`` into ``stream``; the index of a change acted on."""
     vals = nr.vals[k]
     ends = nr.ends[k]
-    sketch = nr.node.sketch(_SKETCHES[k])
+    sketch = nr.node.sketch(SKETCHES[k])
     held: list[list[float]] = []
 
     def reference(i: int) -> list[float]:
@@ -448,7 +296,7 @@ def _fold(stream: drift.Stream, nr: _NodeRuns, k: int, lo: int, hi: int, runs0: 
 def _commit(
     graph: LearningGraph,
     runs0: int,
-    nodes: dict[str, _NodeRuns],
+    nodes: dict[str, NodeRuns],
     marks_of: dict[str, list[tuple[int, float, tuple[int, ...]]]],
     tokens: list[tuple[int, str, int, int, float]],
     runs: list[RunPath],
@@ -464,7 +312,7 @@ def _commit(
     for name, nr in nodes.items():
         node = nr.node
         stamps: dict[int, list[float]] = {}  # per run list: the times of runs a..b-1's values
-        for k, sketch_name in enumerate(_SKETCHES):
+        for k, sketch_name in enumerate(SKETCHES):
             run_of = nr.runs[k]
             lo, hi = bisect_left(run_of, a), bisect_left(run_of, b)
             if lo < hi:
