@@ -3,8 +3,9 @@
 :meth:`Stream.value` and :meth:`Stream.category` fold one observation at a time. A batch of runs
 gives each stream a whole sequence, and between two *events* (a re-freeze of the reference, an
 alarm) a stream's scores depend only on its own frozen state: the scores of such a stretch are
-computed with numpy (one ``searchsorted`` against the frozen reference for values, cumulative
-target counts for rows) and only the CUSUM recursion runs as a tight loop of float arithmetic.
+computed at once (values: an index of the frozen reference, numpy on at most 500 values, so the
+GIL is kept; rows: :mod:`hermes_sdk.graph.row_scores`, pure Python from the row's counter) and
+only the CUSUM recursion runs as a tight loop of float arithmetic.
 Every event is handed to the one-at-a-time methods themselves, so the result is the same bit for
 bit as folding the observations one by one (tests/graph/test_observe_many.py checks it): the
 arithmetic of a score is the same IEEE operations in the same order, elementwise.
