@@ -29,18 +29,17 @@ from typing import Any
 
 from hermes_sdk.graph.registry import GraphRegistry
 from hermes_sdk.instrument.learn_batch import LearnTally, learn_batch
+from hermes_sdk.instrument.learner_frames import FrameReader, write_frame
 from hermes_sdk.instrument.learner_spawn import CHILD_STORE_ENV
 from hermes_sdk.instrument.learner_wire import (
     FRAME_MAX_RUNS,
     RUNS,
     STATUS_INTERVAL_S,
     SYNC,
-    FrameReader,
     changed_graphs,
     decode_runs,
     dump_message,
     sync_seq,
-    write_frame,
 )
 from hermes_sdk.store import open_store
 

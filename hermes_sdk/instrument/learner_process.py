@@ -52,20 +52,19 @@ from typing import Any, Final
 from hermes_sdk.graph import GraphRegistry
 from hermes_sdk.graph.records import RunPath
 from hermes_sdk.instrument.env_settings import LEARNER_ENV
+from hermes_sdk.instrument.learner_frames import FrameReceiver, write_frame
 from hermes_sdk.instrument.learner_spawn import (
     spawn_child,
 )
 from hermes_sdk.instrument.learner_wire import (
     FRAME_MAX_RUNS,
     RUNS,
-    FrameReceiver,
     decode_run_list,
     encode_run,
     install_graphs,
     load_message,
     runs_body,
     sync_request,
-    write_frame,
 )
 
 log = logging.getLogger("hermes_sdk.instrument")

@@ -10,10 +10,9 @@ import time
 
 from hermes_sdk.graph import GraphRegistry
 from hermes_sdk.graph.records import RunPath, RunState
+from hermes_sdk.instrument.learner_frames import FrameReader, FrameReceiver, recv_frame, write_frame
 from hermes_sdk.instrument.learner_wire import (
     RUNS,
-    FrameReader,
-    FrameReceiver,
     changed_graphs,
     decode_run_list,
     decode_runs,
@@ -21,12 +20,10 @@ from hermes_sdk.instrument.learner_wire import (
     encode_run,
     install_graphs,
     load_message,
-    recv_frame,
     runs_body,
     runs_frame,
     sync_request,
     sync_seq,
-    write_frame,
 )
 from tests.instrument.test_decode_runs import ODD
 from tests.instrument.test_learner_process import drift_paths
